@@ -1,0 +1,23 @@
+//! The shape of the tree over time: the version set and its manifest (an
+//! encrypted log of version edits with an atomic `CURRENT` switch), memtable
+//! flushes to level 0, leveled compaction, and removal (optionally overwriting
+//! first) of files no live version needs. The manifest layout is in
+//! `compaction/FORMAT.md`.
+
+mod compact;
+mod error;
+mod gc;
+mod version;
+
+pub use compact::{
+    flush_memtable, pick_compaction, pick_range_compaction, run_compaction, Compaction, CompactionContext,
+    CompactionOptions,
+};
+pub use error::{Error, Result};
+pub use gc::{delete_obsolete_files, overwrite_and_remove};
+pub use version::{FileMeta, Version, VersionEdit, VersionSet, CURRENT_FILE};
+
+/// The path of manifest `number` in `dir`.
+pub fn manifest_path(dir: &std::path::Path, number: u64) -> std::path::PathBuf {
+    dir.join(format!("MANIFEST-{number:06}"))
+}

@@ -1,0 +1,29 @@
+//! Everything between the engine's bytes and the disk.
+//!
+//! This crate owns the key hierarchy (keyslots → master key → data-key epochs →
+//! per-file keys), the AES-256-GCM-SIV envelope that every block and record on disk
+//! is sealed with, the fixed file header that carries each file's wrapped key, and
+//! the [`vfs`] layer through which every file operation of the engine passes (so
+//! tests can inject faults and simulate power loss). Nothing reaches the disk
+//! except through here, which is what makes "no plaintext on disk" checkable.
+//! The byte layouts are documented in `crypto/FORMAT.md`.
+
+mod envelope;
+mod error;
+mod format;
+mod header;
+mod keyring;
+mod keys;
+mod keyslot;
+mod manager;
+pub mod vfs;
+pub use vfs::{RandomAccessFile, StdVfs, Vfs, WritableFile};
+
+pub use envelope::{BlockKind, FileCipher, TAG_LEN};
+pub use error::{Error, Result};
+pub use format::{FILE_HEADER_LEN, FORMAT_VERSION};
+pub use header::{FileHeader, FileKind};
+pub use keyring::Keyring;
+pub use keys::{DataKey, Epoch, FileKey, MasterKey};
+pub use keyslot::{Argon2Params, Credential, KeyslotFile, SlotKind};
+pub use manager::{KeyManager, KEYRING_FILE, KEYSLOTS_FILE};

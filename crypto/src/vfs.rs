@@ -1,0 +1,109 @@
+//! The file-system layer. Every file operation of the engine goes through [`Vfs`],
+//! so tests can swap in [`SimVfs`], which injects faults and, at a simulated crash,
+//! throws away everything that was not made durable.
+//!
+//! Semantics every implementation keeps (the engine's crash analysis relies on them):
+//! - bytes appended to a [`WritableFile`] are durable only after its `sync` returns;
+//! - a newly created, renamed or removed directory entry is durable only after
+//!   `sync_dir` of its directory returns;
+//! - `rename` replaces the target atomically.
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+mod sim;
+mod std_fs;
+
+pub use sim::{SimFault, SimVfs};
+pub use std_fs::StdVfs;
+
+/// A file being written: append-only.
+pub trait WritableFile: Send + Sync {
+    /// Appends `data` at the end of the file. Callers serialize appends.
+    fn append(&self, data: &[u8]) -> io::Result<()>;
+    /// Makes every appended byte durable (fdatasync). May run concurrently with `append`.
+    fn sync(&self) -> io::Result<()>;
+    /// Bytes appended so far (the file's length).
+    fn len(&self) -> u64;
+    /// Whether nothing has been written.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A file opened for reading at arbitrary offsets.
+pub trait RandomAccessFile: Send + Sync {
+    /// Fills `buf` from `offset`; an `UnexpectedEof` error if the file is too short.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// The file's length when it was opened.
+    fn len(&self) -> u64;
+    /// Whether the file is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Why a store's lock could not be taken.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another process (or another handle in this process) holds it.
+    Held {
+        /// The holder's process id, when known.
+        pid: Option<u32>,
+    },
+    /// An I/O error while taking the lock.
+    Io(io::Error),
+}
+
+/// A held lock; released on drop.
+pub trait LockGuard: Send + Sync + fmt::Debug {}
+
+/// A file system.
+pub trait Vfs: Send + Sync + fmt::Debug + 'static {
+    /// Creates (or truncates) a file for appending.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Opens an existing file for writing from offset 0 without truncating it
+    /// (used to overwrite obsolete files before unlinking them).
+    fn open_for_overwrite(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Opens an existing file for reading.
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>>;
+    /// Reads a whole file.
+    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let f = self.open(path)?;
+        let len = usize::try_from(f.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large"))?;
+        let mut buf = vec![0u8; len];
+        f.read_exact_at(&mut buf, 0)?;
+        Ok(buf)
+    }
+    /// Atomically replaces `to` with `from`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Shortens a file to `len` bytes and makes that durable.
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
+    /// Names (not paths) of the entries of a directory, sorted.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Creates a directory and its parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (creates, renames, removes) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Whether a file exists.
+    fn exists(&self, path: &Path) -> bool;
+    /// Length of a file.
+    fn file_size(&self, path: &Path) -> io::Result<u64>;
+    /// Takes the exclusive lock on `path` (created if missing), recording this process's pid.
+    fn lock(&self, path: &Path) -> Result<Box<dyn LockGuard>, LockError>;
+}
+
+/// Writes `data` to `dir/name` atomically and durably: temp file, sync, rename, sync dir.
+pub fn write_file_atomic(vfs: &dyn Vfs, dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let f = vfs.create(&tmp)?;
+    f.append(data)?;
+    f.sync()?;
+    drop(f);
+    vfs.rename(&tmp, &dir.join(name))?;
+    vfs.sync_dir(dir)
+}

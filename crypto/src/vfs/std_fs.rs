@@ -1,0 +1,138 @@
+//! [`Vfs`] over the operating system's file system (std::fs, pread, fdatasync, flock).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{LockError, LockGuard, RandomAccessFile, Vfs, WritableFile};
+
+/// The real file system.
+#[derive(Debug, Default, Clone)]
+pub struct StdVfs {
+    _private: (),
+}
+
+impl StdVfs {
+    /// The real file system.
+    pub fn new() -> Self {
+        StdVfs { _private: () }
+    }
+}
+
+struct StdWritable {
+    file: Mutex<File>,
+    sync_handle: File,
+    len: AtomicU64,
+}
+
+impl WritableFile for StdWritable {
+    fn append(&self, data: &[u8]) -> io::Result<()> {
+        let mut f = self.file.lock();
+        f.write_all(data)?;
+        self.len.fetch_add(data.len() as u64, Ordering::Release);
+        Ok(())
+    }
+    fn sync(&self) -> io::Result<()> {
+        // A second handle to the same open file description, so fsync does not wait
+        // for the append mutex: appends of the next group proceed during the sync.
+        self.sync_handle.sync_data()
+    }
+    fn len(&self) -> u64 {
+        self.len.load(Ordering::Acquire)
+    }
+}
+
+struct StdReadable {
+    file: File,
+    len: u64,
+}
+
+impl RandomAccessFile for StdReadable {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+#[derive(Debug)]
+struct FlockGuard {
+    _file: File,
+}
+impl LockGuard for FlockGuard {}
+
+impl Vfs for StdVfs {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        let file = OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
+        let sync_handle = file.try_clone()?;
+        Ok(Box::new(StdWritable { file: Mutex::new(file), sync_handle, len: AtomicU64::new(0) }))
+    }
+    fn open_for_overwrite(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        let file = OpenOptions::new().write(true).open(path)?;
+        let sync_handle = file.try_clone()?;
+        Ok(Box::new(StdWritable { file: Mutex::new(file), sync_handle, len: AtomicU64::new(0) }))
+    }
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(Arc::new(StdReadable { file, len }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        let f = OpenOptions::new().write(true).open(path)?;
+        f.set_len(len)?;
+        f.sync_all()
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+    fn file_size(&self, path: &Path) -> io::Result<u64> {
+        Ok(std::fs::metadata(path)?.len())
+    }
+    fn lock(&self, path: &Path) -> Result<Box<dyn LockGuard>, LockError> {
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(LockError::Io)?;
+        // SAFETY: flock on a valid, owned file descriptor.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let pid = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse::<u32>().ok());
+                return Err(LockError::Held { pid });
+            }
+            return Err(LockError::Io(err));
+        }
+        // Record the holder so a refused opener can name it.
+        file.set_len(0).map_err(LockError::Io)?;
+        file.write_all(format!("{}\n", std::process::id()).as_bytes()).map_err(LockError::Io)?;
+        Ok(Box::new(FlockGuard { _file: file }))
+    }
+}

@@ -1,0 +1,3 @@
+//! The `synapsed-storage` command-line tool.
+
+fn main() {}

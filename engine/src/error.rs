@@ -1,0 +1,95 @@
+//! The engine's error type: what users of the store see.
+
+/// Errors of synapsed-storage.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Damaged bytes on disk: names the file and offset. Run `verify` / `repair`.
+    #[error("corruption in {file} at offset {offset}: {reason}")]
+    Corruption {
+        /// File name (relative to the store directory).
+        file: String,
+        /// Byte offset.
+        offset: u64,
+        /// What check failed.
+        reason: String,
+    },
+    /// I/O error on the named file.
+    #[error("I/O error on {file}: {source}")]
+    Io {
+        /// File name.
+        file: String,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The passphrase or key does not unlock this store.
+    #[error("wrong passphrase or key: no keyslot of this store accepts it")]
+    WrongKey,
+    /// `create` on a directory that already holds a store.
+    #[error("{0} already holds a store")]
+    AlreadyExists(String),
+    /// `open` on a directory with no store.
+    #[error("{0} holds no store (run init first)")]
+    NotFound(String),
+    /// Another writer holds the store.
+    #[error("store is locked by another writer{}", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked {
+        /// Holder's pid, when known.
+        pid: Option<u32>,
+    },
+    /// An argument out of its documented limits (key or value too large, empty key, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// An optimistic transaction lost a conflict: a key it read or wrote changed after it began.
+    #[error("transaction conflict on a key it read or wrote")]
+    Conflict,
+    /// The store is read-only (opened read-only, or writes were stopped by an earlier failure).
+    #[error("store is read-only: {0}")]
+    ReadOnly(String),
+    /// The store was written by a newer format version.
+    #[error("{file} has format version {found}; this build reads up to {supported}")]
+    UnsupportedVersion {
+        /// File.
+        file: String,
+        /// Found version.
+        found: u8,
+        /// Supported version.
+        supported: u8,
+    },
+    /// A data-key epoch a file needs is gone from the keyring.
+    #[error("{file} needs data-key epoch {epoch}, which is not in the keyring")]
+    MissingEpoch {
+        /// File.
+        file: String,
+        /// Epoch.
+        epoch: u32,
+    },
+    /// The store is closed.
+    #[error("store is closed")]
+    Closed,
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether this error reports damaged data.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corruption { .. })
+    }
+}
+
+impl From<crypto::Error> for Error {
+    fn from(e: crypto::Error) -> Self {
+        match e {
+            crypto::Error::Corruption { file, offset, reason } => Error::Corruption { file, offset, reason },
+            crypto::Error::Io { file, source } => Error::Io { file, source },
+            crypto::Error::WrongKey => Error::WrongKey,
+            crypto::Error::MissingEpoch { file, epoch } => Error::MissingEpoch { file, epoch },
+            crypto::Error::UnsupportedVersion { file, found, supported } => Error::UnsupportedVersion { file, found, supported },
+            crypto::Error::InvalidArgument(s) => Error::InvalidArgument(s),
+            other => Error::InvalidArgument(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! synapsed-storage: an embedded, log-structured storage engine in which every
+//! byte on disk is encrypted.
+//!
+//! ```no_run
+//! use synapsed_storage::{Credential, Db, Options, WriteBatch};
+//!
+//! let dir = std::path::Path::new("/tmp/example-store");
+//! let cred = Credential::passphrase("correct horse battery staple");
+//! let db = Db::create(dir, &cred, Options::default())?;
+//! db.put(b"user:1", b"alice")?;
+//! let mut batch = WriteBatch::new();
+//! batch.put(b"user:2", b"bob");
+//! batch.delete(b"user:1");
+//! db.write(batch)?;
+//! assert_eq!(db.get(b"user:2")?, Some(b"bob".to_vec()));
+//! for item in db.scan_prefix(b"user:")? {
+//!     let (key, value) = item?;
+//!     println!("{:?} = {:?}", key, value);
+//! }
+//! db.close()?;
+//! # Ok::<(), synapsed_storage::Error>(())
+//! ```
+
+mod batch;
+mod db;
+mod error;
+mod options;
+
+pub use batch::WriteBatch;
+pub use db::{Db, DbIterator, Snapshot, Stats, Transaction, VerifyReport};
+pub use error::{Error, Result};
+pub use options::{Options, SyncPolicy};
+
+pub use crypto::vfs::{SimVfs, StdVfs, Vfs};
+pub use crypto::{Argon2Params, Credential};
+pub use index::Compression;
+

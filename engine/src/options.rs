@@ -1,0 +1,121 @@
+//! Options of an open store.
+
+use std::sync::Arc;
+
+use crypto::vfs::{StdVfs, Vfs};
+use crypto::Argon2Params;
+use index::Compression;
+
+/// When a commit is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Every write returns only after its WAL record is fsynced (group commit shares fsyncs).
+    EveryCommit,
+    /// WAL records are fsynced at most `interval_ms` after they are written; a crash
+    /// may lose writes acknowledged within that window.
+    Periodic {
+        /// Interval between background syncs.
+        interval_ms: u64,
+    },
+    /// Never fsync the WAL explicitly (the OS writes it back); for tests and bulk loads.
+    Never,
+}
+
+/// How a store is opened.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// File system (the real one by default; `SimVfs` in crash tests).
+    pub vfs: Arc<dyn Vfs>,
+    /// WAL durability.
+    pub sync: SyncPolicy,
+    /// Size at which the active memtable is frozen and flushed.
+    pub memtable_size_bytes: usize,
+    /// Most immutable memtables waiting for flush before writers stall.
+    pub max_immutable_memtables: usize,
+    /// Target uncompressed size of an SSTable data block.
+    pub block_size_bytes: usize,
+    /// Keys between restart points in a block.
+    pub block_restart_interval: usize,
+    /// Bytes of decrypted blocks to cache (0 = no block cache).
+    pub block_cache_bytes: usize,
+    /// Block compression (applied before encryption).
+    pub compression: Compression,
+    /// Bloom filter bits per key (0 = no filters).
+    pub bloom_bits_per_key: u32,
+    /// Number of L0 files that triggers a compaction.
+    pub l0_compaction_trigger: usize,
+    /// Number of L0 files at which writes are slowed.
+    pub l0_slowdown_trigger: usize,
+    /// Number of L0 files at which writes stop until compaction catches up.
+    pub l0_stop_trigger: usize,
+    /// Target total size of level 1.
+    pub level_base_bytes: u64,
+    /// Size ratio between adjacent levels.
+    pub level_size_multiplier: u64,
+    /// Target size of one compaction output table.
+    pub target_file_size_bytes: u64,
+    /// Number of levels (L0 .. L{n-1}).
+    pub num_levels: usize,
+    /// Run flushes and compactions on background threads (off: only on explicit calls).
+    pub background_compaction: bool,
+    /// Argon2id parameters for a new passphrase slot (used by `create`).
+    pub argon2: Argon2Params,
+    /// Overwrite passes over obsolete files before unlinking them (0 = plain unlink).
+    pub secure_delete_passes: u32,
+    /// Largest accepted key.
+    pub max_key_bytes: usize,
+    /// Largest accepted value.
+    pub max_value_bytes: usize,
+    /// Open without write access (no lock taken, no recovery writes).
+    pub read_only: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            vfs: Arc::new(StdVfs::new()),
+            sync: SyncPolicy::EveryCommit,
+            memtable_size_bytes: 64 << 20,
+            max_immutable_memtables: 2,
+            block_size_bytes: 4096,
+            block_restart_interval: 16,
+            block_cache_bytes: 64 << 20,
+            compression: Compression::Zstd(1),
+            bloom_bits_per_key: 10,
+            l0_compaction_trigger: 4,
+            l0_slowdown_trigger: 8,
+            l0_stop_trigger: 12,
+            level_base_bytes: 256 << 20,
+            level_size_multiplier: 10,
+            target_file_size_bytes: 64 << 20,
+            num_levels: 7,
+            background_compaction: true,
+            argon2: Argon2Params::default(),
+            secure_delete_passes: 0,
+            max_key_bytes: 64 << 10,
+            max_value_bytes: 256 << 20,
+            read_only: false,
+        }
+    }
+}
+
+impl Options {
+    /// Options that make every structure tiny, so tests exercise flushes,
+    /// compactions and many blocks with little data.
+    pub fn tiny_for_tests() -> Self {
+        Options {
+            memtable_size_bytes: 4 << 10,
+            block_size_bytes: 256,
+            block_restart_interval: 4,
+            block_cache_bytes: 16 << 10,
+            l0_compaction_trigger: 2,
+            l0_slowdown_trigger: 4,
+            l0_stop_trigger: 6,
+            level_base_bytes: 32 << 10,
+            level_size_multiplier: 4,
+            target_file_size_bytes: 8 << 10,
+            argon2: Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 },
+            ..Options::default()
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Sorted data of synapsed-storage: internal keys, the memtable, the SSTable
+//! format (prefix-compressed blocks with restart points, block index, bloom filter,
+//! properties, footer; every block compressed then encrypted), the block cache of
+//! decrypted blocks, and the merging iterators that read across all of them.
+//! The SSTable layout is documented in `index/FORMAT.md`.
+
+mod error;
+mod iter;
+mod key;
+mod memtable;
+mod table;
+
+pub use error::{Error, Result};
+pub use iter::{Direction, InternalIterator, KeyRange, MergingIterator};
+pub use key::{compare_encoded, Entry, InternalKey, SeqNo, ValueKind, MAX_SEQNO};
+pub use memtable::Memtable;
+pub use table::{BlockCache, Compression, TableBuilder, TableCache, TableInfo, TableOptions, TableReader};
