@@ -4,13 +4,43 @@
 //! A log file is the crypto file header followed by framed records; each record's
 //! payload is sealed with the file's key (AAD binds file id, offset and kind).
 //! [`LogWriter::sync_to`] is the group commit: one fsync serves every writer whose
-//! record was appended before it started. The layout is in `wal/FORMAT.md`.
+//! record was appended before it started. The layout and the recovery rules are
+//! in `wal/FORMAT.md`.
+//!
+//! With the `io-uring` feature on Linux, `uring::UringVfs` writes and syncs log
+//! files through io_uring; everything else runs over any [`crypto::vfs::Vfs`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use crypto::{FileKind, KeyManager, StdVfs, Vfs};
+//! use wal::{LogReader, LogWriter};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let vfs: Arc<dyn Vfs> = Arc::new(StdVfs::new());
+//! let keys = KeyManager::ephemeral();
+//! let path = wal::segment_path(dir.path(), 1);
+//!
+//! let log = LogWriter::create(&vfs, &path, &keys, 1, FileKind::Wal)?;
+//! let end = log.append(b"put k v")?;
+//! log.sync_to(end)?; // durable once this returns
+//!
+//! let recovered = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal)?;
+//! assert_eq!(recovered.records, vec![b"put k v".to_vec()]);
+//! assert_eq!(recovered.torn_tail_at, None);
+//! # Ok(())
+//! # }
+//! ```
 
 mod error;
+mod format;
 mod reader;
+#[cfg(all(feature = "io-uring", target_os = "linux"))]
+pub mod uring;
 mod writer;
 
 pub use error::{Error, Result};
+pub use format::{FRAME_HEADER_LEN, MAX_RECORD_BYTES};
 pub use reader::{LogReader, RecoveredLog};
 pub use writer::LogWriter;
 

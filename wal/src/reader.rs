@@ -1,12 +1,24 @@
 //! Reading a log back: recovery with torn-tail handling.
+//!
+//! The reader walks the frames from the end of the file header. Each frame either
+//! yields its record, or ends the log cleanly, or is a torn tail (the remains of an
+//! append cut short by a crash: the log ends there), or is corruption. The rules,
+//! also in `FORMAT.md`, are chosen so that no single damaged byte of a complete log
+//! can pass for a torn tail: a torn tail needs an all-zero header, a header cut
+//! short by the end of the file, or a header whose length check holds but whose
+//! payload runs past the end of the file. Everything else that fails a check is
+//! reported as corruption with the file name and the frame's offset.
 
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use crypto::vfs::Vfs;
-use crypto::{FileKind, KeyManager};
+use crypto::vfs::{RandomAccessFile, Vfs};
+use crypto::{BlockKind, FileCipher, FileKind, KeyManager, FILE_HEADER_LEN};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::format::{block_kind_for, FrameHeader, FIRST_FRAME_OFFSET, FRAME_HEADER_LEN, MAX_SEALED_LEN, MIN_SEALED_LEN};
+use crate::writer::file_name;
 
 /// Every intact record of a log, and where a torn tail began, if any.
 #[derive(Debug)]
@@ -21,31 +33,154 @@ pub struct RecoveredLog {
 
 /// Reads the records of one log file in order.
 pub struct LogReader {
-    _private: (),
+    file: Arc<dyn RandomAccessFile>,
+    file_len: u64,
+    cipher: FileCipher,
+    block_kind: BlockKind,
+    name: String,
+    /// Offset of the next frame: just past the last record returned.
+    offset: u64,
+    torn_tail_at: Option<u64>,
+}
+
+impl std::fmt::Debug for LogReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogReader")
+            .field("file", &self.name)
+            .field("offset", &self.offset)
+            .field("torn_tail_at", &self.torn_tail_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LogReader {
     /// Opens the log at `path` (named by its file name in errors) and checks its header.
     pub fn open(vfs: &Arc<dyn Vfs>, path: &Path, keys: &KeyManager, kind: FileKind) -> Result<Self> {
-        let _ = (vfs, path, keys, kind);
-        todo!()
+        let name = file_name(path);
+        let block_kind = block_kind_for(kind).ok_or_else(|| {
+            Error::Crypto(crypto::Error::InvalidArgument(format!(
+                "{name}: a log is a Wal or Manifest file, not {kind:?}"
+            )))
+        })?;
+        let file = vfs.open(path).map_err(|source| Error::Io { file: name.clone(), source })?;
+        let file_len = file.len();
+        if file_len < FIRST_FRAME_OFFSET {
+            // A log is created with its header in one append, so a short header is
+            // damage (or not a log at all), never a torn record.
+            return Err(Error::Corruption {
+                file: name,
+                offset: 0,
+                reason: format!("file of {file_len} bytes is shorter than its {FILE_HEADER_LEN}-byte header"),
+            });
+        }
+        let mut header = [0u8; FILE_HEADER_LEN];
+        file.read_exact_at(&mut header, 0).map_err(|source| Error::Io { file: name.clone(), source })?;
+        let cipher = keys.open_file(&header, kind, &name)?;
+        Ok(LogReader { file, file_len, cipher, block_kind, name, offset: FIRST_FRAME_OFFSET, torn_tail_at: None })
     }
 
     /// The next record. `Ok(None)` at the clean end or at a torn tail (see
     /// [`LogReader::torn_tail_at`]); `Err(Corruption)` naming file and offset when a
     /// complete record fails its checks (mid-log damage).
+    ///
+    /// After an error the reader stays on the damaged frame: calling again reports
+    /// the same error.
     pub fn next_record(&mut self) -> Result<Option<Vec<u8>>> {
-        todo!()
+        if self.torn_tail_at.is_some() {
+            return Ok(None);
+        }
+        let offset = self.offset;
+        let remaining = self.file_len.saturating_sub(offset);
+        if remaining == 0 {
+            return Ok(None);
+        }
+        if remaining < FRAME_HEADER_LEN as u64 {
+            return Ok(self.torn(offset));
+        }
+        let mut raw = [0u8; FRAME_HEADER_LEN];
+        self.read_at(&mut raw, offset)?;
+        if raw.iter().all(|b| *b == 0) {
+            // Space the file system allocated but the crash left unwritten.
+            return Ok(self.torn(offset));
+        }
+        let header = FrameHeader::decode(&raw);
+        if !header.len_checks() {
+            return Err(self.corruption(offset, "frame header failed its length check"));
+        }
+        if header.len < MIN_SEALED_LEN {
+            return Err(self.corruption(offset, format!("sealed length {} is shorter than a tag", header.len)));
+        }
+        if header.len > MAX_SEALED_LEN {
+            return Err(self.corruption(
+                offset,
+                format!("sealed length {} exceeds the maximum of {MAX_SEALED_LEN}", header.len),
+            ));
+        }
+        let payload_at = offset + FRAME_HEADER_LEN as u64;
+        if u64::from(header.len) > remaining - FRAME_HEADER_LEN as u64 {
+            // The length is genuine (it passed its check) but the payload never fully
+            // reached the disk: the append was cut short.
+            return Ok(self.torn(offset));
+        }
+        // The length is bounded by MAX_SEALED_LEN and by the file's size at this point.
+        let len = usize::try_from(header.len).map_err(|_| self.corruption(offset, "sealed length overflows usize"))?;
+        let mut payload = vec![0u8; len];
+        self.read_at(&mut payload, payload_at)?;
+        let crc = crc32fast::hash(&payload);
+        if crc != header.crc {
+            return Err(self.corruption(
+                offset,
+                format!("payload checksum mismatch: stored {:#010x}, computed {crc:#010x}", header.crc),
+            ));
+        }
+        self.cipher.open_in_place(offset, self.block_kind, &mut payload)?;
+        self.offset = payload_at + u64::from(header.len);
+        Ok(Some(payload))
     }
 
     /// Where a torn final record starts, once `next_record` returned `None` because of one.
     pub fn torn_tail_at(&self) -> Option<u64> {
-        todo!()
+        self.torn_tail_at
+    }
+
+    /// Offset just past the last record returned (the end of the header before the first).
+    pub fn valid_len(&self) -> u64 {
+        self.offset
+    }
+
+    /// The file's name, as errors report it.
+    pub fn file_name(&self) -> &str {
+        &self.name
     }
 
     /// Reads the whole log.
     pub fn read_all(vfs: &Arc<dyn Vfs>, path: &Path, keys: &KeyManager, kind: FileKind) -> Result<RecoveredLog> {
-        let _ = (vfs, path, keys, kind);
-        todo!()
+        let mut reader = LogReader::open(vfs, path, keys, kind)?;
+        let mut records = Vec::new();
+        while let Some(record) = reader.next_record()? {
+            records.push(record);
+        }
+        Ok(RecoveredLog { records, torn_tail_at: reader.torn_tail_at, valid_len: reader.offset })
+    }
+
+    fn torn(&mut self, offset: u64) -> Option<Vec<u8>> {
+        self.torn_tail_at = Some(offset);
+        None
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.file.read_exact_at(buf, offset).map_err(|source| {
+            if source.kind() == io::ErrorKind::UnexpectedEof {
+                // The length was checked against the file's size at open; a shorter
+                // read means the file shrank underneath the reader.
+                self.corruption(offset, "file shrank while being read")
+            } else {
+                Error::Io { file: self.name.clone(), source }
+            }
+        })
+    }
+
+    fn corruption(&self, offset: u64, reason: impl Into<String>) -> Error {
+        Error::Corruption { file: self.name.clone(), offset, reason: reason.into() }
     }
 }

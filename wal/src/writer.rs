@@ -1,40 +1,170 @@
 //! Appending framed, encrypted records, and group commit.
+//!
+//! Each record becomes one frame (see `FORMAT.md`) written with a single
+//! `WritableFile::append`, so a crash leaves at most one partial frame at the end,
+//! which recovery reads as a torn tail. Durability is decoupled from appending:
+//! [`LogWriter::sync_to`] lets one fsync cover every record appended before it
+//! started, so N concurrent committers pay for far fewer than N fsyncs. Any failed
+//! write or fsync poisons the log, because after a failed fsync the kernel may have
+//! dropped dirty pages and a retry could report success for data that is gone.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crypto::vfs::Vfs;
-use crypto::{FileKind, KeyManager};
+use crypto::vfs::{Vfs, WritableFile};
+use crypto::{BlockKind, FileCipher, FileKind, KeyManager};
+use parking_lot::{Condvar, Mutex};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::format::{block_kind_for, FrameHeader, FIRST_FRAME_OFFSET, FRAME_HEADER_LEN, MAX_RECORD_BYTES};
+
+/// Group-commit state, guarded by one mutex and announced through one condvar.
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Every byte below this offset is durable.
+    synced_offset: u64,
+    /// A leader is inside `WritableFile::sync`; others wait for it instead of syncing.
+    sync_in_progress: bool,
+    /// The first write or sync failure; once set, nothing more is written.
+    poisoned: Option<String>,
+}
 
 /// Appends records to one log file.
 pub struct LogWriter {
-    _private: (),
+    file: Box<dyn WritableFile>,
+    cipher: FileCipher,
+    block_kind: BlockKind,
+    name: String,
+    file_id: u64,
+    /// Serializes appends: a frame's offset is part of its nonce, so reading the
+    /// length, sealing and writing must not interleave with another append.
+    append_lock: Mutex<()>,
+    /// Bytes written so far, header included; the offset of the next frame.
+    len: AtomicU64,
+    state: Mutex<SyncState>,
+    synced: Condvar,
+    sync_count: AtomicU64,
+}
+
+impl std::fmt::Debug for LogWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogWriter")
+            .field("file", &self.name)
+            .field("file_id", &self.file_id)
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The name errors use for `path`: its file name, relative to the store directory.
+pub(crate) fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 impl LogWriter {
     /// Creates the log file at `path` for file number `file_id` and writes its
     /// header. `kind` is `FileKind::Wal` or `FileKind::Manifest`. The header is not
     /// synced here; the first `sync` makes it durable with the first records.
+    /// Making the new directory entry durable (`Vfs::sync_dir`) is the caller's job.
     pub fn create(vfs: &Arc<dyn Vfs>, path: &Path, keys: &KeyManager, file_id: u64, kind: FileKind) -> Result<Self> {
-        let _ = (vfs, path, keys, file_id, kind);
-        todo!()
+        let name = file_name(path);
+        let block_kind = block_kind_for(kind).ok_or_else(|| {
+            Error::Crypto(crypto::Error::InvalidArgument(format!(
+                "{name}: a log is a Wal or Manifest file, not {kind:?}"
+            )))
+        })?;
+        let file = vfs.create(path).map_err(|source| Error::Io { file: name.clone(), source })?;
+        let (header, cipher) = keys.new_file(kind, file_id, &name);
+        file.append(&header).map_err(|source| Error::Io { file: name.clone(), source })?;
+        Ok(LogWriter {
+            file,
+            cipher,
+            block_kind,
+            name,
+            file_id,
+            append_lock: Mutex::new(()),
+            len: AtomicU64::new(FIRST_FRAME_OFFSET),
+            state: Mutex::new(SyncState::default()),
+            synced: Condvar::new(),
+            sync_count: AtomicU64::new(0),
+        })
     }
 
     /// Appends one record (framed and sealed) and returns the file offset just past it.
     /// Callers serialize `append`; it may run while another thread is in `sync_to`.
+    ///
+    /// A failed write returns the I/O error and poisons the log: later appends and
+    /// syncs fail with [`Error::Poisoned`], and the caller moves to a new log. The
+    /// partial frame the failure may have left is read back as a torn tail.
     pub fn append(&self, payload: &[u8]) -> Result<u64> {
-        let _ = payload;
-        todo!()
+        if payload.len() > MAX_RECORD_BYTES {
+            return Err(Error::RecordTooLarge { len: payload.len(), max: MAX_RECORD_BYTES });
+        }
+        let _serial = self.append_lock.lock();
+        self.check_not_poisoned()?;
+        let offset = self.len.load(Ordering::Acquire);
+        let sealed = self.cipher.seal(offset, self.block_kind, payload);
+        let header = FrameHeader::for_payload(&sealed);
+        let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + sealed.len());
+        frame.extend_from_slice(&header.encode());
+        frame.extend_from_slice(&sealed);
+        drop(sealed);
+        // One append per frame: a crash can tear only the last frame, never interleave two.
+        if let Err(source) = self.file.append(&frame) {
+            self.poison(format!("append at offset {offset} failed: {source}"));
+            return Err(Error::Io { file: self.name.clone(), source });
+        }
+        let end = offset + frame.len() as u64;
+        self.len.store(end, Ordering::Release);
+        Ok(end)
     }
 
     /// Makes everything up to `offset` durable. Concurrent callers share fsyncs:
     /// a caller whose offset an in-flight or finished sync already covers does not
     /// sync again. After a failed sync the log is poisoned.
+    ///
+    /// An `offset` beyond [`LogWriter::len`] is treated as `len()`: only appended
+    /// bytes can be made durable.
     pub fn sync_to(&self, offset: u64) -> Result<()> {
-        let _ = offset;
-        todo!()
+        let offset = offset.min(self.len());
+        let mut state = self.state.lock();
+        loop {
+            // Bytes synced before a later failure stay durable, so their callers succeed.
+            if state.synced_offset >= offset {
+                return Ok(());
+            }
+            if let Some(reason) = &state.poisoned {
+                return Err(Error::Poisoned { file: self.name.clone(), reason: reason.clone() });
+            }
+            if !state.sync_in_progress {
+                break;
+            }
+            // The running sync may cover `offset`; wait for it and look again.
+            self.synced.wait(&mut state);
+        }
+        // Leader: this fsync covers every record appended before it starts, which is
+        // what lets the waiters that queued up behind the previous sync share it.
+        state.sync_in_progress = true;
+        let target = self.len();
+        drop(state);
+        let result = self.file.sync();
+        self.sync_count.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.state.lock();
+        state.sync_in_progress = false;
+        let outcome = match result {
+            Ok(()) => {
+                state.synced_offset = state.synced_offset.max(target);
+                Ok(())
+            }
+            Err(source) => {
+                state.poisoned.get_or_insert_with(|| format!("fsync failed: {source}"));
+                Err(Error::Io { file: self.name.clone(), source })
+            }
+        };
+        drop(state);
+        self.synced.notify_all();
+        outcome
     }
 
     /// Makes every appended record durable.
@@ -44,16 +174,52 @@ impl LogWriter {
 
     /// Bytes written so far, header included.
     pub fn len(&self) -> u64 {
-        todo!()
+        self.len.load(Ordering::Acquire)
     }
 
     /// Whether only the header has been written.
     pub fn is_empty(&self) -> bool {
-        todo!()
+        self.len() == FIRST_FRAME_OFFSET
     }
 
     /// The file number.
     pub fn file_id(&self) -> u64 {
-        todo!()
+        self.file_id
+    }
+
+    /// The file's name, as errors report it.
+    pub fn file_name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many fsyncs this log has issued (successful or not); with group commit
+    /// it is far below the number of `sync_to` calls under concurrent load.
+    pub fn sync_count(&self) -> u64 {
+        self.sync_count.load(Ordering::Relaxed)
+    }
+
+    /// Offset below which every byte is known durable.
+    pub fn synced_len(&self) -> u64 {
+        self.state.lock().synced_offset
+    }
+
+    /// Whether an earlier failure stopped this log.
+    pub fn is_poisoned(&self) -> bool {
+        self.state.lock().poisoned.is_some()
+    }
+
+    fn check_not_poisoned(&self) -> Result<()> {
+        match &self.state.lock().poisoned {
+            Some(reason) => Err(Error::Poisoned { file: self.name.clone(), reason: reason.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&self, reason: String) {
+        let mut state = self.state.lock();
+        state.poisoned.get_or_insert(reason);
+        drop(state);
+        // Waiters must learn that no sync will ever cover their records.
+        self.synced.notify_all();
     }
 }

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: checks the toolchain, then runs every
+# test of the workspace (including the io-uring WAL path and the doc examples).
+# CI runs exactly this through .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo not found; install Rust (https://rustup.rs) first" >&2
+    exit 1
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "cargo-nextest not found; installing it from crates.io" >&2
+    cargo install cargo-nextest --locked
+fi
+
+echo "== unit and integration tests"
+cargo nextest run --workspace --no-fail-fast
+
+echo "== WAL over io_uring"
+cargo nextest run -p synapsed-storage-wal --features io-uring --no-fail-fast
+
+echo "== documentation examples"
+cargo test --workspace --doc --quiet
