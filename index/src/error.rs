@@ -23,6 +23,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The caller broke a precondition (keys out of order, an entry above the size
+    /// limits, options out of range, an empty table).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// Other errors of the crypto layer (missing epoch, unsupported version, ...).
     #[error(transparent)]
     Crypto(crypto::Error),

@@ -5,6 +5,7 @@
 //! The SSTable layout is documented in `index/FORMAT.md`.
 
 mod error;
+mod format;
 mod iter;
 mod key;
 mod memtable;

@@ -1,0 +1,275 @@
+//! Writes one SSTable: data blocks as entries arrive, then filter, index, properties,
+//! meta block and footer (layout in `index/FORMAT.md`). Every block is compressed
+//! (when that pays) and sealed with the file offset it will be written at, so the
+//! AEAD tag also pins the block to its place in the file.
+
+use std::cmp::Ordering;
+
+use crypto::vfs::WritableFile;
+use crypto::{BlockKind, FileCipher, FileKind, KeyManager};
+
+use super::block::BlockBuilder;
+use super::bloom::BloomBuilder;
+use super::properties::Properties;
+use super::{Compression, TableInfo, TableOptions};
+use crate::error::{Error, Result};
+use crate::format::{
+    BlockHandle, Footer, COMPRESSION_NONE, COMPRESSION_ZSTD, HANDLE_LEN, INDEX_RESTART_INTERVAL, MAX_BLOCK_BYTES,
+    MAX_USER_KEY_BYTES, MAX_VALUE_BYTES, META_LEN, TABLE_FORMAT_VERSION, WRITE_BUFFER_BYTES,
+};
+use crate::key::{compare_encoded, InternalKey, MAX_SEQNO};
+
+/// Smaller bodies are not worth a zstd frame header.
+const MIN_COMPRESS_BYTES: usize = 64;
+
+/// Seals blocks and buffers the file's bytes.
+struct BlockWriter {
+    file: Box<dyn WritableFile>,
+    cipher: FileCipher,
+    name: String,
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+    /// Sealed bytes not yet handed to the file.
+    out: Vec<u8>,
+    /// Bytes already handed to the file.
+    flushed: u64,
+    sealed: Vec<u8>,
+    compressed: Vec<u8>,
+}
+
+impl BlockWriter {
+    fn offset(&self) -> u64 {
+        self.flushed + self.out.len() as u64
+    }
+
+    fn io(&self, source: std::io::Error) -> Error {
+        Error::Io { file: self.name.clone(), source }
+    }
+
+    /// Compresses (if that saves at least 1/8), seals and queues one block.
+    fn write_block(&mut self, body: &[u8], kind: BlockKind) -> Result<BlockHandle> {
+        if body.len() > MAX_BLOCK_BYTES {
+            return Err(Error::InvalidArgument(format!("{kind:?} of {} bytes exceeds the block size limit", body.len())));
+        }
+        let offset = self.offset();
+        self.sealed.clear();
+        if let Some(c) = self.compressor.as_mut().filter(|_| body.len() >= MIN_COMPRESS_BYTES) {
+            let limit = body.len() - body.len() / 8;
+            self.compressed.clear();
+            self.compressed.reserve(limit);
+            if let Ok(n) = c.compress_to_buffer(body, &mut self.compressed) {
+                if n + 4 <= limit {
+                    self.sealed.push(COMPRESSION_ZSTD);
+                    self.sealed.extend_from_slice(&(body.len() as u32).to_le_bytes());
+                    self.sealed.extend_from_slice(&self.compressed);
+                }
+            }
+        }
+        if self.sealed.is_empty() {
+            self.sealed.push(COMPRESSION_NONE);
+            self.sealed.extend_from_slice(body);
+        }
+        self.cipher.seal_in_place(offset, kind, &mut self.sealed);
+        self.out.extend_from_slice(&self.sealed);
+        let handle = BlockHandle { offset, size: self.sealed.len() as u32 };
+        if self.out.len() >= WRITE_BUFFER_BYTES {
+            self.flush()?;
+        }
+        Ok(handle)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.out.is_empty() {
+            self.file.append(&self.out).map_err(|e| self.io(e))?;
+            self.flushed += self.out.len() as u64;
+            self.out.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Writes one SSTable.
+///
+/// After any error the file is incomplete: drop the builder and remove the file.
+/// `finish` syncs the file's bytes; making its directory entry durable is the
+/// caller's (`Vfs::sync_dir`).
+pub struct TableBuilder {
+    writer: BlockWriter,
+    file_id: u64,
+    options: TableOptions,
+    data_block: BlockBuilder,
+    index_block: BlockBuilder,
+    bloom: Option<BloomBuilder>,
+    /// Encoded internal key of the last entry added.
+    last_key: Vec<u8>,
+    key_buf: Vec<u8>,
+    smallest: Option<InternalKey>,
+    entries: u64,
+    data_blocks: u64,
+    raw_key_bytes: u64,
+    raw_value_bytes: u64,
+    min_seqno: u64,
+    max_seqno: u64,
+}
+
+impl TableBuilder {
+    /// Starts a table in `file` (freshly created, empty) for file number `file_id`.
+    /// Writes the encrypted file header at once. `name` is used in errors.
+    pub fn new(file: Box<dyn WritableFile>, keys: &KeyManager, file_id: u64, name: &str, options: TableOptions) -> Result<Self> {
+        if options.block_size_bytes == 0 || options.block_size_bytes > MAX_BLOCK_BYTES / 2 || options.restart_interval == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "table options out of range: block_size_bytes {} (1..={}), restart_interval {} (>= 1)",
+                options.block_size_bytes,
+                MAX_BLOCK_BYTES / 2,
+                options.restart_interval
+            )));
+        }
+        if !file.is_empty() {
+            return Err(Error::InvalidArgument(format!("{name}: a table must be written to an empty file")));
+        }
+        let compressor = match options.compression {
+            Compression::None => None,
+            Compression::Zstd(level) => Some(
+                zstd::bulk::Compressor::new(level).map_err(|source| Error::Io { file: name.to_string(), source })?,
+            ),
+        };
+        let (header, cipher) = keys.new_file(FileKind::Sst, file_id, name);
+        let mut out = Vec::with_capacity(WRITE_BUFFER_BYTES + options.block_size_bytes * 2);
+        out.extend_from_slice(&header);
+        let bloom = (options.bloom_bits_per_key > 0).then(|| BloomBuilder::new(options.bloom_bits_per_key));
+        Ok(TableBuilder {
+            writer: BlockWriter {
+                file,
+                cipher,
+                name: name.to_string(),
+                compressor,
+                out,
+                flushed: 0,
+                sealed: Vec::new(),
+                compressed: Vec::new(),
+            },
+            file_id,
+            data_block: BlockBuilder::new(options.restart_interval),
+            index_block: BlockBuilder::new(INDEX_RESTART_INTERVAL),
+            options,
+            bloom,
+            last_key: Vec::new(),
+            key_buf: Vec::new(),
+            smallest: None,
+            entries: 0,
+            data_blocks: 0,
+            raw_key_bytes: 0,
+            raw_value_bytes: 0,
+            min_seqno: u64::MAX,
+            max_seqno: 0,
+        })
+    }
+
+    /// Adds an entry; keys must come in strictly increasing internal-key order.
+    pub fn add(&mut self, key: &InternalKey, value: &[u8]) -> Result<()> {
+        if key.seqno > MAX_SEQNO {
+            return Err(Error::InvalidArgument(format!("seqno {} above the maximum {MAX_SEQNO}", key.seqno)));
+        }
+        if key.user_key.len() > MAX_USER_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "entry too large: key {} bytes (max {MAX_USER_KEY_BYTES}), value {} bytes (max {MAX_VALUE_BYTES})",
+                key.user_key.len(),
+                value.len()
+            )));
+        }
+        self.key_buf.clear();
+        key.encode_into(&mut self.key_buf);
+        if self.entries > 0 && compare_encoded(&self.key_buf, &self.last_key) != Ordering::Greater {
+            return Err(Error::InvalidArgument(format!(
+                "{}: keys must be strictly increasing; {:?} does not follow {:?}",
+                self.writer.name,
+                key,
+                InternalKey::decode(&self.last_key)
+            )));
+        }
+        if self.smallest.is_none() {
+            self.smallest = Some(key.clone());
+        }
+        self.data_block.add(&self.key_buf, value);
+        if let Some(b) = self.bloom.as_mut() {
+            b.add(&key.user_key);
+        }
+        std::mem::swap(&mut self.last_key, &mut self.key_buf);
+        self.entries += 1;
+        self.raw_key_bytes += key.user_key.len() as u64;
+        self.raw_value_bytes += value.len() as u64;
+        self.min_seqno = self.min_seqno.min(key.seqno);
+        self.max_seqno = self.max_seqno.max(key.seqno);
+        if self.data_block.estimated_size() >= self.options.block_size_bytes {
+            self.flush_data_block()?;
+        }
+        Ok(())
+    }
+
+    fn flush_data_block(&mut self) -> Result<()> {
+        if self.data_block.is_empty() {
+            return Ok(());
+        }
+        let handle = self.writer.write_block(self.data_block.finish(), BlockKind::SstData)?;
+        let mut h = Vec::with_capacity(HANDLE_LEN);
+        handle.encode_into(&mut h);
+        self.index_block.add(self.data_block.last_key(), &h);
+        self.data_block.reset();
+        self.data_blocks += 1;
+        Ok(())
+    }
+
+    /// Bytes written so far plus the pending block (for splitting output files).
+    pub fn estimated_size(&self) -> u64 {
+        self.writer.offset() + self.data_block.estimated_size() as u64
+    }
+
+    /// Number of entries added.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Writes index, filter, properties and footer, syncs the file, and returns its info.
+    /// Fails if no entry was added.
+    pub fn finish(mut self) -> Result<TableInfo> {
+        let Some(smallest) = self.smallest.take() else {
+            return Err(Error::InvalidArgument(format!("{}: a table needs at least one entry", self.writer.name)));
+        };
+        let largest = InternalKey::decode(&self.last_key)
+            .ok_or_else(|| Error::InvalidArgument("last key does not decode".to_string()))?;
+        self.flush_data_block()?;
+        let filter = match self.bloom.take() {
+            Some(b) => self.writer.write_block(&b.finish(), BlockKind::SstFilter)?,
+            None => BlockHandle::default(),
+        };
+        let index = self.writer.write_block(self.index_block.finish(), BlockKind::SstIndex)?;
+        let props = Properties {
+            file_id: self.file_id,
+            entries: self.entries,
+            data_blocks: self.data_blocks,
+            raw_key_bytes: self.raw_key_bytes,
+            raw_value_bytes: self.raw_value_bytes,
+            min_seqno: self.min_seqno,
+            max_seqno: self.max_seqno,
+            smallest: smallest.clone(),
+            largest: largest.clone(),
+        };
+        let properties = self.writer.write_block(&props.encode(), BlockKind::SstProperties)?;
+        let mut meta_body = Vec::with_capacity(META_LEN);
+        for h in [filter, index, properties] {
+            h.encode_into(&mut meta_body);
+        }
+        let meta = self.writer.write_block(&meta_body, BlockKind::SstMeta)?;
+        let footer = Footer { meta, version: TABLE_FORMAT_VERSION };
+        self.writer.out.extend_from_slice(&footer.encode());
+        self.writer.flush()?;
+        self.writer.file.sync().map_err(|e| self.writer.io(e))?;
+        Ok(TableInfo {
+            file_size: self.writer.flushed,
+            entries: self.entries,
+            smallest,
+            largest,
+            min_seqno: self.min_seqno,
+            max_seqno: self.max_seqno,
+        })
+    }
+}

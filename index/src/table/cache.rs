@@ -1,0 +1,243 @@
+//! The block cache (decrypted, decompressed blocks, bounded in bytes) and the table
+//! cache (open readers by file number).
+//!
+//! The block cache is split into shards, each a `Mutex` around a CLOCK ring: a hit
+//! only sets a reference bit, and eviction sweeps the ring giving referenced blocks
+//! a second chance — LRU-like behaviour with O(1) work per operation.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crypto::vfs::Vfs;
+use crypto::KeyManager;
+use parking_lot::Mutex;
+
+use super::block::Block;
+use super::reader::TableReader;
+use crate::error::{Error, Result};
+
+/// Most shards a cache is split into.
+const MAX_SHARDS: usize = 16;
+/// Smallest shard worth splitting off: a shard must hold many blocks, or blocks
+/// larger than a shard's share would never be cached at all.
+const MIN_SHARD_BYTES: usize = 1 << 20;
+
+type CacheKey = (u64, u64);
+
+struct Slot {
+    key: CacheKey,
+    block: Option<Arc<Block>>,
+    charge: usize,
+    referenced: bool,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<CacheKey, usize>,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    hand: usize,
+    used: usize,
+}
+
+impl Shard {
+    fn get(&mut self, key: CacheKey) -> Option<Arc<Block>> {
+        let &i = self.map.get(&key)?;
+        let slot = self.slots.get_mut(i)?;
+        slot.referenced = true;
+        slot.block.clone()
+    }
+
+    fn evict_one(&mut self) -> bool {
+        // Two sweeps clear every reference bit, so one of them finds a victim.
+        for _ in 0..2 * self.slots.len() {
+            if self.hand >= self.slots.len() {
+                self.hand = 0;
+            }
+            let i = self.hand;
+            self.hand += 1;
+            let Some(slot) = self.slots.get_mut(i) else { continue };
+            if slot.block.is_none() {
+                continue;
+            }
+            if slot.referenced {
+                slot.referenced = false;
+                continue;
+            }
+            slot.block = None;
+            self.used -= slot.charge;
+            self.map.remove(&slot.key);
+            self.free.push(i);
+            return true;
+        }
+        false
+    }
+
+    fn insert(&mut self, key: CacheKey, block: Arc<Block>, capacity: usize) -> usize {
+        let charge = block.charge();
+        if charge > capacity || self.map.contains_key(&key) {
+            return self.used;
+        }
+        while self.used + charge > capacity {
+            if !self.evict_one() {
+                return self.used;
+            }
+        }
+        let slot = Slot { key, block: Some(block), charge, referenced: false };
+        let i = match self.free.pop() {
+            Some(i) => {
+                if let Some(s) = self.slots.get_mut(i) {
+                    *s = slot;
+                }
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                self.slots.len() - 1
+            }
+        };
+        self.map.insert(key, i);
+        self.used += charge;
+        self.used
+    }
+}
+
+/// A cache of decrypted, decompressed blocks, bounded in bytes.
+pub struct BlockCache {
+    shards: Vec<Mutex<Shard>>,
+    shard_capacity: usize,
+    used: Vec<AtomicUsize>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl std::fmt::Debug for BlockCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockCache").field("used_bytes", &self.used_bytes()).field("hit_stats", &self.hit_stats()).finish()
+    }
+}
+
+impl BlockCache {
+    /// A cache holding at most `capacity_bytes` of blocks.
+    pub fn new(capacity_bytes: usize) -> Arc<Self> {
+        let shards = (capacity_bytes / MIN_SHARD_BYTES).clamp(1, MAX_SHARDS);
+        Arc::new(BlockCache {
+            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            shard_capacity: capacity_bytes / shards,
+            used: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        })
+    }
+
+    /// Bytes currently held.
+    pub fn used_bytes(&self) -> usize {
+        self.used.iter().map(|u| u.load(Ordering::Relaxed)).sum()
+    }
+
+    /// (hits, misses) since creation.
+    pub fn hit_stats(&self) -> (u64, u64) {
+        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
+    }
+
+    fn shard_of(&self, key: CacheKey) -> usize {
+        let h = (key.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ key.1).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        (h >> 32) as usize % self.shards.len()
+    }
+
+    pub(crate) fn get(&self, file_id: u64, offset: u64) -> Option<Arc<Block>> {
+        let key = (file_id, offset);
+        let found = self.shards.get(self.shard_of(key)).and_then(|s| s.lock().get(key));
+        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    pub(crate) fn insert(&self, file_id: u64, offset: u64, block: Arc<Block>) {
+        let key = (file_id, offset);
+        let i = self.shard_of(key);
+        if let (Some(shard), Some(used)) = (self.shards.get(i), self.used.get(i)) {
+            let now = shard.lock().insert(key, block, self.shard_capacity);
+            used.store(now, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Open table readers by file number, opened on demand from `dir/{number:06}.sst`.
+pub struct TableCache {
+    vfs: Arc<dyn Vfs>,
+    dir: PathBuf,
+    keys: Arc<KeyManager>,
+    block_cache: Option<Arc<BlockCache>>,
+    readers: Mutex<HashMap<u64, Arc<TableReader>>>,
+}
+
+impl TableCache {
+    /// A cache over the tables in `dir`.
+    pub fn new(vfs: Arc<dyn Vfs>, dir: PathBuf, keys: Arc<KeyManager>, block_cache: Option<Arc<BlockCache>>) -> Arc<Self> {
+        Arc::new(TableCache { vfs, dir, keys, block_cache, readers: Mutex::new(HashMap::new()) })
+    }
+
+    /// The reader of table `file_number`, opening it if needed.
+    pub fn get(&self, file_number: u64) -> Result<Arc<TableReader>> {
+        if let Some(r) = self.readers.lock().get(&file_number) {
+            return Ok(r.clone());
+        }
+        // Opened outside the lock: two racing opens of one table are harmless, and a
+        // slow open must not hold up lookups of tables already open.
+        let name = format!("{file_number:06}.sst");
+        let path = Self::table_path(&self.dir, file_number);
+        let file = self.vfs.open(&path).map_err(|source| Error::Io { file: name.clone(), source })?;
+        let reader = TableReader::open(file, &self.keys, file_number, &name, self.block_cache.clone())?;
+        Ok(self.readers.lock().entry(file_number).or_insert(reader).clone())
+    }
+
+    /// Forgets the reader of a deleted table.
+    pub fn evict(&self, file_number: u64) {
+        self.readers.lock().remove(&file_number);
+    }
+
+    /// The path of table `file_number`.
+    pub fn table_path(dir: &Path, file_number: u64) -> PathBuf {
+        dir.join(format!("{file_number:06}.sst"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::super::block::BlockBuilder;
+    use super::*;
+
+    fn block(bytes: usize) -> Arc<Block> {
+        let mut b = BlockBuilder::new(16);
+        b.add(b"key-----", &vec![7u8; bytes]);
+        Arc::new(Block::new(b.finish().to_vec()).unwrap())
+    }
+
+    #[test]
+    fn bounded_and_second_chance_for_hot_blocks() {
+        let cache = BlockCache::new(64 << 10);
+        let charge = block(4000).charge();
+        let fit = (64 << 10) / charge;
+        cache.insert(1, 0, block(4000));
+        for offset in 1..200u64 {
+            // Touch block 0 before every insert: it is always referenced, so the sweep
+            // passes over it and evicts colder blocks.
+            assert!(cache.get(1, 0).is_some(), "hot block evicted after {offset} inserts");
+            cache.insert(1, offset * 4096, block(4000));
+            assert!(cache.used_bytes() <= 64 << 10);
+        }
+        let cached = (1..200u64).filter(|o| cache.get(1, o * 4096).is_some()).count();
+        assert!(cached >= fit - 2 && cached < fit, "{cached} of {fit}");
+        assert!(cache.get(2, 0).is_none(), "file ids keep blocks apart");
+        let (hits, misses) = cache.hit_stats();
+        assert_eq!(hits as usize, 199 + cached);
+        assert_eq!(misses as usize, 199 - cached + 1);
+        // A block larger than the whole cache is simply not kept.
+        cache.insert(3, 0, block(100 << 10));
+        assert!(cache.get(3, 0).is_none());
+    }
+}
