@@ -51,6 +51,12 @@ pub enum Error {
     /// Invalid argument supplied by the caller (bad parameters, empty passphrase, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// Something that must not exist yet already does (e.g. a store in the directory).
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// Something that must exist does not (e.g. no store in the directory).
+    #[error("not found: {0}")]
+    NotFound(String),
 }
 
 /// Result alias for the crypto layer.

@@ -1,16 +1,41 @@
 //! The keyring: the data-key epochs, sealed under a key derived from the master key
 //! and kept in the `KEYRING` file. Rotation adds an epoch; shredding removes one.
+//!
+//! The body (current epoch and every (epoch, key) pair) is sealed with
+//! AES-256-GCM-SIV under HKDF(MK, "synapsed-storage keyring") with the file's header
+//! (magic, version, store id, nonce) as AAD, so a keyring cannot be opened under
+//! another store's master key nor moved to another store. A trailing crc32 over the
+//! whole file tells damage apart early and names the file. Layout: `crypto/FORMAT.md`,
+//! section "KEYRING".
 
 use std::collections::BTreeMap;
 
-use crate::error::Result;
-use crate::keys::{DataKey, Epoch, MasterKey};
+use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce};
+use zeroize::Zeroizing;
+
+use crate::codec::{append_crc, check_trailing_crc, hkdf_sha256, Reader};
+use crate::error::{Error, Result};
+use crate::format::{
+    AEAD_TAG_LEN, KEYRING_BODY_PREFIX_LEN, KEYRING_ENTRY_LEN, KEYRING_HEADER_LEN, KEYRING_MAGIC, KEYRING_MIN_LEN,
+    KEYRING_VERSION, MAX_EPOCHS, NONCE_LEN, STORE_ID_LEN,
+};
+use crate::keys::{fill_random, DataKey, Epoch, MasterKey};
+
+/// HKDF info of the key that seals the keyring.
+const KEYRING_INFO: &[u8] = b"synapsed-storage keyring";
 
 /// The store's data-key epochs; `current` wraps the keys of newly written files.
 #[derive(Debug, Clone)]
 pub struct Keyring {
     pub(crate) epochs: BTreeMap<Epoch, DataKey>,
     pub(crate) current: Epoch,
+}
+
+fn sealing_key(master: &MasterKey) -> Zeroizing<[u8; 32]> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    hkdf_sha256(master.as_bytes(), None, KEYRING_INFO, &mut key[..]);
+    key
 }
 
 impl Keyring {
@@ -36,15 +61,133 @@ impl Keyring {
         self.epochs.keys().copied().collect()
     }
 
+    /// Starts a new epoch with a fresh random key, makes it current and returns it.
+    /// Epoch numbers only grow: the new one is one more than the highest ever held.
+    ///
+    /// # Panics
+    /// If the epoch number would pass `u32::MAX` (four billion rotations).
+    pub fn add_epoch(&mut self) -> Epoch {
+        let highest = self.epochs.keys().next_back().copied().unwrap_or(0).max(self.current);
+        let Some(next) = highest.checked_add(1) else {
+            panic!("data-key epoch numbers exhausted");
+        };
+        self.epochs.insert(next, DataKey::random());
+        self.current = next;
+        next
+    }
+
+    /// Destroys the key of `epoch` (crypto-shredding: files under it become unreadable).
+    /// Returns whether the epoch was present. The current epoch cannot be removed.
+    pub fn remove_epoch(&mut self, epoch: Epoch) -> Result<bool> {
+        if epoch == self.current {
+            return Err(Error::InvalidArgument(format!("epoch {epoch} is the current epoch and cannot be removed")));
+        }
+        // DataKey zeroizes itself when dropped here.
+        Ok(self.epochs.remove(&epoch).is_some())
+    }
+
     /// Serializes and seals the keyring under `master` for the store `store_id`.
     pub fn seal(&self, master: &MasterKey, store_id: &[u8; 16]) -> Vec<u8> {
-        let _ = (master, store_id);
-        todo!("keyring file format")
+        debug_assert!(self.epochs.contains_key(&self.current), "the current epoch is always in the keyring");
+        debug_assert!(self.epochs.len() <= MAX_EPOCHS);
+        let mut nonce = [0u8; NONCE_LEN];
+        fill_random(&mut nonce);
+        let mut out = Vec::with_capacity(KEYRING_MIN_LEN + self.epochs.len() * KEYRING_ENTRY_LEN);
+        out.extend_from_slice(&KEYRING_MAGIC);
+        out.push(KEYRING_VERSION);
+        out.extend_from_slice(store_id);
+        out.extend_from_slice(&nonce);
+        debug_assert_eq!(out.len(), KEYRING_HEADER_LEN);
+
+        let body_len = KEYRING_BODY_PREFIX_LEN + self.epochs.len() * KEYRING_ENTRY_LEN;
+        // Reserved up front so encryption never reallocates and leaves plaintext keys behind.
+        let mut body = Zeroizing::new(Vec::with_capacity(body_len + AEAD_TAG_LEN));
+        body.extend_from_slice(&self.current.to_le_bytes());
+        body.extend_from_slice(&u32::try_from(self.epochs.len()).unwrap_or(u32::MAX).to_le_bytes());
+        for (epoch, key) in &self.epochs {
+            body.extend_from_slice(&epoch.to_le_bytes());
+            body.extend_from_slice(key.as_bytes());
+        }
+        let key = sealing_key(master);
+        let cipher = Aes256GcmSiv::new((&*key).into());
+        if cipher.encrypt_in_place(Nonce::from_slice(&nonce), &out, &mut *body).is_err() {
+            unreachable!("AES-GCM-SIV refused a keyring body below 1 MiB");
+        }
+        out.extend_from_slice(&body);
+        append_crc(&mut out);
+        out
     }
 
     /// Opens a sealed keyring file; `file` names it in errors.
     pub fn open(bytes: &[u8], master: &MasterKey, store_id: &[u8; 16], file: &str) -> Result<Self> {
-        let _ = (bytes, master, store_id, file);
-        todo!("keyring file format")
+        let content = check_trailing_crc(bytes, KEYRING_MIN_LEN, file)?;
+        let mut r = Reader::new(content, file);
+        if r.array::<8>("the magic")? != KEYRING_MAGIC {
+            return Err(Error::corruption(file, 0, "bad magic: not a KEYRING file"));
+        }
+        let version = r.u8("the version")?;
+        if version != KEYRING_VERSION {
+            if version > KEYRING_VERSION {
+                return Err(Error::UnsupportedVersion {
+                    file: file.into(),
+                    found: version,
+                    supported: KEYRING_VERSION,
+                });
+            }
+            return Err(Error::corruption(file, 8, format!("bad KEYRING version {version}")));
+        }
+        let found_id = r.array::<STORE_ID_LEN>("the store id")?;
+        if &found_id != store_id {
+            return Err(Error::corruption(file, 9, "the keyring belongs to another store"));
+        }
+        let nonce = r.array::<NONCE_LEN>("the nonce")?;
+        let header = content.get(..KEYRING_HEADER_LEN).unwrap_or_default();
+        let sealed = r.take(r.remaining(), "the sealed body")?;
+        let max_sealed = KEYRING_BODY_PREFIX_LEN + MAX_EPOCHS * KEYRING_ENTRY_LEN + AEAD_TAG_LEN;
+        if sealed.len() > max_sealed {
+            return Err(Error::corruption(
+                file,
+                KEYRING_HEADER_LEN as u64,
+                format!("sealed body of {} bytes exceeds the limit", sealed.len()),
+            ));
+        }
+        let mut body = Zeroizing::new(sealed.to_vec());
+        let key = sealing_key(master);
+        let cipher = Aes256GcmSiv::new((&*key).into());
+        cipher.decrypt_in_place(Nonce::from_slice(&nonce), header, &mut *body).map_err(|_| {
+            Error::corruption(
+                file,
+                KEYRING_HEADER_LEN as u64,
+                "keyring failed authentication (damaged, or not sealed under this store's master key)",
+            )
+        })?;
+        // Offsets below are reported relative to the file, the body starting after the header.
+        let at = |pos: usize| (KEYRING_HEADER_LEN + pos) as u64;
+        let mut br = Reader::new(&body, file);
+        let current = br.u32("the current epoch")?;
+        let count = br.u32("the epoch count")?;
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        if count == 0 || count > MAX_EPOCHS || br.remaining() != count.saturating_mul(KEYRING_ENTRY_LEN) {
+            return Err(Error::corruption(file, at(4), format!("epoch count {count} does not fit the body")));
+        }
+        let mut epochs = BTreeMap::new();
+        let mut previous: Option<Epoch> = None;
+        for _ in 0..count {
+            let pos = br.pos();
+            let epoch = br.u32("an epoch number")?;
+            let dek = DataKey::from_bytes(br.array::<32>("a data key")?);
+            if previous.is_some_and(|p| p >= epoch) {
+                return Err(Error::corruption(file, at(pos), "epochs are not in strictly ascending order"));
+            }
+            previous = Some(epoch);
+            epochs.insert(epoch, dek);
+        }
+        if !epochs.contains_key(&current) {
+            return Err(Error::corruption(file, at(0), format!("current epoch {current} has no key")));
+        }
+        Ok(Keyring { epochs, current })
     }
 }
+
+#[cfg(test)]
+mod tests;

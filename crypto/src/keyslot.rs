@@ -1,100 +1,395 @@
 //! Keyslots (like LUKS): each slot wraps the master key under a key derived from one
 //! credential. The `KEYSLOTS` file holds the store id, a key-check value and the slots.
+//!
+//! A passphrase slot derives its key-encryption key (KEK) with Argon2id, a raw-key
+//! slot with HKDF-SHA256; either KEK wraps the master key with AES-256-GCM-SIV whose
+//! AAD binds the file magic, version, store id, slot kind and the slot's parameters,
+//! so a slot cannot be moved to another store or have its costs lowered. The file's
+//! trailing crc32 is checked before anything else so that damage is reported as
+//! corruption and never as a wrong passphrase. Unknown slot kinds (a later hybrid
+//! post-quantum kind, 3) are kept byte for byte and skipped when unlocking.
+//! Layout: `crypto/FORMAT.md`, section "KEYSLOTS".
 
+use std::fmt;
+
+use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use zeroize::Zeroizing;
 
-use crate::error::Result;
-use crate::keys::MasterKey;
+use crate::codec::{append_crc, check_trailing_crc, ct_eq, hkdf_sha256, Reader};
+use crate::error::{Error, Result};
+use crate::format::{
+    CRC_LEN, KCV_LEN, KEYSLOTS_COUNT_OFFSET, KEYSLOTS_HEADER_LEN, KEYSLOTS_MAGIC, KEYSLOTS_VERSION, MAX_SLOTS,
+    NONCE_LEN, PASSPHRASE_BODY_LEN, PASSPHRASE_PARAMS_LEN, RAW_KEY_BODY_LEN, RAW_KEY_PARAMS_LEN, SLOT_FRAME_LEN,
+    SLOT_SALT_LEN, SLOT_WRAPPED_MK_LEN, STORE_ID_LEN,
+};
+use crate::keys::{fill_random, MasterKey};
 
-/// Argon2id cost parameters, stored with each passphrase slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Argon2Params {
-    /// Memory in KiB.
-    pub m_cost_kib: u32,
-    /// Iterations.
-    pub t_cost: u32,
-    /// Parallelism.
-    pub p_cost: u32,
+mod credential;
+use credential::derive_kek;
+pub use credential::{Argon2Params, Credential, SlotInfo, SlotKind};
+
+/// HKDF info of the key-check value.
+const KCV_INFO: &[u8] = b"synapsed-storage kcv";
+/// Name used in errors when a file was built in memory rather than read.
+const DEFAULT_FILE_NAME: &str = "KEYSLOTS";
+
+/// One slot as stored: kind byte and body, kept verbatim so unknown kinds survive a rewrite.
+#[derive(Clone)]
+struct Slot {
+    kind: u8,
+    body: Vec<u8>,
 }
 
-impl Default for Argon2Params {
-    /// OWASP's minimum recommendation for Argon2id: m=19 MiB, t=2, p=1.
-    fn default() -> Self {
-        Argon2Params { m_cost_kib: 19 * 1024, t_cost: 2, p_cost: 1 }
-    }
-}
-
-/// What unlocks a store.
-pub enum Credential {
-    /// A passphrase (any bytes, at least one).
-    Passphrase(Zeroizing<Vec<u8>>),
-    /// A raw 32-byte key, e.g. from an OS keystore.
-    RawKey(Zeroizing<[u8; 32]>),
-}
-
-impl Credential {
-    /// A passphrase credential.
-    pub fn passphrase(p: impl AsRef<[u8]>) -> Self {
-        Credential::Passphrase(Zeroizing::new(p.as_ref().to_vec()))
-    }
-
-    /// A raw 32-byte key credential.
-    pub fn raw_key(key: [u8; 32]) -> Self {
-        Credential::RawKey(Zeroizing::new(key))
-    }
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Credential::Passphrase(_) => f.write_str("Credential::Passphrase(<redacted>)"),
-            Credential::RawKey(_) => f.write_str("Credential::RawKey(<redacted>)"),
+impl Slot {
+    /// Length of the part of the body that is bound into the AAD (parameters and salt).
+    fn params_len(kind: SlotKind) -> usize {
+        match kind {
+            SlotKind::Passphrase => PASSPHRASE_PARAMS_LEN,
+            SlotKind::RawKey => RAW_KEY_PARAMS_LEN,
         }
     }
+
+    fn body_len(kind: SlotKind) -> usize {
+        match kind {
+            SlotKind::Passphrase => PASSPHRASE_BODY_LEN,
+            SlotKind::RawKey => RAW_KEY_BODY_LEN,
+        }
+    }
+
+    /// Argon2 parameters of a passphrase slot body (its first 12 bytes).
+    fn argon2_params(&self) -> Option<Argon2Params> {
+        if SlotKind::from_u8(self.kind) != Some(SlotKind::Passphrase) {
+            return None;
+        }
+        let word = |i: usize| {
+            let mut w = [0u8; 4];
+            w.copy_from_slice(self.body.get(i * 4..i * 4 + 4)?);
+            Some(u32::from_le_bytes(w))
+        };
+        Some(Argon2Params { m_cost_kib: word(0)?, t_cost: word(1)?, p_cost: word(2)? })
+    }
+
+    /// Splits a known-kind body into its fields.
+    fn parts(&self, kind: SlotKind) -> Option<SlotParts<'_>> {
+        let params_len = Slot::params_len(kind);
+        if self.body.len() != Slot::body_len(kind) {
+            return None;
+        }
+        let params_and_salt = self.body.get(..params_len)?;
+        Some(SlotParts {
+            params_and_salt,
+            salt: params_and_salt.get(params_len - SLOT_SALT_LEN..)?,
+            nonce: self.body.get(params_len..params_len + NONCE_LEN)?,
+            wrapped: self.body.get(params_len + NONCE_LEN..)?,
+        })
+    }
 }
 
-/// The kind of a keyslot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum SlotKind {
-    /// Argon2id(passphrase) wraps the master key.
-    Passphrase = 1,
-    /// A raw 32-byte key (through HKDF) wraps the master key.
-    RawKey = 2,
+/// The fields of a known-kind slot body.
+struct SlotParts<'a> {
+    /// Everything before the nonce: bound into the AAD.
+    params_and_salt: &'a [u8],
+    salt: &'a [u8],
+    nonce: &'a [u8],
+    wrapped: &'a [u8],
 }
 
 /// The parsed `KEYSLOTS` file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KeyslotFile {
     pub(crate) store_id: [u8; 16],
+    kcv: [u8; KCV_LEN],
+    slots: Vec<Slot>,
+    /// Name used in errors (the name the file was read under).
+    file: String,
+}
+
+impl fmt::Debug for KeyslotFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyslotFile")
+            .field("file", &self.file)
+            .field("store_id", &hex(&self.store_id))
+            .field("slots", &self.slots())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key-check value of `master`: lets an unlock confirm the unwrapped key is this store's.
+fn key_check_value(master: &MasterKey) -> [u8; KCV_LEN] {
+    let mut kcv = [0u8; KCV_LEN];
+    hkdf_sha256(master.as_bytes(), None, KCV_INFO, &mut kcv);
+    kcv
+}
+
+/// AAD of a slot's wrap: magic || version || store id || kind || parameters and salt.
+fn slot_aad(store_id: &[u8; STORE_ID_LEN], kind: SlotKind, params: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(KEYSLOTS_MAGIC.len() + 1 + STORE_ID_LEN + 1 + params.len());
+    aad.extend_from_slice(&KEYSLOTS_MAGIC);
+    aad.push(KEYSLOTS_VERSION);
+    aad.extend_from_slice(store_id);
+    aad.push(kind as u8);
+    aad.extend_from_slice(params);
+    aad
+}
+
+/// Builds a new slot wrapping `master` for `credential`.
+fn make_slot(
+    master: &MasterKey,
+    store_id: &[u8; STORE_ID_LEN],
+    credential: &Credential,
+    params: &Argon2Params,
+) -> Result<Slot> {
+    credential.check()?;
+    let kind = credential.slot_kind();
+    let mut salt = [0u8; SLOT_SALT_LEN];
+    fill_random(&mut salt);
+    let mut body = Vec::with_capacity(Slot::body_len(kind));
+    if kind == SlotKind::Passphrase {
+        params.validate().map_err(Error::InvalidArgument)?;
+        body.extend_from_slice(&params.m_cost_kib.to_le_bytes());
+        body.extend_from_slice(&params.t_cost.to_le_bytes());
+        body.extend_from_slice(&params.p_cost.to_le_bytes());
+    }
+    body.extend_from_slice(&salt);
+    let kek = derive_kek(credential, Some(params), &salt).map_err(Error::InvalidArgument)?;
+    let aad = slot_aad(store_id, kind, &body);
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce);
+    // Reserved up front so encryption never reallocates and leaves a plaintext copy behind.
+    let mut buf = Zeroizing::new(Vec::with_capacity(SLOT_WRAPPED_MK_LEN));
+    buf.extend_from_slice(master.as_bytes());
+    let cipher = Aes256GcmSiv::new((&*kek).into());
+    if cipher.encrypt_in_place(Nonce::from_slice(&nonce), &aad, &mut *buf).is_err() {
+        unreachable!("AES-GCM-SIV refused a 32-byte message");
+    }
+    body.extend_from_slice(&nonce);
+    body.extend_from_slice(&buf);
+    debug_assert_eq!(body.len(), Slot::body_len(kind));
+    Ok(Slot { kind: kind as u8, body })
 }
 
 impl KeyslotFile {
     /// Makes a new keyslot file for a fresh `master` key with one slot for `credential`.
-    pub fn create(master: &MasterKey, store_id: [u8; 16], credential: &Credential, params: &Argon2Params) -> Result<Self> {
-        let _ = (master, store_id, credential, params);
-        todo!("keyslots")
+    /// `params` is used only by a passphrase slot.
+    pub fn create(
+        master: &MasterKey,
+        store_id: [u8; 16],
+        credential: &Credential,
+        params: &Argon2Params,
+    ) -> Result<Self> {
+        let slot = make_slot(master, &store_id, credential, params)?;
+        Ok(KeyslotFile { store_id, kcv: key_check_value(master), slots: vec![slot], file: DEFAULT_FILE_NAME.into() })
     }
 
     /// Parses the file bytes; checks integrity (a damaged file is corruption, not a wrong key).
     pub fn decode(bytes: &[u8], file: &str) -> Result<Self> {
-        let _ = (bytes, file);
-        todo!("keyslots")
+        let body = check_trailing_crc(bytes, KEYSLOTS_HEADER_LEN + CRC_LEN, file)?;
+        let mut r = Reader::new(body, file);
+        if r.array::<8>("the magic")? != KEYSLOTS_MAGIC {
+            return Err(Error::corruption(file, 0, "bad magic: not a KEYSLOTS file"));
+        }
+        let version = r.u8("the version")?;
+        if version != KEYSLOTS_VERSION {
+            if version > KEYSLOTS_VERSION {
+                return Err(Error::UnsupportedVersion {
+                    file: file.into(),
+                    found: version,
+                    supported: KEYSLOTS_VERSION,
+                });
+            }
+            return Err(Error::corruption(file, 8, format!("bad KEYSLOTS version {version}")));
+        }
+        let store_id = r.array::<STORE_ID_LEN>("the store id")?;
+        let kcv = r.array::<KCV_LEN>("the key-check value")?;
+        let count = usize::from(r.u8("the slot count")?);
+        if count == 0 || count > MAX_SLOTS {
+            return Err(Error::corruption(
+                file,
+                KEYSLOTS_COUNT_OFFSET as u64,
+                format!("slot count {count} outside 1..={MAX_SLOTS}"),
+            ));
+        }
+        let mut slots = Vec::with_capacity(count);
+        for index in 0..count {
+            let offset = r.pos() as u64;
+            let kind = r.u8("a slot kind")?;
+            let len = usize::from(r.u16("a slot length")?);
+            let slot = Slot { kind, body: r.take(len, "a slot body")?.to_vec() };
+            if let Some(known) = SlotKind::from_u8(kind) {
+                if len != Slot::body_len(known) {
+                    return Err(Error::corruption(
+                        file,
+                        offset,
+                        format!("slot {index} ({known:?}) has a {len}-byte body, expected {}", Slot::body_len(known)),
+                    ));
+                }
+                if let Some(p) = slot.argon2_params() {
+                    p.validate()
+                        .map_err(|reason| Error::corruption(file, offset, format!("slot {index}: {reason}")))?;
+                }
+            }
+            slots.push(slot);
+        }
+        if r.remaining() != 0 {
+            return Err(Error::corruption(file, r.pos() as u64, "bytes after the last slot"));
+        }
+        Ok(KeyslotFile { store_id, kcv, slots, file: file.into() })
     }
 
     /// Serializes the file.
     pub fn encode(&self) -> Vec<u8> {
-        todo!("keyslots")
+        let slots_len: usize = self.slots.iter().map(|s| SLOT_FRAME_LEN + s.body.len()).sum();
+        let mut out = Vec::with_capacity(KEYSLOTS_HEADER_LEN + slots_len + CRC_LEN);
+        out.extend_from_slice(&KEYSLOTS_MAGIC);
+        out.push(KEYSLOTS_VERSION);
+        out.extend_from_slice(&self.store_id);
+        out.extend_from_slice(&self.kcv);
+        // Invariant kept by create/decode/add_slot/remove_slot: 1..=MAX_SLOTS slots,
+        // bodies no longer than u16::MAX.
+        debug_assert!(!self.slots.is_empty() && self.slots.len() <= MAX_SLOTS);
+        out.push(u8::try_from(self.slots.len()).unwrap_or(u8::MAX));
+        for slot in &self.slots {
+            out.push(slot.kind);
+            out.extend_from_slice(&u16::try_from(slot.body.len()).unwrap_or(u16::MAX).to_le_bytes());
+            out.extend_from_slice(&slot.body);
+        }
+        append_crc(&mut out);
+        out
     }
 
     /// Tries every slot that fits the credential; `Error::WrongKey` if none opens.
     pub fn unlock(&self, credential: &Credential) -> Result<MasterKey> {
-        let _ = credential;
-        todo!("keyslots")
+        self.open_slot(credential).map(|(_, mk)| mk)
+    }
+
+    /// The index of the slot `credential` opens (e.g. to remove it after a
+    /// passphrase change); `Error::WrongKey` if none does.
+    pub fn find_slot(&self, credential: &Credential) -> Result<usize> {
+        self.open_slot(credential).map(|(index, _)| index)
+    }
+
+    fn open_slot(&self, credential: &Credential) -> Result<(usize, MasterKey)> {
+        credential.check()?;
+        let kind = credential.slot_kind();
+        let mut mismatch = None;
+        for (index, slot) in self.slots.iter().enumerate() {
+            if slot.kind != kind as u8 {
+                continue;
+            }
+            let offset = self.slot_offset(index);
+            let SlotParts { params_and_salt, salt, nonce, wrapped } = slot
+                .parts(kind)
+                .ok_or_else(|| Error::corruption(&self.file, offset, format!("slot {index} is malformed")))?;
+            let argon = slot.argon2_params();
+            let kek = derive_kek(credential, argon.as_ref(), salt)
+                .map_err(|reason| Error::corruption(&self.file, offset, format!("slot {index}: {reason}")))?;
+            let aad = slot_aad(&self.store_id, kind, params_and_salt);
+            let mut buf = Zeroizing::new(wrapped.to_vec());
+            let cipher = Aes256GcmSiv::new((&*kek).into());
+            if cipher.decrypt_in_place(Nonce::from_slice(nonce), &aad, &mut *buf).is_err() {
+                // Another credential's slot, or this credential is wrong: try the next one.
+                continue;
+            }
+            let mut raw = Zeroizing::new([0u8; 32]);
+            match buf.get(..32) {
+                Some(b) if buf.len() == 32 => raw.copy_from_slice(b),
+                _ => {
+                    return Err(Error::corruption(
+                        &self.file,
+                        offset,
+                        format!("slot {index} wraps a key of the wrong length"),
+                    ))
+                }
+            }
+            let master = MasterKey::from_bytes(*raw);
+            if !ct_eq(&key_check_value(&master), &self.kcv) {
+                mismatch = Some((index, offset));
+                continue;
+            }
+            return Ok((index, master));
+        }
+        match mismatch {
+            // The slot authenticated under this credential, yet holds another key than
+            // the one the file vouches for: the file was assembled from parts.
+            Some((index, offset)) => Err(Error::corruption(
+                &self.file,
+                offset,
+                format!("slot {index} unwraps to a key that does not match the key-check value"),
+            )),
+            None => Err(Error::WrongKey),
+        }
+    }
+
+    /// Adds a slot wrapping `master` for `credential` and returns its index. `master`
+    /// must be this store's key (checked against the key-check value).
+    pub fn add_slot(&mut self, master: &MasterKey, credential: &Credential, params: &Argon2Params) -> Result<usize> {
+        if self.slots.len() >= MAX_SLOTS {
+            return Err(Error::InvalidArgument(format!("a store holds at most {MAX_SLOTS} keyslots")));
+        }
+        if !ct_eq(&key_check_value(master), &self.kcv) {
+            return Err(Error::InvalidArgument("the master key does not belong to this store".into()));
+        }
+        let slot = make_slot(master, &self.store_id, credential, params)?;
+        self.slots.push(slot);
+        Ok(self.slots.len() - 1)
+    }
+
+    /// Removes the slot at `index` (later slots move down by one). Refuses to remove
+    /// the last slot this build can unlock, which would lock the store forever.
+    pub fn remove_slot(&mut self, index: usize) -> Result<SlotInfo> {
+        let info = self.slots().into_iter().nth(index).ok_or_else(|| {
+            Error::InvalidArgument(format!("no keyslot {index} (the store has {})", self.slots.len()))
+        })?;
+        let usable_left =
+            self.slots.iter().enumerate().filter(|(i, s)| *i != index && SlotKind::from_u8(s.kind).is_some()).count();
+        if usable_left == 0 {
+            return Err(Error::InvalidArgument("refusing to remove the last usable keyslot".into()));
+        }
+        self.slots.remove(index);
+        Ok(info)
+    }
+
+    /// Describes the slots, in file order.
+    pub fn slots(&self) -> Vec<SlotInfo> {
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(index, s)| SlotInfo {
+                index,
+                kind_code: s.kind,
+                kind: SlotKind::from_u8(s.kind),
+                argon2: s.argon2_params(),
+            })
+            .collect()
     }
 
     /// The store id this file belongs to.
     pub fn store_id(&self) -> [u8; 16] {
         self.store_id
     }
+
+    /// Whether `master` is the key this file's key-check value vouches for.
+    pub fn matches(&self, master: &MasterKey) -> bool {
+        ct_eq(&key_check_value(master), &self.kcv)
+    }
+
+    /// Byte offset of slot `index` in the encoded file, for error messages.
+    fn slot_offset(&self, index: usize) -> u64 {
+        let before: usize = self.slots.iter().take(index).map(|s| SLOT_FRAME_LEN + s.body.len()).sum();
+        (KEYSLOTS_HEADER_LEN + before) as u64
+    }
+
+    /// A slot of a kind this build does not know, for tests of forward compatibility.
+    #[cfg(test)]
+    pub(crate) fn push_raw_slot(&mut self, kind: u8, body: Vec<u8>) {
+        self.slots.push(Slot { kind, body });
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,9 +8,12 @@
 //! except through here, which is what makes "no plaintext on disk" checkable.
 //! The byte layouts are documented in `crypto/FORMAT.md`.
 
+mod codec;
 mod envelope;
 mod error;
 mod format;
+#[cfg(test)]
+mod format_examples;
 mod header;
 mod keyring;
 mod keys;
@@ -25,5 +28,5 @@ pub use format::{FILE_HEADER_LEN, FORMAT_VERSION};
 pub use header::{FileHeader, FileKind};
 pub use keyring::Keyring;
 pub use keys::{DataKey, Epoch, FileKey, MasterKey};
-pub use keyslot::{Argon2Params, Credential, KeyslotFile, SlotKind};
+pub use keyslot::{Argon2Params, Credential, KeyslotFile, SlotInfo, SlotKind};
 pub use manager::{KeyManager, KEYRING_FILE, KEYSLOTS_FILE};

@@ -1,4 +1,9 @@
 //! The unlocked key hierarchy of one open store: hands out per-file ciphers.
+//!
+//! `create` writes `KEYRING` first and `KEYSLOTS` last, each atomically (temp file,
+//! sync, rename, directory sync), so the presence of `KEYSLOTS` is what says a store
+//! exists: a crash in between leaves a stray `KEYRING` that the next `create`
+//! overwrites, never a store without its keyring.
 
 use parking_lot::RwLock;
 use std::path::Path;
@@ -9,12 +14,12 @@ use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 
 use crate::envelope::FileCipher;
 use crate::error::{Error, Result};
-use crate::format::{FILE_HEADER_LEN, NONCE_LEN};
+use crate::format::{FILE_HEADER_LEN, MAX_KEYRING_FILE_LEN, MAX_KEYSLOTS_FILE_LEN, NONCE_LEN};
 use crate::header::{FileHeader, FileKind};
 use crate::keyring::Keyring;
 use crate::keys::{fill_random, Epoch, FileKey, MasterKey};
-use crate::keyslot::{Argon2Params, Credential};
-use crate::vfs::Vfs;
+use crate::keyslot::{Argon2Params, Credential, KeyslotFile};
+use crate::vfs::{write_file_atomic, Vfs};
 
 /// Name of the keyslot file in the store directory.
 pub const KEYSLOTS_FILE: &str = "KEYSLOTS";
@@ -23,6 +28,7 @@ pub const KEYRING_FILE: &str = "KEYRING";
 
 /// The unlocked keys of one store.
 pub struct KeyManager {
+    /// Kept (zeroized on drop) so the keyring can be resealed after a rotation.
     #[allow(dead_code)]
     master: MasterKey,
     store_id: [u8; 16],
@@ -46,15 +52,54 @@ impl KeyManager {
 
     /// Creates the key files of a new store in `dir` (fails if `KEYSLOTS` exists) and
     /// returns the unlocked manager.
+    ///
+    /// `dir` is created if missing. Errors: `AlreadyExists` if the directory already
+    /// holds a store, `InvalidArgument` for an empty passphrase or out-of-range
+    /// Argon2 parameters, `Io` naming the file that could not be written.
     pub fn create(vfs: &Arc<dyn Vfs>, dir: &Path, credential: &Credential, params: &Argon2Params) -> Result<Arc<Self>> {
-        let _ = (vfs, dir, credential, params);
-        todo!("create key files")
+        let keyslots_path = dir.join(KEYSLOTS_FILE);
+        if vfs.exists(&keyslots_path) {
+            return Err(Error::AlreadyExists(format!(
+                "{} already holds a store ({KEYSLOTS_FILE} exists)",
+                dir.display()
+            )));
+        }
+        let master = MasterKey::random();
+        let mut store_id = [0u8; 16];
+        fill_random(&mut store_id);
+        // Built before anything is written, so bad arguments leave the directory untouched.
+        let keyslots = KeyslotFile::create(&master, store_id, credential, params)?;
+        let keyring = Keyring::new_random();
+        vfs.create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+        write_file_atomic(&**vfs, dir, KEYRING_FILE, &keyring.seal(&master, &store_id))
+            .map_err(|e| Error::io(KEYRING_FILE, e))?;
+        write_file_atomic(&**vfs, dir, KEYSLOTS_FILE, &keyslots.encode()).map_err(|e| Error::io(KEYSLOTS_FILE, e))?;
+        Ok(Arc::new(KeyManager { master, store_id, keyring: RwLock::new(keyring) }))
     }
 
     /// Unlocks an existing store's keys with `credential`.
+    ///
+    /// Errors: `NotFound` if `dir` holds no store, `WrongKey` if no keyslot accepts
+    /// the credential, `Corruption` naming `KEYSLOTS` or `KEYRING` if either is
+    /// damaged, missing (`KEYRING`) or from another store.
     pub fn unlock(vfs: &Arc<dyn Vfs>, dir: &Path, credential: &Credential) -> Result<Arc<Self>> {
-        let _ = (vfs, dir, credential);
-        todo!("unlock key files")
+        let Some(keyslots_bytes) = read_key_file(&**vfs, dir, KEYSLOTS_FILE, MAX_KEYSLOTS_FILE_LEN)? else {
+            return Err(Error::NotFound(format!("no store in {} ({KEYSLOTS_FILE} is missing)", dir.display())));
+        };
+        let keyslots = KeyslotFile::decode(&keyslots_bytes, KEYSLOTS_FILE)?;
+        let master = keyslots.unlock(credential)?;
+        let store_id = keyslots.store_id();
+        let Some(keyring_bytes) = read_key_file(&**vfs, dir, KEYRING_FILE, MAX_KEYRING_FILE_LEN)? else {
+            return Err(Error::corruption(KEYRING_FILE, 0, "the keyring file is missing"));
+        };
+        let keyring = Keyring::open(&keyring_bytes, &master, &store_id, KEYRING_FILE)?;
+        Ok(Arc::new(KeyManager { master, store_id, keyring: RwLock::new(keyring) }))
+    }
+
+    /// A manager over keys the caller already holds (worked examples, later key tools).
+    #[cfg(test)]
+    pub(crate) fn from_parts(master: MasterKey, store_id: [u8; 16], keyring: Keyring) -> Self {
+        KeyManager { master, store_id, keyring: RwLock::new(keyring) }
     }
 
     /// The store's random id.
@@ -94,12 +139,14 @@ impl KeyManager {
             return Err(Error::corruption(file, 9, format!("expected a {expected:?} file, found {:?}", header.kind)));
         }
         let keyring = self.keyring.read();
-        let dek = keyring.key(header.epoch).ok_or_else(|| Error::MissingEpoch { file: file.into(), epoch: header.epoch })?;
+        let dek =
+            keyring.key(header.epoch).ok_or_else(|| Error::MissingEpoch { file: file.into(), epoch: header.epoch })?;
         let wrap = Aes256GcmSiv::new(dek.as_bytes().into());
         let (nonce, ct) = header.wrapped_key.split_at(NONCE_LEN);
         let mut buf = ct.to_vec();
-        wrap.decrypt_in_place(Nonce::from_slice(nonce), &header.prefix(), &mut buf)
-            .map_err(|_| Error::corruption(file, 0, "file header failed authentication (damaged, or a file of another store)"))?;
+        wrap.decrypt_in_place(Nonce::from_slice(nonce), &header.prefix(), &mut buf).map_err(|_| {
+            Error::corruption(file, 0, "file header failed authentication (damaged, or a file of another store)")
+        })?;
         let mut key = [0u8; 32];
         key.copy_from_slice(&buf);
         zeroize::Zeroize::zeroize(&mut buf);
@@ -109,25 +156,26 @@ impl KeyManager {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::envelope::BlockKind;
-
-    #[test]
-    fn header_round_trip_and_tamper() {
-        let km = KeyManager::ephemeral();
-        let (hdr, c) = km.new_file(FileKind::Sst, 42, "000042.sst");
-        let sealed = c.seal(FILE_HEADER_LEN as u64, BlockKind::SstData, b"data");
-        let c2 = km.open_file(&hdr, FileKind::Sst, "000042.sst").unwrap();
-        assert_eq!(c2.open(FILE_HEADER_LEN as u64, BlockKind::SstData, &sealed).unwrap(), b"data");
-        assert!(km.open_file(&hdr, FileKind::Wal, "x").is_err());
-        for i in 0..FILE_HEADER_LEN {
-            let mut bad = hdr;
-            bad[i] ^= 0x10;
-            assert!(km.open_file(&bad, FileKind::Sst, "000042.sst").is_err(), "flip at {i} undetected");
-        }
-        let other = KeyManager::ephemeral();
-        assert!(other.open_file(&hdr, FileKind::Sst, "000042.sst").is_err());
-    }
+/// Reads the key file `dir/name` whole; `None` if it does not exist. A file longer
+/// than any valid one is corruption, refused before anything is allocated for it.
+fn read_key_file(vfs: &dyn Vfs, dir: &Path, name: &str, max_len: usize) -> Result<Option<Vec<u8>>> {
+    let file = match vfs.open(&dir.join(name)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(name, e)),
+    };
+    let len = file.len();
+    let Some(len) = usize::try_from(len).ok().filter(|l| *l <= max_len) else {
+        return Err(Error::corruption(
+            name,
+            max_len as u64,
+            format!("file is {len} bytes, longer than any valid {name} ({max_len} bytes)"),
+        ));
+    };
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, 0).map_err(|e| Error::io(name, e))?;
+    Ok(Some(buf))
 }
+
+#[cfg(test)]
+mod tests;

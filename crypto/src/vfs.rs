@@ -16,7 +16,7 @@ use std::sync::Arc;
 mod sim;
 mod std_fs;
 
-pub use sim::{SimFault, SimVfs};
+pub use sim::SimVfs;
 pub use std_fs::StdVfs;
 
 /// A file being written: append-only.

@@ -1,0 +1,158 @@
+//! What unlocks a keyslot: the credential types, the Argon2id cost parameters and
+//! their limits, and the derivation of a slot's key-encryption key from them.
+
+use zeroize::Zeroizing;
+
+use crate::codec::hkdf_sha256;
+use crate::error::{Error, Result};
+use crate::format::{MAX_ARGON2_M_COST_KIB, MAX_ARGON2_P_COST, MAX_ARGON2_T_COST};
+
+/// HKDF info of the raw-key slot's KEK.
+const RAW_KEY_INFO: &[u8] = b"synapsed-storage raw-key slot";
+
+/// Argon2id cost parameters, stored with each passphrase slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    /// Memory in KiB.
+    pub m_cost_kib: u32,
+    /// Iterations.
+    pub t_cost: u32,
+    /// Parallelism.
+    pub p_cost: u32,
+}
+
+impl Default for Argon2Params {
+    /// OWASP's minimum recommendation for Argon2id: m=19 MiB, t=2, p=1.
+    fn default() -> Self {
+        Argon2Params { m_cost_kib: 19 * 1024, t_cost: 2, p_cost: 1 }
+    }
+}
+
+impl Argon2Params {
+    /// Checks the parameters are within the limits this crate accepts: at most 4 GiB
+    /// of memory, 100 iterations and 64 lanes, and what Argon2 itself requires
+    /// (at least one iteration and lane, at least 8 KiB of memory per lane).
+    ///
+    /// Parameters read from disk are checked before Argon2 runs, so a damaged or
+    /// hostile file cannot make an unlock allocate unbounded memory.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.m_cost_kib > MAX_ARGON2_M_COST_KIB {
+            return Err(format!(
+                "Argon2 memory {} KiB exceeds the limit of {MAX_ARGON2_M_COST_KIB} KiB",
+                self.m_cost_kib
+            ));
+        }
+        if self.t_cost == 0 || self.t_cost > MAX_ARGON2_T_COST {
+            return Err(format!("Argon2 iterations {} outside 1..={MAX_ARGON2_T_COST}", self.t_cost));
+        }
+        if self.p_cost == 0 || self.p_cost > MAX_ARGON2_P_COST {
+            return Err(format!("Argon2 parallelism {} outside 1..={MAX_ARGON2_P_COST}", self.p_cost));
+        }
+        // p_cost <= 64 here, so the product cannot overflow.
+        if self.m_cost_kib < 8 * self.p_cost {
+            return Err(format!(
+                "Argon2 memory {} KiB is below 8 KiB per lane ({} lanes)",
+                self.m_cost_kib, self.p_cost
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What unlocks a store.
+pub enum Credential {
+    /// A passphrase (any bytes, at least one).
+    Passphrase(Zeroizing<Vec<u8>>),
+    /// A raw 32-byte key, e.g. from an OS keystore.
+    RawKey(Zeroizing<[u8; 32]>),
+}
+
+impl Credential {
+    /// A passphrase credential.
+    pub fn passphrase(p: impl AsRef<[u8]>) -> Self {
+        Credential::Passphrase(Zeroizing::new(p.as_ref().to_vec()))
+    }
+
+    /// A raw 32-byte key credential.
+    pub fn raw_key(key: [u8; 32]) -> Self {
+        Credential::RawKey(Zeroizing::new(key))
+    }
+
+    pub(super) fn slot_kind(&self) -> SlotKind {
+        match self {
+            Credential::Passphrase(_) => SlotKind::Passphrase,
+            Credential::RawKey(_) => SlotKind::RawKey,
+        }
+    }
+
+    pub(super) fn check(&self) -> Result<()> {
+        match self {
+            Credential::Passphrase(p) if p.is_empty() => Err(Error::InvalidArgument("the passphrase is empty".into())),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Passphrase(_) => f.write_str("Credential::Passphrase(<redacted>)"),
+            Credential::RawKey(_) => f.write_str("Credential::RawKey(<redacted>)"),
+        }
+    }
+}
+
+/// The kind of a keyslot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SlotKind {
+    /// Argon2id(passphrase) wraps the master key.
+    Passphrase = 1,
+    /// A raw 32-byte key (through HKDF) wraps the master key.
+    RawKey = 2,
+}
+
+impl SlotKind {
+    pub(super) fn from_u8(b: u8) -> Option<Self> {
+        match b {
+            1 => Some(SlotKind::Passphrase),
+            2 => Some(SlotKind::RawKey),
+            _ => None,
+        }
+    }
+}
+
+/// A description of one slot, without any key material.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotInfo {
+    /// Position of the slot in the file (what [`super::KeyslotFile::remove_slot`] takes).
+    pub index: usize,
+    /// The kind byte on disk (3 is reserved for hybrid X25519 + ML-KEM-768 slots).
+    pub kind_code: u8,
+    /// The kind, when this build knows it.
+    pub kind: Option<SlotKind>,
+    /// The Argon2id parameters of a passphrase slot.
+    pub argon2: Option<Argon2Params>,
+}
+
+/// The KEK of a slot. `Err` carries a reason; callers decide whether it is the
+/// caller's fault (creating) or the file's (unlocking).
+pub(super) fn derive_kek(
+    credential: &Credential,
+    params: Option<&Argon2Params>,
+    salt: &[u8],
+) -> std::result::Result<Zeroizing<[u8; 32]>, String> {
+    let mut kek = Zeroizing::new([0u8; 32]);
+    match credential {
+        Credential::Passphrase(pass) => {
+            let p = params.ok_or_else(|| "passphrase slot without Argon2 parameters".to_string())?;
+            p.validate()?;
+            let argon_params =
+                argon2::Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(32)).map_err(|e| e.to_string())?;
+            let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon_params);
+            argon.hash_password_into(pass, salt, &mut kek[..]).map_err(|e| e.to_string())?;
+        }
+        Credential::RawKey(raw) => hkdf_sha256(&raw[..], Some(salt), RAW_KEY_INFO, &mut kek[..]),
+    }
+    Ok(kek)
+}
