@@ -23,6 +23,21 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An edit that does not fit the current version (a table deleted twice, a
+    /// level out of range, overlapping tables in a sorted level). A programming
+    /// error in the caller; nothing was written.
+    #[error("invalid version edit: {0}")]
+    InvalidEdit(String),
+    /// An earlier manifest write failed, so whether its edit is durable is unknown;
+    /// the version set accepts no more edits until the store is reopened.
+    #[error("the manifest failed earlier and accepts no more edits: {0}")]
+    Poisoned(String),
+    /// The version set was opened read-only.
+    #[error("the version set is read-only")]
+    ReadOnly,
+    /// Invalid argument supplied by the caller.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// Other crypto-layer errors.
     #[error(transparent)]
     Crypto(crypto::Error),
@@ -63,6 +78,18 @@ impl From<index::Error> for Error {
             index::Error::Crypto(c) => c.into(),
             other => Error::Index(other),
         }
+    }
+}
+
+impl Error {
+    /// Builds a corruption error; `file` is the name relative to the store directory.
+    pub fn corruption(file: impl Into<String>, offset: u64, reason: impl Into<String>) -> Self {
+        Error::Corruption { file: file.into(), offset, reason: reason.into() }
+    }
+
+    /// Builds an I/O error on `file` (name relative to the store directory).
+    pub fn io(file: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { file: file.into(), source }
     }
 }
 

@@ -5,17 +5,24 @@
 //! `compaction/FORMAT.md`.
 
 mod compact;
+mod edit;
 mod error;
+mod format;
 mod gc;
+mod level_iter;
+mod manifest;
+mod pick;
+mod retain;
 mod version;
+mod version_set;
 
-pub use compact::{
-    flush_memtable, pick_compaction, pick_range_compaction, run_compaction, Compaction, CompactionContext,
-    CompactionOptions,
-};
+pub use compact::{flush_memtable, run_compaction, Compaction, CompactionContext, CompactionOptions};
+pub use edit::{FileMeta, VersionEdit};
 pub use error::{Error, Result};
 pub use gc::{delete_obsolete_files, overwrite_and_remove};
-pub use version::{FileMeta, Version, VersionEdit, VersionSet, CURRENT_FILE};
+pub use pick::{pick_compaction, pick_range_compaction};
+pub use version::{Version, CURRENT_FILE};
+pub use version_set::VersionSet;
 
 /// The path of manifest `number` in `dir`.
 pub fn manifest_path(dir: &std::path::Path, number: u64) -> std::path::PathBuf {

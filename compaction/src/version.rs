@@ -1,140 +1,301 @@
-//! Versions (which tables make up each level) and the version set that records
-//! every change as an edit in the manifest.
+//! Versions: immutable pictures of which tables make up each level, how an edit
+//! turns one version into the next, and how reads walk the levels.
+//!
+//! Invariants (checked whenever a version is built, so a bad edit is refused
+//! before it reaches the manifest):
+//! - level 0 is ordered newest first (max seqno, then file number, descending);
+//!   its tables may overlap;
+//! - every deeper level is sorted by smallest key and its tables do not overlap in
+//!   user keys, so at most one table per level can hold a given user key;
+//! - a table number appears at most once in the whole version.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::ops::Bound;
 use std::sync::Arc;
 
-use crypto::vfs::Vfs;
-use crypto::KeyManager;
-use index::{Direction, InternalIterator, InternalKey, KeyRange, SeqNo, TableCache, ValueKind};
+use index::{Direction, InternalIterator, KeyRange, SeqNo, TableCache, ValueKind};
 
-use crate::error::Result;
+use crate::edit::{FileMeta, VersionEdit};
+use crate::error::{Error, Result};
+use crate::level_iter::LevelIterator;
 
 /// Name of the file that names the live manifest.
 pub const CURRENT_FILE: &str = "CURRENT";
 
-/// One SSTable as the manifest records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileMeta {
-    /// File number (`{number:06}.sst`).
-    pub number: u64,
-    /// File size in bytes.
-    pub size: u64,
-    /// Smallest internal key.
-    pub smallest: InternalKey,
-    /// Largest internal key.
-    pub largest: InternalKey,
-    /// Entries.
-    pub entries: u64,
-    /// Smallest seqno.
-    pub min_seqno: SeqNo,
-    /// Largest seqno.
-    pub max_seqno: SeqNo,
-    /// Data-key epoch the file's key is wrapped under.
-    pub epoch: u32,
-}
-
-/// A change to the version set.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VersionEdit {
-    /// WAL segments numbered below this are no longer needed.
-    pub log_number: Option<u64>,
-    /// Next file number to hand out.
-    pub next_file_number: Option<u64>,
-    /// Last seqno whose data is in tables (or in a WAL at or after `log_number`).
-    pub last_seqno: Option<SeqNo>,
-    /// Tables added, with their level.
-    pub added: Vec<(usize, FileMeta)>,
-    /// Tables removed: (level, file number).
-    pub deleted: Vec<(usize, u64)>,
-}
-
 /// An immutable picture of the levels.
 #[derive(Debug, Clone, Default)]
 pub struct Version {
-    _private: (),
+    levels: Vec<Vec<Arc<FileMeta>>>,
+    /// Per level, the largest user key of the last compaction out of it, so the
+    /// next compaction of that level starts after it and rotates through the key space.
+    compact_pointers: Vec<Option<Vec<u8>>>,
 }
 
 impl Version {
+    /// An empty version with `num_levels` levels.
+    pub(crate) fn empty(num_levels: usize) -> Self {
+        Version { levels: vec![Vec::new(); num_levels], compact_pointers: vec![None; num_levels] }
+    }
+
     /// Number of levels.
     pub fn num_levels(&self) -> usize {
-        todo!()
+        self.levels.len()
     }
 
     /// Tables of `level`: L0 newest first; other levels sorted by key, not overlapping.
     pub fn level_files(&self, level: usize) -> &[Arc<FileMeta>] {
-        let _ = level;
-        todo!()
+        self.levels.get(level).map_or(&[], Vec::as_slice)
+    }
+
+    /// Total size in bytes of the tables of `level`.
+    pub fn level_bytes(&self, level: usize) -> u64 {
+        self.level_files(level).iter().map(|f| f.size).sum()
+    }
+
+    /// Numbers of every table in this version.
+    pub fn table_numbers(&self) -> impl Iterator<Item = u64> + '_ {
+        self.levels.iter().flatten().map(|f| f.number)
+    }
+
+    /// Adds this version's table numbers to `out`.
+    pub(crate) fn collect_numbers(&self, out: &mut HashSet<u64>) {
+        out.extend(self.table_numbers());
+    }
+
+    pub(crate) fn compact_pointer(&self, level: usize) -> Option<&[u8]> {
+        self.compact_pointers.get(level).and_then(|p| p.as_deref())
+    }
+
+    /// The version that results from applying `edit`; refuses edits that break
+    /// the invariants. Scalar fields of the edit (log number, ...) are the version
+    /// set's business and are ignored here.
+    pub(crate) fn apply(&self, edit: &VersionEdit) -> Result<Version> {
+        let num_levels = self.num_levels();
+        let mut levels = self.levels.clone();
+        let mut compact_pointers = self.compact_pointers.clone();
+        let mut deleted_per_level: Vec<Option<Vec<u8>>> = vec![None; num_levels];
+        for &(level, number) in &edit.deleted {
+            let files = levels
+                .get_mut(level)
+                .ok_or_else(|| Error::InvalidEdit(format!("deletes table {number} from level {level} of {num_levels}")))?;
+            let pos = files
+                .iter()
+                .position(|f| f.number == number)
+                .ok_or_else(|| Error::InvalidEdit(format!("deletes table {number}, which is not in level {level}")))?;
+            let gone = files.remove(pos);
+            if let Some(slot) = deleted_per_level.get_mut(level) {
+                let key = &gone.largest.user_key;
+                if !matches!(slot.as_ref(), Some(k) if k >= key) {
+                    *slot = Some(key.clone());
+                }
+            }
+        }
+        let mut added_levels = vec![false; num_levels];
+        for (level, meta) in &edit.added {
+            let files = levels
+                .get_mut(*level)
+                .ok_or_else(|| Error::InvalidEdit(format!("adds table {} to level {level} of {num_levels}", meta.number)))?;
+            files.push(Arc::new(meta.clone()));
+            if let Some(flag) = added_levels.get_mut(*level) {
+                *flag = true;
+            }
+        }
+        // A compaction out of level n (deletes there, adds to n + 1) moves that
+        // level's rotation pointer past the keys it just took.
+        for (level, largest) in deleted_per_level.into_iter().enumerate() {
+            let moved_down = added_levels.get(level + 1).copied().unwrap_or(false);
+            if let (Some(key), true) = (largest, moved_down) {
+                if let Some(slot) = compact_pointers.get_mut(level) {
+                    *slot = Some(key);
+                }
+            }
+        }
+        let mut v = Version { levels, compact_pointers };
+        v.sort_and_check()?;
+        Ok(v)
+    }
+
+    fn sort_and_check(&mut self) -> Result<()> {
+        let mut seen = HashSet::new();
+        for (level, files) in self.levels.iter_mut().enumerate() {
+            if level == 0 {
+                files.sort_by(|a, b| b.max_seqno.cmp(&a.max_seqno).then(b.number.cmp(&a.number)));
+            } else {
+                files.sort_by(|a, b| a.smallest.cmp(&b.smallest));
+                for pair in files.windows(2) {
+                    if let [a, b] = pair {
+                        if a.largest.user_key >= b.smallest.user_key {
+                            return Err(Error::InvalidEdit(format!(
+                                "tables {} and {} overlap in level {level}",
+                                a.number, b.number
+                            )));
+                        }
+                    }
+                }
+            }
+            for f in files.iter() {
+                if !seen.insert(f.number) {
+                    return Err(Error::InvalidEdit(format!("table {} appears twice", f.number)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The edit that builds this version from an empty one (the manifest snapshot).
+    pub(crate) fn snapshot_files(&self) -> Vec<(usize, FileMeta)> {
+        let mut out = Vec::new();
+        for (level, files) in self.levels.iter().enumerate() {
+            out.extend(files.iter().map(|f| (level, FileMeta::clone(f))));
+        }
+        out
+    }
+
+    /// Tables of `level` whose user-key range meets [`start`, `end`] (None = unbounded).
+    pub fn overlapping_files(&self, level: usize, start: Option<&[u8]>, end: Option<&[u8]>) -> Vec<Arc<FileMeta>> {
+        self.level_files(level).iter().filter(|f| overlaps(f, start, end)).cloned().collect()
     }
 
     /// Newest version of `user_key` at or below `snapshot` across the levels.
     pub fn get(&self, tables: &TableCache, user_key: &[u8], snapshot: SeqNo) -> Result<Option<(SeqNo, ValueKind, Vec<u8>)>> {
-        let _ = (tables, user_key, snapshot);
-        todo!()
+        // L0 tables are flushes in seqno order, so the newest table holding a
+        // visible version of the key holds the newest visible version.
+        for f in self.level_files(0) {
+            if f.contains_user_key(user_key) && f.min_seqno <= snapshot {
+                if let Some(hit) = tables.get(f.number)?.get(user_key, snapshot)? {
+                    return Ok(Some(hit));
+                }
+            }
+        }
+        // Deeper levels hold strictly older data for any key than the levels
+        // above them, and at most one table per level can hold the key.
+        for level in 1..self.num_levels() {
+            let files = self.level_files(level);
+            let idx = files.partition_point(|f| f.largest.user_key.as_slice() < user_key);
+            if let Some(f) = files.get(idx) {
+                if f.smallest.user_key.as_slice() <= user_key && f.min_seqno <= snapshot {
+                    if let Some(hit) = tables.get(f.number)?.get(user_key, snapshot)? {
+                        return Ok(Some(hit));
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Iterators over every table overlapping `range` (one per L0 file, one lazily
     /// concatenating iterator per deeper level), each in `direction`.
     pub fn iterators(&self, tables: &Arc<TableCache>, range: &KeyRange, direction: Direction) -> Result<Vec<Box<dyn InternalIterator>>> {
-        let _ = (tables, range, direction);
-        todo!()
+        let mut out: Vec<Box<dyn InternalIterator>> = Vec::new();
+        for f in self.level_files(0) {
+            if overlaps_range(f, range) {
+                out.push(tables.get(f.number)?.iter(range.clone(), direction));
+            }
+        }
+        for level in 1..self.num_levels() {
+            let files: Vec<Arc<FileMeta>> = self.level_files(level).iter().filter(|f| overlaps_range(f, range)).cloned().collect();
+            if !files.is_empty() {
+                out.push(Box::new(LevelIterator::new(Arc::clone(tables), files, range.clone(), direction)));
+            }
+        }
+        Ok(out)
     }
 }
 
-/// The current version plus the manifest that records how it came to be.
-pub struct VersionSet {
-    _private: (),
+/// Whether `f`'s user keys meet [`start`, `end`] (inclusive; None = unbounded).
+pub(crate) fn overlaps(f: &FileMeta, start: Option<&[u8]>, end: Option<&[u8]>) -> bool {
+    let after_start = !matches!(start, Some(s) if f.largest.user_key.as_slice() < s);
+    let before_end = !matches!(end, Some(e) if f.smallest.user_key.as_slice() > e);
+    after_start && before_end
 }
 
-impl VersionSet {
-    /// Creates a new manifest and `CURRENT` in `dir` for an empty store.
-    pub fn create(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, num_levels: usize) -> Result<Self> {
-        let _ = (vfs, dir, keys, num_levels);
-        todo!()
+/// Whether `f`'s user keys meet `range`.
+pub(crate) fn overlaps_range(f: &FileMeta, range: &KeyRange) -> bool {
+    let after_start = match &range.start {
+        Bound::Included(s) => f.largest.user_key >= *s,
+        Bound::Excluded(s) => f.largest.user_key > *s,
+        Bound::Unbounded => true,
+    };
+    let before_end = match &range.end {
+        Bound::Included(e) => f.smallest.user_key <= *e,
+        Bound::Excluded(e) => f.smallest.user_key < *e,
+        Bound::Unbounded => true,
+    };
+    after_start && before_end
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::edit::tests::meta;
+
+    fn numbers(v: &Version, level: usize) -> Vec<u64> {
+        v.level_files(level).iter().map(|f| f.number).collect()
     }
 
-    /// Reads `CURRENT` and replays the manifest it names.
-    pub fn recover(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, num_levels: usize) -> Result<Self> {
-        let _ = (vfs, dir, keys, num_levels);
-        todo!()
+    #[test]
+    fn apply_orders_levels() {
+        let mut l0_old = meta(3, "a", "z");
+        l0_old.max_seqno = 10;
+        let mut l0_new = meta(2, "c", "d");
+        l0_new.max_seqno = 50;
+        let edit = VersionEdit {
+            added: vec![(0, l0_old), (0, l0_new), (1, meta(7, "m", "p")), (1, meta(8, "a", "c")), (1, meta(9, "q", "q"))],
+            ..Default::default()
+        };
+        let v = Version::empty(4).apply(&edit).unwrap();
+        assert_eq!(numbers(&v, 0), vec![2, 3], "L0 newest first by max seqno");
+        assert_eq!(numbers(&v, 1), vec![8, 7, 9], "deeper levels by smallest key");
+        assert_eq!(v.level_bytes(1), 1007 + 1008 + 1009);
+        let v2 = v.apply(&VersionEdit { deleted: vec![(1, 7), (0, 3)], ..Default::default() }).unwrap();
+        assert_eq!(numbers(&v2, 0), vec![2]);
+        assert_eq!(numbers(&v2, 1), vec![8, 9]);
+        assert_eq!(numbers(&v, 1), vec![8, 7, 9], "the old version is unchanged");
     }
 
-    /// The current version.
-    pub fn current(&self) -> Arc<Version> {
-        todo!()
+    #[test]
+    fn apply_refuses_bad_edits() {
+        let v = Version::empty(3).apply(&VersionEdit { added: vec![(1, meta(1, "a", "f"))], ..Default::default() }).unwrap();
+        let cases = [
+            VersionEdit { added: vec![(1, meta(2, "f", "g"))], ..Default::default() },
+            VersionEdit { added: vec![(3, meta(2, "x", "y"))], ..Default::default() },
+            VersionEdit { deleted: vec![(2, 1)], ..Default::default() },
+            VersionEdit { deleted: vec![(1, 1), (1, 1)], ..Default::default() },
+            VersionEdit { added: vec![(2, meta(1, "x", "y"))], ..Default::default() },
+        ];
+        for edit in cases {
+            assert!(matches!(v.apply(&edit), Err(Error::InvalidEdit(_))), "{edit:?} accepted");
+        }
+        // Same user key at the boundary is fine in L0, where tables may overlap.
+        assert!(v.apply(&VersionEdit { added: vec![(0, meta(2, "f", "g"))], ..Default::default() }).is_ok());
     }
 
-    /// Appends `edit` to the manifest, syncs it, and installs the resulting version.
-    /// Thread-safe; edits are applied one at a time.
-    pub fn log_and_apply(&self, edit: VersionEdit) -> Result<()> {
-        let _ = edit;
-        todo!()
+    #[test]
+    fn compaction_moves_the_pointer() {
+        let v = Version::empty(3)
+            .apply(&VersionEdit { added: vec![(1, meta(1, "a", "c")), (1, meta(2, "d", "f"))], ..Default::default() })
+            .unwrap();
+        assert_eq!(v.compact_pointer(1), None);
+        let v = v.apply(&VersionEdit { deleted: vec![(1, 1)], added: vec![(2, meta(3, "a", "c"))], ..Default::default() }).unwrap();
+        assert_eq!(v.compact_pointer(1), Some(&b"c"[..]));
+        let v = v.apply(&VersionEdit { deleted: vec![(2, 3)], ..Default::default() }).unwrap();
+        assert_eq!(v.compact_pointer(2), None, "a plain delete is not a compaction");
     }
 
-    /// Hands out a fresh file number.
-    pub fn new_file_number(&self) -> u64 {
-        todo!()
-    }
-
-    /// The last seqno recorded in the manifest.
-    pub fn last_seqno(&self) -> SeqNo {
-        todo!()
-    }
-
-    /// The oldest WAL segment still needed.
-    pub fn log_number(&self) -> u64 {
-        todo!()
-    }
-
-    /// The live manifest's file number.
-    pub fn manifest_number(&self) -> u64 {
-        todo!()
-    }
-
-    /// Table numbers referenced by the current version or by any older version
-    /// still held by a reader.
-    pub fn live_files(&self) -> HashSet<u64> {
-        todo!()
+    #[test]
+    fn overlap_helpers() {
+        let f = meta(1, "d", "g");
+        assert!(overlaps(&f, None, None));
+        assert!(overlaps(&f, Some(b"g"), None));
+        assert!(!overlaps(&f, Some(b"h"), None));
+        assert!(overlaps(&f, None, Some(b"d")));
+        assert!(!overlaps(&f, None, Some(b"c")));
+        let r = |s: Bound<&str>, e: Bound<&str>| KeyRange { start: s.map(|x| x.as_bytes().to_vec()), end: e.map(|x| x.as_bytes().to_vec()) };
+        assert!(overlaps_range(&f, &r(Bound::Included("g"), Bound::Unbounded)));
+        assert!(!overlaps_range(&f, &r(Bound::Excluded("g"), Bound::Unbounded)));
+        assert!(!overlaps_range(&f, &r(Bound::Unbounded, Bound::Excluded("d"))));
+        assert!(overlaps_range(&f, &r(Bound::Included("a"), Bound::Included("d"))));
+        assert!(overlaps_range(&f, &KeyRange::all()));
     }
 }

@@ -1,0 +1,62 @@
+//! An iterator over one sorted level (L1 and deeper) that opens each table only
+//! when the walk reaches it, so a short scan touches one or two tables however
+//! many the level holds.
+
+use std::sync::Arc;
+
+use index::{Direction, Entry, InternalIterator, KeyRange, TableCache};
+
+use crate::edit::FileMeta;
+
+/// Concatenates the tables of one level, in key order (or reverse key order).
+pub(crate) struct LevelIterator {
+    tables: Arc<TableCache>,
+    /// Tables still to visit, in the order of the walk.
+    pending: std::vec::IntoIter<Arc<FileMeta>>,
+    current: Option<Box<dyn InternalIterator>>,
+    range: KeyRange,
+    direction: Direction,
+    done: bool,
+}
+
+impl LevelIterator {
+    /// `files` are the level's tables overlapping `range`, sorted by key.
+    pub(crate) fn new(tables: Arc<TableCache>, mut files: Vec<Arc<FileMeta>>, range: KeyRange, direction: Direction) -> Self {
+        if direction == Direction::Reverse {
+            files.reverse();
+        }
+        LevelIterator { tables, pending: files.into_iter(), current: None, range, direction, done: false }
+    }
+}
+
+impl InternalIterator for LevelIterator {
+    fn next_entry(&mut self) -> index::Result<Option<Entry>> {
+        if self.done {
+            return Ok(None);
+        }
+        loop {
+            if let Some(it) = self.current.as_mut() {
+                match it.next_entry() {
+                    Ok(Some(e)) => return Ok(Some(e)),
+                    Ok(None) => self.current = None,
+                    Err(e) => {
+                        self.done = true;
+                        self.current = None;
+                        return Err(e);
+                    }
+                }
+            }
+            let Some(next) = self.pending.next() else {
+                self.done = true;
+                return Ok(None);
+            };
+            match self.tables.get(next.number) {
+                Ok(reader) => self.current = Some(reader.iter(self.range.clone(), self.direction)),
+                Err(e) => {
+                    self.done = true;
+                    return Err(e);
+                }
+            }
+        }
+    }
+}

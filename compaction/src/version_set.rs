@@ -1,0 +1,318 @@
+//! The version set: the current [`Version`], the counters the store persists
+//! (next file number, last seqno, oldest needed WAL segment), and the manifest
+//! that records every change.
+//!
+//! `log_and_apply` is the only way the tree changes. Under one mutex it builds
+//! the new version (refusing edits that break its invariants), appends the edit
+//! to the manifest, syncs it, and only then installs the version, so nothing a
+//! reader sees was ever not durable. Every version ever installed is remembered
+//! by a weak reference, so the tables of versions that readers still hold stay
+//! in [`VersionSet::live_files`] until the last reader lets go.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use crypto::vfs::Vfs;
+use crypto::KeyManager;
+use index::SeqNo;
+use parking_lot::{Mutex, RwLock};
+use wal::LogWriter;
+
+use crate::edit::VersionEdit;
+use crate::error::{Error, Result};
+use crate::format::{MANIFEST_ROLL_BYTES, MAX_LEVELS};
+use crate::gc;
+use crate::manifest::{read_current, replay, write_current, write_new_manifest, ManifestState};
+use crate::version::{Version, CURRENT_FILE};
+
+/// The first manifest of a new store.
+const FIRST_MANIFEST_NUMBER: u64 = 1;
+
+/// The live manifest, guarded by the edit mutex.
+struct ManifestSlot {
+    /// `None` when opened read-only.
+    writer: Option<LogWriter>,
+    /// Set once a manifest write failed: whether that edit is durable is unknown,
+    /// so no later edit may follow it.
+    poisoned: Option<String>,
+}
+
+/// The current version plus the manifest that records how it came to be.
+pub struct VersionSet {
+    vfs: Arc<dyn Vfs>,
+    dir: PathBuf,
+    keys: Arc<KeyManager>,
+    num_levels: usize,
+    manifest: Mutex<ManifestSlot>,
+    current: RwLock<Arc<Version>>,
+    installed: Mutex<Vec<Weak<Version>>>,
+    next_file_number: AtomicU64,
+    last_seqno: AtomicU64,
+    log_number: AtomicU64,
+    manifest_number: AtomicU64,
+    roll_bytes: AtomicU64,
+}
+
+impl std::fmt::Debug for VersionSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VersionSet")
+            .field("dir", &self.dir)
+            .field("manifest_number", &self.manifest_number())
+            .field("next_file_number", &self.next_file_number.load(Ordering::Acquire))
+            .field("last_seqno", &self.last_seqno())
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_levels(num_levels: usize) -> Result<()> {
+    if num_levels == 0 || num_levels > MAX_LEVELS {
+        return Err(Error::InvalidArgument(format!("num_levels must be 1..={MAX_LEVELS}, got {num_levels}")));
+    }
+    Ok(())
+}
+
+/// The number in a file name such as `000012.sst`, `000003.wal` or `MANIFEST-000004`.
+fn numbered_file(name: &str) -> Option<u64> {
+    let digits = match name.strip_prefix("MANIFEST-") {
+        Some(rest) => rest,
+        None => name.split_once('.').map(|(stem, _)| stem)?,
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+impl VersionSet {
+    fn assemble(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, num_levels: usize, state: ManifestState, manifest_number: u64, writer: Option<LogWriter>) -> Self {
+        let version = Arc::new(state.version);
+        VersionSet {
+            vfs: Arc::clone(vfs),
+            dir: dir.to_path_buf(),
+            keys: Arc::clone(keys),
+            num_levels,
+            manifest: Mutex::new(ManifestSlot { writer, poisoned: None }),
+            installed: Mutex::new(vec![Arc::downgrade(&version)]),
+            current: RwLock::new(version),
+            next_file_number: AtomicU64::new(state.next_file_number),
+            last_seqno: AtomicU64::new(state.last_seqno),
+            log_number: AtomicU64::new(state.log_number),
+            manifest_number: AtomicU64::new(manifest_number),
+            roll_bytes: AtomicU64::new(MANIFEST_ROLL_BYTES),
+        }
+    }
+
+    /// Creates a new manifest and `CURRENT` in `dir` for an empty store.
+    pub fn create(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, num_levels: usize) -> Result<Self> {
+        check_levels(num_levels)?;
+        if vfs.exists(&dir.join(CURRENT_FILE)) {
+            return Err(Error::InvalidArgument(format!("{} already holds a CURRENT file", dir.display())));
+        }
+        let state = ManifestState {
+            version: Version::empty(num_levels),
+            log_number: 0,
+            next_file_number: FIRST_MANIFEST_NUMBER + 1,
+            last_seqno: 0,
+        };
+        let writer = write_new_manifest(vfs, dir, keys, FIRST_MANIFEST_NUMBER, &state)?;
+        write_current(vfs.as_ref(), dir, FIRST_MANIFEST_NUMBER)?;
+        Ok(Self::assemble(vfs, dir, keys, num_levels, state, FIRST_MANIFEST_NUMBER, Some(writer)))
+    }
+
+    /// Reads `CURRENT` and replays the manifest it names, then starts a new
+    /// manifest holding a snapshot (so later appends never follow a torn tail)
+    /// and switches `CURRENT` to it.
+    pub fn recover(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, num_levels: usize) -> Result<Self> {
+        check_levels(num_levels)?;
+        let old = read_current(vfs.as_ref(), dir)?;
+        let mut state = replay(vfs, dir, keys, old, num_levels)?;
+        // Files written after the last edit (a WAL segment, the outputs of an
+        // unfinished compaction) may carry numbers the manifest never recorded.
+        let names = vfs.list_dir(dir).map_err(|e| Error::io(".", e))?;
+        let highest = names.iter().filter_map(|n| numbered_file(n)).max().unwrap_or(0);
+        state.next_file_number = state.next_file_number.max(highest.saturating_add(1)).max(old.saturating_add(1));
+        let number = state.next_file_number;
+        state.next_file_number = number.saturating_add(1);
+        let writer = write_new_manifest(vfs, dir, keys, number, &state)?;
+        write_current(vfs.as_ref(), dir, number)?;
+        Ok(Self::assemble(vfs, dir, keys, num_levels, state, number, Some(writer)))
+    }
+
+    /// Reads `CURRENT` and replays the manifest without writing anything; the
+    /// result refuses edits with [`Error::ReadOnly`].
+    pub fn recover_read_only(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, num_levels: usize) -> Result<Self> {
+        check_levels(num_levels)?;
+        let number = read_current(vfs.as_ref(), dir)?;
+        let state = replay(vfs, dir, keys, number, num_levels)?;
+        Ok(Self::assemble(vfs, dir, keys, num_levels, state, number, None))
+    }
+
+    /// The current version.
+    pub fn current(&self) -> Arc<Version> {
+        Arc::clone(&self.current.read())
+    }
+
+    /// Appends `edit` to the manifest, syncs it, and installs the resulting version.
+    /// Thread-safe; edits are applied one at a time.
+    ///
+    /// The recorded edit always carries the next file number, the last seqno and
+    /// the log number; none of the three ever moves backwards.
+    pub fn log_and_apply(&self, edit: VersionEdit) -> Result<()> {
+        let mut slot = self.manifest.lock();
+        if let Some(reason) = &slot.poisoned {
+            return Err(Error::Poisoned(reason.clone()));
+        }
+        let Some(writer) = slot.writer.as_ref() else {
+            return Err(Error::ReadOnly);
+        };
+        let new_version = self.current().apply(&edit)?;
+        let mut edit = edit;
+        if let Some(n) = edit.next_file_number {
+            self.next_file_number.fetch_max(n, Ordering::AcqRel);
+        }
+        let last_seqno = edit.last_seqno.unwrap_or(0).max(self.last_seqno());
+        let log_number = edit.log_number.unwrap_or(0).max(self.log_number());
+        edit.last_seqno = Some(last_seqno);
+        edit.log_number = Some(log_number);
+
+        let result = if writer.len() >= self.roll_bytes.load(Ordering::Relaxed) {
+            self.roll(new_version.clone(), log_number, last_seqno).map(|(w, number)| Some((w, number)))
+        } else {
+            edit.next_file_number = Some(self.next_file_number.load(Ordering::Acquire));
+            writer.append(&edit.encode()).and_then(|_| writer.sync()).map(|_| None).map_err(Error::from)
+        };
+        match result {
+            Ok(Some((new_writer, number))) => {
+                slot.writer = Some(new_writer);
+                self.manifest_number.store(number, Ordering::Release);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                slot.poisoned = Some(e.to_string());
+                return Err(e);
+            }
+        }
+        self.install(new_version);
+        self.last_seqno.store(last_seqno, Ordering::Release);
+        self.log_number.store(log_number, Ordering::Release);
+        Ok(())
+    }
+
+    /// Starts a new manifest whose snapshot already includes the edit being applied.
+    fn roll(&self, version: Version, log_number: u64, last_seqno: SeqNo) -> Result<(LogWriter, u64)> {
+        let number = self.new_file_number();
+        let state = ManifestState { version, log_number, next_file_number: self.next_file_number.load(Ordering::Acquire), last_seqno };
+        let writer = write_new_manifest(&self.vfs, &self.dir, &self.keys, number, &state)?;
+        write_current(self.vfs.as_ref(), &self.dir, number)?;
+        Ok((writer, number))
+    }
+
+    fn install(&self, version: Version) {
+        let version = Arc::new(version);
+        let mut installed = self.installed.lock();
+        installed.retain(|w| w.strong_count() > 0);
+        installed.push(Arc::downgrade(&version));
+        *self.current.write() = version;
+    }
+
+    /// Hands out a fresh file number.
+    pub fn new_file_number(&self) -> u64 {
+        self.next_file_number.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// Makes sure `number` is never handed out again (for files found on disk
+    /// that the manifest does not know).
+    pub fn mark_file_number_used(&self, number: u64) {
+        self.next_file_number.fetch_max(number.saturating_add(1), Ordering::AcqRel);
+    }
+
+    /// The last seqno recorded in the manifest.
+    pub fn last_seqno(&self) -> SeqNo {
+        self.last_seqno.load(Ordering::Acquire)
+    }
+
+    /// The oldest WAL segment still needed.
+    pub fn log_number(&self) -> u64 {
+        self.log_number.load(Ordering::Acquire)
+    }
+
+    /// The live manifest's file number.
+    pub fn manifest_number(&self) -> u64 {
+        self.manifest_number.load(Ordering::Acquire)
+    }
+
+    /// Number of levels.
+    pub fn num_levels(&self) -> usize {
+        self.num_levels
+    }
+
+    /// Rewrites the manifest as a fresh snapshot once it grows past `bytes`
+    /// (4 MiB by default).
+    pub fn set_manifest_roll_bytes(&self, bytes: u64) {
+        self.roll_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Table numbers referenced by the current version or by any older version
+    /// still held by a reader.
+    pub fn live_files(&self) -> HashSet<u64> {
+        let mut live = HashSet::new();
+        self.current().collect_numbers(&mut live);
+        let mut installed = self.installed.lock();
+        installed.retain(|w| match w.upgrade() {
+            Some(v) => {
+                v.collect_numbers(&mut live);
+                true
+            }
+            None => false,
+        });
+        live
+    }
+
+    /// Runs [`crate::delete_obsolete_files`] for this store. `pending` are the
+    /// numbers of tables being written right now (flush or compaction outputs not
+    /// yet in any version); they are kept. WAL segments below `min_log_number` go.
+    ///
+    /// The live set and the directory listing are taken under the edit mutex, so
+    /// no manifest rollover is half done; temporary files are removed under it
+    /// too (a rollover reuses the name `CURRENT.tmp`). The other removals, which
+    /// may be slow overwrites, run after the mutex is released: a file found
+    /// obsolete stays obsolete, because numbers are never handed out twice.
+    /// Evicting removed tables from the table cache is the caller's job.
+    pub fn delete_obsolete_files(&self, pending: &HashSet<u64>, min_log_number: u64, passes: u32) -> Result<Vec<String>> {
+        let (temporary, rest) = {
+            let slot = self.manifest.lock();
+            if slot.writer.is_none() {
+                return Err(Error::ReadOnly);
+            }
+            let mut live = self.live_files();
+            live.extend(pending.iter().copied());
+            let names = gc::obsolete_files(self.vfs.as_ref(), &self.dir, &live, min_log_number, self.manifest_number())?;
+            let (temporary, rest): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| gc::is_temporary(n));
+            (gc::remove_files(self.vfs.as_ref(), &self.dir, temporary, passes)?, rest)
+        };
+        let mut removed = temporary;
+        removed.extend(gc::remove_files(self.vfs.as_ref(), &self.dir, rest, passes)?);
+        removed.sort();
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numbered_file;
+
+    #[test]
+    fn numbered_file_names() {
+        assert_eq!(numbered_file("000012.sst"), Some(12));
+        assert_eq!(numbered_file("000003.wal"), Some(3));
+        assert_eq!(numbered_file("MANIFEST-000004"), Some(4));
+        assert_eq!(numbered_file("CURRENT"), None);
+        assert_eq!(numbered_file("CURRENT.tmp"), None);
+        assert_eq!(numbered_file("KEYRING"), None);
+        assert_eq!(numbered_file("MANIFEST-"), None);
+        assert_eq!(numbered_file(".sst"), None);
+        assert_eq!(numbered_file("12a.sst"), None);
+    }
+}
