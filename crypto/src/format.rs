@@ -95,3 +95,77 @@ const _: () = assert!(KEYRING_HEADER_LEN == 37);
 const _: () = assert!(KEYRING_ENTRY_LEN == 36);
 // The largest keyring body stays far below AES-GCM-SIV's message limit and u32.
 const _: () = assert!(KEYRING_BODY_PREFIX_LEN + MAX_EPOCHS * KEYRING_ENTRY_LEN < (1 << 20));
+
+// ---- Hybrid (X25519 + ML-KEM-768) keys and keyslots ----------------------------
+
+/// Length of an X25519 public key, secret key and shared secret.
+pub(crate) const X25519_LEN: usize = 32;
+/// ML-KEM-768 encapsulation (public) key length (FIPS 203).
+pub(crate) const MLKEM_PUBLIC_KEY_LEN: usize = 1184;
+/// ML-KEM-768 decapsulation (secret) key length, as PQClean lays it out:
+/// `s (1152) || public key (1184) || SHA3-256(public key) (32) || z (32)`.
+pub(crate) const MLKEM_SECRET_KEY_LEN: usize = 2400;
+/// Offset of the public key inside the ML-KEM-768 secret key.
+pub(crate) const MLKEM_SK_PUBLIC_OFFSET: usize = 1152;
+/// Offset of SHA3-256(public key) inside the ML-KEM-768 secret key.
+pub(crate) const MLKEM_SK_HASH_OFFSET: usize = MLKEM_SK_PUBLIC_OFFSET + MLKEM_PUBLIC_KEY_LEN;
+/// ML-KEM-768 ciphertext length.
+pub(crate) const MLKEM_CIPHERTEXT_LEN: usize = 1088;
+/// Length of a public-key fingerprint (SHA3-256 of the encoded public key).
+pub(crate) const FINGERPRINT_LEN: usize = 32;
+
+/// Magic of an encoded [`crate::HybridPublicKey`].
+pub(crate) const HYBRID_PUBLIC_MAGIC: [u8; 8] = *b"SYNHYBPK";
+/// Magic of an encoded [`crate::HybridSecretKey`].
+pub(crate) const HYBRID_SECRET_MAGIC: [u8; 8] = *b"SYNHYBSK";
+/// Version of both hybrid key encodings.
+pub(crate) const HYBRID_KEY_VERSION: u8 = 1;
+/// Encoded public key: magic, version, X25519 public key, ML-KEM-768 public key.
+pub(crate) const HYBRID_PUBLIC_KEY_LEN: usize = 8 + 1 + X25519_LEN + MLKEM_PUBLIC_KEY_LEN;
+/// Encoded secret key: magic, version, X25519 secret key, ML-KEM-768 secret key.
+pub(crate) const HYBRID_SECRET_KEY_LEN: usize = 8 + 1 + X25519_LEN + MLKEM_SECRET_KEY_LEN;
+
+/// Hybrid slot variant: the recipient (another device) holds the whole secret key.
+pub(crate) const HYBRID_VARIANT_DEVICE: u8 = 1;
+/// Hybrid slot variant: a recovery slot, which carries its ML-KEM secret key sealed
+/// under a key derived from the recovery secret.
+pub(crate) const HYBRID_VARIANT_RECOVERY: u8 = 2;
+/// Hybrid slot body before the recovery section: variant, fingerprint, X25519
+/// ephemeral public key, ML-KEM-768 ciphertext.
+pub(crate) const HYBRID_SLOT_PREFIX_LEN: usize = 1 + FINGERPRINT_LEN + X25519_LEN + MLKEM_CIPHERTEXT_LEN;
+/// Recovery section: nonce and the sealed ML-KEM-768 secret key (with its tag).
+pub(crate) const RECOVERY_SECTION_LEN: usize = NONCE_LEN + MLKEM_SECRET_KEY_LEN + AEAD_TAG_LEN;
+/// Body of a device slot: prefix, nonce, wrapped master key.
+pub(crate) const HYBRID_DEVICE_BODY_LEN: usize = HYBRID_SLOT_PREFIX_LEN + NONCE_LEN + SLOT_WRAPPED_MK_LEN;
+/// Body of a recovery slot: prefix, recovery section, nonce, wrapped master key.
+pub(crate) const HYBRID_RECOVERY_BODY_LEN: usize = HYBRID_DEVICE_BODY_LEN + RECOVERY_SECTION_LEN;
+
+const _: () = assert!(MLKEM_PUBLIC_KEY_LEN == pqcrypto_mlkem::mlkem768::public_key_bytes());
+const _: () = assert!(MLKEM_SECRET_KEY_LEN == pqcrypto_mlkem::mlkem768::secret_key_bytes());
+const _: () = assert!(MLKEM_CIPHERTEXT_LEN == pqcrypto_mlkem::mlkem768::ciphertext_bytes());
+const _: () = assert!(32 == pqcrypto_mlkem::mlkem768::shared_secret_bytes());
+const _: () = assert!(MLKEM_SK_HASH_OFFSET + 32 + 32 == MLKEM_SECRET_KEY_LEN);
+const _: () = assert!(HYBRID_PUBLIC_KEY_LEN == 1225);
+const _: () = assert!(HYBRID_SLOT_PREFIX_LEN == 1153);
+const _: () = assert!(HYBRID_DEVICE_BODY_LEN == 1213);
+const _: () = assert!(HYBRID_RECOVERY_BODY_LEN == 3641);
+const _: () = assert!(HYBRID_RECOVERY_BODY_LEN <= u16::MAX as usize);
+
+// ---- Recovery keys and shares (text for people) ----------------------------------
+
+/// Prefix of a recovery key's text form; the digit is the encoding's version.
+pub(crate) const RECOVERY_KEY_PREFIX: &str = "SYN1";
+/// Prefix of a recovery share's text form.
+pub(crate) const RECOVERY_SHARE_PREFIX: &str = "SYS1";
+/// Checksum bytes appended to the payload before base32 encoding.
+pub(crate) const TEXT_CHECKSUM_LEN: usize = 3;
+/// Recovery key payload: secret (32), checksum (3) = 35 bytes = 56 base32 characters.
+pub(crate) const RECOVERY_KEY_PAYLOAD_LEN: usize = 32 + TEXT_CHECKSUM_LEN;
+/// Share payload: split id (3), threshold (1), x (1), y (32), checksum (3) = 40 bytes.
+pub(crate) const RECOVERY_SHARE_PAYLOAD_LEN: usize = 3 + 1 + 1 + 32 + TEXT_CHECKSUM_LEN;
+/// Characters per dash-separated group in the text forms.
+pub(crate) const TEXT_GROUP_LEN: usize = 4;
+
+// Both payloads are whole multiples of 5 bytes, so base32 needs no padding bits.
+const _: () = assert!(RECOVERY_KEY_PAYLOAD_LEN / 5 * 5 == RECOVERY_KEY_PAYLOAD_LEN);
+const _: () = assert!(RECOVERY_SHARE_PAYLOAD_LEN / 5 * 5 == RECOVERY_SHARE_PAYLOAD_LEN);

@@ -1,6 +1,7 @@
 //! Produces the worked examples of `crypto/FORMAT.md` from the real encoders, with
 //! fixed keys so a reader can check every byte. Run with
-//! `cargo test -p synapsed-storage-crypto print_format_examples -- --ignored --nocapture`.
+//! `cargo test -p synapsed-storage-crypto print_format_examples -- --ignored --nocapture`
+//! (and `print_hybrid_examples` for the hybrid keyslots).
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::collections::BTreeMap;
@@ -11,8 +12,10 @@ use crate::format::FILE_HEADER_LEN;
 use crate::header::{FileHeader, FileKind};
 use crate::keyring::Keyring;
 use crate::keys::{DataKey, MasterKey};
+use crate::hybrid::HybridSecretKey;
 use crate::keyslot::{hex, Argon2Params, Credential, KeyslotFile};
 use crate::manager::KeyManager;
+use crate::recovery::RecoveryKey;
 
 fn seq(start: u8) -> [u8; 32] {
     std::array::from_fn(|i| start + i as u8)
@@ -75,4 +78,62 @@ fn print_format_examples() {
         "block sealed with file key 60..7f, file id 7, offset 84, WalRecord, \"hello\"",
         &fixed.seal(84, BlockKind::WalRecord, b"hello"),
     );
+}
+
+#[test]
+#[ignore = "prints the hybrid keyslot examples of FORMAT.md"]
+fn print_hybrid_examples() {
+    let master = MasterKey::from_bytes(seq(0x00));
+    let store_id: [u8; 16] = std::array::from_fn(|i| 0xa0 + i as u8);
+    // A device key whose X25519 half is 80..9f; its ML-KEM half is random, as
+    // pqcrypto-mlkem cannot generate one from a seed.
+    let device = crate::hybrid::generate_with_x25519(x25519_dalek::StaticSecret::from(seq(0x80)));
+    let recovery = RecoveryKey::from_bytes(seq(0x00));
+    println!("recovery key = {}", &*recovery.to_text());
+    dump("device secret key", &device.encode());
+    dump("device public key", &device.public_key().encode());
+    println!("device fingerprint = {}\n", hex(&device.public_key().fingerprint()));
+
+    let params = Argon2Params::default();
+    let mut slots = KeyslotFile::create(&master, store_id, &Credential::Hybrid(device.clone()), &params).unwrap();
+    slots.add_slot(&master, &Credential::Recovery(recovery.clone()), &params).unwrap();
+    let bytes = slots.encode();
+    dump("KEYSLOTS (device slot, then recovery slot)", &bytes);
+    let decoded = KeyslotFile::decode(&bytes, "KEYSLOTS").unwrap();
+    let decoded_device = HybridSecretKey::decode(&device.encode()).unwrap();
+    assert_eq!(decoded.unlock(&Credential::Hybrid(decoded_device)).unwrap(), master);
+    assert_eq!(decoded.unlock(&Credential::Recovery(recovery)).unwrap(), master);
+}
+
+/// The bytes of the dump titled `title` in a printed examples file.
+fn parse_dump(text: &str, title: &str) -> Vec<u8> {
+    let start = text.find(title).unwrap();
+    let part = text[start..].split("\n\n").next().unwrap();
+    part.lines()
+        .skip(1)
+        .flat_map(|line| line[6..].split(' ').map(|b| u8::from_str_radix(b, 16).unwrap()).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The committed hybrid example (checked independently by
+/// `testdata/verify_hybrid_example.py`) still opens with this build: the format
+/// of kind-3 slots and of hybrid secret keys has not drifted.
+#[test]
+fn committed_hybrid_example_still_opens() {
+    let text = include_str!("../testdata/hybrid_slot_example.txt");
+    let device = HybridSecretKey::decode(&parse_dump(text, "device secret key")).unwrap();
+    assert_eq!(device.public_key().encode(), parse_dump(text, "device public key"));
+    let bytes = parse_dump(text, "KEYSLOTS");
+    let file = KeyslotFile::decode(&bytes, "KEYSLOTS").unwrap();
+    assert_eq!(file.encode(), bytes);
+    let recovery_line = text.lines().find_map(|l| l.strip_prefix("recovery key = ")).unwrap();
+    let recovery = RecoveryKey::from_text(recovery_line).unwrap();
+    assert_eq!(recovery.as_bytes(), &seq(0x00));
+    let master = MasterKey::from_bytes(seq(0x00));
+    assert_eq!(file.unlock(&Credential::Hybrid(device)).unwrap(), master);
+    assert_eq!(file.unlock(&Credential::Recovery(recovery)).unwrap(), master);
+    assert!(matches!(
+        file.unlock(&Credential::Recovery(RecoveryKey::from_bytes(seq(0x01)))),
+        Err(crate::Error::WrongKey)
+    ));
 }

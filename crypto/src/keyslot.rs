@@ -2,12 +2,13 @@
 //! credential. The `KEYSLOTS` file holds the store id, a key-check value and the slots.
 //!
 //! A passphrase slot derives its key-encryption key (KEK) with Argon2id, a raw-key
-//! slot with HKDF-SHA256; either KEK wraps the master key with AES-256-GCM-SIV whose
+//! slot with HKDF-SHA256, a hybrid slot (kind 3, [`hybrid_slot`]) from an X25519 +
+//! ML-KEM-768 encapsulation; the KEK wraps the master key with AES-256-GCM-SIV whose
 //! AAD binds the file magic, version, store id, slot kind and the slot's parameters,
 //! so a slot cannot be moved to another store or have its costs lowered. The file's
 //! trailing crc32 is checked before anything else so that damage is reported as
-//! corruption and never as a wrong passphrase. Unknown slot kinds (a later hybrid
-//! post-quantum kind, 3) are kept byte for byte and skipped when unlocking.
+//! corruption and never as a wrong passphrase. Unknown slot kinds are kept byte for
+//! byte and skipped when unlocking.
 //! Layout: `crypto/FORMAT.md`, section "KEYSLOTS".
 
 use std::fmt;
@@ -23,9 +24,11 @@ use crate::format::{
     NONCE_LEN, PASSPHRASE_BODY_LEN, PASSPHRASE_PARAMS_LEN, RAW_KEY_BODY_LEN, RAW_KEY_PARAMS_LEN, SLOT_FRAME_LEN,
     SLOT_SALT_LEN, SLOT_WRAPPED_MK_LEN, STORE_ID_LEN,
 };
+use crate::hybrid::HybridPublicKey;
 use crate::keys::{fill_random, MasterKey};
 
 mod credential;
+mod hybrid_slot;
 use credential::derive_kek;
 pub use credential::{Argon2Params, Credential, SlotInfo, SlotKind};
 
@@ -42,18 +45,23 @@ struct Slot {
 }
 
 impl Slot {
-    /// Length of the part of the body that is bound into the AAD (parameters and salt).
-    fn params_len(kind: SlotKind) -> usize {
+    /// Length of the part of a KEK slot's body that is bound into the AAD
+    /// (parameters and salt); `None` for hybrid slots, which have no salt.
+    fn params_len(kind: SlotKind) -> Option<usize> {
         match kind {
-            SlotKind::Passphrase => PASSPHRASE_PARAMS_LEN,
-            SlotKind::RawKey => RAW_KEY_PARAMS_LEN,
+            SlotKind::Passphrase => Some(PASSPHRASE_PARAMS_LEN),
+            SlotKind::RawKey => Some(RAW_KEY_PARAMS_LEN),
+            SlotKind::Hybrid => None,
         }
     }
 
-    fn body_len(kind: SlotKind) -> usize {
+    /// The body length a slot of a known kind must have; `None` for a hybrid slot
+    /// of a variant this build does not know.
+    fn expected_body_len(kind: SlotKind, body: &[u8]) -> Option<usize> {
         match kind {
-            SlotKind::Passphrase => PASSPHRASE_BODY_LEN,
-            SlotKind::RawKey => RAW_KEY_BODY_LEN,
+            SlotKind::Passphrase => Some(PASSPHRASE_BODY_LEN),
+            SlotKind::RawKey => Some(RAW_KEY_BODY_LEN),
+            SlotKind::Hybrid => hybrid_slot::body_len(body),
         }
     }
 
@@ -70,10 +78,10 @@ impl Slot {
         Some(Argon2Params { m_cost_kib: word(0)?, t_cost: word(1)?, p_cost: word(2)? })
     }
 
-    /// Splits a known-kind body into its fields.
+    /// Splits a passphrase or raw-key body into its fields.
     fn parts(&self, kind: SlotKind) -> Option<SlotParts<'_>> {
-        let params_len = Slot::params_len(kind);
-        if self.body.len() != Slot::body_len(kind) {
+        let params_len = Slot::params_len(kind)?;
+        if Some(self.body.len()) != Slot::expected_body_len(kind, &self.body) {
             return None;
         }
         let params_and_salt = self.body.get(..params_len)?;
@@ -145,10 +153,15 @@ fn make_slot(
     params: &Argon2Params,
 ) -> Result<Slot> {
     credential.check()?;
+    match credential {
+        Credential::Hybrid(secret) => return hybrid_slot::make_device_slot(master, store_id, secret.public_key()),
+        Credential::Recovery(recovery) => return hybrid_slot::make_recovery_slot(master, store_id, recovery),
+        Credential::Passphrase(_) | Credential::RawKey(_) => {}
+    }
     let kind = credential.slot_kind();
     let mut salt = [0u8; SLOT_SALT_LEN];
     fill_random(&mut salt);
-    let mut body = Vec::with_capacity(Slot::body_len(kind));
+    let mut body = Vec::with_capacity(PASSPHRASE_BODY_LEN);
     if kind == SlotKind::Passphrase {
         params.validate().map_err(Error::InvalidArgument)?;
         body.extend_from_slice(&params.m_cost_kib.to_le_bytes());
@@ -169,7 +182,7 @@ fn make_slot(
     }
     body.extend_from_slice(&nonce);
     body.extend_from_slice(&buf);
-    debug_assert_eq!(body.len(), Slot::body_len(kind));
+    debug_assert_eq!(Some(body.len()), Slot::expected_body_len(kind, &body));
     Ok(Slot { kind: kind as u8, body })
 }
 
@@ -221,12 +234,22 @@ impl KeyslotFile {
             let len = usize::from(r.u16("a slot length")?);
             let slot = Slot { kind, body: r.take(len, "a slot body")?.to_vec() };
             if let Some(known) = SlotKind::from_u8(kind) {
-                if len != Slot::body_len(known) {
-                    return Err(Error::corruption(
-                        file,
-                        offset,
-                        format!("slot {index} ({known:?}) has a {len}-byte body, expected {}", Slot::body_len(known)),
-                    ));
+                match Slot::expected_body_len(known, &slot.body) {
+                    Some(expected) if expected == len => {}
+                    Some(expected) => {
+                        return Err(Error::corruption(
+                            file,
+                            offset,
+                            format!("slot {index} ({known:?}) has a {len}-byte body, expected {expected}"),
+                        ))
+                    }
+                    None => {
+                        return Err(Error::corruption(
+                            file,
+                            offset,
+                            format!("slot {index} ({known:?}) is of an unknown variant"),
+                        ))
+                    }
                 }
                 if let Some(p) = slot.argon2_params() {
                     p.validate()
@@ -273,15 +296,35 @@ impl KeyslotFile {
         self.open_slot(credential).map(|(index, _)| index)
     }
 
-    fn open_slot(&self, credential: &Credential) -> Result<(usize, MasterKey)> {
+    /// The index of the slot `credential` opens and the master key it unwraps.
+    pub(crate) fn open_slot(&self, credential: &Credential) -> Result<(usize, MasterKey)> {
         credential.check()?;
         let kind = credential.slot_kind();
         let mut mismatch = None;
+        let mut tampered = None;
         for (index, slot) in self.slots.iter().enumerate() {
             if slot.kind != kind as u8 {
                 continue;
             }
             let offset = self.slot_offset(index);
+            if kind == SlotKind::Hybrid {
+                match hybrid_slot::open(&slot.body, &self.store_id, credential) {
+                    hybrid_slot::Opened::NotMine => {}
+                    hybrid_slot::Opened::Tampered(reason) => {
+                        // Remembered, not returned: another slot for the same key may still open.
+                        tampered.get_or_insert((index, offset, reason));
+                    }
+                    hybrid_slot::Opened::Key(raw) => {
+                        let master = MasterKey::from_bytes(*raw);
+                        if !ct_eq(&key_check_value(&master), &self.kcv) {
+                            mismatch = Some((index, offset));
+                            continue;
+                        }
+                        return Ok((index, master));
+                    }
+                }
+                continue;
+            }
             let SlotParts { params_and_salt, salt, nonce, wrapped } = slot
                 .parts(kind)
                 .ok_or_else(|| Error::corruption(&self.file, offset, format!("slot {index} is malformed")))?;
@@ -321,7 +364,10 @@ impl KeyslotFile {
                 offset,
                 format!("slot {index} unwraps to a key that does not match the key-check value"),
             )),
-            None => Err(Error::WrongKey),
+            None => match tampered {
+                Some((index, offset, reason)) => Err(hybrid_slot::tampered(&self.file, offset, index, reason)),
+                None => Err(Error::WrongKey),
+            },
         }
     }
 
@@ -335,6 +381,47 @@ impl KeyslotFile {
             return Err(Error::InvalidArgument("the master key does not belong to this store".into()));
         }
         let slot = make_slot(master, &self.store_id, credential, params)?;
+        self.slots.push(slot);
+        Ok(self.slots.len() - 1)
+    }
+
+    /// Adds a slot for `credential` and removes the slots at `remove` as one change
+    /// (a passphrase change, a new recovery key); returns the new slot's index.
+    /// `master` must be this store's key.
+    pub fn replace_slots(
+        &mut self,
+        master: &MasterKey,
+        remove: &[usize],
+        credential: &Credential,
+        params: &Argon2Params,
+    ) -> Result<usize> {
+        if let Some(bad) = remove.iter().find(|&&i| i >= self.slots.len()) {
+            return Err(Error::InvalidArgument(format!("no keyslot {bad} (the store has {})", self.slots.len())));
+        }
+        if !ct_eq(&key_check_value(master), &self.kcv) {
+            return Err(Error::InvalidArgument("the master key does not belong to this store".into()));
+        }
+        let slot = make_slot(master, &self.store_id, credential, params)?;
+        let mut kept: Vec<Slot> =
+            self.slots.iter().enumerate().filter(|(i, _)| !remove.contains(i)).map(|(_, s)| s.clone()).collect();
+        if kept.len() >= MAX_SLOTS {
+            return Err(Error::InvalidArgument(format!("a store holds at most {MAX_SLOTS} keyslots")));
+        }
+        kept.push(slot);
+        self.slots = kept;
+        Ok(self.slots.len() - 1)
+    }
+
+    /// Adds a hybrid slot wrapping `master` for the holder of `recipient`'s secret
+    /// key (another device) and returns its index. `master` must be this store's key.
+    pub fn add_hybrid_slot(&mut self, master: &MasterKey, recipient: &HybridPublicKey) -> Result<usize> {
+        if self.slots.len() >= MAX_SLOTS {
+            return Err(Error::InvalidArgument(format!("a store holds at most {MAX_SLOTS} keyslots")));
+        }
+        if !ct_eq(&key_check_value(master), &self.kcv) {
+            return Err(Error::InvalidArgument("the master key does not belong to this store".into()));
+        }
+        let slot = hybrid_slot::make_device_slot(master, &self.store_id, recipient)?;
         self.slots.push(slot);
         Ok(self.slots.len() - 1)
     }
@@ -364,6 +451,8 @@ impl KeyslotFile {
                 kind_code: s.kind,
                 kind: SlotKind::from_u8(s.kind),
                 argon2: s.argon2_params(),
+                fingerprint: (s.kind == SlotKind::Hybrid as u8).then(|| hybrid_slot::fingerprint(&s.body)).flatten(),
+                recovery: s.kind == SlotKind::Hybrid as u8 && hybrid_slot::is_recovery(&s.body),
             })
             .collect()
     }
@@ -391,5 +480,7 @@ impl KeyslotFile {
     }
 }
 
+#[cfg(test)]
+mod hybrid_tests;
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,8 @@
 //! `create` writes `KEYRING` first and `KEYSLOTS` last, each atomically (temp file,
 //! sync, rename, directory sync), so the presence of `KEYSLOTS` is what says a store
 //! exists: a crash in between leaves a stray `KEYRING` that the next `create`
-//! overwrites, never a store without its keyring.
+//! overwrites, never a store without its keyring. Keyslot changes and key rotation
+//! live in [`admin`].
 
 use parking_lot::RwLock;
 use std::path::Path;
@@ -19,6 +20,7 @@ use crate::header::{FileHeader, FileKind};
 use crate::keyring::Keyring;
 use crate::keys::{fill_random, Epoch, FileKey, MasterKey};
 use crate::keyslot::{Argon2Params, Credential, KeyslotFile};
+use crate::recovery::RecoveryKey;
 use crate::vfs::{write_file_atomic, Vfs};
 
 /// Name of the keyslot file in the store directory.
@@ -26,10 +28,12 @@ pub const KEYSLOTS_FILE: &str = "KEYSLOTS";
 /// Name of the keyring file in the store directory.
 pub const KEYRING_FILE: &str = "KEYRING";
 
+mod admin;
+
 /// The unlocked keys of one store.
 pub struct KeyManager {
-    /// Kept (zeroized on drop) so the keyring can be resealed after a rotation.
-    #[allow(dead_code)]
+    /// Kept (zeroized on drop) so the keyring can be resealed after a rotation and
+    /// new keyslots can wrap it.
     master: MasterKey,
     store_id: [u8; 16],
     keyring: RwLock<Keyring>,
@@ -47,7 +51,7 @@ impl KeyManager {
     pub fn ephemeral() -> Arc<Self> {
         let mut store_id = [0u8; 16];
         fill_random(&mut store_id);
-        Arc::new(KeyManager { master: MasterKey::random(), store_id, keyring: RwLock::new(Keyring::new_random()) })
+        Arc::new(KeyManager::new(MasterKey::random(), store_id, Keyring::new_random()))
     }
 
     /// Creates the key files of a new store in `dir` (fails if `KEYSLOTS` exists) and
@@ -57,6 +61,33 @@ impl KeyManager {
     /// holds a store, `InvalidArgument` for an empty passphrase or out-of-range
     /// Argon2 parameters, `Io` naming the file that could not be written.
     pub fn create(vfs: &Arc<dyn Vfs>, dir: &Path, credential: &Credential, params: &Argon2Params) -> Result<Arc<Self>> {
+        Self::create_inner(vfs, dir, credential, params, None)
+    }
+
+    /// Like [`KeyManager::create`], and also makes a recovery key with its own
+    /// keyslot (kind 3, recovery variant), written in the same atomic `KEYSLOTS` write.
+    ///
+    /// The returned [`RecoveryKey`] exists nowhere else: show it to the person once
+    /// ([`RecoveryKey::to_text`]) and drop it. It unlocks the store as
+    /// `Credential::Recovery(key)`.
+    pub fn create_with_recovery(
+        vfs: &Arc<dyn Vfs>,
+        dir: &Path,
+        credential: &Credential,
+        params: &Argon2Params,
+    ) -> Result<(Arc<Self>, RecoveryKey)> {
+        let recovery = RecoveryKey::generate();
+        let manager = Self::create_inner(vfs, dir, credential, params, Some(&recovery))?;
+        Ok((manager, recovery))
+    }
+
+    fn create_inner(
+        vfs: &Arc<dyn Vfs>,
+        dir: &Path,
+        credential: &Credential,
+        params: &Argon2Params,
+        recovery: Option<&RecoveryKey>,
+    ) -> Result<Arc<Self>> {
         let keyslots_path = dir.join(KEYSLOTS_FILE);
         if vfs.exists(&keyslots_path) {
             return Err(Error::AlreadyExists(format!(
@@ -68,13 +99,20 @@ impl KeyManager {
         let mut store_id = [0u8; 16];
         fill_random(&mut store_id);
         // Built before anything is written, so bad arguments leave the directory untouched.
-        let keyslots = KeyslotFile::create(&master, store_id, credential, params)?;
+        let mut keyslots = KeyslotFile::create(&master, store_id, credential, params)?;
+        if let Some(recovery) = recovery {
+            keyslots.add_slot(&master, &Credential::Recovery(recovery.clone()), params)?;
+        }
         let keyring = Keyring::new_random();
         vfs.create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
         write_file_atomic(&**vfs, dir, KEYRING_FILE, &keyring.seal(&master, &store_id))
             .map_err(|e| Error::io(KEYRING_FILE, e))?;
         write_file_atomic(&**vfs, dir, KEYSLOTS_FILE, &keyslots.encode()).map_err(|e| Error::io(KEYSLOTS_FILE, e))?;
-        Ok(Arc::new(KeyManager { master, store_id, keyring: RwLock::new(keyring) }))
+        Ok(Arc::new(KeyManager::new(master, store_id, keyring)))
+    }
+
+    fn new(master: MasterKey, store_id: [u8; 16], keyring: Keyring) -> Self {
+        KeyManager { master, store_id, keyring: RwLock::new(keyring) }
     }
 
     /// Unlocks an existing store's keys with `credential`.
@@ -93,13 +131,13 @@ impl KeyManager {
             return Err(Error::corruption(KEYRING_FILE, 0, "the keyring file is missing"));
         };
         let keyring = Keyring::open(&keyring_bytes, &master, &store_id, KEYRING_FILE)?;
-        Ok(Arc::new(KeyManager { master, store_id, keyring: RwLock::new(keyring) }))
+        Ok(Arc::new(KeyManager::new(master, store_id, keyring)))
     }
 
     /// A manager over keys the caller already holds (worked examples, later key tools).
     #[cfg(test)]
     pub(crate) fn from_parts(master: MasterKey, store_id: [u8; 16], keyring: Keyring) -> Self {
-        KeyManager { master, store_id, keyring: RwLock::new(keyring) }
+        KeyManager::new(master, store_id, keyring)
     }
 
     /// The store's random id.
@@ -177,5 +215,7 @@ fn read_key_file(vfs: &dyn Vfs, dir: &Path, name: &str, max_len: usize) -> Resul
     Ok(Some(buf))
 }
 
+#[cfg(test)]
+mod hygiene_tests;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,8 @@ use zeroize::Zeroizing;
 
 use crate::codec::hkdf_sha256;
 use crate::error::{Error, Result};
+use crate::hybrid::HybridSecretKey;
+use crate::recovery::RecoveryKey;
 use crate::format::{MAX_ARGON2_M_COST_KIB, MAX_ARGON2_P_COST, MAX_ARGON2_T_COST};
 
 /// HKDF info of the raw-key slot's KEK.
@@ -65,6 +67,11 @@ pub enum Credential {
     Passphrase(Zeroizing<Vec<u8>>),
     /// A raw 32-byte key, e.g. from an OS keystore.
     RawKey(Zeroizing<[u8; 32]>),
+    /// A device's hybrid (X25519 + ML-KEM-768) secret key; opens the hybrid slot
+    /// made for its public key.
+    Hybrid(HybridSecretKey),
+    /// The store's recovery key; opens its recovery slot.
+    Recovery(RecoveryKey),
 }
 
 impl Credential {
@@ -78,10 +85,21 @@ impl Credential {
         Credential::RawKey(Zeroizing::new(key))
     }
 
+    /// A hybrid secret-key credential (another device's key).
+    pub fn hybrid(key: HybridSecretKey) -> Self {
+        Credential::Hybrid(key)
+    }
+
+    /// A recovery-key credential.
+    pub fn recovery(key: RecoveryKey) -> Self {
+        Credential::Recovery(key)
+    }
+
     pub(super) fn slot_kind(&self) -> SlotKind {
         match self {
             Credential::Passphrase(_) => SlotKind::Passphrase,
             Credential::RawKey(_) => SlotKind::RawKey,
+            Credential::Hybrid(_) | Credential::Recovery(_) => SlotKind::Hybrid,
         }
     }
 
@@ -98,6 +116,8 @@ impl std::fmt::Debug for Credential {
         match self {
             Credential::Passphrase(_) => f.write_str("Credential::Passphrase(<redacted>)"),
             Credential::RawKey(_) => f.write_str("Credential::RawKey(<redacted>)"),
+            Credential::Hybrid(key) => write!(f, "Credential::Hybrid({key:?})"),
+            Credential::Recovery(_) => f.write_str("Credential::Recovery(<redacted>)"),
         }
     }
 }
@@ -110,6 +130,9 @@ pub enum SlotKind {
     Passphrase = 1,
     /// A raw 32-byte key (through HKDF) wraps the master key.
     RawKey = 2,
+    /// A hybrid X25519 + ML-KEM-768 encapsulation (to another device's key, or to
+    /// the recovery key) wraps the master key.
+    Hybrid = 3,
 }
 
 impl SlotKind {
@@ -117,6 +140,7 @@ impl SlotKind {
         match b {
             1 => Some(SlotKind::Passphrase),
             2 => Some(SlotKind::RawKey),
+            3 => Some(SlotKind::Hybrid),
             _ => None,
         }
     }
@@ -127,12 +151,17 @@ impl SlotKind {
 pub struct SlotInfo {
     /// Position of the slot in the file (what [`super::KeyslotFile::remove_slot`] takes).
     pub index: usize,
-    /// The kind byte on disk (3 is reserved for hybrid X25519 + ML-KEM-768 slots).
+    /// The kind byte on disk.
     pub kind_code: u8,
     /// The kind, when this build knows it.
     pub kind: Option<SlotKind>,
     /// The Argon2id parameters of a passphrase slot.
     pub argon2: Option<Argon2Params>,
+    /// For a hybrid slot: the fingerprint of the public key it was made for
+    /// ([`crate::HybridPublicKey::fingerprint`]).
+    pub fingerprint: Option<[u8; 32]>,
+    /// Whether this is the store's recovery slot (a hybrid slot opened by the recovery key).
+    pub recovery: bool,
 }
 
 /// The KEK of a slot. `Err` carries a reason; callers decide whether it is the
@@ -153,6 +182,10 @@ pub(super) fn derive_kek(
             argon.hash_password_into(pass, salt, &mut kek[..]).map_err(|e| e.to_string())?;
         }
         Credential::RawKey(raw) => hkdf_sha256(&raw[..], Some(salt), RAW_KEY_INFO, &mut kek[..]),
+        // Hybrid slots get their key from a key encapsulation, not from a KEK.
+        Credential::Hybrid(_) | Credential::Recovery(_) => {
+            return Err("a hybrid credential has no key-encryption key".to_string())
+        }
     }
     Ok(kek)
 }

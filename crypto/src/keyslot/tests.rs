@@ -111,7 +111,7 @@ fn out_of_range_argon2_params_are_refused_on_create() {
 fn three_slot_file(master: &MasterKey) -> Vec<u8> {
     let mut file = passphrase_file(master, "pass");
     file.add_slot(master, &Credential::raw_key([9; 32]), &TINY).unwrap();
-    file.push_raw_slot(3, vec![0xAB; 40]);
+    file.push_raw_slot(200, vec![0xAB; 40]);
     file.encode()
 }
 
@@ -146,7 +146,7 @@ fn unknown_slot_kinds_are_kept_and_skipped() {
     let bytes = three_slot_file(&master);
     let file = KeyslotFile::decode(&bytes, "KEYSLOTS").unwrap();
     let info = file.slots();
-    assert_eq!(info.iter().map(|s| s.kind_code).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(info.iter().map(|s| s.kind_code).collect::<Vec<_>>(), vec![1, 2, 200]);
     assert_eq!(info[2].kind, None);
     assert_eq!(file.encode(), bytes, "the unknown slot must survive a rewrite byte for byte");
     assert_eq!(file.unlock(&Credential::raw_key([9; 32])).unwrap(), master);
@@ -252,7 +252,7 @@ fn slot_management_limits() {
     let master = MasterKey::random();
     let mut file = passphrase_file(&master, "p");
     // The last usable slot stays, even with an unknown-kind slot next to it.
-    file.push_raw_slot(3, vec![1, 2, 3]);
+    file.push_raw_slot(200, vec![1, 2, 3]);
     assert!(matches!(file.remove_slot(0), Err(Error::InvalidArgument(_))));
     assert!(matches!(file.remove_slot(7), Err(Error::InvalidArgument(_))));
     // Only this store's master key may be wrapped into a new slot.

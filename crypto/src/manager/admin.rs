@@ -1,0 +1,217 @@
+//! Changing a store's keys after `create`: its keyslots (passphrase change, other
+//! devices, a new recovery key) and its data-key epochs (rotation, destruction).
+//!
+//! Each change reads one key file from disk, changes it in memory and writes it back
+//! with `write_file_atomic`, so a crash leaves either the old file or the new one.
+//! Reading the file afresh (rather than trusting this manager's copy) keeps a stale
+//! manager from undoing another's change, e.g. reusing an epoch number with a new
+//! key. The in-memory keyring changes only after the new `KEYRING` is durable: no
+//! file is ever written under an epoch a crash could lose, and a failed write leaves
+//! the manager as it was. Across processes the engine's store lock serializes
+//! changes; within the process, `KEY_FILE_CHANGES` does.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{read_key_file, KeyManager, KEYRING_FILE, KEYSLOTS_FILE};
+use crate::error::{Error, Result};
+use crate::format::{MAX_EPOCHS, MAX_KEYRING_FILE_LEN, MAX_KEYSLOTS_FILE_LEN};
+use crate::header::FileHeader;
+use crate::hybrid::HybridPublicKey;
+use crate::keyring::Keyring;
+use crate::keys::Epoch;
+use crate::keyslot::{Argon2Params, Credential, KeyslotFile, SlotInfo, SlotKind};
+use crate::recovery::RecoveryKey;
+use crate::vfs::{write_file_atomic, Vfs};
+
+/// Serializes every read-modify-write of a key file in this process, whichever
+/// manager (or none, for `change_passphrase`) makes it.
+static KEY_FILE_CHANGES: Mutex<()> = parking_lot::const_mutex(());
+
+/// Reads and decodes `dir/KEYSLOTS`; `NotFound` if the directory holds no store.
+fn load_keyslots(vfs: &dyn Vfs, dir: &Path) -> Result<KeyslotFile> {
+    let Some(bytes) = read_key_file(vfs, dir, KEYSLOTS_FILE, MAX_KEYSLOTS_FILE_LEN)? else {
+        return Err(Error::NotFound(format!("no store in {} ({KEYSLOTS_FILE} is missing)", dir.display())));
+    };
+    KeyslotFile::decode(&bytes, KEYSLOTS_FILE)
+}
+
+fn store_keyslots(vfs: &dyn Vfs, dir: &Path, keyslots: &KeyslotFile) -> Result<()> {
+    write_file_atomic(vfs, dir, KEYSLOTS_FILE, &keyslots.encode()).map_err(|e| Error::io(KEYSLOTS_FILE, e))
+}
+
+impl KeyManager {
+    /// Replaces a passphrase: wraps the master key into a new passphrase slot for
+    /// `new_passphrase` (Argon2id with `params`) and removes the old slot, in one
+    /// atomic rewrite of `KEYSLOTS`; the old passphrase stops working at once.
+    ///
+    /// `credential` authorizes the change. If it is a passphrase, its own slot is
+    /// the one replaced. If it is another credential (the recovery key after a
+    /// forgotten passphrase, a raw key, a device key), every passphrase slot is
+    /// replaced by the new one. Other slots are untouched; the data keys and files
+    /// are not rewritten (only the master key's wrapping changes).
+    ///
+    /// Errors: `NotFound` (no store), `WrongKey`, `InvalidArgument` (empty
+    /// passphrase, bad parameters), `Corruption` / `Io` naming `KEYSLOTS`.
+    pub fn change_passphrase(
+        vfs: &Arc<dyn Vfs>,
+        dir: &Path,
+        credential: &Credential,
+        new_passphrase: &[u8],
+        params: &Argon2Params,
+    ) -> Result<()> {
+        let _guard = KEY_FILE_CHANGES.lock();
+        let mut keyslots = load_keyslots(&**vfs, dir)?;
+        let (index, master) = keyslots.open_slot(credential)?;
+        let remove: Vec<usize> = match credential {
+            Credential::Passphrase(_) => vec![index],
+            _ => keyslots.slots().iter().filter(|s| s.kind == Some(SlotKind::Passphrase)).map(|s| s.index).collect(),
+        };
+        keyslots.replace_slots(&master, &remove, &Credential::passphrase(new_passphrase), params)?;
+        store_keyslots(&**vfs, dir, &keyslots)
+    }
+
+    /// Describes the keyslots of the store in `dir` (no credential needed: the
+    /// descriptions hold no key material).
+    pub fn keyslots(vfs: &Arc<dyn Vfs>, dir: &Path) -> Result<Vec<SlotInfo>> {
+        Ok(load_keyslots(&**vfs, dir)?.slots())
+    }
+
+    /// Adds a keyslot for another device, given its hybrid public key; that device
+    /// then unlocks with `Credential::Hybrid(its secret key)`. Returns the slot index.
+    pub fn add_keyslot(&self, vfs: &Arc<dyn Vfs>, dir: &Path, recipient: &HybridPublicKey) -> Result<usize> {
+        let _guard = KEY_FILE_CHANGES.lock();
+        let mut keyslots = self.load_own_keyslots(&**vfs, dir)?;
+        let index = keyslots.add_hybrid_slot(&self.master, recipient)?;
+        store_keyslots(&**vfs, dir, &keyslots)?;
+        Ok(index)
+    }
+
+    /// Adds a keyslot for any credential (a second passphrase, a raw key from an OS
+    /// keystore, a device's secret key). `params` is used by passphrase slots only.
+    pub fn add_credential(
+        &self,
+        vfs: &Arc<dyn Vfs>,
+        dir: &Path,
+        credential: &Credential,
+        params: &Argon2Params,
+    ) -> Result<usize> {
+        let _guard = KEY_FILE_CHANGES.lock();
+        let mut keyslots = self.load_own_keyslots(&**vfs, dir)?;
+        let index = keyslots.add_slot(&self.master, credential, params)?;
+        store_keyslots(&**vfs, dir, &keyslots)?;
+        Ok(index)
+    }
+
+    /// Removes the keyslot at `index` (as listed by [`KeyManager::keyslots`]; later
+    /// slots move down by one). Refuses to remove the last usable slot.
+    pub fn remove_keyslot(&self, vfs: &Arc<dyn Vfs>, dir: &Path, index: usize) -> Result<SlotInfo> {
+        let _guard = KEY_FILE_CHANGES.lock();
+        let mut keyslots = self.load_own_keyslots(&**vfs, dir)?;
+        let removed = keyslots.remove_slot(index)?;
+        store_keyslots(&**vfs, dir, &keyslots)?;
+        Ok(removed)
+    }
+
+    /// Makes a new recovery key and replaces every recovery slot with one for it, in
+    /// one atomic write: the old recovery key stops working at once. Also adds a
+    /// recovery key to a store created without one.
+    pub fn replace_recovery_key(&self, vfs: &Arc<dyn Vfs>, dir: &Path) -> Result<RecoveryKey> {
+        let _guard = KEY_FILE_CHANGES.lock();
+        let mut keyslots = self.load_own_keyslots(&**vfs, dir)?;
+        let old: Vec<usize> = keyslots.slots().iter().filter(|s| s.recovery).map(|s| s.index).collect();
+        let recovery = RecoveryKey::generate();
+        let credential = Credential::Recovery(recovery.clone());
+        keyslots.replace_slots(&self.master, &old, &credential, &Argon2Params::default())?;
+        store_keyslots(&**vfs, dir, &keyslots)?;
+        Ok(recovery)
+    }
+
+    /// Starts a new data-key epoch, makes it current and persists `KEYRING`
+    /// atomically; files created afterwards are under the new epoch. Old epochs stay
+    /// until [`KeyManager::destroy_epoch`], so existing files remain readable while
+    /// compaction re-encrypts them.
+    ///
+    /// Errors: `InvalidArgument` when the keyring is full (4096 epochs) or epoch
+    /// numbers are exhausted; `Io` naming `KEYRING` (the manager is then unchanged).
+    pub fn rotate(&self, vfs: &Arc<dyn Vfs>, dir: &Path) -> Result<Epoch> {
+        let _guard = KEY_FILE_CHANGES.lock();
+        let mut next = self.load_own_keyring(&**vfs, dir)?;
+        if next.epochs.len() >= MAX_EPOCHS {
+            return Err(Error::InvalidArgument(format!(
+                "the keyring holds {MAX_EPOCHS} epochs, the most it can; destroy retired epochs first"
+            )));
+        }
+        let highest = next.epochs.keys().next_back().copied().unwrap_or(0).max(next.current);
+        if highest == Epoch::MAX {
+            return Err(Error::InvalidArgument("data-key epoch numbers are exhausted".into()));
+        }
+        let epoch = next.add_epoch();
+        write_file_atomic(&**vfs, dir, KEYRING_FILE, &next.seal(&self.master, &self.store_id))
+            .map_err(|e| Error::io(KEYRING_FILE, e))?;
+        *self.keyring.write() = next;
+        Ok(epoch)
+    }
+
+    /// Destroys the data key of `epoch` and persists `KEYRING` atomically
+    /// (crypto-shredding): afterwards, opening a file of that epoch fails with
+    /// `Error::MissingEpoch`. Returns whether the epoch was present (an absent one
+    /// writes nothing). The current epoch cannot be destroyed (`InvalidArgument`).
+    ///
+    /// The caller must first make sure no live file is under `epoch`
+    /// ([`KeyManager::epoch_of`] on each file header).
+    pub fn destroy_epoch(&self, vfs: &Arc<dyn Vfs>, dir: &Path, epoch: Epoch) -> Result<bool> {
+        let _guard = KEY_FILE_CHANGES.lock();
+        let mut next = self.load_own_keyring(&**vfs, dir)?;
+        if !next.remove_epoch(epoch)? {
+            // Already gone from disk (perhaps by another manager): adopt that view.
+            *self.keyring.write() = next;
+            return Ok(false);
+        }
+        write_file_atomic(&**vfs, dir, KEYRING_FILE, &next.seal(&self.master, &self.store_id))
+            .map_err(|e| Error::io(KEYRING_FILE, e))?;
+        *self.keyring.write() = next;
+        Ok(true)
+    }
+
+    /// The epochs whose data keys the keyring holds, oldest first.
+    pub fn epochs(&self) -> Vec<Epoch> {
+        self.keyring.read().epochs()
+    }
+
+    /// The epoch a data file is under, from its header (the first
+    /// [`crate::FILE_HEADER_LEN`] bytes), without unwrapping its key: lets the engine
+    /// find the files to re-encrypt before destroying an epoch. `file` names the
+    /// file in errors.
+    pub fn epoch_of(header_bytes: &[u8], file: &str) -> Result<Epoch> {
+        Ok(FileHeader::decode(header_bytes, file)?.epoch)
+    }
+
+    /// `KEYSLOTS` of `dir`, checked to be this store's.
+    fn load_own_keyslots(&self, vfs: &dyn Vfs, dir: &Path) -> Result<KeyslotFile> {
+        let keyslots = load_keyslots(vfs, dir)?;
+        if keyslots.store_id() != self.store_id || !keyslots.matches(&self.master) {
+            return Err(Error::corruption(
+                KEYSLOTS_FILE,
+                9,
+                format!("{KEYSLOTS_FILE} in {} belongs to another store than the one unlocked", dir.display()),
+            ));
+        }
+        Ok(keyslots)
+    }
+
+    /// The durable `KEYRING` of `dir`, after checking that `dir` holds this store
+    /// (so a keyring is never written into another store's directory).
+    fn load_own_keyring(&self, vfs: &dyn Vfs, dir: &Path) -> Result<Keyring> {
+        self.load_own_keyslots(vfs, dir)?;
+        let Some(bytes) = read_key_file(vfs, dir, KEYRING_FILE, MAX_KEYRING_FILE_LEN)? else {
+            return Err(Error::corruption(KEYRING_FILE, 0, "the keyring file is missing"));
+        };
+        Keyring::open(&bytes, &self.master, &self.store_id, KEYRING_FILE)
+    }
+}
+
+#[cfg(test)]
+mod tests;
