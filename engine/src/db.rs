@@ -1,33 +1,70 @@
-//! The database facade.
+//! The database facade: the public types users hold, delegating to the engine
+//! parts in `db/` (open and recovery, the write path, reads, iterators,
+//! snapshots, transactions, background work, verify).
+
+mod background;
+mod inner;
+mod iter;
+mod open;
+mod read;
+mod read_only_vfs;
+mod snapshot;
+#[cfg(test)]
+mod tests;
+mod txn;
+mod verify;
+mod write;
 
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crypto::Credential;
+use index::{Direction, KeyRange};
+use parking_lot::Mutex;
 
 use crate::batch::WriteBatch;
 use crate::error::Result;
-use crate::options::Options;
+use crate::options::{Options, SyncPolicy};
+
+use inner::Inner;
 
 /// An open store. `Send + Sync`: share it with `Arc` across threads.
 pub struct Db {
-    _private: (),
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// A consistent read view at one sequence number; released on drop.
 pub struct Snapshot {
-    _private: (),
+    handle: snapshot::SnapshotHandle,
+}
+
+impl Snapshot {
+    /// The sequence number this snapshot reads at.
+    pub fn seqno(&self) -> u64 {
+        self.handle.seqno()
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("seqno", &self.seqno()).finish()
+    }
 }
 
 /// An iterator over live key/value pairs in key order (or reverse key order).
 pub struct DbIterator {
-    _private: (),
+    state: Option<iter::RangeIter>,
 }
 
 impl Iterator for DbIterator {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
     fn next(&mut self) -> Option<Self::Item> {
-        todo!()
+        self.state.as_mut()?.next_pair()
     }
 }
 
@@ -35,7 +72,8 @@ impl Iterator for DbIterator {
 /// writes; `commit` fails with `Error::Conflict` if any key it read or wrote was
 /// written by someone else after the transaction began.
 pub struct Transaction<'db> {
-    _db: &'db Db,
+    db: &'db Db,
+    state: txn::TxnState,
 }
 
 /// Counters and sizes of an open store.
@@ -85,115 +123,180 @@ impl Db {
     /// Creates a new store in `dir` (creating the directory); fails with
     /// `AlreadyExists` if it holds one.
     pub fn create(dir: &Path, credential: &Credential, options: Options) -> Result<Db> {
-        let _ = (dir, credential, options);
-        todo!()
+        Ok(Db::run(open::create(dir, credential, options)?))
     }
 
     /// Opens an existing store: unlocks keys, replays the WAL, truncating a torn tail.
     pub fn open(dir: &Path, credential: &Credential, options: Options) -> Result<Db> {
-        let _ = (dir, credential, options);
-        todo!()
+        Ok(Db::run(open::open(dir, credential, options)?))
+    }
+
+    /// Starts the background threads the options ask for.
+    fn run(inner: Arc<Inner>) -> Db {
+        let mut threads = Vec::new();
+        if !inner.options.read_only {
+            if inner.options.background_compaction {
+                let bg = inner.clone();
+                threads.push(std::thread::spawn(move || background::run_background(bg)));
+            }
+            if let SyncPolicy::Periodic { interval_ms } = inner.options.sync {
+                let bg = inner.clone();
+                let interval = Duration::from_millis(interval_ms.max(1));
+                threads.push(std::thread::spawn(move || background::run_periodic_sync(bg, interval)));
+            }
+        }
+        Db { inner, threads: Mutex::new(threads) }
     }
 
     /// Reads and authenticates every file of a store without opening it for writing.
     pub fn verify(dir: &Path, credential: &Credential, options: Options) -> Result<VerifyReport> {
-        let _ = (dir, credential, options);
-        todo!()
+        verify::verify(dir, credential, &options)
     }
 
     /// Stores `value` under `key`.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        let _ = (key, value);
-        todo!()
+        let mut batch = WriteBatch::new();
+        batch.put(key, value);
+        self.inner.write(&batch).map(|_| ())
     }
 
     /// Deletes `key`.
     pub fn delete(&self, key: &[u8]) -> Result<()> {
-        let _ = key;
-        todo!()
+        let mut batch = WriteBatch::new();
+        batch.delete(key);
+        self.inner.write(&batch).map(|_| ())
     }
 
     /// The value of `key`, `None` if absent.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let _ = key;
-        todo!()
+        self.inner.get(key, None)
     }
 
     /// The value of `key` as of `snapshot`.
     pub fn get_at(&self, key: &[u8], snapshot: &Snapshot) -> Result<Option<Vec<u8>>> {
-        let _ = (key, snapshot);
-        todo!()
+        self.inner.get(key, Some(snapshot.seqno()))
     }
 
     /// Applies `batch` atomically; returns the sequence number of its last operation.
     pub fn write(&self, batch: WriteBatch) -> Result<u64> {
-        let _ = batch;
-        todo!()
+        self.inner.write(&batch)
     }
 
     /// A read view of the store as it is now.
     pub fn snapshot(&self) -> Snapshot {
-        todo!()
+        Snapshot { handle: self.inner.snapshots.acquire(&self.inner.visible) }
     }
 
     /// Live pairs with keys in (`start`, `end`), ascending (`reverse` = false) or
     /// descending, as of `snapshot` (or now).
     pub fn range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, reverse: bool, snapshot: Option<&Snapshot>) -> Result<DbIterator> {
-        let _ = (start, end, reverse, snapshot);
-        todo!()
+        let range = KeyRange { start: start.map(<[u8]>::to_vec), end: end.map(<[u8]>::to_vec) };
+        let direction = if reverse { Direction::Reverse } else { Direction::Forward };
+        let state = self.inner.range_iter(range, direction, snapshot.map(Snapshot::seqno))?;
+        Ok(DbIterator { state })
     }
 
     /// Live pairs whose key starts with `prefix`, ascending.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<DbIterator> {
-        let _ = prefix;
-        todo!()
+        let end = iter::prefix_successor(prefix);
+        self.range(Bound::Included(prefix), end.as_deref().map_or(Bound::Unbounded, Bound::Excluded), false, None)
     }
 
     /// Begins an optimistic transaction.
     pub fn transaction(&self) -> Transaction<'_> {
-        todo!()
+        Transaction { db: self, state: txn::TxnState::begin(&self.inner) }
     }
 
     /// Writes the memtable to an SSTable and waits for it.
     pub fn flush(&self) -> Result<()> {
-        todo!()
+        self.inner.flush()
     }
 
     /// Compacts every table overlapping [`start`, `end`] down to the bottom level and waits.
     pub fn compact_range(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> Result<()> {
-        let _ = (start, end);
-        todo!()
+        self.inner.compact_range(start, end)
     }
 
     /// Counters and sizes.
     pub fn stats(&self) -> Stats {
-        todo!()
+        self.inner.stats()
     }
 
     /// Stops background work, syncs, and releases the lock.
     pub fn close(self) -> Result<()> {
-        todo!()
+        self.shutdown()
+    }
+
+    /// Stops the background threads, syncs the WAL and releases the lock. Runs
+    /// once; later calls (drop after close) do nothing.
+    fn shutdown(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        {
+            let mut bg = self.inner.bg.lock();
+            bg.shutdown = true;
+            self.inner.bg_wake.notify_all();
+            self.inner.bg_done.notify_all();
+        }
+        for handle in self.threads.lock().drain(..) {
+            // A panicked background thread has nothing left to stop.
+            let _ = handle.join();
+        }
+        let failed = self.inner.failure.lock().is_some();
+        if !self.inner.options.read_only && !failed {
+            // A reader may have held a version when the last compaction finished;
+            // leave the directory without its leftovers.
+            let _work = self.inner.work.lock();
+            self.inner.delete_obsolete();
+        }
+        let synced = if self.inner.options.read_only || failed { Ok(()) } else { self.inner.sync_wal() };
+        self.inner.lock.lock().take();
+        synced
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        // Best effort: a failure to sync here is already recorded and reported.
+        let _ = self.shutdown();
+    }
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("dir", &self.inner.dir).finish_non_exhaustive()
     }
 }
 
 impl<'db> Transaction<'db> {
     /// Reads `key` through the transaction (own writes first, then its snapshot).
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let _ = key;
-        todo!()
+        self.state.get(&self.db.inner, key)
     }
     /// Buffers a put.
     pub fn put(&mut self, key: &[u8], value: &[u8]) {
-        let _ = (key, value);
-        todo!()
+        self.state.put(key, value);
     }
     /// Buffers a delete.
     pub fn delete(&mut self, key: &[u8]) {
-        let _ = key;
-        todo!()
+        self.state.delete(key);
+    }
+    /// The sequence number the transaction reads at.
+    pub fn seqno(&self) -> u64 {
+        self.state.seqno()
     }
     /// Commits atomically, or fails with `Error::Conflict` and writes nothing.
     pub fn commit(self) -> Result<u64> {
-        todo!()
+        self.state.commit(&self.db.inner)
     }
 }
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Db>();
+    assert_send_sync::<Snapshot>();
+    const fn assert_send<T: Send>() {}
+    assert_send::<DbIterator>();
+};
+

@@ -68,6 +68,9 @@ pub enum Error {
     /// The store is closed.
     #[error("store is closed")]
     Closed,
+    /// Data this build cannot interpret yet (a reserved value kind, see `engine/FORMAT.md`).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
 }
 
 /// Result alias.
@@ -89,7 +92,76 @@ impl From<crypto::Error> for Error {
             crypto::Error::MissingEpoch { file, epoch } => Error::MissingEpoch { file, epoch },
             crypto::Error::UnsupportedVersion { file, found, supported } => Error::UnsupportedVersion { file, found, supported },
             crypto::Error::InvalidArgument(s) => Error::InvalidArgument(s),
+            crypto::Error::AlreadyExists(s) => Error::AlreadyExists(s),
+            crypto::Error::NotFound(s) => Error::NotFound(s),
             other => Error::InvalidArgument(other.to_string()),
+        }
+    }
+}
+
+impl From<wal::Error> for Error {
+    fn from(e: wal::Error) -> Self {
+        match e {
+            wal::Error::Corruption { file, offset, reason } => Error::Corruption { file, offset, reason },
+            wal::Error::Io { file, source } => Error::Io { file, source },
+            wal::Error::RecordTooLarge { len, max } => {
+                Error::InvalidArgument(format!("batch record of {len} bytes exceeds the log's maximum of {max} bytes"))
+            }
+            wal::Error::Poisoned { file, reason } => Error::ReadOnly(format!("the log {file} failed earlier: {reason}")),
+            wal::Error::Crypto(c) => c.into(),
+            other => Error::ReadOnly(other.to_string()),
+        }
+    }
+}
+
+impl From<index::Error> for Error {
+    fn from(e: index::Error) -> Self {
+        match e {
+            index::Error::Corruption { file, offset, reason } => Error::Corruption { file, offset, reason },
+            index::Error::Io { file, source } => Error::Io { file, source },
+            index::Error::Crypto(c) => c.into(),
+            other => Error::InvalidArgument(other.to_string()),
+        }
+    }
+}
+
+impl From<compaction::Error> for Error {
+    fn from(e: compaction::Error) -> Self {
+        match e {
+            compaction::Error::Corruption { file, offset, reason } => Error::Corruption { file, offset, reason },
+            compaction::Error::Io { file, source } => Error::Io { file, source },
+            compaction::Error::Crypto(c) => c.into(),
+            compaction::Error::Wal(w) => w.into(),
+            compaction::Error::Index(i) => i.into(),
+            other => Error::InvalidArgument(other.to_string()),
+        }
+    }
+}
+
+impl Error {
+    /// An equivalent error, for failures that are recorded once and reported to
+    /// every later caller (`std::io::Error` is not `Clone`).
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Corruption { file, offset, reason } => {
+                Error::Corruption { file: file.clone(), offset: *offset, reason: reason.clone() }
+            }
+            Error::Io { file, source } => {
+                Error::Io { file: file.clone(), source: std::io::Error::new(source.kind(), source.to_string()) }
+            }
+            Error::WrongKey => Error::WrongKey,
+            Error::AlreadyExists(s) => Error::AlreadyExists(s.clone()),
+            Error::NotFound(s) => Error::NotFound(s.clone()),
+            Error::Locked { pid } => Error::Locked { pid: *pid },
+            Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+            Error::Conflict => Error::Conflict,
+            Error::ReadOnly(s) => Error::ReadOnly(s.clone()),
+            Error::UnsupportedVersion { file, found, supported } => {
+                Error::UnsupportedVersion { file: file.clone(), found: *found, supported: *supported }
+            }
+            Error::MissingEpoch { file, epoch } => Error::MissingEpoch { file: file.clone(), epoch: *epoch },
+            Error::Closed => Error::Closed,
+            Error::Unsupported(s) => Error::Unsupported(s.clone()),
         }
     }
 }

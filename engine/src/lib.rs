@@ -24,6 +24,7 @@
 mod batch;
 mod db;
 mod error;
+mod format;
 mod options;
 
 pub use batch::WriteBatch;
@@ -32,6 +33,9 @@ pub use error::{Error, Result};
 pub use options::{Options, SyncPolicy};
 
 pub use crypto::vfs::{SimVfs, StdVfs, Vfs};
+/// The file-system layer every store file goes through: implement [`Vfs`] to
+/// run a store on another file system, or to inject faults in tests.
+pub use crypto::vfs;
 pub use crypto::{Argon2Params, Credential};
 pub use index::Compression;
 

@@ -119,3 +119,51 @@ impl Options {
         }
     }
 }
+
+impl Options {
+    /// How the lower layers write tables under these options.
+    pub(crate) fn table_options(&self) -> index::TableOptions {
+        index::TableOptions {
+            block_size_bytes: self.block_size_bytes,
+            restart_interval: self.block_restart_interval,
+            compression: self.compression,
+            bloom_bits_per_key: self.bloom_bits_per_key,
+        }
+    }
+
+    /// The shape of the tree under these options.
+    pub(crate) fn compaction_options(&self) -> compaction::CompactionOptions {
+        compaction::CompactionOptions {
+            l0_compaction_trigger: self.l0_compaction_trigger,
+            level_base_bytes: self.level_base_bytes,
+            level_size_multiplier: self.level_size_multiplier,
+            target_file_size_bytes: self.target_file_size_bytes,
+            num_levels: self.num_levels,
+            table: self.table_options(),
+        }
+    }
+
+    /// Rejects option values the engine cannot run with.
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        let bad = |what: &str| Err(crate::Error::InvalidArgument(format!("option {what}")));
+        if self.num_levels < 2 {
+            return bad("num_levels must be at least 2");
+        }
+        if self.memtable_size_bytes == 0 {
+            return bad("memtable_size_bytes must be positive");
+        }
+        if self.max_immutable_memtables == 0 {
+            return bad("max_immutable_memtables must be at least 1");
+        }
+        if self.max_key_bytes == 0 || self.max_key_bytes > u32::MAX as usize {
+            return bad("max_key_bytes must be in 1..=u32::MAX");
+        }
+        if self.max_value_bytes > u32::MAX as usize {
+            return bad("max_value_bytes must fit in u32");
+        }
+        if self.l0_slowdown_trigger > self.l0_stop_trigger {
+            return bad("l0_slowdown_trigger must not exceed l0_stop_trigger");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,242 @@
+//! Flushes, compactions and removal of obsolete files, and the threads that run
+//! them: one for flush + compaction, woken by a condvar, and (under the periodic
+//! sync policy) one that syncs the WAL on a timer.
+//!
+//! Everything here that creates or removes tables runs under `Inner::work`.
+//! Crash safety at each step: a new table and its directory entry are made
+//! durable (by `flush_memtable` / `run_compaction`) before the manifest edit
+//! that names it; the
+//! edit is durable before the memtable it replaces is dropped; obsolete files
+//! are removed only after the edit that retired them, so a crash in between
+//! leaves garbage that the next open removes, never a hole.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use compaction::{Compaction, FileMeta, VersionEdit};
+use index::Memtable;
+
+use crate::db::inner::{file_number, Inner};
+use crate::error::Result;
+
+/// How often an idle background thread looks for work it was not told about.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+/// Upper bound on compactions one `compact_range` level step runs (a guard
+/// against a picker that keeps choosing the same files).
+const MAX_RANGE_STEPS: usize = 100_000;
+
+impl Inner {
+    /// Writes every frozen memtable to a level-0 table, oldest first. Caller holds `work`.
+    pub(crate) fn flush_immutables(&self) -> Result<()> {
+        loop {
+            let (frozen, next_log) = {
+                let mems = self.mems.read();
+                let Some(frozen) = mems.immutables.front().cloned() else { return Ok(()) };
+                // Once `frozen` is in a table, the oldest segment still needed is
+                // the one behind the next memtable.
+                let next_log = mems.immutables.get(1).map_or_else(|| mems.active.id(), |m| m.id());
+                (frozen, next_log)
+            };
+            self.flush_one(&frozen, next_log).inspect_err(|e| self.record_failure("memtable flush", e))?;
+            {
+                let mut mems = self.mems.write();
+                if mems.immutables.front().is_some_and(|m| Arc::ptr_eq(m, &frozen)) {
+                    mems.immutables.pop_front();
+                }
+            }
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+            self.notify_progress();
+            self.delete_obsolete();
+        }
+    }
+
+    fn flush_one(&self, frozen: &Arc<Memtable>, next_log: u64) -> Result<()> {
+        let mut edit = VersionEdit {
+            log_number: Some(next_log),
+            last_seqno: Some(self.last_logged.load(Ordering::Acquire)),
+            ..VersionEdit::default()
+        };
+        if !frozen.is_empty() {
+            let number = self.versions.new_file_number();
+            // The table is synced and its directory entry made durable by
+            // `flush_memtable` itself, before the edit below names it.
+            if let Some(meta) = compaction::flush_memtable(&self.ctx, frozen, number)? {
+                edit.added.push((0, meta));
+            }
+        }
+        self.versions.log_and_apply(edit)?;
+        Ok(())
+    }
+
+    /// Flushes, then runs compactions until no level is over its target (or the
+    /// store is closing). Caller holds `work`.
+    pub(crate) fn compact_pending(&self) -> Result<()> {
+        loop {
+            self.flush_immutables()?;
+            if self.shutting_down() {
+                return Ok(());
+            }
+            let version = self.versions.current();
+            let Some(c) = compaction::pick_compaction(&version, &self.ctx.options) else { return Ok(()) };
+            drop(version);
+            self.run_compaction(&c)?;
+        }
+    }
+
+    /// Runs one compaction and installs its result. Caller holds `work`.
+    fn run_compaction(&self, c: &Compaction) -> Result<()> {
+        let result = (|| {
+            let snapshots = self.snapshots.list();
+            // Output tables come back synced, directory entries included.
+            let edit = compaction::run_compaction(&self.ctx, c, &snapshots, &|| self.versions.new_file_number())?;
+            self.versions.log_and_apply(edit)?;
+            Ok(())
+        })();
+        result.inspect_err(|e| self.record_failure("compaction", e))?;
+        self.compactions.fetch_add(1, Ordering::Relaxed);
+        self.notify_progress();
+        self.delete_obsolete();
+        Ok(())
+    }
+
+    /// Freezes the active memtable (if it holds anything) and waits until every
+    /// frozen memtable is in a level-0 table.
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.check_writable()?;
+        {
+            let mut writer = self.writer.lock();
+            let empty = self.mems.read().active.is_empty();
+            if !empty {
+                self.switch_memtable(&mut writer)?;
+            }
+        }
+        {
+            let _work = self.work.lock();
+            self.flush_immutables()?;
+        }
+        self.wake_background();
+        Ok(())
+    }
+
+    /// Compacts every table overlapping [`start`, `end`] level by level until the
+    /// range's data sits in one level (the deepest that held any of it, at least L1).
+    pub(crate) fn compact_range(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> Result<()> {
+        self.flush()?;
+        let _work = self.work.lock();
+        let version = self.versions.current();
+        let overlapping = |level: usize| version.level_files(level).iter().any(|f| overlaps(f, start, end));
+        let Some(deepest) = (0..version.num_levels()).rev().find(|&l| overlapping(l)) else { return Ok(()) };
+        let target = deepest.max(1);
+        drop(version);
+        for level in 0..target {
+            for _ in 0..MAX_RANGE_STEPS {
+                self.flush_immutables()?;
+                let version = self.versions.current();
+                let Some(c) = compaction::pick_range_compaction(&version, level, start, end) else { break };
+                drop(version);
+                self.run_compaction(&c)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes files no live version needs. A failure here loses nothing (the
+    /// next attempt retries), so it is reported but does not stop writes.
+    pub(crate) fn delete_obsolete(&self) {
+        if self.options.read_only {
+            return;
+        }
+        let live = self.versions.live_files();
+        match compaction::delete_obsolete_files(
+            &*self.vfs,
+            &self.dir,
+            &live,
+            self.versions.log_number(),
+            self.versions.manifest_number(),
+            self.options.secure_delete_passes,
+        ) {
+            Ok(removed) => {
+                for name in removed {
+                    if let Some(number) = file_number(&name, "sst") {
+                        self.tables.evict(number);
+                    }
+                }
+            }
+            Err(e) => {
+                if !self.failure_logged.swap(true, Ordering::AcqRel) {
+                    eprintln!("synapsed-storage: removing obsolete files in {} failed: {e}", self.dir.display());
+                }
+            }
+        }
+    }
+
+    /// Tells the background thread there may be work.
+    pub(crate) fn wake_background(&self) {
+        let _bg = self.bg.lock();
+        self.bg_wake.notify_all();
+    }
+
+    /// Tells stalled writers a flush or compaction finished.
+    fn notify_progress(&self) {
+        let _bg = self.bg.lock();
+        self.bg_done.notify_all();
+    }
+
+    /// Whether the background thread has something to do.
+    fn has_background_work(&self) -> bool {
+        if self.failure.lock().is_some() {
+            return false;
+        }
+        if !self.mems.read().immutables.is_empty() {
+            return true;
+        }
+        compaction::pick_compaction(&self.versions.current(), &self.ctx.options).is_some()
+    }
+}
+
+/// Whether `file` holds user keys in [`start`, `end`] (None = unbounded).
+fn overlaps(file: &FileMeta, start: Option<&[u8]>, end: Option<&[u8]>) -> bool {
+    let after_start = start.is_none() || start.is_some_and(|s| file.largest.user_key.as_slice() >= s);
+    let before_end = end.is_none() || end.is_some_and(|e| file.smallest.user_key.as_slice() <= e);
+    after_start && before_end
+}
+
+/// The flush + compaction thread. Failures are recorded by the work itself
+/// (writes then return them); the thread then idles until shutdown.
+pub(crate) fn run_background(inner: Arc<Inner>) {
+    loop {
+        {
+            let mut bg = inner.bg.lock();
+            if bg.shutdown {
+                return;
+            }
+            if !inner.has_background_work() {
+                inner.bg_wake.wait_for(&mut bg, IDLE_POLL);
+                continue;
+            }
+        }
+        let _work = inner.work.lock();
+        let _ = inner.compact_pending();
+    }
+}
+
+/// Syncs the WAL every `interval` (the periodic sync policy).
+pub(crate) fn run_periodic_sync(inner: Arc<Inner>, interval: Duration) {
+    loop {
+        {
+            let mut bg = inner.bg.lock();
+            if bg.shutdown {
+                return;
+            }
+            inner.bg_wake.wait_for(&mut bg, interval);
+            if bg.shutdown {
+                return;
+            }
+        }
+        if inner.sync_wal().is_err() {
+            // Recorded by `sync_wal`; writes now fail, nothing left to sync.
+            return;
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The shared state of an open store, and the small helpers every part of the
+//! engine uses: file names, error recording, and which memtables and version a
+//! reader sees.
+//!
+//! Lock order (never take an earlier one while holding a later one):
+//! `work` -> `writer` -> `bg` -> `mems` -> `failure`. The `work` mutex serializes
+//! everything that creates or removes tables (flush, compaction, obsolete-file
+//! removal), so the removal can never delete a table that is still being written.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use compaction::{CompactionContext, Version, VersionSet};
+use crypto::vfs::{LockGuard, Vfs};
+use crypto::KeyManager;
+use index::{BlockCache, Memtable, SeqNo, TableCache};
+use parking_lot::{Condvar, Mutex, RwLock};
+use wal::LogWriter;
+
+use crate::db::snapshot::SnapshotRegistry;
+use crate::error::{Error, Result};
+use crate::options::Options;
+
+/// Name of the lock file in the store directory.
+pub(crate) const LOCK_FILE: &str = "LOCK";
+
+/// State only the writer holding `Inner::writer` may change.
+pub(crate) struct WriterState {
+    /// The active WAL segment (`None` in a read-only open).
+    pub(crate) wal: Option<Arc<LogWriter>>,
+    /// Last seqno handed out.
+    pub(crate) last_seqno: SeqNo,
+}
+
+/// The memtables: one active, plus frozen ones waiting for flush (oldest first).
+pub(crate) struct Memtables {
+    pub(crate) active: Arc<Memtable>,
+    pub(crate) immutables: VecDeque<Arc<Memtable>>,
+}
+
+/// Coordination with the background threads.
+#[derive(Default)]
+pub(crate) struct BgState {
+    pub(crate) shutdown: bool,
+}
+
+/// Everything an open store shares between the user's threads and its own.
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    /// The file system; a [`super::read_only_vfs::ReadOnlyVfs`] in a read-only open.
+    pub(crate) vfs: Arc<dyn Vfs>,
+    pub(crate) options: Options,
+    pub(crate) keys: Arc<KeyManager>,
+    pub(crate) versions: Arc<VersionSet>,
+    pub(crate) tables: Arc<TableCache>,
+    pub(crate) block_cache: Option<Arc<BlockCache>>,
+    pub(crate) ctx: CompactionContext,
+    pub(crate) writer: Mutex<WriterState>,
+    pub(crate) mems: RwLock<Memtables>,
+    /// Newest seqno readers may see: every batch up to it is applied and durable
+    /// (as far as the sync policy promises).
+    pub(crate) visible: AtomicU64,
+    /// Last seqno whose batch has been appended to a WAL segment.
+    pub(crate) last_logged: AtomicU64,
+    pub(crate) snapshots: Arc<SnapshotRegistry>,
+    pub(crate) bg: Mutex<BgState>,
+    /// Wakes the background threads (work queued, or shutdown).
+    pub(crate) bg_wake: Condvar,
+    /// Signals stalled writers that a flush or compaction finished.
+    pub(crate) bg_done: Condvar,
+    /// Serializes flushes, compactions and obsolete-file removal.
+    pub(crate) work: Mutex<()>,
+    /// The first failure that stopped writes (WAL append/sync, or background work).
+    pub(crate) failure: Mutex<Option<Error>>,
+    pub(crate) failure_logged: AtomicBool,
+    pub(crate) flushes: AtomicU64,
+    pub(crate) compactions: AtomicU64,
+    pub(crate) lock: Mutex<Option<Box<dyn LockGuard>>>,
+    pub(crate) closed: AtomicBool,
+}
+
+/// What one read sees: memtables newest first, then the version.
+pub(crate) struct ReadView {
+    pub(crate) memtables: Vec<Arc<Memtable>>,
+    pub(crate) version: Arc<Version>,
+    pub(crate) seqno: SeqNo,
+}
+
+impl Inner {
+    /// The memtables and version to read, and the seqno to read them at.
+    ///
+    /// Order matters: memtables first, then the version, then (for reads "now")
+    /// the visible seqno. A memtable flushed in between is then found in both
+    /// places, never in neither; and every table of the version holds only data
+    /// that was visible when it was written, so nothing at or below the seqno
+    /// read last has been compacted away.
+    pub(crate) fn read_view(&self, snapshot: Option<SeqNo>) -> ReadView {
+        let memtables = {
+            let mems = self.mems.read();
+            let mut v = Vec::with_capacity(1 + mems.immutables.len());
+            v.push(mems.active.clone());
+            v.extend(mems.immutables.iter().rev().cloned());
+            v
+        };
+        let version = self.versions.current();
+        let seqno = snapshot.unwrap_or_else(|| self.visible.load(Ordering::Acquire));
+        ReadView { memtables, version, seqno }
+    }
+
+    /// Fails if writes are not allowed: read-only open, closed, or stopped by an earlier failure.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly("opened read-only".into()));
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if let Some(e) = self.failure.lock().as_ref() {
+            return Err(e.duplicate());
+        }
+        Ok(())
+    }
+
+    /// Records the first failure that stops writes and reports it once on stderr.
+    /// Later writes return a copy of it; reads keep working.
+    pub(crate) fn record_failure(&self, what: &str, e: &Error) {
+        let mut slot = self.failure.lock();
+        if slot.is_none() {
+            *slot = Some(match e {
+                Error::ReadOnly(_) => e.duplicate(),
+                other => Error::ReadOnly(format!("{what} failed, writes are stopped: {other}")),
+            });
+        }
+        drop(slot);
+        if !self.failure_logged.swap(true, Ordering::AcqRel) {
+            eprintln!("synapsed-storage: {what} failed in {}: {e}; writes are stopped, reads continue", self.dir.display());
+        }
+        self.bg_done.notify_all();
+    }
+
+    /// Whether `close` (or drop) has begun.
+    pub(crate) fn shutting_down(&self) -> bool {
+        self.bg.lock().shutdown
+    }
+
+    /// Number of tables in level 0 of the current version.
+    pub(crate) fn l0_files(&self) -> usize {
+        self.versions.current().level_files(0).len()
+    }
+
+    /// Makes the directory's entries durable.
+    pub(crate) fn sync_dir(&self) -> Result<()> {
+        sync_dir(&*self.vfs, &self.dir)
+    }
+}
+
+/// Makes `dir`'s entries durable; the error names the directory.
+pub(crate) fn sync_dir(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    vfs.sync_dir(dir).map_err(|source| Error::Io { file: ".".into(), source })
+}
+
+/// The name of WAL segment `number`, as errors report it.
+pub(crate) fn wal_name(number: u64) -> String {
+    format!("{number:06}.wal")
+}
+
+/// The file number of a store file named `NNNNNN.ext`, if `name` is one.
+pub(crate) fn file_number(name: &str, ext: &str) -> Option<u64> {
+    let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
+    if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// The largest file number any store file in `names` carries (WAL, table, manifest).
+pub(crate) fn max_file_number(names: &[String]) -> u64 {
+    names
+        .iter()
+        .filter_map(|n| {
+            file_number(n, "wal")
+                .or_else(|| file_number(n, "sst"))
+                .or_else(|| n.strip_prefix("MANIFEST-").and_then(|s| s.parse().ok()))
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_numbers_parse_only_store_names() {
+        assert_eq!(file_number("000012.wal", "wal"), Some(12));
+        assert_eq!(file_number("1234567.sst", "sst"), Some(1_234_567));
+        assert_eq!(file_number("000012.wal", "sst"), None);
+        assert_eq!(file_number(".wal", "wal"), None);
+        assert_eq!(file_number("00a1.wal", "wal"), None);
+        assert_eq!(file_number("000012.wal.tmp", "wal"), None);
+        let names: Vec<String> = ["000003.wal", "000009.sst", "MANIFEST-000011", "CURRENT", "x.sst"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(max_file_number(&names), 11);
+    }
+}

@@ -1,0 +1,220 @@
+//! Creating and opening a store: lock, keys, version set, WAL replay, and the
+//! first flush that retires replayed segments.
+//!
+//! Open never writes before the keys unlock, so a wrong passphrase leaves every
+//! file as it was. After replay a read-write open writes what it replayed to a
+//! level-0 table and logs an edit naming a fresh WAL segment as the oldest one
+//! needed; the replayed segments are then obsolete, so repeated open/close
+//! cycles do not pile segments up. A crash anywhere in here leaves either the
+//! old state (segments still named by the manifest) or the new one.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+use compaction::{CompactionContext, VersionEdit, VersionSet};
+use crypto::vfs::{LockError, LockGuard, Vfs};
+use crypto::{Credential, FileKind, KeyManager, KEYSLOTS_FILE};
+use index::{BlockCache, Memtable, SeqNo, TableCache};
+use parking_lot::{Condvar, Mutex, RwLock};
+use wal::LogReader;
+
+use crate::db::inner::{file_number, max_file_number, sync_dir, wal_name, BgState, Inner, Memtables, WriterState, LOCK_FILE};
+use crate::db::read_only_vfs::ReadOnlyVfs;
+use crate::db::snapshot::SnapshotRegistry;
+use crate::error::{Error, Result};
+use crate::format::decode_batch;
+use crate::options::Options;
+
+/// What WAL replay recovered.
+struct Replayed {
+    memtable: Memtable,
+    last_seqno: SeqNo,
+}
+
+/// Creates a store in `dir` and returns its shared state, ready to run.
+pub(crate) fn create(dir: &Path, credential: &Credential, options: Options) -> Result<Arc<Inner>> {
+    options.validate()?;
+    if options.read_only {
+        return Err(Error::InvalidArgument("cannot create a store read-only".into()));
+    }
+    let vfs = options.vfs.clone();
+    if vfs.exists(&dir.join(KEYSLOTS_FILE)) || vfs.exists(&dir.join(compaction::CURRENT_FILE)) {
+        return Err(Error::AlreadyExists(dir.display().to_string()));
+    }
+    vfs.create_dir_all(dir).map_err(|source| Error::Io { file: dir.display().to_string(), source })?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // The new directory's own entry must survive a crash too.
+        sync_dir(&*vfs, parent)?;
+    }
+    let lock = take_lock(&*vfs, dir)?;
+    let keys = KeyManager::create(&vfs, dir, credential, &options.argon2)?;
+    let versions = VersionSet::create(&vfs, dir, &keys, options.num_levels)?;
+    sync_dir(&*vfs, dir)?;
+    start(dir, options, vfs, keys, versions, Some(lock), None)
+}
+
+/// Opens the store in `dir`: unlock, lock, recover, replay.
+pub(crate) fn open(dir: &Path, credential: &Credential, options: Options) -> Result<Arc<Inner>> {
+    options.validate()?;
+    let real_vfs = options.vfs.clone();
+    if !real_vfs.exists(&dir.join(KEYSLOTS_FILE)) {
+        return Err(Error::NotFound(dir.display().to_string()));
+    }
+    // Unlock first: it only reads, so a wrong key changes nothing, not even LOCK.
+    let keys = KeyManager::unlock(&real_vfs, dir, credential)?;
+    let (vfs, lock) = if options.read_only {
+        (ReadOnlyVfs::wrap(real_vfs), None)
+    } else {
+        let lock = take_lock(&*real_vfs, dir)?;
+        (real_vfs, Some(lock))
+    };
+    let versions = VersionSet::recover(&vfs, dir, &keys, options.num_levels)?;
+    let names = vfs.list_dir(dir).map_err(|source| Error::Io { file: ".".into(), source })?;
+    if !options.read_only {
+        // A segment or table created just before a crash may carry a number the
+        // manifest never recorded as handed out; never hand it out again.
+        let max_used = max_file_number(&names);
+        while versions.new_file_number() <= max_used {}
+    }
+    let replayed = replay_wal(&vfs, dir, &keys, &versions, &names, !options.read_only)?;
+    start(dir, options, vfs, keys, versions, lock, Some(replayed))
+}
+
+fn take_lock(vfs: &dyn Vfs, dir: &Path) -> Result<Box<dyn LockGuard>> {
+    vfs.lock(&dir.join(LOCK_FILE)).map_err(|e| match e {
+        LockError::Held { pid } => Error::Locked { pid },
+        LockError::Io(source) => Error::Io { file: LOCK_FILE.into(), source },
+    })
+}
+
+/// Replays every WAL segment the manifest still needs, in order, into one
+/// memtable. A torn tail is cut off (read-write only); damage inside a log is
+/// an error that names the file and offset.
+fn replay_wal(
+    vfs: &Arc<dyn Vfs>,
+    dir: &Path,
+    keys: &KeyManager,
+    versions: &VersionSet,
+    names: &[String],
+    truncate: bool,
+) -> Result<Replayed> {
+    let mut segments: Vec<u64> =
+        names.iter().filter_map(|n| file_number(n, "wal")).filter(|&n| n >= versions.log_number()).collect();
+    segments.sort_unstable();
+    let memtable = Memtable::new(segments.last().copied().unwrap_or(0));
+    let mut last_seqno = versions.last_seqno();
+    for number in segments {
+        let path = wal::segment_path(dir, number);
+        let name = wal_name(number);
+        let size = vfs.file_size(&path).map_err(|source| Error::Io { file: name.clone(), source })?;
+        if size <= crypto::FILE_HEADER_LEN as u64 {
+            // No record past the header: either created but cut off by a crash
+            // before its header was synced, or never written to. Nothing to
+            // replay either way; the edit below retires it.
+            continue;
+        }
+        let log = LogReader::read_all(vfs, &path, keys, FileKind::Wal).map_err(|e| with_repair_hint(e.into()))?;
+        let mut offset = crypto::FILE_HEADER_LEN as u64;
+        for record in &log.records {
+            let batch = decode_batch(record, &name, offset).map_err(with_repair_hint)?;
+            for (i, op) in batch.ops.iter().enumerate() {
+                memtable.insert(&op.key, batch.first_seqno + i as u64, op.kind, &op.value);
+            }
+            last_seqno = last_seqno.max(batch.last_seqno());
+            offset += (wal::FRAME_HEADER_LEN + record.len() + crypto::TAG_LEN) as u64;
+        }
+        if let (Some(_), true) = (log.torn_tail_at, truncate) {
+            vfs.truncate(&path, log.valid_len).map_err(|source| Error::Io { file: name, source })?;
+        }
+    }
+    Ok(Replayed { memtable, last_seqno })
+}
+
+/// Adds to a corruption error what the user can do about it.
+fn with_repair_hint(e: Error) -> Error {
+    match e {
+        Error::Corruption { file, offset, reason } => Error::Corruption {
+            file,
+            offset,
+            reason: format!("{reason} (run `synapsed-storage verify`, then `repair`)"),
+        },
+        other => other,
+    }
+}
+
+/// Builds the shared state. A read-write start writes the replayed memtable to
+/// level 0, starts a new WAL segment and logs both in one edit.
+fn start(
+    dir: &Path,
+    options: Options,
+    vfs: Arc<dyn Vfs>,
+    keys: Arc<KeyManager>,
+    versions: VersionSet,
+    lock: Option<Box<dyn LockGuard>>,
+    replayed: Option<Replayed>,
+) -> Result<Arc<Inner>> {
+    let block_cache = (options.block_cache_bytes > 0).then(|| BlockCache::new(options.block_cache_bytes));
+    let tables = TableCache::new(vfs.clone(), dir.to_path_buf(), keys.clone(), block_cache.clone());
+    let ctx = CompactionContext {
+        vfs: vfs.clone(),
+        dir: dir.to_path_buf(),
+        keys: keys.clone(),
+        tables: tables.clone(),
+        options: options.compaction_options(),
+    };
+    let (replayed_mem, last_seqno) = match replayed {
+        Some(r) => (Some(r.memtable), r.last_seqno),
+        None => (None, versions.last_seqno()),
+    };
+    let read_only = options.read_only;
+    let inner = Arc::new(Inner {
+        dir: dir.to_path_buf(),
+        vfs,
+        options,
+        keys,
+        versions: Arc::new(versions),
+        tables,
+        block_cache,
+        ctx,
+        writer: Mutex::new(WriterState { wal: None, last_seqno }),
+        mems: RwLock::new(Memtables {
+            active: Arc::new(Memtable::new(0)),
+            immutables: VecDeque::new(),
+        }),
+        visible: AtomicU64::new(last_seqno),
+        last_logged: AtomicU64::new(last_seqno),
+        snapshots: Arc::new(SnapshotRegistry::default()),
+        bg: Mutex::new(BgState::default()),
+        bg_wake: Condvar::new(),
+        bg_done: Condvar::new(),
+        work: Mutex::new(()),
+        failure: Mutex::new(None),
+        failure_logged: AtomicBool::new(false),
+        flushes: AtomicU64::new(0),
+        compactions: AtomicU64::new(0),
+        lock: Mutex::new(lock),
+        closed: AtomicBool::new(false),
+    });
+    if read_only {
+        if let Some(mem) = replayed_mem {
+            inner.mems.write().active = Arc::new(mem);
+        }
+        return Ok(inner);
+    }
+    let number = inner.versions.new_file_number();
+    let wal = inner.create_wal(number)?;
+    let mut edit = VersionEdit { log_number: Some(number), last_seqno: Some(last_seqno), ..VersionEdit::default() };
+    if let Some(mem) = replayed_mem.filter(|m| !m.is_empty()) {
+        let table = inner.versions.new_file_number();
+        if let Some(meta) = compaction::flush_memtable(&inner.ctx, &Arc::new(mem), table)? {
+            edit.added.push((0, meta));
+        }
+    }
+    inner.versions.log_and_apply(edit)?;
+    inner.writer.lock().wal = Some(Arc::new(wal));
+    inner.mems.write().active = Arc::new(Memtable::new(number));
+    inner.delete_obsolete();
+    Ok(inner)
+}

@@ -1,0 +1,84 @@
+//! Point reads and store statistics. A read looks in the active memtable, then
+//! the frozen ones newest first, then the tables of the current version; the
+//! first source holding a version of the key at or below the read seqno has the
+//! newest one, because newer sources hold only newer seqnos.
+
+use std::sync::atomic::Ordering;
+
+use index::{SeqNo, ValueKind, MAX_SEQNO};
+
+use crate::db::inner::Inner;
+use crate::db::Stats;
+use crate::error::{Error, Result};
+
+/// What a found version means to a reader: a value, a deletion, or a kind this
+/// build reserves but does not implement.
+pub(crate) fn resolve(kind: ValueKind, value: Vec<u8>) -> Result<Option<Vec<u8>>> {
+    match kind {
+        ValueKind::Put => Ok(Some(value)),
+        k if k.is_tombstone() => Ok(None),
+        // Nothing in this build writes these (see engine/FORMAT.md, "Value kinds");
+        // a store holding them was written by a newer build.
+        other => Err(Error::Unsupported(format!("value kind {other:?} is reserved and not readable by this build"))),
+    }
+}
+
+impl Inner {
+    /// The value of `key` at `snapshot` (None = the newest visible state).
+    pub(crate) fn get(&self, key: &[u8], snapshot: Option<SeqNo>) -> Result<Option<Vec<u8>>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        match self.newest_version(key, snapshot)? {
+            Some((_, kind, value)) => resolve(kind, value),
+            None => Ok(None),
+        }
+    }
+
+    /// The newest version of `key` at or below the read seqno, with its seqno.
+    fn newest_version(&self, key: &[u8], snapshot: Option<SeqNo>) -> Result<Option<(SeqNo, ValueKind, Vec<u8>)>> {
+        let view = self.read_view(snapshot);
+        for mem in &view.memtables {
+            if let Some(found) = mem.get(key, view.seqno) {
+                return Ok(Some(found));
+            }
+        }
+        Ok(view.version.get(&self.tables, key, view.seqno)?)
+    }
+
+    /// Seqno of the newest write of `key` in the store, applied or in flight.
+    /// Transactions call it holding the writer mutex, so nothing newer can appear.
+    pub(crate) fn newest_seqno(&self, key: &[u8]) -> Result<Option<SeqNo>> {
+        Ok(self.newest_version(key, Some(MAX_SEQNO))?.map(|(seqno, _, _)| seqno))
+    }
+
+    /// Counters and sizes.
+    pub(crate) fn stats(&self) -> Stats {
+        let version = self.versions.current();
+        let levels = version.num_levels();
+        let files_per_level = (0..levels).map(|l| version.level_files(l).len()).collect();
+        let bytes_per_level = (0..levels).map(|l| version.level_files(l).iter().map(|f| f.size).sum()).collect();
+        let disk_bytes = self
+            .vfs
+            .list_dir(&self.dir)
+            .map(|names| names.iter().filter_map(|n| self.vfs.file_size(&self.dir.join(n)).ok()).sum())
+            .unwrap_or(0);
+        let memtable_bytes = {
+            let mems = self.mems.read();
+            std::iter::once(&mems.active).chain(mems.immutables.iter()).map(|m| m.approximate_bytes() as u64).sum()
+        };
+        let (block_cache_hits, block_cache_misses) = self.block_cache.as_ref().map_or((0, 0), |c| c.hit_stats());
+        Stats {
+            last_seqno: self.visible.load(Ordering::Acquire),
+            files_per_level,
+            bytes_per_level,
+            disk_bytes,
+            memtable_bytes,
+            block_cache_hits,
+            block_cache_misses,
+            flushes: self.flushes.load(Ordering::Relaxed),
+            compactions: self.compactions.load(Ordering::Relaxed),
+            live_epochs: vec![self.keys.current_epoch()],
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Behaviour of the store as a whole on the simulated file system: creation and
+//! open rules, locking, read-only opens, limits, WAL handling, verify, write
+//! failures, snapshots and iterators across background work, and concurrent
+//! writers against readers.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crypto::vfs::{SimVfs, Vfs};
+use crypto::Credential;
+
+use crate::{Db, Error, Options, SyncPolicy, WriteBatch};
+
+fn dir() -> PathBuf {
+    PathBuf::from("/t/store")
+}
+
+fn cred() -> Credential {
+    Credential::passphrase("test passphrase")
+}
+
+fn tiny(sim: &Arc<SimVfs>) -> Options {
+    Options { vfs: sim.clone(), ..Options::tiny_for_tests() }
+}
+
+/// Every file under the store and its bytes.
+fn files(sim: &SimVfs) -> BTreeMap<PathBuf, Vec<u8>> {
+    sim.list_files().into_iter().map(|p| (p.clone(), sim.read_live(&p).unwrap())).collect()
+}
+
+fn names_with(sim: &SimVfs, ext: &str) -> Vec<PathBuf> {
+    sim.list_files().into_iter().filter(|p| p.extension().is_some_and(|e| e == ext)).collect()
+}
+
+fn create_with(sim: &Arc<SimVfs>, pairs: &[(&str, &str)]) -> Db {
+    let db = Db::create(&dir(), &cred(), tiny(sim)).unwrap();
+    for (k, v) in pairs {
+        db.put(k.as_bytes(), v.as_bytes()).unwrap();
+    }
+    db
+}
+
+#[test]
+fn create_refuses_an_existing_store_and_open_needs_one() {
+    let sim = SimVfs::new();
+    assert!(matches!(Db::open(&dir(), &cred(), tiny(&sim)), Err(Error::NotFound(_))));
+    create_with(&sim, &[("a", "1")]).close().unwrap();
+    assert!(matches!(Db::create(&dir(), &cred(), tiny(&sim)), Err(Error::AlreadyExists(_))));
+    let db = Db::open(&dir(), &cred(), tiny(&sim)).unwrap();
+    assert_eq!(db.get(b"a").unwrap(), Some(b"1".to_vec()));
+}
+
+#[test]
+fn wrong_key_leaves_every_file_untouched() {
+    let sim = SimVfs::new();
+    create_with(&sim, &[("a", "1"), ("b", "2")]).close().unwrap();
+    let before = files(&sim);
+    let wrong = Credential::passphrase("not the passphrase");
+    assert!(matches!(Db::open(&dir(), &wrong, tiny(&sim)), Err(Error::WrongKey)));
+    assert!(matches!(Db::verify(&dir(), &wrong, tiny(&sim)), Err(Error::WrongKey)));
+    assert!(files(&sim) == before, "a failed unlock changed the store's files");
+}
+
+#[test]
+fn second_writer_is_refused_but_read_only_open_is_not() {
+    let sim = SimVfs::new();
+    let db = create_with(&sim, &[("a", "1")]);
+    assert!(matches!(Db::open(&dir(), &cred(), tiny(&sim)), Err(Error::Locked { .. })));
+    let reader = Db::open(&dir(), &cred(), Options { read_only: true, ..tiny(&sim) }).unwrap();
+    assert_eq!(reader.get(b"a").unwrap(), Some(b"1".to_vec()));
+    drop(reader);
+    db.close().unwrap();
+    Db::open(&dir(), &cred(), tiny(&sim)).unwrap().close().unwrap();
+}
+
+#[test]
+fn read_only_open_replays_the_wal_writes_nothing_and_refuses_writes() {
+    let sim = SimVfs::new();
+    let db = create_with(&sim, &[("a", "1"), ("b", "2")]);
+    db.delete(b"a").unwrap();
+    db.close().unwrap();
+    let before = files(&sim);
+    let ro = Db::open(&dir(), &cred(), Options { read_only: true, ..tiny(&sim) }).unwrap();
+    assert_eq!(ro.get(b"a").unwrap(), None);
+    assert_eq!(ro.get(b"b").unwrap(), Some(b"2".to_vec()));
+    assert!(matches!(ro.put(b"c", b"3"), Err(Error::ReadOnly(_))));
+    assert!(matches!(ro.flush(), Err(Error::ReadOnly(_))));
+    let mut txn = ro.transaction();
+    txn.put(b"c", b"3");
+    assert!(matches!(txn.commit(), Err(Error::ReadOnly(_))));
+    ro.close().unwrap();
+    assert!(files(&sim) == before, "a read-only open changed the store's files");
+}
+
+#[test]
+fn limits_are_checked_before_anything_is_written() {
+    let sim = SimVfs::new();
+    let options = Options { max_key_bytes: 8, max_value_bytes: 16, ..tiny(&sim) };
+    let db = Db::create(&dir(), &cred(), options).unwrap();
+    let seqno = db.stats().last_seqno;
+    assert!(matches!(db.put(b"", b"v"), Err(Error::InvalidArgument(_))));
+    assert!(matches!(db.put(b"123456789", b"v"), Err(Error::InvalidArgument(_))));
+    assert!(matches!(db.put(b"k", &[0u8; 17]), Err(Error::InvalidArgument(_))));
+    let mut batch = WriteBatch::new();
+    batch.put(b"ok", b"v").delete(b"");
+    assert!(matches!(db.write(batch), Err(Error::InvalidArgument(_))));
+    assert_eq!(db.get(b"ok").unwrap(), None, "a rejected batch was partly applied");
+    assert_eq!(db.stats().last_seqno, seqno);
+    db.put(b"12345678", &[7u8; 16]).unwrap();
+    assert_eq!(db.stats().last_seqno, seqno + 1);
+}
+
+#[test]
+fn open_close_cycles_do_not_pile_up_wal_segments() {
+    let sim = SimVfs::new();
+    create_with(&sim, &[]).close().unwrap();
+    for i in 0..20 {
+        let db = Db::open(&dir(), &cred(), tiny(&sim)).unwrap();
+        db.put(format!("k{i}").as_bytes(), b"v").unwrap();
+        db.close().unwrap();
+    }
+    let wals = names_with(&sim, "wal");
+    assert_eq!(wals.len(), 1, "WAL segments left: {wals:?}");
+    let db = Db::open(&dir(), &cred(), tiny(&sim)).unwrap();
+    assert_eq!(db.scan_prefix(b"k").unwrap().count(), 20);
+}
+
+#[test]
+fn mid_log_corruption_names_the_file_and_offset() {
+    let sim = SimVfs::new();
+    let db = create_with(&sim, &[]);
+    for i in 0..20 {
+        db.put(format!("key{i:02}").as_bytes(), &[b'v'; 40]).unwrap();
+    }
+    db.close().unwrap();
+    let wal = names_with(&sim, "wal").pop().unwrap();
+    let len = sim.read_live(&wal).unwrap().len() as u64;
+    sim.corrupt_byte(&wal, len / 2, 0x40).unwrap();
+    let wal_name = wal.file_name().unwrap().to_string_lossy().into_owned();
+    match Db::open(&dir(), &cred(), tiny(&sim)) {
+        Err(Error::Corruption { file, reason, .. }) => {
+            assert_eq!(file, wal_name);
+            assert!(reason.contains("verify"), "no hint in {reason:?}");
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    let report = Db::verify(&dir(), &cred(), tiny(&sim)).unwrap();
+    assert!(report.damaged.iter().any(|(f, _)| *f == wal_name), "{:?}", report.damaged);
+}
+
+#[test]
+fn verify_reports_every_damaged_and_missing_table() {
+    let sim = SimVfs::new();
+    // No background compaction: the two flushed tables must stay two tables.
+    let db = Db::create(&dir(), &cred(), Options { background_compaction: false, ..tiny(&sim) }).unwrap();
+    for round in 0..2 {
+        for i in 0..30 {
+            db.put(format!("r{round}k{i:02}").as_bytes(), &[b'v'; 30]).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    db.close().unwrap();
+    let clean = Db::verify(&dir(), &cred(), tiny(&sim)).unwrap();
+    assert!(clean.is_ok(), "{:?}", clean.damaged);
+    assert!(clean.entries_checked >= 60);
+    let tables = names_with(&sim, "sst");
+    assert!(tables.len() >= 2, "{tables:?}");
+    let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    let len = sim.read_live(&tables[0]).unwrap().len() as u64;
+    sim.corrupt_byte(&tables[0], len / 3, 0x01).unwrap();
+    sim.remove_file(&tables[1]).unwrap();
+    let report = Db::verify(&dir(), &cred(), tiny(&sim)).unwrap();
+    let damaged: Vec<&str> = report.damaged.iter().map(|(f, _)| f.as_str()).collect();
+    assert!(damaged.contains(&name(&tables[0]).as_str()), "{:?}", report.damaged);
+    assert!(damaged.contains(&name(&tables[1]).as_str()), "{:?}", report.damaged);
+}
+
+#[test]
+fn a_failed_sync_stops_writes_but_not_reads() {
+    let sim = SimVfs::new();
+    let db = Db::create(&dir(), &cred(), Options { sync: SyncPolicy::EveryCommit, ..tiny(&sim) }).unwrap();
+    db.put(b"a", b"1").unwrap();
+    sim.fail_sync_after(0);
+    assert!(db.put(b"b", b"2").is_err());
+    sim.clear_faults();
+    assert!(matches!(db.put(b"c", b"3"), Err(Error::ReadOnly(_))));
+    assert_eq!(db.get(b"a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(db.get(b"b").unwrap(), None, "a batch whose sync failed became visible");
+}
+
+#[test]
+fn periodic_policy_syncs_in_the_background() {
+    let sim = SimVfs::new();
+    let options = Options { sync: SyncPolicy::Periodic { interval_ms: 5 }, ..tiny(&sim) };
+    let db = Db::create(&dir(), &cred(), options.clone()).unwrap();
+    db.put(b"a", b"1").unwrap();
+    let wal = names_with(&sim, "wal").pop().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while sim.read_durable(&wal).unwrap() != sim.read_live(&wal).unwrap() {
+        assert!(std::time::Instant::now() < deadline, "the WAL was never synced");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    sim.crash();
+    drop(db);
+    let db = Db::open(&dir(), &cred(), options).unwrap();
+    assert_eq!(db.get(b"a").unwrap(), Some(b"1".to_vec()));
+}
+
+#[test]
+fn snapshots_and_iterators_keep_their_view_across_flush_and_compaction() {
+    let sim = SimVfs::new();
+    let db = create_with(&sim, &[]);
+    for i in 0..200 {
+        db.put(format!("k{i:03}").as_bytes(), b"old").unwrap();
+    }
+    let snap = db.snapshot();
+    let iter = db.range(Bound::Unbounded, Bound::Unbounded, false, None).unwrap();
+    for i in 0..200 {
+        if i % 2 == 0 {
+            db.delete(format!("k{i:03}").as_bytes()).unwrap();
+        } else {
+            db.put(format!("k{i:03}").as_bytes(), b"new").unwrap();
+        }
+    }
+    db.compact_range(None, None).unwrap();
+    let old: Vec<_> = iter.map(|r| r.unwrap()).collect();
+    assert_eq!(old.len(), 200);
+    assert!(old.iter().all(|(_, v)| v == b"old"));
+    let at_snap: Vec<_> = db.range(Bound::Unbounded, Bound::Unbounded, true, Some(&snap)).unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(at_snap.len(), 200);
+    assert_eq!(at_snap[0].0, b"k199");
+    assert_eq!(db.get_at(b"k000", &snap).unwrap(), Some(b"old".to_vec()));
+    assert_eq!(db.get(b"k000").unwrap(), None);
+    assert_eq!(db.scan_prefix(b"k").unwrap().count(), 100);
+    let stats = db.stats();
+    assert!(stats.files_per_level.iter().sum::<usize>() > 0 && stats.disk_bytes > 0, "{stats:?}");
+    drop(db);
+    // The snapshot may outlive its store.
+    drop(snap);
+}
+
+#[test]
+fn concurrent_batches_are_atomic_to_readers() {
+    let sim = SimVfs::new();
+    let db = Arc::new(Db::create(&dir(), &cred(), tiny(&sim)).unwrap());
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for i in 0..300u32 {
+                    let v = format!("w{w}i{i}");
+                    let mut batch = WriteBatch::new();
+                    batch.put(format!("a{}", i % 7), &v).put(format!("b{}", i % 7), &v);
+                    db.write(batch).unwrap();
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            for _ in 0..300 {
+                let snap = db.snapshot();
+                for k in 0..7 {
+                    let a = db.get_at(format!("a{k}").as_bytes(), &snap).unwrap();
+                    let b = db.get_at(format!("b{k}").as_bytes(), &snap).unwrap();
+                    assert_eq!(a, b, "a batch was seen half-applied");
+                }
+            }
+        })
+    };
+    for w in writers {
+        w.join().unwrap();
+    }
+    reader.join().unwrap();
+    assert_eq!(db.stats().last_seqno, 3 * 300 * 2);
+}

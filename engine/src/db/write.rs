@@ -1,0 +1,249 @@
+//! The write path: limits, seqno allocation, WAL append, memtable insert, group
+//! commit, publication, memtable switches and write stalls.
+//!
+//! A batch becomes visible atomically and only once durable: under the writer
+//! mutex it gets a contiguous seqno range, its record is appended to the WAL and
+//! its operations are inserted into the active memtable; after the mutex is
+//! released the writer waits for the WAL sync (shared with every other writer
+//! whose record it covers) and then raises `visible` to its last seqno with
+//! `fetch_max`. That is enough because every earlier batch was inserted before
+//! its writer released the mutex and its record lies earlier in the log, so the
+//! same sync made it durable too.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use index::{Memtable, SeqNo, ValueKind, MAX_SEQNO};
+use parking_lot::MutexGuard;
+use wal::LogWriter;
+
+use crate::batch::{BatchOp, WriteBatch};
+use crate::db::inner::{Inner, WriterState};
+use crate::error::{Error, Result};
+use crate::format;
+use crate::options::SyncPolicy;
+
+/// A batch appended and applied under the writer mutex, not yet durable or visible.
+pub(crate) struct Pending {
+    last_seqno: SeqNo,
+    wal: Arc<LogWriter>,
+    end_offset: u64,
+    /// The memtable filled up and background work is off: flush inline.
+    flush_inline: bool,
+}
+
+/// How long a stalled writer sleeps between checks (the background thread also
+/// wakes it as soon as a flush or compaction finishes).
+const STALL_POLL: Duration = Duration::from_millis(20);
+/// The pause a writer takes when level 0 reaches the slowdown trigger.
+const SLOWDOWN_PAUSE: Duration = Duration::from_millis(1);
+
+impl Inner {
+    /// Applies `batch` atomically; returns the seqno of its last operation.
+    pub(crate) fn write(&self, batch: &WriteBatch) -> Result<SeqNo> {
+        self.check_writable()?;
+        self.validate_batch(batch)?;
+        if batch.is_empty() {
+            return Ok(self.visible.load(Ordering::Acquire));
+        }
+        self.throttle();
+        let pending = {
+            let mut writer = self.writer.lock();
+            self.append_locked(&mut writer, batch)?
+        };
+        self.finish_write(pending)
+    }
+
+    /// Rejects batches outside the documented limits before anything is written.
+    pub(crate) fn validate_batch(&self, batch: &WriteBatch) -> Result<()> {
+        if batch.len() > u32::MAX as usize {
+            return Err(Error::InvalidArgument(format!("batch of {} operations exceeds u32::MAX", batch.len())));
+        }
+        for op in &batch.ops {
+            let (key, value) = match op {
+                BatchOp::Put { key, value } => (key, Some(value)),
+                BatchOp::Delete { key } => (key, None),
+            };
+            if key.is_empty() {
+                return Err(Error::InvalidArgument("empty key".into()));
+            }
+            if key.len() > self.options.max_key_bytes {
+                return Err(Error::InvalidArgument(format!(
+                    "key of {} bytes exceeds max_key_bytes = {}",
+                    key.len(),
+                    self.options.max_key_bytes
+                )));
+            }
+            if let Some(v) = value {
+                if v.len() > self.options.max_value_bytes {
+                    return Err(Error::InvalidArgument(format!(
+                        "value of {} bytes exceeds max_value_bytes = {}",
+                        v.len(),
+                        self.options.max_value_bytes
+                    )));
+                }
+            }
+        }
+        let record_len = format::encoded_len(&batch.ops);
+        if record_len > wal::MAX_RECORD_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "batch record of {record_len} bytes exceeds the log's maximum of {} bytes",
+                wal::MAX_RECORD_BYTES
+            )));
+        }
+        Ok(())
+    }
+
+    /// Slows writers down a little while level 0 is above the slowdown trigger, so
+    /// compaction catches up before the hard stop.
+    fn throttle(&self) {
+        if self.options.background_compaction && self.l0_files() >= self.options.l0_slowdown_trigger {
+            std::thread::sleep(SLOWDOWN_PAUSE);
+        }
+    }
+
+    /// Allocates seqnos for `batch`, appends its record and applies it to the
+    /// active memtable. The caller holds the writer mutex.
+    pub(crate) fn append_locked(&self, writer: &mut MutexGuard<'_, WriterState>, batch: &WriteBatch) -> Result<Pending> {
+        self.check_writable()?;
+        let flush_inline = self.make_room(writer)?;
+        let count = batch.len() as u64;
+        let first = writer.last_seqno + 1;
+        let last = writer.last_seqno + count;
+        if last > MAX_SEQNO {
+            return Err(Error::ReadOnly("sequence numbers exhausted".into()));
+        }
+        let wal = writer.wal.clone().ok_or_else(|| Error::ReadOnly("opened read-only".into()))?;
+        let payload = format::encode_batch(first, &batch.ops);
+        let end_offset = match wal.append(&payload) {
+            Ok(end) => end,
+            Err(e) => return Err(self.wal_failed("WAL append", e)),
+        };
+        let active = self.mems.read().active.clone();
+        for (i, op) in batch.ops.iter().enumerate() {
+            let seqno = first + i as u64;
+            match op {
+                BatchOp::Put { key, value } => active.insert(key, seqno, ValueKind::Put, value),
+                BatchOp::Delete { key } => active.insert(key, seqno, ValueKind::Delete, &[]),
+            }
+        }
+        writer.last_seqno = last;
+        self.last_logged.store(last, Ordering::Release);
+        Ok(Pending { last_seqno: last, wal, end_offset, flush_inline })
+    }
+
+    /// Makes the batch durable as the sync policy asks, then publishes it.
+    pub(crate) fn finish_write(&self, pending: Pending) -> Result<SeqNo> {
+        if self.options.sync == SyncPolicy::EveryCommit {
+            if let Err(e) = pending.wal.sync_to(pending.end_offset) {
+                return Err(self.wal_failed("WAL sync", e));
+            }
+        }
+        self.visible.fetch_max(pending.last_seqno, Ordering::AcqRel);
+        if pending.flush_inline {
+            let _work = self.work.lock();
+            self.flush_immutables()?;
+            if self.l0_files() >= self.options.l0_stop_trigger {
+                // Background work is off; bound level 0 here rather than let it grow.
+                self.compact_pending()?;
+            }
+        }
+        Ok(pending.last_seqno)
+    }
+
+    /// Records a WAL failure (writes stop) and returns the error for this caller.
+    fn wal_failed(&self, what: &str, e: wal::Error) -> Error {
+        let err: Error = e.into();
+        if !matches!(err, Error::InvalidArgument(_)) {
+            self.record_failure(what, &err);
+        }
+        err
+    }
+
+    /// Ensures the active memtable has room, switching to a new one if it is full,
+    /// and stalls while the flush queue or level 0 is over its limit. Returns
+    /// whether the caller must flush inline (background work off).
+    fn make_room(&self, writer: &mut MutexGuard<'_, WriterState>) -> Result<bool> {
+        let background = self.options.background_compaction;
+        loop {
+            let (active_bytes, immutables) = {
+                let mems = self.mems.read();
+                (mems.active.approximate_bytes(), mems.immutables.len())
+            };
+            let full = active_bytes >= self.options.memtable_size_bytes;
+            let stall = background
+                && (self.l0_files() >= self.options.l0_stop_trigger
+                    || (full && immutables >= self.options.max_immutable_memtables));
+            if stall {
+                self.wait_for_background()?;
+                continue;
+            }
+            if !full {
+                return Ok(false);
+            }
+            self.switch_memtable(writer)?;
+            if background {
+                self.wake_background();
+            }
+            return Ok(!background);
+        }
+    }
+
+    /// Waits (holding the writer mutex, so other writers queue behind) until the
+    /// background thread reports progress, the store closes or work failed.
+    fn wait_for_background(&self) -> Result<()> {
+        let mut bg = self.bg.lock();
+        if bg.shutdown {
+            return Err(Error::Closed);
+        }
+        self.bg_wake.notify_all();
+        self.bg_done.wait_for(&mut bg, STALL_POLL);
+        drop(bg);
+        self.check_writable()
+    }
+
+    /// Freezes the active memtable and starts a new WAL segment for its successor.
+    /// The old segment is synced first, so every batch in the frozen memtable is
+    /// durable and can be published: tables then only ever hold visible data,
+    /// which is what lets compaction drop shadowed versions safely.
+    pub(crate) fn switch_memtable(&self, writer: &mut MutexGuard<'_, WriterState>) -> Result<()> {
+        let old = writer.wal.clone().ok_or_else(|| Error::ReadOnly("opened read-only".into()))?;
+        // Under `Never` every batch is published at once anyway; the others also
+        // keep the log a durable prefix: no later segment outlives an earlier tail.
+        if self.options.sync != SyncPolicy::Never {
+            if let Err(e) = old.sync() {
+                return Err(self.wal_failed("WAL sync", e));
+            }
+        }
+        self.visible.fetch_max(writer.last_seqno, Ordering::AcqRel);
+        let number = self.versions.new_file_number();
+        let wal = self.create_wal(number).inspect_err(|e| self.record_failure("creating a WAL segment", e))?;
+        writer.wal = Some(Arc::new(wal));
+        let mut mems = self.mems.write();
+        let frozen = std::mem::replace(&mut mems.active, Arc::new(Memtable::new(number)));
+        mems.immutables.push_back(frozen);
+        Ok(())
+    }
+
+    /// Creates WAL segment `number` with a durable header and directory entry, so
+    /// a crash never leaves a segment that recovery cannot open.
+    pub(crate) fn create_wal(&self, number: u64) -> Result<LogWriter> {
+        let path = wal::segment_path(&self.dir, number);
+        let wal = LogWriter::create(&self.vfs, &path, &self.keys, number, crypto::FileKind::Wal)?;
+        wal.sync()?;
+        self.sync_dir()?;
+        Ok(wal)
+    }
+
+    /// Syncs the active WAL segment (periodic policy, close).
+    pub(crate) fn sync_wal(&self) -> Result<()> {
+        let wal = self.writer.lock().wal.clone();
+        if let Some(wal) = wal {
+            if let Err(e) = wal.sync() {
+                return Err(self.wal_failed("WAL sync", e));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,245 @@
+//! The engine's own byte format: the payload of one WAL record, which carries one
+//! committed write batch. The log layer frames, seals and checksums the payload;
+//! this module only decides what is inside. Layout and a worked example are in
+//! `engine/FORMAT.md` ("Batch record").
+
+use index::{SeqNo, ValueKind, MAX_SEQNO};
+
+use crate::batch::BatchOp;
+use crate::error::{Error, Result};
+
+/// First byte of every batch record.
+pub(crate) const BATCH_MAGIC: u8 = 0xB7;
+/// Version of the batch record layout.
+pub(crate) const BATCH_VERSION: u8 = 1;
+/// magic u8 + version u8 + first seqno u64 + op count u32.
+pub(crate) const BATCH_HEADER_LEN: usize = 1 + 1 + 8 + 4;
+/// kind u8 + key length u32 + value length u32.
+pub(crate) const OP_OVERHEAD_LEN: usize = 1 + 4 + 4;
+
+const _: () = assert!(BATCH_HEADER_LEN == 14);
+const _: () = assert!(OP_OVERHEAD_LEN == 9);
+// A deleted key carries an empty value, so a tombstone needs no separate layout.
+const _: () = assert!(ValueKind::Delete as u8 == 0 && ValueKind::Put as u8 == 1);
+
+/// One operation read back from a batch record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordOp {
+    pub(crate) kind: ValueKind,
+    pub(crate) key: Vec<u8>,
+    pub(crate) value: Vec<u8>,
+}
+
+/// A batch record read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BatchRecord {
+    /// Seqno of the first operation; operation `i` has `first_seqno + i`.
+    pub(crate) first_seqno: SeqNo,
+    pub(crate) ops: Vec<RecordOp>,
+}
+
+impl BatchRecord {
+    /// Seqno of the last operation (`first_seqno - 1` for an empty record).
+    pub(crate) fn last_seqno(&self) -> SeqNo {
+        (self.first_seqno + self.ops.len() as u64).saturating_sub(1)
+    }
+}
+
+/// Bytes `encode_batch` produces for `ops`.
+pub(crate) fn encoded_len(ops: &[BatchOp]) -> usize {
+    BATCH_HEADER_LEN
+        + ops
+            .iter()
+            .map(|op| match op {
+                BatchOp::Put { key, value } => OP_OVERHEAD_LEN + key.len() + value.len(),
+                BatchOp::Delete { key } => OP_OVERHEAD_LEN + key.len(),
+            })
+            .sum::<usize>()
+}
+
+/// Encodes `ops` as a record whose first operation has `first_seqno`. Callers have
+/// checked the limits (count fits u32, each key and value fits u32).
+pub(crate) fn encode_batch(first_seqno: SeqNo, ops: &[BatchOp]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded_len(ops));
+    out.push(BATCH_MAGIC);
+    out.push(BATCH_VERSION);
+    out.extend_from_slice(&first_seqno.to_le_bytes());
+    out.extend_from_slice(&(ops.len() as u32).to_le_bytes());
+    for op in ops {
+        let (kind, key, value) = match op {
+            BatchOp::Put { key, value } => (ValueKind::Put, key, value.as_slice()),
+            BatchOp::Delete { key } => (ValueKind::Delete, key, &[][..]),
+        };
+        out.push(kind as u8);
+        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        out.extend_from_slice(key);
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+/// Reads fixed-width fields off the front of a record, reporting short input as
+/// corruption of `file` at the record's `offset`.
+struct Cursor<'a> {
+    rest: &'a [u8],
+    file: &'a str,
+    offset: u64,
+}
+
+impl<'a> Cursor<'a> {
+    fn corrupt(&self, reason: impl Into<String>) -> Error {
+        Error::Corruption { file: self.file.to_string(), offset: self.offset, reason: reason.into() }
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        if self.rest.len() < n {
+            return Err(self.corrupt(format!("batch record ends inside {what}")));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8> {
+        Ok(self.take(1, what)?.first().copied().unwrap_or_default())
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32> {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(self.take(4, what)?);
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8, what)?);
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// A length-prefixed byte string; the length is checked against the bytes left
+    /// before anything is allocated.
+    fn bytes(&mut self, what: &str) -> Result<Vec<u8>> {
+        let len = self.u32(what)? as usize;
+        Ok(self.take(len, what)?.to_vec())
+    }
+}
+
+/// Decodes a batch record read from `file` at `offset` (both only for errors).
+pub(crate) fn decode_batch(bytes: &[u8], file: &str, offset: u64) -> Result<BatchRecord> {
+    let mut c = Cursor { rest: bytes, file, offset };
+    let magic = c.u8("the magic")?;
+    if magic != BATCH_MAGIC {
+        return Err(c.corrupt(format!("batch record magic {magic:#04x}, expected {BATCH_MAGIC:#04x}")));
+    }
+    let version = c.u8("the version")?;
+    if version != BATCH_VERSION {
+        return Err(Error::UnsupportedVersion { file: file.to_string(), found: version, supported: BATCH_VERSION });
+    }
+    let first_seqno = c.u64("the first seqno")?;
+    let count = c.u32("the op count")?;
+    if count == 0 {
+        return Err(c.corrupt("batch record holds no operation"));
+    }
+    let in_range = first_seqno.checked_add(u64::from(count) - 1).is_some_and(|last| last <= MAX_SEQNO);
+    if first_seqno == 0 || !in_range {
+        return Err(c.corrupt(format!("seqno range {first_seqno}+{count} is outside 1..={MAX_SEQNO}")));
+    }
+    // Every op takes at least OP_OVERHEAD_LEN bytes: bound the allocation by the input.
+    if (count as usize).saturating_mul(OP_OVERHEAD_LEN) > c.rest.len() {
+        return Err(c.corrupt(format!("op count {count} does not fit in {} bytes", c.rest.len())));
+    }
+    let mut ops = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let kind_byte = c.u8("an op kind")?;
+        let kind = ValueKind::from_u8(kind_byte).ok_or_else(|| c.corrupt(format!("unknown op kind {kind_byte}")))?;
+        let key = c.bytes("a key")?;
+        let value = c.bytes("a value")?;
+        if key.is_empty() {
+            return Err(c.corrupt("empty key in batch record"));
+        }
+        ops.push(RecordOp { kind, key, value });
+    }
+    if !c.rest.is_empty() {
+        return Err(c.corrupt(format!("{} trailing bytes after the last op", c.rest.len())));
+    }
+    Ok(BatchRecord { first_seqno, ops })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn sample() -> Vec<BatchOp> {
+        vec![
+            BatchOp::Put { key: b"k1".to_vec(), value: b"v1".to_vec() },
+            BatchOp::Delete { key: b"k2".to_vec() },
+            BatchOp::Put { key: b"k3".to_vec(), value: Vec::new() },
+        ]
+    }
+
+    #[test]
+    fn round_trip() {
+        let ops = sample();
+        let bytes = encode_batch(42, &ops);
+        assert_eq!(bytes.len(), encoded_len(&ops));
+        let rec = decode_batch(&bytes, "000001.wal", 0).unwrap();
+        assert_eq!(rec.first_seqno, 42);
+        assert_eq!(rec.last_seqno(), 44);
+        let kinds: Vec<_> = rec.ops.iter().map(|o| o.kind).collect();
+        assert_eq!(kinds, vec![ValueKind::Put, ValueKind::Delete, ValueKind::Put]);
+        assert_eq!(rec.ops[0].value, b"v1");
+        assert_eq!(rec.ops[1].key, b"k2");
+        assert!(rec.ops[2].value.is_empty());
+    }
+
+    #[test]
+    fn worked_example_matches_format_doc() {
+        // The example in engine/FORMAT.md: put("a", "xy") at seqno 7.
+        let bytes = encode_batch(7, &[BatchOp::Put { key: b"a".to_vec(), value: b"xy".to_vec() }]);
+        let expected: Vec<u8> = vec![
+            0xB7, 0x01, 7, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x01, 1, 0, 0, 0, b'a', 2, 0, 0, 0, b'x', b'y',
+        ];
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn every_truncation_and_bad_header_is_an_error() {
+        let bytes = encode_batch(5, &sample());
+        for cut in 0..bytes.len() {
+            let err = decode_batch(&bytes[..cut], "000003.wal", 99).unwrap_err();
+            match err {
+                Error::Corruption { file, offset, .. } => {
+                    assert_eq!(file, "000003.wal");
+                    assert_eq!(offset, 99);
+                }
+                other => panic!("cut at {cut}: unexpected {other:?}"),
+            }
+        }
+        let mut bad = bytes.clone();
+        bad[0] ^= 1;
+        assert!(decode_batch(&bad, "f", 0).unwrap_err().is_corruption());
+        let mut newer = bytes.clone();
+        newer[1] = 9;
+        assert!(matches!(decode_batch(&newer, "f", 0), Err(Error::UnsupportedVersion { found: 9, .. })));
+        let mut trailing = bytes;
+        trailing.push(0);
+        assert!(decode_batch(&trailing, "f", 0).unwrap_err().is_corruption());
+    }
+
+    #[test]
+    fn huge_count_or_length_does_not_allocate() {
+        let mut bytes = vec![BATCH_MAGIC, BATCH_VERSION];
+        bytes.extend_from_slice(&1u64.to_le_bytes());
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_batch(&bytes, "f", 0).unwrap_err().is_corruption());
+        let mut one = vec![BATCH_MAGIC, BATCH_VERSION];
+        one.extend_from_slice(&1u64.to_le_bytes());
+        one.extend_from_slice(&1u32.to_le_bytes());
+        one.push(1);
+        one.extend_from_slice(&u32::MAX.to_le_bytes());
+        one.extend_from_slice(&[0u8; 8]);
+        assert!(decode_batch(&one, "f", 0).unwrap_err().is_corruption());
+    }
+}

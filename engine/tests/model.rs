@@ -1,0 +1,421 @@
+//! Model test: seeded random operations against the store and against a
+//! `BTreeMap`, which must agree after every read. Covers puts, deletes, batches
+//! (1..50 ops, plus one of 1,000 and one of 100,000), snapshots (each with its
+//! own frozen model), forward and reverse ranges with random bounds, prefix
+//! scans, flush, compact_range, close/reopen and optimistic transactions with
+//! and without conflicts, under three option sets.
+//!
+//! A failure names the seed and the op index; `SYNAPSED_MODEL_SEED=<n>` replays
+//! that one seed under every option set.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use synapsed_storage::{Argon2Params, Credential, Db, Error, Options, SimVfs, Snapshot, SyncPolicy, WriteBatch};
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+const KEY_SPACE: u32 = 500;
+const MAX_SNAPSHOTS: usize = 8;
+
+struct Harness {
+    name: &'static str,
+    seed: u64,
+    op: usize,
+    rng: StdRng,
+    dir: PathBuf,
+    cred: Credential,
+    options: Options,
+    db: Option<Db>,
+    model: Model,
+    snapshots: Vec<(Snapshot, Model)>,
+    ops_done: u64,
+    /// Flushes and compactions of every store instance so far.
+    flushes: u64,
+    compactions: u64,
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("k{i:04}").into_bytes()
+}
+
+fn in_bounds(k: &[u8], start: &Bound<Vec<u8>>, end: &Bound<Vec<u8>>) -> bool {
+    let after = match start {
+        Bound::Included(s) => k >= s.as_slice(),
+        Bound::Excluded(s) => k > s.as_slice(),
+        Bound::Unbounded => true,
+    };
+    let before = match end {
+        Bound::Included(e) => k <= e.as_slice(),
+        Bound::Excluded(e) => k < e.as_slice(),
+        Bound::Unbounded => true,
+    };
+    after && before
+}
+
+impl Harness {
+    fn ctx(&self) -> String {
+        format!("[{}] seed {} op {}", self.name, self.seed, self.op)
+    }
+
+    fn ok<T>(&self, r: Result<T, Error>, what: &str) -> T {
+        r.unwrap_or_else(|e| panic!("{}: {what} failed: {e}", self.ctx()))
+    }
+
+    fn db(&self) -> &Db {
+        self.db.as_ref().unwrap()
+    }
+
+    fn random_key(&mut self) -> Vec<u8> {
+        let i = self.rng.gen_range(0..KEY_SPACE);
+        key(i)
+    }
+
+    fn random_value(&mut self) -> Vec<u8> {
+        let len = if self.rng.gen_ratio(1, 50) { self.rng.gen_range(500..3000) } else { self.rng.gen_range(0..60) };
+        let tag = format!("s{}o{}:", self.seed, self.op);
+        let mut v = tag.into_bytes();
+        v.extend((0..len).map(|_| self.rng.gen_range(b'a'..=b'z')));
+        v
+    }
+
+    fn random_bound(&mut self) -> Bound<Vec<u8>> {
+        let mut k = self.random_key();
+        if self.rng.gen_bool(0.2) {
+            k.push(b'x'); // a key that never exists
+        }
+        match self.rng.gen_range(0..5) {
+            0 => Bound::Unbounded,
+            1 | 2 => Bound::Included(k),
+            _ => Bound::Excluded(k),
+        }
+    }
+
+    fn put(&mut self) {
+        let (k, v) = (self.random_key(), self.random_value());
+        self.ok(self.db().put(&k, &v), "put");
+        self.model.insert(k, v);
+        self.ops_done += 1;
+    }
+
+    fn delete(&mut self) {
+        let k = self.random_key();
+        self.ok(self.db().delete(&k), "delete");
+        self.model.remove(&k);
+        self.ops_done += 1;
+    }
+
+    fn batch(&mut self, n: usize) {
+        let mut batch = WriteBatch::new();
+        let mut applied = self.model.clone();
+        for _ in 0..n {
+            let k = self.random_key();
+            if self.rng.gen_bool(0.75) {
+                let v = self.random_value();
+                batch.put(&k, &v);
+                applied.insert(k, v);
+            } else {
+                batch.delete(&k);
+                applied.remove(&k);
+            }
+        }
+        self.ok(self.db().write(batch), "write batch");
+        self.model = applied;
+        self.ops_done += n as u64;
+    }
+
+    fn check_get(&mut self) {
+        let k = self.random_key();
+        let got = self.ok(self.db().get(&k), "get");
+        assert_eq!(got.as_ref(), self.model.get(&k), "{}: get {:?}", self.ctx(), String::from_utf8_lossy(&k));
+        self.ops_done += 1;
+    }
+
+    fn check_range(&mut self, snapshot: Option<usize>) {
+        let (start, end) = (self.random_bound(), self.random_bound());
+        let reverse = self.rng.gen_bool(0.5);
+        let model = match snapshot {
+            Some(i) => &self.snapshots[i].1,
+            None => &self.model,
+        };
+        let mut expected: Vec<(Vec<u8>, Vec<u8>)> =
+            model.iter().filter(|(k, _)| in_bounds(k, &start, &end)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        if reverse {
+            expected.reverse();
+        }
+        let snap = snapshot.map(|i| &self.snapshots[i].0);
+        let iter = self.ok(self.db().range(as_ref(&start), as_ref(&end), reverse, snap), "range");
+        let got: Vec<_> = iter.map(|r| self.ok(r, "range item")).collect();
+        assert_eq!(
+            got.len(),
+            expected.len(),
+            "{}: range {start:?}..{end:?} reverse={reverse} snapshot={snapshot:?}: lengths differ",
+            self.ctx()
+        );
+        assert!(got == expected, "{}: range {start:?}..{end:?} reverse={reverse} snapshot={snapshot:?}", self.ctx());
+        self.ops_done += 1;
+    }
+
+    fn check_prefix(&mut self) {
+        let digits = self.rng.gen_range(0..=4);
+        let full = self.random_key();
+        let prefix = full[..1 + digits].to_vec();
+        let expected: Vec<_> =
+            self.model.iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let got: Vec<_> = self.ok(self.db().scan_prefix(&prefix), "scan_prefix").map(|r| self.ok(r, "scan item")).collect();
+        assert!(got == expected, "{}: scan_prefix {:?}", self.ctx(), String::from_utf8_lossy(&prefix));
+        self.ops_done += 1;
+    }
+
+    fn snapshot_op(&mut self) {
+        match self.rng.gen_range(0..4) {
+            0 if self.snapshots.len() < MAX_SNAPSHOTS => {
+                let s = self.db().snapshot();
+                self.snapshots.push((s, self.model.clone()));
+            }
+            1 if !self.snapshots.is_empty() => {
+                let i = self.rng.gen_range(0..self.snapshots.len());
+                self.snapshots.swap_remove(i);
+            }
+            2 if !self.snapshots.is_empty() => {
+                let i = self.rng.gen_range(0..self.snapshots.len());
+                let k = self.random_key();
+                let got = self.ok(self.db().get_at(&k, &self.snapshots[i].0), "get_at");
+                assert_eq!(got.as_ref(), self.snapshots[i].1.get(&k), "{}: get_at snapshot {i}", self.ctx());
+            }
+            3 if !self.snapshots.is_empty() => {
+                let i = self.rng.gen_range(0..self.snapshots.len());
+                self.check_range(Some(i));
+            }
+            _ => {}
+        }
+        self.ops_done += 1;
+    }
+
+    fn transaction(&mut self) {
+        // The transaction borrows the store while the harness draws random numbers.
+        let db = self.db.take().unwrap();
+        self.transaction_on(&db);
+        self.db = Some(db);
+    }
+
+    fn transaction_on(&mut self, db: &Db) {
+        let conflict = self.rng.gen_bool(0.3);
+        let mut txn = db.transaction();
+        let mut touched = Vec::new();
+        for _ in 0..self.rng.gen_range(0..=3) {
+            let k = self.random_key();
+            let got = txn.get(&k).unwrap_or_else(|e| panic!("{}: txn get: {e}", self.ctx()));
+            assert_eq!(got.as_ref(), self.model.get(&k), "{}: txn read", self.ctx());
+            touched.push(k);
+        }
+        let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        for _ in 0..self.rng.gen_range(1..=3) {
+            let k = self.random_key();
+            if self.rng.gen_bool(0.8) {
+                let v = self.random_value();
+                txn.put(&k, &v);
+                writes.push((k.clone(), Some(v)));
+            } else {
+                txn.delete(&k);
+                writes.push((k.clone(), None));
+            }
+            // Reads of own writes see them.
+            let own = txn.get(&k).unwrap();
+            assert_eq!(own, writes.last().unwrap().1, "{}: txn read-your-writes", self.ctx());
+            touched.push(k);
+        }
+        if conflict {
+            let k = touched[self.rng.gen_range(0..touched.len())].clone();
+            let v = self.random_value();
+            self.ok(db.put(&k, &v), "conflicting put");
+            self.model.insert(k, v);
+        }
+        match txn.commit() {
+            Ok(_) => {
+                assert!(!conflict, "{}: commit succeeded despite a conflicting write", self.ctx());
+                for (k, v) in writes {
+                    match v {
+                        Some(v) => self.model.insert(k, v),
+                        None => self.model.remove(&k),
+                    };
+                }
+            }
+            Err(Error::Conflict) => assert!(conflict, "{}: spurious conflict", self.ctx()),
+            Err(e) => panic!("{}: commit: {e}", self.ctx()),
+        }
+        self.ops_done += 1;
+    }
+
+    fn close(&mut self) {
+        self.snapshots.clear();
+        let db = self.db.take().unwrap();
+        let stats = db.stats();
+        self.flushes += stats.flushes;
+        self.compactions += stats.compactions;
+        self.ok(db.close(), "close");
+    }
+
+    fn reopen(&mut self) {
+        self.close();
+        self.db = Some(self.ok(Db::open(&self.dir, &self.cred, self.options.clone()), "reopen"));
+        self.ops_done += 1;
+    }
+
+    fn compact(&mut self) {
+        let (a, b) = (self.random_key(), self.random_key());
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let full = self.rng.gen_bool(0.3);
+        let r = if full { self.db().compact_range(None, None) } else { self.db().compact_range(Some(&lo), Some(&hi)) };
+        self.ok(r, "compact_range");
+        self.ops_done += 1;
+    }
+
+    fn step(&mut self) {
+        match self.rng.gen_range(0..1000) {
+            0..=249 => self.put(),
+            250..=349 => self.delete(),
+            350..=499 => self.check_get(),
+            500..=599 => {
+                let n = self.rng.gen_range(1..=50);
+                self.batch(n)
+            }
+            600..=699 => self.snapshot_op(),
+            700..=759 => self.check_range(None),
+            760..=789 => self.check_prefix(),
+            790..=889 => self.transaction(),
+            890..=899 => {
+                self.ok(self.db().flush(), "flush");
+                self.ops_done += 1;
+            }
+            900..=904 => self.compact(),
+            905..=907 => self.reopen(),
+            _ => self.check_get(),
+        }
+    }
+
+    /// Every key of the model and the whole store agree.
+    fn full_check(&mut self) {
+        let got: Vec<_> = self
+            .ok(self.db().range(Bound::Unbounded, Bound::Unbounded, false, None), "full scan")
+            .map(|r| self.ok(r, "scan item"))
+            .collect();
+        let expected: Vec<_> = self.model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        assert!(got == expected, "{}: full scan differs ({} vs {} pairs)", self.ctx(), got.len(), expected.len());
+        for (s, m) in &self.snapshots {
+            let got: Vec<_> = self
+                .ok(self.db().range(Bound::Unbounded, Bound::Unbounded, true, Some(s)), "snapshot scan")
+                .map(|r| self.ok(r, "scan item"))
+                .collect();
+            let expected: Vec<_> = m.iter().rev().map(|(k, v)| (k.clone(), v.clone())).collect();
+            assert!(got == expected, "{}: snapshot scan differs", self.ctx());
+        }
+    }
+}
+
+fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+fn option_sets(vfs: Arc<SimVfs>) -> Vec<(&'static str, Options)> {
+    let cheap_kdf = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
+    let tiny = Options { vfs: vfs.clone(), ..Options::tiny_for_tests() };
+    vec![
+        ("tiny", tiny.clone()),
+        ("tiny-no-cache", Options { block_cache_bytes: 0, sync: SyncPolicy::Never, ..tiny }),
+        ("defaults", Options { vfs, argon2: cheap_kdf, ..Options::default() }),
+    ]
+}
+
+/// Runs `ops` random operations under one option set; returns the operations
+/// counted, flushes and compactions.
+fn run(name: &'static str, seed: u64, ops: usize, big_batches: bool) -> (u64, u64, u64) {
+    let vfs = SimVfs::with_seed(seed);
+    let options = option_sets(vfs).into_iter().find(|(n, _)| *n == name).unwrap().1;
+    let dir = PathBuf::from("/model/db");
+    let cred = Credential::passphrase(format!("model seed {seed}"));
+    let db = Db::create(&dir, &cred, options.clone()).unwrap_or_else(|e| panic!("[{name}] seed {seed}: create: {e}"));
+    let mut h = Harness {
+        name,
+        seed,
+        op: 0,
+        rng: StdRng::seed_from_u64(seed),
+        dir,
+        cred,
+        options,
+        db: Some(db),
+        model: Model::new(),
+        snapshots: Vec::new(),
+        ops_done: 0,
+        flushes: 0,
+        compactions: 0,
+    };
+    for i in 0..ops {
+        h.op = i;
+        if big_batches && i == ops / 3 {
+            h.batch(1_000);
+        }
+        if big_batches && i == 2 * ops / 3 {
+            h.batch(100_000);
+            h.full_check();
+        }
+        h.step();
+        if i % 2_000 == 1_999 {
+            h.full_check();
+        }
+    }
+    h.op = ops;
+    h.full_check();
+    h.reopen();
+    h.full_check();
+    h.close();
+    // The runs are meant to exercise the tree, not just the memtable.
+    assert!(h.flushes > 0 && h.compactions > 0, "{}: {} flushes, {} compactions", h.ctx(), h.flushes, h.compactions);
+    let report = Db::verify(&h.dir, &h.cred, h.options.clone()).unwrap_or_else(|e| panic!("{}: verify: {e}", h.ctx()));
+    assert!(report.is_ok(), "{}: verify found damage: {:?}", h.ctx(), report.damaged);
+    (h.ops_done, h.flushes, h.compactions)
+}
+
+fn seeds() -> Vec<u64> {
+    match std::env::var("SYNAPSED_MODEL_SEED") {
+        Ok(s) => vec![s.trim().parse().expect("SYNAPSED_MODEL_SEED must be a number")],
+        Err(_) => vec![1, 2],
+    }
+}
+
+fn run_set(name: &'static str, ops_per_seed: usize, big_batches: bool) {
+    let started = Instant::now();
+    let (mut ops, mut flushes, mut compactions) = (0, 0, 0);
+    for seed in seeds() {
+        let (o, f, c) = run(name, seed, ops_per_seed, big_batches);
+        ops += o;
+        flushes += f;
+        compactions += c;
+    }
+    eprintln!("model [{name}]: {ops} operations, {flushes} flushes, {compactions} compactions in {:.1?}", started.elapsed());
+}
+
+#[test]
+fn model_tiny() {
+    run_set("tiny", 20_000, false);
+}
+
+#[test]
+fn model_tiny_no_block_cache() {
+    run_set("tiny-no-cache", 15_000, false);
+}
+
+#[test]
+fn model_defaults_with_big_batches() {
+    run_set("defaults", 15_000, true);
+}
