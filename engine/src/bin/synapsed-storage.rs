@@ -1,3 +1,357 @@
-//! The `synapsed-storage` command-line tool.
+//! The `synapsed-storage` command-line tool: creates, reads, writes, checks and
+//! compacts a store from the shell. Users script it and the system tests drive it
+//! as a black box, so its forms, output lines and exit codes are a contract (see
+//! README.md): 0 success, 1 failure (including `get` of a missing key), 2 bad
+//! usage or an internal error, 3 damaged data found. Errors go to stderr as
+//! `error: ...`; a panic is never shown to the user.
 
-fn main() {}
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context};
+use clap::{Args, Parser, Subcommand};
+use synapsed_storage::{Argon2Params, Credential, Db, Error, Options};
+
+#[path = "synapsed-storage/batch.rs"]
+mod batch;
+#[path = "synapsed-storage/demo.rs"]
+mod demo;
+#[path = "synapsed-storage/keys.rs"]
+mod keys;
+#[path = "synapsed-storage/report.rs"]
+mod report;
+
+/// Exit status of a failed operation (also `get` of a missing key).
+const EXIT_FAILURE: u8 = 1;
+/// Exit status of bad usage (clap uses it too) and of internal errors.
+const EXIT_USAGE: u8 = 2;
+/// Exit status when damaged data was found.
+const EXIT_DAMAGED: u8 = 3;
+
+/// Encrypted embedded key-value store.
+#[derive(Debug, Parser)]
+#[command(name = "synapsed-storage", version, about, long_about = None)]
+#[command(after_help = "Key material: set SYNAPSED_PASSPHRASE, or pass --passphrase-file F or --key-file F.\n\
+Exit status: 0 success, 1 failure (or key not found), 2 bad usage, 3 damaged data found.")]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// Store directory.
+    #[arg(long, value_name = "DIR", global = true)]
+    db: Option<PathBuf>,
+    /// File holding the passphrase (one trailing newline is ignored).
+    #[arg(long, value_name = "F", global = true, conflicts_with = "key_file")]
+    passphrase_file: Option<PathBuf>,
+    /// File holding a raw 32-byte key: 64 hex characters, or exactly 32 bytes.
+    #[arg(long, value_name = "F", global = true)]
+    key_file: Option<PathBuf>,
+    /// Argon2id memory cost in KiB for the passphrase slot made by `init`
+    /// (default 19456, OWASP's minimum; lower only for tests).
+    #[arg(long, value_name = "KIB", global = true)]
+    argon2_memory_kib: Option<u32>,
+    /// Argon2id iterations for the passphrase slot made by `init` (default 2).
+    #[arg(long, value_name = "N", global = true)]
+    argon2_iterations: Option<u32>,
+    /// Memtable size at which it is flushed to an SSTable (tests use small ones
+    /// to exercise flushes and compactions with little data).
+    #[arg(long, value_name = "BYTES", global = true, hide = true)]
+    memtable_size_bytes: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Creates a store in --db DIR (fails if DIR already holds one).
+    Init,
+    /// Stores VALUE under KEY (durable when the command returns).
+    Put {
+        /// Key (UTF-8).
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+        /// Value (UTF-8).
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Prints the value of KEY; exits 1 if it is absent.
+    Get {
+        /// Key (UTF-8).
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+    },
+    /// Deletes KEY (no error if it is absent).
+    Delete {
+        /// Key (UTF-8).
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+    },
+    /// Prints "KEY<TAB>VALUE" lines for every key starting with PREFIX, in key order.
+    Scan {
+        /// Key prefix ("" for every key).
+        #[arg(allow_hyphen_values = true)]
+        prefix: String,
+        /// Print at most N lines.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+    },
+    /// Reads "put K V" / "delete K" / "commit" lines from stdin; each commit is
+    /// atomic and durable, then "committed N" is printed.
+    Batch,
+    /// Reads and authenticates every file; exits 3 naming each damaged file.
+    Verify,
+    /// Compacts the whole key range down to the bottom level.
+    Compact,
+    /// Prints counters and sizes of the store.
+    Stats {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Walks through the engine's features on a throw-away store and checks each step.
+    Demo,
+}
+
+/// A failure that maps to a specific exit status rather than the default 1.
+#[derive(Debug)]
+pub(crate) struct Exit {
+    code: u8,
+    message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+impl Exit {
+    pub(crate) fn new(code: u8, message: impl Into<String>) -> Self {
+        Exit { code, message: message.into() }
+    }
+}
+
+fn main() -> ExitCode {
+    install_panic_hook();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with status 0; usage errors carry clap's
+            // own "error: ..." text and status 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                // The reader went away (`scan | head`): not an error of ours.
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// A panic is a bug, but users still get one readable line and status 2, never a
+/// backtrace or the word "panicked".
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unexpected failure".to_string());
+        let location = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
+        let _ = writeln!(io::stderr(), "error: internal error: {message}{location}");
+        std::process::exit(i32::from(EXIT_USAGE));
+    }));
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if let Some(exit) = cause.downcast_ref::<Exit>() {
+            return exit.code;
+        }
+        if let Some(err) = cause.downcast_ref::<Error>() {
+            return if err.is_corruption() { EXIT_DAMAGED } else { EXIT_FAILURE };
+        }
+    }
+    EXIT_FAILURE
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+}
+
+impl GlobalArgs {
+    fn dir(&self) -> anyhow::Result<&Path> {
+        self.db.as_deref().ok_or_else(|| Exit::new(EXIT_USAGE, "--db DIR is required for this command").into())
+    }
+
+    fn argon2(&self) -> anyhow::Result<Argon2Params> {
+        let defaults = Argon2Params::default();
+        let params = Argon2Params {
+            m_cost_kib: self.argon2_memory_kib.unwrap_or(defaults.m_cost_kib),
+            t_cost: self.argon2_iterations.unwrap_or(defaults.t_cost),
+            p_cost: defaults.p_cost,
+        };
+        // Argon2id refuses less than 8 KiB per lane and zero iterations.
+        if params.m_cost_kib < 8 * params.p_cost {
+            return Err(Exit::new(EXIT_USAGE, "--argon2-memory-kib must be at least 8").into());
+        }
+        if params.t_cost == 0 {
+            return Err(Exit::new(EXIT_USAGE, "--argon2-iterations must be at least 1").into());
+        }
+        Ok(params)
+    }
+
+    fn options(&self, read_only: bool) -> anyhow::Result<Options> {
+        let mut options = Options { read_only, argon2: self.argon2()?, ..Options::default() };
+        if let Some(bytes) = self.memtable_size_bytes {
+            options.memtable_size_bytes = bytes;
+        }
+        Ok(options)
+    }
+
+    fn credential(&self) -> anyhow::Result<Credential> {
+        keys::credential(self.passphrase_file.as_deref(), self.key_file.as_deref())
+    }
+
+    fn open(&self, read_only: bool) -> anyhow::Result<Db> {
+        let dir = self.dir()?;
+        let credential = self.credential()?;
+        Db::open(dir, &credential, self.options(read_only)?).with_context(|| format!("cannot open {}", dir.display()))
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let g = &cli.global;
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    match &cli.command {
+        Command::Init => {
+            let dir = g.dir()?;
+            let credential = g.credential()?;
+            let db = Db::create(dir, &credential, g.options(false)?)
+                .with_context(|| format!("cannot create a store in {}", dir.display()))?;
+            db.close()?;
+            writeln!(out, "created store in {}", dir.display())?;
+        }
+        Command::Put { key, value } => {
+            let db = g.open(false)?;
+            db.put(key.as_bytes(), value.as_bytes())?;
+            db.close()?;
+        }
+        Command::Get { key } => {
+            let db = g.open(true)?;
+            match db.get(key.as_bytes())? {
+                Some(value) => {
+                    out.write_all(&value)?;
+                    out.write_all(b"\n")?;
+                }
+                None => return Err(Exit::new(EXIT_FAILURE, format!("key not found: {key}")).into()),
+            }
+        }
+        Command::Delete { key } => {
+            let db = g.open(false)?;
+            db.delete(key.as_bytes())?;
+            db.close()?;
+        }
+        Command::Scan { prefix, limit } => {
+            let db = g.open(true)?;
+            let limit = usize::try_from(limit.unwrap_or(u64::MAX)).unwrap_or(usize::MAX);
+            for item in db.scan_prefix(prefix.as_bytes())?.take(limit) {
+                let (key, value) = item?;
+                out.write_all(&key)?;
+                out.write_all(b"\t")?;
+                out.write_all(&value)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Command::Batch => {
+            let db = g.open(false)?;
+            let stdin = io::stdin();
+            let result = batch::run(&db, &mut stdin.lock(), &mut out);
+            // Whatever happened, committed batches stay; closing syncs and unlocks.
+            let closed = db.close();
+            result?;
+            closed?;
+        }
+        Command::Verify => {
+            let dir = g.dir()?;
+            let credential = g.credential()?;
+            let verdict = Db::verify(dir, &credential, g.options(true)?)
+                .with_context(|| format!("cannot verify {}", dir.display()))?;
+            report::print_verify(&mut out, &verdict)?;
+            if !verdict.is_ok() {
+                out.flush()?;
+                let names: Vec<&str> = verdict.damaged.iter().map(|(f, _)| f.as_str()).collect();
+                return Err(
+                    Exit::new(EXIT_DAMAGED, format!("{} damaged file(s): {}", names.len(), names.join(", "))).into()
+                );
+            }
+        }
+        Command::Compact => {
+            let dir = g.dir()?;
+            let db = g.open(false)?;
+            let before = report::dir_bytes(dir)?;
+            let started = std::time::Instant::now();
+            db.compact_range(None, None)?;
+            let after = db.stats();
+            db.close()?;
+            writeln!(
+                out,
+                "compacted {} in {:.2?}: {} -> {} on disk, tables now: {}",
+                dir.display(),
+                started.elapsed(),
+                report::human_bytes(before),
+                report::human_bytes(report::dir_bytes(dir)?),
+                after.files_per_level.iter().sum::<usize>(),
+            )?;
+        }
+        Command::Stats { json } => {
+            let dir = g.dir()?;
+            let db = g.open(true)?;
+            let stats = db.stats();
+            let files = report::dir_files(dir)?;
+            if *json {
+                report::print_stats_json(&mut out, dir, &stats, &files)?;
+            } else {
+                report::print_stats(&mut out, dir, &stats, &files)?;
+            }
+        }
+        Command::Demo => {
+            let passed = demo::run(g, &mut out)?;
+            if !passed {
+                out.flush()?;
+                return Err(anyhow!("the demo found a problem (see the lines marked FAIL above)"));
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Shared with the demo: the store options and credential the global flags ask for.
+pub(crate) fn demo_setup(g: &GlobalArgs) -> anyhow::Result<(Option<Credential>, Options)> {
+    let explicit =
+        g.passphrase_file.is_some() || g.key_file.is_some() || std::env::var_os(keys::PASSPHRASE_ENV).is_some();
+    let credential = if explicit { Some(g.credential()?) } else { None };
+    let mut options = g.options(false)?;
+    if g.memtable_size_bytes.is_none() {
+        // Small enough that a few thousand messages go through several flushes.
+        options.memtable_size_bytes = 256 << 10;
+    }
+    Ok((credential, options))
+}

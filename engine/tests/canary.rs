@@ -1,0 +1,220 @@
+//! No plaintext on disk: distinct marker strings are written as keys and as values
+//! (small ones and 100 KiB ones) through single puts and batches, and after each
+//! stage — WAL only, memtable flushes, compaction, close, reopen — every byte of
+//! every file under the store directory is searched for every marker (and for
+//! halves of them, so a marker split across a boundary is found too). Runs with
+//! compression on and off, since an uncompressed block is the easiest place for
+//! plaintext to slip through.
+
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::path::{Path, PathBuf};
+
+use rand::{Rng, RngCore};
+use synapsed_storage::{Argon2Params, Compression, Credential, Db, Options, WriteBatch};
+
+const PASSPHRASE: &str = "canary passphrase";
+
+struct Markers {
+    /// Every marker, each also used to derive keys and values below.
+    all: Vec<String>,
+    /// What the store must hold: key -> value.
+    model: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn marker(rng: &mut impl RngCore, role: &str) -> String {
+    format!("CANARY-{role}-{:016x}{:08x}", rng.next_u64(), rng.next_u32())
+}
+
+/// A 100 KiB value: the marker repeated between random printable filler, so it is
+/// compressible (as real text is) and the marker is everywhere in it.
+fn big_value(rng: &mut impl Rng, marker: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(100 << 10);
+    while v.len() < 100 << 10 {
+        v.extend_from_slice(marker.as_bytes());
+        let filler: String = (0..rng.gen_range(0..64)).map(|_| rng.gen_range(b'a'..=b'z') as char).collect();
+        v.extend_from_slice(filler.as_bytes());
+    }
+    v.truncate(100 << 10);
+    v
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The bytes searched, or which file holds which marker (or half of one) at which offset.
+fn search_markers_on_disk(dir: &Path, markers: &Markers) -> Result<u64, String> {
+    let mut needles: Vec<Vec<u8>> = Vec::new();
+    for m in &markers.all {
+        let b = m.as_bytes();
+        needles.push(b.to_vec());
+        // Halves of at least 16 bytes: long enough never to occur by chance in ciphertext.
+        needles.push(b[..b.len() / 2].to_vec());
+        needles.push(b[b.len() / 2..].to_vec());
+    }
+    let mut scanned = 0;
+    let files = files_under(dir);
+    if files.is_empty() {
+        return Err("no files in the store".into());
+    }
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        scanned += bytes.len() as u64;
+        for needle in &needles {
+            if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle.as_slice()) {
+                return Err(format!(
+                    "{} holds {:?} in clear at offset {at}",
+                    f.strip_prefix(dir).unwrap().display(),
+                    String::from_utf8_lossy(needle)
+                ));
+            }
+        }
+    }
+    Ok(scanned)
+}
+
+/// Fails the test, naming the stage, if any file holds any marker.
+fn assert_no_marker_on_disk(dir: &Path, markers: &Markers, stage: &str) -> u64 {
+    search_markers_on_disk(dir, markers).unwrap_or_else(|leak| panic!("{stage}: {leak}"))
+}
+
+fn assert_reads_back(db: &Db, markers: &Markers, stage: &str) {
+    for (k, v) in &markers.model {
+        let got = db.get(k).unwrap();
+        assert!(got.as_deref() == Some(v.as_slice()), "{stage}: {} does not read back", String::from_utf8_lossy(k));
+    }
+    let scanned: Vec<(Vec<u8>, Vec<u8>)> = db.scan_prefix(b"").unwrap().map(Result::unwrap).collect();
+    let mut expected = markers.model.clone();
+    expected.sort();
+    assert_eq!(scanned.len(), expected.len(), "{stage}: scan count");
+    assert!(scanned == expected, "{stage}: scan differs from what was written");
+}
+
+fn run(compression: Compression) {
+    let mut rng = rand::thread_rng();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let cred = Credential::passphrase(PASSPHRASE);
+    let options = Options {
+        compression,
+        background_compaction: false,
+        argon2: Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 },
+        ..Options::tiny_for_tests()
+    };
+    let db = Db::create(&dir, &cred, options.clone()).unwrap();
+    let mut markers = Markers { all: Vec::new(), model: Vec::new() };
+    let tag = format!("{compression:?}");
+
+    // Stage 1: single puts, still only in the WAL (and memtable).
+    for i in 0..4 {
+        let (km, vm) = (marker(&mut rng, "putkey"), marker(&mut rng, "putval"));
+        let key = format!("{km}/{i}").into_bytes();
+        let value = if i == 0 { big_value(&mut rng, &vm) } else { format!("small value {vm}").into_bytes() };
+        db.put(&key, &value).unwrap();
+        markers.all.extend([km, vm]);
+        markers.model.push((key, value));
+    }
+    assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after puts (WAL)"));
+
+    // Stage 2: batches, with a large value and a key that is later deleted (its
+    // tombstone carries the key to disk too).
+    for round in 0..3 {
+        let mut batch = WriteBatch::new();
+        for i in 0..20 {
+            let (km, vm) = (marker(&mut rng, "batchkey"), marker(&mut rng, "batchval"));
+            let key = format!("{km}/{round}/{i}").into_bytes();
+            let value = if i == 7 { big_value(&mut rng, &vm) } else { format!("{vm} #{i}").into_bytes() };
+            batch.put(&key, &value);
+            markers.all.extend([km, vm]);
+            markers.model.push((key, value));
+        }
+        let doomed = marker(&mut rng, "deleted");
+        batch.put(doomed.as_bytes(), doomed.as_bytes());
+        batch.delete(doomed.as_bytes());
+        markers.all.push(doomed);
+        db.write(batch).unwrap();
+    }
+    assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after batches (WAL)"));
+    assert_reads_back(&db, &markers, &format!("{tag}: after batches"));
+
+    // Stage 3: memtable flushes to level-0 tables (keys reach the block index,
+    // bloom filter, properties and manifest here).
+    db.flush().unwrap();
+    let after_flush = db.stats();
+    assert!(after_flush.files_per_level.iter().sum::<usize>() > 0, "{tag}: flush made no table");
+    assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after flush"));
+
+    // More writes after the flush, so compaction merges overlapping tables.
+    for i in 0..30 {
+        let (km, vm) = (marker(&mut rng, "latekey"), marker(&mut rng, "lateval"));
+        let key = format!("{km}/{i}").into_bytes();
+        let value = format!("late {vm}").into_bytes();
+        db.put(&key, &value).unwrap();
+        markers.all.extend([km, vm]);
+        markers.model.push((key, value));
+    }
+    db.flush().unwrap();
+
+    // Stage 4: compaction rewrites everything into the bottom level.
+    db.compact_range(None, None).unwrap();
+    assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after compaction"));
+    assert_reads_back(&db, &markers, &format!("{tag}: after compaction"));
+
+    // Stage 5: close.
+    db.close().unwrap();
+    let scanned = assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after close"));
+    // The data is really on disk (so the search above had something to search).
+    let raw: usize = markers.model.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if compression == Compression::None {
+        assert!(scanned >= raw as u64, "{tag}: {scanned} bytes on disk for {raw} bytes of data");
+    }
+
+    // Stage 6: reopen, read everything, write a little more, close again.
+    let db = Db::open(&dir, &cred, options.clone()).unwrap();
+    assert_reads_back(&db, &markers, &format!("{tag}: after reopen"));
+    let (km, vm) = (marker(&mut rng, "reopenkey"), marker(&mut rng, "reopenval"));
+    db.put(km.as_bytes(), vm.as_bytes()).unwrap();
+    markers.all.extend([km.clone(), vm.clone()]);
+    markers.model.push((km.into_bytes(), vm.into_bytes()));
+    assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after reopen and put"));
+    db.close().unwrap();
+    assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after the second close"));
+    println!("{tag}: {} markers, {scanned} bytes on disk searched after close", markers.all.len());
+}
+
+#[test]
+fn no_marker_on_disk_with_compression() {
+    run(Compression::Zstd(3));
+}
+
+#[test]
+fn no_marker_on_disk_without_compression() {
+    run(Compression::None);
+}
+
+#[test]
+fn the_search_finds_a_marker_in_plaintext() {
+    // The detector itself must work, or the tests above prove nothing.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = rand::thread_rng();
+    let m = marker(&mut rng, "self-test");
+    let markers = Markers { all: vec![m.clone()], model: Vec::new() };
+    let half = &m.as_bytes()[m.len() / 2..];
+    std::fs::write(tmp.path().join("leak"), [b"xx".as_slice(), half, b"yy"].concat()).unwrap();
+    let found = search_markers_on_disk(tmp.path(), &markers);
+    assert!(found.as_ref().is_err_and(|e| e.contains("leak")), "half a marker in a file was not found: {found:?}");
+}
