@@ -6,6 +6,8 @@
 
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod iter;
 mod key;
 mod memtable;

@@ -3,12 +3,12 @@
 //! The byte layout is documented in `index/FORMAT.md`; its constants live in
 //! `crate::format`.
 
-mod block;
-mod bloom;
+pub(crate) mod block;
+pub(crate) mod bloom;
 mod builder;
 mod cache;
-mod properties;
-mod reader;
+pub(crate) mod properties;
+pub(crate) mod reader;
 
 pub use builder::TableBuilder;
 pub use cache::{BlockCache, TableCache};

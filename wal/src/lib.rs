@@ -34,6 +34,8 @@
 
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod reader;
 #[cfg(all(feature = "io-uring", target_os = "linux"))]
 pub mod uring;

@@ -33,25 +33,25 @@ thread_local! {
 }
 
 /// The decoded index: per data block, its last internal key and its handle.
-struct IndexBlock {
+pub(crate) struct IndexBlock {
     keys: Vec<u8>,
     key_ends: Vec<usize>,
-    handles: Vec<BlockHandle>,
+    pub(crate) handles: Vec<BlockHandle>,
 }
 
 impl IndexBlock {
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.handles.len()
     }
 
-    fn key(&self, i: usize) -> &[u8] {
+    pub(crate) fn key(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.key_ends.get(i - 1).copied().unwrap_or(0) };
         let end = self.key_ends.get(i).copied().unwrap_or(start);
         self.keys.get(start..end).unwrap_or_default()
     }
 
     /// The first block whose last key is >= `target`.
-    fn find(&self, target: &[u8]) -> Option<usize> {
+    pub(crate) fn find(&self, target: &[u8]) -> Option<usize> {
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -210,7 +210,7 @@ fn load_layout(file: &dyn RandomAccessFile, cipher: &FileCipher, name: &str, fil
 
 /// Decodes the index block and checks its keys increase and its handles tile the
 /// data region `[HEADER_LEN, data_end)` exactly.
-fn decode_index(body: Vec<u8>, data_end: u64) -> Result<IndexBlock, &'static str> {
+pub(crate) fn decode_index(body: Vec<u8>, data_end: u64) -> Result<IndexBlock, &'static str> {
     let block = Block::new(body)?;
     let mut it = BlockIter::new(Arc::new(block));
     let mut index = IndexBlock { keys: Vec::new(), key_ends: Vec::new(), handles: Vec::new() };

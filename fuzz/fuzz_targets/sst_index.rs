@@ -1,0 +1,7 @@
+//! Fuzz target `sst_index`: the checks live in `index::fuzzing::sst_index`, which the stable
+//! corpus-replay tests (`index/tests/fuzz_corpus.rs`) call too.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| index::fuzzing::sst_index(data));

@@ -1,0 +1,504 @@
+//! Entry points that expose the log decoder to fuzzers and to the corpus-replay
+//! tests (`tests/fuzz_corpus.rs`), so both run exactly the same checks.
+//!
+//! Each entry point takes arbitrary bytes, never panics on them, and panics only
+//! when the reader breaks a rule of `wal/FORMAT.md`: a record that was never sealed
+//! comes back, a complete log loses a record, damage is classified as a torn tail
+//! (or the reverse), or an error names the wrong file or offset. A log's header
+//! carries a random wrapped key, so the inputs cannot hold real logs; instead
+//! [`wal_record`] appends its bytes as frames after a header made once per process,
+//! and [`wal_log`] reads its bytes as a description of records to seal plus damage
+//! to do to the sealed log. [`seed_corpus`] makes the committed seed inputs.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use crypto::vfs::{SimVfs, Vfs};
+use crypto::{FileKind, KeyManager, FILE_HEADER_LEN, TAG_LEN};
+
+use crate::format::{len_check, FrameHeader, FRAME_HEADER_LEN, MAX_SEALED_LEN};
+use crate::{Error, LogReader, LogWriter};
+
+/// The fuzz targets of this crate, by corpus directory name.
+pub const TARGETS: [&str; 2] = ["wal_record", "wal_log"];
+
+/// Runs `target`'s entry point on `data`; `false` if the target is unknown.
+pub fn run(target: &str, data: &[u8]) -> bool {
+    match target {
+        "wal_record" => wal_record(data),
+        "wal_log" => wal_log(data),
+        _ => return false,
+    }
+    true
+}
+
+const LOG_NAME: &str = "000001.wal";
+const FIRST_FRAME: u64 = FILE_HEADER_LEN as u64;
+/// The `len_check` mask as `FORMAT.md` gives it, kept apart from `format.rs` so the
+/// model below checks the code against the document rather than against itself.
+const DOC_LEN_CHECK_MASK: u32 = 0xA282_EAD8;
+
+/// A key manager and one valid WAL header under it, made once per process: no
+/// record is ever sealed with that header's file key.
+struct Fixture {
+    keys: Arc<KeyManager>,
+    header: [u8; FILE_HEADER_LEN],
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let keys = KeyManager::ephemeral();
+        let (header, _cipher) = keys.new_file(FileKind::Wal, 1, LOG_NAME);
+        Fixture { keys, header }
+    })
+}
+
+fn must<T, E: std::fmt::Debug>(result: Result<T, E>, what: &str) -> T {
+    match result {
+        Ok(v) => v,
+        Err(e) => panic!("fuzz harness: {what} failed: {e:?}"),
+    }
+}
+
+fn scratch_vfs() -> (Arc<dyn Vfs>, PathBuf) {
+    let vfs: Arc<dyn Vfs> = Arc::new(SimVfs::default());
+    let dir = PathBuf::from("/fuzz");
+    must(vfs.create_dir_all(&dir), "create_dir_all");
+    (vfs, dir)
+}
+
+fn write_file(vfs: &Arc<dyn Vfs>, path: &Path, bytes: &[u8]) {
+    let file = must(vfs.create(path), "create");
+    must(file.append(bytes), "append");
+}
+
+/// How a read of a whole log ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum End {
+    /// Every byte was consumed by whole records.
+    Clean,
+    /// A torn tail at this offset.
+    Torn(u64),
+    /// Corruption reported at this offset.
+    Corrupt(u64),
+    /// `LogReader::open` refused the file.
+    OpenFailed,
+}
+
+/// Reads every record of `path` one by one and checks the reader's own contracts
+/// along the way (sticky errors, `valid_len`, file names in errors).
+fn read_log(vfs: &Arc<dyn Vfs>, path: &Path, keys: &KeyManager, kind: FileKind) -> (Vec<Vec<u8>>, End) {
+    let name = crate::writer::file_name(path);
+    let file_len = must(vfs.file_size(path), "file_size");
+    let mut reader = match LogReader::open(vfs, path, keys, kind) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Error::Corruption { file, .. } | Error::Io { file, .. } = &e {
+                assert_eq!(file, &name, "open error names another file: {e}");
+            }
+            return (Vec::new(), End::OpenFailed);
+        }
+    };
+    let mut records = Vec::new();
+    let end = loop {
+        let before = reader.valid_len();
+        match reader.next_record() {
+            Ok(Some(record)) => {
+                let after = reader.valid_len();
+                let framed = (FRAME_HEADER_LEN + TAG_LEN + record.len()) as u64;
+                assert_eq!(after, before + framed, "valid_len did not advance by the frame's size");
+                assert!(after <= file_len, "a record ends past the end of the file");
+                records.push(record);
+            }
+            Ok(None) => {
+                assert_eq!(reader.valid_len(), before, "valid_len moved at the end of the log");
+                let end = match reader.torn_tail_at() {
+                    Some(at) => {
+                        assert_eq!(at, before, "the torn tail is not where the last record ended");
+                        End::Torn(at)
+                    }
+                    None => {
+                        assert_eq!(before, file_len, "a clean end before the end of the file");
+                        End::Clean
+                    }
+                };
+                assert!(matches!(reader.next_record(), Ok(None)), "the log went on after its end");
+                break end;
+            }
+            Err(Error::Corruption { file, offset, reason }) => {
+                assert_eq!(file, name, "corruption names another file");
+                assert_eq!(offset, before, "corruption reported away from the damaged frame: {reason}");
+                assert_eq!(reader.valid_len(), before, "valid_len moved past a damaged frame");
+                match reader.next_record() {
+                    Err(Error::Corruption { offset: again, .. }) => {
+                        assert_eq!(again, offset, "a second call reported another offset");
+                    }
+                    other => panic!("a second call after corruption returned {other:?}"),
+                }
+                break End::Corrupt(offset);
+            }
+            Err(e) => panic!("reading an in-memory log failed with a non-corruption error: {e}"),
+        }
+    };
+    // The convenience reader must agree with the record-by-record walk.
+    match (LogReader::read_all(vfs, path, keys, kind), &end) {
+        (Ok(all), End::Clean | End::Torn(_)) => {
+            assert_eq!(all.records, records, "read_all returned other records");
+            let torn = if let End::Torn(at) = end { Some(at) } else { None };
+            assert_eq!(all.torn_tail_at, torn, "read_all saw another end");
+        }
+        (Err(Error::Corruption { offset, .. }), End::Corrupt(at)) => assert_eq!(offset, *at),
+        (other, _) => panic!("read_all disagrees with next_record ({end:?}): {other:?}"),
+    }
+    (records, end)
+}
+
+/// What `FORMAT.md`'s recovery table says of the first frame of `frames`, when no
+/// frame can authenticate: nothing but a clean end, a torn tail or corruption.
+fn expected_first_frame(frames: &[u8]) -> End {
+    if frames.is_empty() {
+        return End::Clean;
+    }
+    let Some(header) = frames.get(..FRAME_HEADER_LEN) else { return End::Torn(FIRST_FRAME) };
+    if header.iter().all(|b| *b == 0) {
+        return End::Torn(FIRST_FRAME);
+    }
+    let word = |i: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(header.get(i..i + 4).unwrap_or(&[0; 4]));
+        u32::from_le_bytes(w)
+    };
+    let (len, check) = (word(0), word(4));
+    if check != crc32fast::hash(&len.to_le_bytes()) ^ DOC_LEN_CHECK_MASK {
+        return End::Corrupt(FIRST_FRAME);
+    }
+    if len < TAG_LEN as u32 || len > 512 * 1024 * 1024 + TAG_LEN as u32 {
+        return End::Corrupt(FIRST_FRAME);
+    }
+    if (FRAME_HEADER_LEN as u64) + u64::from(len) > frames.len() as u64 {
+        return End::Torn(FIRST_FRAME);
+    }
+    // A whole frame whose crc may or may not match: it cannot authenticate.
+    End::Corrupt(FIRST_FRAME)
+}
+
+/// `data` as the frames of a log whose header is valid but whose file key never
+/// sealed anything: no record may come back, and the first frame must be
+/// classified as `FORMAT.md`'s recovery table says.
+pub fn wal_record(data: &[u8]) {
+    let fx = fixture();
+    let (vfs, dir) = scratch_vfs();
+    let path = dir.join(LOG_NAME);
+    let mut bytes = Vec::with_capacity(FILE_HEADER_LEN + data.len());
+    bytes.extend_from_slice(&fx.header);
+    bytes.extend_from_slice(data);
+    write_file(&vfs, &path, &bytes);
+    let (records, end) = read_log(&vfs, &path, &fx.keys, FileKind::Wal);
+    assert!(records.is_empty(), "{} records came back that were never sealed", records.len());
+    assert_eq!(end, expected_first_frame(data), "first frame misclassified");
+    // The same bytes are not a manifest: the header names the file's kind.
+    let (_, as_manifest) = read_log(&vfs, &path, &fx.keys, FileKind::Manifest);
+    assert_eq!(as_manifest, End::OpenFailed, "a WAL opened as a manifest");
+}
+
+/// Reads fuzz input front to back; past the end every read yields zeros.
+pub(crate) struct Input<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Input { rest: data }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn u8(&mut self) -> u8 {
+        match self.rest.split_first() {
+            Some((b, rest)) => {
+                self.rest = rest;
+                *b
+            }
+            None => 0,
+        }
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+
+    fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let n = n.min(self.rest.len());
+        let (head, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        head
+    }
+}
+
+/// Most records one `wal_log` input describes, and the size cap of each.
+const MAX_LOG_RECORDS: usize = 12;
+/// Most damage operations one `wal_log` input applies.
+const MAX_OPS: usize = 16;
+
+/// Applies the damage operations read from `input` to `bytes`.
+///
+/// Operation bytes: `0` xor one byte (`pos u32, mask u8`), `1` truncate
+/// (`len u32`), `2` append (`n u8`, then `n` bytes), `3` append `n u16` zeros,
+/// `4` zero a range (`pos u32, n u8`), `5` copy a range elsewhere (`from u32,
+/// to u32, n u16`), `6` insert (`pos u32, n u8`, then `n` bytes). Positions are
+/// taken modulo the current length, so every operation applies.
+pub(crate) fn apply_ops(bytes: &mut Vec<u8>, input: &mut Input<'_>) {
+    for _ in 0..MAX_OPS {
+        if input.is_empty() {
+            return;
+        }
+        let op = input.u8() % 7;
+        let len = bytes.len();
+        let pos = |v: u32, n: usize| if n == 0 { 0 } else { v as usize % n };
+        match op {
+            0 => {
+                let (at, mask) = (pos(input.u32(), len), input.u8());
+                if let Some(b) = bytes.get_mut(at) {
+                    *b ^= mask;
+                }
+            }
+            1 => {
+                let keep = pos(input.u32(), len + 1);
+                bytes.truncate(keep);
+            }
+            2 => {
+                let n = usize::from(input.u8());
+                bytes.extend_from_slice(input.bytes(n));
+            }
+            3 => {
+                let n = usize::from(input.u16() % 8192);
+                bytes.resize(len + n, 0);
+            }
+            4 => {
+                let (at, n) = (pos(input.u32(), len), usize::from(input.u8()));
+                for b in bytes.iter_mut().skip(at).take(n) {
+                    *b = 0;
+                }
+            }
+            5 => {
+                let (from, to, n) = (pos(input.u32(), len), pos(input.u32(), len), usize::from(input.u16()));
+                let chunk: Vec<u8> = bytes.iter().skip(from).take(n).copied().collect();
+                for (dst, src) in bytes.iter_mut().skip(to).zip(chunk) {
+                    *dst = src;
+                }
+            }
+            _ => {
+                let (at, n) = (pos(input.u32(), len + 1), usize::from(input.u8()));
+                let insert = input.bytes(n).to_vec();
+                let tail = bytes.split_off(at.min(len));
+                bytes.extend_from_slice(&insert);
+                bytes.extend_from_slice(&tail);
+            }
+        }
+    }
+}
+
+/// The record `i` of a `wal_log` input: `len` bytes that differ between records.
+fn record_bytes(i: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|j| (i as u8).wrapping_mul(31).wrapping_add(j as u8)).collect()
+}
+
+/// `data` describes a log and damage done to it: `kind u8` (even: WAL, odd:
+/// manifest), `count u8` records of `len u16` bytes each (capped at 600), then
+/// the damage operations of `apply_ops`. The log is written with [`LogWriter`],
+/// damaged, and read back. The reader must return exactly the records whose
+/// frames lie wholly before the first changed byte, then stop at the next frame's
+/// offset; a log that was only cut short must never read as corruption; a log with
+/// one changed byte must never read as a torn tail or a clean end; a whole log
+/// followed by zeros must read as a torn tail.
+pub fn wal_log(data: &[u8]) {
+    let fx = fixture();
+    let mut input = Input::new(data);
+    let kind = if input.u8() & 1 == 0 { FileKind::Wal } else { FileKind::Manifest };
+    let count = usize::from(input.u8()) % (MAX_LOG_RECORDS + 1);
+    let records: Vec<Vec<u8>> = (0..count).map(|i| record_bytes(i, usize::from(input.u16() % 601))).collect();
+
+    let (vfs, dir) = scratch_vfs();
+    let original_path = dir.join("000007.wal");
+    let writer = must(LogWriter::create(&vfs, &original_path, &fx.keys, 7, kind), "LogWriter::create");
+    let mut frame_ends = Vec::with_capacity(records.len());
+    for r in &records {
+        frame_ends.push(must(writer.append(r), "append"));
+    }
+    must(writer.sync(), "sync");
+    drop(writer);
+    let original = must(vfs.read_all(&original_path), "read_all");
+    assert_eq!(original.len() as u64, frame_ends.last().copied().unwrap_or(FIRST_FRAME), "log length");
+
+    let mut damaged = original.clone();
+    apply_ops(&mut damaged, &mut input);
+    let path = dir.join("000008.wal");
+    write_file(&vfs, &path, &damaged);
+    let (got, end) = read_log(&vfs, &path, &fx.keys, kind);
+
+    let first_change =
+        original.iter().zip(&damaged).position(|(a, b)| a != b).unwrap_or(original.len().min(damaged.len()));
+    if damaged == original {
+        assert_eq!(got, records, "an undamaged log lost records");
+        assert_eq!(end, End::Clean, "an undamaged log did not end cleanly");
+        return;
+    }
+    if (first_change as u64) < FIRST_FRAME {
+        assert_eq!(end, End::OpenFailed, "a log with a damaged or missing header was opened");
+        return;
+    }
+    let intact = frame_ends.iter().take_while(|e| **e <= first_change as u64).count();
+    assert_eq!(got.len(), intact, "records returned: {}, intact frames before the damage: {intact}", got.len());
+    assert!(got.iter().zip(&records).all(|(a, b)| a == b), "a record came back changed");
+    let stop = if intact == 0 { FIRST_FRAME } else { frame_ends.get(intact - 1).copied().unwrap_or(FIRST_FRAME) };
+    match end {
+        End::Clean => assert_eq!(damaged.len() as u64, stop, "a damaged log ended cleanly past its last good frame"),
+        End::Torn(at) | End::Corrupt(at) => assert_eq!(at, stop, "the reader stopped away from the damaged frame"),
+        End::OpenFailed => panic!("a log whose header is intact was refused"),
+    }
+    let cut_short = damaged.len() < original.len() && original.starts_with(&damaged);
+    if cut_short {
+        assert!(!matches!(end, End::Corrupt(_)), "a log cut short at {} read as corruption", damaged.len());
+    }
+    let one_byte_changed =
+        damaged.len() == original.len() && original.iter().zip(&damaged).filter(|(a, b)| a != b).count() == 1;
+    if one_byte_changed {
+        assert!(matches!(end, End::Corrupt(_)), "one changed byte at {first_change} read as {end:?}");
+    }
+    let at_boundary = first_change as u64 == FIRST_FRAME || frame_ends.contains(&(first_change as u64));
+    if at_boundary && damaged.len() > first_change && damaged.iter().skip(first_change).all(|b| *b == 0) {
+        assert_eq!(end, End::Torn(first_change as u64), "zeros after whole frames did not read as a torn tail");
+    }
+}
+
+/// The seed inputs of `target`, named: valid and near-valid inputs for each
+/// branch of the decoder. Deterministic, so the committed corpus can be rebuilt.
+pub fn seed_corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+    match target {
+        "wal_record" => wal_record_seeds(),
+        "wal_log" => wal_log_seeds(),
+        _ => Vec::new(),
+    }
+}
+
+/// A frame around `payload` whose length check and crc hold (the payload is not
+/// sealed, so it fails only at the AEAD tag).
+fn checked_frame(payload: &[u8]) -> Vec<u8> {
+    let header = FrameHeader::for_payload(payload);
+    let mut out = header.encode().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+fn wal_record_seeds() -> Vec<(String, Vec<u8>)> {
+    let mut seeds = vec![
+        ("empty".to_string(), Vec::new()),
+        ("short_header".to_string(), vec![0x15, 0, 0, 0, 0x69]),
+        ("zero_header".to_string(), vec![0; FRAME_HEADER_LEN]),
+        ("zero_page".to_string(), vec![0; 512]),
+        ("bad_len_check".to_string(), vec![0x15, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0, 0]),
+    ];
+    let mut torn = FrameHeader::for_payload(&[0x5a; 21]).encode().to_vec();
+    torn.extend_from_slice(&[0x5a; 9]);
+    seeds.push(("payload_runs_past_end".to_string(), torn));
+    for (name, len) in
+        [("len_below_tag", TAG_LEN as u32 - 1), ("len_zero_nonzero_check", 0), ("len_above_max", MAX_SEALED_LEN + 1)]
+    {
+        let mut h = Vec::new();
+        h.extend_from_slice(&len.to_le_bytes());
+        h.extend_from_slice(&len_check(len).to_le_bytes());
+        h.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        seeds.push((name.to_string(), h));
+    }
+    let mut bad_crc = checked_frame(&[7; 40]);
+    if let Some(b) = bad_crc.get_mut(8) {
+        *b ^= 1;
+    }
+    seeds.push(("crc_mismatch".to_string(), bad_crc));
+    for len in [16usize, 17, 64, 300] {
+        seeds.push((format!("unsealed_frame_{len}"), checked_frame(&vec![0xa5; len])));
+    }
+    let mut two = checked_frame(&[1; 20]);
+    two.extend_from_slice(&checked_frame(&[2; 33]));
+    seeds.push(("two_unsealed_frames".to_string(), two));
+    let mut tail_zeros = checked_frame(&[3; 16]);
+    tail_zeros.extend_from_slice(&[0; 100]);
+    seeds.push(("frame_then_zeros".to_string(), tail_zeros));
+    seeds.push(("all_ff".to_string(), vec![0xff; 64]));
+    seeds
+}
+
+/// Encodes a `wal_log` input: kind, record lengths, then raw operation bytes.
+fn wal_log_input(kind: u8, lens: &[u16], ops: &[u8]) -> Vec<u8> {
+    let mut v = vec![kind, lens.len() as u8];
+    for l in lens {
+        v.extend_from_slice(&l.to_le_bytes());
+    }
+    v.extend_from_slice(ops);
+    v
+}
+
+fn wal_log_seeds() -> Vec<(String, Vec<u8>)> {
+    let three: &[u16] = &[5, 0, 40];
+    // Frame ends for lengths 5, 0, 40: 84 + 33 = 117, +28 = 145, +68 = 213.
+    let mut seeds = vec![
+        ("empty_log".to_string(), wal_log_input(0, &[], &[])),
+        ("three_records".to_string(), wal_log_input(0, three, &[])),
+        ("manifest_three_records".to_string(), wal_log_input(1, three, &[])),
+        ("large_records".to_string(), wal_log_input(0, &[600, 1, 599, 300], &[])),
+    ];
+    let op_xor = |pos: u32, mask: u8| {
+        let mut v = vec![0u8];
+        v.extend_from_slice(&pos.to_le_bytes());
+        v.push(mask);
+        v
+    };
+    let op_truncate = |len: u32| {
+        let mut v = vec![1u8];
+        v.extend_from_slice(&len.to_le_bytes());
+        v
+    };
+    for (name, pos) in [
+        ("flip_header", 20u32),
+        ("flip_len", 86),
+        ("flip_len_check", 89),
+        ("flip_crc", 93),
+        ("flip_payload", 100),
+        ("flip_last_frame", 200),
+    ] {
+        seeds.push((name.to_string(), wal_log_input(0, three, &op_xor(pos, 0x10))));
+    }
+    for (name, len) in [
+        ("cut_in_header", 60u32),
+        ("cut_at_first_frame", 84),
+        ("cut_in_frame_header", 90),
+        ("cut_in_payload", 100),
+        ("cut_at_boundary", 117),
+        ("cut_in_second", 130),
+    ] {
+        seeds.push((name.to_string(), wal_log_input(0, three, &op_truncate(len))));
+    }
+    seeds.push(("zeros_after_log".to_string(), wal_log_input(0, three, &[3, 0x00, 0x10])));
+    let mut cut_then_zeros = op_truncate(145);
+    cut_then_zeros.extend_from_slice(&[3, 12, 0]);
+    seeds.push(("cut_then_zero_fill".to_string(), wal_log_input(0, three, &cut_then_zeros)));
+    seeds.push(("garbage_appended".to_string(), wal_log_input(0, three, &[2, 8, 1, 2, 3, 4, 5, 6, 7, 8])));
+    seeds.push(("zero_range_mid_log".to_string(), wal_log_input(0, three, &[4, 120, 0, 0, 0, 12])));
+    let mut moved = vec![5u8];
+    moved.extend_from_slice(&145u32.to_le_bytes());
+    moved.extend_from_slice(&84u32.to_le_bytes());
+    moved.extend_from_slice(&68u16.to_le_bytes());
+    seeds.push(("frame_moved".to_string(), wal_log_input(0, three, &moved)));
+    let mut inserted = vec![6u8];
+    inserted.extend_from_slice(&117u32.to_le_bytes());
+    inserted.extend_from_slice(&[4, 9, 9, 9, 9]);
+    seeds.push(("bytes_inserted".to_string(), wal_log_input(0, three, &inserted)));
+    seeds
+}
