@@ -1,0 +1,165 @@
+//! Presenting the rows: the machine description, the markdown table with one
+//! column per engine and each peer's ratio to synapsed-storage, and the JSON file.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::rows::{Measure, Row};
+
+/// The engine every ratio is relative to.
+pub const BASELINE: &str = "synapsed-storage";
+
+/// A value with three significant digits, without exponent notation.
+fn significant(x: f64) -> String {
+    if x == 0.0 {
+        return "0".to_string();
+    }
+    let digits = (2 - x.abs().log10().floor() as i32).max(0) as usize;
+    format!("{x:.digits$}")
+}
+
+/// One cell: a time in ms, or a size in MiB.
+pub fn cell(row: &Row) -> String {
+    match row.measure {
+        Measure::Ms(ms) => format!("{} ms", significant(ms)),
+        Measure::Bytes(b) | Measure::PeakRssBytes(b) => format!("{} MiB", significant(b as f64 / (1u64 << 20) as f64)),
+    }
+}
+
+/// The markdown table: workloads down, engines across.
+pub fn markdown(rows: &[Row], engines: &[String]) -> String {
+    let mut workloads: Vec<&str> = Vec::new();
+    for r in rows.iter().filter(|r| r.engine != "device") {
+        if !workloads.contains(&r.workload.as_str()) {
+            workloads.push(&r.workload);
+        }
+    }
+    let find = |engine: &str, workload: &str| rows.iter().find(|r| r.engine == engine && r.workload == workload);
+    let mut out = String::new();
+    for r in rows.iter().filter(|r| r.engine == "device") {
+        out.push_str(&format!("- {}: {}\n", r.workload, cell(r)));
+    }
+    out.push('\n');
+    out.push_str("| workload |");
+    for e in engines {
+        out.push_str(&format!(" {e} |"));
+    }
+    out.push_str("\n|---|");
+    for _ in engines {
+        out.push_str("---:|");
+    }
+    out.push('\n');
+    for w in workloads {
+        out.push_str(&format!("| {w} |"));
+        let base = find(BASELINE, w).map(Row::value);
+        for e in engines {
+            let text = match find(e, w) {
+                None => "n/a".to_string(),
+                Some(r) => match base {
+                    Some(b) if e != BASELINE && b > 0.0 => format!("{} ({:.2}x)", cell(r), r.value() / b),
+                    _ => cell(r),
+                },
+            };
+            out.push_str(&format!(" {text} |"));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "\nRatios are peer / {BASELINE}: above 1 means the peer took longer (or used more bytes).\n"
+    ));
+    out
+}
+
+/// Writes `{"n": N, "machine": "...", "rows": [...]}` to `path`.
+pub fn write_json(path: &Path, n: u64, machine: &str, rows: &[Row]) -> Result<()> {
+    let doc = json!({"n": n, "machine": machine, "rows": rows.iter().map(Row::to_json).collect::<Vec<_>>()});
+    std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")?;
+    Ok(())
+}
+
+/// CPU model, cores, memory, kernel, and the file system of `dir`.
+pub fn machine(dir: &Path) -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown CPU".to_string(), |m| m.trim().to_string());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gib = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / (1024.0 * 1024.0));
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{model}, {cores} cores, {mem_gib:.0} GiB RAM, Linux {}, {} file system",
+        kernel.trim(),
+        fs_type(dir).unwrap_or_else(|| "unknown".to_string())
+    )
+}
+
+/// The type of the file system holding `dir`: the longest mount point that prefixes it.
+pub fn fs_type(dir: &Path) -> Option<String> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, point, kind) = (f.next()?, f.next()?, f.next()?);
+            dir.starts_with(point).then(|| (point.len(), kind.to_string()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, kind)| kind)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn row(engine: &str, workload: &str, measure: Measure) -> Row {
+        Row { engine: engine.into(), workload: workload.into(), measure }
+    }
+
+    #[test]
+    fn rows_round_trip_through_json() {
+        for m in [Measure::Ms(1.5), Measure::Bytes(42), Measure::PeakRssBytes(7 << 20)] {
+            let r = row("redb", "bulk load", m);
+            assert_eq!(Row::from_json(&r.to_json()), Some(r));
+        }
+        assert_eq!(row("x", "y", Measure::Bytes(3)).to_json()["bytes"], 3);
+        assert_eq!(row("x", "y", Measure::PeakRssBytes(3)).to_json()["peak_rss_bytes"], 3);
+    }
+
+    #[test]
+    fn table_has_ratios_to_the_baseline_and_marks_gaps() {
+        let rows = vec![
+            row("device", "fsync floor p50", Measure::Ms(1.0)),
+            row(BASELINE, "bulk load", Measure::Ms(200.0)),
+            row("redb", "bulk load", Measure::Ms(500.0)),
+            row(BASELINE, "compaction", Measure::Ms(10.0)),
+            row("redb", "size after load", Measure::Bytes(3 << 20)),
+        ];
+        let engines = vec![BASELINE.to_string(), "redb".to_string()];
+        let t = markdown(&rows, &engines);
+        assert!(t.contains("- fsync floor p50: 1.00 ms"), "{t}");
+        assert!(t.contains("| bulk load | 200 ms | 500 ms (2.50x) |"), "{t}");
+        assert!(t.contains("| compaction | 10.0 ms | n/a |"), "{t}");
+        assert!(t.contains("| size after load | n/a | 3.00 MiB |"), "{t}");
+        assert!(!t.contains("| fsync"), "device rows stay out of the engine table: {t}");
+    }
+
+    #[test]
+    fn three_significant_digits() {
+        assert_eq!(significant(0.0), "0");
+        assert_eq!(significant(0.001234), "0.00123");
+        assert_eq!(significant(1.234), "1.23");
+        assert_eq!(significant(12345.6), "12346");
+    }
+}

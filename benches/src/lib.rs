@@ -1,0 +1,10 @@
+//! Shared pieces of the criterion benches and of the `compare` harness: the
+//! deterministic workload data (random-looking keys and values derived from an
+//! index, so no run has to hold the whole data set in memory) and a small
+//! latency histogram.
+
+pub mod data;
+pub mod histogram;
+
+pub use data::Workload;
+pub use histogram::Histogram;
