@@ -27,6 +27,8 @@ use crate::gc;
 use crate::manifest::{read_current, replay, write_current, write_new_manifest, ManifestState};
 use crate::version::{Version, CURRENT_FILE};
 
+mod repair;
+
 /// The first manifest of a new store.
 const FIRST_MANIFEST_NUMBER: u64 = 1;
 

@@ -4,10 +4,15 @@
 
 mod background;
 mod inner;
+mod keys;
 mod iter;
+mod limits;
 mod open;
 mod read;
 mod read_only_vfs;
+mod refresh;
+mod repair;
+mod secure_delete;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -27,10 +32,18 @@ use index::{Direction, KeyRange};
 use parking_lot::Mutex;
 
 use crate::batch::WriteBatch;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::options::{Options, SyncPolicy};
 
 use inner::Inner;
+pub use repair::{LostFile, RepairReport, LOST_DIR};
+
+pub use keys::{EpochFiles, RotationProgress, RotationReport};
+pub use secure_delete::SecureDeleteReport;
+pub(crate) use limits::{is_enospc, reason_is_enospc, TABLE_MAX_KEY_BYTES, TABLE_MAX_VALUE_BYTES};
+
+/// How often a read-only open starts over when a file vanished under it.
+const READ_ONLY_OPEN_ATTEMPTS: u32 = 20;
 
 /// An open store. `Send + Sync`: share it with `Arc` across threads.
 pub struct Db {
@@ -99,6 +112,10 @@ pub struct Stats {
     pub compactions: u64,
     /// Data-key epochs live in the keyring.
     pub live_epochs: Vec<u32>,
+    /// The data-key epoch new files are written under.
+    pub current_epoch: u32,
+    /// For each epoch that some file in the store directory is under, those files.
+    pub files_per_epoch: Vec<EpochFiles>,
 }
 
 /// What `verify` found: each damaged file and why.
@@ -110,10 +127,14 @@ pub struct VerifyReport {
     pub entries_checked: u64,
     /// (file name, problem) for each damaged file.
     pub damaged: Vec<(String, String)>,
+    /// (file name, offset) of each WAL segment that ends in a torn tail: the
+    /// remains of an append cut short by a crash or a full disk. Never
+    /// acknowledged, so not damage; a read-write open truncates it.
+    pub torn_tails: Vec<(String, u64)>,
 }
 
 impl VerifyReport {
-    /// Whether every file is intact.
+    /// Whether every file is intact (torn WAL tails are not damage).
     pub fn is_ok(&self) -> bool {
         self.damaged.is_empty()
     }
@@ -128,7 +149,27 @@ impl Db {
 
     /// Opens an existing store: unlocks keys, replays the WAL, truncating a torn tail.
     pub fn open(dir: &Path, credential: &Credential, options: Options) -> Result<Db> {
-        Ok(Db::run(open::open(dir, credential, options)?))
+        // A read-only open races the writer process: a manifest, table or log it
+        // just listed may be retired before it opens it. Starting over sees the
+        // writer's newer state; once open, the handle holds every table it reads.
+        let mut attempts = 0;
+        loop {
+            match open::open(dir, credential, options.clone()) {
+                Err(Error::Io { source, .. })
+                    if options.read_only && source.kind() == std::io::ErrorKind::NotFound && attempts < READ_ONLY_OPEN_ATTEMPTS =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Ok(inner) if options.read_only => {
+                    // The open above can race a flush of the writer process and
+                    // miss the logs it retired; a refresh checks for that.
+                    inner.refresh()?;
+                    return Ok(Db::run(inner));
+                }
+                result => return Ok(Db::run(result?)),
+            }
+        }
     }
 
     /// Starts the background threads the options ask for.
@@ -151,6 +192,23 @@ impl Db {
     /// Reads and authenticates every file of a store without opening it for writing.
     pub fn verify(dir: &Path, credential: &Credential, options: Options) -> Result<VerifyReport> {
         verify::verify(dir, credential, &options)
+    }
+
+    /// Rebuilds the manifest of a damaged store from the tables and logs that
+    /// survived (see `engine/src/db/repair.rs`): damaged tables are salvaged
+    /// around the damage and moved to `DIR/lost/`, logs are replayed up to their
+    /// first damaged record, and the report says what was lost. Takes the
+    /// writer lock; the store must not be open elsewhere.
+    pub fn repair(dir: &Path, credential: &Credential, options: Options) -> Result<RepairReport> {
+        repair::repair(dir, credential, &options)
+    }
+
+    /// Read-only handles only: catches up with the writer process (re-reads
+    /// `CURRENT`, the manifest and the WAL), so later reads see everything it
+    /// had committed by then. Snapshots taken before are not kept consistent;
+    /// see `engine/src/db/refresh.rs`.
+    pub fn refresh(&self) -> Result<()> {
+        self.inner.refresh()
     }
 
     /// Stores `value` under `key`.

@@ -23,6 +23,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The file system is full (ENOSPC) while writing the named file. Nothing
+    /// acknowledged is lost and the store stays open and readable; writes
+    /// succeed again once space is freed.
+    #[error("storage full while writing {file}: free space on the disk, then retry (the store stays open and readable)")]
+    StorageFull {
+        /// File name (relative to the store directory).
+        file: String,
+    },
     /// The passphrase or key does not unlock this store.
     #[error("wrong passphrase or key: no keyslot of this store accepts it")]
     WrongKey,
@@ -81,13 +89,27 @@ impl Error {
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corruption { .. })
     }
+
+    /// Whether this error reports a full disk (retry once space is freed).
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, Error::StorageFull { .. })
+    }
+
+    /// An I/O error on `file`, or [`Error::StorageFull`] when the disk is full.
+    pub(crate) fn from_io(file: String, source: std::io::Error) -> Error {
+        if crate::db::is_enospc(&source) {
+            Error::StorageFull { file }
+        } else {
+            Error::Io { file, source }
+        }
+    }
 }
 
 impl From<crypto::Error> for Error {
     fn from(e: crypto::Error) -> Self {
         match e {
             crypto::Error::Corruption { file, offset, reason } => Error::Corruption { file, offset, reason },
-            crypto::Error::Io { file, source } => Error::Io { file, source },
+            crypto::Error::Io { file, source } => Error::from_io(file, source),
             crypto::Error::WrongKey => Error::WrongKey,
             crypto::Error::MissingEpoch { file, epoch } => Error::MissingEpoch { file, epoch },
             crypto::Error::UnsupportedVersion { file, found, supported } => Error::UnsupportedVersion { file, found, supported },
@@ -103,10 +125,11 @@ impl From<wal::Error> for Error {
     fn from(e: wal::Error) -> Self {
         match e {
             wal::Error::Corruption { file, offset, reason } => Error::Corruption { file, offset, reason },
-            wal::Error::Io { file, source } => Error::Io { file, source },
+            wal::Error::Io { file, source } => Error::from_io(file, source),
             wal::Error::RecordTooLarge { len, max } => {
                 Error::InvalidArgument(format!("batch record of {len} bytes exceeds the log's maximum of {max} bytes"))
             }
+            wal::Error::Poisoned { file, reason } if crate::db::reason_is_enospc(&reason) => Error::StorageFull { file },
             wal::Error::Poisoned { file, reason } => Error::ReadOnly(format!("the log {file} failed earlier: {reason}")),
             wal::Error::Crypto(c) => c.into(),
             other => Error::ReadOnly(other.to_string()),
@@ -118,7 +141,7 @@ impl From<index::Error> for Error {
     fn from(e: index::Error) -> Self {
         match e {
             index::Error::Corruption { file, offset, reason } => Error::Corruption { file, offset, reason },
-            index::Error::Io { file, source } => Error::Io { file, source },
+            index::Error::Io { file, source } => Error::from_io(file, source),
             index::Error::Crypto(c) => c.into(),
             other => Error::InvalidArgument(other.to_string()),
         }
@@ -129,7 +152,7 @@ impl From<compaction::Error> for Error {
     fn from(e: compaction::Error) -> Self {
         match e {
             compaction::Error::Corruption { file, offset, reason } => Error::Corruption { file, offset, reason },
-            compaction::Error::Io { file, source } => Error::Io { file, source },
+            compaction::Error::Io { file, source } => Error::from_io(file, source),
             compaction::Error::Crypto(c) => c.into(),
             compaction::Error::Wal(w) => w.into(),
             compaction::Error::Index(i) => i.into(),
@@ -149,6 +172,7 @@ impl Error {
             Error::Io { file, source } => {
                 Error::Io { file: file.clone(), source: std::io::Error::new(source.kind(), source.to_string()) }
             }
+            Error::StorageFull { file } => Error::StorageFull { file: file.clone() },
             Error::WrongKey => Error::WrongKey,
             Error::AlreadyExists(s) => Error::AlreadyExists(s.clone()),
             Error::NotFound(s) => Error::NotFound(s.clone()),

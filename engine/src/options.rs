@@ -62,10 +62,16 @@ pub struct Options {
     pub argon2: Argon2Params,
     /// Overwrite passes over obsolete files before unlinking them (0 = plain unlink).
     pub secure_delete_passes: u32,
-    /// Largest accepted key.
+    /// Largest accepted key (default 64 KiB; at most 1 MiB, the SSTable limit).
     pub max_key_bytes: usize,
-    /// Largest accepted value.
+    /// Largest accepted value (default and maximum 64 MiB, the SSTable limit;
+    /// larger objects belong in the blob store).
     pub max_value_bytes: usize,
+    /// Most operations in one batch or transaction (default 1,048,576).
+    pub max_batch_ops: usize,
+    /// Largest encoded batch, keys and values included (default 256 MiB; at most
+    /// the WAL's record limit).
+    pub max_batch_bytes: usize,
     /// Open without write access (no lock taken, no recovery writes).
     pub read_only: bool,
 }
@@ -93,7 +99,9 @@ impl Default for Options {
             argon2: Argon2Params::default(),
             secure_delete_passes: 0,
             max_key_bytes: 64 << 10,
-            max_value_bytes: 256 << 20,
+            max_value_bytes: 64 << 20,
+            max_batch_ops: 1 << 20,
+            max_batch_bytes: 256 << 20,
             read_only: false,
         }
     }
@@ -160,6 +168,18 @@ impl Options {
         }
         if self.max_value_bytes > u32::MAX as usize {
             return bad("max_value_bytes must fit in u32");
+        }
+        if self.max_key_bytes > crate::db::TABLE_MAX_KEY_BYTES {
+            return bad("max_key_bytes must not exceed 1 MiB (the SSTable key limit)");
+        }
+        if self.max_value_bytes > crate::db::TABLE_MAX_VALUE_BYTES {
+            return bad("max_value_bytes must not exceed 64 MiB (the SSTable value limit)");
+        }
+        if self.max_batch_ops == 0 || self.max_batch_ops > u32::MAX as usize {
+            return bad("max_batch_ops must be in 1..=u32::MAX");
+        }
+        if self.max_batch_bytes == 0 || self.max_batch_bytes > wal::MAX_RECORD_BYTES {
+            return bad("max_batch_bytes must be in 1..=the WAL record limit (512 MiB)");
         }
         if self.l0_slowdown_trigger > self.l0_stop_trigger {
             return bad("l0_slowdown_trigger must not exceed l0_stop_trigger");

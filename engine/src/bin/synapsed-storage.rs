@@ -17,6 +17,8 @@ use synapsed_storage::{Argon2Params, Credential, Db, Error, Options};
 mod batch;
 #[path = "synapsed-storage/demo.rs"]
 mod demo;
+#[path = "synapsed-storage/keycmd.rs"]
+mod keycmd;
 #[path = "synapsed-storage/keys.rs"]
 mod keys;
 #[path = "synapsed-storage/report.rs"]
@@ -32,7 +34,7 @@ const EXIT_DAMAGED: u8 = 3;
 /// Encrypted embedded key-value store.
 #[derive(Debug, Parser)]
 #[command(name = "synapsed-storage", version, about, long_about = None)]
-#[command(after_help = "Key material: set SYNAPSED_PASSPHRASE, or pass --passphrase-file F or --key-file F.\n\
+#[command(after_help = "Key material: set SYNAPSED_PASSPHRASE, or pass --passphrase-file F, --key-file F or --recovery-key-file F.\n\
 Exit status: 0 success, 1 failure (or key not found), 2 bad usage, 3 damaged data found.")]
 struct Cli {
     #[command(flatten)]
@@ -53,6 +55,10 @@ struct GlobalArgs {
     /// File holding a raw 32-byte key: 64 hex characters, or exactly 32 bytes.
     #[arg(long, value_name = "F", global = true)]
     key_file: Option<PathBuf>,
+    /// File holding the recovery key (or K of its shares, one per line), as
+    /// `init --recovery-out` writes it; opens the store instead of the passphrase.
+    #[arg(long, value_name = "F", global = true, conflicts_with_all = ["key_file", "passphrase_file"])]
+    recovery_key_file: Option<PathBuf>,
     /// Argon2id memory cost in KiB for the passphrase slot made by `init`
     /// (default 19456, OWASP's minimum; lower only for tests).
     #[arg(long, value_name = "KIB", global = true)]
@@ -68,8 +74,9 @@ struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Creates a store in --db DIR (fails if DIR already holds one).
-    Init,
+    /// Creates a store in --db DIR (fails if DIR already holds one) with a
+    /// recovery key, printed once on a "recovery key:" line or written to --recovery-out.
+    Init(keycmd::InitArgs),
     /// Stores VALUE under KEY (durable when the command returns).
     Put {
         /// Key (UTF-8).
@@ -105,6 +112,9 @@ enum Command {
     Batch,
     /// Reads and authenticates every file; exits 3 naming each damaged file.
     Verify,
+    /// Rebuilds the manifest from the tables and logs that survived damage;
+    /// damaged files move to DIR/lost/ and what was lost is listed.
+    Repair,
     /// Compacts the whole key range down to the bottom level.
     Compact,
     /// Prints counters and sizes of the store.
@@ -112,6 +122,21 @@ enum Command {
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Key management: passphrase change, data-key rotation, keyslot listing.
+    Key {
+        #[command(subcommand)]
+        command: keycmd::KeyCommand,
+    },
+    /// Deletes KEY (or every key under --prefix P) so that no copy stays readable:
+    /// compaction through every level, overwrite of obsolete files, key rotation.
+    SecureDelete {
+        /// Key (UTF-8).
+        #[arg(allow_hyphen_values = true, required_unless_present = "prefix", conflicts_with = "prefix")]
+        key: Option<String>,
+        /// Delete every key starting with P instead.
+        #[arg(long, value_name = "P", allow_hyphen_values = true)]
+        prefix: Option<String>,
     },
     /// Walks through the engine's features on a throw-away store and checks each step.
     Demo,
@@ -225,6 +250,9 @@ impl GlobalArgs {
     }
 
     fn credential(&self) -> anyhow::Result<Credential> {
+        if let Some(path) = self.recovery_key_file.as_deref() {
+            return keycmd::recovery_credential(path);
+        }
         keys::credential(self.passphrase_file.as_deref(), self.key_file.as_deref())
     }
 
@@ -240,14 +268,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     match &cli.command {
-        Command::Init => {
-            let dir = g.dir()?;
-            let credential = g.credential()?;
-            let db = Db::create(dir, &credential, g.options(false)?)
-                .with_context(|| format!("cannot create a store in {}", dir.display()))?;
-            db.close()?;
-            writeln!(out, "created store in {}", dir.display())?;
-        }
+        Command::Init(args) => keycmd::init(g, args, &mut out)?,
+        Command::Key { command } => keycmd::key(g, command, &mut out)?,
+        Command::SecureDelete { key, prefix } => keycmd::secure_delete(g, key.as_deref(), prefix.as_deref(), &mut out)?,
         Command::Put { key, value } => {
             let db = g.open(false)?;
             db.put(key.as_bytes(), value.as_bytes())?;
@@ -301,6 +324,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Exit::new(EXIT_DAMAGED, format!("{} damaged file(s): {}", names.len(), names.join(", "))).into()
                 );
             }
+        }
+        Command::Repair => {
+            let dir = g.dir()?;
+            let credential = g.credential()?;
+            let done = Db::repair(dir, &credential, g.options(false)?)
+                .with_context(|| format!("cannot repair {}", dir.display()))?;
+            report::print_repair(&mut out, &done)?;
         }
         Command::Compact => {
             let dir = g.dir()?;

@@ -18,10 +18,12 @@ use compaction::{Compaction, FileMeta, VersionEdit};
 use index::Memtable;
 
 use crate::db::inner::{file_number, Inner};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// How often an idle background thread looks for work it was not told about.
 const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How long the background thread waits before retrying work that failed on a full disk.
+const FULL_DISK_BACKOFF: Duration = Duration::from_millis(100);
 /// Upper bound on compactions one `compact_range` level step runs (a guard
 /// against a picker that keeps choosing the same files).
 const MAX_RANGE_STEPS: usize = 100_000;
@@ -38,7 +40,7 @@ impl Inner {
                 let next_log = mems.immutables.get(1).map_or_else(|| mems.active.id(), |m| m.id());
                 (frozen, next_log)
             };
-            self.flush_one(&frozen, next_log).inspect_err(|e| self.record_failure("memtable flush", e))?;
+            self.restart_full_manifest().and_then(|()| self.flush_one(&frozen, next_log)).inspect_err(|e| self.background_failed("memtable flush", e))?;
             {
                 let mut mems = self.mems.write();
                 if mems.immutables.front().is_some_and(|m| Arc::ptr_eq(m, &frozen)) {
@@ -85,15 +87,16 @@ impl Inner {
     }
 
     /// Runs one compaction and installs its result. Caller holds `work`.
-    fn run_compaction(&self, c: &Compaction) -> Result<()> {
+    pub(crate) fn run_compaction(&self, c: &Compaction) -> Result<()> {
         let result = (|| {
+            self.restart_full_manifest()?;
             let snapshots = self.snapshots.list();
             // Output tables come back synced, directory entries included.
             let edit = compaction::run_compaction(&self.ctx, c, &snapshots, &|| self.versions.new_file_number())?;
             self.versions.log_and_apply(edit)?;
             Ok(())
         })();
-        result.inspect_err(|e| self.record_failure("compaction", e))?;
+        result.inspect_err(|e| self.background_failed("compaction", e))?;
         self.compactions.fetch_add(1, Ordering::Relaxed);
         self.notify_progress();
         self.delete_obsolete();
@@ -154,7 +157,7 @@ impl Inner {
             &live,
             self.versions.log_number(),
             self.versions.manifest_number(),
-            self.options.secure_delete_passes,
+            self.options.secure_delete_passes.max(self.min_overwrite_passes.load(Ordering::Acquire)),
         ) {
             Ok(removed) => {
                 for name in removed {
@@ -179,8 +182,32 @@ impl Inner {
 
     /// Tells stalled writers a flush or compaction finished.
     fn notify_progress(&self) {
-        let _bg = self.bg.lock();
+        let mut bg = self.bg.lock();
+        bg.full = None;
         self.bg_done.notify_all();
+    }
+
+    /// Records a failed flush or compaction. A full disk only postpones the
+    /// work (nothing acknowledged depends on it: the data is still in the WAL
+    /// and the memtables), so it is retried later instead of stopping writes.
+    fn background_failed(&self, what: &str, e: &Error) {
+        if let Error::StorageFull { file } = e {
+            self.bg.lock().full = Some(file.clone());
+            self.bg_done.notify_all();
+        } else {
+            self.record_failure(what, e);
+        }
+    }
+
+    /// After a manifest write failed on a full disk, starts a fresh manifest so
+    /// that edits are accepted again (fails with `StorageFull` while still full).
+    fn restart_full_manifest(&self) -> Result<()> {
+        if let Some(reason) = self.versions.manifest_failure() {
+            if crate::db::reason_is_enospc(&reason) {
+                self.versions.restart_manifest()?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether the background thread has something to do.
@@ -216,8 +243,17 @@ pub(crate) fn run_background(inner: Arc<Inner>) {
                 continue;
             }
         }
-        let _work = inner.work.lock();
-        let _ = inner.compact_pending();
+        let result = {
+            let _work = inner.work.lock();
+            inner.compact_pending()
+        };
+        if matches!(result, Err(ref e) if e.is_storage_full()) {
+            // Wait for space to be freed; a shutdown still wakes the thread at once.
+            let mut bg = inner.bg.lock();
+            if !bg.shutdown {
+                inner.bg_wake.wait_for(&mut bg, FULL_DISK_BACKOFF);
+            }
+        }
     }
 }
 

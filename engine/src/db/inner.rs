@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use compaction::{CompactionContext, Version, VersionSet};
@@ -32,6 +32,9 @@ pub(crate) struct WriterState {
     pub(crate) wal: Option<Arc<LogWriter>>,
     /// Last seqno handed out.
     pub(crate) last_seqno: SeqNo,
+    /// An append to `wal` failed because the disk was full: the next write
+    /// moves to a fresh segment instead of stopping (see `db/write.rs`).
+    pub(crate) wal_full: bool,
 }
 
 /// The memtables: one active, plus frozen ones waiting for flush (oldest first).
@@ -44,6 +47,9 @@ pub(crate) struct Memtables {
 #[derive(Default)]
 pub(crate) struct BgState {
     pub(crate) shutdown: bool,
+    /// The file the last flush or compaction could not write because the disk
+    /// was full (cleared by the next one that succeeds); stalled writers report it.
+    pub(crate) full: Option<String>,
 }
 
 /// Everything an open store shares between the user's threads and its own.
@@ -77,6 +83,9 @@ pub(crate) struct Inner {
     pub(crate) failure_logged: AtomicBool,
     pub(crate) flushes: AtomicU64,
     pub(crate) compactions: AtomicU64,
+    /// Overwrite passes that obsolete-file removal uses at least, raised while a
+    /// secure deletion runs (see `db/secure_delete.rs`).
+    pub(crate) min_overwrite_passes: AtomicU32,
     pub(crate) lock: Mutex<Option<Box<dyn LockGuard>>>,
     pub(crate) closed: AtomicBool,
 }

@@ -10,12 +10,12 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::Arc;
 
 use compaction::{CompactionContext, VersionEdit, VersionSet};
 use crypto::vfs::{LockError, LockGuard, Vfs};
-use crypto::{Credential, FileKind, KeyManager, KEYSLOTS_FILE};
+use crypto::{Credential, FileKind, KeyManager, RecoveryKey, KEYSLOTS_FILE};
 use index::{BlockCache, Memtable, SeqNo, TableCache};
 use parking_lot::{Condvar, Mutex, RwLock};
 use wal::LogReader;
@@ -28,13 +28,24 @@ use crate::format::decode_batch;
 use crate::options::Options;
 
 /// What WAL replay recovered.
-struct Replayed {
-    memtable: Memtable,
-    last_seqno: SeqNo,
+pub(crate) struct Replayed {
+    pub(crate) memtable: Memtable,
+    pub(crate) last_seqno: SeqNo,
 }
 
 /// Creates a store in `dir` and returns its shared state, ready to run.
 pub(crate) fn create(dir: &Path, credential: &Credential, options: Options) -> Result<Arc<Inner>> {
+    create_keyed(dir, credential, options, false).map(|(inner, _)| inner)
+}
+
+/// Like [`create`]; with `recovery` also makes a recovery key, whose keyslot is
+/// written in the same `KEYSLOTS` write, and returns it (it exists nowhere else).
+pub(crate) fn create_keyed(
+    dir: &Path,
+    credential: &Credential,
+    options: Options,
+    recovery: bool,
+) -> Result<(Arc<Inner>, Option<RecoveryKey>)> {
     options.validate()?;
     if options.read_only {
         return Err(Error::InvalidArgument("cannot create a store read-only".into()));
@@ -43,16 +54,32 @@ pub(crate) fn create(dir: &Path, credential: &Credential, options: Options) -> R
     if vfs.exists(&dir.join(KEYSLOTS_FILE)) || vfs.exists(&dir.join(compaction::CURRENT_FILE)) {
         return Err(Error::AlreadyExists(dir.display().to_string()));
     }
+    if let Ok(names) = vfs.list_dir(dir) {
+        // Files of something else (another database, a user's documents) must
+        // never end up mixed with a store's, nor be removed by its cleanup.
+        // A LOCK alone is what a create cut short leaves.
+        if names.iter().any(|n| n != LOCK_FILE) {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not empty and holds no store; create a store in a new or empty directory",
+                dir.display()
+            )));
+        }
+    }
     vfs.create_dir_all(dir).map_err(|source| Error::Io { file: dir.display().to_string(), source })?;
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         // The new directory's own entry must survive a crash too.
         sync_dir(&*vfs, parent)?;
     }
     let lock = take_lock(&*vfs, dir)?;
-    let keys = KeyManager::create(&vfs, dir, credential, &options.argon2)?;
+    let (keys, recovery_key) = if recovery {
+        let (keys, key) = KeyManager::create_with_recovery(&vfs, dir, credential, &options.argon2)?;
+        (keys, Some(key))
+    } else {
+        (KeyManager::create(&vfs, dir, credential, &options.argon2)?, None)
+    };
     let versions = VersionSet::create(&vfs, dir, &keys, options.num_levels)?;
     sync_dir(&*vfs, dir)?;
-    start(dir, options, vfs, keys, versions, Some(lock), None)
+    Ok((start(dir, options, vfs, keys, versions, Some(lock), None)?, recovery_key))
 }
 
 /// Opens the store in `dir`: unlock, lock, recover, replay.
@@ -92,7 +119,7 @@ fn take_lock(vfs: &dyn Vfs, dir: &Path) -> Result<Box<dyn LockGuard>> {
 /// Replays every WAL segment the manifest still needs, in order, into one
 /// memtable. A torn tail is cut off (read-write only); damage inside a log is
 /// an error that names the file and offset.
-fn replay_wal(
+pub(crate) fn replay_wal(
     vfs: &Arc<dyn Vfs>,
     dir: &Path,
     keys: &KeyManager,
@@ -178,7 +205,7 @@ fn start(
         tables,
         block_cache,
         ctx,
-        writer: Mutex::new(WriterState { wal: None, last_seqno }),
+        writer: Mutex::new(WriterState { wal: None, last_seqno, wal_full: false }),
         mems: RwLock::new(Memtables {
             active: Arc::new(Memtable::new(0)),
             immutables: VecDeque::new(),
@@ -194,9 +221,11 @@ fn start(
         failure_logged: AtomicBool::new(false),
         flushes: AtomicU64::new(0),
         compactions: AtomicU64::new(0),
+        min_overwrite_passes: AtomicU32::new(0),
         lock: Mutex::new(lock),
         closed: AtomicBool::new(false),
     });
+    open_tables(&inner)?;
     if read_only {
         if let Some(mem) = replayed_mem {
             inner.mems.write().active = Arc::new(mem);
@@ -217,4 +246,18 @@ fn start(
     inner.mems.write().active = Arc::new(Memtable::new(number));
     inner.delete_obsolete();
     Ok(inner)
+}
+
+/// Opens every table of the current version (footer, index, filter), so that a
+/// damaged or missing table stops the open with an error pointing to `repair`,
+/// and so that a read-only handle keeps every table it may read open: a
+/// writer's compaction can then unlink them without breaking its reads.
+pub(crate) fn open_tables(inner: &Inner) -> Result<()> {
+    let version = inner.versions.current();
+    for level in 0..version.num_levels() {
+        for file in version.level_files(level) {
+            inner.tables.get(file.number).map_err(|e| with_repair_hint(e.into()))?;
+        }
+    }
+    Ok(())
 }

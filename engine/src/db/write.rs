@@ -57,8 +57,12 @@ impl Inner {
 
     /// Rejects batches outside the documented limits before anything is written.
     pub(crate) fn validate_batch(&self, batch: &WriteBatch) -> Result<()> {
-        if batch.len() > u32::MAX as usize {
-            return Err(Error::InvalidArgument(format!("batch of {} operations exceeds u32::MAX", batch.len())));
+        if batch.len() > self.options.max_batch_ops {
+            return Err(Error::InvalidArgument(format!(
+                "batch of {} operations exceeds max_batch_ops = {}",
+                batch.len(),
+                self.options.max_batch_ops
+            )));
         }
         for op in &batch.ops {
             let (key, value) = match op {
@@ -86,6 +90,12 @@ impl Inner {
             }
         }
         let record_len = format::encoded_len(&batch.ops);
+        if record_len > self.options.max_batch_bytes {
+            return Err(Error::InvalidArgument(format!(
+                "batch of {record_len} encoded bytes exceeds max_batch_bytes = {}",
+                self.options.max_batch_bytes
+            )));
+        }
         if record_len > wal::MAX_RECORD_BYTES {
             return Err(Error::InvalidArgument(format!(
                 "batch record of {record_len} bytes exceeds the log's maximum of {} bytes",
@@ -107,6 +117,7 @@ impl Inner {
     /// active memtable. The caller holds the writer mutex.
     pub(crate) fn append_locked(&self, writer: &mut MutexGuard<'_, WriterState>, batch: &WriteBatch) -> Result<Pending> {
         self.check_writable()?;
+        self.roll_full_wal(writer)?;
         let flush_inline = self.make_room(writer)?;
         let count = batch.len() as u64;
         let first = writer.last_seqno + 1;
@@ -118,6 +129,14 @@ impl Inner {
         let payload = format::encode_batch(first, &batch.ops);
         let end_offset = match wal.append(&payload) {
             Ok(end) => end,
+            Err(wal::Error::Io { file, source }) if crate::db::is_enospc(&source) => {
+                // Nothing of this batch is acknowledged and what reached the disk is
+                // a torn tail; the next write moves to a fresh segment. The seqnos
+                // stay used, so no later batch can ever be confused with this one.
+                writer.wal_full = true;
+                writer.last_seqno = last;
+                return Err(Error::StorageFull { file });
+            }
             Err(e) => return Err(self.wal_failed("WAL append", e)),
         };
         let active = self.mems.read().active.clone();
@@ -143,22 +162,61 @@ impl Inner {
         self.visible.fetch_max(pending.last_seqno, Ordering::AcqRel);
         if pending.flush_inline {
             let _work = self.work.lock();
-            self.flush_immutables()?;
-            if self.l0_files() >= self.options.l0_stop_trigger {
-                // Background work is off; bound level 0 here rather than let it grow.
-                self.compact_pending()?;
+            let flushed = self.flush_immutables().and_then(|()| {
+                if self.l0_files() >= self.options.l0_stop_trigger {
+                    // Background work is off; bound level 0 here rather than let it grow.
+                    self.compact_pending()?;
+                }
+                Ok(())
+            });
+            match flushed {
+                // The batch is durable in the log; the flush is retried at the next switch.
+                Err(e) if e.is_storage_full() => {}
+                other => other?,
             }
         }
         Ok(pending.last_seqno)
     }
 
     /// Records a WAL failure (writes stop) and returns the error for this caller.
+    /// A log stopped by a full disk on append is not a failure of the store: the
+    /// writer that hit it has already arranged to move to a fresh segment.
     fn wal_failed(&self, what: &str, e: wal::Error) -> Error {
+        let full_on_append = matches!(&e, wal::Error::Poisoned { reason, .. }
+            if reason.starts_with("append") && crate::db::reason_is_enospc(reason));
         let err: Error = e.into();
-        if !matches!(err, Error::InvalidArgument(_)) {
+        if !full_on_append && !matches!(err, Error::InvalidArgument(_)) {
             self.record_failure(what, &err);
         }
         err
+    }
+
+    /// Moves to a fresh WAL segment after an append failed on a full disk. The
+    /// old segment keeps its records and ends in a torn tail, which recovery
+    /// accepts in any segment; it stays needed (and replayed) until the active
+    /// memtable, which spans both, is flushed. Fails with `StorageFull`, without
+    /// stopping writes, while there is still no room for a new segment.
+    fn roll_full_wal(&self, writer: &mut MutexGuard<'_, WriterState>) -> Result<()> {
+        if !writer.wal_full {
+            return Ok(());
+        }
+        let number = self.versions.new_file_number();
+        match self.create_wal(number) {
+            Ok(wal) => {
+                writer.wal = Some(Arc::new(wal));
+                writer.wal_full = false;
+                Ok(())
+            }
+            Err(e) => {
+                // Best effort: an empty segment left behind holds no record and is
+                // skipped by recovery.
+                let _ = self.vfs.remove_file(&wal::segment_path(&self.dir, number));
+                if !e.is_storage_full() {
+                    self.record_failure("creating a WAL segment", &e);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Ensures the active memtable has room, switching to a new one if it is full,
@@ -199,6 +257,10 @@ impl Inner {
         }
         self.bg_wake.notify_all();
         self.bg_done.wait_for(&mut bg, STALL_POLL);
+        if let Some(file) = bg.full.clone() {
+            // The flush this writer waits for cannot run until space is freed.
+            return Err(Error::StorageFull { file });
+        }
         drop(bg);
         self.check_writable()
     }
@@ -208,6 +270,7 @@ impl Inner {
     /// durable and can be published: tables then only ever hold visible data,
     /// which is what lets compaction drop shadowed versions safely.
     pub(crate) fn switch_memtable(&self, writer: &mut MutexGuard<'_, WriterState>) -> Result<()> {
+        self.roll_full_wal(writer)?;
         let old = writer.wal.clone().ok_or_else(|| Error::ReadOnly("opened read-only".into()))?;
         // Under `Never` every batch is published at once anyway; the others also
         // keep the log a durable prefix: no later segment outlives an earlier tail.
@@ -218,7 +281,14 @@ impl Inner {
         }
         self.visible.fetch_max(writer.last_seqno, Ordering::AcqRel);
         let number = self.versions.new_file_number();
-        let wal = self.create_wal(number).inspect_err(|e| self.record_failure("creating a WAL segment", e))?;
+        let wal = self.create_wal(number).inspect_err(|e| {
+            if e.is_storage_full() {
+                // The old segment stays active and intact; a later switch retries.
+                let _ = self.vfs.remove_file(&wal::segment_path(&self.dir, number));
+            } else {
+                self.record_failure("creating a WAL segment", e);
+            }
+        })?;
         writer.wal = Some(Arc::new(wal));
         let mut mems = self.mems.write();
         let frozen = std::mem::replace(&mut mems.active, Arc::new(Memtable::new(number)));
@@ -238,7 +308,15 @@ impl Inner {
 
     /// Syncs the active WAL segment (periodic policy, close).
     pub(crate) fn sync_wal(&self) -> Result<()> {
-        let wal = self.writer.lock().wal.clone();
+        let wal = {
+            let writer = self.writer.lock();
+            // A log stopped by a full disk cannot sync again; everything of it
+            // that was synced stays durable and the next write rolls to a new one.
+            if writer.wal_full {
+                return Ok(());
+            }
+            writer.wal.clone()
+        };
         if let Some(wal) = wal {
             if let Err(e) = wal.sync() {
                 return Err(self.wal_failed("WAL sync", e));

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use synapsed_storage::{Stats, VerifyReport};
+use synapsed_storage::{RepairReport, Stats, VerifyReport};
 
 /// One file of the store directory.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -54,8 +54,38 @@ pub(crate) fn print_verify(out: &mut dyn Write, report: &VerifyReport) -> anyhow
     for (file, problem) in &report.damaged {
         writeln!(out, "damaged: {file}: {problem}")?;
     }
+    for (file, offset) in &report.torn_tails {
+        writeln!(
+            out,
+            "note: {file}: torn tail at offset {offset} (an unacknowledged record cut short by a crash or a full disk; the next open truncates it)"
+        )?;
+    }
     if report.is_ok() {
         writeln!(out, "ok: every file is intact")?;
+    }
+    Ok(())
+}
+
+pub(crate) fn print_repair(out: &mut dyn Write, report: &RepairReport) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "repaired: {} tables and {} logs read, {} entries kept (last seqno {}), new manifest {}",
+        report.tables_scanned, report.logs_replayed, report.entries_recovered, report.last_seqno, report.new_manifest
+    )?;
+    if !report.manifest_readable {
+        writeln!(out, "note: the old manifest was unreadable; every table in the directory was used")?;
+    }
+    for lost in &report.lost {
+        let entries = lost.approx_lost_entries.map_or_else(|| "an unknown number of".to_string(), |n| format!("about {n}"));
+        let moved = lost.quarantined_to.as_deref().map(|p| format!(", moved to {p}")).unwrap_or_default();
+        writeln!(
+            out,
+            "lost: {}: {} ({} entries salvaged, {entries} entries lost{moved})",
+            lost.file, lost.reason, lost.salvaged
+        )?;
+    }
+    if report.nothing_lost() {
+        writeln!(out, "ok: nothing was lost")?;
     }
     Ok(())
 }

@@ -1,0 +1,97 @@
+//! `Db::refresh` for read-only handles: catch up with the writer process by
+//! re-reading `CURRENT`, the manifest it names and the WAL segments it still
+//! needs, then opening every table of the new version.
+//!
+//! Reads that began before a refresh keep the memtables and version they took
+//! (an iterator holds both), so they stay consistent. Snapshots taken before a
+//! refresh are not: the writer process knows nothing of them, so its
+//! compactions may have dropped versions they would need. Take snapshots after
+//! the refresh they should read from.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::db::inner::Inner;
+use crate::db::open::{open_tables, replay_wal};
+use crate::error::{Error, Result};
+
+/// How often a refresh starts over when a file vanished under it (the writer
+/// retired a manifest, table or log between listing and reading it).
+const REFRESH_ATTEMPTS: u32 = 20;
+
+impl Inner {
+    pub(crate) fn refresh(&self) -> Result<()> {
+        if !self.options.read_only {
+            return Err(Error::InvalidArgument(
+                "refresh is for read-only handles; a read-write handle always sees its own writes"
+                    .into(),
+            ));
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let mut attempts = 0;
+        loop {
+            match self.refresh_once() {
+                Ok(false) if attempts < REFRESH_ATTEMPTS => attempts += 1,
+                Ok(false) => {
+                    return Err(Error::Io {
+                        file: compaction::CURRENT_FILE.into(),
+                        source: std::io::Error::other(
+                            "the writer kept retiring logs faster than this handle could read them",
+                        ),
+                    })
+                }
+                Ok(true) => return Ok(()),
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && attempts < REFRESH_ATTEMPTS =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One attempt; `Ok(false)` if the writer retired logs meanwhile (a flush
+    /// finished), in which case what was read may miss what that flush wrote.
+    fn refresh_once(&self) -> Result<bool> {
+        self.versions.reload()?;
+        let log_number = self.versions.log_number();
+        let names = self.vfs.list_dir(&self.dir).map_err(|source| Error::Io {
+            file: ".".into(),
+            source,
+        })?;
+        let replayed = replay_wal(
+            &self.vfs,
+            &self.dir,
+            &self.keys,
+            &self.versions,
+            &names,
+            false,
+        )?;
+        // Logs are removed only once a manifest edit moved the log number past
+        // them: unchanged, every log the version needs was there to replay.
+        self.versions.reload()?;
+        if self.versions.log_number() != log_number {
+            return Ok(false);
+        }
+        // Hold every table of the new version before anyone can read through it.
+        open_tables(self)?;
+        {
+            let mut mems = self.mems.write();
+            mems.active = Arc::new(replayed.memtable);
+            mems.immutables.clear();
+        }
+        self.last_logged
+            .fetch_max(replayed.last_seqno, Ordering::AcqRel);
+        self.visible.fetch_max(
+            replayed.last_seqno.max(self.versions.last_seqno()),
+            Ordering::AcqRel,
+        );
+        Ok(true)
+    }
+}

@@ -1,0 +1,382 @@
+//! `repair`: rebuild a store's manifest from the tables and logs that survived
+//! damage, as LevelDB's `RepairDB` does.
+//!
+//! Every table the manifest lists (every table in the directory, if the
+//! manifest itself is unreadable) is read entry by entry. An intact table gives
+//! all its entries; a damaged one gives what can still be read around the
+//! damage (forward from its start and backward from its end, so one bad block
+//! costs only that block) and is then moved to `lost/`. Every WAL segment the
+//! manifest still needs is replayed up to its first damaged record. What was
+//! read goes into one new level-0 table, and a new manifest listing only it
+//! (with the highest seqno seen, and a log number past every old segment)
+//! replaces the old one through the atomic `CURRENT` switch. Until that switch
+//! the store is as it was, so a crash during repair loses nothing; afterwards
+//! the old tables and segments are obsolete and the next open removes them.
+//!
+//! The salvaged entries are gathered in memory before they are written, so
+//! repair needs memory in proportion to the store's live data.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use compaction::{CompactionContext, FileMeta, VersionSet};
+use crypto::vfs::{LockError, Vfs};
+use crypto::{Credential, FileKind, KeyManager, KEYSLOTS_FILE};
+use index::{Direction, KeyRange, Memtable, SeqNo, TableCache, TableReader};
+use wal::LogReader;
+
+use crate::db::inner::{file_number, max_file_number, sync_dir, wal_name, LOCK_FILE};
+use crate::error::{Error, Result};
+use crate::format::decode_batch;
+use crate::options::Options;
+
+/// Directory (under the store directory) that damaged files are moved to.
+pub const LOST_DIR: &str = "lost";
+
+/// One file `repair` could not fully read.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LostFile {
+    /// File name (relative to the store directory).
+    pub file: String,
+    /// What was wrong with it.
+    pub reason: String,
+    /// Entries (table) or records (log) read from it anyway.
+    pub salvaged: u64,
+    /// Entries lost, as far as the file's own properties or the manifest tell;
+    /// `None` when nothing says how many it held.
+    pub approx_lost_entries: Option<u64>,
+    /// Where it was moved (`lost/NAME`), if it was moved.
+    pub quarantined_to: Option<String>,
+}
+
+/// What `repair` did and what it could not save.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RepairReport {
+    /// Whether the old manifest could be read (if not, every table in the
+    /// directory was used, including leftovers an interrupted compaction may
+    /// have left, which can bring back versions that compaction had dropped).
+    pub manifest_readable: bool,
+    /// Tables read.
+    pub tables_scanned: usize,
+    /// WAL segments replayed.
+    pub logs_replayed: usize,
+    /// Entries (versions, tombstones included) in the rebuilt store.
+    pub entries_recovered: u64,
+    /// Highest seqno found; the rebuilt store continues after it.
+    pub last_seqno: u64,
+    /// The table the salvaged entries were written to (`None` if there were none).
+    pub new_table: Option<String>,
+    /// The new manifest.
+    pub new_manifest: String,
+    /// Damaged or missing files and what was lost with them.
+    pub lost: Vec<LostFile>,
+}
+
+impl RepairReport {
+    /// Whether repair found nothing damaged or missing.
+    pub fn nothing_lost(&self) -> bool {
+        self.lost.is_empty()
+    }
+}
+
+pub(crate) fn repair(
+    dir: &Path,
+    credential: &Credential,
+    options: &Options,
+) -> Result<RepairReport> {
+    options.validate()?;
+    if options.read_only {
+        return Err(Error::InvalidArgument(
+            "repair writes to the store; it cannot run read-only".into(),
+        ));
+    }
+    let vfs = options.vfs.clone();
+    if !vfs.exists(&dir.join(KEYSLOTS_FILE)) {
+        return Err(Error::NotFound(dir.display().to_string()));
+    }
+    let keys = KeyManager::unlock(&vfs, dir, credential)?;
+    let _lock = vfs.lock(&dir.join(LOCK_FILE)).map_err(|e| match e {
+        LockError::Held { pid } => Error::Locked { pid },
+        LockError::Io(source) => Error::Io {
+            file: LOCK_FILE.into(),
+            source,
+        },
+    })?;
+    let names = vfs.list_dir(dir).map_err(|source| Error::Io {
+        file: ".".into(),
+        source,
+    })?;
+    let mut report = RepairReport::default();
+    let memtable = Arc::new(Memtable::new(0));
+    let mut last_seqno: SeqNo = 0;
+    let mut quarantine: Vec<String> = Vec::new();
+
+    // The manifest, if readable, says which tables are live and which logs are
+    // still needed; leftovers of interrupted work must not come back.
+    let listed = VersionSet::recover_read_only(&vfs, dir, &keys, options.num_levels).ok();
+    report.manifest_readable = listed.is_some();
+    let mut next_number = max_file_number(&names);
+    let (live, min_log): (Option<BTreeMap<u64, FileMeta>>, u64) = match &listed {
+        Some(versions) => {
+            last_seqno = versions.last_seqno();
+            let version = versions.current();
+            let mut live = BTreeMap::new();
+            for level in 0..version.num_levels() {
+                for f in version.level_files(level) {
+                    live.insert(f.number, FileMeta::clone(f));
+                }
+            }
+            next_number = next_number.max(versions.new_file_number());
+            (Some(live), versions.log_number())
+        }
+        None => (None, 0),
+    };
+
+    let mut table_numbers: Vec<u64> = names.iter().filter_map(|n| file_number(n, "sst")).collect();
+    table_numbers.sort_unstable();
+    let present: HashSet<u64> = table_numbers.iter().copied().collect();
+    if let Some(live) = &live {
+        table_numbers.retain(|n| live.contains_key(n));
+        for (number, meta) in live.iter().filter(|(n, _)| !present.contains(n)) {
+            report.lost.push(LostFile {
+                file: table_name(*number),
+                reason: "listed in the manifest but missing".into(),
+                salvaged: 0,
+                approx_lost_entries: Some(meta.entries),
+                quarantined_to: None,
+            });
+        }
+    }
+    for number in table_numbers {
+        report.tables_scanned += 1;
+        let name = table_name(number);
+        let listed_entries = live
+            .as_ref()
+            .and_then(|l| l.get(&number))
+            .map(|m| m.entries);
+        let salvage = salvage_table(&vfs, dir, &keys, number, &name, &memtable);
+        report.entries_recovered += salvage.entries;
+        last_seqno = last_seqno.max(salvage.max_seqno);
+        if let Some(reason) = salvage.damage {
+            let held = salvage.held.or(listed_entries);
+            report.lost.push(LostFile {
+                file: name.clone(),
+                reason,
+                salvaged: salvage.entries,
+                approx_lost_entries: held.map(|h| h.saturating_sub(salvage.entries)),
+                quarantined_to: Some(format!("{LOST_DIR}/{name}")),
+            });
+            quarantine.push(name);
+        }
+    }
+
+    let mut segments: Vec<u64> = names
+        .iter()
+        .filter_map(|n| file_number(n, "wal"))
+        .filter(|&n| n >= min_log)
+        .collect();
+    segments.sort_unstable();
+    for number in segments {
+        let name = wal_name(number);
+        let path = wal::segment_path(dir, number);
+        let size = vfs.file_size(&path).map_err(|source| Error::Io {
+            file: name.clone(),
+            source,
+        })?;
+        if size <= crypto::FILE_HEADER_LEN as u64 {
+            continue;
+        }
+        report.logs_replayed += 1;
+        let (records, max_seqno, damage) = salvage_log(&vfs, &path, &keys, &name, &memtable);
+        report.entries_recovered += records.1;
+        last_seqno = last_seqno.max(max_seqno);
+        if let Some(reason) = damage {
+            report.lost.push(LostFile {
+                file: name.clone(),
+                reason,
+                salvaged: records.0,
+                approx_lost_entries: None,
+                quarantined_to: Some(format!("{LOST_DIR}/{name}")),
+            });
+            quarantine.push(name);
+        }
+    }
+
+    // New numbers past everything in the directory and the manifest: the table,
+    // the manifest, and the log number that retires every old segment.
+    let table_number = next_number + 1;
+    let manifest_number = next_number + 2;
+    let log_number = next_number + 3;
+    let block_cache = None;
+    let ctx = CompactionContext {
+        vfs: vfs.clone(),
+        dir: dir.to_path_buf(),
+        keys: keys.clone(),
+        tables: TableCache::new(vfs.clone(), dir.to_path_buf(), keys.clone(), block_cache),
+        options: options.compaction_options(),
+    };
+    let mut tables = Vec::new();
+    if let Some(meta) = compaction::flush_memtable(&ctx, &memtable, table_number)? {
+        report.new_table = Some(table_name(meta.number));
+        tables.push(meta);
+    }
+    VersionSet::rebuild(
+        &vfs,
+        dir,
+        &keys,
+        options.num_levels,
+        manifest_number,
+        tables,
+        last_seqno,
+        log_number,
+    )?;
+    sync_dir(&*vfs, dir)?;
+    report.new_manifest = format!("MANIFEST-{manifest_number:06}");
+    report.last_seqno = last_seqno;
+
+    if !quarantine.is_empty() {
+        let lost = dir.join(LOST_DIR);
+        vfs.create_dir_all(&lost).map_err(|source| Error::Io {
+            file: LOST_DIR.into(),
+            source,
+        })?;
+        for name in &quarantine {
+            vfs.rename(&dir.join(name), &lost.join(name))
+                .map_err(|source| Error::Io {
+                    file: name.clone(),
+                    source,
+                })?;
+        }
+        sync_dir(&*vfs, &lost)?;
+        sync_dir(&*vfs, dir)?;
+    }
+    Ok(report)
+}
+
+fn table_name(number: u64) -> String {
+    format!("{number:06}.sst")
+}
+
+/// What one table gave up.
+struct TableSalvage {
+    entries: u64,
+    max_seqno: SeqNo,
+    /// Entries the table says it holds, if its properties could be read.
+    held: Option<u64>,
+    /// Why the table is damaged; `None` if every entry was read.
+    damage: Option<String>,
+}
+
+fn salvage_table(
+    vfs: &Arc<dyn Vfs>,
+    dir: &Path,
+    keys: &KeyManager,
+    number: u64,
+    name: &str,
+    memtable: &Memtable,
+) -> TableSalvage {
+    let mut out = TableSalvage {
+        entries: 0,
+        max_seqno: 0,
+        held: None,
+        damage: None,
+    };
+    let path = TableCache::table_path(dir, number);
+    let reader = match vfs.open(&path) {
+        Ok(file) => TableReader::open(file, keys, number, name, None).map_err(Error::from),
+        Err(source) => Err(Error::Io {
+            file: name.to_string(),
+            source,
+        }),
+    };
+    let reader = match reader {
+        Ok(r) => r,
+        Err(e) => {
+            out.damage = Some(e.to_string());
+            return out;
+        }
+    };
+    out.held = Some(reader.info().entries);
+    // Forward until the first unreadable block, then backward from the end until
+    // the last one: everything outside the damaged stretch is kept.
+    let mut seen = HashSet::new();
+    for direction in [Direction::Forward, Direction::Reverse] {
+        let mut iter = reader.iter(KeyRange::all(), direction);
+        loop {
+            match iter.next_entry() {
+                Ok(Some(entry)) => {
+                    if seen.insert((entry.key.user_key.clone(), entry.key.seqno)) {
+                        out.entries += 1;
+                        out.max_seqno = out.max_seqno.max(entry.key.seqno);
+                        memtable.insert(
+                            &entry.key.user_key,
+                            entry.key.seqno,
+                            entry.key.kind,
+                            &entry.value,
+                        );
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    out.damage.get_or_insert_with(|| Error::from(e).to_string());
+                    break;
+                }
+            }
+        }
+        if out.damage.is_none() {
+            // Read whole going forward: nothing left to find backward.
+            break;
+        }
+    }
+    if out.damage.is_none() {
+        // A table can read cleanly entry by entry and still fail a whole-file check
+        // (its bloom filter or properties, say); such a table is kept, not lost.
+        if let Err(e) = reader.verify() {
+            out.damage = Some(Error::from(e).to_string());
+        }
+    }
+    out
+}
+
+/// Replays a segment up to its first damaged record. Returns (records, entries),
+/// the highest seqno, and the damage if any (a torn tail is not damage).
+fn salvage_log(
+    vfs: &Arc<dyn Vfs>,
+    path: &Path,
+    keys: &KeyManager,
+    name: &str,
+    memtable: &Memtable,
+) -> ((u64, u64), SeqNo, Option<String>) {
+    let mut records = 0;
+    let mut entries = 0;
+    let mut max_seqno = 0;
+    let mut reader = match LogReader::open(vfs, path, keys, FileKind::Wal) {
+        Ok(r) => r,
+        Err(e) => return ((0, 0), 0, Some(Error::from(e).to_string())),
+    };
+    loop {
+        let offset = reader.valid_len();
+        match reader.next_record() {
+            Ok(Some(record)) => match decode_batch(&record, name, offset) {
+                Ok(batch) => {
+                    for (i, op) in batch.ops.iter().enumerate() {
+                        memtable.insert(&op.key, batch.first_seqno + i as u64, op.kind, &op.value);
+                        entries += 1;
+                    }
+                    records += 1;
+                    max_seqno = max_seqno.max(batch.last_seqno());
+                }
+                Err(e) => return ((records, entries), max_seqno, Some(e.to_string())),
+            },
+            Ok(None) => return ((records, entries), max_seqno, None),
+            Err(e) => {
+                return (
+                    (records, entries),
+                    max_seqno,
+                    Some(Error::from(e).to_string()),
+                )
+            }
+        }
+    }
+}
