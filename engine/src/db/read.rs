@@ -78,7 +78,9 @@ impl Inner {
             block_cache_misses,
             flushes: self.flushes.load(Ordering::Relaxed),
             compactions: self.compactions.load(Ordering::Relaxed),
-            live_epochs: vec![self.keys.current_epoch()],
+            live_epochs: self.keys.epochs(),
+            current_epoch: self.keys.current_epoch(),
+            files_per_epoch: self.files_per_epoch().unwrap_or_default(),
         }
     }
 }

@@ -1,0 +1,302 @@
+//! The key commands of the CLI: `init` with its recovery key (printed once, or
+//! written to an owner-only file, optionally split into k-of-n shares), the
+//! `--recovery-key-file` credential, `key passphrase`, `key rotate`, `key slots`
+//! and `secure-delete`. Secrets stay in zeroizing buffers; no message repeats
+//! one, and the recovery key reaches stdout only when `init` is asked for no file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use synapsed_storage::{Credential, Db, RecoveryKey, RecoveryShare, RotationProgress};
+use zeroize::Zeroizing;
+
+use crate::{Exit, GlobalArgs, EXIT_USAGE};
+
+/// Environment variable holding the new passphrase for `key passphrase`.
+pub(crate) const NEW_PASSPHRASE_ENV: &str = "SYNAPSED_NEW_PASSPHRASE";
+
+/// Largest recovery-key or passphrase file accepted (255 shares fit easily).
+const MAX_SECRET_FILE_BYTES: u64 = 64 << 10;
+
+/// Options of `init`.
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Write the recovery key to F (created with mode 0600; must not exist)
+    /// instead of printing it.
+    #[arg(long, value_name = "F")]
+    recovery_out: Option<PathBuf>,
+    /// Split the recovery key into N shares of which any K rebuild it (K/N, e.g.
+    /// 2/3); the shares are printed (or written to --recovery-out), not the key.
+    #[arg(long, value_name = "K/N")]
+    recovery_shares: Option<String>,
+}
+
+/// `key` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Replaces the passphrase (the new one from --new-passphrase-file or
+    /// SYNAPSED_NEW_PASSPHRASE); the old one stops working at once.
+    Passphrase {
+        /// File holding the new passphrase (one trailing newline is ignored).
+        #[arg(long, value_name = "F")]
+        new_passphrase_file: Option<PathBuf>,
+    },
+    /// Starts a new data-key epoch, re-encrypts every file under older epochs and
+    /// destroys their keys.
+    Rotate,
+    /// Lists the keyslots (kinds and parameters; no key material).
+    Slots,
+}
+
+/// The credential of `--recovery-key-file`: a recovery key (`SYN1-...`) or at
+/// least K share lines (`SYS1-...`), as `init` writes them.
+pub(crate) fn recovery_credential(path: &Path) -> anyhow::Result<Credential> {
+    let text = read_secret_file(path)?;
+    let text =
+        std::str::from_utf8(&text).map_err(|_| anyhow::anyhow!("recovery key file {} is not text", path.display()))?;
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let is_share = |l: &str| l.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SYS1"));
+    let key = if !lines.is_empty() && lines.iter().all(|l| is_share(l)) {
+        let shares = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                RecoveryShare::from_text(l)
+                    .with_context(|| format!("recovery key file {}, share on line {}", path.display(), i + 1))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        RecoveryKey::combine(&shares).with_context(|| format!("recovery key file {}", path.display()))?
+    } else {
+        match lines.as_slice() {
+            [one] => RecoveryKey::from_text(one).with_context(|| format!("recovery key file {}", path.display()))?,
+            _ => bail!(
+                "recovery key file {} must hold one recovery key line or share lines",
+                path.display()
+            ),
+        }
+    };
+    Ok(Credential::recovery(key))
+}
+
+/// `init`: creates the store with a recovery key and hands the key out once.
+pub(crate) fn init(g: &GlobalArgs, args: &InitArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let dir = g.dir()?;
+    if g.recovery_key_file.is_some() {
+        return Err(Exit::new(
+            EXIT_USAGE,
+            "init makes a new recovery key; give it a passphrase or --key-file",
+        )
+        .into());
+    }
+    let credential = g.credential()?;
+    let split = args.recovery_shares.as_deref().map(parse_split).transpose()?;
+    // Made before the store, so a path that cannot be written costs nothing.
+    let mut sink = match &args.recovery_out {
+        Some(path) => Some((path, create_owner_only(path)?)),
+        None => None,
+    };
+    let created = Db::create_with_recovery(dir, &credential, g.options(false)?);
+    let (db, recovery) = match created {
+        Ok(pair) => pair,
+        Err(e) => {
+            if let Some((path, _)) = sink.take() {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e).with_context(|| format!("cannot create a store in {}", dir.display()));
+        }
+    };
+    db.close()?;
+    writeln!(out, "created store in {}", dir.display())?;
+    let mut lines: Vec<(String, Zeroizing<String>)> = Vec::new();
+    match split {
+        Some((k, n)) => {
+            for share in recovery.split(k, n)? {
+                lines.push((
+                    format!("recovery share {}/{n} (any {k} open the store)", share.index()),
+                    share.to_text(),
+                ));
+            }
+        }
+        None => lines.push(("recovery key".to_string(), recovery.to_text())),
+    }
+    match sink {
+        Some((path, mut file)) => {
+            for (_, text) in &lines {
+                file.write_all(text.as_bytes())?;
+                file.write_all(b"\n")?;
+            }
+            file.sync_all()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let what = if split.is_some() {
+                "recovery shares"
+            } else {
+                "recovery key"
+            };
+            writeln!(
+                out,
+                "{what} written to {} (keep it offline; it is shown nowhere else)",
+                path.display()
+            )?;
+        }
+        None => {
+            for (label, text) in &lines {
+                writeln!(out, "{label}: {}", text.as_str())?;
+            }
+            writeln!(
+                out,
+                "write the recovery key down and keep it offline: it is shown only this once"
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `key ...`.
+pub(crate) fn key(g: &GlobalArgs, command: &KeyCommand, out: &mut dyn Write) -> anyhow::Result<()> {
+    let dir = g.dir()?;
+    match command {
+        KeyCommand::Passphrase { new_passphrase_file } => {
+            let current = g.credential()?;
+            let new = new_passphrase(new_passphrase_file.as_deref())?;
+            Db::change_passphrase(dir, &current, &new, &g.options(false)?)
+                .with_context(|| format!("cannot change the passphrase of {}", dir.display()))?;
+            writeln!(out, "passphrase changed; the old one no longer opens {}", dir.display())?;
+        }
+        KeyCommand::Rotate => {
+            let db = g.open(false)?;
+            let started = std::time::Instant::now();
+            let mut failed_write = None;
+            let mut progress = |p: &RotationProgress| {
+                let line = match p.step {
+                    "wal" => format!("rotate: epoch {} current; WAL rolled and memtable flushed", p.new_epoch),
+                    "manifest" => "rotate: manifest rolled".to_string(),
+                    "rewrite" => format!("rotate: rewrote {}/{} tables", p.tables_rewritten, p.tables_total),
+                    other => format!("rotate: {other}"),
+                };
+                if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+                    failed_write.get_or_insert(e);
+                }
+            };
+            let report = db.rotate_keys_with_progress(&mut progress)?;
+            db.close()?;
+            if let Some(e) = failed_write {
+                return Err(e.into());
+            }
+            writeln!(
+                out,
+                "rotated to epoch {} in {:.2?}: {} table(s) rewritten, destroyed epochs {:?}",
+                report.new_epoch,
+                started.elapsed(),
+                report.tables_total,
+                report.epochs_destroyed
+            )?;
+            if !report.epochs_retained.is_empty() {
+                writeln!(
+                    out,
+                    "kept epochs {:?}: files under them are still in use",
+                    report.epochs_retained
+                )?;
+            }
+        }
+        KeyCommand::Slots => {
+            for slot in Db::keyslots(dir, &g.options(true)?)? {
+                let kind = match (slot.kind, slot.recovery) {
+                    (_, true) => "recovery (X25519 + ML-KEM-768)".to_string(),
+                    (Some(kind), false) => format!("{kind:?}"),
+                    (None, false) => format!("unknown kind {}", slot.kind_code),
+                };
+                let params = slot
+                    .argon2
+                    .map(|a| format!(" argon2id m={} KiB t={} p={}", a.m_cost_kib, a.t_cost, a.p_cost))
+                    .unwrap_or_default();
+                writeln!(out, "slot {}: {kind}{params}", slot.index)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `secure-delete KEY` / `secure-delete --prefix P`.
+pub(crate) fn secure_delete(
+    g: &GlobalArgs,
+    key: Option<&str>,
+    prefix: Option<&str>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let db = g.open(false)?;
+    let report = match (key, prefix) {
+        (Some(key), None) => db.secure_delete(key.as_bytes())?,
+        (None, Some(prefix)) => db.secure_delete_prefix(prefix.as_bytes())?,
+        _ => return Err(Exit::new(EXIT_USAGE, "secure-delete takes KEY or --prefix P").into()),
+    };
+    db.close()?;
+    writeln!(
+        out,
+        "securely deleted {} key(s): {} file(s) overwritten ({} pass(es)) and removed, {} table(s) re-encrypted, destroyed epochs {:?}",
+        report.keys_deleted,
+        report.files_removed.len(),
+        report.overwrite_passes,
+        report.rotation.tables_total,
+        report.rotation.epochs_destroyed
+    )?;
+    Ok(())
+}
+
+fn parse_split(text: &str) -> anyhow::Result<(u8, u8)> {
+    let parsed = text
+        .split_once('/')
+        .and_then(|(k, n)| Some((k.trim().parse::<u8>().ok()?, n.trim().parse::<u8>().ok()?)));
+    match parsed {
+        Some((k, n)) if 2 <= k && k <= n => Ok((k, n)),
+        _ => Err(Exit::new(
+            EXIT_USAGE,
+            format!("--recovery-shares wants K/N with 2 <= K <= N <= 255, got {text:?}"),
+        )
+        .into()),
+    }
+}
+
+fn new_passphrase(file: Option<&Path>) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let mut bytes = match file {
+        Some(path) => read_secret_file(path)?,
+        None => match std::env::var_os(NEW_PASSPHRASE_ENV) {
+            Some(value) => Zeroizing::new(value.into_encoded_bytes()),
+            None => bail!("no new passphrase: pass --new-passphrase-file F or set {NEW_PASSPHRASE_ENV}"),
+        },
+    };
+    if file.is_some() && bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    }
+    if bytes.is_empty() {
+        bail!("the new passphrase is empty");
+    }
+    Ok(bytes)
+}
+
+fn read_secret_file(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    if len > MAX_SECRET_FILE_BYTES {
+        bail!(
+            "{} is {len} bytes, too large for a key or passphrase file",
+            path.display()
+        );
+    }
+    Ok(Zeroizing::new(
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+    ))
+}
+
+/// Creates `path` readable and writable by its owner only; refuses an existing file.
+fn create_owner_only(path: &Path) -> anyhow::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))
+}

@@ -1,0 +1,339 @@
+//! Key management of an open store: creating a store with a recovery key,
+//! changing a passphrase, adding keyslots, and rotating data keys.
+//!
+//! Rotation makes a new data-key epoch current and then moves every byte still
+//! sealed under an older epoch to it: the WAL rolls to a new segment and the
+//! memtable is flushed (so the old segments become obsolete), the manifest rolls
+//! to a new file, and every SSTable under an older epoch is rewritten by a
+//! compaction that runs whether or not its level is over target. Only when no
+//! file in the directory is under an old epoch any more is that epoch's key
+//! destroyed (crypto-shredding): the decision is taken from the file headers on
+//! disk, not from the manifest, so a file still held by a reader keeps its key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use compaction::{Compaction, VersionEdit};
+use crypto::{
+    Credential, Epoch, HybridPublicKey, KeyManager, RecoveryKey, SlotInfo, FILE_HEADER_LEN, KEYRING_FILE, KEYSLOTS_FILE,
+};
+
+use crate::db::inner::Inner;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::options::Options;
+
+/// The manifest size at which the version set rolls to a new manifest by
+/// itself (the compaction crate's default), restored after a forced roll.
+const DEFAULT_MANIFEST_ROLL_BYTES: u64 = 4 << 20;
+
+/// The magic that starts every sealed data file (`crypto/FORMAT.md`, section 1).
+const DATA_FILE_MAGIC: &[u8] = b"SYNAPSED";
+
+/// Upper bound on rewrite steps in one rotation: each step retires at least one
+/// table under an old epoch, so this only guards against a bug looping forever.
+const MAX_REWRITE_STEPS: usize = 1_000_000;
+
+/// Serializes rotations. Two at once would each make an epoch current, and the
+/// first to reach its destroy step could retire the epoch the other is still
+/// writing under. Rotations are rare and slow, so one at a time per process
+/// (across stores too) costs nothing that matters.
+static ROTATIONS: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// The files of the store directory under one data-key epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EpochFiles {
+    /// The epoch.
+    pub epoch: u32,
+    /// File names (relative to the store directory), sorted.
+    pub files: Vec<String>,
+}
+
+/// Progress of a key rotation, reported after each step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotationProgress {
+    /// The epoch everything is being moved to.
+    pub new_epoch: u32,
+    /// What the step did: `"wal"`, `"manifest"`, `"rewrite"` or `"destroy"`.
+    pub step: &'static str,
+    /// Tables under an old epoch rewritten so far.
+    pub tables_rewritten: usize,
+    /// Tables under an old epoch when the rewrite began.
+    pub tables_total: usize,
+}
+
+/// What a finished key rotation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RotationReport {
+    /// The new current epoch.
+    pub new_epoch: u32,
+    /// Tables under an old epoch when the rewrite began.
+    pub tables_total: usize,
+    /// Compactions run to rewrite them.
+    pub rewrite_compactions: usize,
+    /// Epochs whose keys were destroyed.
+    pub epochs_destroyed: Vec<u32>,
+    /// Old epochs kept because a file under them is still in the directory (a
+    /// table an open iterator still reads); run the rotation again after it is dropped.
+    pub epochs_retained: Vec<u32>,
+}
+
+impl Db {
+    /// Creates a new store like [`Db::create`] and also a recovery key: a hybrid
+    /// (X25519 + ML-KEM-768) keyslot written in the same `KEYSLOTS` write. The
+    /// returned key exists nowhere else; show it once
+    /// ([`RecoveryKey::to_text`]) and drop it. It opens the store as
+    /// `Credential::Recovery(key)`.
+    pub fn create_with_recovery(dir: &Path, credential: &Credential, options: Options) -> Result<(Db, RecoveryKey)> {
+        let (inner, recovery) = super::open::create_keyed(dir, credential, options, true)?;
+        let recovery = recovery.ok_or_else(|| Error::InvalidArgument("no recovery key was made".into()))?;
+        Ok((Db::run(inner), recovery))
+    }
+
+    /// Replaces a passphrase of the store in `dir` (open or not): the master key is
+    /// wrapped into a new passphrase slot (Argon2id with `options.argon2`) and the
+    /// old slot removed in one atomic write of `KEYSLOTS`; the old passphrase stops
+    /// working at once. `current` authorizes the change: a passphrase replaces its
+    /// own slot; any other credential (the recovery key after a forgotten
+    /// passphrase) replaces every passphrase slot. No data file is rewritten.
+    pub fn change_passphrase(dir: &Path, current: &Credential, new_passphrase: &[u8], options: &Options) -> Result<()> {
+        Ok(KeyManager::change_passphrase(
+            &options.vfs,
+            dir,
+            current,
+            new_passphrase,
+            &options.argon2,
+        )?)
+    }
+
+    /// Describes the keyslots of the store in `dir` (no credential needed: the
+    /// descriptions hold no key material).
+    pub fn keyslots(dir: &Path, options: &Options) -> Result<Vec<SlotInfo>> {
+        Ok(KeyManager::keyslots(&options.vfs, dir)?)
+    }
+
+    /// Adds a keyslot for another device's hybrid public key; that device then
+    /// opens the store with `Credential::Hybrid(its secret key)`. Returns the slot index.
+    pub fn add_device_key(&self, device: &HybridPublicKey) -> Result<usize> {
+        self.inner.check_writable()?;
+        Ok(self.inner.keys.add_keyslot(&self.inner.vfs, &self.inner.dir, device)?)
+    }
+
+    /// Adds a keyslot for any credential (another passphrase, a raw key from an OS
+    /// keystore, a device's secret key). Returns the slot index.
+    pub fn add_credential(&self, credential: &Credential) -> Result<usize> {
+        self.inner.check_writable()?;
+        let inner = &self.inner;
+        Ok(inner
+            .keys
+            .add_credential(&inner.vfs, &inner.dir, credential, &inner.options.argon2)?)
+    }
+
+    /// Removes the keyslot at `index` (as [`Db::keyslots`] lists it); the last
+    /// usable slot cannot be removed.
+    pub fn remove_keyslot(&self, index: usize) -> Result<SlotInfo> {
+        self.inner.check_writable()?;
+        Ok(self
+            .inner
+            .keys
+            .remove_keyslot(&self.inner.vfs, &self.inner.dir, index)?)
+    }
+
+    /// Makes a new recovery key and replaces the old one (which stops working at
+    /// once); also adds one to a store created without.
+    pub fn replace_recovery_key(&self) -> Result<RecoveryKey> {
+        self.inner.check_writable()?;
+        Ok(self.inner.keys.replace_recovery_key(&self.inner.vfs, &self.inner.dir)?)
+    }
+
+    /// Rotates the data keys: a new epoch for new files, every file under an older
+    /// epoch re-encrypted (WAL rolled, memtable flushed, manifest rolled, tables
+    /// rewritten), then every epoch no file is under any more destroyed.
+    pub fn rotate_keys(&self) -> Result<RotationReport> {
+        self.rotate_keys_with_progress(&mut |_| {})
+    }
+
+    /// [`Db::rotate_keys`], calling `progress` after each step.
+    pub fn rotate_keys_with_progress(&self, progress: &mut dyn FnMut(&RotationProgress)) -> Result<RotationReport> {
+        self.inner.rotate_keys(progress)
+    }
+}
+
+impl Inner {
+    pub(crate) fn rotate_keys(&self, progress: &mut dyn FnMut(&RotationProgress)) -> Result<RotationReport> {
+        self.check_writable()?;
+        let _one_at_a_time = ROTATIONS.lock();
+        let new_epoch = self.keys.rotate(&self.vfs, &self.dir)?;
+        let mut report = RotationReport {
+            new_epoch,
+            ..RotationReport::default()
+        };
+        let mut tell = |step: &'static str, report: &RotationReport, done: usize| {
+            progress(&RotationProgress {
+                new_epoch,
+                step,
+                tables_rewritten: done,
+                tables_total: report.tables_total,
+            });
+        };
+
+        // A new segment under the new epoch; the flush then retires the old ones.
+        {
+            let mut writer = self.writer.lock();
+            self.switch_memtable(&mut writer)?;
+        }
+        let _work = self.work.lock();
+        self.flush_immutables()?;
+        tell("wal", &report, 0);
+
+        // The roll writes a snapshot of the whole version into a new manifest,
+        // sealed under the now current epoch.
+        self.versions.set_manifest_roll_bytes(1);
+        let rolled = self.versions.log_and_apply(VersionEdit::default());
+        self.versions.set_manifest_roll_bytes(DEFAULT_MANIFEST_ROLL_BYTES);
+        rolled?;
+        tell("manifest", &report, 0);
+
+        report.tables_total = self.tables_under_old_epochs().len();
+        let mut done = 0;
+        tell("rewrite", &report, done);
+        for _ in 0..MAX_REWRITE_STEPS {
+            let Some(c) = self.next_rewrite() else { break };
+            let retired = c
+                .inputs
+                .iter()
+                .chain(&c.next_inputs)
+                .filter(|f| f.epoch != self.keys.current_epoch())
+                .count();
+            self.run_compaction(&c)?;
+            report.rewrite_compactions += 1;
+            done += retired;
+            tell("rewrite", &report, done);
+            self.flush_immutables()?;
+        }
+        self.delete_obsolete();
+
+        let in_use = self.epochs_in_use()?;
+        let current = self.keys.current_epoch();
+        for epoch in self.keys.epochs() {
+            if epoch == current {
+                continue;
+            }
+            if in_use.contains(&epoch) {
+                report.epochs_retained.push(epoch);
+            } else if self.keys.destroy_epoch(&self.vfs, &self.dir, epoch)? {
+                report.epochs_destroyed.push(epoch);
+            }
+        }
+        tell("destroy", &report, done);
+        Ok(report)
+    }
+
+    /// Table numbers of the current version under an epoch other than the current one.
+    fn tables_under_old_epochs(&self) -> Vec<u64> {
+        let current = self.keys.current_epoch();
+        let version = self.versions.current();
+        (0..version.num_levels())
+            .flat_map(|l| {
+                version
+                    .level_files(l)
+                    .iter()
+                    .filter(|f| f.epoch != current)
+                    .map(|f| f.number)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// A compaction that rewrites the first table under an old epoch: for a
+    /// level-0 table, the level-0 tables it overlaps and what they overlap below;
+    /// for a deeper table, that table alone, rewritten into its own level (its
+    /// key range does not change, so the level stays disjoint).
+    fn next_rewrite(&self) -> Option<Compaction> {
+        let current = self.keys.current_epoch();
+        let version = self.versions.current();
+        let levels = version.num_levels();
+        let (level, file) = (0..levels).find_map(|l| {
+            version
+                .level_files(l)
+                .iter()
+                .find(|f| f.epoch != current)
+                .map(|f| (l, Arc::clone(f)))
+        })?;
+        let (lo, hi) = (file.smallest.user_key.as_slice(), file.largest.user_key.as_slice());
+        if level == 0 {
+            return compaction::pick_range_compaction(&version, 0, Some(lo), Some(hi));
+        }
+        let bottommost = (level + 1..levels).all(|l| version.overlapping_files(l, Some(lo), Some(hi)).is_empty());
+        Some(Compaction {
+            level: level - 1,
+            inputs: Vec::new(),
+            next_inputs: vec![file],
+            bottommost,
+        })
+    }
+
+    /// The epoch of every sealed file in the store directory, from its header.
+    pub(crate) fn files_per_epoch(&self) -> Result<Vec<EpochFiles>> {
+        let mut by_epoch: BTreeMap<Epoch, Vec<String>> = BTreeMap::new();
+        for (name, epoch) in self.file_epochs()? {
+            by_epoch.entry(epoch).or_default().push(name);
+        }
+        Ok(by_epoch
+            .into_iter()
+            .map(|(epoch, files)| EpochFiles { epoch, files })
+            .collect())
+    }
+
+    fn epochs_in_use(&self) -> Result<BTreeSet<Epoch>> {
+        Ok(self.file_epochs()?.into_iter().map(|(_, e)| e).collect())
+    }
+
+    /// (name, epoch) of every file in the directory that starts with a data-file
+    /// header, sorted by name. Files shorter than a header are skipped: only a
+    /// file being created right now can be (it is under the current epoch, which
+    /// is never destroyed), or a leftover cut off before its header, which holds
+    /// nothing sealed.
+    fn file_epochs(&self) -> Result<Vec<(String, Epoch)>> {
+        let mut names = self.vfs.list_dir(&self.dir).map_err(|source| Error::Io {
+            file: ".".into(),
+            source,
+        })?;
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            if [
+                KEYSLOTS_FILE,
+                KEYRING_FILE,
+                compaction::CURRENT_FILE,
+                super::inner::LOCK_FILE,
+            ]
+            .contains(&name.as_str())
+            {
+                continue;
+            }
+            let path = self.dir.join(&name);
+            let file = match self.vfs.open(&path) {
+                Ok(f) => f,
+                // Removed between the listing and now: it needs no key.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(Error::Io { file: name, source }),
+            };
+            if file.len() < FILE_HEADER_LEN as u64 {
+                continue;
+            }
+            let mut header = [0u8; FILE_HEADER_LEN];
+            file.read_exact_at(&mut header, 0).map_err(|source| Error::Io {
+                file: name.clone(),
+                source,
+            })?;
+            if !header.starts_with(DATA_FILE_MAGIC) {
+                continue;
+            }
+            let epoch = KeyManager::epoch_of(&header, &name)?;
+            out.push((name, epoch));
+        }
+        Ok(out)
+    }
+}

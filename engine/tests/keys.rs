@@ -1,0 +1,462 @@
+//! Keys through the engine: every keyslot kind opens a store and reads it back,
+//! the recovery key opens it, a passphrase change makes only the new passphrase
+//! work, a tampered `KEYSLOTS` is refused, and a key rotation leaves no file
+//! under an old epoch and no key for it in `KEYRING`. The same through the CLI.
+
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use synapsed_storage::{
+    Argon2Params, Credential, Db, Error, HybridKeypair, Options, RecoveryKey, RotationProgress, SimVfs, SlotKind,
+};
+
+const PASSPHRASE: &str = "correct horse battery staple";
+
+fn options() -> Options {
+    Options {
+        background_compaction: false,
+        ..Options::tiny_for_tests()
+    }
+}
+
+fn value(i: usize) -> Vec<u8> {
+    format!("value {i} {}", "x".repeat(i % 50)).into_bytes()
+}
+
+fn fill(db: &Db, range: std::ops::Range<usize>) {
+    for i in range {
+        db.put(format!("key/{i:05}").as_bytes(), &value(i)).unwrap();
+    }
+}
+
+fn assert_all(db: &Db, range: std::ops::Range<usize>) {
+    for i in range {
+        assert_eq!(
+            db.get(format!("key/{i:05}").as_bytes()).unwrap(),
+            Some(value(i)),
+            "key {i}"
+        );
+    }
+}
+
+fn is_wrong_key<T: std::fmt::Debug>(r: Result<T, Error>) -> bool {
+    matches!(r, Err(Error::WrongKey))
+}
+
+/// The epoch in a data file's header (bytes 12..16, `crypto/FORMAT.md` section 1),
+/// read without the library, for every sealed file of `dir`.
+fn epochs_on_disk(dir: &Path) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let bytes = std::fs::read(entry.path()).unwrap();
+        if bytes.len() >= 84 && bytes.starts_with(b"SYNAPSED") {
+            let epoch = u32::from_le_bytes(bytes[12..16].try_into().unwrap());
+            out.push((entry.file_name().to_string_lossy().into_owned(), epoch));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "LOCK" {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn passphrase_recovery_key_and_passphrase_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let pass = Credential::passphrase(PASSPHRASE);
+    let (db, recovery) = Db::create_with_recovery(&dir, &pass, options()).unwrap();
+    fill(&db, 0..50);
+    db.close().unwrap();
+
+    Db::open(&dir, &pass, options()).unwrap().close().unwrap();
+    // The recovery key as a person would type it back in.
+    let typed = RecoveryKey::from_text(&recovery.to_text().to_lowercase()).unwrap();
+    let db = Db::open(&dir, &Credential::recovery(typed), options()).unwrap();
+    assert_all(&db, 0..50);
+    db.close().unwrap();
+
+    let wrong = Db::open(&dir, &Credential::recovery(RecoveryKey::generate()), options());
+    assert!(matches!(wrong, Err(Error::WrongKey)), "{wrong:?}");
+    let message = wrong.unwrap_err().to_string();
+    assert!(message.contains("wrong passphrase or key"), "{message}");
+    let mut typo = recovery.to_text().to_string();
+    typo.replace_range(10..11, if &typo[10..11] == "A" { "B" } else { "A" });
+    assert!(
+        RecoveryKey::from_text(&typo).is_err(),
+        "a typo is caught by the checksum"
+    );
+
+    Db::change_passphrase(&dir, &pass, b"new passphrase", &options()).unwrap();
+    assert!(
+        is_wrong_key(Db::open(&dir, &pass, options()).map(|_| ())),
+        "the old passphrase stops working at once"
+    );
+    let db = Db::open(&dir, &Credential::passphrase("new passphrase"), options()).unwrap();
+    assert_all(&db, 0..50);
+    db.close().unwrap();
+
+    // A forgotten passphrase: the recovery key authorizes a new one.
+    Db::change_passphrase(&dir, &Credential::recovery(recovery.clone()), b"third", &options()).unwrap();
+    assert!(is_wrong_key(
+        Db::open(&dir, &Credential::passphrase("new passphrase"), options()).map(|_| ())
+    ));
+    let db = Db::open(&dir, &Credential::passphrase("third"), options()).unwrap();
+    assert_all(&db, 0..50);
+    db.close().unwrap();
+    Db::open(&dir, &Credential::recovery(recovery), options())
+        .unwrap()
+        .close()
+        .unwrap();
+    assert!(is_wrong_key(Db::change_passphrase(&dir, &pass, b"x", &options())));
+}
+
+#[test]
+fn every_keyslot_kind_round_trips_through_the_engine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let pass = Credential::passphrase(PASSPHRASE);
+    let raw = [7u8; 32];
+    let device = HybridKeypair::generate();
+    let db = Db::create(&dir, &pass, options()).unwrap();
+    fill(&db, 0..20);
+    db.add_credential(&Credential::raw_key(raw)).unwrap();
+    db.add_device_key(device.public_key()).unwrap();
+    let recovery = db.replace_recovery_key().unwrap();
+    db.close().unwrap();
+
+    let kinds: Vec<(Option<SlotKind>, bool)> = Db::keyslots(&dir, &options())
+        .unwrap()
+        .iter()
+        .map(|s| (s.kind, s.recovery))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (Some(SlotKind::Passphrase), false),
+            (Some(SlotKind::RawKey), false),
+            (Some(SlotKind::Hybrid), false),
+            (Some(SlotKind::Hybrid), true)
+        ]
+    );
+    let credentials = [
+        ("passphrase", Credential::passphrase(PASSPHRASE)),
+        ("raw key", Credential::raw_key(raw)),
+        ("device", Credential::hybrid(device.secret_key().clone())),
+        ("recovery", Credential::recovery(recovery)),
+    ];
+    for (i, (name, credential)) in credentials.iter().enumerate() {
+        let db = Db::open(&dir, credential, options()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_all(&db, 0..20 + i);
+        db.put(format!("key/{:05}", 20 + i).as_bytes(), &value(20 + i)).unwrap();
+        db.close().unwrap();
+    }
+    let other_device = HybridKeypair::generate();
+    assert!(is_wrong_key(
+        Db::open(&dir, &Credential::hybrid(other_device.secret_key().clone()), options()).map(|_| ())
+    ));
+    assert!(is_wrong_key(
+        Db::open(&dir, &Credential::raw_key([8u8; 32]), options()).map(|_| ())
+    ));
+
+    // Removing the device slot locks that device out.
+    let db = Db::open(&dir, &pass, options()).unwrap();
+    db.remove_keyslot(2).unwrap();
+    db.close().unwrap();
+    assert!(is_wrong_key(
+        Db::open(&dir, &Credential::hybrid(device.secret_key().clone()), options()).map(|_| ())
+    ));
+}
+
+/// CRC-32/ISO-HDLC, bit by bit (what `KEYSLOTS` ends with).
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn a_tampered_keyslot_file_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let pass = Credential::passphrase(PASSPHRASE);
+    let (db, recovery) = Db::create_with_recovery(&dir, &pass, options()).unwrap();
+    db.close().unwrap();
+    let path = dir.join("KEYSLOTS");
+    let original = std::fs::read(&path).unwrap();
+    assert_eq!(
+        crc32(&original[..original.len() - 4]).to_le_bytes(),
+        original[original.len() - 4..],
+        "crc32 as documented"
+    );
+
+    // A flipped byte anywhere: corruption naming KEYSLOTS, for every credential.
+    for offset in [9, 30, 50, original.len() / 2, original.len() - 10] {
+        let mut bad = original.clone();
+        bad[offset] ^= 0x40;
+        std::fs::write(&path, &bad).unwrap();
+        for credential in [&pass, &Credential::recovery(recovery.clone())] {
+            match Db::open(&dir, credential, options()) {
+                Err(Error::Corruption { file, .. }) => assert_eq!(file, "KEYSLOTS"),
+                other => panic!("offset {offset}: {other:?}"),
+            }
+        }
+    }
+    // The same with the crc32 fixed up, so only the AEAD tags can notice: the
+    // passphrase slot's wrapped key (slot 0 body starts at 45; wrapped MK at 45 + 40).
+    let mut bad = original.clone();
+    bad[45 + 40] ^= 1;
+    let n = bad.len();
+    let crc = crc32(&bad[..n - 4]);
+    bad[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &bad).unwrap();
+    let refused = Db::open(&dir, &pass, options());
+    assert!(
+        matches!(refused, Err(Error::WrongKey) | Err(Error::Corruption { .. })),
+        "{refused:?}"
+    );
+    // The untouched recovery slot still opens it.
+    Db::open(&dir, &Credential::recovery(recovery), options())
+        .unwrap()
+        .close()
+        .unwrap();
+    std::fs::write(&path, &original).unwrap();
+    Db::open(&dir, &pass, options()).unwrap().close().unwrap();
+}
+
+/// A store with data in the WAL, in level 0 and in deeper levels.
+fn spread_store(dir: &Path) -> Db {
+    let db = Db::create(dir, &Credential::passphrase(PASSPHRASE), options()).unwrap();
+    fill(&db, 0..600);
+    db.compact_range(None, None).unwrap();
+    fill(&db, 600..700);
+    db.flush().unwrap();
+    fill(&db, 700..720);
+    let stats = db.stats();
+    assert!(stats.files_per_level[0] > 0, "{stats:?}");
+    assert!(stats.files_per_level[1..].iter().sum::<usize>() > 0, "{stats:?}");
+    db
+}
+
+#[test]
+fn rotation_leaves_nothing_under_the_old_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let db = spread_store(&dir);
+    let before = db.stats();
+    assert_eq!(before.live_epochs, vec![before.current_epoch]);
+    let old_epoch = before.current_epoch;
+    let on_disk: BTreeSet<u32> = epochs_on_disk(&dir).into_iter().map(|(_, e)| e).collect();
+    assert_eq!(on_disk, BTreeSet::from([old_epoch]));
+    let listed: Vec<String> = before.files_per_epoch.iter().flat_map(|e| e.files.clone()).collect();
+    assert_eq!(
+        listed,
+        epochs_on_disk(&dir).into_iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    let old_copy = tmp.path().join("before-rotation");
+    copy_dir(&dir, &old_copy);
+    let old_keyring = std::fs::read(dir.join("KEYRING")).unwrap();
+
+    let mut steps: Vec<RotationProgress> = Vec::new();
+    let report = db.rotate_keys_with_progress(&mut |p| steps.push(p.clone())).unwrap();
+    assert_ne!(report.new_epoch, old_epoch);
+    assert_eq!(report.epochs_destroyed, vec![old_epoch]);
+    assert!(report.epochs_retained.is_empty());
+    assert_eq!(report.tables_total, before.files_per_level.iter().sum::<usize>());
+    let rewrites: Vec<&RotationProgress> = steps.iter().filter(|p| p.step == "rewrite").collect();
+    assert!(!rewrites.is_empty());
+    assert!(
+        rewrites
+            .windows(2)
+            .all(|w| w[0].tables_rewritten <= w[1].tables_rewritten),
+        "{steps:?}"
+    );
+    assert_eq!(rewrites.last().unwrap().tables_rewritten, report.tables_total);
+    assert_eq!(steps.last().unwrap().step, "destroy");
+
+    let after = db.stats();
+    assert_eq!(
+        after.live_epochs,
+        vec![report.new_epoch],
+        "the keyring lists only the new epoch"
+    );
+    assert_eq!(after.files_per_epoch.len(), 1);
+    assert_eq!(after.files_per_epoch[0].epoch, report.new_epoch);
+    for (name, epoch) in epochs_on_disk(&dir) {
+        assert_eq!(epoch, report.new_epoch, "{name} is still under the old epoch");
+    }
+    assert_ne!(std::fs::read(dir.join("KEYRING")).unwrap(), old_keyring);
+    // The rewritten files are as opaque as the old ones (the canary property).
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !bytes.windows(6).any(|w| w == b"key/00" || w == b"value "),
+            "plaintext on disk after rotation"
+        );
+    }
+    assert_all(&db, 0..720);
+    fill(&db, 720..740);
+    db.close().unwrap();
+    let db = Db::open(&dir, &Credential::passphrase(PASSPHRASE), options()).unwrap();
+    assert_all(&db, 0..740);
+    db.close().unwrap();
+
+    // The old files with the new KEYRING: the old epoch's key is gone from it.
+    std::fs::copy(dir.join("KEYRING"), old_copy.join("KEYRING")).unwrap();
+    match Db::open(&old_copy, &Credential::passphrase(PASSPHRASE), options()) {
+        Err(Error::MissingEpoch { epoch, .. }) => assert_eq!(epoch, old_epoch),
+        other => panic!("old files opened with the new keyring: {other:?}"),
+    }
+    // What shredding cannot cover (docs/security.md): a kept copy of the old
+    // KEYRING together with a credential still opens the old files.
+    std::fs::write(old_copy.join("KEYRING"), &old_keyring).unwrap();
+    let old = Db::open(
+        &old_copy,
+        &Credential::passphrase(PASSPHRASE),
+        Options {
+            read_only: true,
+            ..options()
+        },
+    )
+    .unwrap();
+    assert_eq!(old.get(b"key/00001").unwrap(), Some(value(1)));
+}
+
+#[test]
+fn repeated_rotations_and_an_iterator_that_holds_old_tables() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let db = spread_store(&dir);
+    let first = db.rotate_keys().unwrap();
+    let mut iter = db.scan_prefix(b"key/").unwrap();
+    let head = iter.next().unwrap().unwrap();
+    assert_eq!(head.0, b"key/00000");
+    let second = db.rotate_keys().unwrap();
+    assert_eq!(
+        second.epochs_retained,
+        vec![first.new_epoch],
+        "the iterator's tables keep their epoch"
+    );
+    assert!(second.epochs_destroyed.is_empty());
+    assert_eq!(iter.count(), 719, "the iterator reads on through the rotation");
+    let third = db.rotate_keys().unwrap();
+    assert_eq!(third.epochs_destroyed, vec![first.new_epoch, second.new_epoch]);
+    assert_eq!(db.stats().live_epochs, vec![third.new_epoch]);
+    assert_all(&db, 0..720);
+    db.close().unwrap();
+}
+
+#[test]
+fn argon2_parameters_are_kept_per_slot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let params = Argon2Params {
+        m_cost_kib: 128,
+        t_cost: 3,
+        p_cost: 1,
+    };
+    let opts = Options {
+        argon2: params,
+        ..options()
+    };
+    Db::create(&dir, &Credential::passphrase(PASSPHRASE), opts.clone())
+        .unwrap()
+        .close()
+        .unwrap();
+    let slots = Db::keyslots(&dir, &opts).unwrap();
+    assert_eq!(slots[0].argon2, Some(params));
+    // Opening needs no parameters: they come from the slot.
+    Db::open(&dir, &Credential::passphrase(PASSPHRASE), options())
+        .unwrap()
+        .close()
+        .unwrap();
+}
+
+#[test]
+fn a_table_copied_over_another_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let db = spread_store(&dir);
+    db.close().unwrap();
+    let mut tables: Vec<String> = epochs_on_disk(&dir)
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.ends_with(".sst"))
+        .collect();
+    tables.sort();
+    assert!(tables.len() >= 2);
+    // Same store, same key, valid on its own: only the file id bound into the
+    // header and every block's AAD tells the two apart.
+    std::fs::copy(dir.join(&tables[0]), dir.join(&tables[1])).unwrap();
+    let report = Db::verify(&dir, &Credential::passphrase(PASSPHRASE), options()).unwrap();
+    let damaged: Vec<&str> = report.damaged.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(damaged, vec![tables[1].as_str()], "{report:?}");
+}
+
+/// Power fails at every sync of a rotation in turn (`SimVfs`: unsynced bytes and
+/// directory entries vanish): the store always reopens with every acknowledged
+/// value, no file is under an epoch the keyring lacks, and the next rotation
+/// finishes the job.
+#[test]
+fn a_crash_at_any_sync_of_a_rotation_loses_nothing() {
+    let dir = PathBuf::from("/store");
+    let cred = Credential::passphrase(PASSPHRASE);
+    let mut completed = false;
+    for n in 0..2_000 {
+        let sim = SimVfs::new();
+        let opts = Options {
+            vfs: sim.clone(),
+            ..options()
+        };
+        let db = Db::create(&dir, &cred, opts.clone()).unwrap();
+        fill(&db, 0..300);
+        db.compact_range(None, None).unwrap();
+        fill(&db, 300..350);
+        db.flush().unwrap();
+        fill(&db, 350..360);
+        sim.fail_sync_after(n);
+        let result = db.rotate_keys();
+        drop(db);
+        sim.crash();
+        sim.clear_faults();
+        let db = Db::open(&dir, &cred, opts).unwrap_or_else(|e| panic!("crash after {n} syncs: {e}"));
+        assert_all(&db, 0..360);
+        let stats = db.stats();
+        for files in &stats.files_per_epoch {
+            assert!(
+                stats.live_epochs.contains(&files.epoch),
+                "crash after {n} syncs: {stats:?}"
+            );
+        }
+        let report = db.rotate_keys().unwrap();
+        assert_eq!(db.stats().live_epochs, vec![report.new_epoch]);
+        assert_all(&db, 0..360);
+        db.close().unwrap();
+        if result.is_ok() {
+            completed = true;
+            assert!(n >= 10, "a rotation makes many syncs; only {n} were crashed at");
+            break;
+        }
+    }
+    assert!(completed, "the rotation never got through");
+}

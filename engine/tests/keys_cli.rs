@@ -1,0 +1,374 @@
+//! The key commands of the `synapsed-storage` binary, as a user scripts them:
+//! `init` with its recovery key (printed, written to an owner-only file, or
+//! split into shares), `--recovery-key-file`, `key passphrase`, `key rotate` with
+//! its progress lines, `stats --json` epochs, `secure-delete`, and that no output
+//! of any of them shows a secret.
+//!
+//! Kept apart from the library tests: a process spawned while another test holds
+//! a store's `LOCK` inherits that lock until it execs, which would make a
+//! close-then-reopen in a parallel test see the store as locked.
+
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use synapsed_storage::RecoveryKey;
+
+const PASSPHRASE: &str = "correct horse battery staple";
+
+const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
+const FAST_KDF: [&str; 4] = ["--argon2-memory-kib", "64", "--argon2-iterations", "1"];
+
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Out {
+    let mut c = Command::new(BIN);
+    c.env_remove("SYNAPSED_PASSPHRASE")
+        .env_remove("SYNAPSED_NEW_PASSPHRASE")
+        .env_remove("RUST_BACKTRACE");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.arg("--db").arg(dir).args(args).stdin(Stdio::null());
+    let output = c.output().unwrap();
+    let out = Out {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert!(!out.stderr.contains("panicked"), "{out:?}");
+    out
+}
+
+fn run(dir: &Path, args: &[&str]) -> Out {
+    run_env(dir, &[("SYNAPSED_PASSPHRASE", PASSPHRASE)], args)
+}
+
+fn ok(out: Out) -> Out {
+    assert_eq!(out.code, 0, "{out:?}");
+    out
+}
+
+fn failed(out: Out) -> Out {
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.starts_with("error: "), "{out:?}");
+    out
+}
+
+fn init(dir: &Path, extra: &[&str]) -> Out {
+    ok(run(dir, &[&FAST_KDF[..], &["init"], extra].concat()))
+}
+
+#[test]
+fn init_prints_the_recovery_key_once_and_it_opens_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let out = init(&dir, &[]);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("recovery key:"))
+        .expect("a recovery key line")
+        .to_string();
+    assert_eq!(out.stdout.matches("SYN1-").count(), 1, "{out:?}");
+    let key = line.trim_start_matches("recovery key:").trim();
+    ok(run(&dir, &["put", "k", "v"]));
+    let file = tmp.path().join("recovery.txt");
+    std::fs::write(&file, format!("{key}\n")).unwrap();
+    let f = file.to_str().unwrap();
+    assert_eq!(
+        ok(run_env(&dir, &[], &["--recovery-key-file", f, "get", "k"])).stdout,
+        "v\n"
+    );
+    // A recovery key cannot be the credential of a new store: init makes its own.
+    let other_dir = tmp.path().join("other-store");
+    failed(run_env(&other_dir, &[], &["--recovery-key-file", f, "init"]));
+    assert!(!other_dir.join("KEYSLOTS").exists());
+    let other = tmp.path().join("other.txt");
+    std::fs::write(&other, format!("{}\n", RecoveryKey::generate().to_text().as_str())).unwrap();
+    let out = failed(run_env(
+        &dir,
+        &[],
+        &["--recovery-key-file", other.to_str().unwrap(), "get", "k"],
+    ));
+    assert!(out.stderr.contains("wrong passphrase or key"), "{out:?}");
+    std::fs::write(&other, "SYN1-0000\n").unwrap();
+    failed(run_env(
+        &dir,
+        &[],
+        &["--recovery-key-file", other.to_str().unwrap(), "get", "k"],
+    ));
+}
+
+#[test]
+fn init_recovery_out_is_owner_only_and_shares_combine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let file = tmp.path().join("recovery.key");
+    let f = file.to_str().unwrap();
+    let out = init(&dir, &["--recovery-out", f]);
+    assert!(
+        !out.stdout.contains("SYN1-"),
+        "the key is not printed when written to a file: {out:?}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    ok(run(&dir, &["put", "a", "1"]));
+    assert_eq!(
+        ok(run_env(&dir, &[], &["--recovery-key-file", f, "get", "a"])).stdout,
+        "1\n"
+    );
+    // An existing file is never overwritten, and no store is made.
+    let dir2 = tmp.path().join("store2");
+    failed(run(&dir2, &[&FAST_KDF[..], &["init", "--recovery-out", f]].concat()));
+    assert!(!dir2.join("KEYSLOTS").exists());
+
+    let shares_file = tmp.path().join("shares.txt");
+    let dir3 = tmp.path().join("store3");
+    init(
+        &dir3,
+        &[
+            "--recovery-shares",
+            "2/3",
+            "--recovery-out",
+            shares_file.to_str().unwrap(),
+        ],
+    );
+    ok(run(&dir3, &["put", "b", "2"]));
+    let shares = std::fs::read_to_string(&shares_file).unwrap();
+    let lines: Vec<&str> = shares.lines().collect();
+    assert_eq!(lines.len(), 3);
+    let two = tmp.path().join("two.txt");
+    std::fs::write(&two, format!("{}\n{}\n", lines[2], lines[0])).unwrap();
+    assert_eq!(
+        ok(run_env(
+            &dir3,
+            &[],
+            &["--recovery-key-file", two.to_str().unwrap(), "get", "b"]
+        ))
+        .stdout,
+        "2\n"
+    );
+    let one = tmp.path().join("one.txt");
+    std::fs::write(&one, format!("{}\n", lines[1])).unwrap();
+    failed(run_env(
+        &dir3,
+        &[],
+        &["--recovery-key-file", one.to_str().unwrap(), "get", "b"],
+    ));
+    failed(run(
+        &tmp.path().join("store4"),
+        &[&FAST_KDF[..], &["init", "--recovery-shares", "1/3"]].concat(),
+    ));
+}
+
+#[test]
+fn key_passphrase_replaces_the_passphrase() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    init(&dir, &[]);
+    ok(run(&dir, &["put", "k", "v"]));
+    failed(run(&dir, &["key", "passphrase"]));
+    let new_file = tmp.path().join("new.txt");
+    std::fs::write(&new_file, "brand new passphrase\n").unwrap();
+    let out = ok(run(
+        &dir,
+        &[
+            &FAST_KDF[..],
+            &["key", "passphrase", "--new-passphrase-file", new_file.to_str().unwrap()],
+        ]
+        .concat(),
+    ));
+    assert!(out.stdout.contains("passphrase changed"), "{out:?}");
+    failed(run(&dir, &["get", "k"]));
+    assert_eq!(
+        ok(run_env(
+            &dir,
+            &[("SYNAPSED_PASSPHRASE", "brand new passphrase")],
+            &["get", "k"]
+        ))
+        .stdout,
+        "v\n"
+    );
+    // And again through the environment variable.
+    ok(run_env(
+        &dir,
+        &[
+            ("SYNAPSED_PASSPHRASE", "brand new passphrase"),
+            ("SYNAPSED_NEW_PASSPHRASE", "third one"),
+        ],
+        &["key", "passphrase"],
+    ));
+    failed(run_env(
+        &dir,
+        &[("SYNAPSED_PASSPHRASE", "brand new passphrase")],
+        &["get", "k"],
+    ));
+    assert_eq!(
+        ok(run_env(&dir, &[("SYNAPSED_PASSPHRASE", "third one")], &["get", "k"])).stdout,
+        "v\n"
+    );
+    let slots = ok(run(&dir, &["key", "slots"])).stdout;
+    assert!(slots.contains("Passphrase") && slots.contains("recovery"), "{slots}");
+}
+
+#[test]
+fn key_rotate_prints_progress_and_stats_lists_epochs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    init(&dir, &[]);
+    let mut input = String::new();
+    for i in 0..300 {
+        input.push_str(&format!("put key/{i:04} value-{i}-{}\n", "p".repeat(40)));
+        if i % 50 == 49 {
+            input.push_str("commit\n");
+        }
+    }
+    let mut c = Command::new(BIN);
+    c.env("SYNAPSED_PASSPHRASE", PASSPHRASE)
+        .arg("--db")
+        .arg(&dir)
+        .args(["--memtable-size-bytes", "4096", "batch"]);
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    let stats = |dir: &PathBuf| -> serde_json::Value {
+        serde_json::from_str(&ok(run(dir, &["stats", "--json"])).stdout).unwrap()
+    };
+    let before = stats(&dir);
+    let old_epoch = before["current_epoch"].as_u64().unwrap();
+    assert_eq!(before["live_epochs"], serde_json::json!([old_epoch]));
+    assert_eq!(before["files_per_epoch"][0]["epoch"].as_u64(), Some(old_epoch));
+    assert!(!before["files_per_epoch"][0]["files"].as_array().unwrap().is_empty());
+
+    let out = ok(run(&dir, &["key", "rotate"]));
+    assert!(out.stdout.contains("rotate: rewrote"), "{out:?}");
+    assert!(
+        out.stdout.lines().last().unwrap().starts_with("rotated to epoch"),
+        "{out:?}"
+    );
+    let after = stats(&dir);
+    let new_epoch = after["current_epoch"].as_u64().unwrap();
+    assert_ne!(new_epoch, old_epoch);
+    assert_eq!(after["live_epochs"], serde_json::json!([new_epoch]));
+    assert_eq!(after["files_per_epoch"].as_array().unwrap().len(), 1, "{after}");
+    assert_eq!(after["files_per_epoch"][0]["epoch"].as_u64(), Some(new_epoch));
+    let scan = ok(run(&dir, &["scan", "key/"])).stdout;
+    assert_eq!(scan.lines().count(), 300);
+    assert_eq!(
+        ok(run(&dir, &["get", "key/0123"])).stdout,
+        format!("value-123-{}\n", "p".repeat(40))
+    );
+    assert!(ok(run(&dir, &["verify"])).stdout.contains("ok"));
+}
+
+#[test]
+fn secure_delete_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    init(&dir, &[]);
+    for (k, v) in [("a", "1"), ("p/1", "x"), ("p/2", "y"), ("q", "2")] {
+        ok(run(&dir, &["put", k, v]));
+    }
+    let out = ok(run(&dir, &["secure-delete", "a"]));
+    assert!(out.stdout.starts_with("securely deleted 1 key(s)"), "{out:?}");
+    failed(run(&dir, &["get", "a"]));
+    let out = ok(run(&dir, &["secure-delete", "--prefix", "p/"]));
+    assert!(out.stdout.starts_with("securely deleted 2 key(s)"), "{out:?}");
+    assert_eq!(ok(run(&dir, &["scan", ""])).stdout, "q\t2\n");
+    failed(run(&dir, &["secure-delete"]));
+    failed(run(&dir, &["secure-delete", "a", "--prefix", "p"]));
+    let stats: serde_json::Value = serde_json::from_str(&ok(run(&dir, &["stats", "--json"])).stdout).unwrap();
+    assert_eq!(stats["live_epochs"].as_array().unwrap().len(), 1, "{stats}");
+}
+
+/// Whether `text` shows any 8 consecutive characters of a recovery key's text
+/// (dashes removed).
+fn shows_text(text: &str, secret_text: &str) -> bool {
+    let compact: String = secret_text.chars().filter(|c| *c != '-').skip(4).collect();
+    let haystack: String = text.chars().filter(|c| *c != '-').collect();
+    compact
+        .as_bytes()
+        .windows(8)
+        .any(|w| haystack.contains(std::str::from_utf8(w).unwrap()))
+}
+
+const HYGIENE_PASSPHRASE: &str = "zq-hunter2-xv-k9-passphrase";
+
+#[test]
+fn cli_output_never_shows_secrets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let recovery_file = tmp.path().join("recovery.key");
+    let new_file = tmp.path().join("new-passphrase");
+    std::fs::write(&new_file, "zq-new-secret-passphrase\n").unwrap();
+    let run = |envs: &[(&str, &str)], args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.env_remove("SYNAPSED_PASSPHRASE")
+            .env_remove("SYNAPSED_NEW_PASSPHRASE");
+        c.envs(envs.iter().copied())
+            .arg("--db")
+            .arg(&dir)
+            .args(args)
+            .stdin(Stdio::null());
+        let out = c.output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let env = [("SYNAPSED_PASSPHRASE", HYGIENE_PASSPHRASE)];
+    let kdf = ["--argon2-memory-kib", "64", "--argon2-iterations", "1"];
+    let rf = recovery_file.to_str().unwrap();
+    let nf = new_file.to_str().unwrap();
+    let mut transcript = Vec::new();
+    transcript.push(run(&env, &[&kdf[..], &["init", "--recovery-out", rf]].concat()));
+    let key_text = std::fs::read_to_string(&recovery_file).unwrap();
+    transcript.push(run(&env, &["put", "a", "1"]));
+    transcript.push(run(&[("SYNAPSED_PASSPHRASE", "zq-wrong-passphrase")], &["get", "a"]));
+    transcript.push(run(&[], &["--recovery-key-file", rf, "get", "a"]));
+    let typo_file = tmp.path().join("typo.key");
+    std::fs::write(&typo_file, {
+        // 'U' is outside the recovery key's alphabet, wherever it lands.
+        let mut chars: Vec<char> = key_text.trim().chars().collect();
+        chars[10] = 'U';
+        chars.into_iter().collect::<String>()
+    })
+    .unwrap();
+    transcript.push(run(
+        &[],
+        &["--recovery-key-file", typo_file.to_str().unwrap(), "get", "a"],
+    ));
+    transcript.push(run(&env, &["key", "rotate"]));
+    transcript.push(run(&env, &["secure-delete", "a"]));
+    transcript.push(run(&env, &["stats", "--json"]));
+    transcript.push(run(&env, &["key", "slots"]));
+    transcript.push(run(
+        &env,
+        &[&kdf[..], &["key", "passphrase", "--new-passphrase-file", nf]].concat(),
+    ));
+    transcript.push(run(&[("SYNAPSED_PASSPHRASE", "zq-new-secret-passphrase")], &["verify"]));
+    let expected = [true, true, false, true, false, true, true, true, true, true, true];
+    for ((ok, text), want) in transcript.iter().zip(expected) {
+        assert_eq!(*ok, want, "{text}");
+        assert!(!text.contains(HYGIENE_PASSPHRASE), "{text}");
+        assert!(!text.contains("zq-wrong-passphrase"), "{text}");
+        assert!(!text.contains("zq-new-secret"), "{text}");
+        assert!(!shows_text(text, key_text.trim()), "{text}");
+    }
+}
