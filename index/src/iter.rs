@@ -1,6 +1,7 @@
 //! One iterator trait under every iterator, and the merging iterator over many.
 
 use std::cmp::Ordering;
+use std::collections::binary_heap::PeekMut;
 use std::collections::BinaryHeap;
 use std::ops::Bound;
 
@@ -128,11 +129,21 @@ impl MergingIterator {
         if let Some(e) = self.pending.take() {
             return Err(e);
         }
-        let Some(top) = self.heap.pop() else { return Ok(None) };
-        if let Err(e) = self.pull(top.child) {
-            self.pending = Some(e);
+        // Refill the top slot in place and sift it down once, rather than a pop and
+        // a push: in a short scan one child often supplies several entries in a row.
+        let Some(mut top) = self.heap.peek_mut() else { return Ok(None) };
+        let next = match self.children.get_mut(top.child) {
+            Some(child) => child.next_entry(),
+            None => Ok(None),
+        };
+        match next {
+            Ok(Some(entry)) => Ok(Some(std::mem::replace(&mut top.entry, entry))),
+            Ok(None) => Ok(Some(PeekMut::pop(top).entry)),
+            Err(e) => {
+                self.pending = Some(e);
+                Ok(Some(PeekMut::pop(top).entry))
+            }
         }
-        Ok(Some(top.entry))
     }
 }
 

@@ -1,11 +1,11 @@
 //! The memtable: a concurrent skiplist of internal keys. One writer at a time
 //! inserts (the engine serializes writers); any number of readers read concurrently.
 //!
-//! Iterators own an `Arc<Memtable>` and pull entries in small chunks, re-seeking
-//! after the last key they returned; that avoids borrowing the skiplist across calls
-//! (a self-referential iterator) at the price of one seek per chunk.
+//! Iterators own an `Arc<Memtable>` together with a skiplist range cursor that
+//! borrows it (a self-referential pair, kept safe by `self_cell`), so each step is
+//! one move along the bottom list and only the entries actually returned are
+//! copied: a short range read costs one seek, not a seek plus a copied chunk.
 
-use std::collections::VecDeque;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,8 +16,6 @@ use crate::error::Result;
 use crate::iter::{Direction, InternalIterator, KeyRange};
 use crate::key::{Entry, InternalKey, SeqNo, ValueKind, MAX_SEQNO};
 
-/// Entries an iterator copies out of the skiplist per seek.
-const CHUNK: usize = 64;
 /// Per-entry bookkeeping charged on top of key and value bytes (skiplist node with
 /// its tower, the key's and value's heap headers).
 const ENTRY_OVERHEAD_BYTES: usize = 96;
@@ -94,46 +92,47 @@ impl Memtable {
             Bound::Excluded(e) => Bound::Excluded(InternalKey::new(e, MAX_SEQNO, FIRST_KIND)),
             Bound::Unbounded => Bound::Unbounded,
         };
-        Box::new(MemtableIter { table: self.clone(), lower, upper, direction, buffer: VecDeque::new(), done: false })
+        let cursor = MemtableCursor::new(self.clone(), |mem| mem.map.range((lower, upper)));
+        Box::new(MemtableIter { cursor, direction, done: false })
     }
 }
 
-/// A chunked iterator over a memtable.
+/// A cursor over part of a memtable's skiplist; the range owns its bounds.
+type MemtableRange<'a> = crossbeam_skiplist::map::Range<'a, InternalKey, (Bound<InternalKey>, Bound<InternalKey>), InternalKey, Vec<u8>>;
+
+self_cell::self_cell!(
+    /// A memtable and a range cursor borrowing it, moved around together.
+    struct MemtableCursor {
+        owner: Arc<Memtable>,
+        #[covariant]
+        dependent: MemtableRange,
+    }
+);
+
+/// An iterator over a memtable, walking the skiplist in place.
 struct MemtableIter {
-    table: Arc<Memtable>,
-    /// Lower bound of what is left to return (moves up as forward iteration proceeds).
-    lower: Bound<InternalKey>,
-    /// Upper bound of what is left to return (moves down in reverse).
-    upper: Bound<InternalKey>,
+    cursor: MemtableCursor,
     direction: Direction,
-    buffer: VecDeque<Entry>,
+    /// Set at the end, so an entry inserted past it later is not returned after
+    /// the iterator has already reported its end.
     done: bool,
-}
-
-impl MemtableIter {
-    fn refill(&mut self) {
-        let range = (self.lower.as_ref(), self.upper.as_ref());
-        let to_entry = |e: crossbeam_skiplist::map::Entry<'_, InternalKey, Vec<u8>>| Entry { key: e.key().clone(), value: e.value().clone() };
-        match self.direction {
-            Direction::Forward => self.buffer.extend(self.table.map.range::<InternalKey, _>(range).take(CHUNK).map(to_entry)),
-            Direction::Reverse => self.buffer.extend(self.table.map.range::<InternalKey, _>(range).rev().take(CHUNK).map(to_entry)),
-        }
-        match self.buffer.back() {
-            None => self.done = true,
-            Some(last) => match self.direction {
-                Direction::Forward => self.lower = Bound::Excluded(last.key.clone()),
-                Direction::Reverse => self.upper = Bound::Excluded(last.key.clone()),
-            },
-        }
-    }
 }
 
 impl InternalIterator for MemtableIter {
     fn next_entry(&mut self) -> Result<Option<Entry>> {
-        if self.buffer.is_empty() && !self.done {
-            self.refill();
+        if self.done {
+            return Ok(None);
         }
-        Ok(self.buffer.pop_front())
+        let direction = self.direction;
+        let next = self.cursor.with_dependent_mut(|_, range| {
+            let e = match direction {
+                Direction::Forward => range.next(),
+                Direction::Reverse => range.next_back(),
+            };
+            e.map(|e| Entry { key: e.key().clone(), value: e.value().clone() })
+        });
+        self.done = next.is_none();
+        Ok(next)
     }
 }
 
@@ -220,6 +219,21 @@ mod tests {
         for e in collect(mt.iter(KeyRange::all(), Direction::Forward)) {
             let (kind, v) = &model[&e.key.user_key][&e.key.seqno];
             assert_eq!((&e.key.kind, &e.value), (kind, v));
+        }
+    }
+
+    #[test]
+    fn iterators_stay_ended_after_their_end() {
+        for direction in [Direction::Forward, Direction::Reverse] {
+            let mt = Arc::new(Memtable::new(1));
+            mt.insert(b"b", 1, ValueKind::Put, b"1");
+            let mut it = mt.iter(KeyRange::all(), direction);
+            assert_eq!(it.next_entry().unwrap().unwrap().key.user_key, b"b");
+            assert!(it.next_entry().unwrap().is_none());
+            // A key past the end in this direction, inserted after the end was reported.
+            let late: &[u8] = if direction == Direction::Forward { b"c" } else { b"a" };
+            mt.insert(late, 2, ValueKind::Put, b"2");
+            assert!(it.next_entry().unwrap().is_none(), "{direction:?}");
         }
     }
 

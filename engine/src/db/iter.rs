@@ -122,7 +122,14 @@ impl RangeIter {
             if entry.key.seqno > self.seqno || self.current_key.as_ref() == Some(&entry.key.user_key) {
                 continue;
             }
-            self.current_key = Some(entry.key.user_key.clone());
+            // Reuse the buffer: a fresh allocation per entry showed up in range-read profiles.
+            match self.current_key.as_mut() {
+                Some(current) => {
+                    current.clear();
+                    current.extend_from_slice(&entry.key.user_key);
+                }
+                None => self.current_key = Some(entry.key.user_key.clone()),
+            }
             if let Some(value) = resolve(entry.key.kind, entry.value)? {
                 return Ok(Some((entry.key.user_key, value)));
             }

@@ -6,6 +6,7 @@
 //! a second chance — LRU-like behaviour with O(1) work per operation.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,6 +27,32 @@ const MIN_SHARD_BYTES: usize = 1 << 20;
 
 type CacheKey = (u64, u64);
 
+/// Hashes the integers making up a cache key. Keys are file numbers and block
+/// offsets chosen by the store, not by a caller, so flooding one bucket on purpose
+/// is not a concern and SipHash's defence against it is not worth its cost.
+#[derive(Default, Clone, Copy)]
+struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        // Fold the well-mixed high bits down: the table indexes by the low ones.
+        let h = self.0;
+        h ^ (h >> 29) ^ (h >> 47)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(26) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+
 struct Slot {
     key: CacheKey,
     block: Option<Arc<Block>>,
@@ -35,7 +62,7 @@ struct Slot {
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<CacheKey, usize>,
+    map: IntMap<CacheKey, usize>,
     slots: Vec<Slot>,
     free: Vec<usize>,
     hand: usize,
@@ -171,13 +198,13 @@ pub struct TableCache {
     dir: PathBuf,
     keys: Arc<KeyManager>,
     block_cache: Option<Arc<BlockCache>>,
-    readers: Mutex<HashMap<u64, Arc<TableReader>>>,
+    readers: Mutex<IntMap<u64, Arc<TableReader>>>,
 }
 
 impl TableCache {
     /// A cache over the tables in `dir`.
     pub fn new(vfs: Arc<dyn Vfs>, dir: PathBuf, keys: Arc<KeyManager>, block_cache: Option<Arc<BlockCache>>) -> Arc<Self> {
-        Arc::new(TableCache { vfs, dir, keys, block_cache, readers: Mutex::new(HashMap::new()) })
+        Arc::new(TableCache { vfs, dir, keys, block_cache, readers: Mutex::new(IntMap::default()) })
     }
 
     /// The reader of table `file_number`, opening it if needed.
