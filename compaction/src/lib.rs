@@ -8,6 +8,8 @@ mod compact;
 mod edit;
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gc;
 mod level_iter;
 mod manifest;

@@ -13,6 +13,8 @@ mod codec;
 mod envelope;
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(test)]
 mod format_examples;
 mod header;

@@ -158,6 +158,9 @@ pub(crate) fn decode_batch(bytes: &[u8], file: &str, offset: u64) -> Result<Batc
         if key.is_empty() {
             return Err(c.corrupt("empty key in batch record"));
         }
+        if kind == ValueKind::Delete && !value.is_empty() {
+            return Err(c.corrupt("a delete in a batch record carries a value"));
+        }
         ops.push(RecordOp { kind, key, value });
     }
     if !c.rest.is_empty() {

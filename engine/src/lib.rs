@@ -25,11 +25,15 @@ mod batch;
 mod db;
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod options;
 
 pub use batch::WriteBatch;
 pub use db::{Db, DbIterator, Snapshot, Stats, Transaction, VerifyReport};
+pub use db::{EpochFiles, RotationProgress, RotationReport, SecureDeleteReport};
 pub use error::{Error, Result};
+pub use db::{LostFile, RepairReport, LOST_DIR};
 pub use options::{Options, SyncPolicy};
 
 pub use crypto::vfs::{SimVfs, StdVfs, Vfs};
@@ -37,5 +41,6 @@ pub use crypto::vfs::{SimVfs, StdVfs, Vfs};
 /// run a store on another file system, or to inject faults in tests.
 pub use crypto::vfs;
 pub use crypto::{Argon2Params, Credential};
+pub use crypto::{HybridKeypair, HybridPublicKey, HybridSecretKey, RecoveryKey, RecoveryShare, SlotInfo, SlotKind};
 pub use index::Compression;
 
