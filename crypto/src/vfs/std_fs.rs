@@ -120,15 +120,29 @@ impl Vfs for StdVfs {
     }
     fn lock(&self, path: &Path) -> Result<Box<dyn LockGuard>, LockError> {
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(LockError::Io)?;
-        // SAFETY: flock on a valid, owned file descriptor.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                let pid = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse::<u32>().ok());
-                return Err(LockError::Held { pid });
+        // A lock recorded under this process's own pid may be held only by a child
+        // process between its fork and exec (it shares the close-on-exec descriptor
+        // until exec closes it), right after this process released the store. That
+        // clears within moments, so such a holder is waited for briefly; a lock of
+        // another process is refused at once.
+        let mut own_pid_retries = 50;
+        loop {
+            // SAFETY: flock on a valid, owned file descriptor.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                break;
             }
-            return Err(LockError::Io(err));
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(LockError::Io(err));
+            }
+            let pid = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse::<u32>().ok());
+            if pid == Some(std::process::id()) && own_pid_retries > 0 {
+                own_pid_retries -= 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                continue;
+            }
+            return Err(LockError::Held { pid });
         }
         // Record the holder so a refused opener can name it.
         file.set_len(0).map_err(LockError::Io)?;
