@@ -20,5 +20,8 @@ cargo nextest run --workspace --no-fail-fast
 echo "== WAL over io_uring"
 cargo nextest run -p synapsed-storage-wal --features io-uring --no-fail-fast
 
+echo "== criterion benches compile (no peer engine is built)"
+cargo bench -p synapsed-benches --no-run --quiet
+
 echo "== documentation examples"
 cargo test --workspace --doc --quiet
