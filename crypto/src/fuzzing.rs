@@ -11,6 +11,9 @@
 
 use std::sync::{Arc, OnceLock};
 
+mod corpus;
+pub use corpus::CorpusReplay;
+
 use crate::codec::append_crc;
 use crate::format::{
     CRC_LEN, FILE_MAGIC, FORMAT_VERSION, KEYRING_HEADER_LEN, KEYRING_MAGIC, KEYRING_VERSION, KEYSLOTS_HEADER_LEN,
