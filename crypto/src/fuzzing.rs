@@ -39,27 +39,44 @@ pub fn run(target: &str, data: &[u8]) -> bool {
     true
 }
 
-/// Reads fixed-width fields off the front of the input; missing bytes read as zero.
-struct Input<'a> {
+/// Reads fixed-width little-endian fields off the front of a fuzz input; past
+/// the end every read yields zeros, so any input drives a whole run. Shared by the
+/// fuzzing modules of the crates above this one.
+#[derive(Debug)]
+pub struct FuzzInput<'a> {
     rest: &'a [u8],
 }
 
-impl<'a> Input<'a> {
-    fn new(data: &'a [u8]) -> Self {
-        Input { rest: data }
+impl<'a> FuzzInput<'a> {
+    /// A reader over `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        FuzzInput { rest: data }
     }
 
-    fn u8(&mut self) -> u8 {
+    /// Whether every byte was read.
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// The next byte, or 0.
+    pub fn u8(&mut self) -> u8 {
         let (first, rest) = self.rest.split_first().map_or((0, &[][..]), |(f, r)| (*f, r));
         self.rest = rest;
         first
     }
 
-    fn u16(&mut self) -> u16 {
+    /// The next two bytes, little-endian.
+    pub fn u16(&mut self) -> u16 {
         u16::from_le_bytes([self.u8(), self.u8()])
     }
 
-    fn u64(&mut self) -> u64 {
+    /// The next four bytes, little-endian.
+    pub fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+
+    /// The next eight bytes, little-endian.
+    pub fn u64(&mut self) -> u64 {
         let mut b = [0u8; 8];
         for x in &mut b {
             *x = self.u8();
@@ -67,15 +84,12 @@ impl<'a> Input<'a> {
         u64::from_le_bytes(b)
     }
 
-    fn take(&mut self, n: usize) -> &'a [u8] {
+    /// The next `n` bytes, or fewer at the end.
+    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
         let n = n.min(self.rest.len());
         let (head, tail) = self.rest.split_at(n);
         self.rest = tail;
         head
-    }
-
-    fn is_empty(&self) -> bool {
-        self.rest.is_empty()
     }
 }
 
@@ -93,7 +107,7 @@ const MAX_DAMAGE_OPS: usize = 16;
 /// | 2 | `n u8, n bytes` | append the bytes |
 /// | 3 | `pos u16, value u8` | `bytes[pos] = value` |
 /// | 4 | none | rewrite the trailing crc32 over the rest (defeats the checksum, so the AEAD layer is what must refuse) |
-fn damage(bytes: &mut Vec<u8>, input: &mut Input<'_>) {
+fn damage(bytes: &mut Vec<u8>, input: &mut FuzzInput<'_>) {
     for _ in 0..MAX_DAMAGE_OPS {
         if input.is_empty() {
             break;
@@ -113,7 +127,7 @@ fn damage(bytes: &mut Vec<u8>, input: &mut Input<'_>) {
             }
             2 => {
                 let n = usize::from(input.u8());
-                bytes.extend_from_slice(input.take(n));
+                bytes.extend_from_slice(input.bytes(n));
             }
             _ => {
                 if bytes.len() >= CRC_LEN {
@@ -171,7 +185,7 @@ fn kind_index(kind: FileKind) -> usize {
 /// the expected kind (bytes past the header are not part of it), with the same key.
 pub fn file_header(data: &[u8]) {
     let fx = header_fixture();
-    let mut input = Input::new(data);
+    let mut input = FuzzInput::new(data);
     let sel = input.u8();
     let expected = KINDS.get(usize::from((sel >> 1) & 3)).copied().unwrap_or(FileKind::Wal);
     let bytes = if sel & 1 == 0 {
@@ -253,7 +267,7 @@ fn envelope_cipher() -> &'static (FileCipher, Vec<SealedBlock>) {
 /// that offset, agree with `open_in_place`, and never open under another file id.
 pub fn envelope(data: &[u8]) {
     let (cipher, sealed) = envelope_cipher();
-    let mut input = Input::new(data);
+    let mut input = FuzzInput::new(data);
     let sel = input.u8();
     let offset = input.u64();
     let kind = BLOCK_KINDS.get(usize::from(input.u8() % 8)).copied().unwrap_or(BlockKind::SstData);
@@ -329,7 +343,7 @@ fn keyslot_fixture() -> &'static KeyslotFixture {
 /// changed. Hybrid credentials are not tried (each costs an ML-KEM key pair).
 pub fn keyslot_file(data: &[u8]) {
     let fx = keyslot_fixture();
-    let mut input = Input::new(data);
+    let mut input = FuzzInput::new(data);
     let bytes = if input.u8() & 1 == 0 {
         input.rest.to_vec()
     } else {
@@ -414,7 +428,7 @@ fn keyring_fixture() -> &'static KeyringFixture {
 /// or store id must never open it.
 pub fn keyring_file(data: &[u8]) {
     let fx = keyring_fixture();
-    let mut input = Input::new(data);
+    let mut input = FuzzInput::new(data);
     let bytes = if input.u8() & 1 == 0 {
         input.rest.to_vec()
     } else {

@@ -15,6 +15,7 @@ use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use crypto::fuzzing::FuzzInput;
 use crypto::vfs::{SimVfs, Vfs};
 use crypto::{KeyManager, FILE_HEADER_LEN};
 
@@ -444,48 +445,12 @@ pub fn sst_properties(data: &[u8]) {
 // ---------------------------------------------------------------------------
 // Whole tables.
 
-/// Reads fuzz input front to back; past the end every read yields zeros.
-struct Input<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Input<'a> {
-    fn is_empty(&self) -> bool {
-        self.rest.is_empty()
-    }
-
-    fn u8(&mut self) -> u8 {
-        match self.rest.split_first() {
-            Some((b, rest)) => {
-                self.rest = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-
-    fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let n = n.min(self.rest.len());
-        let (head, rest) = self.rest.split_at(n);
-        self.rest = rest;
-        head
-    }
-}
-
 /// Applies up to 16 damage operations read from `input` to `bytes`: `0` xor one
 /// byte (`pos u32, mask u8`), `1` truncate (`len u32`), `2` append (`n u8`, then
 /// `n` bytes), `3` zero a range (`pos u32, n u8`), `4` copy a range elsewhere
 /// (`from u32, to u32, n u16`), `5` insert (`pos u32, n u8`, then `n` bytes).
 /// Positions are taken modulo the current length, so every operation applies.
-fn apply_ops(bytes: &mut Vec<u8>, input: &mut Input<'_>) {
+fn apply_ops(bytes: &mut Vec<u8>, input: &mut FuzzInput<'_>) {
     for _ in 0..16 {
         if input.is_empty() {
             return;
@@ -624,7 +589,7 @@ fn seed_tables() -> &'static [BuiltTable] {
 
 /// A table built from entries read from `input`: options byte, entry count, then
 /// per entry `key_len u8 (mod 6), key bytes, seqno u16, kind u8, value_len u8`.
-fn table_from_input(input: &mut Input<'_>) -> BuiltTable {
+fn table_from_input(input: &mut FuzzInput<'_>) -> BuiltTable {
     let o = input.u8();
     let options = TableOptions {
         block_size_bytes: 32 + usize::from(input.u8()) * 8,
@@ -677,7 +642,7 @@ fn model_get(
 /// authenticated, so damage may only ever surface as an error naming the file, and
 /// a file whose bytes changed at all must fail `open` or `verify`.
 pub fn sst_table(data: &[u8]) {
-    let mut input = Input { rest: data };
+    let mut input = FuzzInput::new(data);
     let mode = input.u8();
     let built;
     let table = if mode & 1 == 0 {

@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use crypto::fuzzing::FuzzInput;
 use crypto::vfs::{SimVfs, Vfs};
 use crypto::{FileKind, KeyManager, FILE_HEADER_LEN, TAG_LEN};
 
@@ -202,46 +203,6 @@ pub fn wal_record(data: &[u8]) {
     assert_eq!(as_manifest, End::OpenFailed, "a WAL opened as a manifest");
 }
 
-/// Reads fuzz input front to back; past the end every read yields zeros.
-pub(crate) struct Input<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Input<'a> {
-    fn new(data: &'a [u8]) -> Self {
-        Input { rest: data }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.rest.is_empty()
-    }
-
-    fn u8(&mut self) -> u8 {
-        match self.rest.split_first() {
-            Some((b, rest)) => {
-                self.rest = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-
-    fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let n = n.min(self.rest.len());
-        let (head, rest) = self.rest.split_at(n);
-        self.rest = rest;
-        head
-    }
-}
-
 /// Most records one `wal_log` input describes, and the size cap of each.
 const MAX_LOG_RECORDS: usize = 12;
 /// Most damage operations one `wal_log` input applies.
@@ -254,7 +215,7 @@ const MAX_OPS: usize = 16;
 /// `4` zero a range (`pos u32, n u8`), `5` copy a range elsewhere (`from u32,
 /// to u32, n u16`), `6` insert (`pos u32, n u8`, then `n` bytes). Positions are
 /// taken modulo the current length, so every operation applies.
-pub(crate) fn apply_ops(bytes: &mut Vec<u8>, input: &mut Input<'_>) {
+pub(crate) fn apply_ops(bytes: &mut Vec<u8>, input: &mut FuzzInput<'_>) {
     for _ in 0..MAX_OPS {
         if input.is_empty() {
             return;
@@ -320,7 +281,7 @@ fn record_bytes(i: usize, len: usize) -> Vec<u8> {
 /// followed by zeros must read as a torn tail.
 pub fn wal_log(data: &[u8]) {
     let fx = fixture();
-    let mut input = Input::new(data);
+    let mut input = FuzzInput::new(data);
     let kind = if input.u8() & 1 == 0 { FileKind::Wal } else { FileKind::Manifest };
     let count = usize::from(input.u8()) % (MAX_LOG_RECORDS + 1);
     let records: Vec<Vec<u8>> = (0..count).map(|i| record_bytes(i, usize::from(input.u16() % 601))).collect();
