@@ -5,8 +5,12 @@
 //! which recovery reads as a torn tail. Durability is decoupled from appending:
 //! [`LogWriter::sync_to`] lets one fsync cover every record appended before it
 //! started, so N concurrent committers pay for far fewer than N fsyncs. Any failed
-//! write or fsync poisons the log, because after a failed fsync the kernel may have
-//! dropped dirty pages and a retry could report success for data that is gone.
+//! write stops appends to the log, and a failed fsync stops everything, because after
+//! a failed fsync the kernel may have dropped dirty pages and a retry could report
+//! success for data that is gone. A failed write leaves the frames before it intact
+//! (the partial frame it may have left is a torn tail), so syncs that cover only
+//! those frames still run: a committer whose record was appended before another
+//! writer's append failed (say on a full disk) still gets its record made durable.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,8 +30,11 @@ struct SyncState {
     synced_offset: u64,
     /// A leader is inside `WritableFile::sync`; others wait for it instead of syncing.
     sync_in_progress: bool,
-    /// The first write or sync failure; once set, nothing more is written.
+    /// The first sync failure; once set, nothing more is written or synced.
     poisoned: Option<String>,
+    /// The first append failure; once set, nothing more is appended, but the
+    /// frames before the failed one can still be synced.
+    append_failed: Option<String>,
 }
 
 /// Appends records to one log file.
@@ -94,9 +101,10 @@ impl LogWriter {
     /// Appends one record (framed and sealed) and returns the file offset just past it.
     /// Callers serialize `append`; it may run while another thread is in `sync_to`.
     ///
-    /// A failed write returns the I/O error and poisons the log: later appends and
-    /// syncs fail with [`Error::Poisoned`], and the caller moves to a new log. The
-    /// partial frame the failure may have left is read back as a torn tail.
+    /// A failed write returns the I/O error and poisons the log for appends: later
+    /// appends fail with [`Error::Poisoned`], and the caller moves to a new log.
+    /// `sync_to` still makes the frames before the failed one durable. The partial
+    /// frame the failure may have left is read back as a torn tail.
     pub fn append(&self, payload: &[u8]) -> Result<u64> {
         if payload.len() > MAX_RECORD_BYTES {
             return Err(Error::RecordTooLarge { len: payload.len(), max: MAX_RECORD_BYTES });
@@ -112,7 +120,7 @@ impl LogWriter {
         drop(sealed);
         // One append per frame: a crash can tear only the last frame, never interleave two.
         if let Err(source) = self.file.append(&frame) {
-            self.poison(format!("append at offset {offset} failed: {source}"));
+            self.state.lock().append_failed.get_or_insert(format!("append at offset {offset} failed: {source}"));
             return Err(Error::Io { file: self.name.clone(), source });
         }
         let end = offset + frame.len() as u64;
@@ -122,7 +130,9 @@ impl LogWriter {
 
     /// Makes everything up to `offset` durable. Concurrent callers share fsyncs:
     /// a caller whose offset an in-flight or finished sync already covers does not
-    /// sync again. After a failed sync the log is poisoned.
+    /// sync again. After a failed sync the log is poisoned. A failed append does
+    /// not stop syncs: `len()` did not advance past the failed frame, so a sync
+    /// covers only the frames appended whole before it.
     ///
     /// An `offset` beyond [`LogWriter::len`] is treated as `len()`: only appended
     /// bytes can be made durable.
@@ -203,23 +213,17 @@ impl LogWriter {
         self.state.lock().synced_offset
     }
 
-    /// Whether an earlier failure stopped this log.
+    /// Whether an earlier failed append or sync stopped appends to this log.
     pub fn is_poisoned(&self) -> bool {
-        self.state.lock().poisoned.is_some()
+        let state = self.state.lock();
+        state.poisoned.is_some() || state.append_failed.is_some()
     }
 
     fn check_not_poisoned(&self) -> Result<()> {
-        match &self.state.lock().poisoned {
+        let state = self.state.lock();
+        match state.poisoned.as_ref().or(state.append_failed.as_ref()) {
             Some(reason) => Err(Error::Poisoned { file: self.name.clone(), reason: reason.clone() }),
             None => Ok(()),
         }
-    }
-
-    fn poison(&self, reason: String) {
-        let mut state = self.state.lock();
-        state.poisoned.get_or_insert(reason);
-        drop(state);
-        // Waiters must learn that no sync will ever cover their records.
-        self.synced.notify_all();
     }
 }

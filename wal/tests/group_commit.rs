@@ -1,5 +1,6 @@
 //! Group commit and poisoning: many writers share fsyncs, every acknowledged
-//! record comes back, and a failed append or fsync stops the log for good.
+//! record comes back, a failed fsync stops the log for good, and a failed append
+//! stops appends while the frames before it can still be synced.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
@@ -98,7 +99,7 @@ fn failing(vfs: Arc<dyn Vfs>) -> (Arc<dyn Vfs>, Arc<Faults>) {
 }
 
 #[test]
-fn a_failed_append_poisons_the_log_and_leaves_a_torn_tail() {
+fn a_failed_append_stops_appends_but_earlier_frames_still_sync() {
     let keys = KeyManager::ephemeral();
     for (vfs_name, inner) in vfs_impls() {
         let (vfs, faults) = failing(inner);
@@ -125,9 +126,13 @@ fn a_failed_append_poisons_the_log_and_leaves_a_torn_tail() {
             }
             other => panic!("{vfs_name}: expected Poisoned, got {other:?}"),
         }
-        // Records synced before the failure stay acknowledged; the rest never will be.
+        // Records synced before the failure stay acknowledged, and the record
+        // appended whole before the failure can still be made durable.
         w.sync_to(first).unwrap();
-        assert!(matches!(w.sync(), Err(Error::Poisoned { .. })), "{vfs_name}");
+        w.sync_to(second).unwrap();
+        assert_eq!(w.synced_len(), second, "{vfs_name}: the sync covers exactly the whole frames");
+        w.sync().unwrap();
+        assert!(matches!(w.append(b"again"), Err(Error::Poisoned { .. })), "{vfs_name}");
 
         // Recovery sees both whole records and the half frame as a torn tail.
         let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal).unwrap();
@@ -135,6 +140,33 @@ fn a_failed_append_poisons_the_log_and_leaves_a_torn_tail() {
         assert_eq!(got.torn_tail_at, Some(second));
         assert_eq!(got.valid_len, second);
     }
+}
+
+/// A committer whose record was appended before another writer's append hit a
+/// full disk still gets a durable commit: the record survives a power loss.
+#[test]
+fn a_record_appended_before_a_full_disk_failure_survives_a_crash() {
+    let keys = KeyManager::ephemeral();
+    let sim = crypto::vfs::SimVfs::new();
+    let vfs: Arc<dyn Vfs> = sim.clone();
+    let dir = std::path::Path::new("/store");
+    vfs.create_dir_all(dir).unwrap();
+    let path = dir.join("000001.wal");
+    let w = LogWriter::create(&vfs, &path, &keys, 1, FileKind::Wal).unwrap();
+    w.append(b"one").unwrap();
+    w.sync().unwrap();
+    vfs.sync_dir(dir).unwrap();
+    // Writer A appends and has not synced yet when writer B's append finds the disk full.
+    let a_end = w.append(&[7u8; 300]).unwrap();
+    sim.set_capacity_bytes(Some(sim.total_live_bytes()));
+    match w.append(&[9u8; 300]) {
+        Err(Error::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(28), "{source}"),
+        other => panic!("expected ENOSPC, got {other:?}"),
+    }
+    w.sync_to(a_end).unwrap();
+    sim.crash();
+    let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal).unwrap();
+    assert_eq!(got.records, vec![b"one".to_vec(), vec![7u8; 300]]);
 }
 
 #[test]

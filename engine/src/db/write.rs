@@ -194,11 +194,23 @@ impl Inner {
     /// Moves to a fresh WAL segment after an append failed on a full disk. The
     /// old segment keeps its records and ends in a torn tail, which recovery
     /// accepts in any segment; it stays needed (and replayed) until the active
-    /// memtable, which spans both, is flushed. Fails with `StorageFull`, without
-    /// stopping writes, while there is still no room for a new segment.
+    /// memtable, which spans both, is flushed. The old segment is synced first
+    /// (a failed append leaves the frames before it syncable), so every batch
+    /// appended before the failure is durable before any batch of the new segment
+    /// can be: the log stays a durable prefix, and a batch whose writer had not
+    /// synced yet when the disk filled never becomes visible without being
+    /// durable. Fails with `StorageFull`, without stopping writes, while there is
+    /// still no room for a new segment.
     fn roll_full_wal(&self, writer: &mut MutexGuard<'_, WriterState>) -> Result<()> {
         if !writer.wal_full {
             return Ok(());
+        }
+        if self.options.sync != SyncPolicy::Never {
+            if let Some(old) = writer.wal.clone() {
+                if let Err(e) = old.sync() {
+                    return Err(self.wal_failed("WAL sync", e));
+                }
+            }
         }
         let number = self.versions.new_file_number();
         match self.create_wal(number) {
@@ -308,15 +320,9 @@ impl Inner {
 
     /// Syncs the active WAL segment (periodic policy, close).
     pub(crate) fn sync_wal(&self) -> Result<()> {
-        let wal = {
-            let writer = self.writer.lock();
-            // A log stopped by a full disk cannot sync again; everything of it
-            // that was synced stays durable and the next write rolls to a new one.
-            if writer.wal_full {
-                return Ok(());
-            }
-            writer.wal.clone()
-        };
+        // A log stopped by a full disk still syncs the records appended before
+        // the failure; the next write rolls to a new segment.
+        let wal = self.writer.lock().wal.clone();
         if let Some(wal) = wal {
             if let Err(e) = wal.sync() {
                 return Err(self.wal_failed("WAL sync", e));
