@@ -106,6 +106,9 @@ pub struct Stats {
     pub block_cache_hits: u64,
     /// Block-cache misses.
     pub block_cache_misses: u64,
+    /// SSTables the table cache holds open (at most `max_open_files` in a
+    /// read-write handle; every table of the version in a read-only one).
+    pub open_tables: usize,
     /// Flushes done since open.
     pub flushes: u64,
     /// Compactions done since open.
@@ -206,7 +209,9 @@ impl Db {
     /// Read-only handles only: catches up with the writer process (re-reads
     /// `CURRENT`, the manifest and the WAL), so later reads see everything it
     /// had committed by then. Snapshots taken before are not kept consistent;
-    /// see `engine/src/db/refresh.rs`.
+    /// see `engine/src/db/refresh.rs`. A refresh that fails (a damaged file, more
+    /// tables than `max_open_files`) closes the handle: later reads return
+    /// `Error::Closed`, and a new read-only open starts afresh.
     pub fn refresh(&self) -> Result<()> {
         self.inner.refresh()
     }

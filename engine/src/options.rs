@@ -6,6 +6,12 @@ use crypto::vfs::{StdVfs, Vfs};
 use crypto::Argon2Params;
 use index::Compression;
 
+/// Smallest accepted `max_open_files`: a compaction reads up to a level's worth of
+/// inputs at once and must not thrash the table cache.
+pub(crate) const MIN_OPEN_FILES: usize = 16;
+/// Largest accepted `max_open_files`.
+pub(crate) const MAX_OPEN_FILES: usize = 1_000_000;
+
 /// When a commit is made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncPolicy {
@@ -72,6 +78,12 @@ pub struct Options {
     /// Largest encoded batch, keys and values included (default 256 MiB; at most
     /// the WAL's record limit).
     pub max_batch_bytes: usize,
+    /// Most SSTables a read-write handle keeps open (one file descriptor each;
+    /// default 1,000, at least 16, at most 1,000,000). Beyond it the least
+    /// recently used table is closed and reopened on its next read. A read-only
+    /// handle keeps every table of its version open (the writer may unlink them),
+    /// so it refuses to open or refresh a version with more tables than this.
+    pub max_open_files: usize,
     /// Open without write access (no lock taken, no recovery writes).
     pub read_only: bool,
 }
@@ -102,6 +114,7 @@ impl Default for Options {
             max_value_bytes: 64 << 20,
             max_batch_ops: 1 << 20,
             max_batch_bytes: 256 << 20,
+            max_open_files: 1000,
             read_only: false,
         }
     }
@@ -180,6 +193,9 @@ impl Options {
         }
         if self.max_batch_bytes == 0 || self.max_batch_bytes > wal::MAX_RECORD_BYTES {
             return bad("max_batch_bytes must be in 1..=the WAL record limit (512 MiB)");
+        }
+        if !(MIN_OPEN_FILES..=MAX_OPEN_FILES).contains(&self.max_open_files) {
+            return bad("max_open_files must be in 16..=1000000");
         }
         if self.l0_slowdown_trigger > self.l0_stop_trigger {
             return bad("l0_slowdown_trigger must not exceed l0_stop_trigger");

@@ -514,3 +514,64 @@ fn torn_wal_tail() {
         "open did not truncate the tail: {report:?}"
     );
 }
+
+/// The `.sst` files this process has open right now, from `/proc/self/fd`.
+fn open_table_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.extension().is_some_and(|x| x == "sst"))
+        .count()
+}
+
+#[test]
+fn too_many_open_files() {
+    let (_tmp, dir) = new_store();
+    let limited = Options { max_open_files: 16, ..options() };
+    let db = Db::open(&dir, &cred(), limited.clone()).unwrap();
+    // Incompressible values, so the tables stay many and small.
+    let value = |i: u32| {
+        let mut x = u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..100).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        }).collect::<Vec<u8>>()
+    };
+    let n = 4000u32;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
+        let mut batch = WriteBatch::new();
+        for &i in chunk {
+            batch.put(format!("key{i:06}").as_bytes(), value(i));
+        }
+        db.write(batch).unwrap();
+    }
+    db.compact_range(None, None).unwrap();
+    let tables: usize = db.stats().files_per_level.iter().sum();
+    assert!(tables > 40, "the test needs many more tables than the limit, got {tables}");
+    // Every key reads back through a cache that keeps at most 16 tables open.
+    for i in (0..n).rev().step_by(7) {
+        assert_eq!(db.get(format!("key{i:06}").as_bytes()).unwrap(), Some(value(i)), "key {i}");
+        assert!(db.stats().open_tables <= 16);
+    }
+    assert_eq!(db.scan_prefix(b"key").unwrap().count(), n as usize);
+    assert!(db.stats().open_tables <= 16, "{}", db.stats().open_tables);
+    assert!(open_table_descriptors() <= 16, "{} table descriptors open", open_table_descriptors());
+
+    // A read-only handle keeps every table of its version open, so it refuses a
+    // version with more tables than its limit, with the option to raise.
+    let ro = |max_open_files| Db::open(&dir, &cred(), Options { read_only: true, max_open_files, ..options() });
+    invalid(ro(16).unwrap_err(), "max_open_files = 16");
+    let reader = ro(1000).unwrap();
+    assert_eq!(reader.stats().open_tables, tables);
+    assert_eq!(reader.get(b"key000123").unwrap(), Some(value(123)));
+    drop(reader);
+    // The option has a documented range.
+    invalid(Db::open(&dir, &cred(), Options { max_open_files: 15, ..options() }).unwrap_err(), "max_open_files");
+    db.close().unwrap();
+    let out = cli(&dir, &["--max-open-files", "16", "get", "key000123"]);
+    assert_cli_error(&out, 1, "max_open_files = 16");
+    let out = cli(&dir, &["get", "key000123"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}

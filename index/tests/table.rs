@@ -424,6 +424,45 @@ fn table_cache_opens_shares_and_evicts() {
     assert!(matches!(&err, Error::Io { file, .. } if file == "000013.sst"), "{err:?}");
 }
 
+/// A bounded cache keeps at most its capacity of readers open, closes the least
+/// recently used one first, and reopens a closed table with the same contents.
+#[test]
+fn bounded_table_cache_closes_the_least_recently_used_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let vfs = StdVfs::new();
+    let keys = KeyManager::ephemeral();
+    let models: Vec<_> = (0..5u64).map(|n| random_model(20 + n, 50, 120)).collect();
+    for (n, model) in (1u64..).zip(&models) {
+        build(&vfs, dir.path(), &keys, n, &model_entries(model), TableOptions::default());
+    }
+    let tc = TableCache::with_capacity(Arc::new(vfs), dir.path().to_path_buf(), keys, None, Some(3));
+    assert_eq!(tc.capacity(), Some(3));
+    let one = tc.get(1).unwrap();
+    tc.get(2).unwrap();
+    tc.get(3).unwrap();
+    assert_eq!(tc.open_count(), 3);
+    // Table 1 is used again, so table 2 is now the least recently used.
+    assert!(Arc::ptr_eq(&one, &tc.get(1).unwrap()));
+    tc.get(4).unwrap();
+    assert_eq!(tc.open_count(), 3, "the cache never holds more than its capacity");
+    assert!(Arc::ptr_eq(&one, &tc.get(1).unwrap()), "the recently used reader stayed open");
+    let three = tc.get(3).unwrap();
+    // Opening 2 again closes the least recently used (4), not 1 or 3.
+    let two = tc.get(2).unwrap();
+    assert_eq!(tc.open_count(), 3);
+    assert!(Arc::ptr_eq(&three, &tc.get(3).unwrap()));
+    check_against_model(&two, &models[1]);
+    // Every table reads correctly through the cache, however often it is reopened.
+    for round in 0..3 {
+        for (n, model) in (1u64..).zip(&models) {
+            check_against_model(&tc.get(n).unwrap(), model);
+            assert!(tc.open_count() <= 3, "round {round}");
+        }
+    }
+    tc.retain(|n| n == 5);
+    assert_eq!(tc.open_count(), 1);
+}
+
 #[test]
 fn merging_memtable_and_tables_matches_model() {
     let dir = tempfile::tempdir().unwrap();

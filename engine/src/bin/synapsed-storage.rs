@@ -70,6 +70,11 @@ struct GlobalArgs {
     /// to exercise flushes and compactions with little data).
     #[arg(long, value_name = "BYTES", global = true, hide = true)]
     memtable_size_bytes: Option<usize>,
+    /// Most SSTables kept open at once (default 1000). Read commands open the
+    /// store read-only, which keeps every table open, so a store with more
+    /// tables than this needs a larger value (and a file-descriptor limit to match).
+    #[arg(long, value_name = "N", global = true)]
+    max_open_files: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,6 +250,9 @@ impl GlobalArgs {
         let mut options = Options { read_only, argon2: self.argon2()?, ..Options::default() };
         if let Some(bytes) = self.memtable_size_bytes {
             options.memtable_size_bytes = bytes;
+        }
+        if let Some(n) = self.max_open_files {
+            options.max_open_files = n;
         }
         Ok(options)
     }

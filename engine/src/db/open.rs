@@ -183,7 +183,9 @@ fn start(
     replayed: Option<Replayed>,
 ) -> Result<Arc<Inner>> {
     let block_cache = (options.block_cache_bytes > 0).then(|| BlockCache::new(options.block_cache_bytes));
-    let tables = TableCache::new(vfs.clone(), dir.to_path_buf(), keys.clone(), block_cache.clone());
+    // A read-only handle pins every table of its version (see `open_tables`).
+    let capacity = (!options.read_only).then_some(options.max_open_files);
+    let tables = TableCache::with_capacity(vfs.clone(), dir.to_path_buf(), keys.clone(), block_cache.clone(), capacity);
     let ctx = CompactionContext {
         vfs: vfs.clone(),
         dir: dir.to_path_buf(),
@@ -251,9 +253,20 @@ fn start(
 /// Opens every table of the current version (footer, index, filter), so that a
 /// damaged or missing table stops the open with an error pointing to `repair`,
 /// and so that a read-only handle keeps every table it may read open: a
-/// writer's compaction can then unlink them without breaking its reads.
+/// writer's compaction can then unlink them without breaking its reads. A
+/// read-only handle therefore refuses a version with more tables than
+/// `max_open_files`; a read-write handle's cache closes the least recently used.
 pub(crate) fn open_tables(inner: &Inner) -> Result<()> {
     let version = inner.versions.current();
+    let count: usize = (0..version.num_levels()).map(|level| version.level_files(level).len()).sum();
+    if inner.options.read_only && count > inner.options.max_open_files {
+        return Err(Error::InvalidArgument(format!(
+            "the store has {count} tables and a read-only handle keeps every one open, \
+             more than max_open_files = {}; open with a larger max_open_files \
+             (and a file-descriptor limit to match)",
+            inner.options.max_open_files
+        )));
+    }
     for level in 0..version.num_levels() {
         for file in version.level_files(level) {
             inner.tables.get(file.number).map_err(|e| with_repair_hint(e.into()))?;

@@ -76,6 +76,7 @@ impl Inner {
             memtable_bytes,
             block_cache_hits,
             block_cache_misses,
+            open_tables: self.tables.open_count(),
             flushes: self.flushes.load(Ordering::Relaxed),
             compactions: self.compactions.load(Ordering::Relaxed),
             live_epochs: self.keys.epochs(),

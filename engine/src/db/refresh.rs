@@ -31,6 +31,17 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
+        let result = self.refresh_attempts();
+        if result.is_err() {
+            // The version set may already hold the writer's newer version while the
+            // memtables are still the old ones; reading that mix could miss data,
+            // so a failed refresh closes the handle and the caller opens a new one.
+            self.closed.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    fn refresh_attempts(&self) -> Result<()> {
         let mut attempts = 0;
         loop {
             match self.refresh_once() {
@@ -79,8 +90,11 @@ impl Inner {
         if self.versions.log_number() != log_number {
             return Ok(false);
         }
-        // Hold every table of the new version before anyone can read through it.
+        // Hold every table of the new version before anyone can read through it,
+        // and close those no live version (an iterator still running) names.
         open_tables(self)?;
+        let live = self.versions.live_files();
+        self.tables.retain(|n| live.contains(&n));
         {
             let mut mems = self.mems.write();
             mems.active = Arc::new(replayed.memtable);

@@ -193,24 +193,59 @@ impl BlockCache {
 }
 
 /// Open table readers by file number, opened on demand from `dir/{number:06}.sst`.
+///
+/// With a capacity, the cache holds at most that many readers (each owns one file
+/// descriptor) and closes the least recently used one to make room; a closed
+/// table is reopened (footer, index and filter read again) on its next use. A
+/// reader still held elsewhere (an iterator in progress) stays open until it is
+/// dropped, so the descriptors in use can briefly exceed the capacity by the
+/// number of tables being read at that moment. Without a capacity, every reader
+/// stays open until [`TableCache::evict`] or [`TableCache::retain`].
 pub struct TableCache {
     vfs: Arc<dyn Vfs>,
     dir: PathBuf,
     keys: Arc<KeyManager>,
     block_cache: Option<Arc<BlockCache>>,
-    readers: Mutex<IntMap<u64, Arc<TableReader>>>,
+    capacity: Option<usize>,
+    readers: Mutex<Readers>,
+}
+
+/// The open readers, each with the tick of its last use.
+#[derive(Default)]
+struct Readers {
+    map: IntMap<u64, (Arc<TableReader>, u64)>,
+    tick: u64,
 }
 
 impl TableCache {
-    /// A cache over the tables in `dir`.
+    /// A cache over the tables in `dir` that keeps every reader it opens.
     pub fn new(vfs: Arc<dyn Vfs>, dir: PathBuf, keys: Arc<KeyManager>, block_cache: Option<Arc<BlockCache>>) -> Arc<Self> {
-        Arc::new(TableCache { vfs, dir, keys, block_cache, readers: Mutex::new(IntMap::default()) })
+        Self::with_capacity(vfs, dir, keys, block_cache, None)
+    }
+
+    /// A cache over the tables in `dir` holding at most `capacity` readers
+    /// (at least one), or every reader when `capacity` is `None`.
+    pub fn with_capacity(
+        vfs: Arc<dyn Vfs>,
+        dir: PathBuf,
+        keys: Arc<KeyManager>,
+        block_cache: Option<Arc<BlockCache>>,
+        capacity: Option<usize>,
+    ) -> Arc<Self> {
+        let capacity = capacity.map(|c| c.max(1));
+        Arc::new(TableCache { vfs, dir, keys, block_cache, capacity, readers: Mutex::new(Readers::default()) })
     }
 
     /// The reader of table `file_number`, opening it if needed.
     pub fn get(&self, file_number: u64) -> Result<Arc<TableReader>> {
-        if let Some(r) = self.readers.lock().get(&file_number) {
-            return Ok(r.clone());
+        {
+            let mut readers = self.readers.lock();
+            readers.tick += 1;
+            let tick = readers.tick;
+            if let Some((r, used)) = readers.map.get_mut(&file_number) {
+                *used = tick;
+                return Ok(r.clone());
+            }
         }
         // Opened outside the lock: two racing opens of one table are harmless, and a
         // slow open must not hold up lookups of tables already open.
@@ -218,12 +253,43 @@ impl TableCache {
         let path = Self::table_path(&self.dir, file_number);
         let file = self.vfs.open(&path).map_err(|source| Error::Io { file: name.clone(), source })?;
         let reader = TableReader::open(file, &self.keys, file_number, &name, self.block_cache.clone())?;
-        Ok(self.readers.lock().entry(file_number).or_insert(reader).clone())
+        let mut readers = self.readers.lock();
+        readers.tick += 1;
+        let tick = readers.tick;
+        if let Some(capacity) = self.capacity {
+            while readers.map.len() >= capacity && !readers.map.contains_key(&file_number) {
+                // Least recently used first; a linear pass is fine next to the file
+                // open it follows, and the capacity is bounded by the descriptor limit.
+                let Some(oldest) = readers.map.iter().min_by_key(|(_, (_, used))| *used).map(|(n, _)| *n) else {
+                    break;
+                };
+                readers.map.remove(&oldest);
+            }
+        }
+        let entry = readers.map.entry(file_number).or_insert((reader, tick));
+        entry.1 = tick;
+        Ok(entry.0.clone())
     }
 
     /// Forgets the reader of a deleted table.
     pub fn evict(&self, file_number: u64) {
-        self.readers.lock().remove(&file_number);
+        self.readers.lock().map.remove(&file_number);
+    }
+
+    /// Closes every reader whose table `keep` rejects (tables no live version
+    /// names any more).
+    pub fn retain(&self, mut keep: impl FnMut(u64) -> bool) {
+        self.readers.lock().map.retain(|n, _| keep(*n));
+    }
+
+    /// How many readers the cache holds open.
+    pub fn open_count(&self) -> usize {
+        self.readers.lock().map.len()
+    }
+
+    /// The most readers the cache holds, if bounded.
+    pub fn capacity(&self) -> Option<usize> {
+        self.capacity
     }
 
     /// The path of table `file_number`.
