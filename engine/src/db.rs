@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::options::{Options, SyncPolicy};
 
 use inner::Inner;
-pub use repair::{LostFile, RepairReport, LOST_DIR};
+pub use repair::{BlockCounts, LostFile, RepairReport, LOST_DIR};
 
 pub use keys::{EpochFiles, RotationProgress, RotationReport};
 pub use secure_delete::SecureDeleteReport;

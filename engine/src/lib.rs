@@ -33,7 +33,7 @@ pub use batch::WriteBatch;
 pub use db::{Db, DbIterator, Snapshot, Stats, Transaction, VerifyReport};
 pub use db::{EpochFiles, RotationProgress, RotationReport, SecureDeleteReport};
 pub use error::{Error, Result};
-pub use db::{LostFile, RepairReport, LOST_DIR};
+pub use db::{BlockCounts, LostFile, RepairReport, LOST_DIR};
 pub use options::{Options, SyncPolicy};
 
 pub use crypto::vfs::{SimVfs, StdVfs, Vfs};

@@ -216,6 +216,9 @@ fn repair_salvages_the_undamaged_blocks_of_a_damaged_table() {
         lost.salvaged
     );
     assert_eq!(lost.approx_lost_entries, Some(held - lost.salvaged));
+    let blocks = lost.blocks.expect("the damaged table's index was readable");
+    assert!(blocks.total > 2, "{blocks:?}");
+    assert_eq!(blocks.lost, 1, "one flipped byte costs one data block: {blocks:?}");
 
     let db = Db::open(&dir, &cred(), options()).unwrap();
     let other: Vec<Vec<u8>> = victim_keys.clone();

@@ -17,4 +17,6 @@ pub use error::{Error, Result};
 pub use iter::{Direction, InternalIterator, KeyRange, MergingIterator};
 pub use key::{compare_encoded, Entry, InternalKey, SeqNo, ValueKind, MAX_SEQNO};
 pub use memtable::Memtable;
-pub use table::{BlockCache, Compression, TableBuilder, TableCache, TableInfo, TableOptions, TableReader};
+pub use table::{
+    salvage_table, BlockCache, Compression, Salvage, TableBuilder, TableCache, TableInfo, TableOptions, TableReader,
+};

@@ -9,10 +9,12 @@ mod builder;
 mod cache;
 pub(crate) mod properties;
 pub(crate) mod reader;
+mod salvage;
 
 pub use builder::TableBuilder;
 pub use cache::{BlockCache, TableCache};
 pub use reader::TableReader;
+pub use salvage::{salvage_table, Salvage};
 
 use crate::key::{InternalKey, SeqNo};
 

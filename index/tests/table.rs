@@ -12,8 +12,8 @@ use std::sync::Arc;
 use crypto::vfs::{RandomAccessFile, StdVfs, Vfs};
 use crypto::KeyManager;
 use index::{
-    BlockCache, Compression, Direction, Entry, Error, InternalIterator, InternalKey, KeyRange, Memtable, MergingIterator,
-    SeqNo, TableBuilder, TableCache, TableInfo, TableOptions, TableReader, ValueKind, MAX_SEQNO,
+    salvage_table, BlockCache, Compression, Direction, Entry, Error, InternalIterator, InternalKey, KeyRange, Memtable,
+    MergingIterator, SeqNo, TableBuilder, TableCache, TableInfo, TableOptions, TableReader, ValueKind, MAX_SEQNO,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -461,6 +461,67 @@ fn bounded_table_cache_closes_the_least_recently_used_reader() {
     }
     tc.retain(|n| n == 5);
     assert_eq!(tc.open_count(), 1);
+}
+
+/// Salvage of a damaged table, for every single flipped byte: it never returns
+/// an entry the table did not hold, always reports the damage, loses only the
+/// damaged data block, and loses nothing to a damaged filter or properties block.
+/// Two damaged blocks cost exactly those two.
+#[test]
+fn salvage_keeps_every_undamaged_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let vfs = StdVfs::new();
+    let keys = KeyManager::ephemeral();
+    let model = random_model(77, 60, 90);
+    let all = model_entries(&model);
+    let options = TableOptions { block_size_bytes: 256, compression: Compression::None, ..TableOptions::default() };
+    build(&vfs, dir.path(), &keys, 5, &all, options);
+    let bytes = std::fs::read(dir.path().join("000005.sst")).unwrap();
+    let salvage = |bytes: Vec<u8>| {
+        let mut got = Vec::new();
+        let s = salvage_table(&MemFile(bytes), &keys, 5, "000005.sst", &mut |e| got.push(e));
+        assert_eq!(s.entries, got.len() as u64);
+        (s, got)
+    };
+    let (intact, got) = salvage(bytes.clone());
+    assert!(intact.damage.is_empty(), "{:?}", intact.damage);
+    assert_eq!(got, all);
+    assert!(intact.blocks > 4, "the test needs several blocks, got {}", intact.blocks);
+    assert_eq!((intact.blocks_read, intact.entries_expected), (intact.blocks, Some(all.len() as u64)));
+
+    let (mut tail_damage_lost_nothing, mut one_block_lost) = (0, Vec::new());
+    for pos in 0..bytes.len() {
+        let mut damaged = bytes.clone();
+        damaged[pos] ^= 0x10;
+        let (s, got) = salvage(damaged);
+        assert!(!s.damage.is_empty(), "flipped byte {pos} went unnoticed");
+        // Only real entries, in order: the salvaged ones are a subsequence of the table.
+        let mut rest = all.iter();
+        for e in &got {
+            assert!(rest.any(|a| a == e), "byte {pos}: salvage returned an entry the table does not hold: {e:?}");
+        }
+        if s.blocks == 0 {
+            assert!(got.is_empty(), "byte {pos}");
+        } else if s.blocks_lost() == 0 {
+            assert_eq!(got.len(), all.len(), "byte {pos}: no block lost but entries missing");
+            tail_damage_lost_nothing += 1;
+        } else {
+            assert_eq!(s.blocks_lost(), 1, "byte {pos}: one flipped byte costs one block");
+            assert!(!got.is_empty() && got.len() < all.len(), "byte {pos}");
+            if let Some(Error::Corruption { offset, .. }) = s.damage.first() {
+                one_block_lost.push((pos, *offset, all.len() - got.len()));
+            }
+        }
+    }
+    assert!(tail_damage_lost_nothing > 0, "a damaged filter or properties block must cost no entry");
+    let (first, last) = (one_block_lost.first().copied().unwrap(), one_block_lost.last().copied().unwrap());
+    assert_ne!(first.1, last.1, "damage in the first and the last data block");
+    let mut damaged = bytes.clone();
+    damaged[first.0] ^= 0x10;
+    damaged[last.0] ^= 0x10;
+    let (s, got) = salvage(damaged);
+    assert_eq!(s.blocks_lost(), 2);
+    assert_eq!(got.len(), all.len() - first.2 - last.2, "exactly the two damaged blocks' entries are lost");
 }
 
 #[test]

@@ -3,9 +3,9 @@
 //!
 //! Every table the manifest lists (every table in the directory, if the
 //! manifest itself is unreadable) is read entry by entry. An intact table gives
-//! all its entries; a damaged one gives what can still be read around the
-//! damage (forward from its start and backward from its end, so one bad block
-//! costs only that block) and is then moved to `lost/`. Every WAL segment the
+//! all its entries; a damaged one gives every data block that still reads whole
+//! (`index::salvage_table`: one bad block costs only that block, a bad filter or
+//! properties block costs nothing) and is then moved to `lost/`. Every WAL segment the
 //! manifest still needs is replayed up to its first damaged record. What was
 //! read goes into one new level-0 table, and a new manifest listing only it
 //! (with the highest seqno seen, and a log number past every old segment)
@@ -23,7 +23,7 @@ use std::sync::Arc;
 use compaction::{CompactionContext, FileMeta, VersionSet};
 use crypto::vfs::{LockError, Vfs};
 use crypto::{Credential, FileKind, KeyManager, KEYSLOTS_FILE};
-use index::{Direction, KeyRange, Memtable, SeqNo, TableCache, TableReader};
+use index::{Memtable, SeqNo, TableCache};
 use wal::LogReader;
 
 use crate::db::inner::{file_number, max_file_number, sync_dir, wal_name, LOCK_FILE};
@@ -46,8 +46,21 @@ pub struct LostFile {
     /// Entries lost, as far as the file's own properties or the manifest tell;
     /// `None` when nothing says how many it held.
     pub approx_lost_entries: Option<u64>,
+    /// For a table whose index could be read: its data blocks, and how many of
+    /// them were lost (every other block was salvaged whole). `None` for logs
+    /// and for tables whose block boundaries were unreadable.
+    pub blocks: Option<BlockCounts>,
     /// Where it was moved (`lost/NAME`), if it was moved.
     pub quarantined_to: Option<String>,
+}
+
+/// Data blocks of a damaged table.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct BlockCounts {
+    /// Data blocks the table's index lists.
+    pub total: u64,
+    /// Of those, blocks that could not be read (their entries are lost).
+    pub lost: u64,
 }
 
 /// What `repair` did and what it could not save.
@@ -144,6 +157,7 @@ pub(crate) fn repair(
                 reason: "listed in the manifest but missing".into(),
                 salvaged: 0,
                 approx_lost_entries: Some(meta.entries),
+                blocks: None,
                 quarantined_to: None,
             });
         }
@@ -165,6 +179,7 @@ pub(crate) fn repair(
                 reason,
                 salvaged: salvage.entries,
                 approx_lost_entries: held.map(|h| h.saturating_sub(salvage.entries)),
+                blocks: (salvage.blocks > 0).then_some(BlockCounts { total: salvage.blocks, lost: salvage.blocks_lost }),
                 quarantined_to: Some(format!("{LOST_DIR}/{name}")),
             });
             quarantine.push(name);
@@ -197,6 +212,7 @@ pub(crate) fn repair(
                 reason,
                 salvaged: records.0,
                 approx_lost_entries: None,
+                blocks: None,
                 quarantined_to: Some(format!("{LOST_DIR}/{name}")),
             });
             quarantine.push(name);
@@ -264,10 +280,16 @@ struct TableSalvage {
     max_seqno: SeqNo,
     /// Entries the table says it holds, if its properties could be read.
     held: Option<u64>,
-    /// Why the table is damaged; `None` if every entry was read.
+    /// Data blocks its index lists, and how many of them could not be read.
+    blocks: u64,
+    blocks_lost: u64,
+    /// Why the table is damaged; `None` if every part of it was read.
     damage: Option<String>,
 }
 
+/// Reads every intact data block of a table into `memtable`
+/// (`index::salvage_table`): one bad block costs only that block, and a bad
+/// filter or properties block costs nothing.
 fn salvage_table(
     vfs: &Arc<dyn Vfs>,
     dir: &Path,
@@ -276,67 +298,33 @@ fn salvage_table(
     name: &str,
     memtable: &Memtable,
 ) -> TableSalvage {
-    let mut out = TableSalvage {
-        entries: 0,
-        max_seqno: 0,
-        held: None,
-        damage: None,
-    };
     let path = TableCache::table_path(dir, number);
-    let reader = match vfs.open(&path) {
-        Ok(file) => TableReader::open(file, keys, number, name, None).map_err(Error::from),
-        Err(source) => Err(Error::Io {
-            file: name.to_string(),
-            source,
-        }),
-    };
-    let reader = match reader {
-        Ok(r) => r,
-        Err(e) => {
-            out.damage = Some(e.to_string());
-            return out;
-        }
-    };
-    out.held = Some(reader.info().entries);
-    // Forward until the first unreadable block, then backward from the end until
-    // the last one: everything outside the damaged stretch is kept.
-    let mut seen = HashSet::new();
-    for direction in [Direction::Forward, Direction::Reverse] {
-        let mut iter = reader.iter(KeyRange::all(), direction);
-        loop {
-            match iter.next_entry() {
-                Ok(Some(entry)) => {
-                    if seen.insert((entry.key.user_key.clone(), entry.key.seqno)) {
-                        out.entries += 1;
-                        out.max_seqno = out.max_seqno.max(entry.key.seqno);
-                        memtable.insert(
-                            &entry.key.user_key,
-                            entry.key.seqno,
-                            entry.key.kind,
-                            &entry.value,
-                        );
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    out.damage.get_or_insert_with(|| Error::from(e).to_string());
-                    break;
-                }
+    let file = match vfs.open(&path) {
+        Ok(file) => file,
+        Err(source) => {
+            return TableSalvage {
+                entries: 0,
+                max_seqno: 0,
+                held: None,
+                blocks: 0,
+                blocks_lost: 0,
+                damage: Some(Error::Io { file: name.to_string(), source }.to_string()),
             }
         }
-        if out.damage.is_none() {
-            // Read whole going forward: nothing left to find backward.
-            break;
-        }
-    }
-    if out.damage.is_none() {
-        // A table can read cleanly entry by entry and still fail a whole-file check
-        // (its bloom filter or properties, say); such a table is kept, not lost.
-        if let Err(e) = reader.verify() {
-            out.damage = Some(Error::from(e).to_string());
-        }
-    }
-    out
+    };
+    let mut max_seqno = 0;
+    let salvage = index::salvage_table(file.as_ref(), keys, number, name, &mut |entry| {
+        max_seqno = max_seqno.max(entry.key.seqno);
+        memtable.insert(&entry.key.user_key, entry.key.seqno, entry.key.kind, &entry.value);
+    });
+    let (blocks, blocks_lost, held) = (salvage.blocks, salvage.blocks_lost(), salvage.entries_expected);
+    let mut problems = salvage.damage.into_iter().map(|e| Error::from(e).to_string());
+    let damage = problems.next().map(|first| match problems.count() {
+        0 => first,
+        1 => format!("{first} (and 1 more damaged part)"),
+        more => format!("{first} (and {more} more damaged parts)"),
+    });
+    TableSalvage { entries: salvage.entries, max_seqno, held, blocks, blocks_lost, damage }
 }
 
 /// Replays a segment up to its first damaged record. Returns (records, entries),

@@ -84,7 +84,7 @@ impl std::fmt::Debug for TableReader {
 }
 
 /// Reads `handle`'s bytes, authenticates them, and undoes the compression.
-fn read_block(file: &dyn RandomAccessFile, cipher: &FileCipher, name: &str, handle: BlockHandle, kind: BlockKind) -> Result<Vec<u8>> {
+pub(crate) fn read_block(file: &dyn RandomAccessFile, cipher: &FileCipher, name: &str, handle: BlockHandle, kind: BlockKind) -> Result<Vec<u8>> {
     let corrupt = |reason: String| Error::corruption(name, handle.offset, reason);
     let mut buf = vec![0u8; handle.size as usize];
     file.read_exact_at(&mut buf, handle.offset).map_err(|e| {
@@ -135,7 +135,17 @@ struct Layout {
     props: Properties,
 }
 
-fn load_layout(file: &dyn RandomAccessFile, cipher: &FileCipher, name: &str, file_id: u64) -> Result<Layout> {
+/// Where the parts of a table after its data blocks are, from the footer and
+/// the meta block, each handle checked to sit where the layout says.
+pub(crate) struct Handles {
+    pub(crate) filter: BlockHandle,
+    pub(crate) index: BlockHandle,
+    pub(crate) props: BlockHandle,
+    /// End of the data blocks.
+    pub(crate) data_end: u64,
+}
+
+pub(crate) fn read_handles(file: &dyn RandomAccessFile, cipher: &FileCipher, name: &str) -> Result<Handles> {
     let corrupt = |offset: u64, reason: &str| Error::corruption(name, offset, reason);
     let len = file.len();
     let min_len = HEADER_LEN + 4 * BLOCK_OVERHEAD as u64 + META_LEN as u64 + FOOTER_LEN as u64;
@@ -183,7 +193,12 @@ fn load_layout(file: &dyn RandomAccessFile, cipher: &FileCipher, name: &str, fil
         }
         filter_h.offset
     };
+    Ok(Handles { filter: filter_h, index: index_h, props: props_h, data_end })
+}
 
+fn load_layout(file: &dyn RandomAccessFile, cipher: &FileCipher, name: &str, file_id: u64) -> Result<Layout> {
+    let corrupt = |offset: u64, reason: &str| Error::corruption(name, offset, reason);
+    let Handles { filter: filter_h, index: index_h, props: props_h, data_end } = read_handles(file, cipher, name)?;
     let props_body = read_block(file, cipher, name, props_h, BlockKind::SstProperties)?;
     let props = Properties::decode(&props_body).map_err(|r| corrupt(props_h.offset, r))?;
     if props.file_id != file_id {

@@ -78,9 +78,13 @@ pub(crate) fn print_repair(out: &mut dyn Write, report: &RepairReport) -> anyhow
     for lost in &report.lost {
         let entries = lost.approx_lost_entries.map_or_else(|| "an unknown number of".to_string(), |n| format!("about {n}"));
         let moved = lost.quarantined_to.as_deref().map(|p| format!(", moved to {p}")).unwrap_or_default();
+        let blocks = lost
+            .blocks
+            .map(|b| format!(", {} of {} data blocks lost", b.lost, b.total))
+            .unwrap_or_default();
         writeln!(
             out,
-            "lost: {}: {} ({} entries salvaged, {entries} entries lost{moved})",
+            "lost: {}: {} ({} entries salvaged, {entries} entries lost{blocks}{moved})",
             lost.file, lost.reason, lost.salvaged
         )?;
     }
