@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use compaction::{CompactionContext, VersionEdit, VersionSet};
 use crypto::vfs::{LockError, LockGuard, Vfs};
-use crypto::{Credential, FileKind, KeyManager, RecoveryKey, KEYSLOTS_FILE};
+use crypto::{Credential, FileKind, KeyManager, RecoveryKey, KEYRING_FILE, KEYSLOTS_FILE};
 use index::{BlockCache, Memtable, SeqNo, TableCache};
 use parking_lot::{Condvar, Mutex, RwLock};
 use wal::LogReader;
@@ -51,14 +51,17 @@ pub(crate) fn create_keyed(
         return Err(Error::InvalidArgument("cannot create a store read-only".into()));
     }
     let vfs = options.vfs.clone();
-    if vfs.exists(&dir.join(KEYSLOTS_FILE)) || vfs.exists(&dir.join(compaction::CURRENT_FILE)) {
+    if vfs.exists(&dir.join(compaction::CURRENT_FILE)) {
         return Err(Error::AlreadyExists(dir.display().to_string()));
     }
     if let Ok(names) = vfs.list_dir(dir) {
-        // Files of something else (another database, a user's documents) must
-        // never end up mixed with a store's, nor be removed by its cleanup.
-        // A LOCK alone is what a create cut short leaves.
-        if names.iter().any(|n| n != LOCK_FILE) {
+        if !names.iter().all(|n| left_by_interrupted_create(n)) {
+            if names.iter().any(|n| n == KEYSLOTS_FILE) {
+                // Key files next to data but no CURRENT: a damaged store, not ours to wipe.
+                return Err(Error::AlreadyExists(dir.display().to_string()));
+            }
+            // Files of something else (another database, a user's documents) must
+            // never end up mixed with a store's, nor be removed by its cleanup.
             return Err(Error::InvalidArgument(format!(
                 "{} is not empty and holds no store; create a store in a new or empty directory",
                 dir.display()
@@ -71,6 +74,7 @@ pub(crate) fn create_keyed(
         sync_dir(&*vfs, parent)?;
     }
     let lock = take_lock(&*vfs, dir)?;
+    remove_interrupted_create(&*vfs, dir)?;
     let (keys, recovery_key) = if recovery {
         let (keys, key) = KeyManager::create_with_recovery(&vfs, dir, credential, &options.argon2)?;
         (keys, Some(key))
@@ -82,11 +86,49 @@ pub(crate) fn create_keyed(
     Ok((start(dir, options, vfs, keys, versions, Some(lock), None)?, recovery_key))
 }
 
+/// Whether `name` is something a `create` cut short by a crash can leave: the
+/// lock, the key files (and their temporaries), the first manifest and a
+/// temporary `CURRENT`. Until `CURRENT` is durable the store holds no data.
+fn left_by_interrupted_create(name: &str) -> bool {
+    name == LOCK_FILE
+        || name.strip_suffix(".tmp").unwrap_or(name) == KEYSLOTS_FILE
+        || name.strip_suffix(".tmp").unwrap_or(name) == KEYRING_FILE
+        || name == format!("{}.tmp", compaction::CURRENT_FILE)
+        || name.strip_prefix("MANIFEST-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether `dir` holds what an interrupted `create` leaves and no `CURRENT`.
+fn is_interrupted_create(vfs: &dyn Vfs, dir: &Path) -> bool {
+    !vfs.exists(&dir.join(compaction::CURRENT_FILE))
+        && vfs.list_dir(dir).is_ok_and(|names| names.iter().all(|n| left_by_interrupted_create(n)))
+}
+
+/// Removes what an interrupted `create` left (the caller holds the lock and has
+/// checked that nothing else is there), so that `create` starts from scratch.
+fn remove_interrupted_create(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    let names = vfs.list_dir(dir).map_err(|source| Error::Io { file: ".".into(), source })?;
+    if vfs.exists(&dir.join(compaction::CURRENT_FILE)) {
+        // Another process finished a create between our check and our lock.
+        return Err(Error::AlreadyExists(dir.display().to_string()));
+    }
+    let mut removed = false;
+    for name in names.iter().filter(|n| *n != LOCK_FILE && left_by_interrupted_create(n)) {
+        vfs.remove_file(&dir.join(name)).map_err(|source| Error::Io { file: name.clone(), source })?;
+        removed = true;
+    }
+    if removed {
+        sync_dir(vfs, dir)?;
+    }
+    Ok(())
+}
+
 /// Opens the store in `dir`: unlock, lock, recover, replay.
 pub(crate) fn open(dir: &Path, credential: &Credential, options: Options) -> Result<Arc<Inner>> {
     options.validate()?;
     let real_vfs = options.vfs.clone();
-    if !real_vfs.exists(&dir.join(KEYSLOTS_FILE)) {
+    if !real_vfs.exists(&dir.join(KEYSLOTS_FILE)) || is_interrupted_create(&*real_vfs, dir) {
+        // An interrupted `init` left key files but no data: there is no store
+        // yet, and `init` starts over.
         return Err(Error::NotFound(dir.display().to_string()));
     }
     // Unlock first: it only reads, so a wrong key changes nothing, not even LOCK.
