@@ -7,6 +7,15 @@ pub(crate) enum BatchOp {
     Delete { key: Vec<u8> },
 }
 
+impl BatchOp {
+    /// The key the operation writes.
+    pub(crate) fn key(&self) -> &[u8] {
+        match self {
+            BatchOp::Put { key, .. } | BatchOp::Delete { key } => key,
+        }
+    }
+}
+
 /// Puts and deletes applied atomically: after a crash either all of a committed
 /// batch is visible or none of it; readers never see part of one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
