@@ -438,20 +438,21 @@ fn bounded_table_cache_closes_the_least_recently_used_reader() {
     let tc = TableCache::with_capacity(Arc::new(vfs), dir.path().to_path_buf(), keys, None, Some(3));
     assert_eq!(tc.capacity(), Some(3));
     let one = tc.get(1).unwrap();
-    tc.get(2).unwrap();
+    let two = tc.get(2).unwrap();
     tc.get(3).unwrap();
     assert_eq!(tc.open_count(), 3);
-    // Table 1 is used again, so table 2 is now the least recently used.
+    // Table 1 is used again, so table 2 is now the one unused the longest.
     assert!(Arc::ptr_eq(&one, &tc.get(1).unwrap()));
-    tc.get(4).unwrap();
+    let four = tc.get(4).unwrap();
     assert_eq!(tc.open_count(), 3, "the cache never holds more than its capacity");
-    assert!(Arc::ptr_eq(&one, &tc.get(1).unwrap()), "the recently used reader stayed open");
-    let three = tc.get(3).unwrap();
-    // Opening 2 again closes the least recently used (4), not 1 or 3.
-    let two = tc.get(2).unwrap();
+    // Opening 5 closes 1 or 3 (neither used since 4 was opened), never 4.
+    tc.get(5).unwrap();
     assert_eq!(tc.open_count(), 3);
-    assert!(Arc::ptr_eq(&three, &tc.get(3).unwrap()));
-    check_against_model(&two, &models[1]);
+    assert!(Arc::ptr_eq(&four, &tc.get(4).unwrap()), "the most recently opened reader stayed open");
+    // 2 was closed for 4: it comes back as a new reader with the same contents.
+    let two_again = tc.get(2).unwrap();
+    assert!(!Arc::ptr_eq(&two, &two_again), "the reader unused the longest was closed first");
+    check_against_model(&two_again, &models[1]);
     // Every table reads correctly through the cache, however often it is reopened.
     for round in 0..3 {
         for (n, model) in (1u64..).zip(&models) {

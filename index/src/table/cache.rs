@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crypto::vfs::Vfs;
 use crypto::KeyManager;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use super::block::Block;
 use super::reader::TableReader;
@@ -207,15 +207,14 @@ pub struct TableCache {
     keys: Arc<KeyManager>,
     block_cache: Option<Arc<BlockCache>>,
     capacity: Option<usize>,
-    readers: Mutex<Readers>,
+    readers: RwLock<Readers>,
+    /// Counts table opens; a lookup stamps its reader with the current value.
+    tick: AtomicU64,
 }
 
-/// The open readers, each with the tick of its last use.
-#[derive(Default)]
-struct Readers {
-    map: IntMap<u64, (Arc<TableReader>, u64)>,
-    tick: u64,
-}
+/// The open readers, each with the tick of its last use (an atomic, so a hit
+/// needs only the read lock).
+type Readers = IntMap<u64, (Arc<TableReader>, AtomicU64)>;
 
 impl TableCache {
     /// A cache over the tables in `dir` that keeps every reader it opens.
@@ -233,19 +232,30 @@ impl TableCache {
         capacity: Option<usize>,
     ) -> Arc<Self> {
         let capacity = capacity.map(|c| c.max(1));
-        Arc::new(TableCache { vfs, dir, keys, block_cache, capacity, readers: Mutex::new(Readers::default()) })
+        Arc::new(TableCache {
+            vfs,
+            dir,
+            keys,
+            block_cache,
+            capacity,
+            readers: RwLock::new(Readers::default()),
+            tick: AtomicU64::new(0),
+        })
     }
 
     /// The reader of table `file_number`, opening it if needed.
     pub fn get(&self, file_number: u64) -> Result<Arc<TableReader>> {
-        {
-            let mut readers = self.readers.lock();
-            readers.tick += 1;
-            let tick = readers.tick;
-            if let Some((r, used)) = readers.map.get_mut(&file_number) {
-                *used = tick;
-                return Ok(r.clone());
+        if let Some((r, used)) = self.readers.read().get(&file_number) {
+            if self.capacity.is_some() {
+                // The counter moves only when a table is opened, so a hit writes
+                // nothing shared: it marks its reader as used since the last open,
+                // and the reader unused through the most opens goes first.
+                let now = self.tick.load(Ordering::Relaxed);
+                if used.load(Ordering::Relaxed) != now {
+                    used.store(now, Ordering::Relaxed);
+                }
             }
+            return Ok(r.clone());
         }
         // Opened outside the lock: two racing opens of one table are harmless, and a
         // slow open must not hold up lookups of tables already open.
@@ -253,38 +263,39 @@ impl TableCache {
         let path = Self::table_path(&self.dir, file_number);
         let file = self.vfs.open(&path).map_err(|source| Error::Io { file: name.clone(), source })?;
         let reader = TableReader::open(file, &self.keys, file_number, &name, self.block_cache.clone())?;
-        let mut readers = self.readers.lock();
-        readers.tick += 1;
-        let tick = readers.tick;
+        let tick = self.tick.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut readers = self.readers.write();
         if let Some(capacity) = self.capacity {
-            while readers.map.len() >= capacity && !readers.map.contains_key(&file_number) {
+            while readers.len() >= capacity && !readers.contains_key(&file_number) {
                 // Least recently used first; a linear pass is fine next to the file
                 // open it follows, and the capacity is bounded by the descriptor limit.
-                let Some(oldest) = readers.map.iter().min_by_key(|(_, (_, used))| *used).map(|(n, _)| *n) else {
+                let Some(oldest) =
+                    readers.iter().min_by_key(|(_, (_, used))| used.load(Ordering::Relaxed)).map(|(n, _)| *n)
+                else {
                     break;
                 };
-                readers.map.remove(&oldest);
+                readers.remove(&oldest);
             }
         }
-        let entry = readers.map.entry(file_number).or_insert((reader, tick));
-        entry.1 = tick;
+        let entry = readers.entry(file_number).or_insert((reader, AtomicU64::new(tick)));
+        entry.1.store(tick, Ordering::Relaxed);
         Ok(entry.0.clone())
     }
 
     /// Forgets the reader of a deleted table.
     pub fn evict(&self, file_number: u64) {
-        self.readers.lock().map.remove(&file_number);
+        self.readers.write().remove(&file_number);
     }
 
     /// Closes every reader whose table `keep` rejects (tables no live version
     /// names any more).
     pub fn retain(&self, mut keep: impl FnMut(u64) -> bool) {
-        self.readers.lock().map.retain(|n, _| keep(*n));
+        self.readers.write().retain(|n, _| keep(*n));
     }
 
     /// How many readers the cache holds open.
     pub fn open_count(&self) -> usize {
-        self.readers.lock().map.len()
+        self.readers.read().len()
     }
 
     /// The most readers the cache holds, if bounded.
