@@ -19,6 +19,10 @@ pub mod fuzzing;
 mod format_examples;
 mod header;
 mod hybrid;
+#[cfg(feature = "bench-insecure-null-cipher")]
+pub mod insecure_null_cipher;
+#[cfg(not(feature = "bench-insecure-null-cipher"))]
+mod insecure_null_cipher;
 mod keyring;
 mod keys;
 mod keyslot;

@@ -77,12 +77,18 @@ pub trait Engine: Send + Sync {
 
 /// Every engine the harness knows, in table order (synapsed-storage first: the
 /// ratios are relative to it).
-pub const ALL: [&str; 7] = ["synapsed-storage", "rocksdb", "fjall", "redb", "sled", "sqlite", "lmdb"];
+pub const ALL: [&str; 8] =
+    ["synapsed-storage", NULL_CIPHER, "rocksdb", "fjall", "redb", "sled", "sqlite", "lmdb"];
+
+/// synapsed-storage with its block and record cipher replaced by a plain copy
+/// (feature `null-cipher`): its ratio to synapsed-storage is what encryption costs.
+pub const NULL_CIPHER: &str = "synapsed-null-cipher";
 
 /// Whether `name` was compiled into this build.
 pub fn compiled(name: &str) -> bool {
     match name {
         "synapsed-storage" => true,
+        NULL_CIPHER => cfg!(feature = "null-cipher"),
         "rocksdb" => cfg!(feature = "peer-rocksdb"),
         "fjall" => cfg!(feature = "peer-fjall"),
         "redb" => cfg!(feature = "peer-redb"),
@@ -98,6 +104,12 @@ pub fn open(name: &str, dir: &Path, cache_bytes: usize) -> Result<Box<dyn Engine
     std::fs::create_dir_all(dir)?;
     Ok(match name {
         "synapsed-storage" => Box::new(crate::engines::synapsed::Synapsed::open(dir, cache_bytes)?),
+        #[cfg(feature = "null-cipher")]
+        NULL_CIPHER => {
+            // This child process runs only this engine; the switch dies with it.
+            crypto::insecure_null_cipher::enable_for_this_process();
+            Box::new(crate::engines::synapsed::Synapsed::open(dir, cache_bytes)?)
+        }
         #[cfg(feature = "peer-rocksdb")]
         "rocksdb" => Box::new(crate::engines::rocksdb::RocksDb::open(dir, cache_bytes)?),
         #[cfg(feature = "peer-fjall")]

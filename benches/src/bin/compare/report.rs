@@ -69,6 +69,13 @@ pub fn markdown(rows: &[Row], engines: &[String]) -> String {
     out.push_str(&format!(
         "\nRatios are peer / {BASELINE}: above 1 means the peer took longer (or used more bytes).\n"
     ));
+    if engines.iter().any(|e| e == crate::engine::NULL_CIPHER) {
+        out.push_str(&format!(
+            "`{}` is {BASELINE} with its cipher replaced by a plain copy (a benchmark-only build): \
+             1 minus its ratio is the share of each row spent on encryption.\n",
+            crate::engine::NULL_CIPHER
+        ));
+    }
     out
 }
 
