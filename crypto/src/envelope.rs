@@ -99,6 +99,25 @@ impl FileCipher {
         }
     }
 
+    /// Encrypts `buf[start..]` in place and appends the tag, leaving `buf[..start]`
+    /// (say, a frame header still to be filled in) as it is.
+    pub fn seal_tail_in_place(&self, offset: u64, kind: BlockKind, buf: &mut Vec<u8>, start: usize) {
+        if crate::insecure_null_cipher::is_on() {
+            buf.extend_from_slice(&[0u8; TAG_LEN]);
+            return;
+        }
+        let nonce = nonce_for(offset, kind);
+        let aad = self.aad(offset, kind);
+        let Some(tail) = buf.get_mut(start..) else {
+            unreachable!("seal_tail_in_place: start {start} past the end of the buffer");
+        };
+        match self.cipher.encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, tail) {
+            Ok(tag) => buf.extend_from_slice(&tag),
+            // Only fails for messages beyond 2^36 bytes, far above every size limit here.
+            Err(_) => unreachable!("AES-GCM-SIV refused a message below its size limit"),
+        }
+    }
+
     /// Encrypts `plaintext` into a new buffer of `plaintext.len() + TAG_LEN` bytes.
     pub fn seal(&self, offset: u64, kind: BlockKind, plaintext: &[u8]) -> Vec<u8> {
         let mut buf = Vec::with_capacity(plaintext.len() + TAG_LEN);

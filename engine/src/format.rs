@@ -61,6 +61,12 @@ pub(crate) fn encoded_len(ops: &[BatchOp]) -> usize {
 /// checked the limits (count fits u32, each key and value fits u32).
 pub(crate) fn encode_batch(first_seqno: SeqNo, ops: &[BatchOp]) -> Vec<u8> {
     let mut out = Vec::with_capacity(encoded_len(ops));
+    encode_batch_into(first_seqno, ops, &mut out);
+    out
+}
+
+/// Appends the record [`encode_batch`] makes to `out` (`encoded_len(ops)` bytes).
+pub(crate) fn encode_batch_into(first_seqno: SeqNo, ops: &[BatchOp], out: &mut Vec<u8>) {
     out.push(BATCH_MAGIC);
     out.push(BATCH_VERSION);
     out.extend_from_slice(&first_seqno.to_le_bytes());
@@ -76,7 +82,6 @@ pub(crate) fn encode_batch(first_seqno: SeqNo, ops: &[BatchOp]) -> Vec<u8> {
         out.extend_from_slice(&(value.len() as u32).to_le_bytes());
         out.extend_from_slice(value);
     }
-    out
 }
 
 /// Reads fixed-width fields off the front of a record, reporting short input as

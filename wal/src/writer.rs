@@ -109,15 +109,34 @@ impl LogWriter {
         if payload.len() > MAX_RECORD_BYTES {
             return Err(Error::RecordTooLarge { len: payload.len(), max: MAX_RECORD_BYTES });
         }
+        self.append_with(payload.len(), &mut |buf| buf.extend_from_slice(payload))
+    }
+
+    /// Like [`LogWriter::append`], with the record written by `write` straight
+    /// into the frame buffer (no copy of the record is made): `write` appends
+    /// exactly the record's bytes, `len` of them, to the buffer it is given.
+    pub fn append_with(&self, len: usize, write: &mut dyn FnMut(&mut Vec<u8>)) -> Result<u64> {
+        if len > MAX_RECORD_BYTES {
+            return Err(Error::RecordTooLarge { len, max: MAX_RECORD_BYTES });
+        }
         let _serial = self.append_lock.lock();
         self.check_not_poisoned()?;
         let offset = self.len.load(Ordering::Acquire);
-        let sealed = self.cipher.seal(offset, self.block_kind, payload);
-        let header = FrameHeader::for_payload(&sealed);
-        let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + sealed.len());
-        frame.extend_from_slice(&header.encode());
-        frame.extend_from_slice(&sealed);
-        drop(sealed);
+        let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + len + crypto::TAG_LEN);
+        frame.resize(FRAME_HEADER_LEN, 0);
+        write(&mut frame);
+        if frame.len() - FRAME_HEADER_LEN != len {
+            return Err(Error::Crypto(crypto::Error::InvalidArgument(format!(
+                "{}: record announced {len} bytes but wrote {}",
+                self.name,
+                frame.len() - FRAME_HEADER_LEN
+            ))));
+        }
+        self.cipher.seal_tail_in_place(offset, self.block_kind, &mut frame, FRAME_HEADER_LEN);
+        let header = FrameHeader::for_payload(frame.get(FRAME_HEADER_LEN..).unwrap_or_default());
+        if let Some(h) = frame.get_mut(..FRAME_HEADER_LEN) {
+            h.copy_from_slice(&header.encode());
+        }
         // One append per frame: a crash can tear only the last frame, never interleave two.
         if let Err(source) = self.file.append(&frame) {
             self.state.lock().append_failed.get_or_insert(format!("append at offset {offset} failed: {source}"));

@@ -128,8 +128,8 @@ impl Inner {
             return Err(Error::ReadOnly("sequence numbers exhausted".into()));
         }
         let wal = writer.wal.clone().ok_or_else(|| Error::ReadOnly("opened read-only".into()))?;
-        let payload = format::encode_batch(first, &batch.ops);
-        let end_offset = match wal.append(&payload) {
+        let len = format::encoded_len(&batch.ops);
+        let end_offset = match wal.append_with(len, &mut |buf| format::encode_batch_into(first, &batch.ops, buf)) {
             Ok(end) => end,
             Err(wal::Error::Io { file, source }) if crate::db::is_enospc(&source) => {
                 // Nothing of this batch is acknowledged and what reached the disk is
