@@ -525,6 +525,28 @@ fn salvage_keeps_every_undamaged_block() {
     assert_eq!(got.len(), all.len() - first.2 - last.2, "exactly the two damaged blocks' entries are lost");
 }
 
+/// After a run of incompressible blocks the builder stops trying to compress
+/// for a while, but tries again, so data that becomes compressible later in the
+/// table is still compressed.
+#[test]
+fn compression_resumes_after_incompressible_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let vfs = StdVfs::new();
+    let keys = KeyManager::ephemeral();
+    let mut rng = StdRng::seed_from_u64(9);
+    let entries: Vec<Entry> = (0..20_000u64)
+        .map(|i| {
+            let value: Vec<u8> = if i < 1_000 { (0..150).map(|_| rng.gen()).collect() } else { vec![b'a'; 150] };
+            Entry { key: InternalKey::new(format!("key{i:08}").into_bytes(), i + 1, ValueKind::Put), value }
+        })
+        .collect();
+    let zstd = build(&vfs, dir.path(), &keys, 1, &entries, TableOptions::default());
+    let plain = build(&vfs, dir.path(), &keys, 2, &entries, TableOptions { compression: Compression::None, ..TableOptions::default() });
+    assert!(zstd.file_size * 3 < plain.file_size, "compressed {} vs plain {}", zstd.file_size, plain.file_size);
+    let table = open(&vfs, dir.path(), &keys, 1, None);
+    assert_eq!(collect(table.iter(KeyRange::all(), Direction::Forward)).unwrap(), entries);
+}
+
 #[test]
 fn merging_memtable_and_tables_matches_model() {
     let dir = tempfile::tempdir().unwrap();

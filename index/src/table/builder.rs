@@ -21,6 +21,15 @@ use crate::key::{compare_encoded, InternalKey, MAX_SEQNO};
 
 /// Smaller bodies are not worth a zstd frame header.
 const MIN_COMPRESS_BYTES: usize = 64;
+/// After this many blocks in a row that did not compress, compression is
+/// skipped for a while: incompressible data (random or already compressed
+/// values, encrypted payloads) would otherwise cost a zstd pass per block for
+/// nothing.
+const MISSES_BEFORE_SKIPPING: u32 = 8;
+/// Blocks skipped after the first run of misses; doubled after each further
+/// failed retry, up to [`MAX_SKIPPED_BLOCKS`], and reset by a block that compresses.
+const FIRST_SKIP_BLOCKS: u32 = 16;
+const MAX_SKIPPED_BLOCKS: u32 = 256;
 
 /// Seals blocks and buffers the file's bytes.
 struct BlockWriter {
@@ -34,6 +43,12 @@ struct BlockWriter {
     flushed: u64,
     sealed: Vec<u8>,
     compressed: Vec<u8>,
+    /// Blocks in a row that did not compress.
+    misses: u32,
+    /// Blocks still to write without trying to compress.
+    skip: u32,
+    /// How many blocks the next run of misses skips.
+    next_skip: u32,
 }
 
 impl BlockWriter {
@@ -52,7 +67,9 @@ impl BlockWriter {
         }
         let offset = self.offset();
         self.sealed.clear();
-        if let Some(c) = self.compressor.as_mut().filter(|_| body.len() >= MIN_COMPRESS_BYTES) {
+        let try_compress = body.len() >= MIN_COMPRESS_BYTES && self.skip == 0;
+        self.skip = self.skip.saturating_sub(1);
+        if let Some(c) = self.compressor.as_mut().filter(|_| try_compress) {
             let limit = body.len() - body.len() / 8;
             self.compressed.clear();
             self.compressed.reserve(limit);
@@ -62,6 +79,18 @@ impl BlockWriter {
                     self.sealed.extend_from_slice(&(body.len() as u32).to_le_bytes());
                     self.sealed.extend_from_slice(&self.compressed);
                 }
+            }
+            if self.sealed.is_empty() {
+                self.misses += 1;
+                if self.misses >= MISSES_BEFORE_SKIPPING {
+                    // Skip a while, then try again with a single block.
+                    self.skip = self.next_skip;
+                    self.next_skip = (self.next_skip * 2).min(MAX_SKIPPED_BLOCKS);
+                    self.misses = MISSES_BEFORE_SKIPPING - 1;
+                }
+            } else {
+                self.misses = 0;
+                self.next_skip = FIRST_SKIP_BLOCKS;
             }
         }
         if self.sealed.is_empty() {
@@ -146,6 +175,9 @@ impl TableBuilder {
                 flushed: 0,
                 sealed: Vec::new(),
                 compressed: Vec::new(),
+                misses: 0,
+                skip: 0,
+                next_skip: FIRST_SKIP_BLOCKS,
             },
             file_id,
             data_block: BlockBuilder::new(options.restart_interval),
