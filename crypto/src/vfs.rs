@@ -31,6 +31,11 @@ pub trait WritableFile: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Asks the OS to start writing `len` bytes from `offset` back to the disk
+    /// without waiting for them (a hint; durability still needs `sync`). Large
+    /// files written with it reach the final sync with little left to write, so
+    /// that sync does not flood the device queue in front of the WAL's syncs.
+    fn start_writeback(&self, _offset: u64, _len: u64) {}
 }
 
 /// A file opened for reading at arbitrary offsets.

@@ -46,6 +46,17 @@ impl WritableFile for StdWritable {
     fn len(&self) -> u64 {
         self.len.load(Ordering::Acquire)
     }
+    fn start_writeback(&self, offset: u64, len: u64) {
+        #[cfg(target_os = "linux")]
+        if let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) {
+            // SAFETY: sync_file_range only reads its integer arguments; the
+            // descriptor stays open for the lifetime of `self`. A failure is
+            // harmless (the hint is dropped; `sync` still writes everything).
+            unsafe {
+                libc::sync_file_range(self.sync_handle.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+            }
+        }
+    }
 }
 
 struct StdReadable {

@@ -19,6 +19,9 @@ use crate::format::{
 };
 use crate::key::{compare_encoded, InternalKey, MAX_SEQNO};
 
+/// Written bytes are handed to the OS's writeback in steps of this size, so a
+/// large table's final sync has little left to write.
+const WRITEBACK_BYTES: u64 = 1 << 20;
 /// Smaller bodies are not worth a zstd frame header.
 const MIN_COMPRESS_BYTES: usize = 64;
 /// After this many blocks in a row that did not compress, compression is
@@ -43,6 +46,8 @@ struct BlockWriter {
     flushed: u64,
     sealed: Vec<u8>,
     compressed: Vec<u8>,
+    /// Offset from which written bytes have not yet been handed to writeback.
+    writeback_from: u64,
     /// Blocks in a row that did not compress.
     misses: u32,
     /// Blocks still to write without trying to compress.
@@ -111,6 +116,10 @@ impl BlockWriter {
             self.file.append(&self.out).map_err(|e| self.io(e))?;
             self.flushed += self.out.len() as u64;
             self.out.clear();
+            if self.flushed - self.writeback_from >= WRITEBACK_BYTES {
+                self.file.start_writeback(self.writeback_from, self.flushed - self.writeback_from);
+                self.writeback_from = self.flushed;
+            }
         }
         Ok(())
     }
@@ -175,6 +184,7 @@ impl TableBuilder {
                 flushed: 0,
                 sealed: Vec::new(),
                 compressed: Vec::new(),
+                writeback_from: 0,
                 misses: 0,
                 skip: 0,
                 next_skip: FIRST_SKIP_BLOCKS,
