@@ -12,7 +12,7 @@
 //! nodes, and that second miss per node was most of its cost.
 
 use std::ops::Bound;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_skiplist::SkipMap;
@@ -114,10 +114,60 @@ impl PartialOrd for MemKey {
     }
 }
 
+/// Bits of the key filter per expected entry, and probes per key.
+const FILTER_BITS_PER_ENTRY: usize = 10;
+const FILTER_PROBES: u32 = 4;
+/// Bounds of the key filter's size in bits (8 KiB .. 16 MiB).
+const MIN_FILTER_BITS: usize = 1 << 16;
+const MAX_FILTER_BITS: usize = 1 << 27;
+/// Bytes one entry is assumed to take when sizing the filter from a byte budget.
+const FILTER_BYTES_PER_ENTRY: usize = 64;
+
+/// A bloom filter over the user keys inserted, so a lookup of a key the
+/// memtable does not hold (most lookups, once data has been flushed) skips the
+/// skiplist search. Bits are only ever set, with atomic ORs; an insert sets its
+/// bits before the entry is linked, and readers only look for entries published
+/// after that (the engine's visible seqno, or its writer mutex), so a key that
+/// is there always passes. Past its sizing the filter fills up and lets more
+/// absent keys through to the search; it never answers wrongly.
+struct KeyFilter {
+    words: Box<[AtomicU64]>,
+    bit_mask: u64,
+}
+
+impl KeyFilter {
+    fn new(bits: usize) -> Self {
+        let bits = bits.clamp(MIN_FILTER_BITS, MAX_FILTER_BITS).next_power_of_two();
+        KeyFilter { words: (0..bits / 64).map(|_| AtomicU64::new(0)).collect(), bit_mask: bits as u64 - 1 }
+    }
+
+    fn probes(&self, user_key: &[u8]) -> impl Iterator<Item = (usize, u64)> + '_ {
+        let h = crate::table::bloom::hash64(user_key);
+        let step = h.rotate_left(31) | 1;
+        (0..u64::from(FILTER_PROBES)).map(move |i| {
+            let bit = h.wrapping_add(i.wrapping_mul(step)) & self.bit_mask;
+            ((bit >> 6) as usize, 1u64 << (bit & 63))
+        })
+    }
+
+    fn add(&self, user_key: &[u8]) {
+        for (word, bit) in self.probes(user_key) {
+            if let Some(w) = self.words.get(word) {
+                w.fetch_or(bit, Ordering::Release);
+            }
+        }
+    }
+
+    fn may_contain(&self, user_key: &[u8]) -> bool {
+        self.probes(user_key).all(|(word, bit)| self.words.get(word).is_none_or(|w| w.load(Ordering::Acquire) & bit != 0))
+    }
+}
+
 /// An in-memory sorted table of recent writes.
 pub struct Memtable {
     id: u64,
     map: SkipMap<MemKey, Vec<u8>>,
+    filter: KeyFilter,
     bytes: AtomicUsize,
 }
 
@@ -130,7 +180,14 @@ impl std::fmt::Debug for Memtable {
 impl Memtable {
     /// An empty memtable. `id` is the number of the WAL segment that backs it.
     pub fn new(id: u64) -> Self {
-        Memtable { id, map: SkipMap::new(), bytes: AtomicUsize::new(0) }
+        Self::with_expected_bytes(id, 0)
+    }
+
+    /// An empty memtable whose key filter is sized for about `bytes` of entries
+    /// (the engine's memtable budget).
+    pub fn with_expected_bytes(id: u64, bytes: usize) -> Self {
+        let bits = (bytes / FILTER_BYTES_PER_ENTRY).saturating_mul(FILTER_BITS_PER_ENTRY);
+        Memtable { id, map: SkipMap::new(), filter: KeyFilter::new(bits), bytes: AtomicUsize::new(0) }
     }
 
     /// The WAL segment number that backs this memtable.
@@ -142,11 +199,15 @@ impl Memtable {
     pub fn insert(&self, user_key: &[u8], seqno: SeqNo, kind: ValueKind, value: &[u8]) {
         debug_assert!(seqno <= MAX_SEQNO, "seqno {seqno} above MAX_SEQNO");
         self.bytes.fetch_add(user_key.len() + 8 + value.len() + ENTRY_OVERHEAD_BYTES, Ordering::Relaxed);
+        self.filter.add(user_key);
         self.map.insert(MemKey::new(user_key, seqno, kind), value.to_vec());
     }
 
     /// The newest version of `user_key` with seqno <= `snapshot`, with its seqno.
     pub fn get(&self, user_key: &[u8], snapshot: SeqNo) -> Option<(SeqNo, ValueKind, Vec<u8>)> {
+        if !self.filter.may_contain(user_key) {
+            return None;
+        }
         let seek = MemKey::new(user_key, snapshot.min(MAX_SEQNO), FIRST_KIND);
         let e = self.map.lower_bound(Bound::Included(&seek))?;
         let k = e.key();
@@ -279,6 +340,29 @@ mod tests {
                 assert_eq!(mt.get(&key, snap), model_get(&model, &key, snap), "key {i} snapshot {snap}");
             }
         }
+    }
+
+    /// The key filter never hides a key, however far past its sizing the
+    /// memtable grows, and still turns most absent keys away at its sizing.
+    #[test]
+    fn key_filter_never_hides_a_key() {
+        let mt = Memtable::new(1);
+        let n = 300_000u64;
+        for i in 0..n {
+            mt.insert(format!("present{i}").as_bytes(), i + 1, ValueKind::Put, b"v");
+        }
+        for i in 0..n {
+            assert!(mt.get(format!("present{i}").as_bytes(), MAX_SEQNO).is_some(), "key {i}");
+        }
+        for i in 0..1000u64 {
+            assert_eq!(mt.get(format!("absent{i}").as_bytes(), MAX_SEQNO), None);
+        }
+        let sized = Memtable::with_expected_bytes(2, 640_000);
+        for i in 0..10_000u64 {
+            sized.insert(format!("present{i}").as_bytes(), i + 1, ValueKind::Put, b"v");
+        }
+        let passed = (0..10_000u64).filter(|i| sized.filter.may_contain(format!("absent{i}").as_bytes())).count();
+        assert!(passed < 300, "{passed} of 10000 absent keys passed a filter at its sizing");
     }
 
     #[test]

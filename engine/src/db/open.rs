@@ -287,7 +287,7 @@ fn start(
     }
     inner.versions.log_and_apply(edit)?;
     inner.writer.lock().wal = Some(Arc::new(wal));
-    inner.mems.write().active = Arc::new(Memtable::new(number));
+    inner.mems.write().active = Arc::new(Memtable::with_expected_bytes(number, inner.options.memtable_size_bytes));
     inner.delete_obsolete();
     Ok(inner)
 }

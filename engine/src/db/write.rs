@@ -322,7 +322,7 @@ impl Inner {
         })?;
         writer.wal = Some(Arc::new(wal));
         let mut mems = self.mems.write();
-        let frozen = std::mem::replace(&mut mems.active, Arc::new(Memtable::new(number)));
+        let frozen = std::mem::replace(&mut mems.active, Arc::new(Memtable::with_expected_bytes(number, self.options.memtable_size_bytes)));
         mems.immutables.push_back(frozen);
         Ok(())
     }
