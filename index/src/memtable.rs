@@ -150,10 +150,14 @@ impl KeyFilter {
         })
     }
 
+    /// Sets the key's bits, skipping the locked read-modify-write for bits
+    /// already set (safe with concurrent inserts all the same).
     fn add(&self, user_key: &[u8]) {
         for (word, bit) in self.probes(user_key) {
             if let Some(w) = self.words.get(word) {
-                w.fetch_or(bit, Ordering::Release);
+                if w.load(Ordering::Relaxed) & bit == 0 {
+                    w.fetch_or(bit, Ordering::Release);
+                }
             }
         }
     }
