@@ -142,8 +142,7 @@ impl KeyFilter {
     }
 
     fn probes(&self, user_key: &[u8]) -> impl Iterator<Item = (usize, u64)> + '_ {
-        let h = crate::table::bloom::hash64(user_key);
-        let step = h.rotate_left(31) | 1;
+        let (h, step) = crate::table::bloom::split(crate::table::bloom::hash64(user_key));
         (0..u64::from(FILTER_PROBES)).map(move |i| {
             let bit = h.wrapping_add(i.wrapping_mul(step)) & self.bit_mask;
             ((bit >> 6) as usize, 1u64 << (bit & 63))

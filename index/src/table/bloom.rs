@@ -82,7 +82,7 @@ impl BloomFilter {
     }
 }
 
-fn split(h: u64) -> (u64, u64) {
+pub(crate) fn split(h: u64) -> (u64, u64) {
     // An odd step keeps successive probes distinct modulo any power-of-two size.
     (h, h.rotate_left(31) | 1)
 }

@@ -259,19 +259,52 @@ pub(crate) fn decode_index(body: Vec<u8>, data_end: u64) -> Result<IndexBlock, &
     Ok(index)
 }
 
+/// Decodes every entry of a data block into `keys`/`spans` and checks its keys:
+/// each well formed, strictly increasing from `prev` (the previous block's last
+/// key), the last one equal to `last` (its index entry). Returns the decoded keys.
+pub(crate) fn checked_block_keys(
+    block: &Block,
+    keys: &mut Vec<u8>,
+    spans: &mut Vec<(Range<usize>, Range<usize>)>,
+    prev: Option<&[u8]>,
+    last: &[u8],
+) -> Result<Vec<InternalKey>, &'static str> {
+    block.decode_all(keys, spans)?;
+    let mut decoded = Vec::with_capacity(spans.len());
+    let mut before = prev;
+    for (kr, _) in spans.iter() {
+        let k = keys.get(kr.clone()).ok_or("malformed key")?;
+        decoded.push(InternalKey::decode(k).ok_or("malformed key")?);
+        if before.is_some_and(|b| compare_encoded(b, k) != Ordering::Less) {
+            return Err("keys out of order");
+        }
+        before = Some(k);
+    }
+    match before {
+        Some(k) if !spans.is_empty() && k == last => Ok(decoded),
+        _ => Err("block's last key disagrees with the index"),
+    }
+}
+
+/// Reads the file header of table `file_id` and unwraps its file key.
+pub(crate) fn open_cipher(file: &dyn RandomAccessFile, keys: &KeyManager, file_id: u64, name: &str) -> Result<FileCipher> {
+    let mut header = [0u8; FILE_HEADER_LEN];
+    if file.len() < HEADER_LEN {
+        return Err(Error::corruption(name, 0, "file shorter than its header"));
+    }
+    file.read_exact_at(&mut header, 0).map_err(|source| Error::Io { file: name.to_string(), source })?;
+    let cipher = keys.open_file(&header, FileKind::Sst, name)?;
+    if cipher.file_id() != file_id {
+        return Err(Error::corruption(name, 16, format!("header names file {}, expected {file_id}", cipher.file_id())));
+    }
+    Ok(cipher)
+}
+
 impl TableReader {
     /// Opens a table: reads and authenticates header, footer, index, filter and
     /// properties. `name` names the file in errors.
     pub fn open(file: Arc<dyn RandomAccessFile>, keys: &KeyManager, file_id: u64, name: &str, cache: Option<Arc<BlockCache>>) -> Result<Arc<Self>> {
-        let mut header = [0u8; FILE_HEADER_LEN];
-        if file.len() < HEADER_LEN {
-            return Err(Error::corruption(name, 0, "file shorter than its header"));
-        }
-        file.read_exact_at(&mut header, 0).map_err(|source| Error::Io { file: name.to_string(), source })?;
-        let cipher = keys.open_file(&header, FileKind::Sst, name)?;
-        if cipher.file_id() != file_id {
-            return Err(Error::corruption(name, 16, format!("header names file {}, expected {file_id}", cipher.file_id())));
-        }
+        let cipher = open_cipher(file.as_ref(), keys, file_id, name)?;
         let layout = load_layout(file.as_ref(), &cipher, name, file_id)?;
         let p = &layout.props;
         let info = TableInfo {
@@ -360,30 +393,22 @@ impl TableReader {
     pub fn verify(&self) -> Result<u64> {
         let layout = load_layout(self.file.as_ref(), &self.cipher, &self.name, self.file_id)?;
         let (mut keys, mut spans) = (Vec::new(), Vec::new());
-        let mut prev: Vec<u8> = Vec::new();
+        let mut prev: Option<Vec<u8>> = None;
         let mut entries = 0u64;
         for (i, handle) in layout.index.handles.iter().enumerate() {
             let block = self.read_data_block(*handle)?;
-            block.decode_all(&mut keys, &mut spans).map_err(|r| self.corrupt(handle.offset, r))?;
-            for (kr, _) in &spans {
-                let k = keys.get(kr.clone()).unwrap_or_default();
-                let ik = InternalKey::decode(k).ok_or_else(|| self.corrupt(handle.offset, "malformed key"))?;
+            let decoded = checked_block_keys(&block, &mut keys, &mut spans, prev.as_deref(), layout.index.key(i))
+                .map_err(|r| self.corrupt(handle.offset, r))?;
+            for ik in &decoded {
                 if ik.seqno < layout.props.min_seqno || ik.seqno > layout.props.max_seqno {
                     return Err(self.corrupt(handle.offset, "seqno outside the table's range"));
                 }
-                if entries == 0 && ik != layout.props.smallest {
+                if entries == 0 && *ik != layout.props.smallest {
                     return Err(self.corrupt(handle.offset, "first key disagrees with the properties"));
                 }
-                if entries > 0 && compare_encoded(&prev, k) != Ordering::Less {
-                    return Err(self.corrupt(handle.offset, "keys out of order"));
-                }
-                prev.clear();
-                prev.extend_from_slice(k);
                 entries += 1;
             }
-            if spans.is_empty() || prev.as_slice() != layout.index.key(i) {
-                return Err(self.corrupt(handle.offset, "block's last key disagrees with the index"));
-            }
+            prev = Some(layout.index.key(i).to_vec());
         }
         if entries != layout.props.entries {
             return Err(self.corrupt(0, format!("{entries} entries found, properties say {}", layout.props.entries)));

@@ -9,19 +9,18 @@
 //! counted. A damaged bloom filter or properties block loses nothing. Without a
 //! readable index the block boundaries are unknown and nothing is salvaged.
 
-use std::cmp::Ordering;
 use std::sync::Arc;
 
 use crypto::vfs::RandomAccessFile;
-use crypto::{BlockKind, FileKind, KeyManager, FILE_HEADER_LEN};
+use crypto::{BlockKind, KeyManager};
 
 use super::block::Block;
 use super::bloom::BloomFilter;
 use super::properties::Properties;
-use super::reader::{decode_index, read_block, read_handles};
+use super::reader::{checked_block_keys, decode_index, open_cipher, read_block, read_handles};
 use crate::error::{Error, Result};
-use crate::format::{BlockHandle, HEADER_LEN};
-use crate::key::{compare_encoded, Entry, InternalKey};
+use crate::format::BlockHandle;
+use crate::key::Entry;
 
 /// What [`salvage_table`] could read of one table.
 #[derive(Debug, Default)]
@@ -72,15 +71,7 @@ fn salvage_into(
     out: &mut Salvage,
 ) -> Result<()> {
     let corrupt = |offset: u64, reason: &str| Error::corruption(name, offset, reason);
-    if file.len() < HEADER_LEN {
-        return Err(corrupt(0, "file shorter than its header"));
-    }
-    let mut header = [0u8; FILE_HEADER_LEN];
-    file.read_exact_at(&mut header, 0).map_err(|source| Error::Io { file: name.to_string(), source })?;
-    let cipher = keys.open_file(&header, FileKind::Sst, name)?;
-    if cipher.file_id() != file_id {
-        return Err(corrupt(16, &format!("header names file {}, expected {file_id}", cipher.file_id())));
-    }
+    let cipher = open_cipher(file, keys, file_id, name)?;
     let handles = read_handles(file, &cipher, name)?;
     // Filter and properties only tell; their damage costs no entry.
     match read_block(file, &cipher, name, handles.props, BlockKind::SstProperties)
@@ -114,44 +105,19 @@ fn salvage_into(
                 continue;
             }
         };
-        if let Err(reason) = check_block(&block, &mut block_keys, &mut spans, prev.as_deref(), index.key(i)) {
-            out.damage.push(corrupt(handle.offset, reason));
-            continue;
-        }
-        for (kr, vr) in &spans {
-            let k = block_keys.get(kr.clone()).unwrap_or_default();
-            if let Some(key) = InternalKey::decode(k) {
-                each(Entry { key, value: block.value(vr.clone()).to_vec() });
-                out.entries += 1;
+        let decoded = match checked_block_keys(&block, &mut block_keys, &mut spans, prev.as_deref(), index.key(i)) {
+            Ok(decoded) => decoded,
+            Err(reason) => {
+                out.damage.push(corrupt(handle.offset, reason));
+                continue;
             }
+        };
+        for (key, (_, vr)) in decoded.into_iter().zip(&spans) {
+            each(Entry { key, value: block.value(vr.clone()).to_vec() });
+            out.entries += 1;
         }
         prev = Some(index.key(i).to_vec());
         out.blocks_read += 1;
     }
     Ok(())
-}
-
-/// Decodes `block` into `keys`/`spans` and checks its keys: well formed,
-/// strictly increasing from `prev`, the last equal to the index's `last`.
-fn check_block(
-    block: &Block,
-    keys: &mut Vec<u8>,
-    spans: &mut Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
-    prev: Option<&[u8]>,
-    last: &[u8],
-) -> std::result::Result<(), &'static str> {
-    block.decode_all(keys, spans)?;
-    let mut before = prev;
-    for (kr, _) in spans.iter() {
-        let k = keys.get(kr.clone()).ok_or("key out of range")?;
-        InternalKey::decode(k).ok_or("malformed key")?;
-        if before.is_some_and(|b| compare_encoded(b, k) != Ordering::Less) {
-            return Err("keys out of order");
-        }
-        before = Some(k);
-    }
-    match before {
-        Some(k) if spans.last().is_some() && k == last => Ok(()),
-        _ => Err("block's last key disagrees with the index"),
-    }
 }
