@@ -87,16 +87,7 @@ impl FileCipher {
 
     /// Encrypts `buf` in place and appends the tag (`buf` grows by [`TAG_LEN`]).
     pub fn seal_in_place(&self, offset: u64, kind: BlockKind, buf: &mut Vec<u8>) {
-        if crate::insecure_null_cipher::is_on() {
-            buf.extend_from_slice(&[0u8; TAG_LEN]);
-            return;
-        }
-        let nonce = nonce_for(offset, kind);
-        let aad = self.aad(offset, kind);
-        if self.cipher.encrypt_in_place(Nonce::from_slice(&nonce), &aad, buf).is_err() {
-            // Only fails for messages beyond 2^36 bytes, far above every size limit here.
-            unreachable!("AES-GCM-SIV refused a message below its size limit");
-        }
+        self.seal_tail_in_place(offset, kind, buf, 0);
     }
 
     /// Encrypts `buf[start..]` in place and appends the tag, leaving `buf[..start]`

@@ -106,9 +106,6 @@ impl LogWriter {
     /// `sync_to` still makes the frames before the failed one durable. The partial
     /// frame the failure may have left is read back as a torn tail.
     pub fn append(&self, payload: &[u8]) -> Result<u64> {
-        if payload.len() > MAX_RECORD_BYTES {
-            return Err(Error::RecordTooLarge { len: payload.len(), max: MAX_RECORD_BYTES });
-        }
         self.append_with(payload.len(), &mut |buf| buf.extend_from_slice(payload))
     }
 

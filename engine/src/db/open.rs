@@ -90,10 +90,10 @@ pub(crate) fn create_keyed(
 /// lock, the key files (and their temporaries), the first manifest and a
 /// temporary `CURRENT`. Until `CURRENT` is durable the store holds no data.
 fn left_by_interrupted_create(name: &str) -> bool {
+    let base = name.strip_suffix(".tmp");
     name == LOCK_FILE
-        || name.strip_suffix(".tmp").unwrap_or(name) == KEYSLOTS_FILE
-        || name.strip_suffix(".tmp").unwrap_or(name) == KEYRING_FILE
-        || name == format!("{}.tmp", compaction::CURRENT_FILE)
+        || [KEYSLOTS_FILE, KEYRING_FILE].contains(&base.unwrap_or(name))
+        || base == Some(compaction::CURRENT_FILE)
         || name.strip_prefix("MANIFEST-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
