@@ -62,8 +62,11 @@ fn format_md_worked_example() {
         };
         let mut cut_in_tag = file[..140].to_vec();
         cut_in_tag.resize(4096, 0);
-        let damaged =
-            [(flipped(86), "length check", 84), (flipped(100), "checksum mismatch", 84), (cut_in_tag, "checksum mismatch", 117)];
+        let damaged = [
+            (flipped(86), "length check", 84),
+            (flipped(100), "checksum mismatch", 84),
+            (cut_in_tag, "checksum mismatch", 117),
+        ];
         for (bad, reason, offset) in damaged {
             match read(&bad) {
                 Err(Error::Corruption { file, offset: o, reason: r }) if o == offset => {
