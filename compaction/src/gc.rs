@@ -226,6 +226,9 @@ mod tests {
         fn len(&self) -> u64 {
             self.inner.len()
         }
+        fn preallocate(&self, len: u64) -> io::Result<()> {
+            self.inner.preallocate(len)
+        }
     }
 
     impl Vfs for RecordingVfs {

@@ -6,7 +6,9 @@
 //! - bytes appended to a [`WritableFile`] are durable only after its `sync` returns;
 //! - a newly created, renamed or removed directory entry is durable only after
 //!   `sync_dir` of its directory returns;
-//! - `rename` replaces the target atomically.
+//! - `rename` replaces the target atomically;
+//! - a size set by [`WritableFile::preallocate`] is durable only after the file's
+//!   next `sync` returns, and bytes of it that were never written read as zeros.
 
 use std::fmt;
 use std::io;
@@ -17,7 +19,7 @@ mod sim;
 mod std_fs;
 
 pub use sim::SimVfs;
-pub use std_fs::StdVfs;
+pub use std_fs::{preallocate_file, StdVfs};
 
 /// A file being written: append-only.
 pub trait WritableFile: Send + Sync {
@@ -36,6 +38,18 @@ pub trait WritableFile: Send + Sync {
     /// files written with it reach the final sync with little left to write, so
     /// that sync does not flood the device queue in front of the WAL's syncs.
     fn start_writeback(&self, _offset: u64, _len: u64) {}
+    /// Makes the file at least `len` bytes long ahead of the appends that will fill
+    /// it, so that a later `sync` has no file-size change to commit (an append into
+    /// space the file already has costs one data write; an append that grows the
+    /// file also makes the file system journal the new size). Bytes past the
+    /// appended data read as zeros; [`WritableFile::len`] (the append position) does
+    /// not change; a `len` at or below the file's size changes nothing. The new
+    /// size is durable only after the next `sync` returns. Where the file system
+    /// can, the space is reserved, so a full disk is reported here (`ENOSPC`)
+    /// rather than by a later append. The default does nothing.
+    fn preallocate(&self, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A file opened for reading at arbitrary offsets.

@@ -314,6 +314,9 @@ impl Db {
             self.inner.delete_obsolete();
         }
         let synced = if self.inner.options.read_only || failed { Ok(()) } else { self.inner.sync_wal() };
+        if synced.is_ok() && !self.inner.options.read_only && !failed {
+            self.inner.trim_active_wal();
+        }
         self.inner.lock.lock().take();
         synced
     }

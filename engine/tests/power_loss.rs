@@ -87,6 +87,13 @@ impl WritableFile for KillableFile {
     fn len(&self) -> u64 {
         self.inner.len()
     }
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        let k = self.killed.read();
+        if *k {
+            return Err(killed());
+        }
+        self.inner.preallocate(len)
+    }
 }
 
 impl Vfs for KillableVfs {

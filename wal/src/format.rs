@@ -24,6 +24,13 @@ pub(crate) const LEN_CHECK_MASK: u32 = 0xA282_EAD8;
 /// Offset of the first frame: frames follow the crypto file header.
 pub(crate) const FIRST_FRAME_OFFSET: u64 = FILE_HEADER_LEN as u64;
 
+/// Zero bytes in a row that mark a frame failing a check as cut short rather than
+/// damaged: where a real frame holds ciphertext (its sealed payload, whose first
+/// and last 16 bytes follow the header and end the frame), this many zeros occur
+/// with probability about 2^-128 per position, and one damaged byte cannot make
+/// them. The tag's length: a tag that never reached the disk is such a run.
+pub(crate) const TORN_ZERO_RUN: usize = TAG_LEN;
+
 const _: () = assert!(FRAME_HEADER_LEN == 4 + 4 + 4);
 const _: () = assert!(FILE_HEADER_LEN == 84);
 // The sealed length must fit the u32 `len` field, and the whole frame in a usize.
@@ -34,6 +41,9 @@ const _: () = assert!((MAX_SEALED_LEN as u64) + (FRAME_HEADER_LEN as u64) <= usi
 const _: () = assert!(len_check(0) != 0);
 // A zero-length sealed payload cannot exist, so an all-zero header is never a frame.
 const _: () = assert!(MIN_SEALED_LEN > 0);
+// Every frame has at least TORN_ZERO_RUN bytes of sealed payload after its header,
+// where the torn-frame test for a failed header looks.
+const _: () = assert!(MIN_SEALED_LEN as usize >= TORN_ZERO_RUN);
 
 /// The record block kind sealed into files of `kind`, or `None` for files that are not logs.
 pub(crate) fn block_kind_for(kind: FileKind) -> Option<BlockKind> {

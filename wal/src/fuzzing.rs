@@ -18,7 +18,7 @@ use crypto::vfs::{SimVfs, Vfs};
 use crypto::{FileKind, KeyManager, FILE_HEADER_LEN, TAG_LEN};
 
 use crate::format::{len_check, FrameHeader, FRAME_HEADER_LEN, MAX_SEALED_LEN};
-use crate::{Error, LogReader, LogWriter};
+use crate::{Error, LogReader, LogWriter, Preallocation};
 
 /// The fuzz targets of this crate, by corpus directory name.
 pub const TARGETS: [&str; 2] = ["wal_record", "wal_log"];
@@ -77,7 +77,7 @@ fn write_file(vfs: &Arc<dyn Vfs>, path: &Path, bytes: &[u8]) {
 /// How a read of a whole log ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum End {
-    /// Every byte was consumed by whole records.
+    /// Every byte was consumed by whole records, or only zeros follow the last one.
     Clean,
     /// A torn tail at this offset.
     Torn(u64),
@@ -120,7 +120,9 @@ fn read_log(vfs: &Arc<dyn Vfs>, path: &Path, keys: &KeyManager, kind: FileKind) 
                         End::Torn(at)
                     }
                     None => {
-                        assert_eq!(before, file_len, "a clean end before the end of the file");
+                        let bytes = must(vfs.read_all(path), "read_all");
+                        let rest = bytes.get(usize::try_from(before).unwrap_or(usize::MAX)..).unwrap_or_default();
+                        assert!(rest.iter().all(|b| *b == 0), "a clean end with non-zero bytes after it");
                         End::Clean
                     }
                 };
@@ -155,10 +157,15 @@ fn read_log(vfs: &Arc<dyn Vfs>, path: &Path, keys: &KeyManager, kind: FileKind) 
     (records, end)
 }
 
+/// Whether `bytes` holds `run` consecutive zeros: the doc's "16 zero bytes in a row".
+fn doc_zero_run(bytes: &[u8], run: usize) -> bool {
+    bytes.windows(run).any(|w| w.iter().all(|b| *b == 0))
+}
+
 /// What `FORMAT.md`'s recovery table says of the first frame of `frames`, when no
 /// frame can authenticate: nothing but a clean end, a torn tail or corruption.
 fn expected_first_frame(frames: &[u8]) -> End {
-    if frames.is_empty() {
+    if frames.iter().all(|b| *b == 0) {
         return End::Clean;
     }
     let Some(header) = frames.get(..FRAME_HEADER_LEN) else { return End::Torn(FIRST_FRAME) };
@@ -170,14 +177,16 @@ fn expected_first_frame(frames: &[u8]) -> End {
         w.copy_from_slice(header.get(i..i + 4).unwrap_or(&[0; 4]));
         u32::from_le_bytes(w)
     };
-    let (len, check) = (word(0), word(4));
-    if check != crc32fast::hash(&len.to_le_bytes()) ^ DOC_LEN_CHECK_MASK {
-        return End::Corrupt(FIRST_FRAME);
+    let (len, check, crc) = (word(0), word(4), word(8));
+    let after_header = frames.get(FRAME_HEADER_LEN..).unwrap_or_default();
+    let header_ok = check == crc32fast::hash(&len.to_le_bytes()) ^ DOC_LEN_CHECK_MASK
+        && (TAG_LEN as u32..=512 * 1024 * 1024 + TAG_LEN as u32).contains(&len);
+    if !header_ok {
+        let next: Vec<u8> = after_header.iter().take(TAG_LEN).copied().collect();
+        return if next.iter().all(|b| *b == 0) { End::Torn(FIRST_FRAME) } else { End::Corrupt(FIRST_FRAME) };
     }
-    if len < TAG_LEN as u32 || len > 512 * 1024 * 1024 + TAG_LEN as u32 {
-        return End::Corrupt(FIRST_FRAME);
-    }
-    if (FRAME_HEADER_LEN as u64) + u64::from(len) > frames.len() as u64 {
+    let Some(payload) = after_header.get(..len as usize) else { return End::Torn(FIRST_FRAME) };
+    if crc32fast::hash(payload) != crc && doc_zero_run(payload, TAG_LEN) {
         return End::Torn(FIRST_FRAME);
     }
     // A whole frame whose crc may or may not match: it cannot authenticate.
@@ -271,24 +280,34 @@ fn record_bytes(i: usize, len: usize) -> Vec<u8> {
     (0..len).map(|j| (i as u8).wrapping_mul(31).wrapping_add(j as u8)).collect()
 }
 
-/// `data` describes a log and damage done to it: `kind u8` (even: WAL, odd:
-/// manifest), `count u8` records of `len u16` bytes each (capped at 600), then
-/// the damage operations of `apply_ops`. The log is written with [`LogWriter`],
+/// `data` describes a log and damage done to it: `kind u8` (bit 0: WAL or
+/// manifest; bit 1: written preallocated, so the file goes on in zeros after its
+/// frames), `count u8` records of `len u16` bytes each (capped at 600), then the
+/// damage operations of `apply_ops`. The log is written with [`LogWriter`],
 /// damaged, and read back. The reader must return exactly the records whose
 /// frames lie wholly before the first changed byte, then stop at the next frame's
-/// offset; a log that was only cut short must never read as corruption; a log with
-/// one changed byte must never read as a torn tail or a clean end; a whole log
-/// followed by zeros must read as a torn tail.
+/// offset; a log that was only cut short, or cut and then zero-filled to any
+/// length, must never read as corruption unless the cut left 1 to 15 bytes of a
+/// frame missing (`FORMAT.md`: that cannot be told from a damaged byte); a log
+/// with one changed byte in its frames must never read as a torn tail or a clean
+/// end; a whole log followed by zeros must read as a clean end.
 pub fn wal_log(data: &[u8]) {
     let fx = fixture();
     let mut input = FuzzInput::new(data);
-    let kind = if input.u8() & 1 == 0 { FileKind::Wal } else { FileKind::Manifest };
+    let flags = input.u8();
+    let kind = if flags & 1 == 0 { FileKind::Wal } else { FileKind::Manifest };
+    let preallocated = flags & 2 != 0;
     let count = usize::from(input.u8()) % (MAX_LOG_RECORDS + 1);
     let records: Vec<Vec<u8>> = (0..count).map(|i| record_bytes(i, usize::from(input.u16() % 601))).collect();
 
     let (vfs, dir) = scratch_vfs();
     let original_path = dir.join("000007.wal");
-    let writer = must(LogWriter::create(&vfs, &original_path, &fx.keys, 7, kind), "LogWriter::create");
+    let writer = if preallocated {
+        let sizes = Preallocation { initial_bytes: 512, max_step_bytes: 4096 };
+        must(LogWriter::create_preallocated(&vfs, &original_path, &fx.keys, 7, kind, sizes), "create_preallocated")
+    } else {
+        must(LogWriter::create(&vfs, &original_path, &fx.keys, 7, kind), "LogWriter::create")
+    };
     let mut frame_ends = Vec::with_capacity(records.len());
     for r in &records {
         frame_ends.push(must(writer.append(r), "append"));
@@ -296,7 +315,14 @@ pub fn wal_log(data: &[u8]) {
     must(writer.sync(), "sync");
     drop(writer);
     let original = must(vfs.read_all(&original_path), "read_all");
-    assert_eq!(original.len() as u64, frame_ends.last().copied().unwrap_or(FIRST_FRAME), "log length");
+    let frames_end = frame_ends.last().copied().unwrap_or(FIRST_FRAME);
+    if preallocated {
+        assert!(original.len() as u64 >= frames_end, "a preallocated log shorter than its frames");
+        let tail = original.get(usize::try_from(frames_end).unwrap_or(usize::MAX)..).unwrap_or_default();
+        assert!(tail.iter().all(|b| *b == 0), "preallocated space is not zero");
+    } else {
+        assert_eq!(original.len() as u64, frames_end, "log length");
+    }
 
     let mut damaged = original.clone();
     apply_ops(&mut damaged, &mut input);
@@ -304,9 +330,12 @@ pub fn wal_log(data: &[u8]) {
     write_file(&vfs, &path, &damaged);
     let (got, end) = read_log(&vfs, &path, &fx.keys, kind);
 
+    // A preallocated log's zeros are no frame: cutting or extending them changes nothing.
     let first_change =
         original.iter().zip(&damaged).position(|(a, b)| a != b).unwrap_or(original.len().min(damaged.len()));
-    if damaged == original {
+    let only_zeros_changed = first_change as u64 >= frames_end
+        && damaged.get(first_change..).unwrap_or_default().iter().all(|b| *b == 0);
+    if damaged == original || only_zeros_changed {
         assert_eq!(got, records, "an undamaged log lost records");
         assert_eq!(end, End::Clean, "an undamaged log did not end cleanly");
         return;
@@ -320,7 +349,10 @@ pub fn wal_log(data: &[u8]) {
     assert!(got.iter().zip(&records).all(|(a, b)| a == b), "a record came back changed");
     let stop = if intact == 0 { FIRST_FRAME } else { frame_ends.get(intact - 1).copied().unwrap_or(FIRST_FRAME) };
     match end {
-        End::Clean => assert_eq!(damaged.len() as u64, stop, "a damaged log ended cleanly past its last good frame"),
+        End::Clean => {
+            let rest = damaged.get(usize::try_from(stop).unwrap_or(usize::MAX)..).unwrap_or_default();
+            assert!(rest.iter().all(|b| *b == 0), "a damaged log ended cleanly before non-zero bytes");
+        }
         End::Torn(at) | End::Corrupt(at) => assert_eq!(at, stop, "the reader stopped away from the damaged frame"),
         End::OpenFailed => panic!("a log whose header is intact was refused"),
     }
@@ -328,14 +360,22 @@ pub fn wal_log(data: &[u8]) {
     if cut_short {
         assert!(!matches!(end, End::Corrupt(_)), "a log cut short at {} read as corruption", damaged.len());
     }
+    // Cut short, then zero-filled (a crash into preallocated space): a torn tail
+    // too, except where the cut left only 1 to 15 bytes of a frame unwritten.
+    let cut = first_change as u64;
+    let zeros_after_cut = damaged.get(first_change..).unwrap_or_default().iter().all(|b| *b == 0);
+    let cut_in_last_15 = frame_ends.iter().any(|e| cut < *e && *e - cut < TAG_LEN as u64);
+    if zeros_after_cut && (damaged.len() < original.len() || cut < frames_end) && !cut_in_last_15 {
+        assert!(!matches!(end, End::Corrupt(_)), "a log cut at {cut} (then {} bytes) read as corruption", damaged.len());
+    }
     let one_byte_changed =
         damaged.len() == original.len() && original.iter().zip(&damaged).filter(|(a, b)| a != b).count() == 1;
-    if one_byte_changed {
+    if one_byte_changed && cut < frames_end {
         assert!(matches!(end, End::Corrupt(_)), "one changed byte at {first_change} read as {end:?}");
     }
     let at_boundary = first_change as u64 == FIRST_FRAME || frame_ends.contains(&(first_change as u64));
-    if at_boundary && damaged.len() > first_change && damaged.iter().skip(first_change).all(|b| *b == 0) {
-        assert_eq!(end, End::Torn(first_change as u64), "zeros after whole frames did not read as a torn tail");
+    if at_boundary && zeros_after_cut {
+        assert_eq!(end, End::Clean, "zeros after whole frames did not read as a clean end");
     }
 }
 
@@ -392,6 +432,26 @@ fn wal_record_seeds() -> Vec<(String, Vec<u8>)> {
     let mut tail_zeros = checked_frame(&[3; 16]);
     tail_zeros.extend_from_slice(&[0; 100]);
     seeds.push(("frame_then_zeros".to_string(), tail_zeros));
+    // A header whose payload never landed: the crc fails over a zero tag.
+    let mut zero_tag = checked_frame(&[9; 40]);
+    for b in zero_tag.iter_mut().skip(FRAME_HEADER_LEN + 24) {
+        *b = 0;
+    }
+    seeds.push(("payload_tag_zero".to_string(), zero_tag));
+    let mut short_zero_run = checked_frame(&[9; 40]);
+    for b in short_zero_run.iter_mut().skip(FRAME_HEADER_LEN + 25) {
+        *b = 0;
+    }
+    seeds.push(("payload_ends_in_15_zeros".to_string(), short_zero_run));
+    let mut header_cut = FrameHeader::for_payload(&[4; 30]).encode().to_vec();
+    for b in header_cut.iter_mut().skip(5) {
+        *b = 0;
+    }
+    header_cut.extend_from_slice(&[0; 30]);
+    seeds.push(("header_cut_then_zeros".to_string(), header_cut));
+    let mut zeros_then_bytes = vec![0u8; 40];
+    zeros_then_bytes.push(1);
+    seeds.push(("zeros_then_a_byte".to_string(), zeros_then_bytes));
     seeds.push(("all_ff".to_string(), vec![0xff; 64]));
     seeds
 }
@@ -447,6 +507,20 @@ fn wal_log_seeds() -> Vec<(String, Vec<u8>)> {
         seeds.push((name.to_string(), wal_log_input(0, three, &op_truncate(len))));
     }
     seeds.push(("zeros_after_log".to_string(), wal_log_input(0, three, &[3, 0x00, 0x10])));
+    // Written preallocated: the frames end at 213, zeros follow to 4096.
+    seeds.push(("preallocated_three_records".to_string(), wal_log_input(2, three, &[])));
+    seeds.push(("preallocated_flip_last_frame".to_string(), wal_log_input(2, three, &op_xor(212, 0x01))));
+    seeds.push(("preallocated_flip_in_zeros".to_string(), wal_log_input(2, three, &op_xor(300, 0x01))));
+    let zero_range = |pos: u32, n: u8| {
+        let mut v = vec![4u8];
+        v.extend_from_slice(&pos.to_le_bytes());
+        v.push(n);
+        v
+    };
+    seeds.push(("preallocated_tag_lost".to_string(), wal_log_input(2, three, &zero_range(197, 16))));
+    seeds.push(("preallocated_cut_in_payload".to_string(), wal_log_input(2, three, &zero_range(160, 255))));
+    seeds.push(("preallocated_cut_in_last_15".to_string(), wal_log_input(2, three, &zero_range(205, 8))));
+    seeds.push(("preallocated_cut_in_header".to_string(), wal_log_input(2, three, &zero_range(150, 255))));
     let mut cut_then_zeros = op_truncate(145);
     cut_then_zeros.extend_from_slice(&[3, 12, 0]);
     seeds.push(("cut_then_zero_fill".to_string(), wal_log_input(0, three, &cut_then_zeros)));

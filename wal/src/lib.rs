@@ -44,7 +44,7 @@ mod writer;
 pub use error::{Error, Result};
 pub use format::{FRAME_HEADER_LEN, MAX_RECORD_BYTES};
 pub use reader::{LogReader, RecoveredLog};
-pub use writer::LogWriter;
+pub use writer::{LogWriter, Preallocation};
 
 /// The path of WAL segment `number` in `dir`.
 pub fn segment_path(dir: &std::path::Path, number: u64) -> std::path::PathBuf {

@@ -2,9 +2,11 @@
 //! feature `io-uring`).
 //!
 //! Only the write path of logs differs from [`StdVfs`]: `create` returns a file
-//! whose `append` is an `IORING_OP_WRITE` at the file's current end and whose
-//! `sync` is an `IORING_OP_FSYNC` with `IORING_FSYNC_DATASYNC` (fdatasync). Every
-//! other operation is delegated to [`StdVfs`]. Each file has two rings, each
+//! whose `append` is an `IORING_OP_WRITE` at the end of what was appended (not
+//! the file's size, which `preallocate` may have raised, with the same
+//! `fallocate(2)` as `StdVfs`) and whose `sync` is an `IORING_OP_FSYNC` with
+//! `IORING_FSYNC_DATASYNC` (fdatasync). Every other operation is delegated to
+//! [`StdVfs`]. Each file has two rings, each
 //! behind its own mutex: appends and syncs never wait for each other, which is
 //! what lets group commit keep appending the next group while a sync runs (the
 //! same property `StdVfs` gets from its second file handle). Every operation is
@@ -145,6 +147,11 @@ impl WritableFile for UringWritable {
 
     fn len(&self) -> u64 {
         self.len.load(Ordering::Acquire)
+    }
+
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        // Appends write at explicit offsets (`self.len`), which the size does not move.
+        crypto::vfs::preallocate_file(&self.file, len)
     }
 }
 

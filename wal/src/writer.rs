@@ -11,6 +11,10 @@
 //! (the partial frame it may have left is a torn tail), so syncs that cover only
 //! those frames still run: a committer whose record was appended before another
 //! writer's append failed (say on a full disk) still gets its record made durable.
+//!
+//! A log created with a [`Preallocation`] is sized ahead of its appends, in steps,
+//! so that the fsync of a group commit has only data to write, no new file size to
+//! journal; the zeros after the last frame read back as a clean end.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +26,40 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 use crate::format::{block_kind_for, FrameHeader, FIRST_FRAME_OFFSET, FRAME_HEADER_LEN, MAX_RECORD_BYTES};
+
+/// Preallocation sizes are rounded up to this (a file-system block), so extensions
+/// end on block boundaries.
+const PREALLOCATION_ALIGN: u64 = 4096;
+
+/// How a log file is sized ahead of its appends (`FORMAT.md`, "Preallocation").
+/// At create the file is made `initial_bytes` long; an append that would pass the
+/// preallocated end first extends it by the file's size so far (doubling it), at
+/// most by `max_step_bytes`, and always far enough for that append. Sizes are
+/// rounded up to 4 KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preallocation {
+    /// The file's size at create, header included.
+    pub initial_bytes: u64,
+    /// The largest extension beyond what the append that needs it takes.
+    pub max_step_bytes: u64,
+}
+
+impl Preallocation {
+    /// The size to extend a file preallocated to `current` bytes to, so that an
+    /// append ending at `end` fits.
+    fn next_size(&self, current: u64, end: u64) -> u64 {
+        let step = current.clamp(1, self.max_step_bytes.max(1));
+        round_up(current.saturating_add(step).max(end))
+    }
+}
+
+fn round_up(len: u64) -> u64 {
+    len.div_ceil(PREALLOCATION_ALIGN).saturating_mul(PREALLOCATION_ALIGN)
+}
+
+fn is_no_space(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ENOSPC) || e.kind() == std::io::ErrorKind::StorageFull
+}
 
 /// Group-commit state, guarded by one mutex and announced through one condvar.
 #[derive(Debug, Default)]
@@ -49,6 +87,10 @@ pub struct LogWriter {
     append_lock: Mutex<()>,
     /// Bytes written so far, header included; the offset of the next frame.
     len: AtomicU64,
+    /// How the file is sized ahead of its appends, if it is.
+    preallocation: Option<Preallocation>,
+    /// The size preallocation gave the file (0 if none); changed under `append_lock`.
+    preallocated: AtomicU64,
     state: Mutex<SyncState>,
     synced: Condvar,
     sync_count: AtomicU64,
@@ -75,6 +117,40 @@ impl LogWriter {
     /// synced here; the first `sync` makes it durable with the first records.
     /// Making the new directory entry durable (`Vfs::sync_dir`) is the caller's job.
     pub fn create(vfs: &Arc<dyn Vfs>, path: &Path, keys: &KeyManager, file_id: u64, kind: FileKind) -> Result<Self> {
+        Self::create_with(vfs, path, keys, file_id, kind, None)
+    }
+
+    /// Like [`LogWriter::create`], and sizes the file ahead of its appends as
+    /// `preallocation` says (`WritableFile::preallocate`). The size set here is
+    /// durable with the first sync, like the header; a file system without room
+    /// for `initial_bytes` leaves the file unpreallocated until the first append,
+    /// which then preallocates what it needs or fails.
+    pub fn create_preallocated(
+        vfs: &Arc<dyn Vfs>,
+        path: &Path,
+        keys: &KeyManager,
+        file_id: u64,
+        kind: FileKind,
+        preallocation: Preallocation,
+    ) -> Result<Self> {
+        let log = Self::create_with(vfs, path, keys, file_id, kind, Some(preallocation))?;
+        let initial = round_up(preallocation.initial_bytes.max(FIRST_FRAME_OFFSET));
+        match log.file.preallocate(initial) {
+            Ok(()) => log.preallocated.store(initial, Ordering::Release),
+            Err(e) if is_no_space(&e) => {}
+            Err(source) => return Err(Error::Io { file: log.name.clone(), source }),
+        }
+        Ok(log)
+    }
+
+    fn create_with(
+        vfs: &Arc<dyn Vfs>,
+        path: &Path,
+        keys: &KeyManager,
+        file_id: u64,
+        kind: FileKind,
+        preallocation: Option<Preallocation>,
+    ) -> Result<Self> {
         let name = file_name(path);
         let block_kind = block_kind_for(kind).ok_or_else(|| {
             Error::Crypto(crypto::Error::InvalidArgument(format!(
@@ -92,6 +168,8 @@ impl LogWriter {
             file_id,
             append_lock: Mutex::new(()),
             len: AtomicU64::new(FIRST_FRAME_OFFSET),
+            preallocation,
+            preallocated: AtomicU64::new(0),
             state: Mutex::new(SyncState::default()),
             synced: Condvar::new(),
             sync_count: AtomicU64::new(0),
@@ -134,14 +212,37 @@ impl LogWriter {
         if let Some(h) = frame.get_mut(..FRAME_HEADER_LEN) {
             h.copy_from_slice(&header.encode());
         }
-        // One append per frame: a crash can tear only the last frame, never interleave two.
-        if let Err(source) = self.file.append(&frame) {
+        let end = offset + frame.len() as u64;
+        // One append per frame: a crash can tear only the last frame, never interleave
+        // two. Room for it is made first, so a full disk fails before anything is written.
+        if let Err(source) = self.make_room(end).and_then(|()| self.file.append(&frame)) {
             self.state.lock().append_failed.get_or_insert(format!("append at offset {offset} failed: {source}"));
             return Err(Error::Io { file: self.name.clone(), source });
         }
-        let end = offset + frame.len() as u64;
         self.len.store(end, Ordering::Release);
         Ok(end)
+    }
+
+    /// Extends a preallocated file so that an append ending at `end` lands inside
+    /// it; on a full disk, by just what that append needs. The caller holds
+    /// `append_lock`. The new size is durable with the sync that covers the append.
+    fn make_room(&self, end: u64) -> std::io::Result<()> {
+        let Some(preallocation) = self.preallocation else { return Ok(()) };
+        let current = self.preallocated.load(Ordering::Acquire);
+        if end <= current {
+            return Ok(());
+        }
+        let step = preallocation.next_size(current, end);
+        let size = match self.file.preallocate(step) {
+            Ok(()) => step,
+            Err(e) if is_no_space(&e) => {
+                self.file.preallocate(end)?;
+                end
+            }
+            Err(e) => return Err(e),
+        };
+        self.preallocated.store(size, Ordering::Release);
+        Ok(())
     }
 
     /// Makes everything up to `offset` durable. Concurrent callers share fsyncs:
@@ -201,6 +302,12 @@ impl LogWriter {
     /// Bytes written so far, header included.
     pub fn len(&self) -> u64 {
         self.len.load(Ordering::Acquire)
+    }
+
+    /// The size preallocation gave the file (0 for a log created without it): the
+    /// file's length on disk while it is larger than [`LogWriter::len`].
+    pub fn preallocated_len(&self) -> u64 {
+        self.preallocated.load(Ordering::Acquire)
     }
 
     /// Whether only the header has been written.

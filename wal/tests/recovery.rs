@@ -1,8 +1,9 @@
 //! Recovery: a log cut at every possible length gives back exactly the records
 //! wholly before the cut and the right torn-tail offset; every single damaged byte
 //! of a complete log is reported as corruption naming the file (and the frame's
-//! offset), never read as a wrong record or a torn tail; zero-filled space after a
-//! crash is a torn tail; frames moved to another offset fail authentication.
+//! offset), never read as a wrong record or a torn tail; zero-filled space after
+//! whole frames is a clean end; frames moved to another offset fail
+//! authentication. `preallocation.rs` has the same for logs that go on in zeros.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
@@ -159,12 +160,12 @@ fn a_damaged_last_frame_is_corruption_not_a_torn_tail() {
 }
 
 #[test]
-fn zero_filled_tail_is_a_torn_tail() {
+fn zero_filled_space_after_whole_frames_is_a_clean_end() {
     let keys = KeyManager::ephemeral();
     for (vfs_name, vfs) in vfs_impls() {
         let dir = scratch_dir();
         let records = small_records();
-        let (path, ends) = write_log(&vfs, dir.path(), NAME, &keys, FileKind::Wal, &records);
+        let (path, _) = write_log(&vfs, dir.path(), NAME, &keys, FileKind::Wal, &records);
         let full = std::fs::read(&path).unwrap();
         for zeros in [1usize, 11, 12, 13, 100, 4096] {
             let mut bytes = full.clone();
@@ -172,8 +173,14 @@ fn zero_filled_tail_is_a_torn_tail() {
             let p = write_bytes(dir.path(), NAME, &bytes);
             let got = LogReader::read_all(&vfs, &p, &keys, FileKind::Wal).unwrap();
             assert_eq!(got.records, records, "{vfs_name}: {zeros} zeros");
-            assert_eq!(got.torn_tail_at, Some(*ends.last().unwrap()), "{vfs_name}: {zeros} zeros");
+            assert_eq!(got.torn_tail_at, None, "{vfs_name}: {zeros} zeros");
             assert_eq!(got.valid_len, full.len() as u64);
+            // A non-zero byte among them is no longer the end the writer left.
+            *bytes.last_mut().unwrap() = 1;
+            let p = write_bytes(dir.path(), NAME, &bytes);
+            let got = LogReader::read_all(&vfs, &p, &keys, FileKind::Wal).unwrap();
+            assert_eq!(got.records, records, "{vfs_name}: {zeros} zeros then a byte");
+            assert_eq!(got.torn_tail_at, Some(full.len() as u64), "{vfs_name}: {zeros} zeros then a byte");
         }
     }
 }
@@ -209,10 +216,9 @@ fn a_frame_moved_to_another_offset_fails_authentication() {
 }
 
 #[test]
-fn a_partly_written_frame_followed_by_zeros_is_corruption() {
-    // Zeros are a torn tail only where a frame header would start (FORMAT.md): a
-    // payload that checks its length but not its crc is treated as damage, since a
-    // flipped byte in the last frame looks exactly like this.
+fn a_partly_written_frame_followed_by_zeros_is_a_torn_tail() {
+    // The crc fails, but the payload's tail (16 bytes and more) reads as zeros: the
+    // append was cut short, as a crash into preallocated space leaves it.
     let keys = KeyManager::ephemeral();
     for (vfs_name, vfs) in vfs_impls() {
         let dir = scratch_dir();
@@ -222,12 +228,38 @@ fn a_partly_written_frame_followed_by_zeros_is_corruption() {
         let last_start = usize::try_from(ends[ends.len() - 2]).unwrap();
         let mut bytes = full[..last_start + 14].to_vec();
         bytes.resize(full.len() + 100, 0);
-        match read_damaged(&vfs, dir.path(), &keys, &bytes, vfs_name) {
-            Error::Corruption { offset, reason, .. } => {
-                assert_eq!(offset, last_start as u64);
-                assert!(reason.contains("checksum"), "{reason}");
+        let p = write_bytes(dir.path(), NAME, &bytes);
+        let got = LogReader::read_all(&vfs, &p, &keys, FileKind::Wal).unwrap();
+        assert_eq!(got.records, records[..records.len() - 1], "{vfs_name}");
+        assert_eq!(got.torn_tail_at, Some(last_start as u64), "{vfs_name}");
+    }
+}
+
+#[test]
+fn a_frame_missing_only_its_last_bytes_before_zeros_is_corruption() {
+    // Zeros over the last 1 to 15 bytes of the last frame are exactly what one
+    // damaged byte can leave (FORMAT.md), so they stay corruption.
+    let keys = KeyManager::ephemeral();
+    for (vfs_name, vfs) in vfs_impls() {
+        let dir = scratch_dir();
+        let records = vec![pattern(1, 30), pattern(2, 40)];
+        let (path, ends) = write_log(&vfs, dir.path(), NAME, &keys, FileKind::Wal, &records);
+        let full = std::fs::read(&path).unwrap();
+        let end = full.len();
+        for lost in 1..16 {
+            let mut bytes = full[..end - lost].to_vec();
+            if full[end - lost - 1] == 0 {
+                // A zero right before the cut would lengthen the run; not this case.
+                continue;
             }
-            other => panic!("{vfs_name}: {other:?}"),
+            bytes.resize(end + 4096, 0);
+            match read_damaged(&vfs, dir.path(), &keys, &bytes, vfs_name) {
+                Error::Corruption { offset, reason, .. } => {
+                    assert_eq!(offset, ends[0], "{vfs_name}: {lost} bytes lost");
+                    assert!(reason.contains("checksum"), "{reason}");
+                }
+                other => panic!("{vfs_name}: {other:?}"),
+            }
         }
     }
 }

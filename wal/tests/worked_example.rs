@@ -35,29 +35,45 @@ fn format_md_worked_example() {
         };
         assert!(matches!(read(&file[..60]), Err(Error::Corruption { offset: 0, .. })));
         let zero_tail = [&file[..], &[0u8; 4096]].concat();
-        let table: [(&[u8], usize, Option<u64>, u64); 7] = [
+        let mut tag_lost = file[..129].to_vec();
+        tag_lost.resize(4096, 0);
+        let mut zeros_damaged = zero_tail.clone();
+        zeros_damaged[3000] = 1;
+        let table: [(&[u8], usize, Option<u64>, u64); 9] = [
             (&file[..84], 0, None, 84),
             (&file[..90], 0, Some(84), 84),
             (&file[..100], 0, Some(84), 84),
             (&file[..117], 1, None, 117),
             (&file[..130], 1, Some(117), 117),
             (&file[..], 2, None, 145),
-            (&zero_tail, 2, Some(145), 145),
+            (&zero_tail, 2, None, 145),
+            (&tag_lost, 1, Some(117), 117),
+            (&zeros_damaged, 2, Some(145), 145),
         ];
         for (bytes, n, torn, valid) in table {
             let got = read(bytes).unwrap();
             assert_eq!(got.records, records[..n], "{vfs_name}: length {}", bytes.len());
             assert_eq!((got.torn_tail_at, got.valid_len), (torn, valid), "{vfs_name}: length {}", bytes.len());
         }
-        for (at, reason) in [(86usize, "length check"), (100, "checksum mismatch")] {
+        let flipped = |at: usize| {
             let mut bad = file.clone();
             bad[at] ^= 1;
+            bad
+        };
+        let mut cut_in_tag = file[..140].to_vec();
+        cut_in_tag.resize(4096, 0);
+        let damaged = [
+            (flipped(86), "length check", 84),
+            (flipped(100), "checksum mismatch", 84),
+            (cut_in_tag, "checksum mismatch", 117),
+        ];
+        for (bad, reason, offset) in damaged {
             match read(&bad) {
-                Err(Error::Corruption { file, offset: 84, reason: r }) => {
+                Err(Error::Corruption { file, offset: o, reason: r }) if o == offset => {
                     assert_eq!(file, "000002.wal");
                     assert!(r.contains(reason), "{r}");
                 }
-                other => panic!("{vfs_name}: flip at {at}: {other:?}"),
+                other => panic!("{vfs_name}: {reason} at {offset}: {other:?}"),
             }
         }
     }

@@ -4,8 +4,10 @@
 //! The model is strict POSIX without any of the courtesies real file systems add:
 //! a file's bytes survive a crash only up to its last `sync`; a directory entry
 //! (create, rename, remove) survives only if its directory was `sync_dir`ed after
-//! the change; `truncate` is durable at once (as [`super::StdVfs`] makes it); and
-//! directories themselves are durable as soon as they are created. Files are
+//! the change; `truncate` is durable at once (as [`super::StdVfs`] makes it); a
+//! size set by `preallocate` (zeros) is durable only after the file's next sync,
+//! like appended bytes; and directories themselves are durable as soon as they
+//! are created. Files are
 //! inodes shared by names, so a file renamed without a directory sync reappears
 //! under its old name after [`SimVfs::crash`]. Every choice left to chance (how
 //! much of an unsynced tail a torn write keeps, how much a failing write puts
@@ -82,9 +84,15 @@ impl SimVfs {
 
     /// Simulated power loss: every file reverts to its durable bytes and every
     /// directory to its durable entries; files that were never durably named vanish.
-    /// With torn writes on, each file keeps a random prefix of its unsynced appended
-    /// tail. Handles opened before become dead and locks are released. Injected
-    /// faults stay as they are (see [`SimVfs::clear_faults`]).
+    /// With torn writes on, each file keeps a random prefix of its unsynced tail:
+    /// the bytes written since its last sync, when they all went past its durable
+    /// end or into durably zero space (preallocated, never written), counted from
+    /// the first byte that differs from the durable bytes to the last one (to the
+    /// live end if the file grew). The rest of that tail reads as it did durably:
+    /// zeros inside the durable size, nothing past it. Files overwritten in place
+    /// since their last sync keep their durable bytes whole. Handles opened before
+    /// become dead and locks are released. Injected faults stay as they are (see
+    /// [`SimVfs::clear_faults`]).
     pub fn crash(&self) {
         let mut guard = self.state.lock();
         let st = &mut *guard;
@@ -95,13 +103,18 @@ impl SimVfs {
         for node in unique_nodes(st.durable.values()) {
             let mut n = node.lock();
             let n = &mut *n;
-            let kept = n.durable.len();
-            if torn && n.live.len() > kept && n.live.starts_with(&n.durable) {
-                let tail = n.live.len() - kept;
-                let keep = st.rng.gen_range(0..=tail);
-                let extra = n.live.get(kept..kept + keep).unwrap_or_default().to_vec();
-                // The torn prefix reached the platter: it is what the disk now holds.
-                n.durable.extend_from_slice(&extra);
+            if torn {
+                if let Some((start, end)) = n.unsynced_tail() {
+                    let keep = st.rng.gen_range(0..=end - start);
+                    // The torn prefix reached the platter: it is what the disk now holds.
+                    let landed = n.live.get(start..start + keep).unwrap_or_default();
+                    if n.durable.len() < start + keep {
+                        n.durable.resize(start + keep, 0);
+                    }
+                    if let Some(dst) = n.durable.get_mut(start..start + keep) {
+                        dst.copy_from_slice(landed);
+                    }
+                }
             }
             n.live.clone_from(&n.durable);
         }

@@ -1,4 +1,5 @@
-//! [`Vfs`] over the operating system's file system (std::fs, pread, fdatasync, flock).
+//! [`Vfs`] over the operating system's file system (std::fs, pread, fdatasync,
+//! fallocate, flock).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -46,6 +47,10 @@ impl WritableFile for StdWritable {
     fn len(&self) -> u64 {
         self.len.load(Ordering::Acquire)
     }
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        // Appends write at the file position, which neither fallocate nor set_len moves.
+        preallocate_file(&self.sync_handle, len)
+    }
     fn start_writeback(&self, offset: u64, len: u64) {
         #[cfg(target_os = "linux")]
         if let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) {
@@ -57,6 +62,39 @@ impl WritableFile for StdWritable {
             }
         }
     }
+}
+
+/// [`WritableFile::preallocate`] for a file of the OS: makes `file` at least `len`
+/// bytes long with `fallocate(2)` (mode 0: blocks reserved, the size raised, the new
+/// bytes reading as zeros), so a full disk fails here with `ENOSPC` and not in a
+/// later append. Where the file system has no `fallocate`, it raises the size with
+/// `ftruncate` instead (a sparse tail, reserving nothing). A `len` at or below the
+/// size changes nothing.
+pub fn preallocate_file(file: &File, len: u64) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(off_len) = libc::off_t::try_from(len) else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "preallocation length beyond off_t"));
+        };
+        loop {
+            // SAFETY: fallocate only reads its integer arguments; `file` keeps the
+            // descriptor open for the duration of the call.
+            let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, off_len) };
+            if rc == 0 {
+                return Ok(());
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EOPNOTSUPP | libc::ENOSYS) => break,
+                _ => return Err(err),
+            }
+        }
+    }
+    if file.metadata()?.len() < len {
+        file.set_len(len)?;
+    }
+    Ok(())
 }
 
 struct StdReadable {
@@ -159,5 +197,38 @@ impl Vfs for StdVfs {
         file.set_len(0).map_err(LockError::Io)?;
         file.write_all(format!("{}\n", std::process::id()).as_bytes()).map_err(LockError::Io)?;
         Ok(Box::new(FlockGuard { _file: file }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn preallocation_keeps_the_append_position_and_reads_as_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let vfs = StdVfs::new();
+        let w = vfs.create(&path).unwrap();
+        w.append(b"head").unwrap();
+        w.preallocate(1 << 16).unwrap();
+        assert_eq!(w.len(), 4);
+        assert_eq!(vfs.file_size(&path).unwrap(), 1 << 16);
+        w.append(b"tail").unwrap();
+        w.sync().unwrap();
+        // A smaller length neither shrinks the file nor moves the position.
+        w.preallocate(8).unwrap();
+        w.append(b"!").unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 1 << 16);
+        assert_eq!(&bytes[..9], b"headtail!");
+        assert!(bytes[9..].iter().all(|b| *b == 0));
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::fs::MetadataExt;
+            // fallocate reserves the blocks (a sparse set_len would not).
+            assert!(std::fs::metadata(&path).unwrap().blocks() * 512 >= 1 << 16);
+        }
     }
 }

@@ -175,6 +175,36 @@ pub(crate) fn wal_name(number: u64) -> String {
     format!("{number:06}.wal")
 }
 
+/// Whether WAL segment `number` holds no record and is not read as a log: it is
+/// no longer than its header, or nothing but zeros. A crash can leave either in
+/// place of a segment whose header was never synced: the first if no byte of it
+/// reached the disk, the second if its preallocated size did and its header did
+/// not. Neither can hold an acknowledged record, which is only ever synced behind
+/// a synced header.
+pub(crate) fn wal_segment_is_blank(vfs: &dyn Vfs, dir: &Path, number: u64) -> Result<bool> {
+    const CHUNK: u64 = 64 * 1024;
+    let path = wal::segment_path(dir, number);
+    let io = |source| Error::Io { file: wal_name(number), source };
+    let size = vfs.file_size(&path).map_err(io)?;
+    if size <= crypto::FILE_HEADER_LEN as u64 {
+        return Ok(true);
+    }
+    let file = vfs.open(&path).map_err(io)?;
+    let mut buf = Vec::new();
+    let mut at = 0;
+    // The header's first bytes are a magic: a real segment stops this at once.
+    while at < file.len() {
+        let n = (file.len() - at).min(CHUNK);
+        buf.resize(usize::try_from(n).unwrap_or(0), 0);
+        file.read_exact_at(&mut buf, at).map_err(io)?;
+        if buf.iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+        at += n;
+    }
+    Ok(true)
+}
+
 /// The file number of a store file named `NNNNNN.ext`, if `name` is one.
 pub(crate) fn file_number(name: &str, ext: &str) -> Option<u64> {
     let stem = name.strip_suffix(ext)?.strip_suffix('.')?;

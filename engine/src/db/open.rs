@@ -20,7 +20,10 @@ use index::{BlockCache, Memtable, SeqNo, TableCache};
 use parking_lot::{Condvar, Mutex, RwLock};
 use wal::LogReader;
 
-use crate::db::inner::{file_number, max_file_number, sync_dir, wal_name, BgState, Inner, Memtables, WriterState, LOCK_FILE};
+use crate::db::inner::{
+    file_number, max_file_number, sync_dir, wal_name, wal_segment_is_blank, BgState, Inner, Memtables, WriterState,
+    LOCK_FILE,
+};
 use crate::db::read_only_vfs::ReadOnlyVfs;
 use crate::db::snapshot::SnapshotRegistry;
 use crate::error::{Error, Result};
@@ -177,14 +180,14 @@ pub(crate) fn replay_wal(
     for number in segments {
         let path = wal::segment_path(dir, number);
         let name = wal_name(number);
-        let size = vfs.file_size(&path).map_err(|source| Error::Io { file: name.clone(), source })?;
-        if size <= crypto::FILE_HEADER_LEN as u64 {
-            // No record past the header: either created but cut off by a crash
-            // before its header was synced, or never written to. Nothing to
-            // replay either way; the edit below retires it.
+        if wal_segment_is_blank(&**vfs, dir, number)? {
+            // No record: created but cut off by a crash before its header was
+            // synced. Nothing to replay; the edit below retires it. (A segment
+            // never written to past its header, preallocated zeros and all, reads
+            // as a log with no record and a clean end.)
             continue;
         }
-        let log = LogReader::read_all(vfs, &path, keys, FileKind::Wal).map_err(|e| with_repair_hint(e.into()))?;
+        let log = read_wal_segment(vfs, &path, keys, !truncate).map_err(|e| with_repair_hint(e.into()))?;
         let mut offset = crypto::FILE_HEADER_LEN as u64;
         for record in &log.records {
             let batch = decode_batch(record, &name, offset).map_err(with_repair_hint)?;
@@ -199,6 +202,46 @@ pub(crate) fn replay_wal(
         }
     }
     Ok(Replayed { memtable, last_seqno })
+}
+
+/// How often a read-only reader reads a segment again before it believes a
+/// corruption, and how long it waits in between.
+const LIVE_SEGMENT_RETRIES: u32 = 50;
+const LIVE_SEGMENT_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Reads a WAL segment whole. With `writer_may_be_live` (a read-only handle or
+/// `verify`, which take no lock), the segment may be the one a writer process is
+/// appending to: a frame being copied into preallocated space can show its header
+/// before its last bytes, which reads as corruption for that moment. Such a
+/// segment still ends in zeros (its last byte is preallocated space, or the last
+/// byte of the frame not copied yet), so a corruption in a segment whose last
+/// byte is zero is read again (up to 50 times, 2 ms apart) before it is believed.
+/// Damage on disk is still reported, after that delay.
+pub(crate) fn read_wal_segment(
+    vfs: &Arc<dyn Vfs>,
+    path: &Path,
+    keys: &KeyManager,
+    writer_may_be_live: bool,
+) -> wal::Result<wal::RecoveredLog> {
+    let mut attempts = 0;
+    loop {
+        match LogReader::read_all(vfs, path, keys, FileKind::Wal) {
+            Err(wal::Error::Corruption { .. })
+                if writer_may_be_live && attempts < LIVE_SEGMENT_RETRIES && ends_in_zero(vfs, path) =>
+            {
+                attempts += 1;
+                std::thread::sleep(LIVE_SEGMENT_RETRY_PAUSE);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether the last byte of the file at `path` is zero (false if it cannot be read).
+fn ends_in_zero(vfs: &Arc<dyn Vfs>, path: &Path) -> bool {
+    let Ok(file) = vfs.open(path) else { return false };
+    let mut last = [1u8];
+    file.len().checked_sub(1).is_some_and(|at| file.read_exact_at(&mut last, at).is_ok() && last == [0])
 }
 
 /// Adds to a corruption error what the user can do about it.

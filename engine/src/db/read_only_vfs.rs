@@ -40,6 +40,10 @@ impl WritableFile for DiscardFile {
     fn len(&self) -> u64 {
         self.len.load(Ordering::Acquire)
     }
+    fn preallocate(&self, _len: u64) -> io::Result<()> {
+        // Nothing is written, so nothing is reserved.
+        Ok(())
+    }
 }
 
 impl Vfs for ReadOnlyVfs {

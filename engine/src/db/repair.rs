@@ -26,7 +26,7 @@ use crypto::{Credential, FileKind, KeyManager, KEYSLOTS_FILE};
 use index::{Memtable, SeqNo, TableCache};
 use wal::LogReader;
 
-use crate::db::inner::{file_number, max_file_number, sync_dir, wal_name, LOCK_FILE};
+use crate::db::inner::{file_number, max_file_number, sync_dir, wal_name, wal_segment_is_blank, LOCK_FILE};
 use crate::error::{Error, Result};
 use crate::format::decode_batch;
 use crate::options::Options;
@@ -195,11 +195,7 @@ pub(crate) fn repair(
     for number in segments {
         let name = wal_name(number);
         let path = wal::segment_path(dir, number);
-        let size = vfs.file_size(&path).map_err(|source| Error::Io {
-            file: name.clone(),
-            source,
-        })?;
-        if size <= crypto::FILE_HEADER_LEN as u64 {
+        if wal_segment_is_blank(&*vfs, dir, number)? {
             continue;
         }
         report.logs_replayed += 1;

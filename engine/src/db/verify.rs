@@ -11,11 +11,10 @@ use std::sync::Arc;
 
 use compaction::VersionSet;
 use crypto::vfs::Vfs;
-use crypto::{Credential, FileKind, KeyManager, KEYRING_FILE, KEYSLOTS_FILE};
+use crypto::{Credential, KeyManager, KEYRING_FILE, KEYSLOTS_FILE};
 use index::TableReader;
-use wal::LogReader;
 
-use crate::db::inner::{file_number, wal_name};
+use crate::db::inner::{file_number, wal_name, wal_segment_is_blank};
 use crate::db::read_only_vfs::ReadOnlyVfs;
 use crate::db::VerifyReport;
 use crate::error::{Error, Result};
@@ -123,12 +122,11 @@ fn verify_table(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &KeyManager, number: u64, 
 fn verify_wal(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &KeyManager, number: u64) -> Result<(u64, Option<u64>)> {
     let path = wal::segment_path(dir, number);
     let name = wal_name(number);
-    let size = vfs.file_size(&path).map_err(|source| Error::Io { file: name.clone(), source })?;
-    if size < crypto::FILE_HEADER_LEN as u64 {
+    if wal_segment_is_blank(&**vfs, dir, number)? {
         // Created but never synced before a crash: holds no record.
         return Ok((0, None));
     }
-    let log = LogReader::read_all(vfs, &path, keys, FileKind::Wal)?;
+    let log = crate::db::open::read_wal_segment(vfs, &path, keys, true)?;
     for record in &log.records {
         decode_batch(record, &name, 0)?;
     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use index::{Memtable, SeqNo, ValueKind, MAX_SEQNO};
 use parking_lot::MutexGuard;
-use wal::LogWriter;
+use wal::{LogWriter, Preallocation};
 
 use crate::batch::{BatchOp, WriteBatch};
 use crate::db::inner::{Inner, WriterState};
@@ -40,6 +40,19 @@ const STALL_POLL: Duration = Duration::from_millis(20);
 const SORTED_INSERT_MIN_OPS: usize = 256;
 /// The pause a writer takes when level 0 reaches the slowdown trigger.
 const SLOWDOWN_PAUSE: Duration = Duration::from_millis(1);
+
+/// How WAL segments are sized ahead of their appends (`docs/design.md`, "WAL
+/// preallocation"): 1 MiB at create (less for a memtable under 1 MiB), then steps
+/// doubling the segment up to a 32nd of the memtable size and at most 2 MiB. A
+/// segment filling a 64 MiB memtable is extended about 33 times, one slower sync
+/// every 2 MiB of records; an open store holds at most 2 MiB preallocated and not
+/// yet written (counted in its size on disk: the space is reserved), and a closed
+/// one none. A tiny memtable gets 4 KiB steps.
+pub(crate) fn wal_preallocation(memtable_size_bytes: usize) -> Preallocation {
+    const MIB: u64 = 1 << 20;
+    let memtable = u64::try_from(memtable_size_bytes).unwrap_or(u64::MAX);
+    Preallocation { initial_bytes: memtable.clamp(4096, MIB), max_step_bytes: (memtable / 32).clamp(4096, 2 * MIB) }
+}
 
 impl Inner {
     /// Applies `batch` atomically; returns the seqno of its last operation.
@@ -229,6 +242,8 @@ impl Inner {
                 if let Err(e) = old.sync() {
                     return Err(self.wal_failed("WAL sync", e));
                 }
+                // Gives the old segment's preallocated space back to the full disk.
+                self.trim_wal(&old);
             }
         }
         let number = self.versions.new_file_number();
@@ -309,6 +324,7 @@ impl Inner {
             if let Err(e) = old.sync() {
                 return Err(self.wal_failed("WAL sync", e));
             }
+            self.trim_wal(&old);
         }
         self.visible.fetch_max(writer.last_seqno, Ordering::AcqRel);
         let number = self.versions.new_file_number();
@@ -327,14 +343,35 @@ impl Inner {
         Ok(())
     }
 
-    /// Creates WAL segment `number` with a durable header and directory entry, so
-    /// a crash never leaves a segment that recovery cannot open.
+    /// Creates WAL segment `number`, preallocated, with a durable header, size and
+    /// directory entry, so a crash never leaves a segment that recovery cannot
+    /// open (one whose header did not reach the disk is blank, and skipped).
     pub(crate) fn create_wal(&self, number: u64) -> Result<LogWriter> {
         let path = wal::segment_path(&self.dir, number);
-        let wal = LogWriter::create(&self.vfs, &path, &self.keys, number, crypto::FileKind::Wal)?;
+        let sizes = wal_preallocation(self.options.memtable_size_bytes);
+        let wal = LogWriter::create_preallocated(&self.vfs, &path, &self.keys, number, crypto::FileKind::Wal, sizes)?;
         wal.sync()?;
         self.sync_dir()?;
         Ok(wal)
+    }
+
+    /// Cuts a segment that will take no more appends back to its last frame, so
+    /// closed segments hold no preallocated space. Call only after every frame of
+    /// it was synced: the truncation is synced too, and a crash during it leaves
+    /// either size, each reading as the same log. Best effort: a segment that
+    /// keeps its zeros reads the same, so a failure here changes nothing.
+    pub(crate) fn trim_wal(&self, wal: &LogWriter) {
+        if wal.preallocated_len() > wal.len() {
+            let _ = self.vfs.truncate(&wal::segment_path(&self.dir, wal.file_id()), wal.len());
+        }
+    }
+
+    /// Trims the active segment at close, once it was synced (see [`Inner::trim_wal`]).
+    pub(crate) fn trim_active_wal(&self) {
+        let wal = self.writer.lock().wal.clone();
+        if let Some(wal) = wal {
+            self.trim_wal(&wal);
+        }
     }
 
     /// Syncs the active WAL segment (periodic policy, close).

@@ -112,6 +112,9 @@ impl WritableFile for FailingFile {
     fn len(&self) -> u64 {
         self.inner.len()
     }
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        self.inner.preallocate(len)
+    }
 }
 
 impl Vfs for FailingVfs {

@@ -64,6 +64,23 @@ impl WritableFile for SimWritable {
     fn len(&self) -> u64 {
         self.pos.load(Ordering::Acquire)
     }
+
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        let st = self.state.lock();
+        st.check_boot(self.boot)?;
+        let new_len = usize::try_from(len).map_err(|_| io::Error::other("length beyond memory"))?;
+        let node_len = self.node.lock().live.len();
+        if new_len <= node_len {
+            return Ok(());
+        }
+        // As fallocate does: the space is taken now, so a full disk fails here.
+        if !st.capacity_allows((new_len - node_len) as u64) {
+            return Err(io::Error::from_raw_os_error(ENOSPC));
+        }
+        // Live only: the new size reaches `durable` with the next sync, like appended bytes.
+        self.node.lock().live.resize(new_len, 0);
+        Ok(())
+    }
 }
 
 /// A file opened for reading; its length is fixed when opened, its bytes are read live.

@@ -21,6 +21,31 @@ pub(super) struct Node {
     pub(super) durable: Vec<u8>,
 }
 
+impl Node {
+    /// The span `[start, end)` of live bytes written since the last sync that a
+    /// torn write may partly keep, if every such write went past the durable end
+    /// or over durable zeros (appends, also into preallocated space): from the
+    /// first byte that differs from the durable bytes to the last one, or to the
+    /// live end if the file grew. `None` if nothing changed, the file shrank, or a
+    /// durable non-zero byte was overwritten (an in-place rewrite is not torn).
+    pub(super) fn unsynced_tail(&self) -> Option<(usize, usize)> {
+        let (live, durable) = (&self.live, &self.durable);
+        if live.len() < durable.len() {
+            return None;
+        }
+        let start = live.iter().zip(durable).position(|(a, b)| a != b).unwrap_or(durable.len());
+        if !durable.get(start..).unwrap_or_default().iter().all(|b| *b == 0) {
+            return None;
+        }
+        let end = if live.len() > durable.len() {
+            live.len()
+        } else {
+            live.iter().zip(durable).rposition(|(a, b)| a != b).map_or(start, |i| i + 1)
+        };
+        (end > start).then_some((start, end))
+    }
+}
+
 pub(super) type NodeRef = Arc<Mutex<Node>>;
 
 /// The injected faults; all off by default.

@@ -293,3 +293,93 @@ fn reads_past_the_end_fail() {
     r.read_exact_at(&mut buf, 1).unwrap();
     assert_eq!(&buf, b"bc");
 }
+
+#[test]
+fn preallocated_size_is_durable_only_after_sync() {
+    let fs = with_durable_file(b"hdr");
+    let w = fs.open_for_overwrite(&p("/d/f")).unwrap();
+    w.append(b"hdr").unwrap();
+    w.preallocate(64).unwrap();
+    assert_eq!(w.len(), 3, "preallocation leaves the append position");
+    assert_eq!(fs.file_size(&p("/d/f")).unwrap(), 64);
+    assert_eq!(fs.read_durable(&p("/d/f")).unwrap(), b"hdr");
+    fs.crash();
+    assert_eq!(fs.read_live(&p("/d/f")).unwrap(), b"hdr", "an unsynced preallocation is lost");
+
+    let w = fs.open_for_overwrite(&p("/d/f")).unwrap();
+    w.append(b"hdr").unwrap();
+    w.preallocate(64).unwrap();
+    w.sync().unwrap();
+    // A smaller size changes nothing.
+    w.preallocate(10).unwrap();
+    assert_eq!(fs.file_size(&p("/d/f")).unwrap(), 64);
+    fs.crash();
+    let after = fs.read_live(&p("/d/f")).unwrap();
+    assert_eq!(after.len(), 64);
+    assert_eq!(&after[..3], b"hdr");
+    assert!(after[3..].iter().all(|b| *b == 0), "preallocated space reads as zeros");
+}
+
+#[test]
+fn appends_fill_preallocated_space_and_unsynced_ones_are_lost() {
+    let fs = with_durable_file(b"");
+    let w = fs.create(&p("/d/f")).unwrap();
+    w.append(b"head|").unwrap();
+    w.preallocate(32).unwrap();
+    w.sync().unwrap();
+    w.append(b"synced|").unwrap();
+    w.sync().unwrap();
+    w.append(b"lost").unwrap();
+    assert_eq!(w.len(), 16);
+    let live = fs.read_live(&p("/d/f")).unwrap();
+    assert_eq!(&live[..16], b"head|synced|lost");
+    assert_eq!(live.len(), 32);
+    // Writing past the preallocated end grows the file as an append does.
+    w.append(&[7u8; 20]).unwrap();
+    assert_eq!(fs.file_size(&p("/d/f")).unwrap(), 36);
+    fs.crash();
+    let after = fs.read_live(&p("/d/f")).unwrap();
+    assert_eq!(after.len(), 32, "the durable size");
+    assert_eq!(&after[..12], b"head|synced|");
+    assert!(after[12..].iter().all(|b| *b == 0), "unsynced bytes in preallocated space read as zeros");
+}
+
+#[test]
+fn torn_writes_into_preallocated_space_keep_a_prefix_then_zeros() {
+    let mut kept = BTreeSet::new();
+    for seed in 0..32 {
+        let fs = SimVfs::with_seed(seed);
+        fs.set_torn_writes(true);
+        fs.create_dir_all(&p("/d")).unwrap();
+        let w = fs.create(&p("/d/f")).unwrap();
+        w.append(b"synced|").unwrap();
+        w.preallocate(64).unwrap();
+        w.sync().unwrap();
+        fs.sync_dir(&p("/d")).unwrap();
+        w.append(b"0123456789abcdefghij").unwrap();
+        fs.crash();
+        let after = fs.read_live(&p("/d/f")).unwrap();
+        assert_eq!(after.len(), 64, "seed {seed}: the synced size survives");
+        let full = b"synced|0123456789abcdefghij";
+        let landed = after.iter().zip(full.iter()).take_while(|(a, b)| a == b).count();
+        assert!(landed >= 7, "seed {seed}: synced bytes always survive");
+        assert!(after[landed..].iter().all(|b| *b == 0), "seed {seed}: a prefix of the tail, then zeros: {after:?}");
+        kept.insert(landed);
+        fs.crash();
+        assert_eq!(fs.read_live(&p("/d/f")).unwrap(), after, "seed {seed}: what landed stays");
+    }
+    assert!(kept.len() > 1, "tears vary with the seed: {kept:?}");
+}
+
+#[test]
+fn preallocation_past_the_capacity_fails_with_enospc() {
+    let fs = with_durable_file(b"abc");
+    fs.set_capacity_bytes(Some(100));
+    let w = fs.open_for_overwrite(&p("/d/f")).unwrap();
+    let err = w.preallocate(101).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(ENOSPC));
+    assert_eq!(fs.file_size(&p("/d/f")).unwrap(), 3, "a refused preallocation changes nothing");
+    w.preallocate(100).unwrap();
+    assert_eq!(fs.total_live_bytes(), 100, "preallocated space counts against the capacity");
+    assert_eq!(w.append(b"abc").map_err(|e| e.raw_os_error()), Ok(()));
+}
