@@ -271,6 +271,7 @@ impl Inner {
             inputs: Vec::new(),
             next_inputs: vec![file],
             bottommost,
+            max_subcompactions: 1,
         })
     }
 
