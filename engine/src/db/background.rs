@@ -103,6 +103,13 @@ impl Inner {
         Ok(())
     }
 
+    /// `c` as a compaction a caller waits for: cut into up to
+    /// `max_subcompactions` parts on threads of their own. Background
+    /// compactions stay on the background thread alone.
+    pub(crate) fn waited_for(&self, c: Compaction) -> Compaction {
+        Compaction { max_subcompactions: self.options.max_subcompactions, ..c }
+    }
+
     /// Freezes the active memtable (if it holds anything) and waits until every
     /// frozen memtable is in a level-0 table.
     pub(crate) fn flush(&self) -> Result<()> {
@@ -138,7 +145,7 @@ impl Inner {
                 let version = self.versions.current();
                 let Some(c) = compaction::pick_range_compaction(&version, level, start, end) else { break };
                 drop(version);
-                self.run_compaction(&c)?;
+                self.run_compaction(&self.waited_for(c))?;
             }
         }
         Ok(())
