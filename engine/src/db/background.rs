@@ -27,6 +27,8 @@ const FULL_DISK_BACKOFF: Duration = Duration::from_millis(100);
 /// Upper bound on compactions one `compact_range` level step runs (a guard
 /// against a picker that keeps choosing the same files).
 const MAX_RANGE_STEPS: usize = 100_000;
+/// Flushed memtables at least this large are freed on a thread of their own.
+const RELEASE_ON_THREAD_BYTES: usize = 4 << 20;
 
 impl Inner {
     /// Writes every frozen memtable to a level-0 table, oldest first. Caller holds `work`.
@@ -50,6 +52,7 @@ impl Inner {
             self.flushes.fetch_add(1, Ordering::Relaxed);
             self.notify_progress();
             self.delete_obsolete();
+            release(frozen);
         }
     }
 
@@ -227,6 +230,19 @@ impl Inner {
         }
         compaction::pick_compaction(&self.versions.current(), &self.ctx.options).is_some()
     }
+}
+
+/// Drops a flushed memtable, on a thread of its own when that frees a large
+/// one: freeing a few hundred thousand skiplist nodes takes around 100 ms, which
+/// the caller of `flush` or `compact_range` (or the next flush or compaction on
+/// the background thread) need not wait for. A memtable a reader still holds
+/// is freed by that reader later anyway.
+fn release(memtable: Arc<Memtable>) {
+    if Arc::strong_count(&memtable) > 1 || memtable.approximate_bytes() < RELEASE_ON_THREAD_BYTES {
+        return;
+    }
+    // If no thread can be had, the closure and the memtable are dropped here.
+    let _ = std::thread::Builder::new().name("memtable-release".into()).spawn(move || drop(memtable));
 }
 
 /// Whether `file` holds user keys in [`start`, `end`] (None = unbounded).
