@@ -52,7 +52,8 @@ impl Inner {
             self.flushes.fetch_add(1, Ordering::Relaxed);
             self.notify_progress();
             self.delete_obsolete();
-            release(frozen);
+            let bytes = frozen.approximate_bytes();
+            release(frozen, bytes);
         }
     }
 
@@ -102,7 +103,15 @@ impl Inner {
         result.inspect_err(|e| self.background_failed("compaction", e))?;
         self.compactions.fetch_add(1, Ordering::Relaxed);
         self.notify_progress();
+        // Unlinking a table whose reader is open only removes its name; the
+        // pages it had in the page cache (the whole input, right after a
+        // compaction read it) are freed when the reader closes, here on a
+        // thread of its own rather than in the caller's unlink.
+        let files = || c.inputs.iter().chain(&c.next_inputs);
+        let inputs: Vec<_> = files().filter_map(|f| self.tables.get(f.number).ok()).collect();
+        let input_bytes = usize::try_from(files().map(|f| f.size).sum::<u64>()).unwrap_or(usize::MAX);
         self.delete_obsolete();
+        release(inputs, input_bytes);
         Ok(())
     }
 
@@ -232,17 +241,19 @@ impl Inner {
     }
 }
 
-/// Drops a flushed memtable, on a thread of its own when that frees a large
-/// one: freeing a few hundred thousand skiplist nodes takes around 100 ms, which
-/// the caller of `flush` or `compact_range` (or the next flush or compaction on
-/// the background thread) need not wait for. A memtable a reader still holds
-/// is freed by that reader later anyway.
-fn release(memtable: Arc<Memtable>) {
-    if Arc::strong_count(&memtable) > 1 || memtable.approximate_bytes() < RELEASE_ON_THREAD_BYTES {
+/// Drops `done` (a flushed memtable, or the readers of a compaction's
+/// inputs), on a thread of its own when `bytes` says that frees a lot: freeing
+/// a memtable's few hundred thousand skiplist nodes, or the page cache of a
+/// few hundred MiB of unlinked tables, takes around 100 ms, which the caller
+/// of `flush` or `compact_range` (or the next flush or compaction on the
+/// background thread) need not wait for. Whatever a reader still holds is
+/// freed by that reader later anyway.
+fn release<T: Send + 'static>(done: T, bytes: usize) {
+    if bytes < RELEASE_ON_THREAD_BYTES {
         return;
     }
-    // If no thread can be had, the closure and the memtable are dropped here.
-    let _ = std::thread::Builder::new().name("memtable-release".into()).spawn(move || drop(memtable));
+    // If no thread can be had, the closure and `done` are dropped here.
+    let _ = std::thread::Builder::new().name("release".into()).spawn(move || drop(done));
 }
 
 /// Whether `file` holds user keys in [`start`, `end`] (None = unbounded).
