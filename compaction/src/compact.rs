@@ -137,10 +137,25 @@ pub fn run_compaction(
     let parts = split::plan(ctx, compaction)?;
     // Set by a part that failed, so the others stop early; its error is the one returned.
     let stop = AtomicBool::new(false);
-    let run = |range: &KeyRange| {
-        run_part(ctx, compaction, range, snapshots, new_file_number, &stop).inspect_err(|_| stop.store(true, Ordering::Relaxed))
-    };
-    let results: Vec<Result<TableWriter<'_>>> = match parts.split_first() {
+    let results = run_parts(&parts, &stop, |range| run_part(ctx, compaction, range, snapshots, new_file_number, &stop));
+    // Returning early drops every writer, which removes all their tables.
+    let writers = results.into_iter().collect::<Result<Vec<_>>>()?;
+    let outputs = writer::commit(ctx, writers)?;
+    let mut deleted: Vec<(usize, u64)> = compaction.inputs.iter().map(|f| (level, f.number)).collect();
+    deleted.extend(compaction.next_inputs.iter().map(|f| (output_level, f.number)));
+    Ok(VersionEdit { deleted, added: outputs.into_iter().map(|f| (output_level, f)).collect(), ..Default::default() })
+}
+
+/// Runs `run` for every range of `parts`: the first on the calling thread, each
+/// other on a scoped thread of its own. A part that fails sets `stop`, which
+/// the others watch. The results come back in the order of `parts`.
+fn run_parts<'a>(
+    parts: &[KeyRange],
+    stop: &AtomicBool,
+    run: impl Fn(&KeyRange) -> Result<TableWriter<'a>> + Sync,
+) -> Vec<Result<TableWriter<'a>>> {
+    let run = |range: &KeyRange| run(range).inspect_err(|_| stop.store(true, Ordering::Relaxed));
+    match parts.split_first() {
         Some((first, [])) => vec![run(first)],
         Some((first, rest)) => std::thread::scope(|scope| {
             let run = &run;
@@ -162,13 +177,45 @@ pub fn run_compaction(
             results
         }),
         None => Vec::new(),
-    };
-    // Returning early drops every writer, which removes all their tables.
+    }
+}
+
+/// Writes `memtable` as level-0 tables like [`flush_memtable`], but cut at user
+/// keys into up to `max_parts` parts written on threads of their own, one table
+/// each (numbered by `new_file_number`). The cuts follow the key distribution of
+/// the tables in `like` (the store's current tables) within the memtable's key
+/// range; a memtable smaller than two eighths of `target_file_size_bytes`, or
+/// one whose keys lie where no table does, is written as one table.
+///
+/// The tables hold disjoint key ranges, so every user key is in at most one of
+/// them, as it would be in the one table of a plain flush. All are synced, then
+/// the directory; on error none is left.
+pub fn flush_memtable_in_parts(
+    ctx: &CompactionContext,
+    memtable: &Arc<Memtable>,
+    like: &[Arc<FileMeta>],
+    max_parts: usize,
+    new_file_number: &(dyn Fn() -> u64 + Sync),
+) -> Result<Vec<FileMeta>> {
+    if memtable.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parts = split::plan_flush(ctx, memtable, like, max_parts)?;
+    let stop = AtomicBool::new(false);
+    let results = run_parts(&parts, &stop, |range| {
+        let mut iter = memtable.iter(range.clone(), Direction::Forward);
+        let mut writer = TableWriter::new(ctx);
+        while let Some(entry) = iter.next_entry()? {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            writer.add(&entry, None, new_file_number)?;
+        }
+        writer.finish_open()?;
+        Ok(writer)
+    });
     let writers = results.into_iter().collect::<Result<Vec<_>>>()?;
-    let outputs = writer::commit(ctx, writers)?;
-    let mut deleted: Vec<(usize, u64)> = compaction.inputs.iter().map(|f| (level, f.number)).collect();
-    deleted.extend(compaction.next_inputs.iter().map(|f| (output_level, f.number)));
-    Ok(VersionEdit { deleted, added: outputs.into_iter().map(|f| (output_level, f)).collect(), ..Default::default() })
+    writer::commit(ctx, writers)
 }
 
 /// Merges the part of every input of `compaction` that lies in `range` and

@@ -20,11 +20,12 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use index::KeyRange;
+use index::{Direction, KeyRange, Memtable};
 
 use crate::compact::{Compaction, CompactionContext};
 use crate::edit::FileMeta;
 use crate::error::Result;
+use crate::version::overlaps_range;
 
 /// Most parts one compaction is cut into, whatever the caller asks for.
 pub const MAX_SUBCOMPACTIONS: usize = 16;
@@ -44,7 +45,33 @@ pub(crate) fn plan(ctx: &CompactionContext, c: &Compaction) -> Result<Vec<KeyRan
     if parts <= 1 {
         return Ok(vec![KeyRange::all()]);
     }
-    // Tables smaller than an eighth of a part cannot skew a cut by much.
+    Ok(ranges(cuts(anchors(ctx, &files, parts)?, parts)))
+}
+
+/// The user-key ranges the parts of a flush of `memtable` cover (see
+/// [`crate::flush_memtable_in_parts`]): at most `max_parts`, and at most one
+/// per eighth of `target_file_size_bytes` in the memtable, cut where the tables
+/// of `like` that meet the memtable's key range hold similar shares of bytes.
+pub(crate) fn plan_flush(ctx: &CompactionContext, memtable: &Arc<Memtable>, like: &[Arc<FileMeta>], max_parts: usize) -> Result<Vec<KeyRange>> {
+    let min_part = (ctx.options.target_file_size_bytes / 8).max(1);
+    let by_size = u64::try_from(memtable.approximate_bytes()).unwrap_or(u64::MAX) / min_part;
+    let parts = max_parts.clamp(1, MAX_SUBCOMPACTIONS).min(usize::try_from(by_size).unwrap_or(usize::MAX));
+    let bounds = (memtable.iter(KeyRange::all(), Direction::Forward).next_entry()?, memtable.iter(KeyRange::all(), Direction::Reverse).next_entry()?);
+    let (Some(first), Some(last)) = bounds else { return Ok(vec![KeyRange::all()]) };
+    if parts <= 1 {
+        return Ok(vec![KeyRange::all()]);
+    }
+    let span = KeyRange { start: Bound::Included(first.key.user_key), end: Bound::Included(last.key.user_key) };
+    let files: Vec<&Arc<FileMeta>> = like.iter().filter(|f| overlaps_range(f, &span)).collect();
+    let anchors = anchors(ctx, &files, parts)?.into_iter().filter(|(key, _)| span.contains(key)).collect();
+    Ok(ranges(cuts(anchors, parts)))
+}
+
+/// The anchors of `files` for a cut into `parts`: a large table's keys from its
+/// block index, a small one's largest key (tables smaller than an eighth of a
+/// part cannot skew a cut by much).
+fn anchors(ctx: &CompactionContext, files: &[&Arc<FileMeta>], parts: usize) -> Result<Vec<(Vec<u8>, u64)>> {
+    let total: u64 = files.iter().map(|f| f.size).sum();
     let small = total / (parts as u64 * 8);
     let mut anchors: Vec<(Vec<u8>, u64)> = Vec::new();
     for f in files {
@@ -54,7 +81,7 @@ pub(crate) fn plan(ctx: &CompactionContext, c: &Compaction) -> Result<Vec<KeyRan
             anchors.extend(ctx.tables.get(f.number)?.key_anchors(ANCHORS_PER_TABLE));
         }
     }
-    Ok(ranges(cuts(anchors, parts)))
+    Ok(anchors)
 }
 
 /// Up to `parts - 1` ascending user keys that cut the anchors' bytes into

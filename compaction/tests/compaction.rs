@@ -576,3 +576,42 @@ fn a_failure_in_one_part_removes_the_outputs_of_every_part() {
     }
     eprintln!("{failed} failed");
 }
+
+#[test]
+fn a_flush_in_parts_writes_the_memtable_as_disjoint_tables() {
+    let f = fixture();
+    let (_, _, _) = layered(&f, 51, true);
+    let like: Vec<Arc<compaction::FileMeta>> = (0..LEVELS).flat_map(|l| f.vs.current().level_files(l).to_vec()).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(52);
+    let mem = Arc::new(Memtable::new(f.vs.new_file_number()));
+    for seqno in 10_000..12_000 {
+        let k = key(rng.gen_range(0..600));
+        let kind = if rng.gen_bool(0.3) { ValueKind::Delete } else { ValueKind::Put };
+        mem.insert(&k, seqno, kind, if kind == ValueKind::Put { b"a value of some length, to fill tables" } else { b"" });
+    }
+    let mut want = Vec::new();
+    let mut it = mem.iter(KeyRange::all(), Direction::Forward);
+    while let Some(e) = it.next_entry().unwrap() {
+        want.push(e);
+    }
+    for (parts, like) in [(1, &like[..]), (4, &like[..]), (4, &[][..])] {
+        let tables = compaction::flush_memtable_in_parts(&f.ctx, &mem, like, parts, &|| f.vs.new_file_number()).unwrap();
+        let edit = compaction::VersionEdit { added: tables.iter().map(|m| (0, m.clone())).collect(), ..Default::default() };
+        assert_eq!(written(&f, &edit), want, "{parts} parts, {} tables to follow", like.len());
+        let expect = if like.is_empty() { 1 } else { parts };
+        assert_eq!(tables.len(), expect, "{parts} parts, {} tables to follow", like.len());
+    }
+    // A failed write in any part leaves no table behind.
+    let before: HashSet<PathBuf> = f.sim.list_files().into_iter().collect();
+    let mut k = 0;
+    while let Err(e) = {
+        f.sim.fail_write_after(k);
+        let result = compaction::flush_memtable_in_parts(&f.ctx, &mem, &like, 4, &|| f.vs.new_file_number());
+        f.sim.clear_faults();
+        result
+    } {
+        assert_eq!(f.sim.list_files().into_iter().collect::<HashSet<_>>(), before, "write #{k} failed ({e}): tables left behind");
+        k += 1;
+    }
+    assert!(k >= 4, "four tables need at least four writes, the flush failed only {k} times");
+}

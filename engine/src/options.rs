@@ -67,15 +67,17 @@ pub struct Options {
     pub num_levels: usize,
     /// Run flushes and compactions on background threads (off: only on explicit calls).
     pub background_compaction: bool,
-    /// Most threads one compaction that the caller waits for (`compact_range`,
-    /// and through it secure deletion; key rotation's rewrites) is cut into:
-    /// each thread merges and writes a disjoint key range of the compaction, and
-    /// one manifest edit installs all their tables at once. 1 runs every
-    /// compaction on one thread. A compaction gets at most one thread per
-    /// `target_file_size_bytes` of input, so a small one runs on one.
-    /// Background compactions always run on the one background thread, so
-    /// they never take a second core from foreground writers. Default: the
-    /// available parallelism, at most 4; accepted 1..=16.
+    /// Most threads one compaction or flush that the caller waits for
+    /// (`compact_range`, and through it secure deletion; `flush`; key
+    /// rotation's rewrites) is cut into: each thread merges and writes a
+    /// disjoint key range, and one manifest edit installs all their tables at
+    /// once. 1 runs all of them on one thread. A compaction gets at most one
+    /// thread per `target_file_size_bytes` of input, a flush one per eighth of
+    /// it (a flush in parts writes one level-0 table per part, cut where the
+    /// store's tables say the memtable's keys divide evenly), so small ones run
+    /// on one. Background flushes and compactions always run on the one
+    /// background thread, so they never take a second core from foreground
+    /// writers. Default: the available parallelism, at most 4; accepted 1..=16.
     pub max_subcompactions: usize,
     /// Argon2id parameters for a new passphrase slot (used by `create`).
     pub argon2: Argon2Params,

@@ -33,6 +33,13 @@ const RELEASE_ON_THREAD_BYTES: usize = 4 << 20;
 impl Inner {
     /// Writes every frozen memtable to a level-0 table, oldest first. Caller holds `work`.
     pub(crate) fn flush_immutables(&self) -> Result<()> {
+        self.flush_immutables_in(1)
+    }
+
+    /// Writes every frozen memtable to level-0 tables, oldest first, each cut
+    /// into up to `parts` tables written on threads of their own (see
+    /// `compaction::flush_memtable_in_parts`). Caller holds `work`.
+    fn flush_immutables_in(&self, parts: usize) -> Result<()> {
         loop {
             let (frozen, next_log) = {
                 let mems = self.mems.read();
@@ -42,7 +49,9 @@ impl Inner {
                 let next_log = mems.immutables.get(1).map_or_else(|| mems.active.id(), |m| m.id());
                 (frozen, next_log)
             };
-            self.restart_full_manifest().and_then(|()| self.flush_one(&frozen, next_log)).inspect_err(|e| self.background_failed("memtable flush", e))?;
+            self.restart_full_manifest()
+                .and_then(|()| self.flush_one(&frozen, next_log, parts))
+                .inspect_err(|e| self.background_failed("memtable flush", e))?;
             {
                 let mut mems = self.mems.write();
                 if mems.immutables.front().is_some_and(|m| Arc::ptr_eq(m, &frozen)) {
@@ -57,13 +66,21 @@ impl Inner {
         }
     }
 
-    fn flush_one(&self, frozen: &Arc<Memtable>, next_log: u64) -> Result<()> {
+    fn flush_one(&self, frozen: &Arc<Memtable>, next_log: u64, parts: usize) -> Result<()> {
         let mut edit = VersionEdit {
             log_number: Some(next_log),
             last_seqno: Some(self.last_logged.load(Ordering::Acquire)),
             ..VersionEdit::default()
         };
-        if !frozen.is_empty() {
+        if parts > 1 {
+            // The tables of one flush hold disjoint key ranges, so a key is in
+            // at most one of them, as in the single table of a plain flush.
+            let version = self.versions.current();
+            let like: Vec<Arc<FileMeta>> = (0..version.num_levels()).flat_map(|l| version.level_files(l).iter().cloned()).collect();
+            drop(version);
+            let tables = compaction::flush_memtable_in_parts(&self.ctx, frozen, &like, parts, &|| self.versions.new_file_number())?;
+            edit.added.extend(tables.into_iter().map(|meta| (0, meta)));
+        } else if !frozen.is_empty() {
             let number = self.versions.new_file_number();
             // The table is synced and its directory entry made durable by
             // `flush_memtable` itself, before the edit below names it.
@@ -135,7 +152,8 @@ impl Inner {
         }
         {
             let _work = self.work.lock();
-            self.flush_immutables()?;
+            // The caller waits for this flush: it may use more than one thread.
+            self.flush_immutables_in(self.options.max_subcompactions)?;
         }
         self.wake_background();
         Ok(())
