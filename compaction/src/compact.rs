@@ -1,22 +1,28 @@
 //! Flushing memtables to level 0 and running leveled compactions: merge the
 //! inputs, apply the drop rules of [`crate::retain`], write size-bounded output
-//! tables into the next level. What to compact is chosen in [`crate::pick`].
+//! tables into the next level. What to compact is chosen in [`crate::pick`]; a
+//! large compaction is cut into parts that run on threads of their own, as
+//! [`crate::split`] describes.
 //!
 //! Every table written here is synced by its builder, and the directory is
 //! synced before the function returns, so the edit the caller logs next never
 //! refers to a file whose directory entry could vanish in a crash.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crypto::vfs::Vfs;
 use crypto::KeyManager;
-use index::{Direction, Entry, InternalIterator, KeyRange, Memtable, MergingIterator, SeqNo, TableBuilder, TableCache, TableOptions};
+use index::{Direction, InternalIterator, KeyRange, Memtable, MergingIterator, SeqNo, TableCache, TableOptions};
 
 use crate::edit::{FileMeta, VersionEdit};
 use crate::error::{Error, Result};
 use crate::level_iter::LevelIterator;
 use crate::retain::Retainer;
+use crate::split;
+use crate::version::overlaps_range;
+use crate::writer::{self, TableWriter};
 
 /// Shape of the tree.
 #[derive(Debug, Clone)]
@@ -82,106 +88,12 @@ pub struct Compaction {
     /// Whether no level below the output holds data overlapping the inputs
     /// (tombstones can then be dropped).
     pub bottommost: bool,
-}
-
-fn table_name(number: u64) -> String {
-    format!("{number:06}.sst")
-}
-
-/// Writes tables one after another, remembering every file it created so a
-/// failure can remove them all.
-struct TableWriter<'a> {
-    ctx: &'a CompactionContext,
-    open: Option<(u64, u32, TableBuilder)>,
-    last_user_key: Option<Vec<u8>>,
-    finished: Vec<FileMeta>,
-    created: Vec<PathBuf>,
-}
-
-impl<'a> TableWriter<'a> {
-    fn new(ctx: &'a CompactionContext) -> Self {
-        TableWriter { ctx, open: None, last_user_key: None, finished: Vec::new(), created: Vec::new() }
-    }
-
-    fn start(&mut self, number: u64) -> Result<()> {
-        let name = table_name(number);
-        let path = TableCache::table_path(&self.ctx.dir, number);
-        // Read before the builder picks its key: if a rotation slips in between,
-        // the recorded epoch is the older one, which keeps that epoch alive longer
-        // (safe) rather than letting it be destroyed early.
-        let epoch = self.ctx.keys.current_epoch();
-        let file = self.ctx.vfs.create(&path).map_err(|e| Error::io(&name, e))?;
-        self.created.push(path);
-        let builder = TableBuilder::new(file, &self.ctx.keys, number, &name, self.ctx.options.table.clone())?;
-        self.open = Some((number, epoch, builder));
-        Ok(())
-    }
-
-    /// Adds `entry`, first closing the open table if it is full and `entry`
-    /// starts a new user key (a key's versions never straddle two tables, which
-    /// is what keeps tables of one level disjoint in user keys).
-    fn add(&mut self, entry: &Entry, split_at_bytes: Option<u64>, new_file_number: &dyn Fn() -> u64) -> Result<()> {
-        let new_key = self.last_user_key.as_deref() != Some(entry.key.user_key.as_slice());
-        if let (Some(limit), Some((_, _, builder)), true) = (split_at_bytes, self.open.as_ref(), new_key) {
-            if builder.estimated_size() >= limit {
-                self.finish_open()?;
-            }
-        }
-        if self.open.is_none() {
-            self.start(new_file_number())?;
-        }
-        if let Some((_, _, builder)) = self.open.as_mut() {
-            builder.add(&entry.key, &entry.value)?;
-        }
-        if new_key {
-            self.last_user_key = Some(entry.key.user_key.clone());
-        }
-        Ok(())
-    }
-
-    fn finish_open(&mut self) -> Result<()> {
-        if let Some((number, epoch, builder)) = self.open.take() {
-            let info = builder.finish()?;
-            self.finished.push(FileMeta {
-                number,
-                size: info.file_size,
-                smallest: info.smallest,
-                largest: info.largest,
-                entries: info.entries,
-                min_seqno: info.min_seqno,
-                max_seqno: info.max_seqno,
-                epoch,
-            });
-        }
-        Ok(())
-    }
-
-    /// Finishes the open table and syncs the directory so every new entry is durable.
-    fn finish(mut self) -> Result<Vec<FileMeta>> {
-        let result = self.finish_open().and_then(|()| {
-            if !self.created.is_empty() {
-                self.ctx.vfs.sync_dir(&self.ctx.dir).map_err(|e| Error::io(".", e))?;
-            }
-            Ok(())
-        });
-        match result {
-            Ok(()) => {
-                self.created.clear();
-                Ok(std::mem::take(&mut self.finished))
-            }
-            Err(e) => Err(e),
-        }
-    }
-}
-
-impl Drop for TableWriter<'_> {
-    /// Removes every table created unless `finish` succeeded: nothing refers to them.
-    fn drop(&mut self) {
-        self.open = None;
-        for path in self.created.drain(..) {
-            let _ = self.ctx.vfs.remove_file(&path);
-        }
-    }
+    /// Most parts (threads) the compaction may be cut into; 1 runs it on the
+    /// calling thread alone. The pickers choose 1; a caller that wants a large
+    /// compaction done sooner raises it. Fewer parts are used when the input
+    /// is small (at most one per `target_file_size_bytes` of input), never more
+    /// than [`MAX_SUBCOMPACTIONS`](crate::MAX_SUBCOMPACTIONS).
+    pub max_subcompactions: usize,
 }
 
 /// Writes `memtable` as a level-0 table numbered `file_number`; `None` if it is empty.
@@ -198,7 +110,7 @@ pub fn flush_memtable(ctx: &CompactionContext, memtable: &Arc<Memtable>, file_nu
     while let Some(entry) = iter.next_entry()? {
         writer.add(&entry, None, &number)?;
     }
-    Ok(writer.finish()?.into_iter().next())
+    Ok(writer::commit(ctx, vec![writer])?.into_iter().next())
 }
 
 /// Runs `compaction`: merges the inputs, keeps for every live snapshot (sorted
@@ -207,40 +119,145 @@ pub fn flush_memtable(ctx: &CompactionContext, memtable: &Arc<Memtable>, file_nu
 /// `new_file_number`, and returns the edit that swaps inputs for outputs.
 ///
 /// Outputs are split near `target_file_size_bytes`, never between two versions
-/// of one user key. On error every output created so far is removed.
+/// of one user key. A compaction cut into parts runs part 0 on the calling
+/// thread and each other part on a scoped thread; the edit lists every part's
+/// outputs, so it replaces the inputs as one step either way. On error (in any
+/// part) every output of every part is removed and no edit is returned.
 pub fn run_compaction(
     ctx: &CompactionContext,
     compaction: &Compaction,
     snapshots: &[SeqNo],
-    new_file_number: &dyn Fn() -> u64,
+    new_file_number: &(dyn Fn() -> u64 + Sync),
 ) -> Result<VersionEdit> {
     let level = compaction.level;
     let output_level = level + 1;
     if output_level >= ctx.options.num_levels.max(2) {
         return Err(Error::InvalidArgument(format!("cannot compact level {level} of {} into a level below", ctx.options.num_levels)));
     }
-    let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
-    if level == 0 {
-        for f in &compaction.inputs {
-            children.push(ctx.tables.get(f.number)?.iter(KeyRange::all(), Direction::Forward));
-        }
-    } else if !compaction.inputs.is_empty() {
-        children.push(Box::new(LevelIterator::new(Arc::clone(&ctx.tables), compaction.inputs.clone(), KeyRange::all(), Direction::Forward)));
+    let parts = split::plan(ctx, compaction)?;
+    // Set by a part that failed, so the others stop early; its error is the one returned.
+    let stop = AtomicBool::new(false);
+    let results = run_parts(&parts, &stop, |range| run_part(ctx, compaction, range, snapshots, new_file_number, &stop));
+    // Returning early drops every writer, which removes all their tables.
+    let writers = results.into_iter().collect::<Result<Vec<_>>>()?;
+    let outputs = writer::commit(ctx, writers)?;
+    let mut deleted: Vec<(usize, u64)> = compaction.inputs.iter().map(|f| (level, f.number)).collect();
+    deleted.extend(compaction.next_inputs.iter().map(|f| (output_level, f.number)));
+    Ok(VersionEdit { deleted, added: outputs.into_iter().map(|f| (output_level, f)).collect(), ..Default::default() })
+}
+
+/// Runs `run` for every range of `parts`: the first on the calling thread, each
+/// other on a scoped thread of its own. A part that fails sets `stop`, which
+/// the others watch. The results come back in the order of `parts`.
+fn run_parts<'a>(
+    parts: &[KeyRange],
+    stop: &AtomicBool,
+    run: impl Fn(&KeyRange) -> Result<TableWriter<'a>> + Sync,
+) -> Vec<Result<TableWriter<'a>>> {
+    let run = |range: &KeyRange| run(range).inspect_err(|_| stop.store(true, Ordering::Relaxed));
+    match parts.split_first() {
+        Some((first, [])) => vec![run(first)],
+        Some((first, rest)) => std::thread::scope(|scope| {
+            let run = &run;
+            let spawned: Vec<_> = rest
+                .iter()
+                .map(|range| (range, std::thread::Builder::new().name("subcompaction".into()).spawn_scoped(scope, move || run(range))))
+                .collect();
+            let mut results = vec![run(first)];
+            for (range, handle) in spawned {
+                results.push(match handle {
+                    Ok(handle) => handle.join().unwrap_or_else(|panic| {
+                        stop.store(true, Ordering::Relaxed);
+                        std::panic::resume_unwind(panic)
+                    }),
+                    // No thread to be had: this part runs here instead.
+                    Err(_) => run(range),
+                });
+            }
+            results
+        }),
+        None => Vec::new(),
     }
-    if !compaction.next_inputs.is_empty() {
-        children.push(Box::new(LevelIterator::new(Arc::clone(&ctx.tables), compaction.next_inputs.clone(), KeyRange::all(), Direction::Forward)));
+}
+
+/// Writes `memtable` as level-0 tables like [`flush_memtable`], but cut at user
+/// keys into up to `max_parts` parts written on threads of their own, one table
+/// each (numbered by `new_file_number`). The cuts follow the key distribution of
+/// the tables in `like` (the store's current tables) within the memtable's key
+/// range; a memtable smaller than two eighths of `target_file_size_bytes`, or
+/// one whose keys lie where no table does, is written as one table.
+///
+/// The tables hold disjoint key ranges, so every user key is in at most one of
+/// them, as it would be in the one table of a plain flush. All are synced, then
+/// the directory; on error none is left.
+pub fn flush_memtable_in_parts(
+    ctx: &CompactionContext,
+    memtable: &Arc<Memtable>,
+    like: &[Arc<FileMeta>],
+    max_parts: usize,
+    new_file_number: &(dyn Fn() -> u64 + Sync),
+) -> Result<Vec<FileMeta>> {
+    if memtable.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parts = split::plan_flush(ctx, memtable, like, max_parts)?;
+    let stop = AtomicBool::new(false);
+    let results = run_parts(&parts, &stop, |range| {
+        let mut iter = memtable.iter(range.clone(), Direction::Forward);
+        let mut writer = TableWriter::new(ctx);
+        while let Some(entry) = iter.next_entry()? {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            writer.add(&entry, None, new_file_number)?;
+        }
+        writer.finish_open()?;
+        Ok(writer)
+    });
+    let writers = results.into_iter().collect::<Result<Vec<_>>>()?;
+    writer::commit(ctx, writers)
+}
+
+/// Merges the part of every input of `compaction` that lies in `range` and
+/// writes what the drop rules keep. Stops early, with what it wrote so far,
+/// once `stop` is set.
+fn run_part<'a>(
+    ctx: &'a CompactionContext,
+    compaction: &Compaction,
+    range: &KeyRange,
+    snapshots: &[SeqNo],
+    new_file_number: &(dyn Fn() -> u64 + Sync),
+    stop: &AtomicBool,
+) -> Result<TableWriter<'a>> {
+    let in_range = |files: &[Arc<FileMeta>]| -> Vec<Arc<FileMeta>> { files.iter().filter(|f| overlaps_range(f, range)).cloned().collect() };
+    let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
+    if compaction.level == 0 {
+        for f in in_range(&compaction.inputs) {
+            children.push(ctx.tables.get(f.number)?.iter(range.clone(), Direction::Forward));
+        }
+    } else {
+        let inputs = in_range(&compaction.inputs);
+        if !inputs.is_empty() {
+            children.push(Box::new(LevelIterator::new(Arc::clone(&ctx.tables), inputs, range.clone(), Direction::Forward)));
+        }
+    }
+    let next_inputs = in_range(&compaction.next_inputs);
+    if !next_inputs.is_empty() {
+        children.push(Box::new(LevelIterator::new(Arc::clone(&ctx.tables), next_inputs, range.clone(), Direction::Forward)));
     }
     let mut merged = MergingIterator::new(children, Direction::Forward);
     let mut retainer = Retainer::new(snapshots, compaction.bottommost);
     let mut writer = TableWriter::new(ctx);
     let split_at = Some(ctx.options.target_file_size_bytes.max(1));
     while let Some(entry) = merged.next_entry()? {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         if retainer.keep(&entry.key) {
             writer.add(&entry, split_at, new_file_number)?;
         }
     }
-    let outputs = writer.finish()?;
-    let mut deleted: Vec<(usize, u64)> = compaction.inputs.iter().map(|f| (level, f.number)).collect();
-    deleted.extend(compaction.next_inputs.iter().map(|f| (output_level, f.number)));
-    Ok(VersionEdit { deleted, added: outputs.into_iter().map(|f| (output_level, f)).collect(), ..Default::default() })
+    // The last table is finished (and synced) on this part's thread.
+    writer.finish_open()?;
+    Ok(writer)
 }

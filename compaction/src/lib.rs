@@ -15,14 +15,17 @@ mod level_iter;
 mod manifest;
 mod pick;
 mod retain;
+mod split;
 mod version;
 mod version_set;
+mod writer;
 
-pub use compact::{flush_memtable, run_compaction, Compaction, CompactionContext, CompactionOptions};
+pub use compact::{flush_memtable, flush_memtable_in_parts, run_compaction, Compaction, CompactionContext, CompactionOptions};
 pub use edit::{FileMeta, VersionEdit};
 pub use error::{Error, Result};
 pub use gc::{delete_obsolete_files, overwrite_and_remove};
 pub use pick::{pick_compaction, pick_range_compaction};
+pub use split::MAX_SUBCOMPACTIONS;
 pub use version::{Version, CURRENT_FILE};
 pub use version_set::VersionSet;
 

@@ -29,7 +29,7 @@ fn complete(version: &Version, level: usize, inputs: Vec<Arc<FileMeta>>) -> Opti
     let next_inputs = version.overlapping_files(level + 1, Some(&lo), Some(&hi));
     let (lo, hi) = user_range(inputs.iter().chain(&next_inputs))?;
     let bottommost = (level + 2..version.num_levels()).all(|l| version.overlapping_files(l, Some(&lo), Some(&hi)).is_empty());
-    Some(Compaction { level, inputs, next_inputs, bottommost })
+    Some(Compaction { level, inputs, next_inputs, bottommost, max_subcompactions: 1 })
 }
 
 /// Level-0 tables overlap and are ordered by age, so a compaction taking one of

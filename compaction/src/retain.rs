@@ -24,7 +24,10 @@ pub(crate) struct Retainer {
     snapshots: Vec<SeqNo>,
     bottommost: bool,
     oldest_stripe: SeqNo,
-    user_key: Option<Vec<u8>>,
+    /// The user key of the previous entry (meaningless before the first).
+    user_key: Vec<u8>,
+    /// Whether any entry was seen yet.
+    started: bool,
     /// Stripe (boundary seqno) of the previous version of this key.
     stripe: Option<SeqNo>,
     /// Whether the current stripe's newest readable state is fully determined.
@@ -46,7 +49,8 @@ impl Retainer {
             snapshots,
             bottommost,
             oldest_stripe,
-            user_key: None,
+            user_key: Vec::new(),
+            started: false,
             stripe: None,
             resolved: false,
             prev_kept_merge: false,
@@ -61,8 +65,11 @@ impl Retainer {
 
     /// Whether to keep the entry with key `key`; entries must come in compaction order.
     pub(crate) fn keep(&mut self, key: &InternalKey) -> bool {
-        if self.user_key.as_deref() != Some(key.user_key.as_slice()) {
-            self.user_key = Some(key.user_key.clone());
+        if !self.started || self.user_key != key.user_key {
+            // Copied into a buffer kept across keys: no allocation per key.
+            self.started = true;
+            self.user_key.clear();
+            self.user_key.extend_from_slice(&key.user_key);
             self.stripe = None;
             self.resolved = false;
             self.prev_kept_merge = false;

@@ -372,8 +372,15 @@ fn failed_compaction_leaves_no_outputs_behind() {
 
 #[test]
 fn a_crash_at_any_sync_of_a_compaction_loses_nothing() {
-    // Sync #k of compaction + manifest edit fails; then power is lost. Recovery
-    // must read every acknowledged write back, before and after GC.
+    for parts in [1, 4] {
+        crash_at_every_sync(parts);
+    }
+}
+
+/// Sync #k of compaction + manifest edit fails; then power is lost. Recovery
+/// must read every acknowledged write back, before and after GC. With several
+/// parts the syncs of their tables interleave in any order.
+fn crash_at_every_sync(parts: usize) {
     let mut k = 0;
     loop {
         let f = fixture();
@@ -384,31 +391,31 @@ fn a_crash_at_any_sync_of_a_compaction_loses_nothing() {
             f.write_and_flush(&mut model, &mut rng, &mut seqno, 300, 500);
         }
         let snapshots = [seqno / 2];
-        let c = pick_compaction(&f.vs.current(), &f.ctx.options).unwrap();
+        let c = compaction::Compaction { max_subcompactions: parts, ..pick_compaction(&f.vs.current(), &f.ctx.options).unwrap() };
         f.sim.fail_sync_after(k);
         let outcome = run_compaction(&f.ctx, &c, &snapshots, &|| f.vs.new_file_number()).and_then(|edit| f.vs.log_and_apply(edit));
         f.sim.clear_faults();
         let Fixture { sim, vfs, dir, keys, vs, ctx } = f;
         drop(vs);
         sim.crash();
-        let vs = VersionSet::recover(&vfs, &dir, &keys, LEVELS).unwrap_or_else(|e| panic!("sync #{k}: {e}"));
+        let vs = VersionSet::recover(&vfs, &dir, &keys, LEVELS).unwrap_or_else(|e| panic!("{parts} parts, sync #{k}: {e}"));
         let tables = TableCache::new(Arc::clone(&vfs), dir.clone(), Arc::clone(&keys), None);
         let f = Fixture { sim, vfs, dir, keys, vs, ctx };
         let v = f.vs.current();
         if outcome.is_ok() {
-            assert_eq!(v.level_files(0).len(), 0, "acknowledged compaction lost (sync #{k})");
+            assert_eq!(v.level_files(0).len(), 0, "acknowledged compaction lost ({parts} parts, sync #{k})");
         }
         check_all(&f, &tables, &v, &model, &snapshots, 500);
         f.vs.delete_obsolete_files(&HashSet::new(), f.vs.log_number(), 0).unwrap();
         let on_disk: HashSet<u64> = f.vfs.list_dir(&f.dir).unwrap().iter().filter_map(|n| n.strip_suffix(".sst")?.parse().ok()).collect();
-        assert_eq!(on_disk, v.table_numbers().collect(), "GC leaves exactly the live tables (sync #{k})");
+        assert_eq!(on_disk, v.table_numbers().collect(), "GC leaves exactly the live tables ({parts} parts, sync #{k})");
         check_all(&f, &tables, &v, &model, &snapshots, 500);
         if outcome.is_ok() {
             break;
         }
         k += 1;
     }
-    assert!(k >= 3, "the compaction needed only {k} syncs");
+    assert!(k >= 2 + parts as u64, "{parts} parts: the compaction needed only {k} syncs");
 }
 
 #[test]
@@ -445,4 +452,166 @@ fn same_reads_under_other_table_and_size_options() {
             assert_eq!(v.level_files(2).len(), 1, "a huge target gives one table");
         }
     }
+}
+
+/// Every entry of the tables `edit` adds, in key order.
+fn written(f: &Fixture, edit: &compaction::VersionEdit) -> Vec<index::Entry> {
+    let mut tables: Vec<&compaction::FileMeta> = edit.added.iter().map(|(_, m)| m).collect();
+    tables.sort_by(|a, b| a.smallest.cmp(&b.smallest));
+    for w in tables.windows(2) {
+        assert!(w[0].largest.user_key < w[1].smallest.user_key, "tables {} and {} overlap", w[0].number, w[1].number);
+    }
+    let mut out = Vec::new();
+    for m in tables {
+        let mut it = f.ctx.tables.get(m.number).unwrap().iter(KeyRange::all(), Direction::Forward);
+        while let Some(e) = it.next_entry().unwrap() {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// L0 tables over L1 (and, unless `bottom`, L2) data, with snapshots between
+/// the flushes; returns the model, the snapshots and the L0 -> L1 compaction.
+fn layered(f: &Fixture, seed: u64, bottom: bool) -> (Model, Vec<SeqNo>, compaction::Compaction) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut model = Model::new();
+    let mut seqno = 0;
+    let key_space = 600;
+    for _ in 0..3 {
+        f.write_and_flush(&mut model, &mut rng, &mut seqno, 400, key_space);
+    }
+    f.compact(&pick_range_compaction(&f.vs.current(), 0, None, None).unwrap(), &[]);
+    if !bottom {
+        f.compact(&pick_range_compaction(&f.vs.current(), 1, None, None).unwrap(), &[]);
+        f.write_and_flush(&mut model, &mut rng, &mut seqno, 400, key_space);
+        f.compact(&pick_range_compaction(&f.vs.current(), 0, None, None).unwrap(), &[]);
+    }
+    let mut snapshots = Vec::new();
+    for _ in 0..4 {
+        f.write_and_flush(&mut model, &mut rng, &mut seqno, 400, key_space);
+        snapshots.push(seqno - rng.gen_range(0..300));
+    }
+    let c = pick_range_compaction(&f.vs.current(), 0, None, None).unwrap();
+    assert_eq!((c.inputs.len(), c.next_inputs.is_empty(), c.bottommost), (4, false, bottom));
+    (model, snapshots, c)
+}
+
+#[test]
+fn subcompactions_write_exactly_what_one_thread_writes() {
+    for (seed, bottom) in [(31, true), (32, false)] {
+        let f = fixture();
+        let (model, snapshots, c) = layered(&f, seed, bottom);
+        let target = f.ctx.options.target_file_size_bytes;
+        let one = run_compaction(&f.ctx, &c, &snapshots, &|| f.vs.new_file_number()).unwrap();
+        let want = written(&f, &one);
+        let small_tables = |e: &compaction::VersionEdit| e.added.iter().filter(|(_, m)| m.size < target).count();
+        assert_eq!(small_tables(&one), 1, "one thread: only the last table is short");
+        let mut last = None;
+        for parts in [2, 3, 8] {
+            let split = compaction::Compaction { max_subcompactions: parts, ..c.clone() };
+            let edit = run_compaction(&f.ctx, &split, &snapshots, &|| f.vs.new_file_number()).unwrap();
+            // Same versions kept, same tombstones dropped or kept, same order;
+            // each part writes tables of its own, the last of them usually short.
+            assert_eq!(written(&f, &edit), want, "seed {seed}, {parts} parts");
+            assert!(edit.added.len() >= parts, "seed {seed}: {parts} parts, {} tables", edit.added.len());
+            if parts == 8 {
+                assert!(small_tables(&edit) > 2 && edit.added.len() > one.added.len(), "seed {seed}: 8 parts, {} tables", edit.added.len());
+            }
+            assert_eq!(edit.deleted, one.deleted);
+            last = Some(edit);
+        }
+        // Installed, the split result reads back right at every snapshot.
+        f.vs.log_and_apply(last.unwrap()).unwrap();
+        check_all(&f, &f.ctx.tables, &f.vs.current(), &model, &snapshots, 600);
+    }
+}
+
+#[test]
+fn a_failure_in_one_part_removes_the_outputs_of_every_part() {
+    let f = fixture();
+    let (model, snapshots, c) = layered(&f, 41, true);
+    let c = compaction::Compaction { max_subcompactions: 4, ..c };
+    let before: HashSet<PathBuf> = f.sim.list_files().into_iter().collect();
+    let check_untouched = |what: &str| {
+        let after: HashSet<PathBuf> = f.sim.list_files().into_iter().collect();
+        assert_eq!(after, before, "{what}: outputs left behind");
+        check_all(&f, &f.ctx.tables, &f.vs.current(), &model, &snapshots, 600);
+    };
+    // Damage in the last L1 table fails the last part only, after the other
+    // parts may have written (and synced) all their tables.
+    let victim = c.next_inputs.last().unwrap().clone();
+    let path = f.dir.join(format!("{:06}.sst", victim.number));
+    let original = f.sim.read_live(&path).unwrap();
+    f.sim.corrupt_byte(&path, original.len() as u64 / 2, 0x01).unwrap();
+    f.ctx.tables.evict(victim.number);
+    let err = run_compaction(&f.ctx, &c, &snapshots, &|| f.vs.new_file_number()).unwrap_err();
+    assert!(err.to_string().contains(&format!("{:06}.sst", victim.number)), "{err}");
+    assert_eq!(f.sim.list_files().into_iter().collect::<HashSet<_>>(), before, "damaged input: outputs left behind");
+    f.sim.corrupt_byte(&path, original.len() as u64 / 2, 0x01).unwrap();
+    f.ctx.tables.evict(victim.number);
+    check_untouched("damage undone");
+    // Every failed write or sync, wherever it lands: all or nothing.
+    let mut failed = 0;
+    for (k, sync) in (0..40).map(|k| (k, false)).chain((0..12).map(|k| (k, true))) {
+        if sync {
+            f.sim.fail_sync_after(k);
+        } else {
+            f.sim.fail_write_after(k);
+        }
+        let result = run_compaction(&f.ctx, &c, &snapshots, &|| f.vs.new_file_number());
+        f.sim.clear_faults();
+        match result {
+            Err(_) => {
+                failed += 1;
+                check_untouched(&format!("failure after {k} (sync: {sync})"));
+            }
+            Ok(edit) => {
+                // Nothing failed: the outputs are whole; drop them unused.
+                for (_, m) in &edit.added {
+                    f.vfs.remove_file(&f.dir.join(format!("{:06}.sst", m.number))).unwrap();
+                }
+            }
+        }
+    }
+    eprintln!("{failed} failed");
+}
+
+#[test]
+fn a_flush_in_parts_writes_the_memtable_as_disjoint_tables() {
+    let f = fixture();
+    let (_, _, _) = layered(&f, 51, true);
+    let like: Vec<Arc<compaction::FileMeta>> = (0..LEVELS).flat_map(|l| f.vs.current().level_files(l).to_vec()).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(52);
+    let mem = Arc::new(Memtable::new(f.vs.new_file_number()));
+    for seqno in 10_000..12_000 {
+        let k = key(rng.gen_range(0..600));
+        let kind = if rng.gen_bool(0.3) { ValueKind::Delete } else { ValueKind::Put };
+        mem.insert(&k, seqno, kind, if kind == ValueKind::Put { b"a value of some length, to fill tables" } else { b"" });
+    }
+    let mut want = Vec::new();
+    let mut it = mem.iter(KeyRange::all(), Direction::Forward);
+    while let Some(e) = it.next_entry().unwrap() {
+        want.push(e);
+    }
+    for (parts, like) in [(1, &like[..]), (4, &like[..]), (4, &[][..])] {
+        let tables = compaction::flush_memtable_in_parts(&f.ctx, &mem, like, parts, &|| f.vs.new_file_number()).unwrap();
+        let edit = compaction::VersionEdit { added: tables.iter().map(|m| (0, m.clone())).collect(), ..Default::default() };
+        assert_eq!(written(&f, &edit), want, "{parts} parts, {} tables to follow", like.len());
+        let expect = if like.is_empty() { 1 } else { parts };
+        assert_eq!(tables.len(), expect, "{parts} parts, {} tables to follow", like.len());
+    }
+    // A failed write in any part leaves no table behind.
+    let before: HashSet<PathBuf> = f.sim.list_files().into_iter().collect();
+    let mut k = 0;
+    while let Err(e) = {
+        f.sim.fail_write_after(k);
+        let result = compaction::flush_memtable_in_parts(&f.ctx, &mem, &like, 4, &|| f.vs.new_file_number());
+        f.sim.clear_faults();
+        result
+    } {
+        assert_eq!(f.sim.list_files().into_iter().collect::<HashSet<_>>(), before, "write #{k} failed ({e}): tables left behind");
+        k += 1;
+    }
+    assert!(k >= 4, "four tables need at least four writes, the flush failed only {k} times");
 }

@@ -511,24 +511,33 @@ impl Model<'_> {
     }
 }
 
-/// `seed u8, memtable u8` then one operation per byte (`op % 16`, see `step`), each
-/// followed by its arguments, for at most 100 operations. The store runs on
-/// `SimVfs` with tiny options, no background threads and tiny Argon2 cost; every
-/// read is compared with a `BTreeMap` model. Writes made while faults are armed
-/// carry a marker key; an acknowledged write survives every crash, a failed one is
-/// all there or all absent, and once a reopen finds it absent it stays absent. A
-/// reopen may fail with corruption only where a crash cut a WAL frame in its last
-/// 1 to 15 bytes (`wal/FORMAT.md`); the store is then repaired and checked the same.
+/// `seed u8, sizing u8` then one operation per byte (`op % 16`, see `step`), each
+/// followed by its arguments, for at most 100 operations. `sizing` picks the
+/// memtable size (low two bits) and whether `compact_range` may cut a compaction
+/// into 3 parts on threads of their own, with 1 KiB output tables so that the
+/// few KiB an input holds are cut (bit 2; the parts' file operations then
+/// interleave, so where an injected fault lands can differ between replays).
+/// The store runs on `SimVfs` with tiny options, no background threads and tiny
+/// Argon2 cost; every read is compared with a `BTreeMap` model. Writes made while
+/// faults are armed carry a marker key; an acknowledged write survives every
+/// crash, a failed one is all there or all absent, and once a reopen finds it
+/// absent it stays absent. A reopen may fail with corruption only where a crash
+/// cut a WAL frame in its last 1 to 15 bytes (`wal/FORMAT.md`); the store is then
+/// repaired and checked the same.
 pub fn engine_model(data: &[u8]) {
     let mut input = Input { rest: data };
     let seed = u64::from(input.u8());
-    let memtable = usize::from(input.u8() % 4 + 1) << 10;
+    let sizing = input.u8();
+    let memtable = usize::from(sizing % 4 + 1) << 10;
+    let (max_subcompactions, target_file_size_bytes) = if sizing & 4 == 0 { (1, 8 << 10) } else { (3, 1 << 10) };
     let sim = SimVfs::with_seed(seed);
     let options = Options {
         vfs: sim.clone(),
         sync: SyncPolicy::EveryCommit,
         background_compaction: false,
         memtable_size_bytes: memtable,
+        max_subcompactions,
+        target_file_size_bytes,
         argon2: Argon2Params { m_cost_kib: 8, t_cost: 1, p_cost: 1 },
         ..Options::tiny_for_tests()
     };
@@ -638,6 +647,16 @@ fn engine_model_seeds() -> Vec<(String, Vec<u8>)> {
     // 7 snapshot, 8 snapshot range, 9 snapshot get, 10 flush, 11 compact a b,
     // 12 close+reopen, 13 crash+reopen, 14 inject kind n, 15 clear faults.
     let puts: Vec<u8> = (0..12u8).flat_map(|i| [0, i, 100 + i]).collect();
+    // Long values over many keys, so a compaction has enough input to cut.
+    let spread: Vec<u8> = (0..24u8).flat_map(|i| [0, i * 5 + 1, 250]).collect();
+    // Sizing byte 5: 2 KiB memtables, compactions in up to 3 parts.
+    let in_parts = |parts: &[&[u8]]| -> Vec<u8> {
+        let mut v = vec![2, 5];
+        for p in parts {
+            v.extend_from_slice(p);
+        }
+        v
+    };
     let with = |head: &[u8], tail: &[u8]| -> Vec<u8> {
         let mut v = vec![1, 0];
         v.extend_from_slice(head);
@@ -659,5 +678,7 @@ fn engine_model_seeds() -> Vec<(String, Vec<u8>)> {
         ("torn_writes_crash".to_string(), with(&[14, 3, 0, 3, 3, 1, 60, 2, 60, 3, 60, 13, 5, 0, 0], &[])),
         ("flush_fails".to_string(), with(&puts, &[14, 0, 1, 10, 13, 6, 0, 0])),
         ("clear_faults_then_write".to_string(), with(&[14, 1, 0, 15, 0, 4, 4, 4, 4], &[])),
+        ("compact_in_parts".to_string(), in_parts(&[&puts, &[7, 10], &spread, &[10, 11, 0, 0, 5, 0, 0, 8, 0, 0]])),
+        ("compact_in_parts_fails".to_string(), in_parts(&[&puts, &[10], &spread, &[14, 0, 2, 11, 0, 0, 13, 5, 0, 0]])),
     ]
 }

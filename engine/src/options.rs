@@ -11,6 +11,9 @@ use index::Compression;
 pub(crate) const MIN_OPEN_FILES: usize = 16;
 /// Largest accepted `max_open_files`.
 pub(crate) const MAX_OPEN_FILES: usize = 1_000_000;
+/// Most threads a manual compaction uses by default: past a few, the disk and
+/// the merge of the slowest part bound the time, not the cores.
+const DEFAULT_MAX_SUBCOMPACTIONS: usize = 4;
 
 /// When a commit is made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +67,18 @@ pub struct Options {
     pub num_levels: usize,
     /// Run flushes and compactions on background threads (off: only on explicit calls).
     pub background_compaction: bool,
+    /// Most threads one compaction or flush that the caller waits for
+    /// (`compact_range`, and through it secure deletion; `flush`; key
+    /// rotation's rewrites) is cut into: each thread merges and writes a
+    /// disjoint key range, and one manifest edit installs all their tables at
+    /// once. 1 runs all of them on one thread. A compaction gets at most one
+    /// thread per `target_file_size_bytes` of input, a flush one per eighth of
+    /// it (a flush in parts writes one level-0 table per part, cut where the
+    /// store's tables say the memtable's keys divide evenly), so small ones run
+    /// on one. Background flushes and compactions always run on the one
+    /// background thread, so they never take a second core from foreground
+    /// writers. Default: the available parallelism, at most 4; accepted 1..=16.
+    pub max_subcompactions: usize,
     /// Argon2id parameters for a new passphrase slot (used by `create`).
     pub argon2: Argon2Params,
     /// Overwrite passes over obsolete files before unlinking them (0 = plain unlink).
@@ -108,6 +123,7 @@ impl Default for Options {
             target_file_size_bytes: 64 << 20,
             num_levels: 7,
             background_compaction: true,
+            max_subcompactions: std::thread::available_parallelism().map_or(1, |n| n.get().min(DEFAULT_MAX_SUBCOMPACTIONS)),
             argon2: Argon2Params::default(),
             secure_delete_passes: 0,
             max_key_bytes: 64 << 10,
@@ -196,6 +212,9 @@ impl Options {
         }
         if !(MIN_OPEN_FILES..=MAX_OPEN_FILES).contains(&self.max_open_files) {
             return bad("max_open_files must be in 16..=1000000");
+        }
+        if !(1..=compaction::MAX_SUBCOMPACTIONS).contains(&self.max_subcompactions) {
+            return bad("max_subcompactions must be in 1..=16 (1 = one thread per compaction)");
         }
         if self.l0_slowdown_trigger > self.l0_stop_trigger {
             return bad("l0_slowdown_trigger must not exceed l0_stop_trigger");

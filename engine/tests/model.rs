@@ -3,7 +3,8 @@
 //! (1..50 ops, plus one of 1,000 and one of 100,000), snapshots (each with its
 //! own frozen model), forward and reverse ranges with random bounds, prefix
 //! scans, flush, compact_range, close/reopen and optimistic transactions with
-//! and without conflicts, under three option sets.
+//! and without conflicts, under three option sets (manual compactions on one
+//! thread under "tiny", cut into up to 4 parts under the others).
 //!
 //! A failure names the seed and the op index; `SYNAPSED_MODEL_SEED=<n>` replays
 //! that one seed under every option set.
@@ -329,11 +330,11 @@ fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 
 fn option_sets(vfs: Arc<SimVfs>) -> Vec<(&'static str, Options)> {
     let cheap_kdf = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
-    let tiny = Options { vfs: vfs.clone(), ..Options::tiny_for_tests() };
+    let tiny = Options { vfs: vfs.clone(), max_subcompactions: 1, ..Options::tiny_for_tests() };
     vec![
         ("tiny", tiny.clone()),
-        ("tiny-no-cache", Options { block_cache_bytes: 0, sync: SyncPolicy::Never, ..tiny }),
-        ("defaults", Options { vfs, argon2: cheap_kdf, ..Options::default() }),
+        ("tiny-no-cache", Options { block_cache_bytes: 0, sync: SyncPolicy::Never, max_subcompactions: 4, ..tiny }),
+        ("defaults", Options { vfs, argon2: cheap_kdf, max_subcompactions: 4, ..Options::default() }),
     ]
 }
 

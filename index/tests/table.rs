@@ -599,3 +599,33 @@ fn space_overhead_of_random_data() {
         assert!(ratio < 1.10, "{compression:?}: ratio {ratio}");
     }
 }
+
+/// The anchors a compaction cuts its key range at: ascending user keys of the
+/// table, at most as many as asked for, the last one the largest key, and byte
+/// counts that add up to the data blocks (most of the file) in even shares.
+#[test]
+fn key_anchors_spread_evenly_over_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let vfs = StdVfs::new();
+    let keys = KeyManager::ephemeral();
+    let model = random_model(4, 2000, 8000);
+    let entries = model_entries(&model);
+    let options = TableOptions { block_size_bytes: 512, restart_interval: 4, compression: Compression::None, bloom_bits_per_key: 10 };
+    let info = build(&vfs, dir.path(), &keys, 1, &entries, options);
+    let table = open(&vfs, dir.path(), &keys, 1, None);
+    for max in [1, 2, 7, 64, 100_000] {
+        let anchors = table.key_anchors(max);
+        assert!(!anchors.is_empty() && anchors.len() <= max, "{max}: {} anchors", anchors.len());
+        assert!(anchors.windows(2).all(|w| w[0].0 < w[1].0), "{max}: not ascending");
+        assert!(anchors.iter().all(|(k, _)| model.contains_key(k)), "{max}: an anchor is not a key of the table");
+        assert_eq!(anchors.last().unwrap().0, info.largest.user_key, "{max}");
+        let total: u64 = anchors.iter().map(|(_, b)| b).sum();
+        assert!(total <= info.file_size && total > info.file_size / 2, "{max}: {total} of {}", info.file_size);
+        if (2..=64).contains(&max) {
+            // Every share but the last is the same number of blocks, so of similar size.
+            let shares: Vec<u64> = anchors[..anchors.len() - 1].iter().map(|(_, b)| *b).collect();
+            let (lo, hi) = (shares.iter().min().unwrap(), shares.iter().max().unwrap());
+            assert!(*hi <= 2 * *lo, "{max}: shares from {lo} to {hi}");
+        }
+    }
+}

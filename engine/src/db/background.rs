@@ -27,10 +27,19 @@ const FULL_DISK_BACKOFF: Duration = Duration::from_millis(100);
 /// Upper bound on compactions one `compact_range` level step runs (a guard
 /// against a picker that keeps choosing the same files).
 const MAX_RANGE_STEPS: usize = 100_000;
+/// Flushed memtables at least this large are freed on a thread of their own.
+const RELEASE_ON_THREAD_BYTES: usize = 4 << 20;
 
 impl Inner {
     /// Writes every frozen memtable to a level-0 table, oldest first. Caller holds `work`.
     pub(crate) fn flush_immutables(&self) -> Result<()> {
+        self.flush_immutables_in(1)
+    }
+
+    /// Writes every frozen memtable to level-0 tables, oldest first, each cut
+    /// into up to `parts` tables written on threads of their own (see
+    /// `compaction::flush_memtable_in_parts`). Caller holds `work`.
+    fn flush_immutables_in(&self, parts: usize) -> Result<()> {
         loop {
             let (frozen, next_log) = {
                 let mems = self.mems.read();
@@ -40,7 +49,9 @@ impl Inner {
                 let next_log = mems.immutables.get(1).map_or_else(|| mems.active.id(), |m| m.id());
                 (frozen, next_log)
             };
-            self.restart_full_manifest().and_then(|()| self.flush_one(&frozen, next_log)).inspect_err(|e| self.background_failed("memtable flush", e))?;
+            self.restart_full_manifest()
+                .and_then(|()| self.flush_one(&frozen, next_log, parts))
+                .inspect_err(|e| self.background_failed("memtable flush", e))?;
             {
                 let mut mems = self.mems.write();
                 if mems.immutables.front().is_some_and(|m| Arc::ptr_eq(m, &frozen)) {
@@ -50,16 +61,26 @@ impl Inner {
             self.flushes.fetch_add(1, Ordering::Relaxed);
             self.notify_progress();
             self.delete_obsolete();
+            let bytes = frozen.approximate_bytes();
+            release(frozen, bytes);
         }
     }
 
-    fn flush_one(&self, frozen: &Arc<Memtable>, next_log: u64) -> Result<()> {
+    fn flush_one(&self, frozen: &Arc<Memtable>, next_log: u64, parts: usize) -> Result<()> {
         let mut edit = VersionEdit {
             log_number: Some(next_log),
             last_seqno: Some(self.last_logged.load(Ordering::Acquire)),
             ..VersionEdit::default()
         };
-        if !frozen.is_empty() {
+        if parts > 1 {
+            // The tables of one flush hold disjoint key ranges, so a key is in
+            // at most one of them, as in the single table of a plain flush.
+            let version = self.versions.current();
+            let like: Vec<Arc<FileMeta>> = (0..version.num_levels()).flat_map(|l| version.level_files(l).iter().cloned()).collect();
+            drop(version);
+            let tables = compaction::flush_memtable_in_parts(&self.ctx, frozen, &like, parts, &|| self.versions.new_file_number())?;
+            edit.added.extend(tables.into_iter().map(|meta| (0, meta)));
+        } else if !frozen.is_empty() {
             let number = self.versions.new_file_number();
             // The table is synced and its directory entry made durable by
             // `flush_memtable` itself, before the edit below names it.
@@ -99,8 +120,23 @@ impl Inner {
         result.inspect_err(|e| self.background_failed("compaction", e))?;
         self.compactions.fetch_add(1, Ordering::Relaxed);
         self.notify_progress();
+        // Unlinking a table whose reader is open only removes its name; the
+        // pages it had in the page cache (the whole input, right after a
+        // compaction read it) are freed when the reader closes, here on a
+        // thread of its own rather than in the caller's unlink.
+        let files = || c.inputs.iter().chain(&c.next_inputs);
+        let inputs: Vec<_> = files().filter_map(|f| self.tables.get(f.number).ok()).collect();
+        let input_bytes = usize::try_from(files().map(|f| f.size).sum::<u64>()).unwrap_or(usize::MAX);
         self.delete_obsolete();
+        release(inputs, input_bytes);
         Ok(())
+    }
+
+    /// `c` as a compaction a caller waits for: cut into up to
+    /// `max_subcompactions` parts on threads of their own. Background
+    /// compactions stay on the background thread alone.
+    pub(crate) fn waited_for(&self, c: Compaction) -> Compaction {
+        Compaction { max_subcompactions: self.options.max_subcompactions, ..c }
     }
 
     /// Freezes the active memtable (if it holds anything) and waits until every
@@ -116,7 +152,8 @@ impl Inner {
         }
         {
             let _work = self.work.lock();
-            self.flush_immutables()?;
+            // The caller waits for this flush: it may use more than one thread.
+            self.flush_immutables_in(self.options.max_subcompactions)?;
         }
         self.wake_background();
         Ok(())
@@ -138,7 +175,7 @@ impl Inner {
                 let version = self.versions.current();
                 let Some(c) = compaction::pick_range_compaction(&version, level, start, end) else { break };
                 drop(version);
-                self.run_compaction(&c)?;
+                self.run_compaction(&self.waited_for(c))?;
             }
         }
         Ok(())
@@ -220,6 +257,21 @@ impl Inner {
         }
         compaction::pick_compaction(&self.versions.current(), &self.ctx.options).is_some()
     }
+}
+
+/// Drops `done` (a flushed memtable, or the readers of a compaction's
+/// inputs), on a thread of its own when `bytes` says that frees a lot: freeing
+/// a memtable's few hundred thousand skiplist nodes, or the page cache of a
+/// few hundred MiB of unlinked tables, takes around 100 ms, which the caller
+/// of `flush` or `compact_range` (or the next flush or compaction on the
+/// background thread) need not wait for. Whatever a reader still holds is
+/// freed by that reader later anyway.
+fn release<T: Send + 'static>(done: T, bytes: usize) {
+    if bytes < RELEASE_ON_THREAD_BYTES {
+        return;
+    }
+    // If no thread can be had, the closure and `done` are dropped here.
+    let _ = std::thread::Builder::new().name("release".into()).spawn(move || drop(done));
 }
 
 /// Whether `file` holds user keys in [`start`, `end`] (None = unbounded).

@@ -206,7 +206,7 @@ impl Inner {
                 .chain(&c.next_inputs)
                 .filter(|f| f.epoch != self.keys.current_epoch())
                 .count();
-            self.run_compaction(&c)?;
+            self.run_compaction(&self.waited_for(c))?;
             report.rewrite_compactions += 1;
             done += retired;
             tell("rewrite", &report, done);
@@ -271,6 +271,7 @@ impl Inner {
             inputs: Vec::new(),
             next_inputs: vec![file],
             bottommost,
+            max_subcompactions: 1,
         })
     }
 

@@ -278,3 +278,49 @@ fn concurrent_batches_are_atomic_to_readers() {
     reader.join().unwrap();
     assert_eq!(db.stats().last_seqno, 3 * 300 * 2);
 }
+
+#[test]
+fn manual_compactions_cut_into_parts_read_the_same() {
+    let scan = |db: &Db, snap: Option<&crate::Snapshot>| -> Vec<(Vec<u8>, Vec<u8>)> {
+        db.range(Bound::Unbounded, Bound::Unbounded, false, snap).unwrap().map(|r| r.unwrap()).collect()
+    };
+    let mut results = Vec::new();
+    for parts in [1, 4] {
+        let sim = SimVfs::new();
+        let options = Options { background_compaction: false, max_subcompactions: parts, ..tiny(&sim) };
+        let db = Db::create(&dir(), &cred(), options).unwrap();
+        let mut snaps = Vec::new();
+        for round in 0..4u32 {
+            for i in 0..600u32 {
+                let k = format!("k{:05}", (i * 7919 + round * 13) % 1000);
+                if (i + round) % 5 == 0 {
+                    db.delete(k.as_bytes()).unwrap();
+                } else {
+                    db.put(k.as_bytes(), format!("r{round}-{i}-{}", "v".repeat((i % 40) as usize)).as_bytes()).unwrap();
+                }
+            }
+            db.flush().unwrap();
+            snaps.push(db.snapshot());
+        }
+        snaps.remove(1);
+        db.compact_range(None, None).unwrap();
+        let stats = db.stats();
+        assert_eq!(stats.files_per_level.first(), Some(&0), "{parts} parts: {stats:?}");
+        let views: Vec<_> = std::iter::once(scan(&db, None)).chain(snaps.iter().map(|s| scan(&db, Some(s)))).collect();
+        let tables: usize = stats.files_per_level.iter().sum();
+        results.push((views, tables));
+    }
+    let (one, split) = (&results[0], &results[1]);
+    assert_eq!(one.0, split.0, "the same data at the latest state and at every snapshot");
+    assert!(split.1 > one.1, "4 parts write more (smaller) tables: {} vs {}", split.1, one.1);
+}
+
+#[test]
+fn max_subcompactions_out_of_range_is_refused() {
+    for bad in [0, 17] {
+        let sim = SimVfs::new();
+        let e = Db::create(&dir(), &cred(), Options { max_subcompactions: bad, ..tiny(&sim) }).unwrap_err();
+        assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("max_subcompactions")), "{bad}: {e:?}");
+    }
+    assert!((1..=4).contains(&Options::default().max_subcompactions));
+}

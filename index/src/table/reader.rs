@@ -433,6 +433,32 @@ impl TableReader {
             None => true,
         }
     }
+
+    /// At most `max` user keys spread evenly over the data blocks (from the block
+    /// index, no data read), ascending, each with the stored bytes of the data
+    /// blocks after the previous key up to its own block; the last is the table's
+    /// largest user key. They say where to cut this table's key range into pieces
+    /// of similar size.
+    pub fn key_anchors(&self, max: usize) -> Vec<(Vec<u8>, u64)> {
+        let blocks = self.index.len();
+        let step = blocks.div_ceil(max.max(1)).max(1);
+        let mut anchors: Vec<(Vec<u8>, u64)> = Vec::with_capacity(blocks.div_ceil(step));
+        let mut bytes = 0u64;
+        for (i, handle) in self.index.handles.iter().enumerate() {
+            bytes += u64::from(handle.size);
+            if (i + 1) % step == 0 || i + 1 == blocks {
+                let key = self.index.key(i);
+                let user_key = key.get(..key.len().saturating_sub(8)).unwrap_or_default();
+                // A key whose versions fill more than one block ends several blocks.
+                match anchors.last_mut() {
+                    Some((last, last_bytes)) if last.as_slice() == user_key => *last_bytes += bytes,
+                    _ => anchors.push((user_key.to_vec(), bytes)),
+                }
+                bytes = 0;
+            }
+        }
+        anchors
+    }
 }
 
 /// A lazy iterator over one table, reading blocks as it goes.
