@@ -214,6 +214,16 @@ impl BlockIter {
         BlockIter { block, next_pos: 0, key: Vec::new(), value: 0..0, valid: false }
     }
 
+    /// Moves the cursor to another block, keeping its key buffer; positioned
+    /// before the first entry, as after `new`.
+    pub(crate) fn reset(&mut self, block: Arc<Block>) {
+        self.block = block;
+        self.next_pos = 0;
+        self.key.clear();
+        self.value = 0..0;
+        self.valid = false;
+    }
+
     pub(crate) fn valid(&self) -> bool {
         self.valid
     }

@@ -23,7 +23,7 @@ use crate::format::{
     FOOTER_LEN, HANDLE_LEN, HEADER_LEN, MAX_BLOCK_BYTES, META_LEN,
 };
 use crate::iter::{Direction, InternalIterator, KeyRange};
-use crate::key::{compare_encoded, Entry, InternalKey, SeqNo, ValueKind, MAX_SEQNO};
+use crate::key::{compare_encoded, EntryRef, InternalKey, SeqNo, ValueKind, MAX_SEQNO};
 
 /// The largest trailer: seeking to `user_key || MAX_TRAILER` lands before every version.
 const MAX_TRAILER: u64 = u64::MAX;
@@ -413,6 +413,8 @@ impl TableReader {
             block_idx: 0,
             started: false,
             done: false,
+            seqno: 0,
+            kind: ValueKind::Delete,
             rev_keys: Vec::new(),
             rev_spans: Vec::new(),
             rev_pos: 0,
@@ -466,7 +468,9 @@ impl TableReader {
     }
 }
 
-/// A lazy iterator over one table, reading blocks as it goes.
+/// A lazy iterator over one table, reading blocks as it goes. It lends out the
+/// entry it stands on: the key from its block cursor's buffer (reused from entry
+/// to entry and block to block), the value straight from the cached block.
 struct TableIter {
     table: Arc<TableReader>,
     range: KeyRange,
@@ -476,7 +480,11 @@ struct TableIter {
     block_idx: usize,
     started: bool,
     done: bool,
-    /// Reverse: the current block decoded whole, walked from the back.
+    /// The current entry's seqno and kind, checked when the iterator moved to it.
+    seqno: SeqNo,
+    kind: ValueKind,
+    /// Reverse: the current block decoded whole, walked from the back; the
+    /// current entry is `rev_spans[rev_pos]`.
     rev_keys: Vec<u8>,
     rev_spans: Vec<(Range<usize>, Range<usize>)>,
     rev_pos: usize,
@@ -499,13 +507,43 @@ fn after_end(range: &KeyRange, user_key: &[u8]) -> bool {
     }
 }
 
-fn make_entry(table: &TableReader, key: &[u8], value: &[u8], offset: u64) -> Result<Entry> {
-    let key = InternalKey::decode(key).ok_or_else(|| table.corrupt(offset, "malformed key"))?;
-    Ok(Entry { key, value: value.to_vec() })
+/// The user key of an encoded internal key (empty if it is malformed).
+fn user_key_of(key: &[u8]) -> &[u8] {
+    key.get(..key.len().saturating_sub(8)).unwrap_or_default()
+}
+
+/// The seqno and kind in an encoded key's trailer; an error naming the block if
+/// the key is malformed.
+fn checked_trailer(table: &TableReader, key: &[u8], offset: u64) -> Result<(SeqNo, ValueKind)> {
+    let trailer = key.len().checked_sub(8).and_then(|split| crate::format::read_u64(key, split));
+    let kind = trailer.and_then(|t| ValueKind::from_u8((t & 0xff) as u8));
+    match (trailer, kind) {
+        (Some(t), Some(kind)) => Ok((t >> 8, kind)),
+        _ => Err(table.corrupt(offset, "malformed key")),
+    }
 }
 
 impl TableIter {
-    fn next_forward(&mut self) -> Result<Option<Entry>> {
+    /// Moves the block cursor to the start of block `idx` (`lower` = seek target).
+    fn enter_block(&mut self, idx: usize, lower: Option<&[u8]>) -> Result<()> {
+        self.block_idx = idx;
+        let (block, offset) = self.table.data_block(idx)?;
+        let it = match self.block.take() {
+            Some((mut it, _)) => {
+                it.reset(block);
+                it
+            }
+            None => BlockIter::new(block),
+        };
+        let (it, _) = self.block.insert((it, offset));
+        match lower {
+            Some(l) => it.seek(l),
+            None => it.seek_to_first(),
+        }
+        .map_err(|r| self.table.corrupt(offset, r))
+    }
+
+    fn advance_forward(&mut self) -> Result<bool> {
         if !self.started {
             self.started = true;
             let lower = match &self.range.start {
@@ -517,45 +555,34 @@ impl TableIter {
                 Some(l) => self.table.index.find(l),
                 None => Some(0),
             };
-            let Some(idx) = idx else { return Ok(None) };
-            self.block_idx = idx;
-            let (block, offset) = self.table.data_block(idx)?;
-            let mut it = BlockIter::new(block);
-            match &lower {
-                Some(l) => it.seek(l),
-                None => it.seek_to_first(),
-            }
-            .map_err(|r| self.table.corrupt(offset, r))?;
-            self.block = Some((it, offset));
+            let Some(idx) = idx else { return Ok(false) };
+            self.enter_block(idx, lower.as_deref())?;
         } else if let Some((it, offset)) = self.block.as_mut() {
             let offset = *offset;
             it.advance().map_err(|r| self.table.corrupt(offset, r))?;
         }
         loop {
-            let Some((it, offset)) = self.block.as_mut() else { return Ok(None) };
+            let Some((it, offset)) = self.block.as_mut() else { return Ok(false) };
             let offset = *offset;
             if !it.valid() {
-                self.block_idx += 1;
-                if self.block_idx >= self.table.index.len() {
+                if self.block_idx + 1 >= self.table.index.len() {
                     self.block = None;
-                    return Ok(None);
+                    return Ok(false);
                 }
-                let (block, offset) = self.table.data_block(self.block_idx)?;
-                let mut it = BlockIter::new(block);
-                it.seek_to_first().map_err(|r| self.table.corrupt(offset, r))?;
-                self.block = Some((it, offset));
+                self.enter_block(self.block_idx + 1, None)?;
                 continue;
             }
-            let user_key = it.key().get(..it.key().len().saturating_sub(8)).unwrap_or_default();
+            let user_key = user_key_of(it.key());
             if after_end(&self.range, user_key) {
                 self.block = None;
-                return Ok(None);
+                return Ok(false);
             }
             if before_start(&self.range, user_key) {
                 it.advance().map_err(|r| self.table.corrupt(offset, r))?;
                 continue;
             }
-            return make_entry(&self.table, it.key(), it.value(), offset).map(Some);
+            (self.seqno, self.kind) = checked_trailer(&self.table, it.key(), offset)?;
+            return Ok(true);
         }
     }
 
@@ -568,7 +595,7 @@ impl TableIter {
         Ok(())
     }
 
-    fn next_reverse(&mut self) -> Result<Option<Entry>> {
+    fn advance_reverse(&mut self) -> Result<bool> {
         if !self.started {
             self.started = true;
             let upper = match &self.range.end {
@@ -584,42 +611,61 @@ impl TableIter {
             if self.rev_pos == 0 {
                 if self.block_idx == 0 || self.rev_block.is_none() {
                     self.rev_block = None;
-                    return Ok(None);
+                    return Ok(false);
                 }
                 self.load_reverse_block(self.block_idx - 1)?;
                 continue;
             }
             self.rev_pos -= 1;
-            let Some((block, offset)) = &self.rev_block else { return Ok(None) };
-            let Some((kr, vr)) = self.rev_spans.get(self.rev_pos) else { return Ok(None) };
+            let Some((_, offset)) = &self.rev_block else { return Ok(false) };
+            let Some((kr, _)) = self.rev_spans.get(self.rev_pos) else { return Ok(false) };
             let key = self.rev_keys.get(kr.clone()).unwrap_or_default();
-            let user_key = key.get(..key.len().saturating_sub(8)).unwrap_or_default();
+            let user_key = user_key_of(key);
             if before_start(&self.range, user_key) {
                 self.rev_block = None;
                 self.rev_pos = 0;
-                return Ok(None);
+                return Ok(false);
             }
             if after_end(&self.range, user_key) {
                 continue;
             }
-            return make_entry(&self.table, key, block.value(vr.clone()), *offset).map(Some);
+            (self.seqno, self.kind) = checked_trailer(&self.table, key, *offset)?;
+            return Ok(true);
         }
     }
 }
 
 impl InternalIterator for TableIter {
-    fn next_entry(&mut self) -> Result<Option<Entry>> {
+    fn advance(&mut self) -> Result<bool> {
         if self.done {
-            return Ok(None);
+            return Ok(false);
         }
         let r = match self.direction {
-            Direction::Forward => self.next_forward(),
-            Direction::Reverse => self.next_reverse(),
+            Direction::Forward => self.advance_forward(),
+            Direction::Reverse => self.advance_reverse(),
         };
-        if !matches!(r, Ok(Some(_))) {
+        if !matches!(r, Ok(true)) {
             self.done = true;
         }
         r
+    }
+
+    fn current(&self) -> Option<EntryRef<'_>> {
+        if self.done || !self.started {
+            return None;
+        }
+        let (key, value) = match self.direction {
+            Direction::Forward => {
+                let (it, _) = self.block.as_ref()?;
+                (it.key(), it.value())
+            }
+            Direction::Reverse => {
+                let (block, _) = self.rev_block.as_ref()?;
+                let (kr, vr) = self.rev_spans.get(self.rev_pos)?;
+                (self.rev_keys.get(kr.clone())?, block.value(vr.clone()))
+            }
+        };
+        Some(EntryRef { user_key: user_key_of(key), seqno: self.seqno, kind: self.kind, value })
     }
 }
 
