@@ -57,12 +57,11 @@ type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
 /// in the map's bucket next to the key, so a hit touches the bucket and the
 /// block, not a third line elsewhere.
 struct Cached {
-    block: Arc<Block>,
+    block: Block,
     /// The block's place in the CLOCK ring.
     slot: u32,
     /// Set by every hit, cleared by the sweep.
     referenced: bool,
-    charge: usize,
 }
 
 #[derive(Default)]
@@ -78,7 +77,7 @@ struct Shard {
 }
 
 impl Shard {
-    fn get(&mut self, key: CacheKey) -> Option<Arc<Block>> {
+    fn get(&mut self, key: CacheKey) -> Option<Block> {
         match self.map.get_mut(&key) {
             Some(c) => {
                 self.hits += 1;
@@ -107,7 +106,7 @@ impl Shard {
                 continue;
             }
             if let Some(c) = self.map.remove(&key) {
-                self.used -= c.charge;
+                self.used -= c.block.charge();
                 self.free.push(c.slot);
             }
             if let Some(s) = self.ring.get_mut(i) {
@@ -118,7 +117,7 @@ impl Shard {
         false
     }
 
-    fn insert(&mut self, key: CacheKey, block: Arc<Block>, capacity: usize) -> usize {
+    fn insert(&mut self, key: CacheKey, block: Block, capacity: usize) -> usize {
         let charge = block.charge();
         if charge > capacity || self.map.contains_key(&key) {
             return self.used;
@@ -140,7 +139,7 @@ impl Shard {
                 (self.ring.len() - 1) as u32
             }
         };
-        self.map.insert(key, Cached { block, slot, referenced: false, charge });
+        self.map.insert(key, Cached { block, slot, referenced: false });
         self.used += charge;
         self.used
     }
@@ -190,12 +189,12 @@ impl BlockCache {
         (h >> 32) as usize % self.shards.len()
     }
 
-    pub(crate) fn get(&self, file_id: u64, offset: u64) -> Option<Arc<Block>> {
+    pub(crate) fn get(&self, file_id: u64, offset: u64) -> Option<Block> {
         let key = (file_id, offset);
         self.shards.get(self.shard_of(key)).and_then(|s| s.lock().get(key))
     }
 
-    pub(crate) fn insert(&self, file_id: u64, offset: u64, block: Arc<Block>) {
+    pub(crate) fn insert(&self, file_id: u64, offset: u64, block: Block) {
         let key = (file_id, offset);
         let i = self.shard_of(key);
         if let (Some(shard), Some(used)) = (self.shards.get(i), self.used.get(i)) {
@@ -328,10 +327,10 @@ mod tests {
     use super::super::block::BlockBuilder;
     use super::*;
 
-    fn block(bytes: usize) -> Arc<Block> {
+    fn block(bytes: usize) -> Block {
         let mut b = BlockBuilder::new(16);
         b.add(b"key-----", &vec![7u8; bytes]);
-        Arc::new(Block::new(b.finish().to_vec()).unwrap())
+        Block::new(b.finish().to_vec()).unwrap()
     }
 
     #[test]

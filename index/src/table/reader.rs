@@ -260,7 +260,7 @@ fn load_layout(file: &dyn RandomAccessFile, cipher: &FileCipher, name: &str, fil
 /// data region `[HEADER_LEN, data_end)` exactly.
 pub(crate) fn decode_index(body: Vec<u8>, data_end: u64) -> Result<IndexBlock, &'static str> {
     let block = Block::new(body)?;
-    let mut it = BlockIter::new(Arc::new(block));
+    let mut it = BlockIter::new(block);
     let mut index = IndexBlock { keys: Vec::new(), key_ends: Vec::new(), prefixes: Vec::new(), handles: Vec::new() };
     let mut expected_offset = HEADER_LEN;
     let mut prev_end = 0;
@@ -363,12 +363,12 @@ impl TableReader {
     }
 
     /// Data block `i`, from the cache or from disk.
-    fn data_block(&self, i: usize) -> Result<(Arc<Block>, u64)> {
+    fn data_block(&self, i: usize) -> Result<(Block, u64)> {
         let handle = *self.index.handles.get(i).ok_or_else(|| self.corrupt(0, "block number out of range"))?;
         if let Some(b) = self.cache.as_ref().and_then(|c| c.get(self.file_id, handle.offset)) {
             return Ok((b, handle.offset));
         }
-        let block = Arc::new(self.read_data_block(handle)?);
+        let block = self.read_data_block(handle)?;
         if let Some(c) = &self.cache {
             c.insert(self.file_id, handle.offset, block.clone());
         }
@@ -488,7 +488,7 @@ struct TableIter {
     rev_keys: Vec<u8>,
     rev_spans: Vec<(Range<usize>, Range<usize>)>,
     rev_pos: usize,
-    rev_block: Option<(Arc<Block>, u64)>,
+    rev_block: Option<(Block, u64)>,
 }
 
 fn before_start(range: &KeyRange, user_key: &[u8]) -> bool {
