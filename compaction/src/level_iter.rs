@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use index::{Direction, Entry, InternalIterator, KeyRange, TableCache};
+use index::{Direction, EntryRef, InternalIterator, KeyRange, TableCache};
 
 use crate::edit::FileMeta;
 
@@ -30,15 +30,15 @@ impl LevelIterator {
 }
 
 impl InternalIterator for LevelIterator {
-    fn next_entry(&mut self) -> index::Result<Option<Entry>> {
+    fn advance(&mut self) -> index::Result<bool> {
         if self.done {
-            return Ok(None);
+            return Ok(false);
         }
         loop {
             if let Some(it) = self.current.as_mut() {
-                match it.next_entry() {
-                    Ok(Some(e)) => return Ok(Some(e)),
-                    Ok(None) => self.current = None,
+                match it.advance() {
+                    Ok(true) => return Ok(true),
+                    Ok(false) => self.current = None,
                     Err(e) => {
                         self.done = true;
                         self.current = None;
@@ -48,7 +48,7 @@ impl InternalIterator for LevelIterator {
             }
             let Some(next) = self.pending.next() else {
                 self.done = true;
-                return Ok(None);
+                return Ok(false);
             };
             match self.tables.get(next.number) {
                 Ok(reader) => self.current = Some(reader.iter(self.range.clone(), self.direction)),
@@ -58,5 +58,9 @@ impl InternalIterator for LevelIterator {
                 }
             }
         }
+    }
+
+    fn current(&self) -> Option<EntryRef<'_>> {
+        self.current.as_ref()?.current()
     }
 }

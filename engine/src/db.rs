@@ -74,10 +74,20 @@ pub struct DbIterator {
     state: Option<iter::RangeIter>,
 }
 
+impl DbIterator {
+    /// The next live pair, as [`Iterator::next`] returns it, but borrowed from
+    /// the iterator until the next call instead of copied into two new
+    /// vectors: a scan that only looks at each pair allocates nothing per pair.
+    /// After the end or an error, `None` for good.
+    pub fn next_ref(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        self.state.as_mut()?.next_ref()
+    }
+}
+
 impl Iterator for DbIterator {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.state.as_mut()?.next_pair()
+        self.next_ref().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
     }
 }
 

@@ -197,7 +197,7 @@ fn seek_targets(keys: &[&[u8]]) -> Vec<Vec<u8>> {
 pub fn sst_block(data: &[u8]) {
     let model = model_block(data);
     let block = match (Block::new(data.to_vec()), &model) {
-        (Ok(block), Some(_)) => Arc::new(block),
+        (Ok(block), Some(_)) => block,
         (Err(_), None) => return,
         (Ok(_), None) => panic!("the decoder accepted a restart array the format refuses"),
         (Err(e), Some(_)) => panic!("the decoder refused a valid restart array: {e}"),

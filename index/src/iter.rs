@@ -1,12 +1,10 @@
 //! One iterator trait under every iterator, and the merging iterator over many.
 
 use std::cmp::Ordering;
-use std::collections::binary_heap::PeekMut;
-use std::collections::BinaryHeap;
 use std::ops::Bound;
 
-use crate::error::{Error, Result};
-use crate::key::Entry;
+use crate::error::Result;
+use crate::key::{Entry, EntryRef};
 
 /// Iteration order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,115 +46,141 @@ impl KeyRange {
     }
 }
 
-/// A one-directional iterator over versioned entries, in the order its
+/// A one-directional cursor over versioned entries, in the order its
 /// [`Direction`] says; every version of every key in its range is returned
 /// (collapsing versions is the reader's job).
+///
+/// The cursor hands out the entry it stands on as an [`EntryRef`] borrowed from
+/// itself (a block of a table, a node of the memtable), so walking costs no
+/// allocation; [`InternalIterator::next_entry`] copies an entry out for callers
+/// that keep it.
 pub trait InternalIterator: Send {
-    /// The next entry, `Ok(None)` at the end. After an error the iterator is done.
-    fn next_entry(&mut self) -> Result<Option<Entry>>;
-}
+    /// Moves to the next entry (the first one on the first call); `Ok(false)`
+    /// at the end. After the end or an error the iterator stays ended.
+    fn advance(&mut self) -> Result<bool>;
 
-/// A child's current entry in the heap. `BinaryHeap` is a max-heap, so the order is
-/// arranged for the entry that must come out next to compare greatest.
-struct HeapItem {
-    entry: Entry,
-    child: usize,
-    direction: Direction,
-}
+    /// The entry the last `advance` moved to; `None` before the first
+    /// `advance`, at the end and after an error.
+    fn current(&self) -> Option<EntryRef<'_>>;
 
-impl Ord for HeapItem {
-    fn cmp(&self, other: &Self) -> Ordering {
-        let by_key = self.entry.key.cmp(&other.entry.key);
-        let by_key = match self.direction {
-            Direction::Forward => by_key.reverse(),
-            Direction::Reverse => by_key,
-        };
-        // Equal keys should not occur; ties go to the earlier child, deterministically.
-        by_key.then_with(|| other.child.cmp(&self.child))
+    /// The next entry, copied out; `Ok(None)` at the end.
+    fn next_entry(&mut self) -> Result<Option<Entry>> {
+        if !self.advance()? {
+            return Ok(None);
+        }
+        Ok(self.current().map(|e| e.to_entry()))
     }
 }
-
-impl PartialOrd for HeapItem {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for HeapItem {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for HeapItem {}
 
 /// Merges children that each yield entries in the same direction into one stream
 /// in that direction. Equal internal keys never occur across children (every
-/// write has its own seqno).
+/// write has its own seqno); should they, the earlier child's entry comes first.
+///
+/// The children positioned on an entry form a binary heap (by index, compared
+/// through their current entries) whose root holds the merged stream's entry.
+/// Advancing moves the root child on and sifts it down once: in a short scan one
+/// child often supplies several entries in a row, and then nothing moves.
 pub struct MergingIterator {
     children: Vec<Box<dyn InternalIterator>>,
-    heap: BinaryHeap<HeapItem>,
+    heap: Vec<usize>,
     direction: Direction,
     started: bool,
     done: bool,
-    /// A child's error, reported after the entry that was already taken.
-    pending: Option<Error>,
 }
 
 impl MergingIterator {
     /// Merges `children`, each already ordered by `direction`.
     pub fn new(children: Vec<Box<dyn InternalIterator>>, direction: Direction) -> Self {
-        let heap = BinaryHeap::with_capacity(children.len());
-        MergingIterator { children, heap, direction, started: false, done: false, pending: None }
+        let heap = Vec::with_capacity(children.len());
+        MergingIterator { children, heap, direction, started: false, done: false }
     }
 
-    fn pull(&mut self, child: usize) -> Result<()> {
-        if let Some(c) = self.children.get_mut(child) {
-            if let Some(entry) = c.next_entry()? {
-                self.heap.push(HeapItem { entry, child, direction: self.direction });
+    /// Whether child `a`'s entry comes out before child `b`'s.
+    fn before(&self, a: usize, b: usize) -> bool {
+        let (Some(ea), Some(eb)) =
+            (self.children.get(a).and_then(|c| c.current()), self.children.get(b).and_then(|c| c.current()))
+        else {
+            return false;
+        };
+        let by_key = match self.direction {
+            Direction::Forward => ea.cmp_key(&eb),
+            Direction::Reverse => eb.cmp_key(&ea),
+        };
+        by_key.then_with(|| a.cmp(&b)) == Ordering::Less
+    }
+
+    /// Restores the heap order below position `at`.
+    fn sift_down(&mut self, mut at: usize) {
+        loop {
+            let (left, right) = (2 * at + 1, 2 * at + 2);
+            let child_at = |i: usize| self.heap.get(i).copied();
+            let Some(here) = child_at(at) else { return };
+            let mut best = (at, here);
+            if let Some(l) = child_at(left) {
+                if self.before(l, best.1) {
+                    best = (left, l);
+                }
             }
+            if let Some(r) = child_at(right) {
+                if self.before(r, best.1) {
+                    best = (right, r);
+                }
+            }
+            if best.0 == at {
+                return;
+            }
+            self.heap.swap(at, best.0);
+            at = best.0;
+        }
+    }
+
+    fn start(&mut self) -> Result<()> {
+        self.started = true;
+        for i in 0..self.children.len() {
+            if let Some(c) = self.children.get_mut(i) {
+                if c.advance()? {
+                    self.heap.push(i);
+                }
+            }
+        }
+        for at in (0..self.heap.len() / 2).rev() {
+            self.sift_down(at);
         }
         Ok(())
     }
 
-    fn step(&mut self) -> Result<Option<Entry>> {
+    fn step(&mut self) -> Result<bool> {
         if !self.started {
-            self.started = true;
-            for i in 0..self.children.len() {
-                self.pull(i)?;
+            self.start()?;
+        } else if let Some(&top) = self.heap.first() {
+            let more = match self.children.get_mut(top) {
+                Some(child) => child.advance()?,
+                None => false,
+            };
+            if !more {
+                self.heap.swap_remove(0);
             }
+            self.sift_down(0);
         }
-        if let Some(e) = self.pending.take() {
-            return Err(e);
-        }
-        // Refill the top slot in place and sift it down once, rather than a pop and
-        // a push: in a short scan one child often supplies several entries in a row.
-        let Some(mut top) = self.heap.peek_mut() else { return Ok(None) };
-        let next = match self.children.get_mut(top.child) {
-            Some(child) => child.next_entry(),
-            None => Ok(None),
-        };
-        match next {
-            Ok(Some(entry)) => Ok(Some(std::mem::replace(&mut top.entry, entry))),
-            Ok(None) => Ok(Some(PeekMut::pop(top).entry)),
-            Err(e) => {
-                self.pending = Some(e);
-                Ok(Some(PeekMut::pop(top).entry))
-            }
-        }
+        Ok(!self.heap.is_empty())
     }
 }
 
 impl InternalIterator for MergingIterator {
-    fn next_entry(&mut self) -> Result<Option<Entry>> {
+    fn advance(&mut self) -> Result<bool> {
         if self.done {
-            return Ok(None);
+            return Ok(false);
         }
         let r = self.step();
-        if !matches!(r, Ok(Some(_))) {
+        if !matches!(r, Ok(true)) {
             self.done = true;
+            self.heap.clear();
         }
         r
+    }
+
+    fn current(&self) -> Option<EntryRef<'_>> {
+        self.children.get(*self.heap.first()?)?.current()
     }
 }
 
@@ -164,12 +188,28 @@ impl InternalIterator for MergingIterator {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+    use crate::error::Error;
     use crate::key::{InternalKey, ValueKind};
 
-    struct VecIter(std::vec::IntoIter<Result<Entry>>);
+    struct VecIter {
+        entries: std::vec::IntoIter<Result<Entry>>,
+        current: Option<Entry>,
+    }
+
+    impl VecIter {
+        fn boxed(entries: Vec<Result<Entry>>) -> Box<dyn InternalIterator> {
+            Box::new(VecIter { entries: entries.into_iter(), current: None })
+        }
+    }
+
     impl InternalIterator for VecIter {
-        fn next_entry(&mut self) -> Result<Option<Entry>> {
-            self.0.next().transpose()
+        fn advance(&mut self) -> Result<bool> {
+            self.current = self.entries.next().transpose()?;
+            Ok(self.current.is_some())
+        }
+
+        fn current(&self) -> Option<EntryRef<'_>> {
+            self.current.as_ref().map(Entry::entry_ref)
         }
     }
 
@@ -182,7 +222,7 @@ mod tests {
         if direction == Direction::Reverse {
             entries.reverse();
         }
-        Box::new(VecIter(entries.into_iter().map(Ok).collect::<Vec<_>>().into_iter()))
+        VecIter::boxed(entries.into_iter().map(Ok).collect())
     }
 
     #[test]
@@ -214,9 +254,7 @@ mod tests {
 
     #[test]
     fn child_errors_propagate_and_end_the_merge() {
-        let failing = Box::new(VecIter(
-            vec![Ok(entry("b", 1)), Err(Error::corruption("000009.sst", 42, "test damage"))].into_iter(),
-        ));
+        let failing = VecIter::boxed(vec![Ok(entry("b", 1)), Err(Error::corruption("000009.sst", 42, "test damage"))]);
         let mut m = MergingIterator::new(vec![child(vec![entry("a", 2), entry("c", 3)], Direction::Forward), failing], Direction::Forward);
         assert_eq!(m.next_entry().unwrap().unwrap().key.user_key, b"a");
         // Taking "b" pulls the failing child's next entry: "b" still comes out, then the error.

@@ -141,6 +141,42 @@ pub struct Entry {
     pub value: Vec<u8>,
 }
 
+/// One versioned entry, borrowed from the iterator positioned on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// The user's key.
+    pub user_key: &'a [u8],
+    /// Sequence number of the write.
+    pub seqno: SeqNo,
+    /// Kind of the entry.
+    pub kind: ValueKind,
+    /// The value bytes (empty for tombstones).
+    pub value: &'a [u8],
+}
+
+impl EntryRef<'_> {
+    /// Internal-key order: user key ascending, then seqno and kind descending
+    /// (as [`InternalKey`]'s `Ord`).
+    pub fn cmp_key(&self, other: &EntryRef<'_>) -> Ordering {
+        self.user_key
+            .cmp(other.user_key)
+            .then_with(|| other.seqno.cmp(&self.seqno))
+            .then_with(|| (other.kind as u8).cmp(&(self.kind as u8)))
+    }
+
+    /// An owned copy.
+    pub fn to_entry(&self) -> Entry {
+        Entry { key: InternalKey { user_key: self.user_key.to_vec(), seqno: self.seqno, kind: self.kind }, value: self.value.to_vec() }
+    }
+}
+
+impl Entry {
+    /// The entry, borrowed.
+    pub fn entry_ref(&self) -> EntryRef<'_> {
+        EntryRef { user_key: &self.key.user_key, seqno: self.key.seqno, kind: self.key.kind, value: &self.value }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::indexing_slicing)]

@@ -3,8 +3,8 @@
 //!
 //! Iterators own an `Arc<Memtable>` together with a skiplist range cursor that
 //! borrows it (a self-referential pair, kept safe by `self_cell`), so each step is
-//! one move along the bottom list and only the entries actually returned are
-//! copied: a short range read costs one seek, not a seek plus a copied chunk.
+//! one move along the bottom list, and the node the cursor stands on lends out
+//! its key and value: a short range read costs one seek and copies nothing.
 //!
 //! Keys of up to [`INLINE_KEY_BYTES`] bytes are stored inside the skiplist node
 //! ([`MemKey`]), so comparing against a node touches one cache line instead of
@@ -19,7 +19,7 @@ use crossbeam_skiplist::SkipMap;
 
 use crate::error::Result;
 use crate::iter::{Direction, InternalIterator, KeyRange};
-use crate::key::{Entry, InternalKey, SeqNo, ValueKind, MAX_SEQNO};
+use crate::key::{EntryRef, SeqNo, ValueKind, MAX_SEQNO};
 
 /// Per-entry bookkeeping charged on top of key and value bytes (skiplist node with
 /// its tower, the key's and value's heap headers).
@@ -88,9 +88,6 @@ impl MemKey {
         ValueKind::from_u8((self.trailer & 0xff) as u8).unwrap_or(ValueKind::Delete)
     }
 
-    fn to_internal(&self) -> InternalKey {
-        InternalKey { user_key: self.user_key().to_vec(), seqno: self.seqno(), kind: self.kind() }
-    }
 }
 
 impl PartialEq for MemKey {
@@ -246,7 +243,7 @@ impl Memtable {
             Bound::Excluded(e) => Bound::Excluded(MemKey::new(&e, MAX_SEQNO, FIRST_KIND)),
             Bound::Unbounded => Bound::Unbounded,
         };
-        let cursor = MemtableCursor::new(self.clone(), |mem| mem.map.range((lower, upper)));
+        let cursor = MemtableCursor::new(self.clone(), |mem| MemtableWalk { range: mem.map.range((lower, upper)), current: None });
         Box::new(MemtableIter { cursor, direction, done: false })
     }
 }
@@ -254,12 +251,19 @@ impl Memtable {
 /// A cursor over part of a memtable's skiplist; the range owns its bounds.
 type MemtableRange<'a> = crossbeam_skiplist::map::Range<'a, MemKey, (Bound<MemKey>, Bound<MemKey>), MemKey, Vec<u8>>;
 
+/// A walk along the skiplist: the range cursor and the node it stands on (held,
+/// so its key and value can be lent out until the next step).
+struct MemtableWalk<'a> {
+    range: MemtableRange<'a>,
+    current: Option<crossbeam_skiplist::map::Entry<'a, MemKey, Vec<u8>>>,
+}
+
 self_cell::self_cell!(
-    /// A memtable and a range cursor borrowing it, moved around together.
+    /// A memtable and a walk borrowing it, moved around together.
     struct MemtableCursor {
         owner: Arc<Memtable>,
         #[covariant]
-        dependent: MemtableRange,
+        dependent: MemtableWalk,
     }
 );
 
@@ -273,20 +277,26 @@ struct MemtableIter {
 }
 
 impl InternalIterator for MemtableIter {
-    fn next_entry(&mut self) -> Result<Option<Entry>> {
+    fn advance(&mut self) -> Result<bool> {
         if self.done {
-            return Ok(None);
+            return Ok(false);
         }
         let direction = self.direction;
-        let next = self.cursor.with_dependent_mut(|_, range| {
-            let e = match direction {
-                Direction::Forward => range.next(),
-                Direction::Reverse => range.next_back(),
+        let more = self.cursor.with_dependent_mut(|_, walk| {
+            walk.current = match direction {
+                Direction::Forward => walk.range.next(),
+                Direction::Reverse => walk.range.next_back(),
             };
-            e.map(|e| Entry { key: e.key().to_internal(), value: e.value().clone() })
+            walk.current.is_some()
         });
-        self.done = next.is_none();
-        Ok(next)
+        self.done = !more;
+        Ok(more)
+    }
+
+    fn current(&self) -> Option<EntryRef<'_>> {
+        let e = self.cursor.borrow_dependent().current.as_ref()?;
+        let k = e.key();
+        Some(EntryRef { user_key: k.user_key(), seqno: k.seqno(), kind: k.kind(), value: e.value() })
     }
 }
 
@@ -294,6 +304,7 @@ impl InternalIterator for MemtableIter {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+    use crate::key::{Entry, InternalKey};
     use std::collections::BTreeMap;
 
     fn collect(mut it: Box<dyn InternalIterator>) -> Vec<Entry> {

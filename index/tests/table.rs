@@ -577,6 +577,62 @@ fn merging_memtable_and_tables_matches_model() {
     }
 }
 
+/// Walks `it` with `advance` and `current`, checking the cursor's contract: no
+/// entry before the first step, the same entry however often it is asked for,
+/// none after the end (and the end stays). Returns the entries, copied.
+fn walk(mut it: Box<dyn InternalIterator>) -> Vec<Entry> {
+    assert!(it.current().is_none(), "an entry before the first advance");
+    let mut out = Vec::new();
+    while it.advance().unwrap() {
+        let e = it.current().expect("advance reported an entry");
+        assert_eq!(it.current(), Some(e));
+        out.push(e.to_entry());
+    }
+    assert!(it.current().is_none(), "an entry after the end");
+    assert!(!it.advance().unwrap() && it.current().is_none(), "the end did not stay");
+    out
+}
+
+/// Borrowed entries through the cursor of every iterator kind: a table read
+/// across many small blocks (the block cursor's key buffer reused from block to
+/// block), a memtable, and the merge of both with a second table, in both
+/// directions and over every test range; they equal the owned entries.
+#[test]
+fn cursors_lend_the_same_entries_as_next_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let vfs = StdVfs::new();
+    let keys = KeyManager::ephemeral();
+    let model = random_model(8, 400, 3000);
+    let all = model_entries(&model);
+    let part = |lo: u64, hi: u64| all.iter().filter(|e| e.key.seqno > lo && e.key.seqno <= hi).cloned().collect::<Vec<_>>();
+    let small_blocks = TableOptions { block_size_bytes: 200, restart_interval: 3, ..TableOptions::default() };
+    build(&vfs, dir.path(), &keys, 1, &part(0, 1500), small_blocks);
+    build(&vfs, dir.path(), &keys, 2, &part(1500, 2500), TableOptions::default());
+    let mem = Arc::new(Memtable::new(3));
+    for e in part(2500, 3000) {
+        mem.insert(&e.key.user_key, e.key.seqno, e.key.kind, &e.value);
+    }
+    let cache = BlockCache::new(1 << 20);
+    let t1 = open(&vfs, dir.path(), &keys, 1, Some(cache.clone()));
+    let t2 = open(&vfs, dir.path(), &keys, 2, Some(cache));
+    for range in ranges() {
+        for direction in [Direction::Forward, Direction::Reverse] {
+            let ordered = |mut v: Vec<Entry>| {
+                if direction == Direction::Reverse {
+                    v.reverse();
+                }
+                v
+            };
+            let in_range = |v: Vec<Entry>| v.into_iter().filter(|e| range.contains(&e.key.user_key)).collect::<Vec<_>>();
+            assert_eq!(walk(t1.iter(range.clone(), direction)), ordered(in_range(part(0, 1500))), "table {range:?} {direction:?}");
+            assert_eq!(walk(mem.iter(range.clone(), direction)), ordered(in_range(part(2500, 3000))), "memtable {range:?} {direction:?}");
+            let children = vec![mem.iter(range.clone(), direction), t1.iter(range.clone(), direction), t2.iter(range.clone(), direction)];
+            let merged = walk(Box::new(MergingIterator::new(children, direction)));
+            assert_eq!(merged, ordered(in_range(all.clone())), "merged {range:?} {direction:?}");
+        }
+    }
+}
+
 /// Space used on disk by random, incompressible data. Run with `--nocapture` to see
 /// the numbers.
 #[test]

@@ -11,22 +11,36 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use compaction::Version;
-use index::{Direction, Entry, InternalIterator, KeyRange, Memtable, MergingIterator, SeqNo, ValueKind};
+use index::{Direction, InternalIterator, KeyRange, Memtable, MergingIterator, SeqNo, ValueKind};
 
 use crate::db::inner::Inner;
-use crate::db::read::resolve;
+use crate::db::read::is_live;
 use crate::error::{Error, Result};
 
 /// The state behind a [`crate::DbIterator`].
+///
+/// It reads entries where the merged children hold them (a table's cached
+/// block, a memtable node) and copies only what must outlive a step: forward,
+/// the user key just decided (to skip its older versions); reverse, the key
+/// being collected and its newest visible value. The buffers are reused from
+/// pair to pair, so a scan allocates nothing after its first pairs.
 pub(crate) struct RangeIter {
     merged: MergingIterator,
     direction: Direction,
     range: KeyRange,
     seqno: SeqNo,
     /// Forward: the last user key decided. Reverse: the key being collected.
-    current_key: Option<Vec<u8>>,
-    /// Reverse: the newest version of `current_key` at or below `seqno` so far.
-    best: Option<(ValueKind, Vec<u8>)>,
+    key: Vec<u8>,
+    has_key: bool,
+    /// Reverse: the kind of the newest version of `key` at or below `seqno` so
+    /// far, its value in `best_value`.
+    best: Option<ValueKind>,
+    best_value: Vec<u8>,
+    /// Reverse: the pair last decided.
+    out_key: Vec<u8>,
+    out_value: Vec<u8>,
+    /// The merged stream has ended or left the range.
+    exhausted: bool,
     done: bool,
     _version: Arc<Version>,
     _memtables: Vec<Arc<Memtable>>,
@@ -78,8 +92,13 @@ impl Inner {
             direction,
             range,
             seqno: view.seqno,
-            current_key: None,
+            key: Vec::new(),
+            has_key: false,
             best: None,
+            best_value: Vec::new(),
+            out_key: Vec::new(),
+            out_value: Vec::new(),
+            exhausted: false,
             done: false,
             _version: view.version,
             _memtables: view.memtables,
@@ -104,78 +123,91 @@ impl RangeIter {
         }
     }
 
-    /// The next entry of the range, `None` past its end.
-    fn next_in_range(&mut self) -> Result<Option<Entry>> {
-        loop {
-            let Some(entry) = self.merged.next_entry()? else { return Ok(None) };
-            if self.past_end(&entry.key.user_key) {
-                return Ok(None);
+    /// Moves the merged stream to its next entry in the range; `false` (for
+    /// good) past the range's end.
+    fn next_in_range(&mut self) -> Result<bool> {
+        while !self.exhausted && self.merged.advance()? {
+            let Some(e) = self.merged.current() else { break };
+            if self.past_end(e.user_key) {
+                break;
             }
-            if self.range.contains(&entry.key.user_key) {
-                return Ok(Some(entry));
+            if self.range.contains(e.user_key) {
+                return Ok(true);
             }
         }
+        self.exhausted = true;
+        Ok(false)
     }
 
-    fn next_forward(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        while let Some(entry) = self.next_in_range()? {
-            if entry.key.seqno > self.seqno || self.current_key.as_ref() == Some(&entry.key.user_key) {
+    /// Forward: versions of a key arrive newest first, so the first one at or
+    /// below the seqno decides it. The pair is the merged stream's current entry.
+    fn step_forward(&mut self) -> Result<bool> {
+        while self.next_in_range()? {
+            let Some(e) = self.merged.current() else { break };
+            if e.seqno > self.seqno || (self.has_key && e.user_key == self.key.as_slice()) {
                 continue;
             }
-            // Reuse the buffer: a fresh allocation per entry showed up in range-read profiles.
-            match self.current_key.as_mut() {
-                Some(current) => {
-                    current.clear();
-                    current.extend_from_slice(&entry.key.user_key);
-                }
-                None => self.current_key = Some(entry.key.user_key.clone()),
-            }
-            if let Some(value) = resolve(entry.key.kind, entry.value)? {
-                return Ok(Some((entry.key.user_key, value)));
+            self.key.clear();
+            self.key.extend_from_slice(e.user_key);
+            self.has_key = true;
+            if is_live(e.kind)? {
+                return Ok(true);
             }
         }
-        Ok(None)
+        Ok(false)
     }
 
-    fn next_reverse(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    /// Reverse: versions arrive oldest first, so a key is decided when the next
+    /// key (or the end) arrives. The pair is moved to `out_key`/`out_value`.
+    fn step_reverse(&mut self) -> Result<bool> {
         loop {
-            let entry = self.next_in_range()?;
-            let finished = match &entry {
-                Some(e) if self.current_key.as_ref() == Some(&e.key.user_key) => None,
-                _ => self.current_key.take().map(|key| (key, self.best.take())),
-            };
-            let at_end = entry.is_none();
-            if let Some(e) = entry {
-                if self.current_key.is_none() {
-                    self.current_key = Some(e.key.user_key.clone());
+            let more = self.next_in_range()?;
+            let entry = if more { self.merged.current() } else { None };
+            let same_key = matches!(&entry, Some(e) if self.has_key && e.user_key == self.key.as_slice());
+            let mut decided = false;
+            if !same_key {
+                if let Some(kind) = self.best.take() {
+                    if is_live(kind)? {
+                        std::mem::swap(&mut self.out_key, &mut self.key);
+                        std::mem::swap(&mut self.out_value, &mut self.best_value);
+                        decided = true;
+                    }
                 }
-                if e.key.seqno <= self.seqno {
-                    self.best = Some((e.key.kind, e.value));
+                self.key.clear();
+                self.has_key = entry.is_some();
+                if let Some(e) = &entry {
+                    self.key.extend_from_slice(e.user_key);
                 }
             }
-            if let Some((key, Some((kind, value)))) = finished {
-                if let Some(value) = resolve(kind, value)? {
-                    return Ok(Some((key, value)));
+            if let Some(e) = &entry {
+                if e.seqno <= self.seqno {
+                    self.best = Some(e.kind);
+                    self.best_value.clear();
+                    self.best_value.extend_from_slice(e.value);
                 }
             }
-            if at_end {
-                return Ok(None);
+            if decided {
+                return Ok(true);
+            }
+            if !more {
+                return Ok(false);
             }
         }
     }
 
-    /// The next live pair; after the end or an error, `None` for good.
-    pub(crate) fn next_pair(&mut self) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
+    /// The next live pair, borrowed until the next call; after the end or an
+    /// error, `None` for good.
+    pub(crate) fn next_ref(&mut self) -> Option<Result<(&[u8], &[u8])>> {
         if self.done {
             return None;
         }
         let result = match self.direction {
-            Direction::Forward => self.next_forward(),
-            Direction::Reverse => self.next_reverse(),
+            Direction::Forward => self.step_forward(),
+            Direction::Reverse => self.step_reverse(),
         };
         match result {
-            Ok(Some(pair)) => Some(Ok(pair)),
-            Ok(None) => {
+            Ok(true) => Some(Ok(self.pair())),
+            Ok(false) => {
                 self.done = true;
                 None
             }
@@ -183,6 +215,14 @@ impl RangeIter {
                 self.done = true;
                 Some(Err(e))
             }
+        }
+    }
+
+    /// The pair the last successful step decided.
+    fn pair(&self) -> (&[u8], &[u8]) {
+        match self.direction {
+            Direction::Forward => (&self.key, self.merged.current().map_or(&[][..], |e| e.value)),
+            Direction::Reverse => (&self.out_key, &self.out_value),
         }
     }
 }

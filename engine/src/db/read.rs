@@ -14,9 +14,15 @@ use crate::error::{Error, Result};
 /// What a found version means to a reader: a value, a deletion, or a kind this
 /// build reserves but does not implement.
 pub(crate) fn resolve(kind: ValueKind, value: Vec<u8>) -> Result<Option<Vec<u8>>> {
+    Ok(is_live(kind)?.then_some(value))
+}
+
+/// Whether a found version of `kind` holds a value (`false`: a deletion), or an
+/// error for a kind this build reserves but does not implement.
+pub(crate) fn is_live(kind: ValueKind) -> Result<bool> {
     match kind {
-        ValueKind::Put => Ok(Some(value)),
-        k if k.is_tombstone() => Ok(None),
+        ValueKind::Put => Ok(true),
+        k if k.is_tombstone() => Ok(false),
         // Nothing in this build writes these (see engine/FORMAT.md, "Value kinds");
         // a store holding them was written by a newer build.
         other => Err(Error::Unsupported(format!("value kind {other:?} is reserved and not readable by this build"))),

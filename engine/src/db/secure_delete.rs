@@ -156,7 +156,7 @@ impl Inner {
             let seen = match target {
                 Target::Key(k) => self.get(k, Some(seqno))?.is_some(),
                 Target::Prefix(_) => match self.range_iter(target.range(), Direction::Forward, Some(seqno))? {
-                    Some(mut it) => it.next_pair().transpose()?.is_some(),
+                    Some(mut it) => it.next_ref().transpose()?.is_some(),
                     None => false,
                 },
             };
@@ -183,8 +183,8 @@ impl Inner {
             Target::Prefix(_) => {
                 let mut keys = Vec::new();
                 if let Some(mut it) = self.range_iter(target.range(), Direction::Forward, None)? {
-                    while let Some(pair) = it.next_pair() {
-                        keys.push(pair?.0);
+                    while let Some(pair) = it.next_ref() {
+                        keys.push(pair?.0.to_vec());
                     }
                 }
                 let mut last = self.visible.load(Ordering::Acquire);

@@ -324,3 +324,75 @@ fn max_subcompactions_out_of_range_is_refused() {
     }
     assert!((1..=4).contains(&Options::default().max_subcompactions));
 }
+
+/// `next_ref` lends out the same pairs as `next` copies, in both directions,
+/// within bounds, at a snapshot and across memtables and tables of several
+/// levels, while the iterator reuses its buffers from pair to pair; the two
+/// may be mixed on one iterator.
+#[test]
+fn borrowed_pairs_match_owned_pairs_and_the_model() {
+    use rand::{Rng, SeedableRng};
+    let sim = SimVfs::new();
+    let db = Db::create(&dir(), &cred(), tiny(&sim)).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut snapshot = None;
+    for round in 0..6 {
+        for _ in 0..300 {
+            let k = format!("k{:03}", rng.gen_range(0..200)).into_bytes();
+            if rng.gen_ratio(1, 4) {
+                db.delete(&k).unwrap();
+                model.remove(&k);
+            } else {
+                // Values of varied length, so a reused buffer that kept a longer one shows.
+                let v = vec![b'a' + (round as u8); rng.gen_range(0..40)];
+                db.put(&k, &v).unwrap();
+                model.insert(k, v);
+            }
+        }
+        match round {
+            1 => db.flush().unwrap(),
+            2 => db.compact_range(None, None).unwrap(),
+            3 => snapshot = Some((db.snapshot(), model.clone())),
+            _ => {}
+        }
+    }
+    let stats = db.stats();
+    assert!(stats.files_per_level.iter().skip(1).any(|&n| n > 0) && stats.memtable_bytes > 0, "{stats:?}");
+    let key = |i: u32| format!("k{i:03}").into_bytes();
+    let bounds = [
+        (Bound::Unbounded, Bound::Unbounded),
+        (Bound::Included(key(50)), Bound::Excluded(key(120))),
+        (Bound::Excluded(key(7)), Bound::Included(key(8))),
+        (Bound::Included(key(199)), Bound::Unbounded),
+    ];
+    let (snap, snap_model) = snapshot.unwrap();
+    for (start, end) in &bounds {
+        for reverse in [false, true] {
+            for (at, m) in [(None, &model), (Some(&snap), &snap_model)] {
+                let mut want: Vec<(Vec<u8>, Vec<u8>)> =
+                    m.range::<Vec<u8>, _>((start.clone(), end.clone())).map(|(k, v)| (k.clone(), v.clone())).collect();
+                if reverse {
+                    want.reverse();
+                }
+                let open = || db.range(start.as_ref().map(|b| b.as_slice()), end.as_ref().map(|b| b.as_slice()), reverse, at).unwrap();
+                let mut borrowed = Vec::new();
+                let mut it = open();
+                while let Some(pair) = it.next_ref() {
+                    let (k, v) = pair.unwrap();
+                    borrowed.push((k.to_vec(), v.to_vec()));
+                }
+                assert!(it.next_ref().is_none() && it.next().is_none(), "an ended iterator stays ended");
+                assert_eq!(borrowed, want, "{start:?}..{end:?} reverse={reverse} snapshot={}", at.is_some());
+                let mut mixed = Vec::new();
+                let mut it = open();
+                for i in 0.. {
+                    let pair = if i % 2 == 0 { it.next() } else { it.next_ref().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec()))) };
+                    let Some(pair) = pair else { break };
+                    mixed.push(pair.unwrap());
+                }
+                assert_eq!(mixed, want, "mixed, {start:?}..{end:?} reverse={reverse}");
+            }
+        }
+    }
+}

@@ -53,56 +53,71 @@ impl Hasher for IntHasher {
 
 type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
 
-struct Slot {
-    key: CacheKey,
-    block: Option<Arc<Block>>,
-    charge: usize,
+/// A cached block as the map holds it: everything a hit reads or writes sits
+/// in the map's bucket next to the key, so a hit touches the bucket and the
+/// block, not a third line elsewhere.
+struct Cached {
+    block: Block,
+    /// The block's place in the CLOCK ring.
+    slot: u32,
+    /// Set by every hit, cleared by the sweep.
     referenced: bool,
 }
 
 #[derive(Default)]
 struct Shard {
-    map: IntMap<CacheKey, usize>,
-    slots: Vec<Slot>,
-    free: Vec<usize>,
+    map: IntMap<CacheKey, Cached>,
+    /// The CLOCK ring: the key held in each slot, `None` for a free slot.
+    ring: Vec<Option<CacheKey>>,
+    free: Vec<u32>,
     hand: usize,
     used: usize,
+    hits: u64,
+    misses: u64,
 }
 
 impl Shard {
-    fn get(&mut self, key: CacheKey) -> Option<Arc<Block>> {
-        let &i = self.map.get(&key)?;
-        let slot = self.slots.get_mut(i)?;
-        slot.referenced = true;
-        slot.block.clone()
+    fn get(&mut self, key: CacheKey) -> Option<Block> {
+        match self.map.get_mut(&key) {
+            Some(c) => {
+                self.hits += 1;
+                c.referenced = true;
+                Some(c.block.clone())
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
+        }
     }
 
     fn evict_one(&mut self) -> bool {
         // Two sweeps clear every reference bit, so one of them finds a victim.
-        for _ in 0..2 * self.slots.len() {
-            if self.hand >= self.slots.len() {
+        for _ in 0..2 * self.ring.len() {
+            if self.hand >= self.ring.len() {
                 self.hand = 0;
             }
             let i = self.hand;
             self.hand += 1;
-            let Some(slot) = self.slots.get_mut(i) else { continue };
-            if slot.block.is_none() {
+            let Some(Some(key)) = self.ring.get(i).copied() else { continue };
+            let Some(c) = self.map.get_mut(&key) else { continue };
+            if c.referenced {
+                c.referenced = false;
                 continue;
             }
-            if slot.referenced {
-                slot.referenced = false;
-                continue;
+            if let Some(c) = self.map.remove(&key) {
+                self.used -= c.block.charge();
+                self.free.push(c.slot);
             }
-            slot.block = None;
-            self.used -= slot.charge;
-            self.map.remove(&slot.key);
-            self.free.push(i);
+            if let Some(s) = self.ring.get_mut(i) {
+                *s = None;
+            }
             return true;
         }
         false
     }
 
-    fn insert(&mut self, key: CacheKey, block: Arc<Block>, capacity: usize) -> usize {
+    fn insert(&mut self, key: CacheKey, block: Block, capacity: usize) -> usize {
         let charge = block.charge();
         if charge > capacity || self.map.contains_key(&key) {
             return self.used;
@@ -112,20 +127,19 @@ impl Shard {
                 return self.used;
             }
         }
-        let slot = Slot { key, block: Some(block), charge, referenced: false };
-        let i = match self.free.pop() {
+        let slot = match self.free.pop() {
             Some(i) => {
-                if let Some(s) = self.slots.get_mut(i) {
-                    *s = slot;
+                if let Some(s) = self.ring.get_mut(i as usize) {
+                    *s = Some(key);
                 }
                 i
             }
             None => {
-                self.slots.push(slot);
-                self.slots.len() - 1
+                self.ring.push(Some(key));
+                (self.ring.len() - 1) as u32
             }
         };
-        self.map.insert(key, i);
+        self.map.insert(key, Cached { block, slot, referenced: false });
         self.used += charge;
         self.used
     }
@@ -136,8 +150,6 @@ pub struct BlockCache {
     shards: Vec<Mutex<Shard>>,
     shard_capacity: usize,
     used: Vec<AtomicUsize>,
-    hits: AtomicU64,
-    misses: AtomicU64,
 }
 
 impl std::fmt::Debug for BlockCache {
@@ -154,8 +166,6 @@ impl BlockCache {
             shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             shard_capacity: capacity_bytes / shards,
             used: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
         })
     }
 
@@ -166,7 +176,12 @@ impl BlockCache {
 
     /// (hits, misses) since creation.
     pub fn hit_stats(&self) -> (u64, u64) {
-        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
+        // Counted under the shard locks a lookup takes anyway: a shared counter
+        // would be one more contended cache line per read across threads.
+        self.shards.iter().fold((0, 0), |(h, m), s| {
+            let s = s.lock();
+            (h + s.hits, m + s.misses)
+        })
     }
 
     fn shard_of(&self, key: CacheKey) -> usize {
@@ -174,15 +189,12 @@ impl BlockCache {
         (h >> 32) as usize % self.shards.len()
     }
 
-    pub(crate) fn get(&self, file_id: u64, offset: u64) -> Option<Arc<Block>> {
+    pub(crate) fn get(&self, file_id: u64, offset: u64) -> Option<Block> {
         let key = (file_id, offset);
-        let found = self.shards.get(self.shard_of(key)).and_then(|s| s.lock().get(key));
-        let counter = if found.is_some() { &self.hits } else { &self.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
+        self.shards.get(self.shard_of(key)).and_then(|s| s.lock().get(key))
     }
 
-    pub(crate) fn insert(&self, file_id: u64, offset: u64, block: Arc<Block>) {
+    pub(crate) fn insert(&self, file_id: u64, offset: u64, block: Block) {
         let key = (file_id, offset);
         let i = self.shard_of(key);
         if let (Some(shard), Some(used)) = (self.shards.get(i), self.used.get(i)) {
@@ -315,10 +327,10 @@ mod tests {
     use super::super::block::BlockBuilder;
     use super::*;
 
-    fn block(bytes: usize) -> Arc<Block> {
+    fn block(bytes: usize) -> Block {
         let mut b = BlockBuilder::new(16);
         b.add(b"key-----", &vec![7u8; bytes]);
-        Arc::new(Block::new(b.finish().to_vec()).unwrap())
+        Block::new(b.finish().to_vec()).unwrap()
     }
 
     #[test]
