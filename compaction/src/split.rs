@@ -106,7 +106,7 @@ pub(crate) fn cuts(mut anchors: Vec<(Vec<u8>, u64)>, parts: usize) -> Vec<Vec<u8
             while next < parts as u128 && running * parts as u128 >= total * next {
                 next += 1;
             }
-            if key < last && cuts.last().map_or(true, |c| *c < key) {
+            if key < last && !matches!(cuts.last(), Some(c) if *c >= key) {
                 cuts.push(key);
             }
         }
