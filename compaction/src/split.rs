@@ -16,6 +16,11 @@
 //! block index (no data read); a small one only its largest key and its size. The
 //! anchors of all inputs, sorted, give a running total of input bytes over the
 //! key space, and the cuts are where it crosses 1/k, 2/k, ... of the whole.
+//!
+//! A flush is cut the same way, one level-0 table per part; a memtable has no
+//! index to take anchors from, so they come from the store's tables within the
+//! memtable's key range, on the bet that new keys fall where old ones lie. A
+//! bad bet costs balance (one part does most of the work), never correctness.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -56,11 +61,11 @@ pub(crate) fn plan_flush(ctx: &CompactionContext, memtable: &Arc<Memtable>, like
     let min_part = (ctx.options.target_file_size_bytes / 8).max(1);
     let by_size = u64::try_from(memtable.approximate_bytes()).unwrap_or(u64::MAX) / min_part;
     let parts = max_parts.clamp(1, MAX_SUBCOMPACTIONS).min(usize::try_from(by_size).unwrap_or(usize::MAX));
-    let bounds = (memtable.iter(KeyRange::all(), Direction::Forward).next_entry()?, memtable.iter(KeyRange::all(), Direction::Reverse).next_entry()?);
-    let (Some(first), Some(last)) = bounds else { return Ok(vec![KeyRange::all()]) };
     if parts <= 1 {
         return Ok(vec![KeyRange::all()]);
     }
+    let bounds = (memtable.iter(KeyRange::all(), Direction::Forward).next_entry()?, memtable.iter(KeyRange::all(), Direction::Reverse).next_entry()?);
+    let (Some(first), Some(last)) = bounds else { return Ok(vec![KeyRange::all()]) };
     let span = KeyRange { start: Bound::Included(first.key.user_key), end: Bound::Included(last.key.user_key) };
     let files: Vec<&Arc<FileMeta>> = like.iter().filter(|f| overlaps_range(f, &span)).collect();
     let anchors = anchors(ctx, &files, parts)?.into_iter().filter(|(key, _)| span.contains(key)).collect();
@@ -101,7 +106,7 @@ pub(crate) fn cuts(mut anchors: Vec<(Vec<u8>, u64)>, parts: usize) -> Vec<Vec<u8
             while next < parts as u128 && running * parts as u128 >= total * next {
                 next += 1;
             }
-            if key < last && cuts.last().map_or(true, |c| *c < key) {
+            if key < last && !matches!(cuts.last(), Some(c) if *c >= key) {
                 cuts.push(key);
             }
         }
