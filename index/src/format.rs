@@ -184,14 +184,6 @@ pub(crate) fn get_varint32(bytes: &[u8], pos: &mut usize) -> Option<u32> {
     None
 }
 
-/// The encoded internal key `user_key || (seqno << 8 | kind)` used as a seek target.
-pub(crate) fn seek_key(user_key: &[u8], trailer: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(user_key.len() + 8);
-    k.extend_from_slice(user_key);
-    k.extend_from_slice(&trailer.to_le_bytes());
-    k
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]

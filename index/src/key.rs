@@ -105,6 +105,31 @@ pub fn compare_encoded(a: &[u8], b: &[u8]) -> Ordering {
     ua.cmp(ub).then_with(|| tb.cmp(&ta))
 }
 
+/// A seek target given as its parts, so a search need not build the encoded
+/// key (an allocation per seek).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SeekKey<'a> {
+    pub(crate) user_key: &'a [u8],
+    pub(crate) trailer: u64,
+}
+
+impl<'a> SeekKey<'a> {
+    /// The target an encoded key names (a malformed one as [`compare_encoded`]
+    /// orders it: before every well-formed key).
+    pub(crate) fn from_encoded(key: &'a [u8]) -> Self {
+        let (user_key, trailer) = split_encoded(key);
+        SeekKey { user_key, trailer }
+    }
+
+    /// How the encoded key `key` orders against this target (as
+    /// `compare_encoded(key, target)` would).
+    #[inline]
+    pub(crate) fn order_of(&self, key: &[u8]) -> Ordering {
+        let (user_key, trailer) = split_encoded(key);
+        user_key.cmp(self.user_key).then_with(|| self.trailer.cmp(&trailer))
+    }
+}
+
 fn split_encoded(k: &[u8]) -> (&[u8], u64) {
     match k.len().checked_sub(8) {
         Some(split) => {

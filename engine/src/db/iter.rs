@@ -11,7 +11,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use compaction::Version;
-use index::{Direction, InternalIterator, KeyRange, Memtable, MergingIterator, SeqNo, ValueKind};
+use index::{Direction, EntryRef, InternalIterator, KeyRange, Memtable, MergingIterator, SeqNo, ValueKind};
 
 use crate::db::inner::Inner;
 use crate::db::read::is_live;
@@ -106,44 +106,52 @@ impl Inner {
     }
 }
 
+/// Whether `key` lies beyond the far end of `range` in `direction`.
+fn past_end(range: &KeyRange, direction: Direction, key: &[u8]) -> bool {
+    match direction {
+        Direction::Forward => match &range.end {
+            Bound::Included(e) => key > e.as_slice(),
+            Bound::Excluded(e) => key >= e.as_slice(),
+            Bound::Unbounded => false,
+        },
+        Direction::Reverse => match &range.start {
+            Bound::Included(s) => key < s.as_slice(),
+            Bound::Excluded(s) => key <= s.as_slice(),
+            Bound::Unbounded => false,
+        },
+    }
+}
+
+/// The merged stream's next entry, `None` (for good, marked in `exhausted`)
+/// at its end. The children only return entries in the range; its far end is
+/// checked once more here, so nothing past it is ever read as part of it.
+fn next_in_range<'a>(
+    merged: &'a mut MergingIterator,
+    exhausted: &mut bool,
+    range: &KeyRange,
+    direction: Direction,
+) -> Result<Option<EntryRef<'a>>> {
+    if *exhausted || !merged.advance()? {
+        *exhausted = true;
+        return Ok(None);
+    }
+    match merged.current() {
+        Some(e) if !past_end(range, direction, e.user_key) => {
+            debug_assert!(range.contains(e.user_key), "a child returned a key outside the range");
+            Ok(Some(e))
+        }
+        _ => {
+            *exhausted = true;
+            Ok(None)
+        }
+    }
+}
+
 impl RangeIter {
-    /// Whether `key` lies beyond the far end of the range in iteration order.
-    fn past_end(&self, key: &[u8]) -> bool {
-        match self.direction {
-            Direction::Forward => match &self.range.end {
-                Bound::Included(e) => key > e.as_slice(),
-                Bound::Excluded(e) => key >= e.as_slice(),
-                Bound::Unbounded => false,
-            },
-            Direction::Reverse => match &self.range.start {
-                Bound::Included(s) => key < s.as_slice(),
-                Bound::Excluded(s) => key <= s.as_slice(),
-                Bound::Unbounded => false,
-            },
-        }
-    }
-
-    /// Moves the merged stream to its next entry in the range; `false` (for
-    /// good) past the range's end.
-    fn next_in_range(&mut self) -> Result<bool> {
-        while !self.exhausted && self.merged.advance()? {
-            let Some(e) = self.merged.current() else { break };
-            if self.past_end(e.user_key) {
-                break;
-            }
-            if self.range.contains(e.user_key) {
-                return Ok(true);
-            }
-        }
-        self.exhausted = true;
-        Ok(false)
-    }
-
     /// Forward: versions of a key arrive newest first, so the first one at or
     /// below the seqno decides it. The pair is the merged stream's current entry.
     fn step_forward(&mut self) -> Result<bool> {
-        while self.next_in_range()? {
-            let Some(e) = self.merged.current() else { break };
+        while let Some(e) = next_in_range(&mut self.merged, &mut self.exhausted, &self.range, self.direction)? {
             if e.seqno > self.seqno || (self.has_key && e.user_key == self.key.as_slice()) {
                 continue;
             }
@@ -161,8 +169,8 @@ impl RangeIter {
     /// key (or the end) arrives. The pair is moved to `out_key`/`out_value`.
     fn step_reverse(&mut self) -> Result<bool> {
         loop {
-            let more = self.next_in_range()?;
-            let entry = if more { self.merged.current() } else { None };
+            let entry = next_in_range(&mut self.merged, &mut self.exhausted, &self.range, self.direction)?;
+            let more = entry.is_some();
             let same_key = matches!(&entry, Some(e) if self.has_key && e.user_key == self.key.as_slice());
             let mut decided = false;
             if !same_key {
@@ -174,7 +182,7 @@ impl RangeIter {
                     }
                 }
                 self.key.clear();
-                self.has_key = entry.is_some();
+                self.has_key = more;
                 if let Some(e) = &entry {
                     self.key.extend_from_slice(e.user_key);
                 }

@@ -11,7 +11,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use crate::format::{get_varint32, put_varint32, read_u32};
-use crate::key::compare_encoded;
+use crate::key::SeekKey;
 
 /// Accumulates entries of one block.
 pub(crate) struct BlockBuilder {
@@ -266,13 +266,19 @@ impl BlockIter {
         self.advance()
     }
 
-    /// Positions at the first entry whose key is >= `target` (invalid if none).
+    /// Positions at the first entry whose key is >= the encoded key `target`
+    /// (invalid if none).
     pub(crate) fn seek(&mut self, target: &[u8]) -> Result<(), &'static str> {
+        self.seek_to(SeekKey::from_encoded(target))
+    }
+
+    /// Positions at the first entry whose key is >= `target` (invalid if none).
+    pub(crate) fn seek_to(&mut self, target: SeekKey<'_>) -> Result<(), &'static str> {
         // Binary search for the last restart point whose key is < target.
         let (mut lo, mut hi) = (0usize, self.block.num_restarts - 1);
         while lo < hi {
             let mid = lo + (hi - lo).div_ceil(2);
-            if compare_encoded(self.block.restart_key(mid)?, target) == Ordering::Less {
+            if target.order_of(self.block.restart_key(mid)?) == Ordering::Less {
                 lo = mid;
             } else {
                 hi = mid - 1;
@@ -282,7 +288,7 @@ impl BlockIter {
         self.next_pos = self.block.restart(lo);
         loop {
             self.advance()?;
-            if !self.valid || compare_encoded(&self.key, target) != Ordering::Less {
+            if !self.valid || target.order_of(&self.key) != Ordering::Less {
                 return Ok(());
             }
         }

@@ -19,11 +19,11 @@ use super::properties::Properties;
 use super::TableInfo;
 use crate::error::{Error, Result};
 use crate::format::{
-    read_u32, seek_key, BlockHandle, Footer, FooterError, BLOCK_OVERHEAD, COMPRESSION_NONE, COMPRESSION_ZSTD,
+    read_u32, BlockHandle, Footer, FooterError, BLOCK_OVERHEAD, COMPRESSION_NONE, COMPRESSION_ZSTD,
     FOOTER_LEN, HANDLE_LEN, HEADER_LEN, MAX_BLOCK_BYTES, META_LEN,
 };
 use crate::iter::{Direction, InternalIterator, KeyRange};
-use crate::key::{compare_encoded, EntryRef, InternalKey, SeqNo, ValueKind, MAX_SEQNO};
+use crate::key::{compare_encoded, EntryRef, InternalKey, SeekKey, SeqNo, ValueKind, MAX_SEQNO};
 
 /// The largest trailer: seeking to `user_key || MAX_TRAILER` lands before every version.
 const MAX_TRAILER: u64 = u64::MAX;
@@ -46,12 +46,10 @@ pub(crate) struct IndexBlock {
     pub(crate) handles: Vec<BlockHandle>,
 }
 
-/// The first 8 bytes of the user key of the encoded internal key `key`, zero
-/// padded, as a big-endian integer. A smaller prefix means a smaller user key
-/// (zero padding sorts a key before every longer key it begins); equal
-/// prefixes decide nothing.
-fn user_key_prefix(key: &[u8]) -> u64 {
-    let user_key = key.get(..key.len().saturating_sub(8)).unwrap_or_default();
+/// The first 8 bytes of `user_key`, zero padded, as a big-endian integer. A
+/// smaller prefix means a smaller user key (zero padding sorts a key before
+/// every longer key it begins); equal prefixes decide nothing.
+fn user_key_prefix(user_key: &[u8]) -> u64 {
     let mut bytes = [0u8; 8];
     for (b, k) in bytes.iter_mut().zip(user_key) {
         *b = *k;
@@ -73,20 +71,25 @@ impl IndexBlock {
     fn push(&mut self, key: &[u8], handle: BlockHandle) {
         self.keys.extend_from_slice(key);
         self.key_ends.push(self.keys.len());
-        self.prefixes.push(user_key_prefix(key));
+        self.prefixes.push(user_key_prefix(SeekKey::from_encoded(key).user_key));
         self.handles.push(handle);
     }
 
-    /// The first block whose last key is >= `target`.
+    /// The first block whose last key is >= the encoded key `target`.
     pub(crate) fn find(&self, target: &[u8]) -> Option<usize> {
-        let target_prefix = user_key_prefix(target);
+        self.find_key(SeekKey::from_encoded(target))
+    }
+
+    /// The first block whose last key is >= `target`.
+    pub(crate) fn find_key(&self, target: SeekKey<'_>) -> Option<usize> {
+        let target_prefix = user_key_prefix(target.user_key);
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let below = match self.prefixes.get(mid).map(|p| p.cmp(&target_prefix)) {
                 Some(Ordering::Less) => true,
                 Some(Ordering::Greater) => false,
-                _ => compare_encoded(self.key(mid), target) == Ordering::Less,
+                _ => target.order_of(self.key(mid)) == Ordering::Less,
             };
             if below {
                 lo = mid + 1;
@@ -385,11 +388,11 @@ impl TableReader {
         if self.filter.as_ref().is_some_and(|f| !f.may_contain(user_key)) {
             return Ok(None);
         }
-        let target = seek_key(user_key, (snapshot.min(MAX_SEQNO) << 8) | 0xff);
-        let Some(i) = self.index.find(&target) else { return Ok(None) };
+        let target = SeekKey { user_key, trailer: (snapshot.min(MAX_SEQNO) << 8) | 0xff };
+        let Some(i) = self.index.find_key(target) else { return Ok(None) };
         let (block, offset) = self.data_block(i)?;
         let mut it = BlockIter::new(block);
-        it.seek(&target).map_err(|r| self.corrupt(offset, r))?;
+        it.seek_to(target).map_err(|r| self.corrupt(offset, r))?;
         if !it.valid() {
             return Err(self.corrupt(offset, "block ends before the key its index entry promises"));
         }
@@ -550,39 +553,40 @@ fn checked_trailer(table: &TableReader, key: &[u8], offset: u64) -> Result<(SeqN
 }
 
 impl TableIter {
-    /// Moves the block cursor to the start of block `idx` (`lower` = seek target).
-    fn enter_block(&mut self, idx: usize, lower: Option<&[u8]>) -> Result<()> {
-        self.block_idx = idx;
-        let (block, offset) = self.table.data_block(idx)?;
-        let it = match self.block.take() {
+    /// Moves the block cursor in `slot` to block `idx` of `table`, at `lower`
+    /// (or the block's first entry); the cursor keeps its key buffer.
+    fn enter_block(table: &TableReader, slot: &mut Option<(BlockIter, u64)>, idx: usize, lower: Option<SeekKey<'_>>) -> Result<()> {
+        let (block, offset) = table.data_block(idx)?;
+        let it = match slot.take() {
             Some((mut it, _)) => {
                 it.reset(block);
                 it
             }
             None => BlockIter::new(block),
         };
-        let (it, _) = self.block.insert((it, offset));
+        let (it, _) = slot.insert((it, offset));
         match lower {
-            Some(l) => it.seek(l),
+            Some(l) => it.seek_to(l),
             None => it.seek_to_first(),
         }
-        .map_err(|r| self.table.corrupt(offset, r))
+        .map_err(|r| table.corrupt(offset, r))
     }
 
     fn advance_forward(&mut self) -> Result<bool> {
         if !self.started {
             self.started = true;
             let lower = match &self.range.start {
-                Bound::Included(s) => Some(seek_key(s, MAX_TRAILER)),
-                Bound::Excluded(s) => Some(seek_key(s, 0)),
+                Bound::Included(s) => Some(SeekKey { user_key: s, trailer: MAX_TRAILER }),
+                Bound::Excluded(s) => Some(SeekKey { user_key: s, trailer: 0 }),
                 Bound::Unbounded => None,
             };
-            let idx = match &lower {
-                Some(l) => self.table.index.find(l),
+            let idx = match lower {
+                Some(l) => self.table.index.find_key(l),
                 None => Some(0),
             };
             let Some(idx) = idx else { return Ok(false) };
-            self.enter_block(idx, lower.as_deref())?;
+            self.block_idx = idx;
+            Self::enter_block(&self.table, &mut self.block, idx, lower)?;
         } else if let Some((it, offset)) = self.block.as_mut() {
             let offset = *offset;
             it.advance().map_err(|r| self.table.corrupt(offset, r))?;
@@ -595,7 +599,8 @@ impl TableIter {
                     self.block = None;
                     return Ok(false);
                 }
-                self.enter_block(self.block_idx + 1, None)?;
+                self.block_idx += 1;
+                Self::enter_block(&self.table, &mut self.block, self.block_idx, None)?;
                 continue;
             }
             let user_key = user_key_of(it.key());
@@ -625,12 +630,12 @@ impl TableIter {
         if !self.started {
             self.started = true;
             let upper = match &self.range.end {
-                Bound::Included(e) => Some(seek_key(e, 0)),
-                Bound::Excluded(e) => Some(seek_key(e, MAX_TRAILER)),
+                Bound::Included(e) => Some(SeekKey { user_key: e, trailer: 0 }),
+                Bound::Excluded(e) => Some(SeekKey { user_key: e, trailer: MAX_TRAILER }),
                 Bound::Unbounded => None,
             };
             let last = self.table.index.len().saturating_sub(1);
-            let idx = upper.as_ref().and_then(|u| self.table.index.find(u)).unwrap_or(last);
+            let idx = upper.and_then(|u| self.table.index.find_key(u)).unwrap_or(last);
             self.load_reverse_block(idx)?;
         }
         loop {
@@ -740,7 +745,9 @@ mod tests {
         let mut targets = keys.clone();
         for uk in user_keys.iter().chain([b"ab".to_vec(), b"abcdefgh\x00\x00".to_vec(), b"b".to_vec()].iter()) {
             for trailer in [0, u64::MAX, (7 << 8) | 1] {
-                targets.push(seek_key(uk, trailer));
+                let mut target = uk.clone();
+                target.extend_from_slice(&trailer.to_le_bytes());
+                targets.push(target);
             }
         }
         for target in &targets {
