@@ -50,7 +50,7 @@ pub(crate) fn plan(ctx: &CompactionContext, c: &Compaction) -> Result<Vec<KeyRan
     if parts <= 1 {
         return Ok(vec![KeyRange::all()]);
     }
-    Ok(ranges(cuts(anchors(ctx, &files, parts)?, parts)))
+    Ok(ranges(cuts(anchors(ctx, &files, parts), parts)))
 }
 
 /// The user-key ranges the parts of a flush of `memtable` cover (see
@@ -68,25 +68,26 @@ pub(crate) fn plan_flush(ctx: &CompactionContext, memtable: &Arc<Memtable>, like
     let (Some(first), Some(last)) = bounds else { return Ok(vec![KeyRange::all()]) };
     let span = KeyRange { start: Bound::Included(first.key.user_key), end: Bound::Included(last.key.user_key) };
     let files: Vec<&Arc<FileMeta>> = like.iter().filter(|f| overlaps_range(f, &span)).collect();
-    let anchors = anchors(ctx, &files, parts)?.into_iter().filter(|(key, _)| span.contains(key)).collect();
+    let anchors = anchors(ctx, &files, parts).into_iter().filter(|(key, _)| span.contains(key)).collect();
     Ok(ranges(cuts(anchors, parts)))
 }
 
 /// The anchors of `files` for a cut into `parts`: a large table's keys from its
 /// block index, a small one's largest key (tables smaller than an eighth of a
-/// part cannot skew a cut by much).
-fn anchors(ctx: &CompactionContext, files: &[&Arc<FileMeta>], parts: usize) -> Result<Vec<(Vec<u8>, u64)>> {
+/// part cannot skew a cut by much). A table that cannot be opened offers its
+/// largest key too: choosing cuts is no reason to fail, and a compaction that
+/// reads the table reports the error then.
+fn anchors(ctx: &CompactionContext, files: &[&Arc<FileMeta>], parts: usize) -> Vec<(Vec<u8>, u64)> {
     let total: u64 = files.iter().map(|f| f.size).sum();
     let small = total / (parts as u64 * 8);
     let mut anchors: Vec<(Vec<u8>, u64)> = Vec::new();
     for f in files {
-        if f.size <= small {
-            anchors.push((f.largest.user_key.clone(), f.size));
-        } else {
-            anchors.extend(ctx.tables.get(f.number)?.key_anchors(ANCHORS_PER_TABLE));
+        match (f.size > small).then(|| ctx.tables.get(f.number).ok()).flatten() {
+            Some(reader) => anchors.extend(reader.key_anchors(ANCHORS_PER_TABLE)),
+            None => anchors.push((f.largest.user_key.clone(), f.size)),
         }
     }
-    Ok(anchors)
+    anchors
 }
 
 /// Up to `parts - 1` ascending user keys that cut the anchors' bytes into
