@@ -41,7 +41,7 @@ pub trait WritableFile: Send + Sync {
     /// Makes the file at least `len` bytes long ahead of the appends that will fill
     /// it, so that a later `sync` has no file-size change to commit (an append into
     /// space the file already has costs one data write; an append that grows the
-    /// file also makes the file system journal the new size). Bytes past the
+    /// file also makes the file system record the new size). Bytes past the
     /// appended data read as zeros; [`WritableFile::len`] (the append position) does
     /// not change; a `len` at or below the file's size changes nothing. The new
     /// size is durable only after the next `sync` returns. Where the file system

@@ -16,6 +16,8 @@ mod secure_delete;
 mod snapshot;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_live_wal;
 mod txn;
 mod verify;
 mod write;

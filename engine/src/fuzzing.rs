@@ -191,8 +191,10 @@ fn marker(id: usize) -> Vec<u8> {
 }
 
 /// Whether the frame at `offset` of the log `log` is whole but for its last 1 to
-/// 15 bytes, which read as zeros like everything after it.
-fn frame_cut_in_its_last_bytes(log: &[u8], offset: u64) -> bool {
+/// 15 bytes, which read as zeros like everything after it: the one outcome of a
+/// power loss that recovery reports as corruption (`wal/FORMAT.md`). Crash tests
+/// use it to tell that outcome from a real failure.
+pub fn frame_cut_in_its_last_bytes(log: &[u8], offset: u64) -> bool {
     let Ok(o) = usize::try_from(offset) else { return false };
     let Some(len) = log.get(o..o + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()) else { return false };
     let end = o + 12 + u32::from_le_bytes(len) as usize;

@@ -302,7 +302,10 @@ impl Sim {
         };
         assert!(file.ends_with(".wal"), "{ctx}");
         let log = self.sim.read_live(&Path::new(DIR).join(file)).unwrap();
-        assert!(frame_cut_in_its_last_bytes(&log, *offset), "{ctx}");
+        assert!(
+            synapsed_storage::fuzzing::frame_cut_in_its_last_bytes(&log, *offset),
+            "{ctx}"
+        );
         self.repairs += 1;
         Db::repair(Path::new(DIR), &self.cred, self.options.clone())
             .unwrap_or_else(|e| panic!("{ctx}; repair: {e}"));
@@ -357,18 +360,6 @@ impl Sim {
             report.damaged
         );
     }
-}
-
-/// Whether the frame at `offset` of `log` is whole but for its last 1 to 15
-/// bytes, which read as zeros like everything after it.
-fn frame_cut_in_its_last_bytes(log: &[u8], offset: u64) -> bool {
-    let o = offset as usize;
-    let Some(len) = log.get(o..o + 4) else {
-        return false;
-    };
-    let end = o + 12 + u32::from_le_bytes(len.try_into().unwrap()) as usize;
-    let zeros_from = log.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-    end <= log.len() && zeros_from > o + 12 && zeros_from < end && end - zeros_from < 16
 }
 
 fn run_seed(seed: u64) -> [usize; 6] {

@@ -14,7 +14,7 @@
 //!
 //! A log created with a [`Preallocation`] is sized ahead of its appends, in steps,
 //! so that the fsync of a group commit has only data to write, no new file size to
-//! journal; the zeros after the last frame read back as a clean end.
+//! record; the zeros after the last frame read back as a clean end.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -190,9 +190,15 @@ pub(crate) fn wal_segment_is_blank(vfs: &dyn Vfs, dir: &Path, number: u64) -> Re
         return Ok(true);
     }
     let file = vfs.open(&path).map_err(io)?;
-    let mut buf = Vec::new();
-    let mut at = 0;
-    // The header's first bytes are a magic: a real segment stops this at once.
+    // A real segment's header starts with a magic: this stops at its first bytes
+    // (never reading past them, so a segment a writer process cuts back meanwhile
+    // is read safely).
+    let mut buf = vec![0u8; crypto::FILE_HEADER_LEN];
+    file.read_exact_at(&mut buf, 0).map_err(io)?;
+    if buf.iter().any(|b| *b != 0) {
+        return Ok(false);
+    }
+    let mut at = crypto::FILE_HEADER_LEN as u64;
     while at < file.len() {
         let n = (file.len() - at).min(CHUNK);
         buf.resize(usize::try_from(n).unwrap_or(0), 0);

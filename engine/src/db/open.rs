@@ -210,13 +210,17 @@ const LIVE_SEGMENT_RETRIES: u32 = 50;
 const LIVE_SEGMENT_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Reads a WAL segment whole. With `writer_may_be_live` (a read-only handle or
-/// `verify`, which take no lock), the segment may be the one a writer process is
-/// appending to: a frame being copied into preallocated space can show its header
-/// before its last bytes, which reads as corruption for that moment. Such a
-/// segment still ends in zeros (its last byte is preallocated space, or the last
-/// byte of the frame not copied yet), so a corruption in a segment whose last
-/// byte is zero is read again (up to 50 times, 2 ms apart) before it is believed.
-/// Damage on disk is still reported, after that delay.
+/// `verify`, which take no lock), the segment may be one a writer process is
+/// working on, which can make a read see a corruption that is not there:
+/// - a frame being copied into preallocated space can show its header before its
+///   last bytes. Such a segment still ends in zeros (its last byte is preallocated
+///   space, or the last byte of that frame, not copied yet);
+/// - a segment cut back to its last frame (at a memtable switch or at close)
+///   shrinks under a reader that sized it before.
+///
+/// So a corruption in a segment whose last byte is zero, or whose size changed
+/// during the read, is read again (up to 50 times, 2 ms apart) before it is
+/// believed. Damage on disk is still reported, after that delay.
 pub(crate) fn read_wal_segment(
     vfs: &Arc<dyn Vfs>,
     path: &Path,
@@ -225,9 +229,12 @@ pub(crate) fn read_wal_segment(
 ) -> wal::Result<wal::RecoveredLog> {
     let mut attempts = 0;
     loop {
+        let size_before = vfs.file_size(path).ok();
         match LogReader::read_all(vfs, path, keys, FileKind::Wal) {
             Err(wal::Error::Corruption { .. })
-                if writer_may_be_live && attempts < LIVE_SEGMENT_RETRIES && ends_in_zero(vfs, path) =>
+                if writer_may_be_live
+                    && attempts < LIVE_SEGMENT_RETRIES
+                    && (ends_in_zero(vfs, path) || vfs.file_size(path).ok() != size_before) =>
             {
                 attempts += 1;
                 std::thread::sleep(LIVE_SEGMENT_RETRY_PAUSE);

@@ -44,7 +44,7 @@ const SLOWDOWN_PAUSE: Duration = Duration::from_millis(1);
 /// How WAL segments are sized ahead of their appends (`docs/design.md`, "WAL
 /// preallocation"): 1 MiB at create (less for a memtable under 1 MiB), then steps
 /// doubling the segment up to a 32nd of the memtable size and at most 2 MiB. A
-/// segment filling a 64 MiB memtable is extended about 33 times, one slower sync
+/// segment filling a 64 MiB memtable is extended about 32 times, one slower sync
 /// every 2 MiB of records; an open store holds at most 2 MiB preallocated and not
 /// yet written (counted in its size on disk: the space is reserved), and a closed
 /// one none. A tiny memtable gets 4 KiB steps.

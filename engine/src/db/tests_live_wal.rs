@@ -1,0 +1,149 @@
+//! Reading a WAL segment a writer process is working on (`open::read_wal_segment`):
+//! a segment cut back to its last frame while a reader had sized it before, and a
+//! frame seen half copied into preallocated space, are read again rather than
+//! reported; damage that stays is reported.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use crypto::vfs::{LockError, LockGuard, RandomAccessFile, SimVfs, Vfs, WritableFile};
+use crypto::{FileKind, KeyManager};
+use wal::{LogWriter, Preallocation};
+
+use crate::db::open::read_wal_segment;
+
+const SIZES: Preallocation = Preallocation { initial_bytes: 4096, max_step_bytes: 4096 };
+
+/// A `SimVfs` whose first `stale` size queries and opens still see a file's old,
+/// preallocated length: what a reader that sized the segment just before the
+/// writer cut it back sees.
+#[derive(Debug)]
+struct StaleSizeVfs {
+    sim: Arc<SimVfs>,
+    stale_len: u64,
+    stale: AtomicU32,
+}
+
+struct StaleFile {
+    inner: Arc<dyn RandomAccessFile>,
+    len: u64,
+}
+
+impl RandomAccessFile for StaleFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.inner.read_exact_at(buf, offset)
+    }
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl StaleSizeVfs {
+    fn still_stale(&self) -> bool {
+        self.stale.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok()
+    }
+}
+
+impl Vfs for StaleSizeVfs {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.sim.create(path)
+    }
+    fn open_for_overwrite(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.sim.open_for_overwrite(path)
+    }
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
+        let inner = self.sim.open(path)?;
+        if self.still_stale() {
+            return Ok(Arc::new(StaleFile { inner, len: self.stale_len }));
+        }
+        Ok(inner)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.sim.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.sim.remove_file(path)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.sim.truncate(path, len)
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.sim.list_dir(dir)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.sim.create_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.sim.sync_dir(dir)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.sim.exists(path)
+    }
+    fn file_size(&self, path: &Path) -> io::Result<u64> {
+        if self.still_stale() {
+            return Ok(self.stale_len);
+        }
+        self.sim.file_size(path)
+    }
+    fn lock(&self, path: &Path) -> Result<Box<dyn LockGuard>, LockError> {
+        self.sim.lock(path)
+    }
+}
+
+/// A synced, preallocated segment holding `records`, cut back to its last frame
+/// as a writer does at a memtable switch or close.
+fn trimmed_segment(sim: &Arc<SimVfs>, keys: &KeyManager, records: &[&[u8]]) -> PathBuf {
+    let vfs: Arc<dyn Vfs> = sim.clone();
+    vfs.create_dir_all(Path::new("/db")).unwrap();
+    let path = wal::segment_path(Path::new("/db"), 1);
+    let log = LogWriter::create_preallocated(&vfs, &path, keys, 1, FileKind::Wal, SIZES).unwrap();
+    for r in records {
+        log.append(r).unwrap();
+    }
+    log.sync().unwrap();
+    vfs.truncate(&path, log.len()).unwrap();
+    path
+}
+
+#[test]
+fn a_segment_cut_back_under_a_reader_is_read_again() {
+    let keys = KeyManager::ephemeral();
+    let sim = SimVfs::new();
+    let path = trimmed_segment(&sim, &keys, &[b"one", b"two"]);
+    // The first size query and the reader's open both see the preallocated size.
+    let stale =
+        || -> Arc<dyn Vfs> { Arc::new(StaleSizeVfs { sim: sim.clone(), stale_len: 4096, stale: AtomicU32::new(2) }) };
+    let got = read_wal_segment(&stale(), &path, &keys, true).unwrap();
+    assert_eq!(got.records, vec![b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!(got.torn_tail_at, None);
+    // Without the writer possibly live (a read-write open holds the lock), the
+    // shrink is reported.
+    assert!(matches!(read_wal_segment(&stale(), &path, &keys, false), Err(wal::Error::Corruption { .. })));
+}
+
+#[test]
+fn damage_that_stays_is_reported_after_the_retries() {
+    let keys = KeyManager::ephemeral();
+    let sim = SimVfs::new();
+    let path = trimmed_segment(&sim, &keys, &[b"one", b"two"]);
+    let vfs: Arc<dyn Vfs> = sim.clone();
+    // Damage in the first frame of a segment that ends in a frame: reported at once
+    // (unless the last byte of that frame's tag happens to be zero).
+    sim.corrupt_byte(&path, 100, 0x01).unwrap();
+    let ends_in_a_frame = sim.read_live(&path).unwrap().last() != Some(&0);
+    let started = std::time::Instant::now();
+    assert!(matches!(read_wal_segment(&vfs, &path, &keys, true), Err(wal::Error::Corruption { .. })));
+    if ends_in_a_frame {
+        assert!(started.elapsed() < std::time::Duration::from_millis(50), "no retry was due");
+    }
+    // A segment ending in zeros (as one being written into its preallocated space
+    // does) is read again before the damage is believed.
+    let len = sim.file_size(&path).unwrap();
+    sim.truncate(&path, len + 100).unwrap();
+    let started = std::time::Instant::now();
+    assert!(matches!(read_wal_segment(&vfs, &path, &keys, true), Err(wal::Error::Corruption { .. })));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(90), "the retries did not run");
+}
