@@ -82,11 +82,12 @@ impl Inner {
             return Ok(None);
         }
         let view = self.read_view(snapshot);
-        let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
+        let mut tables = view.version.iterators(&self.tables, &range, direction)?;
+        let mut children: Vec<Box<dyn InternalIterator>> = Vec::with_capacity(view.memtables.len() + tables.len());
         for mem in &view.memtables {
             children.push(mem.iter(range.clone(), direction));
         }
-        children.extend(view.version.iterators(&self.tables, &range, direction)?);
+        children.append(&mut tables);
         Ok(Some(RangeIter {
             merged: MergingIterator::new(children, direction),
             direction,
