@@ -196,6 +196,9 @@ impl Version {
             // Deeper levels are sorted and disjoint: the tables meeting the
             // range are one run, found by binary search.
             let files = self.level_files(level);
+            if files.is_empty() {
+                continue;
+            }
             let first = files.partition_point(|f| !overlaps_range_start(f, range));
             let end = files.partition_point(|f| overlaps_range_end(f, range)).max(first);
             if let Some(run) = files.get(first..end).filter(|run| !run.is_empty()) {
