@@ -186,16 +186,23 @@ impl Version {
     /// Iterators over every table overlapping `range` (one per L0 file, one lazily
     /// concatenating iterator per deeper level), each in `direction`.
     pub fn iterators(&self, tables: &Arc<TableCache>, range: &KeyRange, direction: Direction) -> Result<Vec<Box<dyn InternalIterator>>> {
-        let mut out: Vec<Box<dyn InternalIterator>> = Vec::new();
+        let mut out: Vec<Box<dyn InternalIterator>> = Vec::with_capacity(self.level_files(0).len() + self.num_levels());
         for f in self.level_files(0) {
             if overlaps_range(f, range) {
                 out.push(tables.get(f.number)?.iter(range.clone(), direction));
             }
         }
         for level in 1..self.num_levels() {
-            let files: Vec<Arc<FileMeta>> = self.level_files(level).iter().filter(|f| overlaps_range(f, range)).cloned().collect();
-            if !files.is_empty() {
-                out.push(Box::new(LevelIterator::new(Arc::clone(tables), files, range.clone(), direction)));
+            // Deeper levels are sorted and disjoint: the tables meeting the
+            // range are one run, found by binary search.
+            let files = self.level_files(level);
+            if files.is_empty() {
+                continue;
+            }
+            let first = files.partition_point(|f| !overlaps_range_start(f, range));
+            let end = files.partition_point(|f| overlaps_range_end(f, range)).max(first);
+            if let Some(run) = files.get(first..end).filter(|run| !run.is_empty()) {
+                out.push(Box::new(LevelIterator::new(Arc::clone(tables), run.to_vec(), range.clone(), direction)));
             }
         }
         Ok(out)
@@ -211,17 +218,25 @@ pub(crate) fn overlaps(f: &FileMeta, start: Option<&[u8]>, end: Option<&[u8]>) -
 
 /// Whether `f`'s user keys meet `range`.
 pub(crate) fn overlaps_range(f: &FileMeta, range: &KeyRange) -> bool {
-    let after_start = match &range.start {
+    overlaps_range_start(f, range) && overlaps_range_end(f, range)
+}
+
+/// Whether `f` reaches the start of `range` (its largest key is not before it).
+fn overlaps_range_start(f: &FileMeta, range: &KeyRange) -> bool {
+    match &range.start {
         Bound::Included(s) => f.largest.user_key >= *s,
         Bound::Excluded(s) => f.largest.user_key > *s,
         Bound::Unbounded => true,
-    };
-    let before_end = match &range.end {
+    }
+}
+
+/// Whether `f` starts before the end of `range` (its smallest key is not past it).
+fn overlaps_range_end(f: &FileMeta, range: &KeyRange) -> bool {
+    match &range.end {
         Bound::Included(e) => f.smallest.user_key <= *e,
         Bound::Excluded(e) => f.smallest.user_key < *e,
         Bound::Unbounded => true,
-    };
-    after_start && before_end
+    }
 }
 
 #[cfg(test)]

@@ -169,6 +169,12 @@ pub(crate) fn put_varint32(out: &mut Vec<u8>, mut v: u32) {
 /// Decodes a varint32 at `*pos`, advancing it; `None` if truncated or overlong.
 #[inline]
 pub(crate) fn get_varint32(bytes: &[u8], pos: &mut usize) -> Option<u32> {
+    // Lengths in blocks are mostly below 128: one byte, no loop.
+    let first = *bytes.get(*pos)?;
+    if first < 0x80 {
+        *pos += 1;
+        return Some(u32::from(first));
+    }
     let mut result: u32 = 0;
     for shift in (0..35).step_by(7) {
         let b = *bytes.get(*pos)?;

@@ -19,7 +19,7 @@ use crossbeam_skiplist::SkipMap;
 
 use crate::error::Result;
 use crate::iter::{Direction, InternalIterator, KeyRange};
-use crate::key::{EntryRef, SeqNo, ValueKind, MAX_SEQNO};
+use crate::key::{cmp_user_keys, EntryRef, SeqNo, ValueKind, MAX_SEQNO};
 
 /// Per-entry bookkeeping charged on top of key and value bytes (skiplist node with
 /// its tower, the key's and value's heap headers).
@@ -101,7 +101,7 @@ impl Eq for MemKey {}
 impl Ord for MemKey {
     #[inline]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.user_key().cmp(other.user_key()).then_with(|| other.trailer.cmp(&self.trailer))
+        cmp_user_keys(self.user_key(), other.user_key()).then_with(|| other.trailer.cmp(&self.trailer))
     }
 }
 

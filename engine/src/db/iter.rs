@@ -11,7 +11,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use compaction::Version;
-use index::{Direction, EntryRef, InternalIterator, KeyRange, Memtable, MergingIterator, SeqNo, ValueKind};
+use index::{cmp_user_keys, Direction, EntryRef, InternalIterator, KeyRange, Memtable, MergingIterator, SeqNo, ValueKind};
 
 use crate::db::inner::Inner;
 use crate::db::read::is_live;
@@ -82,11 +82,12 @@ impl Inner {
             return Ok(None);
         }
         let view = self.read_view(snapshot);
-        let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
+        let mut tables = view.version.iterators(&self.tables, &range, direction)?;
+        let mut children: Vec<Box<dyn InternalIterator>> = Vec::with_capacity(view.memtables.len() + tables.len());
         for mem in &view.memtables {
             children.push(mem.iter(range.clone(), direction));
         }
-        children.extend(view.version.iterators(&self.tables, &range, direction)?);
+        children.append(&mut tables);
         Ok(Some(RangeIter {
             merged: MergingIterator::new(children, direction),
             direction,
@@ -152,7 +153,7 @@ impl RangeIter {
     /// below the seqno decides it. The pair is the merged stream's current entry.
     fn step_forward(&mut self) -> Result<bool> {
         while let Some(e) = next_in_range(&mut self.merged, &mut self.exhausted, &self.range, self.direction)? {
-            if e.seqno > self.seqno || (self.has_key && e.user_key == self.key.as_slice()) {
+            if e.seqno > self.seqno || (self.has_key && cmp_user_keys(e.user_key, &self.key).is_eq()) {
                 continue;
             }
             self.key.clear();
@@ -171,7 +172,7 @@ impl RangeIter {
         loop {
             let entry = next_in_range(&mut self.merged, &mut self.exhausted, &self.range, self.direction)?;
             let more = entry.is_some();
-            let same_key = matches!(&entry, Some(e) if self.has_key && e.user_key == self.key.as_slice());
+            let same_key = matches!(&entry, Some(e) if self.has_key && cmp_user_keys(e.user_key, &self.key).is_eq());
             let mut decided = false;
             if !same_key {
                 if let Some(kind) = self.best.take() {

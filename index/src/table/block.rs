@@ -139,6 +139,15 @@ impl Block {
         Ok(Block { data: data.into(), restarts_at, num_restarts })
     }
 
+    /// Reads the block's first byte and the start of its restart array with
+    /// plain loads, so that both cache misses are under way at once before a
+    /// caller takes a reference (an atomic increment on the first line, which
+    /// waits for every earlier load) and a seek reads the restart array.
+    #[inline]
+    pub(crate) fn touch(&self) {
+        std::hint::black_box((self.data.first().copied(), self.data.get(self.restarts_at).copied()));
+    }
+
     /// Memory charged to the block cache.
     pub(crate) fn charge(&self) -> usize {
         self.data.len() + std::mem::size_of::<Self>() + 64

@@ -82,6 +82,7 @@ impl Shard {
             Some(c) => {
                 self.hits += 1;
                 c.referenced = true;
+                c.block.touch();
                 Some(c.block.clone())
             }
             None => {
@@ -161,7 +162,9 @@ impl std::fmt::Debug for BlockCache {
 impl BlockCache {
     /// A cache holding at most `capacity_bytes` of blocks.
     pub fn new(capacity_bytes: usize) -> Arc<Self> {
-        let shards = (capacity_bytes / MIN_SHARD_BYTES).clamp(1, MAX_SHARDS);
+        // A power of two, so picking a shard is a mask, not a division.
+        let fit = (capacity_bytes / MIN_SHARD_BYTES).clamp(1, MAX_SHARDS);
+        let shards = 1 << fit.ilog2();
         Arc::new(BlockCache {
             shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             shard_capacity: capacity_bytes / shards,
@@ -186,7 +189,7 @@ impl BlockCache {
 
     fn shard_of(&self, key: CacheKey) -> usize {
         let h = (key.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ key.1).wrapping_mul(0xff51_afd7_ed55_8ccd);
-        (h >> 32) as usize % self.shards.len()
+        (h >> 32) as usize & (self.shards.len() - 1)
     }
 
     pub(crate) fn get(&self, file_id: u64, offset: u64) -> Option<Block> {

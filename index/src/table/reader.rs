@@ -413,6 +413,7 @@ impl TableReader {
             range,
             direction,
             block: None,
+            past_start: false,
             block_idx: 0,
             started: false,
             done: false,
@@ -506,6 +507,8 @@ struct TableIter {
     direction: Direction,
     /// Forward: cursor in the current block, with the block's offset (for errors).
     block: Option<(BlockIter, u64)>,
+    /// Forward: an entry at or after the range's start has been reached.
+    past_start: bool,
     block_idx: usize,
     started: bool,
     done: bool,
@@ -608,9 +611,13 @@ impl TableIter {
                 self.block = None;
                 return Ok(false);
             }
-            if before_start(&self.range, user_key) {
-                it.advance().map_err(|r| self.table.corrupt(offset, r))?;
-                continue;
+            // Keys only grow: once one is past the start, all are.
+            if !self.past_start {
+                if before_start(&self.range, user_key) {
+                    it.advance().map_err(|r| self.table.corrupt(offset, r))?;
+                    continue;
+                }
+                self.past_start = true;
             }
             (self.seqno, self.kind) = checked_trailer(&self.table, it.key(), offset)?;
             return Ok(true);
