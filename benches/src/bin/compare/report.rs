@@ -86,7 +86,8 @@ pub fn write_json(path: &Path, n: u64, machine: &str, rows: &[Row]) -> Result<()
     Ok(())
 }
 
-/// CPU model, cores, memory, kernel, and the file system of `dir`.
+/// CPU model, cores, memory, kernel, the file system of `dir` and its device's
+/// write cache mode ("write back": an fdatasync must flush a volatile cache).
 pub fn machine(dir: &Path) -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
@@ -104,10 +105,24 @@ pub fn machine(dir: &Path) -> String {
         .map_or(0.0, |kib| kib / (1024.0 * 1024.0));
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!(
-        "{model}, {cores} cores, {mem_gib:.0} GiB RAM, Linux {}, {} file system",
+        "{model}, {cores} cores, {mem_gib:.0} GiB RAM, Linux {}, {} file system, device write cache: {}",
         kernel.trim(),
-        fs_type(dir).unwrap_or_else(|| "unknown".to_string())
+        fs_type(dir).unwrap_or_else(|| "unknown".to_string()),
+        write_cache(dir).unwrap_or_else(|| "unknown".to_string())
     )
+}
+
+/// The write cache mode of the block device holding `dir` ("write back" or
+/// "write through"), from sysfs; a partition reports its disk's.
+pub fn write_cache(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(dir).ok()?.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let base = std::path::PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    [base.join("queue/write_cache"), base.join("../queue/write_cache")]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
 }
 
 /// The type of the file system holding `dir`: the longest mount point that prefixes it.

@@ -1,6 +1,12 @@
-//! sled under the comparison: every write followed by `flush` (sled's fsync of
-//! its log) before it returns, batches applied atomically with `apply_batch`,
-//! the shared budget as its cache. sled has no explicit compaction.
+//! sled under the comparison: every write followed by `flush` before it returns,
+//! batches applied atomically with `apply_batch`, the shared budget as its cache.
+//! sled has no explicit compaction.
+//!
+//! `flush` is the strongest commit sled 0.34 offers, but on Linux it ends each log
+//! write with `sync_file_range` (WAIT_BEFORE | WRITE | WAIT_AFTER), not fsync: the
+//! data is handed to the device, whose volatile write cache is not flushed, and no
+//! metadata is written. Its durable rows therefore measure a weaker guarantee than
+//! the other engines' (see the harness's "not durable" floor row).
 
 use std::path::{Path, PathBuf};
 
