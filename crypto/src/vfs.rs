@@ -19,7 +19,7 @@ mod sim;
 mod std_fs;
 
 pub use sim::SimVfs;
-pub use std_fs::{preallocate_file, StdVfs};
+pub use std_fs::{preallocate_file, StdVfs, OWNER_ONLY_DIR, OWNER_ONLY_FILE};
 
 /// A file being written: append-only.
 pub trait WritableFile: Send + Sync {

@@ -200,3 +200,45 @@ fn open_time_with_default_argon2_parameters() {
     assert!(with_passphrase.as_secs() < 10, "{with_passphrase:?}");
     assert!(with_recovery < with_passphrase, "the recovery slot runs no Argon2id");
 }
+
+/// Every file and directory a store creates is its owner's alone (0600 and
+/// 0700), whatever the process's umask lets through: after create, writes,
+/// a flush (SSTables, manifest), a reopen and a key rotation.
+#[test]
+fn store_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nested").join("store");
+    let cred = Credential::passphrase(PASSPHRASE);
+    {
+        let db = Db::create(&dir, &cred, fast()).unwrap();
+        for i in 0..500u32 {
+            db.put(&i.to_be_bytes(), &[7u8; 100]).unwrap();
+        }
+        db.flush().unwrap();
+        db.close().unwrap();
+    }
+    {
+        let db = Db::open(&dir, &cred, fast()).unwrap();
+        db.rotate_keys().unwrap();
+        db.put(b"after", b"reopen").unwrap();
+        db.close().unwrap();
+    }
+    let mut seen = 0;
+    let mut stack = vec![tmp.path().join("nested")];
+    while let Some(d) = stack.pop() {
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "directory {} has mode {mode:o}", d.display());
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "file {} has mode {mode:o}", path.display());
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 4, "expected the keyslots, manifest, WAL and tables; found {seen} files");
+}

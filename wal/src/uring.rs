@@ -15,6 +15,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -157,7 +158,12 @@ impl WritableFile for UringWritable {
 
 impl Vfs for UringVfs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        let file = OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(crypto::vfs::OWNER_ONLY_FILE)
+            .open(path)?;
         Ok(Box::new(UringWritable {
             append_ring: Mutex::new(Ring::new()?),
             sync_ring: Mutex::new(Ring::new()?),

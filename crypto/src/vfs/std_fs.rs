@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +12,13 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::{LockError, LockGuard, RandomAccessFile, Vfs, WritableFile};
+
+/// Mode of the files a store creates: its owner reads and writes them, nobody
+/// else (the contents are ciphertext, but their sizes and names still tell
+/// something about the store). Files that exist keep the mode they have.
+pub const OWNER_ONLY_FILE: u32 = 0o600;
+/// Mode of the directories a store creates (the umask can only narrow it).
+pub const OWNER_ONLY_DIR: u32 = 0o700;
 
 /// The real file system.
 #[derive(Debug, Default, Clone)]
@@ -119,7 +126,7 @@ impl LockGuard for FlockGuard {}
 
 impl Vfs for StdVfs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        let file = OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
+        let file = OpenOptions::new().write(true).create(true).truncate(true).mode(OWNER_ONLY_FILE).open(path)?;
         let sync_handle = file.try_clone()?;
         Ok(Box::new(StdWritable { file: Mutex::new(file), sync_handle, len: AtomicU64::new(0) }))
     }
@@ -156,7 +163,7 @@ impl Vfs for StdVfs {
         Ok(names)
     }
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)
+        std::fs::DirBuilder::new().recursive(true).mode(OWNER_ONLY_DIR).create(dir)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
@@ -168,7 +175,14 @@ impl Vfs for StdVfs {
         Ok(std::fs::metadata(path)?.len())
     }
     fn lock(&self, path: &Path) -> Result<Box<dyn LockGuard>, LockError> {
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(LockError::Io)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(OWNER_ONLY_FILE)
+            .open(path)
+            .map_err(LockError::Io)?;
         // A lock recorded under this process's own pid may be held only by a child
         // process between its fork and exec (it shares the close-on-exec descriptor
         // until exec closes it), right after this process released the store. That
