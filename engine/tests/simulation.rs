@@ -85,8 +85,10 @@ impl Sim {
             background_compaction: false,
             memtable_size_bytes: rng.gen_range(1usize..=4) << 10,
             // Parts of a compaction on threads of their own would interleave their
-            // file operations (and so where a fault lands) differently per run.
+            // file operations (and so where a fault lands) differently per run; so
+            // would a WAL sync started on a thread of its own.
             max_subcompactions: 1,
+            sync_overlap_min_ops: 0,
             ..Options::tiny_for_tests()
         };
         let cred = Credential::passphrase("sim");

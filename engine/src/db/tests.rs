@@ -191,6 +191,78 @@ fn a_failed_sync_stops_writes_but_not_reads() {
     assert_eq!(db.get(b"b").unwrap(), None, "a batch whose sync failed became visible");
 }
 
+fn big_batch(tag: u8, n: usize) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    for i in 0..n {
+        batch.put(&[tag, (i >> 8) as u8, i as u8], &[tag; 40]);
+    }
+    batch
+}
+
+/// Large batches start their sync on a thread of their own (`sync_overlap_min_ops`);
+/// with two writers mixing large and small batches, every acknowledged batch is
+/// visible at once and survives a crash right after the last acknowledgement.
+#[test]
+fn overlapped_syncs_make_every_acknowledged_batch_durable() {
+    let sim = SimVfs::new();
+    let options = Options {
+        sync: SyncPolicy::EveryCommit,
+        memtable_size_bytes: 256 << 10,
+        sync_overlap_min_ops: 16,
+        ..tiny(&sim)
+    };
+    let db = Arc::new(Db::create(&dir(), &cred(), options.clone()).unwrap());
+    let writers: Vec<_> = (0..2u8)
+        .map(|w| {
+            let db = Arc::clone(&db);
+            std::thread::spawn(move || {
+                for round in 0..20u8 {
+                    let tag = w * 100 + round;
+                    let n = if round % 2 == 0 { 300 } else { 3 };
+                    db.write(big_batch(tag, n)).unwrap();
+                    let last = [tag, ((n - 1) >> 8) as u8, (n - 1) as u8];
+                    assert_eq!(db.get(&last).unwrap(), Some(vec![tag; 40]), "batch {tag} not visible once acknowledged");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    sim.crash();
+    drop(db);
+    let db = Db::open(&dir(), &cred(), options).unwrap();
+    for w in 0..2u8 {
+        for round in 0..20u8 {
+            let tag = w * 100 + round;
+            let n = if round % 2 == 0 { 300 } else { 3 };
+            for i in 0..n {
+                let key = [tag, (i >> 8) as u8, i as u8];
+                assert_eq!(db.get(&key).unwrap(), Some(vec![tag; 40]), "batch {tag} lost op {i} in the crash");
+            }
+        }
+    }
+}
+
+/// A sync started on its own thread that fails fails the batch that started it,
+/// stops writes, and leaves the batch invisible, as a sync on the writer's
+/// thread does.
+#[test]
+fn a_failed_overlapped_sync_stops_writes_but_not_reads() {
+    let sim = SimVfs::new();
+    let options = Options { sync: SyncPolicy::EveryCommit, sync_overlap_min_ops: 16, ..tiny(&sim) };
+    let db = Db::create(&dir(), &cred(), options).unwrap();
+    db.write(big_batch(1, 100)).unwrap();
+    sim.fail_sync_after(0);
+    assert!(db.write(big_batch(2, 100)).is_err());
+    sim.clear_faults();
+    assert!(matches!(db.put(b"c", b"3"), Err(Error::ReadOnly(_))));
+    assert_eq!(db.get(&[1, 0, 99]).unwrap(), Some(vec![1; 40]));
+    for i in [0usize, 50, 99] {
+        assert_eq!(db.get(&[2, 0, i as u8]).unwrap(), None, "a batch whose sync failed became visible");
+    }
+}
+
 #[test]
 fn periodic_policy_syncs_in_the_background() {
     let sim = SimVfs::new();
@@ -323,6 +395,74 @@ fn max_subcompactions_out_of_range_is_refused() {
         assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("max_subcompactions")), "{bad}: {e:?}");
     }
     assert!((1..=4).contains(&Options::default().max_subcompactions));
+}
+
+/// A batch large enough to be inserted by several threads (with a reader
+/// scanning the whole time) leaves the same store as one thread: repeated keys
+/// resolve to the batch's last operation on them, deletes shadow earlier puts
+/// of the same batch and of earlier batches, and nothing of a batch is seen
+/// before its write returns.
+#[test]
+fn parallel_memtable_insert_matches_one_thread() {
+    let mut results = Vec::new();
+    for threads in [1, 4] {
+        let sim = SimVfs::new();
+        let options = Options { memtable_size_bytes: 16 << 20, memtable_insert_threads: threads, ..tiny(&sim) };
+        let db = Arc::new(Db::create(&dir(), &cred(), options).unwrap());
+        let mut first = WriteBatch::new();
+        for i in 0..3000u32 {
+            first.put(&(i * 7).to_be_bytes(), b"old");
+        }
+        db.write(first).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (db, stop) = (Arc::clone(&db), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let n = db.range(Bound::Unbounded, Bound::Unbounded, false, None).unwrap().count();
+                    assert!(n == 3000 || n > 12_000, "a scan saw part of a batch: {n} pairs");
+                }
+            })
+        };
+        let mut batch = WriteBatch::new();
+        for i in 0..40_000u32 {
+            let key = (i % 15_000).to_be_bytes();
+            if i % 11 == 0 {
+                batch.delete(&key);
+            } else {
+                batch.put(&key, &i.to_le_bytes());
+            }
+        }
+        db.write(batch).unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        reader.join().unwrap();
+        let all: Vec<_> = db.range(Bound::Unbounded, Bound::Unbounded, false, None).unwrap().map(|r| r.unwrap()).collect();
+        results.push(all);
+    }
+    let mut expected = BTreeMap::new();
+    for i in 0..3000u32 {
+        expected.insert((i * 7).to_be_bytes().to_vec(), b"old".to_vec());
+    }
+    for i in 0..40_000u32 {
+        let key = (i % 15_000).to_be_bytes().to_vec();
+        if i % 11 == 0 {
+            expected.remove(&key);
+        } else {
+            expected.insert(key, i.to_le_bytes().to_vec());
+        }
+    }
+    let expected: Vec<_> = expected.into_iter().collect();
+    assert_eq!(results[0], expected, "one thread");
+    assert_eq!(results[1], expected, "four threads");
+}
+
+#[test]
+fn memtable_insert_threads_out_of_range_is_refused() {
+    for bad in [0, 17] {
+        let sim = SimVfs::new();
+        let e = Db::create(&dir(), &cred(), Options { memtable_insert_threads: bad, ..tiny(&sim) }).unwrap_err();
+        assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("memtable_insert_threads")), "{bad}: {e:?}");
+    }
 }
 
 /// `next_ref` lends out the same pairs as `next` copies, in both directions,
