@@ -1,0 +1,69 @@
+//! Times the comparison's write rows one commit at a time, to see where a
+//! durable batch's time goes: loads N pairs in one batch (as the harness's bulk
+//! load), then 1,000 durable puts and 100 durable batches of 1,000, printing the
+//! distribution of each and the level shape before and after.
+//!
+//! `cargo run --release -p synapsed-benches --example write_probe -- DIR [N]`
+//! (`SYNC_OVERLAP_MIN_OPS=0` turns the overlapped WAL sync off,
+//! `MEMTABLE_INSERT_THREADS=1` the parallel memtable insert).
+
+use std::time::{Duration, Instant};
+
+use synapsed_benches::Workload;
+use synapsed_storage::{Credential, Db, Options, SyncPolicy, WriteBatch};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let dir = std::path::PathBuf::from(args.next().ok_or("usage: write_probe DIR [N]")?);
+    let n: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1_000_000);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    let mut options = Options { sync: SyncPolicy::EveryCommit, block_cache_bytes: 256 << 20, ..Options::default() };
+    if let Ok(v) = std::env::var("SYNC_OVERLAP_MIN_OPS") {
+        options.sync_overlap_min_ops = v.parse()?;
+    }
+    if let Ok(v) = std::env::var("MEMTABLE_INSERT_THREADS") {
+        options.memtable_insert_threads = v.parse()?;
+    }
+    let db = Db::create(&dir, &Credential::passphrase("write probe"), options)?;
+    let w = Workload::new(24301);
+    let start = Instant::now();
+    let mut batch = WriteBatch::new();
+    for i in 0..n {
+        batch.put(&w.key(i), &w.value(i));
+    }
+    db.write(batch)?;
+    println!("bulk load {:?}; levels {:?}", start.elapsed(), db.stats().files_per_level);
+
+    let mut puts = Vec::new();
+    for i in n..n + 1000 {
+        let t = Instant::now();
+        db.put(&w.key(i), &w.value(i))?;
+        puts.push(t.elapsed());
+    }
+    report("durable put", &mut puts);
+    println!("levels {:?}", db.stats().files_per_level);
+
+    let mut batches = Vec::new();
+    let from = n + 1000;
+    for j in 0..100 {
+        let mut batch = WriteBatch::new();
+        for i in from + j * 1000..from + (j + 1) * 1000 {
+            batch.put(&w.key(i), &w.value(i));
+        }
+        let t = Instant::now();
+        db.write(batch)?;
+        batches.push(t.elapsed());
+    }
+    report("durable batch of 1000", &mut batches);
+    println!("levels {:?}; flushes {}, compactions {}", db.stats().files_per_level, db.stats().flushes, db.stats().compactions);
+    Ok(())
+}
+
+fn report(name: &str, v: &mut [Duration]) {
+    let total: Duration = v.iter().sum();
+    v.sort();
+    let q = |p: f64| v[((v.len() - 1) as f64 * p) as usize];
+    println!("{name}: total {total:?}, p50 {:?}, p90 {:?}, p99 {:?}, max {:?}", q(0.5), q(0.9), q(0.99), q(1.0));
+}
