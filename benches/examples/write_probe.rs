@@ -28,6 +28,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let db = Db::create(&dir, &Credential::passphrase("write probe"), options)?;
     let w = Workload::new(24301);
+    if std::env::var_os("MIXED").is_some() {
+        return mixed(&db, &w);
+    }
     let start = Instant::now();
     let mut batch = WriteBatch::new();
     for i in 0..n {
@@ -66,4 +69,45 @@ fn report(name: &str, v: &mut [Duration]) {
     v.sort();
     let q = |p: f64| v[((v.len() - 1) as f64 * p) as usize];
     println!("{name}: total {total:?}, p50 {:?}, p90 {:?}, p99 {:?}, max {:?}", q(0.5), q(0.9), q(0.99), q(1.0));
+}
+
+/// `MIXED=1`: for 10 s one thread makes durable single puts while another
+/// commits durable batches of 1,000 (about 180 KB each), so memtables fill,
+/// flush and compact under the puts; prints the puts' latency distribution.
+fn mixed(db: &Db, w: &Workload) -> Result<(), Box<dyn std::error::Error>> {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut puts = Vec::new();
+    std::thread::scope(|s| -> Result<(), Box<dyn std::error::Error>> {
+        let batches = s.spawn(|| {
+            let mut next = 10_000_000u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut batch = WriteBatch::new();
+                for i in next..next + 1000 {
+                    batch.put(&w.key(i), &w.value(i));
+                }
+                next += 1000;
+                if db.write(batch).is_err() {
+                    break;
+                }
+            }
+            next - 10_000_000
+        });
+        let mut i = 0u64;
+        while Instant::now() < deadline {
+            let t = Instant::now();
+            db.put(&w.key(i), &w.value(i))?;
+            puts.push(t.elapsed());
+            i += 1;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let batched = batches.join().map_err(|_| "batch thread panicked")?;
+        println!("batched {batched} pairs alongside");
+        Ok(())
+    })?;
+    let stats = db.stats();
+    report("durable put under batches", &mut puts);
+    let q = |p: f64| puts[((puts.len() - 1) as f64 * p) as usize];
+    println!("p99.9 {:?}; flushes {}, compactions {}", q(0.999), stats.flushes, stats.compactions);
+    Ok(())
 }
