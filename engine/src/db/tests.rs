@@ -387,14 +387,25 @@ fn manual_compactions_cut_into_parts_read_the_same() {
     assert!(split.1 > one.1, "4 parts write more (smaller) tables: {} vs {}", split.1, one.1);
 }
 
+/// The thread-count options refuse 0 and more than 16, naming the option.
 #[test]
-fn max_subcompactions_out_of_range_is_refused() {
-    for bad in [0, 17] {
-        let sim = SimVfs::new();
-        let e = Db::create(&dir(), &cred(), Options { max_subcompactions: bad, ..tiny(&sim) }).unwrap_err();
-        assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("max_subcompactions")), "{bad}: {e:?}");
+fn thread_counts_out_of_range_are_refused() {
+    type Set = fn(&mut Options, usize);
+    let options: [(&str, Set); 2] = [
+        ("max_subcompactions", |o, n| o.max_subcompactions = n),
+        ("memtable_insert_threads", |o, n| o.memtable_insert_threads = n),
+    ];
+    for (name, set) in options {
+        for bad in [0, 17] {
+            let sim = SimVfs::new();
+            let mut o = tiny(&sim);
+            set(&mut o, bad);
+            let e = Db::create(&dir(), &cred(), o).unwrap_err();
+            assert!(matches!(&e, Error::InvalidArgument(m) if m.contains(name)), "{name} = {bad}: {e:?}");
+        }
     }
     assert!((1..=4).contains(&Options::default().max_subcompactions));
+    assert!((1..=4).contains(&Options::default().memtable_insert_threads));
 }
 
 /// A batch large enough to be inserted by several threads (with a reader
@@ -454,15 +465,6 @@ fn parallel_memtable_insert_matches_one_thread() {
     let expected: Vec<_> = expected.into_iter().collect();
     assert_eq!(results[0], expected, "one thread");
     assert_eq!(results[1], expected, "four threads");
-}
-
-#[test]
-fn memtable_insert_threads_out_of_range_is_refused() {
-    for bad in [0, 17] {
-        let sim = SimVfs::new();
-        let e = Db::create(&dir(), &cred(), Options { memtable_insert_threads: bad, ..tiny(&sim) }).unwrap_err();
-        assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("memtable_insert_threads")), "{bad}: {e:?}");
-    }
 }
 
 /// `next_ref` lends out the same pairs as `next` copies, in both directions,
