@@ -60,6 +60,17 @@ pub(crate) fn wal_preallocation(memtable_size_bytes: usize) -> Preallocation {
     Preallocation { initial_bytes: memtable.clamp(4096, MIB), max_step_bytes: (memtable / 32).clamp(4096, 2 * MIB) }
 }
 
+/// A key's first 8 bytes as a big-endian integer, zero-padded: integer order of
+/// prefixes agrees with byte order of keys wherever the prefixes differ.
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = key.len().min(8);
+    if let (Some(dst), Some(src)) = (b.get_mut(..n), key.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    u64::from_be_bytes(b)
+}
+
 /// Runs of a sorted batch handed out to the threads inserting it: from the
 /// front to the committing thread, from the back to its helpers, until they meet.
 struct RunClaims {
@@ -228,9 +239,14 @@ impl Inner {
             // of the batch is read before it is published, so a large batch is
             // also inserted by several threads at once (the skiplist takes
             // concurrent inserts), each taking short runs of the sorted order.
-            let mut order: Vec<(&[u8], usize)> = batch.ops.iter().enumerate().map(|(i, op)| (op.key(), i)).collect();
-            order.sort_unstable();
-            let insert_run = |run: &[(&[u8], usize)]| {
+            // Sorted on each key's first 8 bytes as an integer, the full keys
+            // compared only where those tie: a fraction of the cost of sorting
+            // slices (one `memcmp` call per comparison).
+            let key_of = |i: usize| batch.ops.get(i).map_or(&[][..], BatchOp::key);
+            let mut order: Vec<(u64, usize)> =
+                batch.ops.iter().enumerate().map(|(i, op)| (key_prefix(op.key()), i)).collect();
+            order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| key_of(a.1).cmp(key_of(b.1))));
+            let insert_run = |run: &[(u64, usize)]| {
                 for &(_, i) in run {
                     if let Some(op) = batch.ops.get(i) {
                         insert(i, op);
