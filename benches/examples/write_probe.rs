@@ -5,7 +5,10 @@
 //!
 //! `cargo run --release -p synapsed-benches --example write_probe -- DIR [N]`
 //! (`SYNC_OVERLAP_MIN_OPS=0` turns the overlapped WAL sync off,
-//! `MEMTABLE_INSERT_THREADS=1` the parallel memtable insert).
+//! `MEMTABLE_INSERT_THREADS=1` the parallel memtable insert). `FLUSH_WAIT=1`
+//! times the bulk load's commit alone and then the background flush its
+//! memtable gets once the next write freezes it; `MIXED=1` is described at
+//! `mixed`.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +31,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let db = Db::create(&dir, &Credential::passphrase("write probe"), options)?;
     let w = Workload::new(24301);
+    if std::env::var_os("FLUSH_WAIT").is_some() {
+        let mut batch = WriteBatch::new();
+        for i in 0..n {
+            batch.put(&w.key(i), &w.value(i));
+        }
+        let t = Instant::now();
+        db.write(batch)?;
+        let written = t.elapsed();
+        // The full memtable is frozen, and its flush started, by the next write.
+        db.put(b"next", b"write")?;
+        while db.stats().flushes == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        println!("write {written:?}; background flush done {:?} after; levels {:?}", t.elapsed() - written, db.stats().files_per_level);
+        return Ok(());
+    }
     if std::env::var_os("MIXED").is_some() {
         return mixed(&db, &w);
     }
