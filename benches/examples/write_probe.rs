@@ -7,8 +7,10 @@
 //! (`SYNC_OVERLAP_MIN_OPS=0` turns the overlapped WAL sync off,
 //! `MEMTABLE_INSERT_THREADS=1` the parallel memtable insert). `FLUSH_WAIT=1`
 //! times the bulk load's commit alone and then the background flush its
-//! memtable gets once the next write freezes it; `MIXED=1` is described at
-//! `mixed`.
+//! memtable gets once the next write freezes it; `AFTER_LOAD=1` makes durable
+//! puts for 5 s after the bulk load beside a thread doing gets (the harness's
+//! latency run) and lists the puts over 0.5 ms, before and after that flush
+//! finished; `MIXED=1` is described at `mixed`.
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +47,53 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::thread::sleep(Duration::from_millis(5));
         }
         println!("write {written:?}; background flush done {:?} after; levels {:?}", t.elapsed() - written, db.stats().files_per_level);
+        return Ok(());
+    }
+    if std::env::var_os("AFTER_LOAD").is_some() {
+        let mut batch = WriteBatch::new();
+        for i in 0..n {
+            batch.put(&w.key(i), &w.value(i));
+        }
+        db.write(batch)?;
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let t0 = Instant::now();
+        let mut slow = Vec::new();
+        let mut all = Vec::new();
+        let mut flushed_at = None;
+        std::thread::scope(|s| -> Result<(), Box<dyn std::error::Error>> {
+            s.spawn(|| {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = db.get(&w.key(i % n));
+                    i += 7919;
+                }
+            });
+            let mut i = n;
+            while t0.elapsed() < Duration::from_secs(5) {
+                let t = Instant::now();
+                db.put(&w.key(i), &w.value(i))?;
+                let d = t.elapsed();
+                all.push(d);
+                if d > Duration::from_micros(500) {
+                    slow.push((t - t0, d));
+                }
+                if flushed_at.is_none() && i % 64 == 0 && db.stats().flushes > 0 {
+                    flushed_at = Some(t0.elapsed());
+                }
+                i += 1;
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        })?;
+        println!("flush done at {flushed_at:?}");
+        let before = slow.iter().filter(|(at, _)| flushed_at.is_none_or(|f| *at < f)).count();
+        println!("{} puts over 0.5 ms: {before} before the flush finished, {} after", slow.len(), slow.len() - before);
+        let after: Vec<_> = slow.iter().filter(|(at, _)| flushed_at.is_some_and(|f| *at >= f)).collect();
+        for (at, d) in slow.iter().take(10).chain(after.into_iter().step_by(8).take(60)) {
+            print!("{:.0}ms:{:.1} ", at.as_secs_f64() * 1e3, d.as_secs_f64() * 1e3);
+        }
+        println!();
+        report("puts", &mut all);
         return Ok(());
     }
     if std::env::var_os("MIXED").is_some() {
