@@ -112,6 +112,17 @@ pub fn cmp_user_keys(a: &[u8], b: &[u8]) -> Ordering {
     a.cmp(b)
 }
 
+/// The first 8 bytes of `user_key`, zero padded, as a big-endian integer. A
+/// smaller prefix means a smaller user key (zero padding sorts a key before
+/// every longer key it begins); equal prefixes decide nothing.
+pub fn user_key_prefix(user_key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    for (b, k) in bytes.iter_mut().zip(user_key) {
+        *b = *k;
+    }
+    u64::from_be_bytes(bytes)
+}
+
 /// Compares encoded internal keys without decoding them fully.
 /// Malformed keys (shorter than 8 bytes) sort first; decoders reject them before use.
 pub fn compare_encoded(a: &[u8], b: &[u8]) -> Ordering {

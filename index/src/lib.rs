@@ -15,7 +15,7 @@ mod table;
 
 pub use error::{Error, Result};
 pub use iter::{Direction, InternalIterator, KeyRange, MergingIterator};
-pub use key::{cmp_user_keys, compare_encoded, Entry, EntryRef, InternalKey, SeqNo, ValueKind, MAX_SEQNO};
+pub use key::{cmp_user_keys, compare_encoded, user_key_prefix, Entry, EntryRef, InternalKey, SeqNo, ValueKind, MAX_SEQNO};
 pub use memtable::Memtable;
 pub use table::{
     salvage_table, BlockCache, Compression, Salvage, TableBuilder, TableCache, TableInfo, TableOptions, TableReader,

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use index::{Memtable, SeqNo, ValueKind, MAX_SEQNO};
+use index::{user_key_prefix, Memtable, SeqNo, ValueKind, MAX_SEQNO};
 use parking_lot::MutexGuard;
 use wal::{LogWriter, Preallocation};
 
@@ -58,17 +58,6 @@ pub(crate) fn wal_preallocation(memtable_size_bytes: usize) -> Preallocation {
     const MIB: u64 = 1 << 20;
     let memtable = u64::try_from(memtable_size_bytes).unwrap_or(u64::MAX);
     Preallocation { initial_bytes: memtable.clamp(4096, MIB), max_step_bytes: (memtable / 32).clamp(4096, 2 * MIB) }
-}
-
-/// A key's first 8 bytes as a big-endian integer, zero-padded: integer order of
-/// prefixes agrees with byte order of keys wherever the prefixes differ.
-fn key_prefix(key: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    let n = key.len().min(8);
-    if let (Some(dst), Some(src)) = (b.get_mut(..n), key.get(..n)) {
-        dst.copy_from_slice(src);
-    }
-    u64::from_be_bytes(b)
 }
 
 /// Runs of a sorted batch handed out to the threads inserting it: from the
@@ -244,7 +233,7 @@ impl Inner {
             // slices (one `memcmp` call per comparison).
             let key_of = |i: usize| batch.ops.get(i).map_or(&[][..], BatchOp::key);
             let mut order: Vec<(u64, usize)> =
-                batch.ops.iter().enumerate().map(|(i, op)| (key_prefix(op.key()), i)).collect();
+                batch.ops.iter().enumerate().map(|(i, op)| (user_key_prefix(op.key()), i)).collect();
             order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| key_of(a.1).cmp(key_of(b.1))));
             let insert_run = |run: &[(u64, usize)]| {
                 for &(_, i) in run {

@@ -23,7 +23,7 @@ use crate::format::{
     FOOTER_LEN, HANDLE_LEN, HEADER_LEN, MAX_BLOCK_BYTES, META_LEN,
 };
 use crate::iter::{Direction, InternalIterator, KeyRange};
-use crate::key::{compare_encoded, EntryRef, InternalKey, SeekKey, SeqNo, ValueKind, MAX_SEQNO};
+use crate::key::{compare_encoded, user_key_prefix, EntryRef, InternalKey, SeekKey, SeqNo, ValueKind, MAX_SEQNO};
 
 /// The largest trailer: seeking to `user_key || MAX_TRAILER` lands before every version.
 const MAX_TRAILER: u64 = u64::MAX;
@@ -44,17 +44,6 @@ pub(crate) struct IndexBlock {
     key_ends: Vec<usize>,
     prefixes: Vec<u64>,
     pub(crate) handles: Vec<BlockHandle>,
-}
-
-/// The first 8 bytes of `user_key`, zero padded, as a big-endian integer. A
-/// smaller prefix means a smaller user key (zero padding sorts a key before
-/// every longer key it begins); equal prefixes decide nothing.
-fn user_key_prefix(user_key: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    for (b, k) in bytes.iter_mut().zip(user_key) {
-        *b = *k;
-    }
-    u64::from_be_bytes(bytes)
 }
 
 impl IndexBlock {
