@@ -295,7 +295,7 @@ fn create_owner_only(path: &Path) -> anyhow::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, crypto::vfs::OWNER_ONLY_FILE);
     options
         .open(path)
         .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))
