@@ -31,34 +31,19 @@ const SMALL_WRITE: usize = 200;
 pub fn fsync_floor(dir: &Path, count: u32, budget: Duration, rec: &mut Recorder) -> Result<()> {
     let path = dir.join("fsync-probe");
 
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)?;
+    let mut file = std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
     let block = [0xa5u8; 4096];
     let h = timed(count, budget, || {
         file.write_all(&block)?;
         file.sync_data()
     })?;
     eprintln!("  device: {} syncs of 4 KiB appends", h.count());
-    rec.nanos(
-        "fsync floor: 4 KiB append + fdatasync p50",
-        h.quantile_ns(0.5),
-    )?;
-    rec.nanos(
-        "fsync floor: 4 KiB append + fdatasync p99",
-        h.quantile_ns(0.99),
-    )?;
+    rec.nanos("fsync floor: 4 KiB append + fdatasync p50", h.quantile_ns(0.5))?;
+    rec.nanos("fsync floor: 4 KiB append + fdatasync p99", h.quantile_ns(0.99))?;
     drop(file);
 
     for flush in [Flush::Fdatasync, Flush::SyncFileRange] {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&path)?;
+        let file = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path)?;
         let reserved = u64::from(count) * SMALL_WRITE as u64;
         reserve(&file, reserved).context("reserving the probe file")?;
         file.sync_all()?;
@@ -70,15 +55,8 @@ pub fn fsync_floor(dir: &Path, count: u32, budget: Duration, rec: &mut Recorder)
             offset += SMALL_WRITE as u64;
             Ok(())
         })?;
-        eprintln!(
-            "  device: {} x {} of {SMALL_WRITE} B into reserved space",
-            h.count(),
-            flush.name()
-        );
-        let label = match flush {
-            Flush::Fdatasync => "durable floor: 200 B write into reserved space + fdatasync",
-            Flush::SyncFileRange => "not durable: 200 B write + sync_file_range (no cache flush)",
-        };
+        eprintln!("  device: {} x {} of {SMALL_WRITE} B into reserved space", h.count(), flush.name());
+        let label = flush.row();
         rec.nanos(&format!("{label} p50"), h.quantile_ns(0.5))?;
         rec.nanos(&format!("{label} p99"), h.quantile_ns(0.99))?;
     }
@@ -101,13 +79,20 @@ impl Flush {
         }
     }
 
+    /// The row its probe records (p50 and p99 are appended).
+    fn row(self) -> &'static str {
+        match self {
+            Flush::Fdatasync => "durable floor: 200 B write into reserved space + fdatasync",
+            Flush::SyncFileRange => "not durable: 200 B write + sync_file_range (no cache flush)",
+        }
+    }
+
     fn run(self, file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<()> {
         match self {
             Flush::Fdatasync => file.sync_data(),
             Flush::SyncFileRange => {
-                let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                    | libc::SYNC_FILE_RANGE_WRITE
-                    | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+                let flags =
+                    libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
                 let (offset, len) = (to_off(offset)?, to_off(len as u64)?);
                 // SAFETY: the descriptor is open for as long as `file` is borrowed;
                 // the call reads no memory of ours.
@@ -142,11 +127,7 @@ fn reserve(file: &std::fs::File, len: u64) -> std::io::Result<()> {
 }
 
 /// Times `op` up to `count` times, stopping early once `budget` has passed.
-fn timed(
-    count: u32,
-    budget: Duration,
-    mut op: impl FnMut() -> std::io::Result<()>,
-) -> Result<Histogram> {
+fn timed(count: u32, budget: Duration, mut op: impl FnMut() -> std::io::Result<()>) -> Result<Histogram> {
     let mut h = Histogram::new();
     let deadline = Instant::now() + budget;
     for _ in 0..count {
