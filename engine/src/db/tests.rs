@@ -194,7 +194,7 @@ fn a_failed_sync_stops_writes_but_not_reads() {
 fn big_batch(tag: u8, n: usize) -> WriteBatch {
     let mut batch = WriteBatch::new();
     for i in 0..n {
-        batch.put(&[tag, (i >> 8) as u8, i as u8], &[tag; 40]);
+        batch.put([tag, (i >> 8) as u8, i as u8], [tag; 40]);
     }
     batch
 }
@@ -422,7 +422,7 @@ fn parallel_memtable_insert_matches_one_thread() {
         let db = Arc::new(Db::create(&dir(), &cred(), options).unwrap());
         let mut first = WriteBatch::new();
         for i in 0..3000u32 {
-            first.put(&(i * 7).to_be_bytes(), b"old");
+            first.put((i * 7).to_be_bytes(), b"old");
         }
         db.write(first).unwrap();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -439,9 +439,9 @@ fn parallel_memtable_insert_matches_one_thread() {
         for i in 0..40_000u32 {
             let key = (i % 15_000).to_be_bytes();
             if i % 11 == 0 {
-                batch.delete(&key);
+                batch.delete(key);
             } else {
-                batch.put(&key, &i.to_le_bytes());
+                batch.put(key, i.to_le_bytes());
             }
         }
         db.write(batch).unwrap();
