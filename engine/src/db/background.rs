@@ -49,9 +49,10 @@ impl Inner {
                 let next_log = mems.immutables.get(1).map_or_else(|| mems.active.id(), |m| m.id());
                 (frozen, next_log)
             };
+            let attempt = self.begin_attempt();
             self.restart_full_manifest()
                 .and_then(|()| self.flush_one(&frozen, next_log, parts))
-                .inspect_err(|e| self.background_failed("memtable flush", e))?;
+                .inspect_err(|e| self.background_failed("memtable flush", e, attempt))?;
             {
                 let mut mems = self.mems.write();
                 if mems.immutables.front().is_some_and(|m| Arc::ptr_eq(m, &frozen)) {
@@ -109,6 +110,7 @@ impl Inner {
 
     /// Runs one compaction and installs its result. Caller holds `work`.
     pub(crate) fn run_compaction(&self, c: &Compaction) -> Result<()> {
+        let attempt = self.begin_attempt();
         let result = (|| {
             self.restart_full_manifest()?;
             let snapshots = self.snapshots.list();
@@ -117,7 +119,7 @@ impl Inner {
             self.versions.log_and_apply(edit)?;
             Ok(())
         })();
-        result.inspect_err(|e| self.background_failed("compaction", e))?;
+        result.inspect_err(|e| self.background_failed("compaction", e, attempt))?;
         self.compactions.fetch_add(1, Ordering::Relaxed);
         self.notify_progress();
         // Unlinking a table whose reader is open only removes its name; the
@@ -224,12 +226,20 @@ impl Inner {
         self.bg_done.notify_all();
     }
 
-    /// Records a failed flush or compaction. A full disk only postpones the
-    /// work (nothing acknowledged depends on it: the data is still in the WAL
-    /// and the memtables), so it is retried later instead of stopping writes.
-    fn background_failed(&self, what: &str, e: &Error) {
+    /// Numbers a flush or compaction about to begin.
+    fn begin_attempt(&self) -> u64 {
+        let mut bg = self.bg.lock();
+        bg.attempts += 1;
+        bg.attempts
+    }
+
+    /// Records a failed flush or compaction, attempt number `attempt`. A full
+    /// disk only postpones the work (nothing acknowledged depends on it: the
+    /// data is still in the WAL and the memtables), so it is retried later
+    /// instead of stopping writes.
+    fn background_failed(&self, what: &str, e: &Error, attempt: u64) {
         if let Error::StorageFull { file } = e {
-            self.bg.lock().full = Some(file.clone());
+            self.bg.lock().full = Some((file.clone(), attempt));
             self.bg_done.notify_all();
         } else {
             self.record_failure(what, e);

@@ -47,9 +47,12 @@ pub(crate) struct Memtables {
 #[derive(Default)]
 pub(crate) struct BgState {
     pub(crate) shutdown: bool,
+    /// Flushes and compactions begun so far: numbers each attempt.
+    pub(crate) attempts: u64,
     /// The file the last flush or compaction could not write because the disk
-    /// was full (cleared by the next one that succeeds); stalled writers report it.
-    pub(crate) full: Option<String>,
+    /// was full, and that attempt's number (cleared by the next one that
+    /// succeeds); writers stalled since before that attempt began report it.
+    pub(crate) full: Option<(String, u64)>,
 }
 
 /// Everything an open store shares between the user's threads and its own.

@@ -393,11 +393,16 @@ impl Inner {
         if bg.shutdown {
             return Err(Error::Closed);
         }
+        let waiting_since = bg.attempts;
         self.bg_wake.notify_all();
         self.bg_done.wait_for(&mut bg, STALL_POLL);
-        if let Some(file) = bg.full.clone() {
+        if let Some((file, attempt)) = &bg.full {
             // The flush this writer waits for cannot run until space is freed.
-            return Err(Error::StorageFull { file });
+            // Only an attempt begun after the wait began says so: an older one
+            // may have failed before space was freed, and is being retried.
+            if *attempt > waiting_since {
+                return Err(Error::StorageFull { file: file.clone() });
+            }
         }
         drop(bg);
         self.check_writable()
