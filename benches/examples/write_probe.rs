@@ -99,6 +99,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("MIXED").is_some() {
         return mixed(&db, &w);
     }
+    if std::env::var_os("LATENCY").is_some() {
+        return latency(&db, &w, n);
+    }
     let start = Instant::now();
     let mut batch = WriteBatch::new();
     for i in 0..n {
@@ -145,6 +148,69 @@ fn report(name: &str, v: &mut [Duration]) {
         q(0.999),
         q(1.0)
     );
+}
+
+/// `LATENCY=1`: the state the harness's latency run starts from (bulk load,
+/// 1,000 durable puts, 100 durable batches of 1,000, every flush done, one pass
+/// of reads), then 10 s of durable single puts beside a thread doing gets.
+fn latency(db: &Db, w: &Workload, n: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let mut batch = WriteBatch::new();
+    for i in 0..n {
+        batch.put(w.key(i), w.value(i));
+    }
+    db.write(batch)?;
+    for i in n..n + 1000 {
+        db.put(&w.key(i), &w.value(i))?;
+    }
+    for j in 0..100 {
+        let mut batch = WriteBatch::new();
+        let from = n + 1000 + j * 1000;
+        for i in from..from + 1000 {
+            batch.put(w.key(i), w.value(i));
+        }
+        db.write(batch)?;
+    }
+    while db.stats().flushes == 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for i in 0..n {
+        db.get(&w.key(i.wrapping_mul(7919) % n))?;
+    }
+    let before = db.stats();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut puts = Vec::new();
+    // READER=none leaves the puts alone; READER=spin only burns a core.
+    let reader = std::env::var("READER").unwrap_or_default();
+    std::thread::scope(|s| {
+        if reader != "none" {
+            s.spawn(|| {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if reader == "spin" {
+                        i = std::hint::black_box(i.wrapping_add(1));
+                        continue;
+                    }
+                    let _ = db.get(&w.key(i % n));
+                    i += 7919;
+                }
+            });
+        }
+        let mut i = 20_000_000u64;
+        while Instant::now() < deadline {
+            let t = Instant::now();
+            if db.put(&w.key(i), &w.value(i)).is_err() {
+                break;
+            }
+            puts.push(t.elapsed());
+            i += 1;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let after = db.stats();
+    println!("flushes {} -> {}, compactions {} -> {}", before.flushes, after.flushes, before.compactions, after.compactions);
+    report("put", &mut puts);
+    Ok(())
 }
 
 /// `MIXED=1`: for 10 s one thread makes durable single puts while another

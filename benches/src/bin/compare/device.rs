@@ -41,27 +41,42 @@ pub fn fsync_floor(dir: &Path, count: u32, budget: Duration, rec: &mut Recorder)
     rec.nanos("fsync floor: 4 KiB append + fdatasync p50", h.quantile_ns(0.5))?;
     rec.nanos("fsync floor: 4 KiB append + fdatasync p99", h.quantile_ns(0.99))?;
     drop(file);
-
+    std::fs::remove_file(&path)?;
     for flush in [Flush::Fdatasync, Flush::SyncFileRange] {
-        let file = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path)?;
-        let reserved = u64::from(count) * SMALL_WRITE as u64;
-        reserve(&file, reserved).context("reserving the probe file")?;
-        file.sync_all()?;
-        let record = [0x5au8; SMALL_WRITE];
-        let mut offset = 0u64;
-        let h = timed(count, budget, || {
-            file.write_all_at(&record, offset)?;
-            flush.run(&file, offset, SMALL_WRITE)?;
-            offset += SMALL_WRITE as u64;
-            Ok(())
-        })?;
+        let h = small_writes(dir, flush, count, budget)?;
         eprintln!("  device: {} x {} of {SMALL_WRITE} B into reserved space", h.count(), flush.name());
         let label = flush.row();
         rec.nanos(&format!("{label} p50"), h.quantile_ns(0.5))?;
         rec.nanos(&format!("{label} p99"), h.quantile_ns(0.99))?;
     }
-    std::fs::remove_file(&path)?;
     Ok(())
+}
+
+/// The durable floor alone (`count` 200-byte writes into reserved space, each
+/// followed by fdatasync, stopping early after `budget`), in a probe file in `dir`.
+pub fn durable_floor(dir: &Path, count: u32, budget: Duration) -> Result<Histogram> {
+    small_writes(dir, Flush::Fdatasync, count, budget)
+}
+
+/// Times `count` 200-byte writes into space reserved ahead, each ended by `flush`,
+/// in a probe file in `dir` (removed afterwards).
+fn small_writes(dir: &Path, flush: Flush, count: u32, budget: Duration) -> Result<Histogram> {
+    let path = dir.join("fsync-probe");
+    let file = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path)?;
+    let reserved = u64::from(count) * SMALL_WRITE as u64;
+    reserve(&file, reserved).context("reserving the probe file")?;
+    file.sync_all()?;
+    let record = [0x5au8; SMALL_WRITE];
+    let mut offset = 0u64;
+    let h = timed(count, budget, || {
+        file.write_all_at(&record, offset)?;
+        flush.run(&file, offset, SMALL_WRITE)?;
+        offset += SMALL_WRITE as u64;
+        Ok(())
+    })?;
+    drop(file);
+    std::fs::remove_file(&path)?;
+    Ok(h)
 }
 
 /// How a probe ends each small write.

@@ -36,6 +36,10 @@ const RANGE_ITEMS: usize = 10;
 const SPOT_CHECKS: u64 = 1_000;
 /// Key indexes written by the latency run start here, far from the others.
 const LATENCY_KEYS_FROM: u64 = 1 << 40;
+/// Commits of the durable-floor probe run right before the latency window (about
+/// half a second), and the most time it may take.
+const FLOOR_COMMITS: u32 = 2_000;
+const FLOOR_BUDGET: Duration = Duration::from_secs(2);
 
 /// What one child runs.
 #[derive(Debug, Clone)]
@@ -205,7 +209,17 @@ fn run(cfg: &ChildConfig, rec: &mut Recorder) -> Result<()> {
 
 /// One thread does durable single puts while another does random gets (each in
 /// a read session of its own, as a request would), both for `cfg.latency`.
+///
+/// The device's tail moves by 2x and more from one minute to the next, more than
+/// engines differ in theirs, so the durable floor is measured again right before
+/// the window (in the engine's directory) and recorded beside the engine's
+/// rows: a put p99 is read against the floor's p99 of the same minute.
 fn latency_run(e: &dyn Engine, w: &Workload, n: u64, cfg: &ChildConfig, rec: &mut Recorder) -> Result<()> {
+    std::fs::create_dir_all(&cfg.dir)?;
+    let floor = crate::device::durable_floor(&cfg.dir, FLOOR_COMMITS, FLOOR_BUDGET)?;
+    for (label, q) in [("p50", 0.5), ("p99", 0.99)] {
+        rec.nanos(&format!("latency: device durable floor just before, {label}"), floor.quantile_ns(q))?;
+    }
     let stop = AtomicBool::new(false);
     let deadline = Instant::now() + cfg.latency;
     let (puts, gets) = std::thread::scope(|s| {
@@ -288,6 +302,9 @@ mod tests {
             }
             assert!(matches!(find("size after load").measure, Measure::Bytes(b) if b > 2_000 * 174 / 2), "{engine}");
             assert!(matches!(find("peak RSS").measure, Measure::PeakRssBytes(b) if b > 1 << 20), "{engine}");
+            let floor50 = find("latency: device durable floor just before, p50").value();
+            let floor99 = find("latency: device durable floor just before, p99").value();
+            assert!(floor50 > 0.0 && floor50 <= floor99, "{engine}: floor p50 {floor50} p99 {floor99}");
             let p50 = find("latency: get p50").value();
             let p999 = find("latency: get p99.9").value();
             assert!(p50 > 0.0 && p50 <= p999, "{engine}: p50 {p50} p99.9 {p999}");
