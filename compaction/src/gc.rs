@@ -143,7 +143,7 @@ pub fn overwrite_and_remove(vfs: &dyn Vfs, path: &Path, passes: u32) -> Result<(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
-    use crypto::vfs::{RandomAccessFile, WritableFile};
+    use crypto::vfs::{ForwardingVfs, WritableFile};
     use crypto::StdVfs;
     use parking_lot::Mutex;
     use std::sync::Arc;
@@ -231,43 +231,13 @@ mod tests {
         }
     }
 
-    impl Vfs for RecordingVfs {
-        fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-            self.inner.create(path)
+    impl ForwardingVfs for RecordingVfs {
+        fn inner(&self) -> &dyn Vfs {
+            &self.inner
         }
         fn open_for_overwrite(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
             self.passes.lock().push(Vec::new());
             Ok(Box::new(RecordingFile { written: Arc::clone(&self.passes), syncs: Arc::clone(&self.syncs), inner: self.inner.open_for_overwrite(path)? }))
-        }
-        fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
-            self.inner.open(path)
-        }
-        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-            self.inner.rename(from, to)
-        }
-        fn remove_file(&self, path: &Path) -> io::Result<()> {
-            self.inner.remove_file(path)
-        }
-        fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-            self.inner.truncate(path, len)
-        }
-        fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-            self.inner.list_dir(dir)
-        }
-        fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-            self.inner.create_dir_all(dir)
-        }
-        fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-            self.inner.sync_dir(dir)
-        }
-        fn exists(&self, path: &Path) -> bool {
-            self.inner.exists(path)
-        }
-        fn file_size(&self, path: &Path) -> io::Result<u64> {
-            self.inner.file_size(path)
-        }
-        fn lock(&self, path: &Path) -> std::result::Result<Box<dyn crypto::vfs::LockGuard>, crypto::vfs::LockError> {
-            self.inner.lock(path)
         }
     }
 

@@ -116,6 +116,102 @@ pub trait Vfs: Send + Sync + fmt::Debug + 'static {
     fn lock(&self, path: &Path) -> Result<Box<dyn LockGuard>, LockError>;
 }
 
+/// A file system that wraps another: each method hands the call to
+/// [`ForwardingVfs::inner`] unless the wrapper overrides it, and every
+/// implementation is a [`Vfs`]. For wrappers that watch or change a few calls
+/// (counting, recording, injecting faults) and pass the rest through.
+pub trait ForwardingVfs: Send + Sync + fmt::Debug + 'static {
+    /// The file system calls are handed to.
+    fn inner(&self) -> &dyn Vfs;
+    /// [`Vfs::create`].
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.inner().create(path)
+    }
+    /// [`Vfs::open_for_overwrite`].
+    fn open_for_overwrite(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.inner().open_for_overwrite(path)
+    }
+    /// [`Vfs::open`].
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
+        self.inner().open(path)
+    }
+    /// [`Vfs::rename`].
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner().rename(from, to)
+    }
+    /// [`Vfs::remove_file`].
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.inner().remove_file(path)
+    }
+    /// [`Vfs::truncate`].
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.inner().truncate(path, len)
+    }
+    /// [`Vfs::list_dir`].
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner().list_dir(dir)
+    }
+    /// [`Vfs::create_dir_all`].
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner().create_dir_all(dir)
+    }
+    /// [`Vfs::sync_dir`].
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.inner().sync_dir(dir)
+    }
+    /// [`Vfs::exists`].
+    fn exists(&self, path: &Path) -> bool {
+        self.inner().exists(path)
+    }
+    /// [`Vfs::file_size`].
+    fn file_size(&self, path: &Path) -> io::Result<u64> {
+        self.inner().file_size(path)
+    }
+    /// [`Vfs::lock`].
+    fn lock(&self, path: &Path) -> Result<Box<dyn LockGuard>, LockError> {
+        self.inner().lock(path)
+    }
+}
+
+impl<T: ForwardingVfs> Vfs for T {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        ForwardingVfs::create(self, path)
+    }
+    fn open_for_overwrite(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        ForwardingVfs::open_for_overwrite(self, path)
+    }
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
+        ForwardingVfs::open(self, path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        ForwardingVfs::rename(self, from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        ForwardingVfs::remove_file(self, path)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        ForwardingVfs::truncate(self, path, len)
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        ForwardingVfs::list_dir(self, dir)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        ForwardingVfs::create_dir_all(self, dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        ForwardingVfs::sync_dir(self, dir)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        ForwardingVfs::exists(self, path)
+    }
+    fn file_size(&self, path: &Path) -> io::Result<u64> {
+        ForwardingVfs::file_size(self, path)
+    }
+    fn lock(&self, path: &Path) -> Result<Box<dyn LockGuard>, LockError> {
+        ForwardingVfs::lock(self, path)
+    }
+}
+
 /// Writes `data` to `dir/name` atomically and durably: temp file, sync, rename, sync dir.
 pub fn write_file_atomic(vfs: &dyn Vfs, dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));

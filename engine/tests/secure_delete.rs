@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use synapsed_storage::vfs::{LockError, LockGuard, RandomAccessFile, WritableFile};
+use synapsed_storage::vfs::{ForwardingVfs, WritableFile};
 use synapsed_storage::{Credential, Db, Error, Options, SimVfs, StdVfs, Vfs, WriteBatch};
 
 const PASSPHRASE: &str = "secure delete passphrase";
@@ -35,44 +35,17 @@ fn name_of(path: &Path) -> String {
     path.file_name().unwrap().to_string_lossy().into_owned()
 }
 
-impl Vfs for RecordingVfs {
-    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        self.inner.create(path)
+impl ForwardingVfs for RecordingVfs {
+    fn inner(&self) -> &dyn Vfs {
+        &self.inner
     }
     fn open_for_overwrite(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         self.events.lock().push(Event::Overwrite(name_of(path)));
         self.inner.open_for_overwrite(path)
     }
-    fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
-        self.inner.open(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.events.lock().push(Event::Remove(name_of(path)));
         self.inner.remove_file(path)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.inner.truncate(path, len)
-    }
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list_dir(dir)
-    }
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        self.inner.exists(path)
-    }
-    fn file_size(&self, path: &Path) -> io::Result<u64> {
-        self.inner.file_size(path)
-    }
-    fn lock(&self, path: &Path) -> Result<Box<dyn LockGuard>, LockError> {
-        self.inner.lock(path)
     }
 }
 

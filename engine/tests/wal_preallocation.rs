@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use synapsed_storage::vfs::{LockError, LockGuard, RandomAccessFile, WritableFile};
+use synapsed_storage::vfs::ForwardingVfs;
 use synapsed_storage::{Credential, Db, Options, SimVfs, SyncPolicy, Vfs};
 
 const DIR: &str = "/store";
@@ -131,43 +131,13 @@ struct RecordingVfs {
     truncated: Mutex<Vec<(PathBuf, u64)>>,
 }
 
-impl Vfs for RecordingVfs {
-    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        self.sim.create(path)
-    }
-    fn open_for_overwrite(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        self.sim.open_for_overwrite(path)
-    }
-    fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
-        self.sim.open(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.sim.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.sim.remove_file(path)
+impl ForwardingVfs for RecordingVfs {
+    fn inner(&self) -> &dyn Vfs {
+        &*self.sim
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         self.truncated.lock().push((path.to_path_buf(), len));
         self.sim.truncate(path, len)
-    }
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.sim.list_dir(dir)
-    }
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.sim.create_dir_all(dir)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.sim.sync_dir(dir)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        self.sim.exists(path)
-    }
-    fn file_size(&self, path: &Path) -> io::Result<u64> {
-        self.sim.file_size(path)
-    }
-    fn lock(&self, path: &Path) -> Result<Box<dyn LockGuard>, LockError> {
-        self.sim.lock(path)
     }
 }
 

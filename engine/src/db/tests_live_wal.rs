@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use crypto::vfs::{LockError, LockGuard, RandomAccessFile, SimVfs, Vfs, WritableFile};
+use crypto::vfs::{ForwardingVfs, RandomAccessFile, SimVfs, Vfs};
 use crypto::{FileKind, KeyManager};
 use wal::{LogWriter, Preallocation};
 
@@ -48,12 +48,9 @@ impl StaleSizeVfs {
     }
 }
 
-impl Vfs for StaleSizeVfs {
-    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        self.sim.create(path)
-    }
-    fn open_for_overwrite(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        self.sim.open_for_overwrite(path)
+impl ForwardingVfs for StaleSizeVfs {
+    fn inner(&self) -> &dyn Vfs {
+        &*self.sim
     }
     fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
         self.opens.fetch_add(1, Ordering::Relaxed);
@@ -63,35 +60,11 @@ impl Vfs for StaleSizeVfs {
         }
         Ok(inner)
     }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.sim.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.sim.remove_file(path)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.sim.truncate(path, len)
-    }
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.sim.list_dir(dir)
-    }
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.sim.create_dir_all(dir)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.sim.sync_dir(dir)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        self.sim.exists(path)
-    }
     fn file_size(&self, path: &Path) -> io::Result<u64> {
         if self.still_stale() {
             return Ok(self.stale_len);
         }
         self.sim.file_size(path)
-    }
-    fn lock(&self, path: &Path) -> Result<Box<dyn LockGuard>, LockError> {
-        self.sim.lock(path)
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crypto::vfs::{LockError, LockGuard, RandomAccessFile, StdVfs, Vfs, WritableFile};
+use crypto::vfs::{ForwardingVfs, StdVfs, Vfs, WritableFile};
 use crypto::{FileKind, KeyManager};
 use wal::LogWriter;
 
@@ -117,41 +117,11 @@ impl WritableFile for FailingFile {
     }
 }
 
-impl Vfs for FailingVfs {
+impl ForwardingVfs for FailingVfs {
+    fn inner(&self) -> &dyn Vfs {
+        &*self.inner
+    }
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         Ok(Box::new(FailingFile { inner: self.inner.create(path)?, faults: self.faults.clone() }))
-    }
-    fn open_for_overwrite(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        self.inner.open_for_overwrite(path)
-    }
-    fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
-        self.inner.open(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.inner.truncate(path, len)
-    }
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list_dir(dir)
-    }
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        self.inner.exists(path)
-    }
-    fn file_size(&self, path: &Path) -> io::Result<u64> {
-        self.inner.file_size(path)
-    }
-    fn lock(&self, path: &Path) -> Result<Box<dyn LockGuard>, LockError> {
-        self.inner.lock(path)
     }
 }
