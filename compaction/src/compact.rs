@@ -14,7 +14,10 @@ use std::sync::Arc;
 
 use crypto::vfs::Vfs;
 use crypto::KeyManager;
-use index::{Direction, InternalIterator, KeyRange, Memtable, MergingIterator, SeqNo, TableCache, TableOptions};
+use index::{
+    Direction, Entry, EntryRef, InternalIterator, InternalKey, KeyRange, Memtable, MergingIterator, SeqNo, TableCache,
+    TableOptions, ValueKind,
+};
 
 use crate::edit::{FileMeta, VersionEdit};
 use crate::error::{Error, Result};
@@ -108,6 +111,29 @@ pub fn flush_memtable(ctx: &CompactionContext, memtable: &Arc<Memtable>, file_nu
     let mut writer = TableWriter::new(ctx);
     let number = || file_number;
     while let Some(entry) = iter.next_entry()? {
+        writer.add(&entry, None, &number)?;
+    }
+    Ok(writer::commit(ctx, vec![writer])?.into_iter().next())
+}
+
+/// Writes `entries` to table `file_number` as [`flush_memtable`] writes a
+/// memtable (synced, directory entry included). The entries must come in table
+/// order: user key ascending, then seqno descending. `None` when there are none.
+pub fn write_sorted_table<'a>(
+    ctx: &CompactionContext,
+    entries: impl Iterator<Item = EntryRef<'a>>,
+    file_number: u64,
+) -> Result<Option<FileMeta>> {
+    let mut writer = TableWriter::new(ctx);
+    let number = || file_number;
+    let mut entry = Entry { key: InternalKey { user_key: Vec::new(), seqno: 0, kind: ValueKind::Put }, value: Vec::new() };
+    for e in entries {
+        entry.key.user_key.clear();
+        entry.key.user_key.extend_from_slice(e.user_key);
+        entry.key.seqno = e.seqno;
+        entry.key.kind = e.kind;
+        entry.value.clear();
+        entry.value.extend_from_slice(e.value);
         writer.add(&entry, None, &number)?;
     }
     Ok(writer::commit(ctx, vec![writer])?.into_iter().next())

@@ -20,7 +20,10 @@ mod version;
 mod version_set;
 mod writer;
 
-pub use compact::{flush_memtable, flush_memtable_in_parts, run_compaction, Compaction, CompactionContext, CompactionOptions};
+pub use compact::{
+    flush_memtable, flush_memtable_in_parts, run_compaction, write_sorted_table, Compaction, CompactionContext,
+    CompactionOptions,
+};
 pub use edit::{FileMeta, VersionEdit};
 pub use error::{Error, Result};
 pub use gc::{delete_obsolete_files, overwrite_and_remove};

@@ -123,6 +123,9 @@ pub struct Stats {
     pub open_tables: usize,
     /// Flushes done since open.
     pub flushes: u64,
+    /// Batches written straight to a level-0 table since open
+    /// (`Options::ingest_min_bytes`).
+    pub ingests: u64,
     /// Compactions done since open.
     pub compactions: u64,
     /// Data-key epochs live in the keyring.

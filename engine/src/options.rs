@@ -97,6 +97,14 @@ pub struct Options {
     /// committing thread. Default: the available parallelism, at most 4;
     /// accepted 1..=16.
     pub memtable_insert_threads: usize,
+    /// A batch (`Db::write`) whose record would take at least this many bytes
+    /// is written straight to a level-0 table instead of the WAL and the
+    /// memtable: the memtables are flushed first, then the batch's operations
+    /// are sorted into one table, synced, and added by one manifest edit, which
+    /// is the commit (atomic and durable under every sync policy). A bulk load
+    /// then writes its bytes once instead of twice (log, then flush) and holds
+    /// no memtable of its size. `usize::MAX` turns it off. Default 32 MiB.
+    pub ingest_min_bytes: usize,
     /// Argon2id parameters for a new passphrase slot (used by `create`).
     pub argon2: Argon2Params,
     /// Overwrite passes over obsolete files before unlinking them (0 = plain unlink).
@@ -145,6 +153,7 @@ impl Default for Options {
             sync_overlap_min_ops: 256,
             memtable_insert_threads: std::thread::available_parallelism()
                 .map_or(1, |n| n.get().min(DEFAULT_MAX_SUBCOMPACTIONS)),
+            ingest_min_bytes: 32 << 20,
             argon2: Argon2Params::default(),
             secure_delete_passes: 0,
             max_key_bytes: 64 << 10,

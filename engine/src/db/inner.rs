@@ -85,6 +85,8 @@ pub(crate) struct Inner {
     pub(crate) failure: Mutex<Option<Error>>,
     pub(crate) failure_logged: AtomicBool,
     pub(crate) flushes: AtomicU64,
+    /// Batches written straight to a table (`Options::ingest_min_bytes`).
+    pub(crate) ingests: AtomicU64,
     pub(crate) compactions: AtomicU64,
     /// Overwrite passes that obsolete-file removal uses at least, raised while a
     /// secure deletion runs (see `db/secure_delete.rs`).
@@ -109,6 +111,10 @@ impl Inner {
     /// that was visible when it was written, so nothing at or below the seqno
     /// read last has been compacted away.
     pub(crate) fn read_view(&self, snapshot: Option<SeqNo>) -> ReadView {
+        // `visible` first: every batch at or below it is then in the memtables or
+        // in the version loaded after it (a batch written as a table is made
+        // visible only after its version is installed).
+        let visible = self.visible.load(Ordering::Acquire);
         let memtables = {
             let mems = self.mems.read();
             let mut v = Vec::with_capacity(1 + mems.immutables.len());
@@ -117,7 +123,7 @@ impl Inner {
             v
         };
         let version = self.versions.current();
-        let seqno = snapshot.unwrap_or_else(|| self.visible.load(Ordering::Acquire));
+        let seqno = snapshot.unwrap_or(visible);
         ReadView { memtables, version, seqno }
     }
 

@@ -314,6 +314,7 @@ fn start(
         failure: Mutex::new(None),
         failure_logged: AtomicBool::new(false),
         flushes: AtomicU64::new(0),
+        ingests: AtomicU64::new(0),
         compactions: AtomicU64::new(0),
         min_overwrite_passes: AtomicU32::new(0),
         lock: Mutex::new(lock),

@@ -84,6 +84,7 @@ impl Inner {
             block_cache_misses,
             open_tables: self.tables.open_count(),
             flushes: self.flushes.load(Ordering::Relaxed),
+            ingests: self.ingests.load(Ordering::Relaxed),
             compactions: self.compactions.load(Ordering::Relaxed),
             live_epochs: self.keys.epochs(),
             current_epoch: self.keys.current_epoch(),

@@ -14,7 +14,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use index::{user_key_prefix, Memtable, SeqNo, ValueKind, MAX_SEQNO};
+use compaction::VersionEdit;
+use index::{user_key_prefix, EntryRef, Memtable, SeqNo, ValueKind, MAX_SEQNO};
 use parking_lot::MutexGuard;
 use wal::{LogWriter, Preallocation};
 
@@ -118,11 +119,84 @@ impl Inner {
             return Ok(self.visible.load(Ordering::Acquire));
         }
         self.throttle();
+        if format::encoded_len(&batch.ops) >= self.options.ingest_min_bytes {
+            let mut writer = self.writer.lock();
+            return self.ingest_locked(&mut writer, batch);
+        }
         let pending = {
             let mut writer = self.writer.lock();
             self.append_locked(&mut writer, batch)?
         };
         self.finish_write(pending)
+    }
+
+    /// Commits `batch` as a level-0 table of its own (`Options::ingest_min_bytes`).
+    /// The caller holds the writer mutex, so no other batch is appended meanwhile.
+    ///
+    /// Every memtable is flushed first: the new table then holds the newest
+    /// data of the store, as its seqnos say, and reads that look in memtables
+    /// before tables stay right. The manifest edit that adds the table (with the
+    /// batch's last seqno) is the commit: before it, a crash leaves an
+    /// unreferenced file that the next open removes; after it, the batch is
+    /// durable. `visible` is raised only once the version holding the table is
+    /// installed (read views load `visible` first, then memtables and version).
+    fn ingest_locked(&self, writer: &mut MutexGuard<'_, WriterState>, batch: &WriteBatch) -> Result<SeqNo> {
+        self.check_writable()?;
+        let background = self.options.background_compaction;
+        while background && self.l0_files() >= self.options.l0_stop_trigger {
+            self.wait_for_background()?;
+        }
+        let count = batch.len() as u64;
+        let first = writer.last_seqno + 1;
+        let last = writer.last_seqno + count;
+        if last > MAX_SEQNO {
+            return Err(Error::ReadOnly("sequence numbers exhausted".into()));
+        }
+        self.switch_memtable(writer)?;
+        let work = self.work.lock();
+        self.flush_immutables()?;
+        // Table order: user key ascending, then seqno descending (a later
+        // operation on the same key in the batch is the newer version).
+        let key_of = |i: usize| batch.ops.get(i).map_or(&[][..], BatchOp::key);
+        let mut order: Vec<(u64, usize)> =
+            batch.ops.iter().enumerate().map(|(i, op)| (user_key_prefix(op.key()), i)).collect();
+        order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| key_of(a.1).cmp(key_of(b.1))).then(b.1.cmp(&a.1)));
+        let entries = order.iter().filter_map(|&(_, i)| {
+            let seqno = first + i as u64;
+            batch.ops.get(i).map(|op| match op {
+                BatchOp::Put { key, value } => EntryRef { user_key: key, seqno, kind: ValueKind::Put, value },
+                BatchOp::Delete { key } => EntryRef { user_key: key, seqno, kind: ValueKind::Delete, value: &[] },
+            })
+        });
+        let number = self.versions.new_file_number();
+        let applied = compaction::write_sorted_table(&self.ctx, entries, number).map_err(Error::from).and_then(|meta| {
+            let edit = VersionEdit { last_seqno: Some(last), added: meta.into_iter().map(|m| (0, m)).collect(), ..VersionEdit::default() };
+            self.versions.log_and_apply(edit).map_err(Error::from)
+        });
+        if let Err(e) = applied {
+            // A table that failed is removed by its writer. One whose edit failed
+            // stays, as after a failed flush: the edit may have reached the
+            // manifest, and otherwise the next open removes the file. A full disk
+            // only fails this batch.
+            if !e.is_storage_full() {
+                self.record_failure("writing a batch as a table", &e);
+            }
+            return Err(e);
+        }
+        writer.last_seqno = last;
+        self.last_logged.store(last, Ordering::Release);
+        self.visible.fetch_max(last, Ordering::AcqRel);
+        self.ingests.fetch_add(1, Ordering::Relaxed);
+        if !background && self.l0_files() >= self.options.l0_stop_trigger {
+            // Background work is off; bound level 0 here rather than let it grow.
+            match self.compact_pending() {
+                Err(e) if !e.is_storage_full() => return Err(e),
+                _ => {}
+            }
+        }
+        drop(work);
+        self.wake_background();
+        Ok(last)
     }
 
     /// Rejects batches outside the documented limits before anything is written.
