@@ -48,6 +48,19 @@ const PARALLEL_INSERT_MIN_OPS: usize = 4096;
 /// The pause a writer takes when level 0 reaches the slowdown trigger.
 const SLOWDOWN_PAUSE: Duration = Duration::from_millis(1);
 
+/// The indexes of `batch`'s operations in table order, each with its key's
+/// first 8 bytes as an integer: user key ascending, then the later operation on
+/// a key first (it gets the higher seqno, the newer version). Sorted on the
+/// prefixes, full keys compared only where those tie: a fraction of the cost of
+/// sorting slices (one `memcmp` call per comparison).
+fn table_order(batch: &WriteBatch) -> Vec<(u64, usize)> {
+    let key_of = |i: usize| batch.ops.get(i).map_or(&[][..], BatchOp::key);
+    let mut order: Vec<(u64, usize)> =
+        batch.ops.iter().enumerate().map(|(i, op)| (user_key_prefix(op.key()), i)).collect();
+    order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| key_of(a.1).cmp(key_of(b.1))).then(b.1.cmp(&a.1)));
+    order
+}
+
 /// How WAL segments are sized ahead of their appends (`docs/design.md`, "WAL
 /// preallocation"): 1 MiB at create (less for a memtable under 1 MiB), then steps
 /// doubling the segment up to a 32nd of the memtable size and at most 2 MiB. A
@@ -155,12 +168,7 @@ impl Inner {
         self.switch_memtable(writer)?;
         let work = self.work.lock();
         self.flush_immutables()?;
-        // Table order: user key ascending, then seqno descending (a later
-        // operation on the same key in the batch is the newer version).
-        let key_of = |i: usize| batch.ops.get(i).map_or(&[][..], BatchOp::key);
-        let mut order: Vec<(u64, usize)> =
-            batch.ops.iter().enumerate().map(|(i, op)| (user_key_prefix(op.key()), i)).collect();
-        order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| key_of(a.1).cmp(key_of(b.1))).then(b.1.cmp(&a.1)));
+        let order = table_order(batch);
         let entries = order.iter().filter_map(|&(_, i)| {
             let seqno = first + i as u64;
             batch.ops.get(i).map(|op| match op {
@@ -302,13 +310,7 @@ impl Inner {
             // of the batch is read before it is published, so a large batch is
             // also inserted by several threads at once (the skiplist takes
             // concurrent inserts), each taking short runs of the sorted order.
-            // Sorted on each key's first 8 bytes as an integer, the full keys
-            // compared only where those tie: a fraction of the cost of sorting
-            // slices (one `memcmp` call per comparison).
-            let key_of = |i: usize| batch.ops.get(i).map_or(&[][..], BatchOp::key);
-            let mut order: Vec<(u64, usize)> =
-                batch.ops.iter().enumerate().map(|(i, op)| (user_key_prefix(op.key()), i)).collect();
-            order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| key_of(a.1).cmp(key_of(b.1))));
+            let order = table_order(batch);
             let insert_run = |run: &[(u64, usize)]| {
                 for &(_, i) in run {
                     if let Some(op) = batch.ops.get(i) {
