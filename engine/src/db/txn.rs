@@ -60,7 +60,7 @@ impl TxnState {
             };
         }
         inner.check_writable()?;
-        inner.validate_batch(&batch)?;
+        let record_len = inner.validate_batch(&batch)?;
         let pending = {
             let mut writer = inner.writer.lock();
             let begin = self.seqno();
@@ -72,7 +72,7 @@ impl TxnState {
             if batch.is_empty() {
                 return Ok(begin);
             }
-            inner.append_locked(&mut writer, &batch)?
+            inner.append_locked(&mut writer, &batch, record_len)?
         };
         inner.finish_write(pending)
     }

@@ -127,18 +127,18 @@ impl Inner {
     /// Applies `batch` atomically; returns the seqno of its last operation.
     pub(crate) fn write(&self, batch: &WriteBatch) -> Result<SeqNo> {
         self.check_writable()?;
-        self.validate_batch(batch)?;
+        let record_len = self.validate_batch(batch)?;
         if batch.is_empty() {
             return Ok(self.visible.load(Ordering::Acquire));
         }
         self.throttle();
-        if format::encoded_len(&batch.ops) >= self.options.ingest_min_bytes {
+        if record_len >= self.options.ingest_min_bytes {
             let mut writer = self.writer.lock();
             return self.ingest_locked(&mut writer, batch);
         }
         let pending = {
             let mut writer = self.writer.lock();
-            self.append_locked(&mut writer, batch)?
+            self.append_locked(&mut writer, batch, record_len)?
         };
         self.finish_write(pending)
     }
@@ -195,20 +195,17 @@ impl Inner {
         self.last_logged.store(last, Ordering::Release);
         self.visible.fetch_max(last, Ordering::AcqRel);
         self.ingests.fetch_add(1, Ordering::Relaxed);
-        if !background && self.l0_files() >= self.options.l0_stop_trigger {
-            // Background work is off; bound level 0 here rather than let it grow.
-            match self.compact_pending() {
-                Err(e) if !e.is_storage_full() => return Err(e),
-                _ => {}
-            }
+        if !background {
+            self.bound_level0_inline()?;
         }
         drop(work);
         self.wake_background();
         Ok(last)
     }
 
-    /// Rejects batches outside the documented limits before anything is written.
-    pub(crate) fn validate_batch(&self, batch: &WriteBatch) -> Result<()> {
+    /// Rejects batches outside the documented limits before anything is written;
+    /// returns the length of the batch's log record.
+    pub(crate) fn validate_batch(&self, batch: &WriteBatch) -> Result<usize> {
         if batch.len() > self.options.max_batch_ops {
             return Err(Error::InvalidArgument(format!(
                 "batch of {} operations exceeds max_batch_ops = {}",
@@ -254,7 +251,7 @@ impl Inner {
                 wal::MAX_RECORD_BYTES
             )));
         }
-        Ok(())
+        Ok(record_len)
     }
 
     /// Slows writers down a little while level 0 is above the slowdown trigger, so
@@ -266,8 +263,14 @@ impl Inner {
     }
 
     /// Allocates seqnos for `batch`, appends its record and applies it to the
-    /// active memtable. The caller holds the writer mutex.
-    pub(crate) fn append_locked(&self, writer: &mut MutexGuard<'_, WriterState>, batch: &WriteBatch) -> Result<Pending> {
+    /// active memtable. The caller holds the writer mutex; `record_len` is what
+    /// `validate_batch` returned for `batch`.
+    pub(crate) fn append_locked(
+        &self,
+        writer: &mut MutexGuard<'_, WriterState>,
+        batch: &WriteBatch,
+        record_len: usize,
+    ) -> Result<Pending> {
         self.check_writable()?;
         self.roll_full_wal(writer)?;
         let flush_inline = self.make_room(writer)?;
@@ -278,8 +281,7 @@ impl Inner {
             return Err(Error::ReadOnly("sequence numbers exhausted".into()));
         }
         let wal = writer.wal.clone().ok_or_else(|| Error::ReadOnly("opened read-only".into()))?;
-        let len = format::encoded_len(&batch.ops);
-        let end_offset = match wal.append_with(len, &mut |buf| format::encode_batch_into(first, &batch.ops, buf)) {
+        let end_offset = match wal.append_with(record_len, &mut |buf| format::encode_batch_into(first, &batch.ops, buf)) {
             Ok(end) => end,
             Err(wal::Error::Io { file, source }) if crate::db::is_enospc(&source) => {
                 // Nothing of this batch is acknowledged and what reached the disk is
@@ -362,20 +364,27 @@ impl Inner {
         self.visible.fetch_max(pending.last_seqno, Ordering::AcqRel);
         if pending.flush_inline {
             let _work = self.work.lock();
-            let flushed = self.flush_immutables().and_then(|()| {
-                if self.l0_files() >= self.options.l0_stop_trigger {
-                    // Background work is off; bound level 0 here rather than let it grow.
-                    self.compact_pending()?;
-                }
-                Ok(())
-            });
-            match flushed {
+            match self.flush_immutables() {
                 // The batch is durable in the log; the flush is retried at the next switch.
                 Err(e) if e.is_storage_full() => {}
-                other => other?,
+                Err(e) => return Err(e),
+                Ok(()) => self.bound_level0_inline()?,
             }
         }
         Ok(pending.last_seqno)
+    }
+
+    /// With background work off, compacts once level 0 reaches the stop trigger
+    /// rather than let it grow. Caller holds `work`. A full disk only postpones
+    /// it (the next flush retries).
+    fn bound_level0_inline(&self) -> Result<()> {
+        if self.l0_files() < self.options.l0_stop_trigger {
+            return Ok(());
+        }
+        match self.compact_pending() {
+            Err(e) if e.is_storage_full() => Ok(()),
+            other => other,
+        }
     }
 
     /// Records a WAL failure (writes stop) and returns the error for this caller.
