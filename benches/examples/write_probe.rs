@@ -34,10 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = Db::create(&dir, &Credential::passphrase("write probe"), options)?;
     let w = Workload::new(24301);
     if std::env::var_os("FLUSH_WAIT").is_some() {
-        let mut batch = WriteBatch::new();
-        for i in 0..n {
-            batch.put(w.key(i), w.value(i));
-        }
+        let batch = pairs(&w, 0..n);
         let t = Instant::now();
         db.write(batch)?;
         let written = t.elapsed();
@@ -50,10 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     if std::env::var_os("AFTER_LOAD").is_some() {
-        let mut batch = WriteBatch::new();
-        for i in 0..n {
-            batch.put(w.key(i), w.value(i));
-        }
+        let batch = pairs(&w, 0..n);
         db.write(batch)?;
         let stop = std::sync::atomic::AtomicBool::new(false);
         let t0 = Instant::now();
@@ -103,10 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return latency(&db, &w, n);
     }
     let start = Instant::now();
-    let mut batch = WriteBatch::new();
-    for i in 0..n {
-        batch.put(w.key(i), w.value(i));
-    }
+    let batch = pairs(&w, 0..n);
     db.write(batch)?;
     println!("bulk load {:?}; levels {:?}", start.elapsed(), db.stats().files_per_level);
 
@@ -122,10 +113,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut batches = Vec::new();
     let from = n + 1000;
     for j in 0..100 {
-        let mut batch = WriteBatch::new();
-        for i in from + j * 1000..from + (j + 1) * 1000 {
-            batch.put(w.key(i), w.value(i));
-        }
+        let batch = pairs(&w, from + j * 1000..from + (j + 1) * 1000);
         let t = Instant::now();
         db.write(batch)?;
         batches.push(t.elapsed());
@@ -134,6 +122,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stats = db.stats();
     println!("levels {:?}; flushes {}, compactions {}", stats.files_per_level, stats.flushes, stats.compactions);
     Ok(())
+}
+
+/// One batch putting the workload's pairs `range`.
+fn pairs(w: &Workload, range: std::ops::Range<u64>) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    for i in range {
+        batch.put(w.key(i), w.value(i));
+    }
+    batch
 }
 
 fn report(name: &str, v: &mut [Duration]) {
@@ -154,20 +151,14 @@ fn report(name: &str, v: &mut [Duration]) {
 /// 1,000 durable puts, 100 durable batches of 1,000, every flush done, one pass
 /// of reads), then 10 s of durable single puts beside a thread doing gets.
 fn latency(db: &Db, w: &Workload, n: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let mut batch = WriteBatch::new();
-    for i in 0..n {
-        batch.put(w.key(i), w.value(i));
-    }
+    let batch = pairs(w, 0..n);
     db.write(batch)?;
     for i in n..n + 1000 {
         db.put(&w.key(i), &w.value(i))?;
     }
     for j in 0..100 {
-        let mut batch = WriteBatch::new();
         let from = n + 1000 + j * 1000;
-        for i in from..from + 1000 {
-            batch.put(w.key(i), w.value(i));
-        }
+        let batch = pairs(w, from..from + 1000);
         db.write(batch)?;
     }
     while db.stats().flushes == 0 {
@@ -224,10 +215,7 @@ fn mixed(db: &Db, w: &Workload) -> Result<(), Box<dyn std::error::Error>> {
         let batches = s.spawn(|| {
             let mut next = 10_000_000u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let mut batch = WriteBatch::new();
-                for i in next..next + 1000 {
-                    batch.put(w.key(i), w.value(i));
-                }
+                let batch = pairs(w, next..next + 1000);
                 next += 1000;
                 if db.write(batch).is_err() {
                     break;
