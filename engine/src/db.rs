@@ -10,6 +10,7 @@ mod limits;
 mod open;
 mod read;
 mod read_only_vfs;
+mod readers;
 mod refresh;
 mod repair;
 mod secure_delete;
@@ -34,7 +35,7 @@ use index::{Direction, KeyRange};
 use parking_lot::Mutex;
 
 use crate::batch::WriteBatch;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::options::{Options, SyncPolicy};
 
 use inner::Inner;
@@ -168,22 +169,31 @@ impl Db {
     /// Opens an existing store: unlocks keys, replays the WAL, truncating a torn tail.
     pub fn open(dir: &Path, credential: &Credential, options: Options) -> Result<Db> {
         // A read-only open races the writer process: a manifest, table or log it
-        // just listed may be retired before it opens it. Starting over sees the
+        // just listed may be retired before it opens it, or the keyring it read
+        // may be older than the manifest (a key rotation). Starting over sees the
         // writer's newer state; once open, the handle holds every table it reads.
         let mut attempts = 0;
         loop {
             match open::open(dir, credential, options.clone()) {
-                Err(Error::Io { source, .. })
-                    if options.read_only && source.kind() == std::io::ErrorKind::NotFound && attempts < READ_ONLY_OPEN_ATTEMPTS =>
-                {
+                Err(e) if options.read_only && e.is_retryable() && attempts < READ_ONLY_OPEN_ATTEMPTS => {
                     attempts += 1;
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Ok(inner) if options.read_only => {
                     // The open above can race a flush of the writer process and
-                    // miss the logs it retired; a refresh checks for that.
-                    inner.refresh()?;
-                    return Ok(Db::run(inner));
+                    // miss the logs it retired; a refresh checks for that. It reads
+                    // with the keyring the open read: a rotation since then makes it
+                    // fail for a missing epoch, and a new open reads the new keyring.
+                    match inner.refresh() {
+                        Err(e) if e.is_retryable() && attempts < READ_ONLY_OPEN_ATTEMPTS => {
+                            attempts += 1;
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                        refreshed => {
+                            refreshed?;
+                            return Ok(Db::run(inner));
+                        }
+                    }
                 }
                 result => return Ok(Db::run(result?)),
             }

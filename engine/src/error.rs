@@ -76,6 +76,15 @@ pub enum Error {
     /// The store is closed.
     #[error("store is closed")]
     Closed,
+    /// A read-only handle read a file that the writer process retired and
+    /// overwrote after waiting `Options::reader_wait_ms` for this handle to let
+    /// go of it (see `engine/src/db/readers.rs`). Nothing is damaged and no
+    /// wrong data was returned: open the store again and retry.
+    #[error("{file} was retired and overwritten by the writer while this read-only handle still read it (it held the file longer than the writer waits); open the store again and retry")]
+    Retired {
+        /// File name (relative to the store directory).
+        file: String,
+    },
     /// Data this build cannot interpret yet (a reserved value kind, see `engine/FORMAT.md`).
     #[error("unsupported: {0}")]
     Unsupported(String),
@@ -88,6 +97,17 @@ impl Error {
     /// Whether this error reports damaged data.
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corruption { .. })
+    }
+
+    /// Whether a read-only open or read that failed this way may succeed when
+    /// retried on a fresh handle: the writer process retired a file or made a
+    /// new data-key epoch while it was being read.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Retired { .. } | Error::MissingEpoch { .. } => true,
+            Error::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        }
     }
 
     /// Whether this error reports a full disk (retry once space is freed).
@@ -185,6 +205,7 @@ impl Error {
             }
             Error::MissingEpoch { file, epoch } => Error::MissingEpoch { file: file.clone(), epoch: *epoch },
             Error::Closed => Error::Closed,
+            Error::Retired { file } => Error::Retired { file: file.clone() },
             Error::Unsupported(s) => Error::Unsupported(s.clone()),
         }
     }

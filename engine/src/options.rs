@@ -109,6 +109,11 @@ pub struct Options {
     pub argon2: Argon2Params,
     /// Overwrite passes over obsolete files before unlinking them (0 = plain unlink).
     pub secure_delete_passes: u32,
+    /// How long a key rotation (and so a secure deletion) waits for read-only
+    /// processes to let go of obsolete files before it overwrites them anyway;
+    /// a reader still holding one then gets `Error::Retired` (default 5,000 ms;
+    /// see `engine/src/db/readers.rs`).
+    pub reader_wait_ms: u64,
     /// Largest accepted key (default 64 KiB; at most 1 MiB, the SSTable limit).
     pub max_key_bytes: usize,
     /// Largest accepted value (default and maximum 64 MiB, the SSTable limit;
@@ -156,6 +161,7 @@ impl Default for Options {
             ingest_min_bytes: 32 << 20,
             argon2: Argon2Params::default(),
             secure_delete_passes: 0,
+            reader_wait_ms: 5_000,
             max_key_bytes: 64 << 10,
             max_value_bytes: 64 << 20,
             max_batch_ops: 1 << 20,

@@ -30,6 +30,9 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 /// Exit status when damaged data was found.
 const EXIT_DAMAGED: u8 = 3;
+/// How often `get` and `scan` start over on a fresh read-only handle after a
+/// retryable failure (the writer retired what they read; see `Error::is_retryable`).
+const READ_RETRIES: u32 = 3;
 
 /// Encrypted embedded key-value store.
 #[derive(Debug, Parser)]
@@ -285,8 +288,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             db.close()?;
         }
         Command::Get { key } => {
-            let db = g.open(true)?;
-            match db.get(key.as_bytes())? {
+            // A fresh handle sees the writer's newer state (`Error::is_retryable`).
+            let mut attempt = 0;
+            let found = loop {
+                let db = g.open(true)?;
+                match db.get(key.as_bytes()) {
+                    Err(e) if e.is_retryable() && attempt < READ_RETRIES => attempt += 1,
+                    other => break other?,
+                }
+            };
+            match found {
                 Some(value) => {
                     out.write_all(&value)?;
                     out.write_all(b"\n")?;
@@ -300,14 +311,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             db.close()?;
         }
         Command::Scan { prefix, limit } => {
-            let db = g.open(true)?;
             let limit = usize::try_from(limit.unwrap_or(u64::MAX)).unwrap_or(usize::MAX);
-            for item in db.scan_prefix(prefix.as_bytes())?.take(limit) {
-                let (key, value) = item?;
-                out.write_all(&key)?;
-                out.write_all(b"\t")?;
-                out.write_all(&value)?;
-                out.write_all(b"\n")?;
+            // Until the first pair is out, a retryable failure starts over on a
+            // fresh handle; after it, the error is reported (pairs cannot be taken back).
+            let mut attempt = 0;
+            'scan: loop {
+                let db = g.open(true)?;
+                let mut printed = 0usize;
+                let scan = db.scan_prefix(prefix.as_bytes());
+                let items = match scan {
+                    Err(e) if e.is_retryable() && attempt < READ_RETRIES => {
+                        attempt += 1;
+                        continue 'scan;
+                    }
+                    other => other?,
+                };
+                for item in items.take(limit) {
+                    let (key, value) = match item {
+                        Err(e) if e.is_retryable() && printed == 0 && attempt < READ_RETRIES => {
+                            attempt += 1;
+                            continue 'scan;
+                        }
+                        other => other?,
+                    };
+                    out.write_all(&key)?;
+                    out.write_all(b"\t")?;
+                    out.write_all(&value)?;
+                    out.write_all(b"\n")?;
+                    printed += 1;
+                }
+                break;
             }
         }
         Command::Batch => {

@@ -18,6 +18,7 @@ use compaction::{Compaction, FileMeta, VersionEdit};
 use index::Memtable;
 
 use crate::db::inner::{file_number, Inner};
+use crate::db::readers;
 use crate::error::{Error, Result};
 
 /// How often an idle background thread looks for work it was not told about.
@@ -27,6 +28,8 @@ const FULL_DISK_BACKOFF: Duration = Duration::from_millis(100);
 /// Upper bound on compactions one `compact_range` level step runs (a guard
 /// against a picker that keeps choosing the same files).
 const MAX_RANGE_STEPS: usize = 100_000;
+/// How often a rotation waiting for readers looks at their registrations again.
+const READER_POLL: Duration = Duration::from_millis(10);
 /// Flushed memtables at least this large are freed on a thread of their own.
 const RELEASE_ON_THREAD_BYTES: usize = 4 << 20;
 
@@ -189,14 +192,25 @@ impl Inner {
         if self.options.read_only {
             return;
         }
-        let live = self.versions.live_files();
+        let mut live = self.versions.live_files();
+        let passes = self.options.secure_delete_passes.max(self.min_overwrite_passes.load(Ordering::Acquire));
+        if passes > 0 {
+            // Overwriting a file a reader process still reads would break its
+            // reads: what readers hold stays for a later pass (`db/readers.rs`).
+            // Plain unlinking needs no such care: an open descriptor keeps reading.
+            let pins = readers::reader_pins(&*self.vfs, &self.dir);
+            if pins.all {
+                return;
+            }
+            live.extend(pins.tables);
+        }
         match compaction::delete_obsolete_files(
             &*self.vfs,
             &self.dir,
             &live,
             self.versions.log_number(),
             self.versions.manifest_number(),
-            self.options.secure_delete_passes.max(self.min_overwrite_passes.load(Ordering::Acquire)),
+            passes,
         ) {
             Ok(removed) => {
                 for name in removed {
@@ -211,6 +225,63 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// With overwriting on, waits (up to `Options::reader_wait_ms`) until no
+    /// reader process holds back an obsolete file, removing each as it is let
+    /// go; then evicts the readers still holding one and removes the rest. A
+    /// key rotation calls it before it counts the epochs files are under, so a
+    /// stuck or dead reader delays shredding by the bound, never for good.
+    /// Caller holds `work`.
+    pub(crate) fn remove_obsolete_waiting_for_readers(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_millis(self.options.reader_wait_ms);
+        loop {
+            self.delete_obsolete();
+            let passes = self.options.secure_delete_passes.max(self.min_overwrite_passes.load(Ordering::Acquire));
+            if passes == 0 {
+                return;
+            }
+            let pins = readers::reader_pins(&*self.vfs, &self.dir);
+            let left = self.obsolete_left();
+            let holding: Vec<&String> = pins
+                .readers
+                .iter()
+                .filter(|(_, held)| match held {
+                    None => left.any,
+                    Some(tables) => tables.iter().any(|t| left.tables.contains(t)),
+                })
+                .map(|(name, _)| name)
+                .collect();
+            if holding.is_empty() {
+                return;
+            }
+            if std::time::Instant::now() >= deadline {
+                for name in holding {
+                    readers::evict(&*self.vfs, &self.dir, name);
+                }
+                self.delete_obsolete();
+                return;
+            }
+            std::thread::sleep(READER_POLL);
+        }
+    }
+
+    /// The obsolete files still in the directory.
+    fn obsolete_left(&self) -> ObsoleteLeft {
+        let live = self.versions.live_files();
+        let (log_number, manifest_number) = (self.versions.log_number(), self.versions.manifest_number());
+        let mut left = ObsoleteLeft::default();
+        for name in self.vfs.list_dir(&self.dir).unwrap_or_default() {
+            if let Some(number) = file_number(&name, "sst").filter(|n| !live.contains(n)) {
+                left.tables.insert(number);
+                left.any = true;
+            } else if file_number(&name, "wal").is_some_and(|n| n < log_number)
+                || name.strip_prefix("MANIFEST-").and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n != manifest_number)
+            {
+                left.any = true;
+            }
+        }
+        left
     }
 
     /// Tells the background thread there may be work.
@@ -267,6 +338,13 @@ impl Inner {
         }
         compaction::pick_compaction(&self.versions.current(), &self.ctx.options).is_some()
     }
+}
+
+/// Obsolete files still in the directory: tables by number, and whether any at all.
+#[derive(Default)]
+struct ObsoleteLeft {
+    tables: std::collections::HashSet<u64>,
+    any: bool,
 }
 
 /// Drops `done` (a flushed memtable, or the readers of a compaction's

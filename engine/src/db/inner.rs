@@ -19,6 +19,7 @@ use index::{BlockCache, Memtable, SeqNo, TableCache};
 use parking_lot::{Condvar, Mutex, RwLock};
 use wal::LogWriter;
 
+use crate::db::readers::ReaderRegistration;
 use crate::db::snapshot::SnapshotRegistry;
 use crate::error::{Error, Result};
 use crate::options::Options;
@@ -92,6 +93,8 @@ pub(crate) struct Inner {
     /// secure deletion runs (see `db/secure_delete.rs`).
     pub(crate) min_overwrite_passes: AtomicU32,
     pub(crate) lock: Mutex<Option<Box<dyn LockGuard>>>,
+    /// A read-only handle's registration as a reader (see `db/readers.rs`).
+    pub(crate) reader: Option<Arc<ReaderRegistration>>,
     pub(crate) closed: AtomicBool,
 }
 
@@ -125,6 +128,13 @@ impl Inner {
         let version = self.versions.current();
         let seqno = snapshot.unwrap_or(visible);
         ReadView { memtables, version, seqno }
+    }
+
+    /// `e` as a read-only handle reports it: damage seen in a file after the
+    /// writer evicted this reader is the writer's overwrite of a file it
+    /// retired, not damage (see `db/readers.rs`).
+    pub(crate) fn reader_error(&self, e: Error) -> Error {
+        retired_if_evicted(self.reader.as_deref(), e)
     }
 
     /// Fails if writes are not allowed: read-only open, closed, or stopped by an earlier failure.
@@ -171,6 +181,14 @@ impl Inner {
     /// Makes the directory's entries durable.
     pub(crate) fn sync_dir(&self) -> Result<()> {
         sync_dir(&*self.vfs, &self.dir)
+    }
+}
+
+/// [`Inner::reader_error`] for a registration of one's own.
+pub(crate) fn retired_if_evicted(reader: Option<&ReaderRegistration>, e: Error) -> Error {
+    match e {
+        Error::Corruption { file, .. } if reader.is_some_and(ReaderRegistration::is_evicted) => Error::Retired { file },
+        other => other,
     }
 }
 

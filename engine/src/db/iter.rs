@@ -13,7 +13,8 @@ use std::sync::Arc;
 use compaction::Version;
 use index::{cmp_user_keys, Direction, EntryRef, InternalIterator, KeyRange, Memtable, MergingIterator, SeqNo, ValueKind};
 
-use crate::db::inner::Inner;
+use crate::db::inner::{retired_if_evicted, Inner};
+use crate::db::readers::ReaderRegistration;
 use crate::db::read::is_live;
 use crate::error::{Error, Result};
 
@@ -44,6 +45,9 @@ pub(crate) struct RangeIter {
     done: bool,
     _version: Arc<Version>,
     _memtables: Vec<Arc<Memtable>>,
+    /// A read-only handle's registration: an error after its eviction is the
+    /// writer's overwrite, not damage.
+    reader: Option<Arc<ReaderRegistration>>,
 }
 
 /// Whether a range selects nothing (start past end), which the lower iterators
@@ -82,7 +86,7 @@ impl Inner {
             return Ok(None);
         }
         let view = self.read_view(snapshot);
-        let mut tables = view.version.iterators(&self.tables, &range, direction)?;
+        let mut tables = view.version.iterators(&self.tables, &range, direction).map_err(|e| self.reader_error(e.into()))?;
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::with_capacity(view.memtables.len() + tables.len());
         for mem in &view.memtables {
             children.push(mem.iter(range.clone(), direction));
@@ -103,6 +107,7 @@ impl Inner {
             done: false,
             _version: view.version,
             _memtables: view.memtables,
+            reader: self.reader.clone(),
         }))
     }
 }
@@ -222,7 +227,7 @@ impl RangeIter {
             }
             Err(e) => {
                 self.done = true;
-                Some(Err(e))
+                Some(Err(retired_if_evicted(self.reader.as_deref(), e)))
             }
         }
     }

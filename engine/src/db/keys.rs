@@ -75,8 +75,13 @@ pub struct RotationReport {
     /// Epochs whose keys were destroyed.
     pub epochs_destroyed: Vec<u32>,
     /// Old epochs kept because a file under them is still in the directory (a
-    /// table an open iterator still reads); run the rotation again after it is dropped.
+    /// table an open iterator still reads, or a file in `lost/`); run the rotation
+    /// again after it is dropped.
     pub epochs_retained: Vec<u32>,
+    /// Files in `lost/` (tables `repair` quarantined) under an old epoch: each
+    /// keeps its epoch until it is removed. `secure-delete` overwrites and removes
+    /// them; a plain rotation leaves them to the user (docs/security.md).
+    pub lost_files: Vec<String>,
 }
 
 impl Db {
@@ -164,6 +169,10 @@ impl Inner {
     pub(crate) fn rotate_keys(&self, progress: &mut dyn FnMut(&RotationProgress)) -> Result<RotationReport> {
         self.check_writable()?;
         let _one_at_a_time = ROTATIONS.lock();
+        // Held from before the new keyring is written: obsolete-file removal
+        // (run under `work` by background compactions) takes any `*.tmp` for a
+        // leftover and would remove `KEYRING.tmp` between its write and its rename.
+        let work = self.work.lock();
         let new_epoch = self.keys.rotate(&self.vfs, &self.dir)?;
         let mut report = RotationReport {
             new_epoch,
@@ -183,7 +192,7 @@ impl Inner {
             let mut writer = self.writer.lock();
             self.switch_memtable(&mut writer)?;
         }
-        let _work = self.work.lock();
+        let _work = work;
         self.flush_immutables()?;
         tell("wal", &report, 0);
 
@@ -212,7 +221,9 @@ impl Inner {
             tell("rewrite", &report, done);
             self.flush_immutables()?;
         }
-        self.delete_obsolete();
+        // Files a reader process still holds stay until it lets go, or until
+        // the wait is over: only then can their epochs go (`db/readers.rs`).
+        self.remove_obsolete_waiting_for_readers();
 
         let in_use = self.epochs_in_use()?;
         let current = self.keys.current_epoch();
@@ -226,6 +237,7 @@ impl Inner {
                 report.epochs_destroyed.push(epoch);
             }
         }
+        report.lost_files = self.lost_files_under_old_epochs()?;
         tell("destroy", &report, done);
         Ok(report)
     }
@@ -292,13 +304,26 @@ impl Inner {
     }
 
     /// (name, epoch) of every file in the directory that starts with a data-file
-    /// header, sorted by name. Files shorter than a header are skipped: only a
-    /// file being created right now can be (it is under the current epoch, which
-    /// is never destroyed), or a leftover cut off before its header, which holds
-    /// nothing sealed.
+    /// header, sorted by name, then those of `lost/` (named `lost/NAME`): tables
+    /// `repair` quarantined are still sealed under the epoch they were written in,
+    /// so they keep it (see docs/security.md, "Files in lost/"). Subdirectories
+    /// are not files: `lost/` is read as above, any other one is skipped. Files
+    /// shorter than a header are skipped: only a file being created right now can
+    /// be (it is under the current epoch, which is never destroyed), or a leftover
+    /// cut off before its header, which holds nothing sealed.
     fn file_epochs(&self) -> Result<Vec<(String, Epoch)>> {
-        let mut names = self.vfs.list_dir(&self.dir).map_err(|source| Error::Io {
-            file: ".".into(),
+        let mut out = self.dir_file_epochs(&self.dir, "")?;
+        let lost = self.dir.join(super::LOST_DIR);
+        if self.vfs.exists(&lost) {
+            out.extend(self.dir_file_epochs(&lost, &format!("{}/", super::LOST_DIR))?);
+        }
+        Ok(out)
+    }
+
+    /// [`Inner::file_epochs`] of one directory; names carry `prefix`.
+    fn dir_file_epochs(&self, dir: &Path, prefix: &str) -> Result<Vec<(String, Epoch)>> {
+        let mut names = self.vfs.list_dir(dir).map_err(|source| Error::Io {
+            file: if prefix.is_empty() { ".".into() } else { prefix.trim_end_matches('/').into() },
             source,
         })?;
         names.sort();
@@ -314,27 +339,43 @@ impl Inner {
             {
                 continue;
             }
-            let path = self.dir.join(&name);
+            let path = dir.join(&name);
+            let shown = format!("{prefix}{name}");
             let file = match self.vfs.open(&path) {
                 Ok(f) => f,
                 // Removed between the listing and now: it needs no key.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(Error::Io { file: name, source }),
+                Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => continue,
+                Err(source) => return Err(Error::Io { file: shown, source }),
             };
             if file.len() < FILE_HEADER_LEN as u64 {
                 continue;
             }
             let mut header = [0u8; FILE_HEADER_LEN];
-            file.read_exact_at(&mut header, 0).map_err(|source| Error::Io {
-                file: name.clone(),
-                source,
-            })?;
+            match file.read_exact_at(&mut header, 0) {
+                Ok(()) => {}
+                // A directory opens for reading on Linux; reading it fails.
+                Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => continue,
+                Err(source) => return Err(Error::Io { file: shown, source }),
+            }
             if !header.starts_with(DATA_FILE_MAGIC) {
                 continue;
             }
-            let epoch = KeyManager::epoch_of(&header, &name)?;
-            out.push((name, epoch));
+            let epoch = KeyManager::epoch_of(&header, &shown)?;
+            out.push((shown, epoch));
         }
         Ok(out)
+    }
+
+    /// The files in `lost/` that are under an epoch other than the current one.
+    pub(crate) fn lost_files_under_old_epochs(&self) -> Result<Vec<String>> {
+        let current = self.keys.current_epoch();
+        let lost_prefix = format!("{}/", super::LOST_DIR);
+        Ok(self
+            .file_epochs()?
+            .into_iter()
+            .filter(|(name, epoch)| name.starts_with(&lost_prefix) && *epoch != current)
+            .map(|(name, _)| name)
+            .collect())
     }
 }

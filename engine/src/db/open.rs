@@ -21,10 +21,11 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use wal::LogReader;
 
 use crate::db::inner::{
-    file_number, max_file_number, sync_dir, wal_name, wal_segment_is_blank, BgState, Inner, Memtables, WriterState,
-    LOCK_FILE,
+    file_number, max_file_number, retired_if_evicted, sync_dir, wal_name, wal_segment_is_blank, BgState, Inner,
+    Memtables, WriterState, LOCK_FILE,
 };
 use crate::db::read_only_vfs::ReadOnlyVfs;
+use crate::db::readers::ReaderRegistration;
 use crate::db::snapshot::SnapshotRegistry;
 use crate::error::{Error, Result};
 use crate::format::decode_batch;
@@ -86,7 +87,7 @@ pub(crate) fn create_keyed(
     };
     let versions = VersionSet::create(&vfs, dir, &keys, options.num_levels)?;
     sync_dir(&*vfs, dir)?;
-    Ok((start(dir, options, vfs, keys, versions, Some(lock), None)?, recovery_key))
+    Ok((start(dir, options, vfs, keys, versions, (Some(lock), None), None)?, recovery_key))
 }
 
 /// Whether `name` is something a `create` cut short by a crash can leave: the
@@ -136,22 +137,29 @@ pub(crate) fn open(dir: &Path, credential: &Credential, options: Options) -> Res
     }
     // Unlock first: it only reads, so a wrong key changes nothing, not even LOCK.
     let keys = KeyManager::unlock(&real_vfs, dir, credential)?;
-    let (vfs, lock) = if options.read_only {
-        (ReadOnlyVfs::wrap(real_vfs), None)
+    let (vfs, lock, reader) = if options.read_only {
+        // Registered before anything is read, so the writer holds back every
+        // obsolete file until this reader says which tables it holds.
+        let reader = ReaderRegistration::register(&real_vfs, dir).map(Arc::new);
+        (ReadOnlyVfs::wrap(real_vfs), None, reader)
     } else {
         let lock = take_lock(&*real_vfs, dir)?;
-        (real_vfs, Some(lock))
+        (real_vfs, Some(lock), None)
     };
-    let versions = VersionSet::recover(&vfs, dir, &keys, options.num_levels)?;
-    let names = vfs.list_dir(dir).map_err(|source| Error::Io { file: ".".into(), source })?;
-    if !options.read_only {
-        // A segment or table created just before a crash may carry a number the
-        // manifest never recorded as handed out; never hand it out again.
-        let max_used = max_file_number(&names);
-        while versions.new_file_number() <= max_used {}
-    }
-    let replayed = replay_wal(&vfs, dir, &keys, &versions, &names, !options.read_only)?;
-    start(dir, options, vfs, keys, versions, lock, Some(replayed))
+    let recovered = (|| {
+        let versions = VersionSet::recover(&vfs, dir, &keys, options.num_levels)?;
+        let names = vfs.list_dir(dir).map_err(|source| Error::Io { file: ".".into(), source })?;
+        if !options.read_only {
+            // A segment or table created just before a crash may carry a number the
+            // manifest never recorded as handed out; never hand it out again.
+            let max_used = max_file_number(&names);
+            while versions.new_file_number() <= max_used {}
+        }
+        let replayed = replay_wal(&vfs, dir, &keys, &versions, &names, !options.read_only)?;
+        Ok((versions, replayed))
+    })();
+    let (versions, replayed) = recovered.map_err(|e| retired_if_evicted(reader.as_deref(), e))?;
+    start(dir, options, vfs, keys, versions, (lock, reader), Some(replayed))
 }
 
 fn take_lock(vfs: &dyn Vfs, dir: &Path) -> Result<Box<dyn LockGuard>> {
@@ -271,7 +279,7 @@ fn start(
     vfs: Arc<dyn Vfs>,
     keys: Arc<KeyManager>,
     versions: VersionSet,
-    lock: Option<Box<dyn LockGuard>>,
+    (lock, reader): (Option<Box<dyn LockGuard>>, Option<Arc<ReaderRegistration>>),
     replayed: Option<Replayed>,
 ) -> Result<Arc<Inner>> {
     let block_cache = (options.block_cache_bytes > 0).then(|| BlockCache::new(options.block_cache_bytes));
@@ -318,12 +326,17 @@ fn start(
         compactions: AtomicU64::new(0),
         min_overwrite_passes: AtomicU32::new(0),
         lock: Mutex::new(lock),
+        reader,
         closed: AtomicBool::new(false),
     });
-    open_tables(&inner)?;
+    open_tables(&inner).map_err(|e| inner.reader_error(e))?;
     if read_only {
         if let Some(mem) = replayed_mem {
             inner.mems.write().active = Arc::new(mem);
+        }
+        if let Some(reader) = &inner.reader {
+            // Every table of the version is open: from now on it reads only those.
+            reader.pin(&inner.versions.live_files());
         }
         return Ok(inner);
     }

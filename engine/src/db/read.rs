@@ -35,7 +35,7 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        match self.newest_version(key, snapshot)? {
+        match self.newest_version(key, snapshot).map_err(|e| self.reader_error(e))? {
             Some((_, kind, value)) => resolve(kind, value),
             None => Ok(None),
         }

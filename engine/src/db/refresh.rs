@@ -31,12 +31,21 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let result = self.refresh_attempts();
+        if let Some(reader) = &self.reader {
+            // It may read any file until it holds the tables of its new version.
+            reader.pin_all();
+        }
+        let result = self.refresh_attempts().map_err(|e| self.reader_error(e));
         if result.is_err() {
             // The version set may already hold the writer's newer version while the
             // memtables are still the old ones; reading that mix could miss data,
             // so a failed refresh closes the handle and the caller opens a new one.
             self.closed.store(true, Ordering::Release);
+        }
+        if let Some(reader) = &self.reader {
+            // Closed, it reads nothing more; open, the tables it keeps open.
+            let held = if result.is_ok() { self.versions.live_files() } else { Default::default() };
+            reader.pin(&held);
         }
         result
     }

@@ -21,7 +21,7 @@ use crate::batch::WriteBatch;
 use crate::db::inner::Inner;
 use crate::db::iter::prefix_successor;
 use crate::db::keys::RotationReport;
-use crate::db::Db;
+use crate::db::{Db, LOST_DIR};
 use crate::error::{Error, Result};
 
 /// Deletes per write batch, so a large prefix never exceeds the WAL record limit.
@@ -129,6 +129,9 @@ impl Inner {
         self.flush()?;
         let (start, end) = target.compaction_bounds();
         self.compact_range(start.as_deref(), end.as_deref())?;
+        // Tables `repair` quarantined are copies of old data under old epochs:
+        // they may hold the value, so they go too (docs/security.md, "Files in lost/").
+        let lost_removed = self.shred_lost(passes)?;
         let rotation = self.rotate_keys(&mut |_| {})?;
         if !rotation.epochs_retained.is_empty() {
             return Err(Error::InvalidArgument(format!(
@@ -141,13 +144,42 @@ impl Inner {
             file: ".".into(),
             source,
         })?;
-        let files_removed = before.into_iter().filter(|n| !after.contains(n)).collect();
+        let mut files_removed: Vec<String> = before.into_iter().filter(|n| !after.contains(n)).collect();
+        files_removed.extend(lost_removed);
         Ok(SecureDeleteReport {
             keys_deleted,
             overwrite_passes: passes,
             files_removed,
             rotation,
         })
+    }
+
+    /// Overwrites (`passes` times) and removes every file in `lost/`; returns
+    /// their names as `lost/NAME`. The empty directory stays.
+    fn shred_lost(&self, passes: u32) -> Result<Vec<String>> {
+        let lost = self.dir.join(LOST_DIR);
+        if !self.vfs.exists(&lost) {
+            return Ok(Vec::new());
+        }
+        let io = |source| Error::Io { file: LOST_DIR.into(), source };
+        let mut names = self.vfs.list_dir(&lost).map_err(io)?;
+        names.sort();
+        let mut removed = Vec::new();
+        for name in names {
+            let path = lost.join(&name);
+            match compaction::overwrite_and_remove(&*self.vfs, &path, passes) {
+                Ok(()) => removed.push(format!("{LOST_DIR}/{name}")),
+                // A subdirectory (nothing `repair` makes) is left alone.
+                Err(compaction::Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::IsADirectory
+                        || source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !removed.is_empty() {
+            self.vfs.sync_dir(&lost).map_err(io)?;
+        }
+        Ok(removed)
     }
 
     /// Fails if a live snapshot below `below` still sees a value in `target`.

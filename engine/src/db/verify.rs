@@ -36,32 +36,142 @@ fn damaged(report: &mut VerifyReport, fallback: &str, e: &Error) {
     report.damaged.push((error_file(e).unwrap_or_else(|| fallback.to_string()), e.to_string()));
 }
 
+/// How often `verify` starts over when a file it found damaged or missing turns
+/// out to be one a writer process retired meanwhile (a compaction, a flush, a
+/// manifest roll or a key rotation replaced it), and how long it waits first.
+const VERIFY_ATTEMPTS: u32 = 20;
+const VERIFY_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// What a fresh look at the store says is still needed.
+struct View {
+    tables: HashSet<u64>,
+    log_number: u64,
+    manifest_number: u64,
+}
+
+impl View {
+    fn read(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, options: &Options) -> Result<View> {
+        let versions = VersionSet::recover(vfs, dir, keys, options.num_levels)?;
+        Ok(View {
+            tables: versions.live_files(),
+            log_number: versions.log_number(),
+            manifest_number: versions.manifest_number(),
+        })
+    }
+
+    /// Whether the store file `name` is one this view still needs (or one that
+    /// is never retired, like the key files).
+    fn needs(&self, name: &str) -> bool {
+        if let Some(number) = file_number(name, "sst") {
+            return self.tables.contains(&number);
+        }
+        if let Some(number) = file_number(name, "wal") {
+            return number >= self.log_number;
+        }
+        if let Some(number) = name.strip_prefix("MANIFEST-").and_then(|n| n.parse::<u64>().ok()) {
+            return number == self.manifest_number;
+        }
+        // `CURRENT` read again without trouble: it was being replaced.
+        name != compaction::CURRENT_FILE
+    }
+}
+
+/// One pass of `verify` and whether a damaged file failed for want of an epoch.
+struct Pass {
+    report: VerifyReport,
+    epoch_missing: bool,
+}
+
+/// A writer process may run beside `verify` (it takes no lock): between listing
+/// the directory, reading the manifest and reading each file, the writer can
+/// retire and remove a table, a log or a manifest, overwrite it first when
+/// secure deletion is on, or make a new data-key epoch that files written since
+/// are under. None of that is damage. So a pass that found damage is checked
+/// against a fresh look at the store: a file the store no longer needs was
+/// retired, not damaged, and the pass starts over (so what replaced it is
+/// checked too); a missing epoch is looked for in the keyring read again. A
+/// file still needed after that is reported; after [`VERIFY_ATTEMPTS`] passes a
+/// writer that keeps retiring files only leaves its retired files unreported.
 pub(crate) fn verify(dir: &Path, credential: &Credential, options: &Options) -> Result<VerifyReport> {
     if !options.vfs.exists(&dir.join(KEYSLOTS_FILE)) {
         return Err(Error::NotFound(dir.display().to_string()));
     }
     let vfs = ReadOnlyVfs::wrap(options.vfs.clone());
-    let mut report = VerifyReport::default();
-    let keys = match KeyManager::unlock(&vfs, dir, credential) {
-        Ok(keys) => keys,
-        Err(crypto::Error::WrongKey) => return Err(Error::WrongKey),
+    let unlock = || match KeyManager::unlock(&vfs, dir, credential) {
+        Ok(keys) => Ok(Ok(keys)),
+        Err(crypto::Error::WrongKey) => Err(Error::WrongKey),
         Err(e) => {
-            report.files_checked += 1;
+            let mut report = VerifyReport { files_checked: 1, ..VerifyReport::default() };
             damaged(&mut report, KEYSLOTS_FILE, &e.into());
-            return Ok(report);
+            Ok(Err(report))
         }
     };
-    report.files_checked += [KEYSLOTS_FILE, KEYRING_FILE].len();
-    let names = vfs.list_dir(dir).map_err(|source| Error::Io { file: ".".into(), source })?;
+    let mut keyring = vfs.read_all(&dir.join(KEYRING_FILE)).ok();
+    let mut keys = match unlock()? {
+        Ok(keys) => keys,
+        Err(report) => return Ok(report),
+    };
+    let mut attempts = 0;
+    loop {
+        let mut pass = verify_once(&vfs, dir, &keys, options)?;
+        if pass.report.damaged.is_empty() {
+            return Ok(pass.report);
+        }
+        attempts += 1;
+        if attempts >= VERIFY_ATTEMPTS {
+            // Keep what is still needed; files retired meanwhile are not damage.
+            if let Ok(view) = View::read(&vfs, dir, &keys, options) {
+                pass.report.damaged.retain(|(name, _)| view.needs(name));
+            }
+            return Ok(pass.report);
+        }
+        std::thread::sleep(VERIFY_RETRY_PAUSE);
+        if pass.epoch_missing {
+            // A rotation may have made a new epoch after the keyring was read.
+            let now = vfs.read_all(&dir.join(KEYRING_FILE)).ok();
+            if now != keyring {
+                keyring = now;
+                keys = match unlock()? {
+                    Ok(keys) => keys,
+                    Err(report) => return Ok(report),
+                };
+                continue;
+            }
+        }
+        match View::read(&vfs, dir, &keys, options) {
+            Ok(view) => {
+                if pass.report.damaged.iter().all(|(name, _)| view.needs(name)) {
+                    return Ok(pass.report);
+                }
+            }
+            // The manifest was being replaced (or needs a newer keyring): look again.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(Error::MissingEpoch { .. }) if vfs.read_all(&dir.join(KEYRING_FILE)).ok() != keyring => {}
+            // The manifest itself is damaged: the pass already said so.
+            Err(_) => return Ok(pass.report),
+        }
+    }
+}
+
+fn verify_once(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, options: &Options) -> Result<Pass> {
+    let mut report = VerifyReport { files_checked: [KEYSLOTS_FILE, KEYRING_FILE].len(), ..VerifyReport::default() };
+    let mut epoch_missing = false;
+    let mut note = |report: &mut VerifyReport, fallback: &str, e: &Error| {
+        epoch_missing |= matches!(e, Error::MissingEpoch { .. });
+        damaged(report, fallback, e);
+    };
 
     report.files_checked += 1;
-    let versions = match VersionSet::recover(&vfs, dir, &keys, options.num_levels) {
+    let versions = match VersionSet::recover(vfs, dir, keys, options.num_levels) {
         Ok(v) => Some(v),
         Err(e) => {
-            damaged(&mut report, compaction::CURRENT_FILE, &e.into());
+            note(&mut report, compaction::CURRENT_FILE, &e.into());
             None
         }
     };
+    // Listed after the manifest was read: a table it names was made before it
+    // was named, so it is in the listing unless it was removed since.
+    let names = vfs.list_dir(dir).map_err(|source| Error::Io { file: ".".into(), source })?;
     // Without a manifest every file is checked; with one, only what it still needs
     // (leftovers of an interrupted flush are garbage the next open removes).
     let mut live_tables: Option<HashSet<u64>> = None;
@@ -89,26 +199,26 @@ pub(crate) fn verify(dir: &Path, credential: &Credential, options: &Options) -> 
                 continue;
             }
             report.files_checked += 1;
-            match verify_table(&vfs, dir, &keys, number, name) {
+            match verify_table(vfs, dir, keys, number, name) {
                 Ok(entries) => report.entries_checked += entries,
-                Err(e) => damaged(&mut report, name, &e),
+                Err(e) => note(&mut report, name, &e),
             }
         } else if let Some(number) = file_number(name, "wal") {
             if number < min_log {
                 continue;
             }
             report.files_checked += 1;
-            match verify_wal(&vfs, dir, &keys, number) {
+            match verify_wal(vfs, dir, keys, number) {
                 Ok((records, None)) => report.entries_checked += records,
                 Ok((records, Some(at))) => {
                     report.entries_checked += records;
                     report.torn_tails.push((name.clone(), at));
                 }
-                Err(e) => damaged(&mut report, name, &e),
+                Err(e) => note(&mut report, name, &e),
             }
         }
     }
-    Ok(report)
+    Ok(Pass { report, epoch_missing })
 }
 
 fn verify_table(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &KeyManager, number: u64, name: &str) -> Result<u64> {

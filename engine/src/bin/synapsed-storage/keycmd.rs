@@ -192,7 +192,17 @@ pub(crate) fn key(g: &GlobalArgs, command: &KeyCommand, out: &mut dyn Write) -> 
                 report.tables_total,
                 report.epochs_destroyed
             )?;
-            if !report.epochs_retained.is_empty() {
+            if !report.lost_files.is_empty() {
+                writeln!(
+                    out,
+                    "kept epochs {:?}: {} in lost/ (quarantined by repair) still under them: {}; \
+                     remove them (repair already salvaged what they held) or run secure-delete, \
+                     which overwrites them, then rotate again",
+                    report.epochs_retained,
+                    report.lost_files.len(),
+                    report.lost_files.join(", ")
+                )?;
+            } else if !report.epochs_retained.is_empty() {
                 writeln!(
                     out,
                     "kept epochs {:?}: files under them are still in use",
