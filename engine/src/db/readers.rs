@@ -230,6 +230,10 @@ mod tests {
     fn pins_round_trip_and_refuse_bad_bytes() {
         let bytes = encode_pins(&[3, 9]);
         assert_eq!(bytes.len(), PINS_HEADER_LEN + 16);
+        // The worked example of engine/FORMAT.md, "Reader registrations".
+        let doc = "53 59 4e 52 50 49 4e 53 01 02 00 00 00 03 00 00 00 00 00 00 00 09 00 00 00 00 00 00 00";
+        let doc: Vec<u8> = doc.split(' ').map(|h| u8::from_str_radix(h, 16).unwrap()).collect();
+        assert_eq!(bytes, doc);
         assert_eq!(decode_pins(&bytes), Some([3, 9].into_iter().collect()));
         assert_eq!(decode_pins(&bytes[..bytes.len() - 1]), None);
         let mut other = bytes.clone();
