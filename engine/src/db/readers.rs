@@ -10,8 +10,9 @@
 //! (format below), by an atomic rename. A table the writer only unlinks stays
 //! readable through the reader's open descriptor; only an overwrite harms it.
 //!
-//! The writer, before overwriting obsolete files (`Options::secure_delete_passes`
-//! > 0, or a secure deletion running), reads the registrations: a lock file it
+//! The writer, before overwriting obsolete files (a nonzero
+//! `Options::secure_delete_passes`, or a secure deletion running), reads the
+//! registrations: a lock file it
 //! can lock itself belongs to a dead reader and is removed; a live reader without
 //! pins holds back every obsolete file, one with pins holds back those tables.
 //! Files held back stay in place and are removed by a later pass. A key rotation
@@ -223,7 +224,7 @@ pub(crate) fn evict(vfs: &dyn Vfs, store: &Path, name: &str) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     #[test]
