@@ -353,3 +353,20 @@ fn a_reader_holding_tables_past_the_wait_gets_a_retryable_error_never_wrong_data
     assert_eq!(fresh.scan_prefix(b"k00").unwrap().count(), 0);
     assert_eq!(fresh.scan_prefix(b"k").unwrap().count(), 200);
 }
+
+#[test]
+fn a_dead_readers_registration_holds_nothing_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    busy_store(&dir);
+    // What a reader killed while opening leaves: a lock file nobody holds, no pins.
+    let readers = dir.join("readers");
+    std::fs::create_dir_all(&readers).unwrap();
+    std::fs::write(readers.join("999999-0.lock"), "999999\n").unwrap();
+    let started = Instant::now();
+    let out = ok(&dir, &["secure-delete", "--prefix", "keep-00"]);
+    assert!(out.contains("destroyed epochs [1]"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(4), "a dead reader was waited for: {:?}", started.elapsed());
+    assert!(!readers.join("999999-0.lock").exists(), "the dead reader's registration is removed");
+    assert_eq!(ok(&dir, &["scan", "keep-"]).lines().count(), KEEP - 10);
+}

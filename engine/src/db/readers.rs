@@ -195,6 +195,7 @@ pub(crate) fn reader_pins(vfs: &dyn Vfs, store: &Path) -> ReaderPins {
                 Ok(_guard) => {
                     // Nobody holds it: its reader is gone.
                     let _ = vfs.remove_file(&pins_path(&dir, name));
+                    let _ = vfs.remove_file(&dir.join(format!("{name}.pins.tmp")));
                     let _ = vfs.remove_file(&path);
                     false
                 }
