@@ -235,8 +235,9 @@ impl Db {
     /// `CURRENT`, the manifest and the WAL), so later reads see everything it
     /// had committed by then. Snapshots taken before are not kept consistent;
     /// see `engine/src/db/refresh.rs`. A refresh that fails (a damaged file, more
-    /// tables than `max_open_files`) closes the handle: later reads return
-    /// `Error::Closed`, and a new read-only open starts afresh.
+    /// tables than `max_open_files`, a handle the writer evicted, which gets
+    /// `Error::Retired`) closes the handle: later reads return `Error::Closed`,
+    /// and a new read-only open starts afresh.
     pub fn refresh(&self) -> Result<()> {
         self.inner.refresh()
     }

@@ -348,6 +348,12 @@ fn a_reader_holding_tables_past_the_wait_gets_a_retryable_error_never_wrong_data
         Err(e @ synapsed_storage::Error::Retired { .. }) => assert!(e.is_retryable(), "{e}"),
         other => panic!("expected Error::Retired, got {other:?}"),
     }
+    // The evicted handle cannot catch up: it is told to reopen, and is closed.
+    match stuck.refresh() {
+        Err(e @ synapsed_storage::Error::Retired { .. }) => assert!(e.is_retryable(), "{e}"),
+        other => panic!("expected Error::Retired from refresh, got {other:?}"),
+    }
+    assert!(matches!(stuck.get(b"k0200"), Err(synapsed_storage::Error::Closed)));
     // A fresh reader reads the store as it is.
     let fresh = reader(&dir, &options);
     assert_eq!(fresh.scan_prefix(b"k00").unwrap().count(), 0);

@@ -132,6 +132,11 @@ impl ReaderRegistration {
         }
     }
 
+    /// Names the registration, for messages.
+    pub(crate) fn describe(&self) -> String {
+        format!("the files of this handle (registered as {READERS_DIR}/{}.lock)", self.name)
+    }
+
     /// Whether a writer evicted this reader after waiting for it too long.
     pub(crate) fn is_evicted(&self) -> bool {
         !self.vfs.exists(&lock_path(&self.dir, &self.name))

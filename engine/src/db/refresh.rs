@@ -32,6 +32,12 @@ impl Inner {
             return Err(Error::Closed);
         }
         if let Some(reader) = &self.reader {
+            if reader.is_evicted() {
+                // No writer counts this handle as a reader any more; damage it met
+                // from now on could not be told from the writer's overwrites.
+                self.closed.store(true, Ordering::Release);
+                return Err(Error::Retired { file: reader.describe() });
+            }
             // It may read any file until it holds the tables of its new version.
             reader.pin_all();
         }
