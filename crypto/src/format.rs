@@ -51,12 +51,14 @@ pub(crate) const RAW_KEY_PARAMS_LEN: usize = SLOT_SALT_LEN;
 pub(crate) const RAW_KEY_BODY_LEN: usize = RAW_KEY_PARAMS_LEN + NONCE_LEN + SLOT_WRAPPED_MK_LEN;
 /// Trailing crc32 of every key file.
 pub(crate) const CRC_LEN: usize = 4;
-/// Largest Argon2 memory cost accepted from disk or from a caller: 4 GiB.
-pub(crate) const MAX_ARGON2_M_COST_KIB: u32 = 4 * 1024 * 1024;
-/// Largest Argon2 iteration count accepted.
-pub(crate) const MAX_ARGON2_T_COST: u32 = 100;
-/// Largest Argon2 parallelism accepted.
-pub(crate) const MAX_ARGON2_P_COST: u32 = 64;
+/// Largest Argon2 memory cost a slot may be written with, and so the largest
+/// accepted from disk: 1 GiB (four times LUKS2's default ceiling). A tampered
+/// `KEYSLOTS` asking for more is corruption before anything is allocated.
+pub(crate) const MAX_ARGON2_M_COST_KIB: u32 = 1024 * 1024;
+/// Largest Argon2 iteration count written or accepted.
+pub(crate) const MAX_ARGON2_T_COST: u32 = 32;
+/// Largest Argon2 parallelism written or accepted.
+pub(crate) const MAX_ARGON2_P_COST: u32 = 16;
 
 /// Largest `KEYSLOTS` file the format allows (16 slots of the largest body);
 /// a reader refuses anything longer before allocating.

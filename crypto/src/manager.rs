@@ -122,7 +122,7 @@ impl KeyManager {
     /// damaged, missing (`KEYRING`) or from another store.
     pub fn unlock(vfs: &Arc<dyn Vfs>, dir: &Path, credential: &Credential) -> Result<Arc<Self>> {
         let Some(keyslots_bytes) = read_key_file(&**vfs, dir, KEYSLOTS_FILE, MAX_KEYSLOTS_FILE_LEN)? else {
-            return Err(Error::NotFound(format!("no store in {} ({KEYSLOTS_FILE} is missing)", dir.display())));
+            return Err(Error::NotFound(dir.display().to_string()));
         };
         let keyslots = KeyslotFile::decode(&keyslots_bytes, KEYSLOTS_FILE)?;
         let master = keyslots.unlock(credential)?;

@@ -319,6 +319,7 @@ fn non_empty_non_store_directory_at_init() {
     let out = Command::new(BIN)
         .env("SYNAPSED_PASSPHRASE", PASSPHRASE)
         .args([
+            "--insecure-kdf-for-tests",
             "--argon2-memory-kib",
             "64",
             "--argon2-iterations",

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
 const PASSPHRASE: &str = "correct horse battery staple";
 /// Cheap Argon2id for tests; only `init` (and `demo`) use it.
-const FAST_KDF: [&str; 4] = ["--argon2-memory-kib", "64", "--argon2-iterations", "1"];
+const FAST_KDF: [&str; 5] = ["--insecure-kdf-for-tests", "--argon2-memory-kib", "64", "--argon2-iterations", "1"];
 
 #[derive(Debug)]
 struct Out {

@@ -18,7 +18,7 @@ use synapsed_storage::RecoveryKey;
 const PASSPHRASE: &str = "correct horse battery staple";
 
 const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
-const FAST_KDF: [&str; 4] = ["--argon2-memory-kib", "64", "--argon2-iterations", "1"];
+const FAST_KDF: [&str; 5] = ["--insecure-kdf-for-tests", "--argon2-memory-kib", "64", "--argon2-iterations", "1"];
 
 #[derive(Debug)]
 struct Out {
@@ -333,7 +333,7 @@ fn cli_output_never_shows_secrets() {
         )
     };
     let env = [("SYNAPSED_PASSPHRASE", HYGIENE_PASSPHRASE)];
-    let kdf = ["--argon2-memory-kib", "64", "--argon2-iterations", "1"];
+    let kdf = ["--insecure-kdf-for-tests", "--argon2-memory-kib", "64", "--argon2-iterations", "1"];
     let rf = recovery_file.to_str().unwrap();
     let nf = new_file.to_str().unwrap();
     let mut transcript = Vec::new();
@@ -371,4 +371,116 @@ fn cli_output_never_shows_secrets() {
         assert!(!text.contains("zq-new-secret"), "{text}");
         assert!(!shows_text(text, key_text.trim()), "{text}");
     }
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// Recomputes the trailing crc32 of a key file after a test changed it.
+fn recrc(bytes: &mut [u8]) {
+    let n = bytes.len() - 4;
+    let crc = crc32(&bytes[..n]);
+    bytes[n..].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// A `KEYSLOTS` whose passphrase slot asks Argon2id for 4 GiB (crc recomputed, as
+/// an adversary would) once made the process abort in Argon2's allocation before
+/// any tag was checked. It must be a clear error naming the file, exit 3.
+#[test]
+fn forged_argon2_cost_in_keyslots_is_an_error_not_an_abort() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    init(&dir, &[]);
+    let path = dir.join("KEYSLOTS");
+    let good = std::fs::read(&path).unwrap();
+    // Slot 0 is the passphrase slot: kind byte at 42, body (m_cost first) at 45.
+    assert_eq!(good[42], 1, "slot 0 is a passphrase slot");
+    for (field, value) in [(0usize, 4u32 * 1024 * 1024), (0, u32::MAX), (4, u32::MAX)] {
+        let mut bad = good.clone();
+        bad[45 + field..49 + field].copy_from_slice(&value.to_le_bytes());
+        recrc(&mut bad);
+        std::fs::write(&path, &bad).unwrap();
+        let out = run(&dir, &["get", "k"]);
+        assert_eq!(out.code, 3, "field {field} = {value}: {out:?}");
+        assert!(out.stderr.contains("KEYSLOTS") && out.stderr.contains("Argon2"), "{out:?}");
+    }
+    std::fs::write(&path, &good).unwrap();
+    ok(run(&dir, &["put", "k", "v"]));
+}
+
+/// `key passphrase` on a directory without a store says so once, in plain words
+/// (it once read "no store in D (KEYSLOTS is missing) holds no store").
+#[test]
+fn key_passphrase_on_a_missing_store_is_a_clear_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nothing-here");
+    std::fs::create_dir(&dir).unwrap();
+    let out = failed(run_env(
+        &dir,
+        &[("SYNAPSED_PASSPHRASE", PASSPHRASE), ("SYNAPSED_NEW_PASSPHRASE", "new one")],
+        &["key", "passphrase"],
+    ));
+    assert_eq!(out.stderr.matches("holds no store").count(), 1, "{out:?}");
+    assert!(!out.stderr.contains("no store in"), "{out:?}");
+    assert!(out.stderr.contains("nothing-here holds no store"), "{out:?}");
+}
+
+/// `get ""` names the empty key rather than printing "key not found: ".
+#[test]
+fn get_of_the_empty_key_names_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    init(&dir, &[]);
+    let out = failed(run(&dir, &["get", ""]));
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("the empty key"), "{out:?}");
+}
+
+/// An I/O error shows the OS's text once (it was printed twice: once in the
+/// store's message, once more as its cause).
+#[test]
+fn os_errors_are_not_repeated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    init(&dir, &[]);
+    // A directory where the keyring file belongs: reading it fails with EISDIR.
+    std::fs::remove_file(dir.join("KEYRING")).unwrap();
+    std::fs::create_dir(dir.join("KEYRING")).unwrap();
+    let out = failed(run(&dir, &["get", "k"]));
+    assert!(out.stderr.contains("os error"), "{out:?}");
+    assert_eq!(out.stderr.matches("os error").count(), 1, "{out:?}");
+}
+
+/// `init` refuses an Argon2id cost below OWASP's minimum unless the explicit test
+/// option is given (it once accepted 8 KiB/t=1 silently), and `key passphrase`
+/// keeps the replaced slot's cost when a lower one is asked (a 256 MiB/t=4 slot
+/// once became 19 MiB/t=2).
+#[test]
+fn argon2_floor_at_init_and_passphrase_change_keeps_the_cost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let out = failed(run(&dir, &["--argon2-memory-kib", "8", "--argon2-iterations", "1", "init"]));
+    assert!(out.stderr.contains("below the floor"), "{out:?}");
+    assert!(!dir.join("KEYSLOTS").exists(), "nothing is created");
+    let out = failed(run(&dir, &["--argon2-iterations", "1", "init"]));
+    assert!(out.stderr.contains("below the floor"), "{out:?}");
+    ok(run(
+        &dir,
+        &["--insecure-kdf-for-tests", "--argon2-memory-kib", "256", "--argon2-iterations", "4", "init"],
+    ));
+    ok(run_env(
+        &dir,
+        &[("SYNAPSED_PASSPHRASE", PASSPHRASE), ("SYNAPSED_NEW_PASSPHRASE", "new one")],
+        &[&FAST_KDF[..], &["key", "passphrase"]].concat(),
+    ));
+    let slots = ok(run(&dir, &["key", "slots"]));
+    assert!(slots.stdout.contains("slot 1: Passphrase argon2id m=256 KiB t=4 p=1"), "{slots:?}");
 }

@@ -33,7 +33,7 @@ static KEY_FILE_CHANGES: Mutex<()> = parking_lot::const_mutex(());
 /// Reads and decodes `dir/KEYSLOTS`; `NotFound` if the directory holds no store.
 fn load_keyslots(vfs: &dyn Vfs, dir: &Path) -> Result<KeyslotFile> {
     let Some(bytes) = read_key_file(vfs, dir, KEYSLOTS_FILE, MAX_KEYSLOTS_FILE_LEN)? else {
-        return Err(Error::NotFound(format!("no store in {} ({KEYSLOTS_FILE} is missing)", dir.display())));
+        return Err(Error::NotFound(dir.display().to_string()));
     };
     KeyslotFile::decode(&bytes, KEYSLOTS_FILE)
 }
@@ -44,8 +44,10 @@ fn store_keyslots(vfs: &dyn Vfs, dir: &Path, keyslots: &KeyslotFile) -> Result<(
 
 impl KeyManager {
     /// Replaces a passphrase: wraps the master key into a new passphrase slot for
-    /// `new_passphrase` (Argon2id with `params`) and removes the old slot, in one
-    /// atomic rewrite of `KEYSLOTS`; the old passphrase stops working at once.
+    /// `new_passphrase` and removes the old slot, in one atomic rewrite of
+    /// `KEYSLOTS`; the old passphrase stops working at once. The new slot's Argon2id
+    /// cost is `params` raised, parameter by parameter, to the replaced slot's, so a
+    /// passphrase change never makes guessing cheaper.
     ///
     /// `credential` authorizes the change. If it is a passphrase, its own slot is
     /// the one replaced. If it is another credential (the recovery key after a
@@ -69,7 +71,14 @@ impl KeyManager {
             Credential::Passphrase(_) => vec![index],
             _ => keyslots.slots().iter().filter(|s| s.kind == Some(SlotKind::Passphrase)).map(|s| s.index).collect(),
         };
-        keyslots.replace_slots(&master, &remove, &Credential::passphrase(new_passphrase), params)?;
+        // The new slot never costs an attacker less than the one it replaces: each
+        // Argon2 parameter is the larger of the one asked for and the old slot's.
+        let slots = keyslots.slots();
+        let params = remove
+            .iter()
+            .filter_map(|&i| slots.get(i).and_then(|s| s.argon2))
+            .fold(*params, |a, old| a.at_least(&old));
+        keyslots.replace_slots(&master, &remove, &Credential::passphrase(new_passphrase), &params)?;
         store_keyslots(&**vfs, dir, &keyslots)
     }
 

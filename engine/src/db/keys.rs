@@ -92,12 +92,14 @@ impl Db {
     }
 
     /// Replaces a passphrase of the store in `dir` (open or not): the master key is
-    /// wrapped into a new passphrase slot (Argon2id with `options.argon2`) and the
+    /// wrapped into a new passphrase slot (Argon2id with `options.argon2`, raised to
+    /// the old slot's cost where that is higher) and the
     /// old slot removed in one atomic write of `KEYSLOTS`; the old passphrase stops
     /// working at once. `current` authorizes the change: a passphrase replaces its
     /// own slot; any other credential (the recovery key after a forgotten
     /// passphrase) replaces every passphrase slot. No data file is rewritten.
     pub fn change_passphrase(dir: &Path, current: &Credential, new_passphrase: &[u8], options: &Options) -> Result<()> {
+        options.check_kdf_floor()?;
         Ok(KeyManager::change_passphrase(
             &options.vfs,
             dir,
@@ -125,6 +127,9 @@ impl Db {
     pub fn add_credential(&self, credential: &Credential) -> Result<usize> {
         self.inner.check_writable()?;
         let inner = &self.inner;
+        if matches!(credential, Credential::Passphrase(_)) {
+            inner.options.check_kdf_floor()?;
+        }
         Ok(inner
             .keys
             .add_credential(&inner.vfs, &inner.dir, credential, &inner.options.argon2)?)

@@ -50,6 +50,9 @@ pub(crate) fn create_keyed(
     recovery: bool,
 ) -> Result<(Arc<Inner>, Option<RecoveryKey>)> {
     options.validate()?;
+    if matches!(credential, Credential::Passphrase(_)) {
+        options.check_kdf_floor()?;
+    }
     if options.read_only {
         return Err(Error::InvalidArgument("cannot create a store read-only".into()));
     }

@@ -308,3 +308,24 @@ fn two_managers_of_one_store_do_not_undo_each_other() {
     assert!(!b.destroy_epoch(&vfs, &dir, 1).unwrap());
     assert_eq!(b.epochs(), vec![2, 3]);
 }
+
+/// A passphrase change keeps the replaced slot's Argon2 cost when a lower one is
+/// asked (a 256 MiB/t=4 slot once became 19 MiB/t=2), and takes a higher one.
+#[test]
+fn a_new_passphrase_slot_never_costs_less_than_the_old_one() {
+    let (_, vfs, dir) = sim();
+    let dear = Argon2Params { m_cost_kib: 256, t_cost: 4, p_cost: 1 };
+    KeyManager::create(&vfs, &dir, &pass("old"), &dear).unwrap();
+    KeyManager::change_passphrase(&vfs, &dir, &pass("old"), b"new", &TINY).unwrap();
+    let slots = KeyManager::keyslots(&vfs, &dir).unwrap();
+    assert_eq!(slots.iter().filter_map(|s| s.argon2).collect::<Vec<_>>(), vec![dear]);
+    // Each parameter is the larger of the asked and the old one.
+    let asked = Argon2Params { m_cost_kib: 512, t_cost: 2, p_cost: 2 };
+    KeyManager::change_passphrase(&vfs, &dir, &pass("new"), b"newer", &asked).unwrap();
+    let slots = KeyManager::keyslots(&vfs, &dir).unwrap();
+    assert_eq!(
+        slots.iter().filter_map(|s| s.argon2).collect::<Vec<_>>(),
+        vec![Argon2Params { m_cost_kib: 512, t_cost: 4, p_cost: 2 }]
+    );
+    unlock(&vfs, &dir, &pass("newer")).unwrap();
+}
