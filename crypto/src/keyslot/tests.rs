@@ -157,11 +157,11 @@ fn unknown_slot_kinds_are_kept_and_skipped() {
 fn newer_version_is_unsupported_not_corruption() {
     let master = MasterKey::random();
     let mut bytes = passphrase_file(&master, "p").encode();
-    bytes[8] = KEYSLOTS_VERSION + 1;
+    bytes[8] = KEYSLOTS_SEALED_VERSION + 1;
     recrc(&mut bytes);
     assert!(matches!(
         KeyslotFile::decode(&bytes, "KEYSLOTS"),
-        Err(Error::UnsupportedVersion { found, .. }) if found == KEYSLOTS_VERSION + 1
+        Err(Error::UnsupportedVersion { found, .. }) if found == KEYSLOTS_SEALED_VERSION + 1
     ));
 }
 

@@ -143,6 +143,9 @@ pub(crate) fn open(dir: &Path, credential: &Credential, options: Options) -> Res
         (ReadOnlyVfs::wrap(real_vfs), None)
     } else {
         let lock = take_lock(&*real_vfs, dir)?;
+        // Key files of the first layout are upgraded, and a key-file change a
+        // crash interrupted is finished, before anything else is written.
+        keys.upgrade(&real_vfs, dir)?;
         (real_vfs, Some(lock))
     };
     let versions = VersionSet::recover(&vfs, dir, &keys, options.num_levels)?;
