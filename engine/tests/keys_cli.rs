@@ -484,3 +484,41 @@ fn argon2_floor_at_init_and_passphrase_change_keeps_the_cost() {
     let slots = ok(run(&dir, &["key", "slots"]));
     assert!(slots.stdout.contains("slot 1: Passphrase argon2id m=256 KiB t=4 p=1"), "{slots:?}");
 }
+
+fn recovery_line(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("recovery key:"))
+        .expect("a recovery key line")
+        .trim()
+        .to_string()
+}
+
+/// `key rekey`: a new master key and recovery key, files re-encrypted; the
+/// passphrase used still opens, the old recovery key does not, the new one does.
+#[test]
+fn key_rekey_replaces_the_master_and_recovery_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let old = recovery_line(&init(&dir, &[]).stdout);
+    ok(run(&dir, &["put", "k", "v"]));
+    let out = ok(run(&dir, &["key", "rekey"]));
+    assert!(out.stdout.contains("new master key; rotated to epoch 2"), "{out:?}");
+    assert!(out.stdout.contains("removed slot 1 (recovery"), "{out:?}");
+    let new = recovery_line(&out.stdout);
+    assert_ne!(new, old);
+    assert_eq!(ok(run(&dir, &["get", "k"])).stdout, "v\n");
+    let file = tmp.path().join("r.txt");
+    std::fs::write(&file, format!("{old}\n")).unwrap();
+    let f = file.to_str().unwrap();
+    failed(run_env(&dir, &[], &["--recovery-key-file", f, "get", "k"]));
+    std::fs::write(&file, format!("{new}\n")).unwrap();
+    assert_eq!(ok(run_env(&dir, &[], &["--recovery-key-file", f, "get", "k"])).stdout, "v\n");
+    // --recovery-out: written (owner-only) before the change, not printed.
+    let out_file = tmp.path().join("new-recovery.txt");
+    let out = ok(run(&dir, &["key", "rekey", "--recovery-out", out_file.to_str().unwrap()]));
+    assert!(!out.stdout.contains("SYN1-"), "{out:?}");
+    let written = std::fs::read_to_string(&out_file).unwrap();
+    std::fs::write(&file, &written).unwrap();
+    assert_eq!(ok(run_env(&dir, &[], &["--recovery-key-file", f, "get", "k"])).stdout, "v\n");
+}

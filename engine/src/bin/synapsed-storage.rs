@@ -134,7 +134,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Key management: passphrase change, data-key rotation, keyslot listing.
+    /// Key management: passphrase change, data-key rotation, master-key rotation, keyslot listing.
     Key {
         #[command(subcommand)]
         command: keycmd::KeyCommand,

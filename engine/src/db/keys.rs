@@ -79,7 +79,35 @@ pub struct RotationReport {
     pub epochs_retained: Vec<u32>,
 }
 
+/// What [`Db::rekey`] did.
+#[derive(Debug)]
+pub struct RekeyReport {
+    /// Keyslots removed because they cannot be re-made without their own secret
+    /// (other passphrases, raw keys, device keys, the old recovery slot), as
+    /// they were listed before the change. Add them again to keep using them.
+    pub removed_slots: Vec<SlotInfo>,
+    /// The data-key rotation that followed: every file re-encrypted, old epochs destroyed.
+    pub rotation: RotationReport,
+}
+
 impl Db {
+    /// Replaces the master key and the data keys, like `cryptsetup reencrypt`: a
+    /// new random master key is wrapped in a fresh `KEYSLOTS` holding a slot for
+    /// `credential` (re-made with the same kind and cost) and, if given, one for
+    /// the new `recovery` key; then every file is re-encrypted under a new data-key
+    /// epoch and the old epochs are destroyed. Slots that only their own secret
+    /// could re-make are removed and listed. Afterwards no earlier master key,
+    /// keyring key or data key opens anything of the store.
+    ///
+    /// Have a new recovery key written down (or synced to its file) before the
+    /// call: once the new `KEYSLOTS` is in place, the old recovery key is void.
+    pub fn rekey(&self, credential: &Credential, recovery: Option<&RecoveryKey>) -> Result<RekeyReport> {
+        self.inner.check_writable()?;
+        let outcome = self.inner.keys.rekey(&self.inner.vfs, &self.inner.dir, credential, recovery)?;
+        let rotation = self.inner.rotate_keys(&mut |_| {})?;
+        Ok(RekeyReport { removed_slots: outcome.removed, rotation })
+    }
+
     /// Creates a new store like [`Db::create`] and also a recovery key: a hybrid
     /// (X25519 + ML-KEM-768) keyslot written in the same `KEYSLOTS` write. The
     /// returned key exists nowhere else; show it once

@@ -1,7 +1,7 @@
 //! The key commands of the CLI: `init` with its recovery key (printed once, or
 //! written to an owner-only file, optionally split into k-of-n shares), the
-//! `--recovery-key-file` credential, `key passphrase`, `key rotate`, `key slots`
-//! and `secure-delete`. Secrets stay in zeroizing buffers; no message repeats
+//! `--recovery-key-file` credential, `key passphrase`, `key rotate`, `key rekey`,
+//! `key slots` and `secure-delete`. Secrets stay in zeroizing buffers; no message repeats
 //! one, and the recovery key reaches stdout only when `init` is asked for no file.
 
 use std::io::Write;
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use synapsed_storage::{Credential, Db, RecoveryKey, RecoveryShare, RotationProgress};
+use synapsed_storage::{Credential, Db, RecoveryKey, RecoveryShare, RotationProgress, SlotInfo};
 use zeroize::Zeroizing;
 
 use crate::{Exit, GlobalArgs, EXIT_USAGE};
@@ -46,6 +46,19 @@ pub(crate) enum KeyCommand {
     /// Starts a new data-key epoch, re-encrypts every file under older epochs and
     /// destroys their keys.
     Rotate,
+    /// Replaces the master key and every data key (like `cryptsetup reencrypt`):
+    /// a new master key wrapped for the credential given, a new recovery key,
+    /// every file re-encrypted. Other passphrases, raw keys and device slots are
+    /// removed (listed) and must be added again.
+    Rekey {
+        /// Write the new recovery key to F (created with mode 0600; must not
+        /// exist) before the change, instead of printing it after.
+        #[arg(long, value_name = "F")]
+        recovery_out: Option<PathBuf>,
+        /// Make no new recovery key (the old one stops working all the same).
+        #[arg(long, conflicts_with = "recovery_out")]
+        no_recovery_key: bool,
+    },
     /// Lists the keyslots (kinds and parameters; no key material).
     Slots,
 }
@@ -200,22 +213,62 @@ pub(crate) fn key(g: &GlobalArgs, command: &KeyCommand, out: &mut dyn Write) -> 
                 )?;
             }
         }
+        KeyCommand::Rekey { recovery_out, no_recovery_key } => {
+            let credential = g.credential()?;
+            let db = Db::open(dir, &credential, g.options(false)?)
+                .with_context(|| format!("cannot open {}", dir.display()))?;
+            let recovery = (!*no_recovery_key).then(RecoveryKey::generate);
+            if let (Some(path), Some(key)) = (recovery_out, &recovery) {
+                // Durable before the old recovery key stops working.
+                let mut file = create_owner_only(path)?;
+                file.write_all(key.to_text().as_bytes())?;
+                file.write_all(b"\n")?;
+                file.sync_all().with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            let report = db.rekey(&credential, recovery.as_ref())?;
+            db.close()?;
+            for slot in &report.removed_slots {
+                writeln!(out, "removed slot {} ({}): add it again to keep using it", slot.index, describe(slot))?;
+            }
+            writeln!(
+                out,
+                "new master key; rotated to epoch {}: {} table(s) rewritten, destroyed epochs {:?}",
+                report.rotation.new_epoch, report.rotation.tables_total, report.rotation.epochs_destroyed
+            )?;
+            match (recovery_out, &recovery) {
+                (Some(path), Some(_)) => writeln!(
+                    out,
+                    "new recovery key written to {} (keep it offline; it is shown nowhere else)",
+                    path.display()
+                )?,
+                (None, Some(key)) => {
+                    writeln!(out, "recovery key: {}", key.to_text().as_str())?;
+                    writeln!(out, "write the new recovery key down and keep it offline: it is shown only this once")?;
+                }
+                _ => writeln!(out, "the store has no recovery key now")?,
+            }
+        }
         KeyCommand::Slots => {
             for slot in Db::keyslots(dir, &g.options(true)?)? {
-                let kind = match (slot.kind, slot.recovery) {
-                    (_, true) => "recovery (X25519 + ML-KEM-768)".to_string(),
-                    (Some(kind), false) => format!("{kind:?}"),
-                    (None, false) => format!("unknown kind {}", slot.kind_code),
-                };
-                let params = slot
-                    .argon2
-                    .map(|a| format!(" argon2id m={} KiB t={} p={}", a.m_cost_kib, a.t_cost, a.p_cost))
-                    .unwrap_or_default();
-                writeln!(out, "slot {}: {kind}{params}", slot.index)?;
+                writeln!(out, "slot {}: {}", slot.index, describe(&slot))?;
             }
         }
     }
     Ok(())
+}
+
+/// A slot's kind and parameters, as `key slots` lists them.
+fn describe(slot: &SlotInfo) -> String {
+    let kind = match (slot.kind, slot.recovery) {
+        (_, true) => "recovery (X25519 + ML-KEM-768)".to_string(),
+        (Some(kind), false) => format!("{kind:?}"),
+        (None, false) => format!("unknown kind {}", slot.kind_code),
+    };
+    let params = slot
+        .argon2
+        .map(|a| format!(" argon2id m={} KiB t={} p={}", a.m_cost_kib, a.t_cost, a.p_cost))
+        .unwrap_or_default();
+    format!("{kind}{params}")
 }
 
 /// `secure-delete KEY` / `secure-delete --prefix P`.
