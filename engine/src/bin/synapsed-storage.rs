@@ -139,8 +139,10 @@ enum Command {
         #[command(subcommand)]
         command: keycmd::KeyCommand,
     },
-    /// Deletes KEY (or every key under --prefix P) so that no copy stays readable:
-    /// compaction through every level, overwrite of obsolete files, key rotation.
+    /// Deletes KEY (or every key under --prefix P) so that no copy the store can
+    /// open stays readable: compaction through every level, overwrite of obsolete
+    /// files, key rotation, key files resealed (see docs/security.md for SSDs,
+    /// copy-on-write file systems and backups).
     SecureDelete {
         /// Key (UTF-8).
         #[arg(allow_hyphen_values = true, required_unless_present = "prefix", conflicts_with = "prefix")]
