@@ -91,6 +91,20 @@ impl KeyManager {
         Ok((manager, recovery))
     }
 
+    /// Like [`KeyManager::create_with_recovery`] with a recovery key the caller
+    /// made, so that it can be written down (or synced to its file) before the
+    /// store exists: a crash then never leaves a store whose recovery key was
+    /// never shown.
+    pub fn create_with_recovery_key(
+        vfs: &Arc<dyn Vfs>,
+        dir: &Path,
+        credential: &Credential,
+        params: &Argon2Params,
+        recovery: &RecoveryKey,
+    ) -> Result<Arc<Self>> {
+        Self::create_inner(vfs, dir, credential, params, Some(recovery))
+    }
+
     fn create_inner(
         vfs: &Arc<dyn Vfs>,
         dir: &Path,

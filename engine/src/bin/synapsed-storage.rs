@@ -177,6 +177,7 @@ impl Exit {
 }
 
 fn main() -> ExitCode {
+    keys::take_env_secrets();
     install_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -419,7 +420,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// Shared with the demo: the store options and credential the global flags ask for.
 pub(crate) fn demo_setup(g: &GlobalArgs) -> anyhow::Result<(Option<Credential>, Options)> {
     let explicit =
-        g.passphrase_file.is_some() || g.key_file.is_some() || std::env::var_os(keys::PASSPHRASE_ENV).is_some();
+        g.passphrase_file.is_some() || g.key_file.is_some() || keys::env_passphrase().is_some();
     let credential = if explicit { Some(g.credential()?) } else { None };
     let mut options = g.options(false)?;
     if g.memtable_size_bytes.is_none() {

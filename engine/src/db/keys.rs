@@ -114,9 +114,23 @@ impl Db {
     /// ([`RecoveryKey::to_text`]) and drop it. It opens the store as
     /// `Credential::Recovery(key)`.
     pub fn create_with_recovery(dir: &Path, credential: &Credential, options: Options) -> Result<(Db, RecoveryKey)> {
-        let (inner, recovery) = super::open::create_keyed(dir, credential, options, true)?;
+        let (inner, recovery) = super::open::create_keyed(dir, credential, options, Some(RecoveryKey::generate()))?;
         let recovery = recovery.ok_or_else(|| Error::InvalidArgument("no recovery key was made".into()))?;
         Ok((Db::run(inner), recovery))
+    }
+
+    /// Like [`Db::create_with_recovery`] with a recovery key the caller made
+    /// ([`RecoveryKey::generate`]) and has already written down or synced to its
+    /// file: a crash during the create then never leaves a working store whose
+    /// recovery key was never shown.
+    pub fn create_with_recovery_key(
+        dir: &Path,
+        credential: &Credential,
+        recovery: &RecoveryKey,
+        options: Options,
+    ) -> Result<Db> {
+        let (inner, _) = super::open::create_keyed(dir, credential, options, Some(recovery.clone()))?;
+        Ok(Db::run(inner))
     }
 
     /// Replaces a passphrase of the store in `dir` (open or not): the master key is

@@ -38,16 +38,16 @@ pub(crate) struct Replayed {
 
 /// Creates a store in `dir` and returns its shared state, ready to run.
 pub(crate) fn create(dir: &Path, credential: &Credential, options: Options) -> Result<Arc<Inner>> {
-    create_keyed(dir, credential, options, false).map(|(inner, _)| inner)
+    create_keyed(dir, credential, options, None).map(|(inner, _)| inner)
 }
 
-/// Like [`create`]; with `recovery` also makes a recovery key, whose keyslot is
-/// written in the same `KEYSLOTS` write, and returns it (it exists nowhere else).
+/// Like [`create`]; with `recovery` also makes a keyslot for that recovery key,
+/// written in the same `KEYSLOTS` write, and hands the key back.
 pub(crate) fn create_keyed(
     dir: &Path,
     credential: &Credential,
     options: Options,
-    recovery: bool,
+    recovery: Option<RecoveryKey>,
 ) -> Result<(Arc<Inner>, Option<RecoveryKey>)> {
     options.validate()?;
     if matches!(credential, Credential::Passphrase(_)) {
@@ -81,11 +81,9 @@ pub(crate) fn create_keyed(
     }
     let lock = take_lock(&*vfs, dir)?;
     remove_interrupted_create(&*vfs, dir)?;
-    let (keys, recovery_key) = if recovery {
-        let (keys, key) = KeyManager::create_with_recovery(&vfs, dir, credential, &options.argon2)?;
-        (keys, Some(key))
-    } else {
-        (KeyManager::create(&vfs, dir, credential, &options.argon2)?, None)
+    let (keys, recovery_key) = match recovery {
+        Some(key) => (KeyManager::create_with_recovery_key(&vfs, dir, credential, &options.argon2, &key)?, Some(key)),
+        None => (KeyManager::create(&vfs, dir, credential, &options.argon2)?, None),
     };
     let versions = VersionSet::create(&vfs, dir, &keys, options.num_levels)?;
     sync_dir(&*vfs, dir)?;
