@@ -148,7 +148,8 @@ impl KeyManager {
     /// existed, HKDF-SHA256(ikm = MK, info = "synapsed-storage integrity root"),
     /// fixed at the upgrade. Neither a keyring-key change nor a master-key
     /// rotation (`rekey`) changes it.
-    #[allow(dead_code, reason = "the root of the integrity keys (the MAC of CURRENT)")]
+    // The root of the integrity keys (the MAC of CURRENT is derived from it).
+    #[allow(dead_code)]
     pub(crate) fn integrity_root(&self) -> Zeroizing<[u8; 32]> {
         self.keyring.read().integrity_root.0.clone()
     }
