@@ -37,6 +37,11 @@ pub const KEYSLOTS_FILE: &str = "KEYSLOTS";
 /// Name of the keyring file in the store directory.
 pub const KEYRING_FILE: &str = "KEYRING";
 
+/// How often `unlock` reads the key files again when a writer changed them
+/// between its two reads; each retry needs a further change by that writer, so
+/// this only bounds a writer that changes keys without pause.
+const MAX_UNLOCK_RETRIES: usize = 8;
+
 mod admin;
 pub use admin::RekeyOutcome;
 
@@ -160,14 +165,36 @@ impl KeyManager {
     /// the credential, `Corruption` naming `KEYSLOTS` or `KEYRING` if either is
     /// damaged, missing (`KEYRING`) or from another store.
     pub fn unlock(vfs: &Arc<dyn Vfs>, dir: &Path, credential: &Credential) -> Result<Arc<Self>> {
-        let Some(keyslots_bytes) = read_key_file(&**vfs, dir, KEYSLOTS_FILE, MAX_KEYSLOTS_FILE_LEN)? else {
-            return Err(Error::NotFound(dir.display().to_string()));
-        };
-        let keyslots = KeyslotFile::decode(&keyslots_bytes, KEYSLOTS_FILE)?;
-        let master = keyslots.unlock(credential)?;
-        let store_id = keyslots.store_id();
-        let (keyring, _) = open_keyring(&**vfs, dir, &keyslots, &master)?;
-        Ok(Arc::new(KeyManager::new(master, store_id, keyring)))
+        let mut master: Option<MasterKey> = None;
+        let mut attempt = 0;
+        loop {
+            let Some(keyslots_bytes) = read_key_file(&**vfs, dir, KEYSLOTS_FILE, MAX_KEYSLOTS_FILE_LEN)? else {
+                return Err(Error::NotFound(dir.display().to_string()));
+            };
+            let keyslots = KeyslotFile::decode(&keyslots_bytes, KEYSLOTS_FILE)?;
+            // A retry after a concurrent change reuses the key when it is still the
+            // store's (no second Argon2 run), and unlocks again after a rekey.
+            let key = match master.take() {
+                Some(k) if keyslots.matches(&k) => k,
+                _ => keyslots.unlock(credential)?,
+            };
+            let store_id = keyslots.store_id();
+            match open_keyring(&**vfs, dir, &keyslots, &key) {
+                Ok((keyring, _)) => return Ok(Arc::new(KeyManager::new(key, store_id, keyring))),
+                // A writer changed the key files between the two reads (its first
+                // write replaces KEYSLOTS before KEYRING changes): read both again.
+                // An older file put back fails the same way every time.
+                Err(e @ Error::Corruption { .. }) if attempt < MAX_UNLOCK_RETRIES => {
+                    let now = read_key_file(&**vfs, dir, KEYSLOTS_FILE, MAX_KEYSLOTS_FILE_LEN)?;
+                    if now.as_deref() == Some(keyslots_bytes.as_slice()) {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    master = Some(key);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// A manager over keys the caller already holds (worked examples, later key tools).

@@ -276,3 +276,31 @@ fn rekey_replaces_the_master_key_and_survives_a_crash_at_every_sync() {
     }
     assert!(completed);
 }
+
+/// A reader that reads `KEYSLOTS` before a writer's key-file change and
+/// `KEYRING` after it reads both again instead of reporting a rolled-back file.
+#[test]
+fn unlock_beside_a_key_change_reads_the_pair_again() {
+    let (_, vfs, dir) = sim();
+    let keys = KeyManager::create(&vfs, &dir, &pass("p"), &TINY).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (keys, vfs, dir, stop) = (keys.clone(), vfs.clone(), dir.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 400 {
+                let epoch = keys.rotate(&vfs, &dir).unwrap();
+                keys.destroy_epoch(&vfs, &dir, epoch - 1).unwrap();
+                n += 1;
+            }
+        })
+    };
+    for _ in 0..200 {
+        if let Err(e) = KeyManager::unlock(&vfs, &dir, &pass("p")) {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            panic!("an unlock beside a writer failed: {e}");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+}
