@@ -20,6 +20,7 @@ fn options(sync: SyncPolicy, block_cache_bytes: usize) -> Options {
         block_cache_bytes,
         // Unlocking cost is not what these benches measure.
         argon2: Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 },
+        insecure_kdf_for_tests: true,
         ..Options::default()
     }
 }

@@ -56,6 +56,10 @@ impl<'a> Reader<'a> {
         Ok(u16::from_le_bytes(self.array::<2>(what)?))
     }
 
+    pub(crate) fn u64(&mut self, what: &str) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array::<8>(what)?))
+    }
+
     pub(crate) fn u32(&mut self, what: &str) -> Result<u32> {
         Ok(u32::from_le_bytes(self.array::<4>(what)?))
     }

@@ -54,8 +54,9 @@ pub enum Error {
     /// Something that must not exist yet already does (e.g. a store in the directory).
     #[error("already exists: {0}")]
     AlreadyExists(String),
-    /// Something that must exist does not (e.g. no store in the directory).
-    #[error("not found: {0}")]
+    /// The named directory holds no store (its `KEYSLOTS` is missing). Holds the
+    /// directory alone, so that layers above can word their own message around it.
+    #[error("{0} holds no store (KEYSLOTS is missing)")]
     NotFound(String),
 }
 

@@ -23,8 +23,22 @@ const _: () = assert!(WRAPPED_KEY_LEN == 60);
 
 /// Magic of the `KEYSLOTS` file.
 pub(crate) const KEYSLOTS_MAGIC: [u8; 8] = *b"SYNKSLOT";
-/// Version of the `KEYSLOTS` layout.
+/// Version 1 of the `KEYSLOTS` layout (no seal), still read and upgraded. It is
+/// also the version byte bound into every slot's AAD, in both file versions, so
+/// slots move from a version-1 file into a version-2 one unchanged.
 pub(crate) const KEYSLOTS_VERSION: u8 = 1;
+/// Version 2 of the `KEYSLOTS` layout: version 1 plus the seal (generation,
+/// flags, keyring key) whose tag authenticates the whole file under MK.
+pub(crate) const KEYSLOTS_SEALED_VERSION: u8 = 2;
+/// Seal of a version-2 `KEYSLOTS`, before its sealed keys: generation u64,
+/// flags u8, nonce.
+pub(crate) const KEYSLOTS_SEAL_PREFIX_LEN: usize = 8 + 1 + NONCE_LEN;
+/// Flag: a next keyring key follows the current one (a key-file change was under way).
+pub(crate) const KEYSLOTS_FLAG_NEXT: u8 = 1;
+/// Flag: the `KEYRING` may still be version 1 (an upgrade was under way).
+pub(crate) const KEYSLOTS_FLAG_LEGACY_KEYRING: u8 = 2;
+/// Largest seal: prefix, two keyring keys, tag.
+pub(crate) const KEYSLOTS_SEAL_MAX_LEN: usize = KEYSLOTS_SEAL_PREFIX_LEN + 2 * 32 + AEAD_TAG_LEN;
 /// Length of the store id.
 pub(crate) const STORE_ID_LEN: usize = 16;
 /// Length of the key-check value (a prefix of HKDF(MK, "synapsed-storage kcv")).
@@ -51,17 +65,19 @@ pub(crate) const RAW_KEY_PARAMS_LEN: usize = SLOT_SALT_LEN;
 pub(crate) const RAW_KEY_BODY_LEN: usize = RAW_KEY_PARAMS_LEN + NONCE_LEN + SLOT_WRAPPED_MK_LEN;
 /// Trailing crc32 of every key file.
 pub(crate) const CRC_LEN: usize = 4;
-/// Largest Argon2 memory cost accepted from disk or from a caller: 4 GiB.
-pub(crate) const MAX_ARGON2_M_COST_KIB: u32 = 4 * 1024 * 1024;
-/// Largest Argon2 iteration count accepted.
-pub(crate) const MAX_ARGON2_T_COST: u32 = 100;
-/// Largest Argon2 parallelism accepted.
-pub(crate) const MAX_ARGON2_P_COST: u32 = 64;
+/// Largest Argon2 memory cost a slot may be written with, and so the largest
+/// accepted from disk: 1 GiB (four times LUKS2's default ceiling). A tampered
+/// `KEYSLOTS` asking for more is corruption before anything is allocated.
+pub(crate) const MAX_ARGON2_M_COST_KIB: u32 = 1024 * 1024;
+/// Largest Argon2 iteration count written or accepted.
+pub(crate) const MAX_ARGON2_T_COST: u32 = 32;
+/// Largest Argon2 parallelism written or accepted.
+pub(crate) const MAX_ARGON2_P_COST: u32 = 16;
 
 /// Largest `KEYSLOTS` file the format allows (16 slots of the largest body);
 /// a reader refuses anything longer before allocating.
 pub(crate) const MAX_KEYSLOTS_FILE_LEN: usize =
-    KEYSLOTS_HEADER_LEN + MAX_SLOTS * (SLOT_FRAME_LEN + u16::MAX as usize) + CRC_LEN;
+    KEYSLOTS_HEADER_LEN + MAX_SLOTS * (SLOT_FRAME_LEN + u16::MAX as usize) + KEYSLOTS_SEAL_MAX_LEN + CRC_LEN;
 
 const _: () = assert!(KEYSLOTS_HEADER_LEN == 42);
 const _: () = assert!(PASSPHRASE_BODY_LEN == 88);
@@ -75,8 +91,16 @@ const _: () = assert!(RAW_KEY_BODY_LEN <= u16::MAX as usize);
 
 /// Magic of the `KEYRING` file.
 pub(crate) const KEYRING_MAGIC: [u8; 8] = *b"SYNKRING";
-/// Version of the `KEYRING` layout.
+/// Version 1 of the `KEYRING` layout (sealed under a key derived from MK), still
+/// read and upgraded.
 pub(crate) const KEYRING_VERSION: u8 = 1;
+/// Version 2: sealed under a key derived from the keyring key kept in
+/// `KEYSLOTS`, with a generation in its header and an integrity root in its body.
+pub(crate) const KEYRING_SEALED_VERSION: u8 = 2;
+/// Version-2 header: magic, version, store id, generation u64, nonce.
+pub(crate) const KEYRING_V2_HEADER_LEN: usize = 8 + 1 + STORE_ID_LEN + 8 + NONCE_LEN;
+/// Version-2 body before the entries: integrity root, current epoch u32, count u32.
+pub(crate) const KEYRING_V2_BODY_PREFIX_LEN: usize = 32 + 4 + 4;
 /// magic, version, store id, nonce: the AAD of the sealed body.
 pub(crate) const KEYRING_HEADER_LEN: usize = 8 + 1 + STORE_ID_LEN + NONCE_LEN;
 /// Body before the entries: current epoch u32, count u32.
@@ -89,7 +113,12 @@ pub(crate) const MAX_EPOCHS: usize = 4096;
 pub(crate) const KEYRING_MIN_LEN: usize = KEYRING_HEADER_LEN + KEYRING_BODY_PREFIX_LEN + AEAD_TAG_LEN + CRC_LEN;
 
 /// Largest `KEYRING` file the format allows; a reader refuses anything longer before allocating.
-pub(crate) const MAX_KEYRING_FILE_LEN: usize = KEYRING_MIN_LEN + MAX_EPOCHS * KEYRING_ENTRY_LEN;
+pub(crate) const MAX_KEYRING_FILE_LEN: usize = KEYRING_V2_HEADER_LEN
+    + KEYRING_V2_BODY_PREFIX_LEN
+    + AEAD_TAG_LEN
+    + CRC_LEN
+    + MAX_EPOCHS * KEYRING_ENTRY_LEN;
+const _: () = assert!(KEYRING_V2_HEADER_LEN == 45);
 
 const _: () = assert!(KEYRING_HEADER_LEN == 37);
 const _: () = assert!(KEYRING_ENTRY_LEN == 36);

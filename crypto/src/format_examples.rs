@@ -57,7 +57,8 @@ fn print_format_examples() {
 
     let mut epochs = BTreeMap::new();
     epochs.insert(1, DataKey::from_bytes(seq(0x20)));
-    let ring = Keyring { epochs, current: 1 };
+    let mut ring = Keyring::new_random();
+    ring.epochs = epochs;
     let ring_bytes = ring.seal(&master, &store_id);
     dump("KEYRING (epoch 1, DEK 20..3f)", &ring_bytes);
     assert_eq!(Keyring::open(&ring_bytes, &master, &store_id, "KEYRING").unwrap().key(1), ring.key(1));

@@ -310,7 +310,7 @@ const RIGHT_RAW_KEY: [u8; 32] = [0x11; 32];
 /// Argon2 cost of the fixture's passphrase slot: as small as Argon2 allows.
 const TINY_ARGON2: Argon2Params = Argon2Params { m_cost_kib: 8, t_cost: 1, p_cost: 1 };
 /// Largest Argon2 cost the target runs. Parameters up to the format's own limits
-/// (4 GiB, 100 iterations) are valid and [`KeyslotFile::decode`] accepts them, so a
+/// (1 GiB, 32 iterations) are valid and [`KeyslotFile::decode`] accepts them, so a
 /// fuzzed file could make one passphrase unlock take seconds and gigabytes; above
 /// this bound the target skips the passphrase unlocks of that input (decoding and
 /// the raw-key unlocks still run). The format's limits are checked by `decode`.

@@ -20,9 +20,10 @@ use zeroize::Zeroizing;
 use crate::codec::{append_crc, check_trailing_crc, ct_eq, hkdf_sha256, Reader};
 use crate::error::{Error, Result};
 use crate::format::{
-    CRC_LEN, KCV_LEN, KEYSLOTS_COUNT_OFFSET, KEYSLOTS_HEADER_LEN, KEYSLOTS_MAGIC, KEYSLOTS_VERSION, MAX_SLOTS,
-    NONCE_LEN, PASSPHRASE_BODY_LEN, PASSPHRASE_PARAMS_LEN, RAW_KEY_BODY_LEN, RAW_KEY_PARAMS_LEN, SLOT_FRAME_LEN,
-    SLOT_SALT_LEN, SLOT_WRAPPED_MK_LEN, STORE_ID_LEN,
+    AEAD_TAG_LEN, CRC_LEN, KCV_LEN, KEYSLOTS_COUNT_OFFSET, KEYSLOTS_FLAG_LEGACY_KEYRING, KEYSLOTS_FLAG_NEXT,
+    KEYSLOTS_HEADER_LEN, KEYSLOTS_MAGIC, KEYSLOTS_SEALED_VERSION, KEYSLOTS_VERSION, MAX_SLOTS, NONCE_LEN,
+    PASSPHRASE_BODY_LEN, PASSPHRASE_PARAMS_LEN, RAW_KEY_BODY_LEN, RAW_KEY_PARAMS_LEN, SLOT_FRAME_LEN, SLOT_SALT_LEN,
+    SLOT_WRAPPED_MK_LEN, STORE_ID_LEN,
 };
 use crate::hybrid::HybridPublicKey;
 use crate::keys::{fill_random, MasterKey};
@@ -34,6 +35,8 @@ pub use credential::{Argon2Params, Credential, SlotInfo, SlotKind};
 
 /// HKDF info of the key-check value.
 const KCV_INFO: &[u8] = b"synapsed-storage kcv";
+/// HKDF info of the key that seals a version-2 file (its tag is the file's MAC).
+const SEAL_INFO: &[u8] = b"synapsed-storage keyslots seal";
 /// Name used in errors when a file was built in memory rather than read.
 const DEFAULT_FILE_NAME: &str = "KEYSLOTS";
 
@@ -111,6 +114,42 @@ pub struct KeyslotFile {
     slots: Vec<Slot>,
     /// Name used in errors (the name the file was read under).
     file: String,
+    /// 1 for a file of the first layout (no seal), 2 otherwise.
+    version: u8,
+    /// A version-2 file's seal as read: the bytes it authenticates (everything
+    /// before the sealed keys) and the sealed keys with their tag. `None` for
+    /// version 1 and for files built in memory.
+    seal: Option<RawSeal>,
+}
+
+#[derive(Clone)]
+struct RawSeal {
+    aad: Vec<u8>,
+    generation: u64,
+    flags: u8,
+    nonce: [u8; NONCE_LEN],
+    sealed: Vec<u8>,
+}
+
+/// What a version-2 `KEYSLOTS` seals under the master key: the generation of the
+/// `KEYRING` it pairs with and the keyring key(s) that open it.
+pub(crate) struct KeyState {
+    /// The generation of the `KEYRING` sealed under `keyring_key`.
+    pub(crate) generation: u64,
+    /// The key the current `KEYRING` is sealed under (see `Keyring::seal_v2`).
+    pub(crate) keyring_key: Zeroizing<[u8; 32]>,
+    /// Set while a key-file change is under way: the `KEYRING` of generation
+    /// `generation + 1` is sealed under this key.
+    pub(crate) next: Option<Zeroizing<[u8; 32]>>,
+    /// Set while an upgrade is under way: the `KEYRING` may still be version 1.
+    pub(crate) legacy_keyring: bool,
+}
+
+/// The key that seals (authenticates) a version-2 file.
+fn seal_key(master: &MasterKey) -> Zeroizing<[u8; 32]> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    hkdf_sha256(master.as_bytes(), None, SEAL_INFO, &mut key[..]);
+    key
 }
 
 impl fmt::Debug for KeyslotFile {
@@ -196,7 +235,14 @@ impl KeyslotFile {
         params: &Argon2Params,
     ) -> Result<Self> {
         let slot = make_slot(master, &store_id, credential, params)?;
-        Ok(KeyslotFile { store_id, kcv: key_check_value(master), slots: vec![slot], file: DEFAULT_FILE_NAME.into() })
+        Ok(KeyslotFile {
+            store_id,
+            kcv: key_check_value(master),
+            slots: vec![slot],
+            file: DEFAULT_FILE_NAME.into(),
+            version: KEYSLOTS_SEALED_VERSION,
+            seal: None,
+        })
     }
 
     /// Parses the file bytes; checks integrity (a damaged file is corruption, not a wrong key).
@@ -207,12 +253,12 @@ impl KeyslotFile {
             return Err(Error::corruption(file, 0, "bad magic: not a KEYSLOTS file"));
         }
         let version = r.u8("the version")?;
-        if version != KEYSLOTS_VERSION {
-            if version > KEYSLOTS_VERSION {
+        if version != KEYSLOTS_VERSION && version != KEYSLOTS_SEALED_VERSION {
+            if version > KEYSLOTS_SEALED_VERSION {
                 return Err(Error::UnsupportedVersion {
                     file: file.into(),
                     found: version,
-                    supported: KEYSLOTS_VERSION,
+                    supported: KEYSLOTS_SEALED_VERSION,
                 });
             }
             return Err(Error::corruption(file, 8, format!("bad KEYSLOTS version {version}")));
@@ -258,18 +304,126 @@ impl KeyslotFile {
             }
             slots.push(slot);
         }
+        let seal = if version == KEYSLOTS_SEALED_VERSION {
+            let generation = r.u64("the generation")?;
+            let flags_at = r.pos() as u64;
+            let flags = r.u8("the flags")?;
+            if flags & !(KEYSLOTS_FLAG_NEXT | KEYSLOTS_FLAG_LEGACY_KEYRING) != 0 {
+                return Err(Error::corruption(file, flags_at, format!("unknown flags {flags:#04x}")));
+            }
+            let nonce = r.array::<NONCE_LEN>("the seal's nonce")?;
+            let aad = body.get(..r.pos()).unwrap_or_default().to_vec();
+            let keys = if flags & KEYSLOTS_FLAG_NEXT != 0 { 2 } else { 1 };
+            let sealed = r.take(keys * 32 + AEAD_TAG_LEN, "the sealed keyring key")?.to_vec();
+            Some(RawSeal { aad, generation, flags, nonce, sealed })
+        } else {
+            None
+        };
         if r.remaining() != 0 {
             return Err(Error::corruption(file, r.pos() as u64, "bytes after the last slot"));
         }
-        Ok(KeyslotFile { store_id, kcv, slots, file: file.into() })
+        Ok(KeyslotFile { store_id, kcv, slots, file: file.into(), version, seal })
     }
 
-    /// Serializes the file.
+    /// Whether the file as read is of the current layout with no key-file change
+    /// or upgrade under way (version 2, no flags).
+    pub(crate) fn is_settled(&self) -> bool {
+        self.version == KEYSLOTS_SEALED_VERSION && self.seal.as_ref().is_some_and(|s| s.flags == 0)
+    }
+
+    /// Checks a version-2 file's seal under `master` (the key a slot unwrapped)
+    /// and returns what it holds; `None` for a version-1 file. A failed tag means
+    /// the slot set, the generation or the flags were changed since this store
+    /// wrote the file (a slot dropped, reordered or put back): corruption.
+    pub(crate) fn open_seal(&self, master: &MasterKey) -> Result<Option<KeyState>> {
+        let Some(seal) = &self.seal else { return Ok(None) };
+        let mut keys = Zeroizing::new(seal.sealed.clone());
+        let key = seal_key(master);
+        let cipher = Aes256GcmSiv::new((&*key).into());
+        cipher.decrypt_in_place(Nonce::from_slice(&seal.nonce), &seal.aad, &mut *keys).map_err(|_| {
+            Error::corruption(
+                &self.file,
+                seal.aad.len() as u64,
+                "the keyslot set failed authentication under the master key \
+                 (slots dropped, reordered or put back, or the file assembled from parts)",
+            )
+        })?;
+        let key_at = |i: usize| {
+            let mut k = Zeroizing::new([0u8; 32]);
+            k.copy_from_slice(keys.get(i * 32..i * 32 + 32)?);
+            Some(k)
+        };
+        let keyring_key = key_at(0).ok_or_else(|| Error::corruption(&self.file, 0, "short keyring key"))?;
+        let next = if seal.flags & KEYSLOTS_FLAG_NEXT != 0 { key_at(1) } else { None };
+        Ok(Some(KeyState {
+            generation: seal.generation,
+            keyring_key,
+            next,
+            legacy_keyring: seal.flags & KEYSLOTS_FLAG_LEGACY_KEYRING != 0,
+        }))
+    }
+
+    /// Serializes the file as version 2 with `state` sealed under `master`; the
+    /// seal's tag authenticates every byte before it (the slot set included).
+    pub(crate) fn encode_sealed(&self, master: &MasterKey, state: &KeyState) -> Vec<u8> {
+        let mut out = self.encode_unsealed(KEYSLOTS_SEALED_VERSION);
+        out.extend_from_slice(&state.generation.to_le_bytes());
+        let mut flags = 0u8;
+        if state.next.is_some() {
+            flags |= KEYSLOTS_FLAG_NEXT;
+        }
+        if state.legacy_keyring {
+            flags |= KEYSLOTS_FLAG_LEGACY_KEYRING;
+        }
+        out.push(flags);
+        let mut nonce = [0u8; NONCE_LEN];
+        fill_random(&mut nonce);
+        out.extend_from_slice(&nonce);
+        // Reserved up front so encryption never reallocates and leaves plaintext keys behind.
+        let mut keys = Zeroizing::new(Vec::with_capacity(2 * 32 + AEAD_TAG_LEN));
+        keys.extend_from_slice(&state.keyring_key[..]);
+        if let Some(next) = &state.next {
+            keys.extend_from_slice(&next[..]);
+        }
+        let key = seal_key(master);
+        let cipher = Aes256GcmSiv::new((&*key).into());
+        if cipher.encrypt_in_place(Nonce::from_slice(&nonce), &out, &mut *keys).is_err() {
+            unreachable!("AES-GCM-SIV refused 64 bytes");
+        }
+        out.extend_from_slice(&keys);
+        append_crc(&mut out);
+        out
+    }
+
+    /// Serializes the file as it was read: a version-1 file in the first layout,
+    /// a version-2 file with its seal as read (valid only while the slots are
+    /// unchanged; writers use [`KeyslotFile::encode_sealed`]). A file built in
+    /// memory is written in the first layout (worked examples, tests).
     pub fn encode(&self) -> Vec<u8> {
+        match &self.seal {
+            Some(seal) if self.version == KEYSLOTS_SEALED_VERSION => {
+                let mut out = self.encode_unsealed(KEYSLOTS_SEALED_VERSION);
+                out.extend_from_slice(&seal.generation.to_le_bytes());
+                out.push(seal.flags);
+                out.extend_from_slice(&seal.nonce);
+                out.extend_from_slice(&seal.sealed);
+                append_crc(&mut out);
+                out
+            }
+            _ => {
+                let mut out = self.encode_unsealed(KEYSLOTS_VERSION);
+                append_crc(&mut out);
+                out
+            }
+        }
+    }
+
+    /// Header and slots, without the seal and the crc.
+    fn encode_unsealed(&self, version: u8) -> Vec<u8> {
         let slots_len: usize = self.slots.iter().map(|s| SLOT_FRAME_LEN + s.body.len()).sum();
         let mut out = Vec::with_capacity(KEYSLOTS_HEADER_LEN + slots_len + CRC_LEN);
         out.extend_from_slice(&KEYSLOTS_MAGIC);
-        out.push(KEYSLOTS_VERSION);
+        out.push(version);
         out.extend_from_slice(&self.store_id);
         out.extend_from_slice(&self.kcv);
         // Invariant kept by create/decode/add_slot/remove_slot: 1..=MAX_SLOTS slots,
@@ -281,7 +435,6 @@ impl KeyslotFile {
             out.extend_from_slice(&u16::try_from(slot.body.len()).unwrap_or(u16::MAX).to_le_bytes());
             out.extend_from_slice(&slot.body);
         }
-        append_crc(&mut out);
         out
     }
 

@@ -182,7 +182,12 @@ pub struct RecoveryShare {
 }
 
 impl RecoveryShare {
-    /// This share's number (1..=255) within its split.
+    /// The random id of the split this share belongs to (equal in every share of one split).
+    pub fn split_id(&self) -> [u8; 3] {
+        self.split_id
+    }
+
+    /// This share's x coordinate (1..=255), its number in the split.
     pub fn index(&self) -> u8 {
         self.x
     }

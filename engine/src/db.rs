@@ -41,7 +41,7 @@ use crate::options::{Options, SyncPolicy};
 use inner::Inner;
 pub use repair::{BlockCounts, LostFile, RepairReport, LOST_DIR};
 
-pub use keys::{EpochFiles, RotationProgress, RotationReport};
+pub use keys::{EpochFiles, RekeyReport, RotationProgress, RotationReport};
 pub use secure_delete::SecureDeleteReport;
 pub(crate) use limits::{is_enospc, reason_is_enospc, TABLE_MAX_KEY_BYTES, TABLE_MAX_VALUE_BYTES};
 

@@ -31,7 +31,7 @@ mod options;
 
 pub use batch::WriteBatch;
 pub use db::{Db, DbIterator, Snapshot, Stats, Transaction, VerifyReport};
-pub use db::{EpochFiles, RotationProgress, RotationReport, SecureDeleteReport};
+pub use db::{EpochFiles, RekeyReport, RotationProgress, RotationReport, SecureDeleteReport};
 pub use error::{Error, Result};
 pub use db::{BlockCounts, LostFile, RepairReport, LOST_DIR};
 pub use options::{Options, SyncPolicy};

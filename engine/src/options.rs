@@ -105,8 +105,17 @@ pub struct Options {
     /// then writes its bytes once instead of twice (log, then flush) and holds
     /// no memtable of its size. `usize::MAX` turns it off. Default 32 MiB.
     pub ingest_min_bytes: usize,
-    /// Argon2id parameters for a new passphrase slot (used by `create`).
+    /// Argon2id parameters for a new passphrase slot (used by `create`,
+    /// `add_credential` and `change_passphrase`). At least
+    /// [`Argon2Params::PRODUCTION_FLOOR`] (OWASP's m = 19456 KiB, t = 2) unless
+    /// `insecure_kdf_for_tests` is set; a passphrase change never goes below the
+    /// replaced slot's cost.
     pub argon2: Argon2Params,
+    /// Lets `argon2` be cheaper than the production floor. For tests only (they
+    /// make hundreds of stores): a passphrase slot made so falls to guessing
+    /// hundreds of times sooner. Default false; `tiny_for_tests` sets it, and the
+    /// CLI's `--insecure-kdf-for-tests` does.
+    pub insecure_kdf_for_tests: bool,
     /// Overwrite passes over obsolete files before unlinking them (0 = plain unlink).
     pub secure_delete_passes: u32,
     /// How long a key rotation (and so a secure deletion) waits for read-only
@@ -160,6 +169,7 @@ impl Default for Options {
                 .map_or(1, |n| n.get().min(DEFAULT_MAX_SUBCOMPACTIONS)),
             ingest_min_bytes: 32 << 20,
             argon2: Argon2Params::default(),
+            insecure_kdf_for_tests: false,
             secure_delete_passes: 0,
             reader_wait_ms: 5_000,
             max_key_bytes: 64 << 10,
@@ -188,6 +198,7 @@ impl Options {
             level_size_multiplier: 4,
             target_file_size_bytes: 8 << 10,
             argon2: Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 },
+            insecure_kdf_for_tests: true,
             ..Options::default()
         }
     }
@@ -217,6 +228,20 @@ impl Options {
     }
 
     /// Rejects option values the engine cannot run with.
+    /// Refuses Argon2id parameters below the production floor for a new
+    /// passphrase slot, unless `insecure_kdf_for_tests` allows them.
+    pub(crate) fn check_kdf_floor(&self) -> crate::Result<()> {
+        let floor = Argon2Params::PRODUCTION_FLOOR;
+        if self.insecure_kdf_for_tests || self.argon2.meets(&floor) {
+            return Ok(());
+        }
+        Err(crate::Error::InvalidArgument(format!(
+            "Argon2id cost m={} KiB t={} is below the floor for a store (m={} KiB t={}); \
+             only tests may go lower, with insecure_kdf_for_tests",
+            self.argon2.m_cost_kib, self.argon2.t_cost, floor.m_cost_kib, floor.t_cost
+        )))
+    }
+
     pub(crate) fn validate(&self) -> crate::Result<()> {
         let bad = |what: &str| Err(crate::Error::InvalidArgument(format!("option {what}")));
         if self.num_levels < 2 {

@@ -319,6 +319,7 @@ fn non_empty_non_store_directory_at_init() {
     let out = Command::new(BIN)
         .env("SYNAPSED_PASSPHRASE", PASSPHRASE)
         .args([
+            "--insecure-kdf-for-tests",
             "--argon2-memory-kib",
             "64",
             "--argon2-iterations",
@@ -577,4 +578,58 @@ fn too_many_open_files() {
     assert_cli_error(&out, 1, "max_open_files = 16");
     let out = cli(&dir, &["get", "key000123"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn recrc(bytes: &mut [u8]) {
+    let n = bytes.len() - 4;
+    let mut crc = !0u32;
+    for &b in &bytes[..n] {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    bytes[n..].copy_from_slice(&(!crc).to_le_bytes());
+}
+
+#[test]
+fn forged_argon2_cost_in_keyslots() {
+    let (_tmp, dir) = new_store();
+    let path = dir.join("KEYSLOTS");
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes[42], 1, "slot 0 is the passphrase slot; its m_cost starts at 45");
+    bytes[45..49].copy_from_slice(&(4u32 << 20).to_le_bytes());
+    recrc(&mut bytes);
+    std::fs::write(&path, &bytes).unwrap();
+    let e = Db::open(&dir, &cred(), options()).unwrap_err();
+    assert!(e.is_corruption() && e.to_string().contains("KEYSLOTS") && e.to_string().contains("Argon2"), "{e}");
+    assert_cli_error(&cli(&dir, &["get", "k"]), 3, "exceeds the limit of 1048576 KiB");
+}
+
+#[test]
+fn older_key_file_put_back() {
+    let (_tmp, dir) = new_store();
+    let old_ring = std::fs::read(dir.join("KEYRING")).unwrap();
+    let db = Db::open(&dir, &cred(), options()).unwrap();
+    db.rotate_keys().unwrap();
+    db.close().unwrap();
+    std::fs::write(dir.join("KEYRING"), &old_ring).unwrap();
+    let e = Db::open(&dir, &cred(), options()).unwrap_err();
+    assert!(e.is_corruption() && e.to_string().contains("an older KEYRING was put back"), "{e}");
+    assert_cli_error(&cli(&dir, &["get", "k"]), 3, "an older KEYRING was put back");
+}
+
+#[test]
+fn argon2_cost_below_the_floor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let weak = Options { insecure_kdf_for_tests: false, ..options() };
+    match Db::create(&dir, &cred(), weak) {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains("below the floor"), "{m}"),
+        other => panic!("a weak Argon2 cost was accepted: {other:?}"),
+    }
+    assert!(!dir.exists(), "nothing written");
+    let out = cli(&dir, &["--argon2-memory-kib", "8", "--argon2-iterations", "1", "init"]);
+    assert_cli_error(&out, 1, "below the floor");
+    assert!(!dir.join("KEYSLOTS").exists());
 }

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
 const PASSPHRASE: &str = "correct horse battery staple";
 /// Cheap Argon2id for tests; only `init` (and `demo`) use it.
-const FAST_KDF: [&str; 4] = ["--argon2-memory-kib", "64", "--argon2-iterations", "1"];
+const FAST_KDF: [&str; 5] = ["--insecure-kdf-for-tests", "--argon2-memory-kib", "64", "--argon2-iterations", "1"];
 
 #[derive(Debug)]
 struct Out {
@@ -164,17 +164,17 @@ fn passphrase_file_drops_one_trailing_newline() {
     let (tmp, dir) = new_store();
     run(&dir, &["put", "k", "v"]).ok();
     let file = tmp.path().join("pass");
-    std::fs::write(&file, format!("{PASSPHRASE}\n")).unwrap();
+    write_secret(&file, format!("{PASSPHRASE}\n")).unwrap();
     let mut c = command(&dir);
     c.env_remove("SYNAPSED_PASSPHRASE").arg("--passphrase-file").arg(&file).args(["get", "k"]);
     assert_eq!(finish(c, None).ok().stdout, "v\n");
     // Only one newline is dropped: a second one is part of the passphrase.
-    std::fs::write(&file, format!("{PASSPHRASE}\n\n")).unwrap();
+    write_secret(&file, format!("{PASSPHRASE}\n\n")).unwrap();
     let mut c = command(&dir);
     c.env_remove("SYNAPSED_PASSPHRASE").arg("--passphrase-file").arg(&file).args(["get", "k"]);
     assert!(finish(c, None).failed().stderr.contains("wrong passphrase"));
     // The file wins over the environment.
-    std::fs::write(&file, PASSPHRASE).unwrap();
+    write_secret(&file, PASSPHRASE).unwrap();
     let mut c = command(&dir);
     c.env("SYNAPSED_PASSPHRASE", "something else").arg("--passphrase-file").arg(&file).args(["get", "k"]);
     assert_eq!(finish(c, None).ok().stdout, "v\n");
@@ -187,9 +187,9 @@ fn key_file_makes_a_raw_key_slot() {
     let key: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
     let hex_file = tmp.path().join("key.hex");
-    std::fs::write(&hex_file, format!("{hex}\n")).unwrap();
+    write_secret(&hex_file, format!("{hex}\n")).unwrap();
     let raw_file = tmp.path().join("key.bin");
-    std::fs::write(&raw_file, &key).unwrap();
+    write_secret(&raw_file, &key).unwrap();
     let with_key = |file: &Path, args: &[&str]| {
         let mut c = command(&dir);
         c.env_remove("SYNAPSED_PASSPHRASE").arg("--key-file").arg(file).args(args);
@@ -202,10 +202,10 @@ fn key_file_makes_a_raw_key_slot() {
     assert!(run(&dir, &["get", "k"]).failed().stderr.contains("wrong passphrase"));
     // Another key is wrong; a malformed key file is an error before the store is touched.
     let other = tmp.path().join("other.hex");
-    std::fs::write(&other, "ff".repeat(32)).unwrap();
+    write_secret(&other, "ff".repeat(32)).unwrap();
     assert!(with_key(&other, &["get", "k"]).failed().stderr.contains("wrong passphrase"));
     let bad = tmp.path().join("bad.hex");
-    std::fs::write(&bad, "not a key").unwrap();
+    write_secret(&bad, "not a key").unwrap();
     assert!(with_key(&bad, &["get", "k"]).failed().stderr.contains("bad.hex"));
 }
 
@@ -413,4 +413,12 @@ fn demo_in_a_given_directory_keeps_the_store() {
     out.ok();
     assert!(out.stdout.starts_with("chat/03/"), "{out:?}");
     run(&dir, &["verify"]).ok();
+}
+
+/// Writes a secret file as a careful user would: readable by its owner only
+/// (the CLI warns about a key or passphrase file others may read).
+fn write_secret(path: impl AsRef<std::path::Path>, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(&path, contents)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
 }

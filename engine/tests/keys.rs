@@ -235,11 +235,15 @@ fn a_tampered_keyslot_file_is_refused() {
         matches!(refused, Err(Error::WrongKey) | Err(Error::Corruption { .. })),
         "{refused:?}"
     );
-    // The untouched recovery slot still opens it.
-    Db::open(&dir, &Credential::recovery(recovery), options())
-        .unwrap()
-        .close()
-        .unwrap();
+    // Nor does the untouched recovery slot: the seal at the end of KEYSLOTS
+    // authenticates the whole slot set under the master key.
+    match Db::open(&dir, &Credential::recovery(recovery), options()) {
+        Err(Error::Corruption { file, reason, .. }) => {
+            assert_eq!(file, "KEYSLOTS");
+            assert!(reason.contains("keyslot set failed authentication"), "{reason}");
+        }
+        other => panic!("a tampered slot set opened: {other:?}"),
+    }
     std::fs::write(&path, &original).unwrap();
     Db::open(&dir, &pass, options()).unwrap().close().unwrap();
 }
@@ -323,8 +327,10 @@ fn rotation_leaves_nothing_under_the_old_epoch() {
 
     // The old files with the new KEYRING: the old epoch's key is gone from it.
     std::fs::copy(dir.join("KEYRING"), old_copy.join("KEYRING")).unwrap();
+    // (The new KEYRING does not even pair with the old KEYSLOTS any more.)
     match Db::open(&old_copy, &Credential::passphrase(PASSPHRASE), options()) {
         Err(Error::MissingEpoch { epoch, .. }) => assert_eq!(epoch, old_epoch),
+        Err(Error::Corruption { file, .. }) => assert_eq!(file, "KEYRING"),
         other => panic!("old files opened with the new keyring: {other:?}"),
     }
     // What shredding cannot cover (docs/security.md): a kept copy of the old
@@ -459,4 +465,86 @@ fn a_crash_at_any_sync_of_a_rotation_loses_nothing() {
         }
     }
     assert!(completed, "the rotation never got through");
+}
+
+/// The shredding scenario of an outside review, end to end: after
+/// `secure-delete msg:1` and a passphrase change, the current `KEYSLOTS` plus
+/// the old `KEYRING` plus the old (since unlinked) tables, opened with the new
+/// passphrase, must not give the deleted value back. It did: the keyring was
+/// sealed under a key derived from the never-changing master key.
+#[test]
+fn secure_delete_holds_against_old_key_files_and_a_new_passphrase() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let secret = b"the deleted secret".to_vec();
+    let db = Db::create(&dir, &Credential::passphrase(PASSPHRASE), options()).unwrap();
+    db.put(b"msg:1", &secret).unwrap();
+    fill(&db, 0..300);
+    db.flush().unwrap();
+    db.compact_range(None, None).unwrap();
+    db.close().unwrap();
+    // Everything as it is now: the KEYRING and the tables an attacker could
+    // later recover from free blocks.
+    let old_copy = tmp.path().join("old");
+    copy_dir(&dir, &old_copy);
+
+    let db = Db::open(&dir, &Credential::passphrase(PASSPHRASE), options()).unwrap();
+    assert_eq!(db.secure_delete(b"msg:1").unwrap().keys_deleted, 1);
+    db.close().unwrap();
+    Db::change_passphrase(&dir, &Credential::passphrase(PASSPHRASE), b"a new passphrase", &options()).unwrap();
+    let new = Credential::passphrase("a new passphrase");
+
+    let attack = tmp.path().join("attack");
+    copy_dir(&old_copy, &attack);
+    std::fs::copy(dir.join("KEYSLOTS"), attack.join("KEYSLOTS")).unwrap();
+    let read_only = Options { read_only: true, ..options() };
+    match Db::open(&attack, &new, read_only.clone()) {
+        Err(e) => assert!(e.is_corruption() && e.to_string().contains("KEYRING"), "{e}"),
+        Ok(db) => panic!("the old KEYRING opened under the current KEYSLOTS: msg:1 = {:?}", db.get(b"msg:1")),
+    }
+    // With the current KEYRING the old tables' epoch is gone.
+    std::fs::copy(dir.join("KEYRING"), attack.join("KEYRING")).unwrap();
+    match Db::open(&attack, &new, read_only) {
+        Err(Error::MissingEpoch { .. }) => {}
+        Err(e) => assert!(e.is_corruption(), "{e}"),
+        Ok(db) => assert_ne!(db.get(b"msg:1").ok().flatten(), Some(secret.clone())),
+    }
+    // The store itself: the value is gone, the rest is there, under the new passphrase.
+    let db = Db::open(&dir, &new, options()).unwrap();
+    assert_eq!(db.get(b"msg:1").unwrap(), None);
+    assert_all(&db, 0..300);
+    db.close().unwrap();
+}
+
+/// `Db::rekey`: a new master key, the credential used still opens, the other
+/// passphrase and the old recovery key do not, the new recovery key does, every
+/// file is under the new epoch, and an old KEYSLOTS copy opens nothing of the
+/// current files even with the passphrase that still works.
+#[test]
+fn rekey_replaces_the_master_key_and_the_data_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let pass = Credential::passphrase(PASSPHRASE);
+    let (db, old_recovery) = Db::create_with_recovery(&dir, &pass, options()).unwrap();
+    db.add_credential(&Credential::passphrase("second")).unwrap();
+    fill(&db, 0..300);
+    db.flush().unwrap();
+    let old_slots = std::fs::read(dir.join("KEYSLOTS")).unwrap();
+    let new_recovery = RecoveryKey::generate();
+    let report = db.rekey(&pass, Some(&new_recovery)).unwrap();
+    assert_eq!(report.removed_slots.len(), 2, "{report:?}");
+    assert!(report.rotation.epochs_retained.is_empty());
+    for (name, epoch) in epochs_on_disk(&dir) {
+        assert_eq!(epoch, report.rotation.new_epoch, "{name}");
+    }
+    assert_all(&db, 0..300);
+    db.close().unwrap();
+    assert!(is_wrong_key(Db::open(&dir, &Credential::passphrase("second"), options())));
+    assert!(is_wrong_key(Db::open(&dir, &Credential::recovery(old_recovery), options())));
+    let db = Db::open(&dir, &Credential::recovery(new_recovery), options()).unwrap();
+    assert_all(&db, 0..300);
+    db.close().unwrap();
+    // The old KEYSLOTS (old master key) with the passphrase that opened it then.
+    std::fs::write(dir.join("KEYSLOTS"), &old_slots).unwrap();
+    assert!(Db::open(&dir, &pass, options()).is_err());
 }

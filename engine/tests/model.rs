@@ -334,7 +334,7 @@ fn option_sets(vfs: Arc<SimVfs>) -> Vec<(&'static str, Options)> {
     vec![
         ("tiny", tiny.clone()),
         ("tiny-no-cache", Options { block_cache_bytes: 0, sync: SyncPolicy::Never, max_subcompactions: 4, ..tiny }),
-        ("defaults", Options { vfs, argon2: cheap_kdf, max_subcompactions: 4, ..Options::default() }),
+        ("defaults", Options { vfs, argon2: cheap_kdf, insecure_kdf_for_tests: true, max_subcompactions: 4, ..Options::default() }),
     ]
 }
 

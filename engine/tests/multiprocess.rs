@@ -167,6 +167,7 @@ fn one_writer_process_readers_see_consistent_data_and_a_second_writer_is_refused
     let dir = tmp.path().join("store");
     let init = command(&dir)
         .args([
+            "--insecure-kdf-for-tests",
             "--argon2-memory-kib",
             "64",
             "--argon2-iterations",

@@ -40,6 +40,7 @@ fn a_million_random_pairs_compacted_take_at_most_1_15x_their_size() {
     let options = Options {
         sync: SyncPolicy::Never,
         argon2: Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 },
+        insecure_kdf_for_tests: true,
         ..Options::default()
     };
     let started = Instant::now();

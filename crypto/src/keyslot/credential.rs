@@ -31,8 +31,29 @@ impl Default for Argon2Params {
 }
 
 impl Argon2Params {
-    /// Checks the parameters are within the limits this crate accepts: at most 4 GiB
-    /// of memory, 100 iterations and 64 lanes, and what Argon2 itself requires
+    /// The smallest cost a production store's passphrase slot may have: OWASP's
+    /// minimum for Argon2id, m = 19456 KiB, t = 2, p = 1. Stores are created at or
+    /// above it unless a test explicitly asks for less.
+    pub const PRODUCTION_FLOOR: Argon2Params = Argon2Params { m_cost_kib: 19 * 1024, t_cost: 2, p_cost: 1 };
+
+    /// Each parameter the larger of `self`'s and `other`'s: a cost at least as high
+    /// as both in memory, time and lanes.
+    pub fn at_least(&self, other: &Argon2Params) -> Argon2Params {
+        Argon2Params {
+            m_cost_kib: self.m_cost_kib.max(other.m_cost_kib),
+            t_cost: self.t_cost.max(other.t_cost),
+            p_cost: self.p_cost.max(other.p_cost),
+        }
+    }
+
+    /// Whether memory and time are at least those of `floor` (lanes do not make
+    /// guessing dearer, so they are not compared).
+    pub fn meets(&self, floor: &Argon2Params) -> bool {
+        self.m_cost_kib >= floor.m_cost_kib && self.t_cost >= floor.t_cost
+    }
+
+    /// Checks the parameters are within the limits this crate writes and accepts: at
+    /// most 1 GiB of memory, 32 iterations and 16 lanes, and what Argon2 itself requires
     /// (at least one iteration and lane, at least 8 KiB of memory per lane).
     ///
     /// Parameters read from disk are checked before Argon2 runs, so a damaged or
@@ -178,8 +199,16 @@ pub(super) fn derive_kek(
             p.validate()?;
             let argon_params =
                 argon2::Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(32)).map_err(|e| e.to_string())?;
+            // The memory is reserved fallibly (Argon2's own allocation aborts the
+            // process when it fails): a cost the machine cannot give is an error.
+            let blocks = argon_params.block_count();
+            let mut memory: Vec<argon2::Block> = Vec::new();
+            memory.try_reserve_exact(blocks).map_err(|_| {
+                format!("Argon2 needs {} KiB of memory, which could not be allocated", p.m_cost_kib)
+            })?;
+            memory.resize(blocks, argon2::Block::default());
             let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon_params);
-            argon.hash_password_into(pass, salt, &mut kek[..]).map_err(|e| e.to_string())?;
+            argon.hash_password_into_with_memory(pass, salt, &mut kek[..], &mut memory).map_err(|e| e.to_string())?;
         }
         Credential::RawKey(raw) => hkdf_sha256(&raw[..], Some(salt), RAW_KEY_INFO, &mut kek[..]),
         // Hybrid slots get their key from a key encapsulation, not from a KEK.

@@ -1,8 +1,10 @@
 //! Changing a store's keys after `create`: its keyslots (passphrase change, other
 //! devices, a new recovery key) and its data-key epochs (rotation, destruction).
 //!
-//! Each change reads one key file from disk, changes it in memory and writes it back
-//! with `write_file_atomic`, so a crash leaves either the old file or the new one.
+//! Each change reads both key files from disk, changes them in memory and writes
+//! them back as a pair under a new keyring key (`commit_key_files`), so a crash
+//! leaves a pair that opens, and an older copy of either file stops pairing with
+//! the current other one.
 //! Reading the file afresh (rather than trusting this manager's copy) keeps a stale
 //! manager from undoing another's change, e.g. reusing an epoch number with a new
 //! key. The in-memory keyring changes only after the new `KEYRING` is durable: no
@@ -15,16 +17,16 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{read_key_file, KeyManager, KEYRING_FILE, KEYSLOTS_FILE};
+use super::{commit_key_files, open_keyring, read_key_file, KeyManager, KEYSLOTS_FILE};
 use crate::error::{Error, Result};
-use crate::format::{MAX_EPOCHS, MAX_KEYRING_FILE_LEN, MAX_KEYSLOTS_FILE_LEN};
+use crate::format::{MAX_EPOCHS, MAX_KEYSLOTS_FILE_LEN};
 use crate::header::FileHeader;
 use crate::hybrid::HybridPublicKey;
 use crate::keyring::Keyring;
-use crate::keys::Epoch;
-use crate::keyslot::{Argon2Params, Credential, KeyslotFile, SlotInfo, SlotKind};
+use crate::keys::{Epoch, MasterKey};
+use crate::keyslot::{Argon2Params, Credential, KeyState, KeyslotFile, SlotInfo, SlotKind};
 use crate::recovery::RecoveryKey;
-use crate::vfs::{write_file_atomic, Vfs};
+use crate::vfs::Vfs;
 
 /// Serializes every read-modify-write of a key file in this process, whichever
 /// manager (or none, for `change_passphrase`) makes it.
@@ -33,19 +35,26 @@ static KEY_FILE_CHANGES: Mutex<()> = parking_lot::const_mutex(());
 /// Reads and decodes `dir/KEYSLOTS`; `NotFound` if the directory holds no store.
 fn load_keyslots(vfs: &dyn Vfs, dir: &Path) -> Result<KeyslotFile> {
     let Some(bytes) = read_key_file(vfs, dir, KEYSLOTS_FILE, MAX_KEYSLOTS_FILE_LEN)? else {
-        return Err(Error::NotFound(format!("no store in {} ({KEYSLOTS_FILE} is missing)", dir.display())));
+        return Err(Error::NotFound(dir.display().to_string()));
     };
     KeyslotFile::decode(&bytes, KEYSLOTS_FILE)
 }
 
-fn store_keyslots(vfs: &dyn Vfs, dir: &Path, keyslots: &KeyslotFile) -> Result<()> {
-    write_file_atomic(vfs, dir, KEYSLOTS_FILE, &keyslots.encode()).map_err(|e| Error::io(KEYSLOTS_FILE, e))
+/// What [`KeyManager::rekey`] did besides making a new master key.
+#[derive(Debug)]
+pub struct RekeyOutcome {
+    /// Slots that could not be re-made without their own secret (other
+    /// passphrases, raw keys, devices; the old recovery slot when no new recovery
+    /// key was given) and were removed, as they were listed before the change.
+    pub removed: Vec<SlotInfo>,
 }
 
 impl KeyManager {
     /// Replaces a passphrase: wraps the master key into a new passphrase slot for
-    /// `new_passphrase` (Argon2id with `params`) and removes the old slot, in one
-    /// atomic rewrite of `KEYSLOTS`; the old passphrase stops working at once.
+    /// `new_passphrase` and removes the old slot, in one atomic rewrite of
+    /// `KEYSLOTS`; the old passphrase stops working at once. The new slot's Argon2id
+    /// cost is `params` raised, parameter by parameter, to the replaced slot's, so a
+    /// passphrase change never makes guessing cheaper.
     ///
     /// `credential` authorizes the change. If it is a passphrase, its own slot is
     /// the one replaced. If it is another credential (the recovery key after a
@@ -69,8 +78,17 @@ impl KeyManager {
             Credential::Passphrase(_) => vec![index],
             _ => keyslots.slots().iter().filter(|s| s.kind == Some(SlotKind::Passphrase)).map(|s| s.index).collect(),
         };
-        keyslots.replace_slots(&master, &remove, &Credential::passphrase(new_passphrase), params)?;
-        store_keyslots(&**vfs, dir, &keyslots)
+        // The new slot never costs an attacker less than the one it replaces: each
+        // Argon2 parameter is the larger of the one asked for and the old slot's.
+        let slots = keyslots.slots();
+        let params = remove
+            .iter()
+            .filter_map(|&i| slots.get(i).and_then(|s| s.argon2))
+            .fold(*params, |a, old| a.at_least(&old));
+        let (mut keyring, state) = open_keyring(&**vfs, dir, &keyslots, &master)?;
+        keyslots.replace_slots(&master, &remove, &Credential::passphrase(new_passphrase), &params)?;
+        commit_key_files(&**vfs, dir, &master, &keyslots, &mut keyring, &state, &mut |_, _| {})?;
+        Ok(())
     }
 
     /// Describes the keyslots of the store in `dir` (no credential needed: the
@@ -83,9 +101,9 @@ impl KeyManager {
     /// then unlocks with `Credential::Hybrid(its secret key)`. Returns the slot index.
     pub fn add_keyslot(&self, vfs: &Arc<dyn Vfs>, dir: &Path, recipient: &HybridPublicKey) -> Result<usize> {
         let _guard = KEY_FILE_CHANGES.lock();
-        let mut keyslots = self.load_own_keyslots(&**vfs, dir)?;
-        let index = keyslots.add_hybrid_slot(&self.master, recipient)?;
-        store_keyslots(&**vfs, dir, &keyslots)?;
+        let (mut keyslots, keyring, state) = self.load_own(&**vfs, dir)?;
+        let index = keyslots.add_hybrid_slot(&self.master.read(), recipient)?;
+        self.commit(&**vfs, dir, &keyslots, keyring, &state)?;
         Ok(index)
     }
 
@@ -99,9 +117,9 @@ impl KeyManager {
         params: &Argon2Params,
     ) -> Result<usize> {
         let _guard = KEY_FILE_CHANGES.lock();
-        let mut keyslots = self.load_own_keyslots(&**vfs, dir)?;
-        let index = keyslots.add_slot(&self.master, credential, params)?;
-        store_keyslots(&**vfs, dir, &keyslots)?;
+        let (mut keyslots, keyring, state) = self.load_own(&**vfs, dir)?;
+        let index = keyslots.add_slot(&self.master.read(), credential, params)?;
+        self.commit(&**vfs, dir, &keyslots, keyring, &state)?;
         Ok(index)
     }
 
@@ -109,9 +127,9 @@ impl KeyManager {
     /// slots move down by one). Refuses to remove the last usable slot.
     pub fn remove_keyslot(&self, vfs: &Arc<dyn Vfs>, dir: &Path, index: usize) -> Result<SlotInfo> {
         let _guard = KEY_FILE_CHANGES.lock();
-        let mut keyslots = self.load_own_keyslots(&**vfs, dir)?;
+        let (mut keyslots, keyring, state) = self.load_own(&**vfs, dir)?;
         let removed = keyslots.remove_slot(index)?;
-        store_keyslots(&**vfs, dir, &keyslots)?;
+        self.commit(&**vfs, dir, &keyslots, keyring, &state)?;
         Ok(removed)
     }
 
@@ -120,12 +138,12 @@ impl KeyManager {
     /// recovery key to a store created without one.
     pub fn replace_recovery_key(&self, vfs: &Arc<dyn Vfs>, dir: &Path) -> Result<RecoveryKey> {
         let _guard = KEY_FILE_CHANGES.lock();
-        let mut keyslots = self.load_own_keyslots(&**vfs, dir)?;
+        let (mut keyslots, keyring, state) = self.load_own(&**vfs, dir)?;
         let old: Vec<usize> = keyslots.slots().iter().filter(|s| s.recovery).map(|s| s.index).collect();
         let recovery = RecoveryKey::generate();
         let credential = Credential::Recovery(recovery.clone());
-        keyslots.replace_slots(&self.master, &old, &credential, &Argon2Params::default())?;
-        store_keyslots(&**vfs, dir, &keyslots)?;
+        keyslots.replace_slots(&self.master.read(), &old, &credential, &Argon2Params::default())?;
+        self.commit(&**vfs, dir, &keyslots, keyring, &state)?;
         Ok(recovery)
     }
 
@@ -138,7 +156,7 @@ impl KeyManager {
     /// numbers are exhausted; `Io` naming `KEYRING` (the manager is then unchanged).
     pub fn rotate(&self, vfs: &Arc<dyn Vfs>, dir: &Path) -> Result<Epoch> {
         let _guard = KEY_FILE_CHANGES.lock();
-        let mut next = self.load_own_keyring(&**vfs, dir)?;
+        let (keyslots, mut next, state) = self.load_own(&**vfs, dir)?;
         if next.epochs.len() >= MAX_EPOCHS {
             return Err(Error::InvalidArgument(format!(
                 "the keyring holds {MAX_EPOCHS} epochs, the most it can; destroy retired epochs first"
@@ -149,9 +167,7 @@ impl KeyManager {
             return Err(Error::InvalidArgument("data-key epoch numbers are exhausted".into()));
         }
         let epoch = next.add_epoch();
-        write_file_atomic(&**vfs, dir, KEYRING_FILE, &next.seal(&self.master, &self.store_id))
-            .map_err(|e| Error::io(KEYRING_FILE, e))?;
-        *self.keyring.write() = next;
+        self.commit(&**vfs, dir, &keyslots, next, &state)?;
         Ok(epoch)
     }
 
@@ -164,16 +180,75 @@ impl KeyManager {
     /// ([`KeyManager::epoch_of`] on each file header).
     pub fn destroy_epoch(&self, vfs: &Arc<dyn Vfs>, dir: &Path, epoch: Epoch) -> Result<bool> {
         let _guard = KEY_FILE_CHANGES.lock();
-        let mut next = self.load_own_keyring(&**vfs, dir)?;
+        let (keyslots, mut next, state) = self.load_own(&**vfs, dir)?;
         if !next.remove_epoch(epoch)? {
             // Already gone from disk (perhaps by another manager): adopt that view.
             *self.keyring.write() = next;
             return Ok(false);
         }
-        write_file_atomic(&**vfs, dir, KEYRING_FILE, &next.seal(&self.master, &self.store_id))
-            .map_err(|e| Error::io(KEYRING_FILE, e))?;
-        *self.keyring.write() = next;
+        // A new keyring key seals the keyring without the epoch, and the old
+        // keyring's bytes are overwritten: a kept copy of the old KEYRING no
+        // longer opens under the current KEYSLOTS, whatever credential is used.
+        self.commit(&**vfs, dir, &keyslots, next, &state)?;
         Ok(true)
+    }
+
+    /// Brings the key files of `dir` to the current layout and settles an
+    /// interrupted key-file change: a store of the first layout gets a sealed
+    /// `KEYSLOTS` and a `KEYRING` under a keyring key (its integrity root fixed
+    /// from MK); a `KEYSLOTS` still holding a next keyring key is rewritten
+    /// without it. Returns whether anything was written. Called by a writable open.
+    pub fn upgrade(&self, vfs: &Arc<dyn Vfs>, dir: &Path) -> Result<bool> {
+        let _guard = KEY_FILE_CHANGES.lock();
+        let (keyslots, keyring, state) = self.load_own(&**vfs, dir)?;
+        if keyslots.is_settled() {
+            return Ok(false);
+        }
+        self.commit(&**vfs, dir, &keyslots, keyring, &state)?;
+        Ok(true)
+    }
+
+    /// Replaces the master key (like `cryptsetup reencrypt` for the key layer): a
+    /// new random MK, a fresh `KEYSLOTS` with a slot re-made for `credential`
+    /// (same kind, same Argon2 cost) and, if `recovery` is given, a recovery slot
+    /// for it; the keyring is resealed under a new keyring key. Slots that need
+    /// their own secret to be re-made (other passphrases, raw keys, device keys,
+    /// the old recovery slot) are removed and listed in the outcome: an old MK,
+    /// however obtained, opens nothing of the store any more. The data keys are
+    /// not changed here; the engine's `Db::rekey` rotates them too.
+    ///
+    /// A caller that gives a new recovery key should have it written down (or
+    /// synced to its file) before calling: once this returns, the old one is void.
+    pub fn rekey(
+        &self,
+        vfs: &Arc<dyn Vfs>,
+        dir: &Path,
+        credential: &Credential,
+        recovery: Option<&RecoveryKey>,
+    ) -> Result<RekeyOutcome> {
+        let _guard = KEY_FILE_CHANGES.lock();
+        let (keyslots, keyring, state) = self.load_own(&**vfs, dir)?;
+        if !keyslots.is_settled() {
+            // A first-layout KEYRING is sealed under MK itself: upgrade it first,
+            // so that the crash-safe pair write below never depends on the old MK.
+            self.commit(&**vfs, dir, &keyslots, keyring, &state)?;
+        }
+        let (keyslots, mut keyring, state) = self.load_own(&**vfs, dir)?;
+        let (index, _) = keyslots.open_slot(credential)?;
+        let slots = keyslots.slots();
+        let params = slots.get(index).and_then(|s| s.argon2).unwrap_or_default();
+        let master = MasterKey::random();
+        let mut fresh = KeyslotFile::create(&master, self.store_id, credential, &params)?;
+        if let Some(recovery) = recovery {
+            fresh.add_slot(&master, &Credential::Recovery(recovery.clone()), &params)?;
+        }
+        let removed = slots.into_iter().filter(|s| s.index != index).collect();
+        let new_master = master.clone();
+        commit_key_files(&**vfs, dir, &master, &fresh, &mut keyring, &state, &mut |step, k| match step {
+            1 => *self.master.write() = new_master.clone(),
+            _ => *self.keyring.write() = k.clone(),
+        })?;
+        Ok(RekeyOutcome { removed })
     }
 
     /// The epochs whose data keys the keyring holds, oldest first.
@@ -189,10 +264,29 @@ impl KeyManager {
         Ok(FileHeader::decode(header_bytes, file)?.epoch)
     }
 
+    /// Both key files of `dir`, checked to be this store's and to pair, and the
+    /// key state a change starts from.
+    fn load_own(&self, vfs: &dyn Vfs, dir: &Path) -> Result<(KeyslotFile, Keyring, KeyState)> {
+        let keyslots = self.load_own_keyslots(vfs, dir)?;
+        let (keyring, state) = open_keyring(vfs, dir, &keyslots, &self.master.read())?;
+        Ok((keyslots, keyring, state))
+    }
+
+    /// Writes the pair and, once it is durable, adopts `keyring` in memory.
+    fn commit(&self, vfs: &dyn Vfs, dir: &Path, keyslots: &KeyslotFile, mut keyring: Keyring, from: &KeyState) -> Result<()> {
+        let master = self.master.read().clone();
+        commit_key_files(vfs, dir, &master, keyslots, &mut keyring, from, &mut |step, k| {
+            if step == 2 {
+                *self.keyring.write() = k.clone();
+            }
+        })?;
+        Ok(())
+    }
+
     /// `KEYSLOTS` of `dir`, checked to be this store's.
     fn load_own_keyslots(&self, vfs: &dyn Vfs, dir: &Path) -> Result<KeyslotFile> {
         let keyslots = load_keyslots(vfs, dir)?;
-        if keyslots.store_id() != self.store_id || !keyslots.matches(&self.master) {
+        if keyslots.store_id() != self.store_id || !keyslots.matches(&self.master.read()) {
             return Err(Error::corruption(
                 KEYSLOTS_FILE,
                 9,
@@ -200,16 +294,6 @@ impl KeyManager {
             ));
         }
         Ok(keyslots)
-    }
-
-    /// The durable `KEYRING` of `dir`, after checking that `dir` holds this store
-    /// (so a keyring is never written into another store's directory).
-    fn load_own_keyring(&self, vfs: &dyn Vfs, dir: &Path) -> Result<Keyring> {
-        self.load_own_keyslots(vfs, dir)?;
-        let Some(bytes) = read_key_file(vfs, dir, KEYRING_FILE, MAX_KEYRING_FILE_LEN)? else {
-            return Err(Error::corruption(KEYRING_FILE, 0, "the keyring file is missing"));
-        };
-        Keyring::open(&bytes, &self.master, &self.store_id, KEYRING_FILE)
     }
 }
 

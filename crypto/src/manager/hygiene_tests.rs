@@ -64,7 +64,7 @@ fn no_key_type_formats_its_key_material() {
         ("Error::WrongKey", Error::WrongKey.to_string()),
     ];
     let mut secrets: Vec<(&str, Vec<u8>)> = vec![
-        ("master key", manager.master.as_bytes().to_vec()),
+        ("master key", manager.master.read().as_bytes().to_vec()),
         ("data key", dek.as_bytes().to_vec()),
         ("file key", file_key.as_bytes().to_vec()),
         // The whole encoded secret key after its public magic and version.
@@ -86,7 +86,7 @@ fn no_key_type_formats_its_key_material() {
         }
     }
     // The checker itself finds a key that is printed.
-    assert!(leak(&format!("{:?}", manager.master.as_bytes()), manager.master.as_bytes()).is_some());
+    assert!(leak(&format!("{:?}", manager.master.read().as_bytes()), manager.master.read().as_bytes()).is_some());
     assert!(leak(&crate::keyslot::hex(dek.as_bytes()), dek.as_bytes()).is_some());
 }
 

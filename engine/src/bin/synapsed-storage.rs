@@ -62,13 +62,19 @@ struct GlobalArgs {
     /// `init --recovery-out` writes it; opens the store instead of the passphrase.
     #[arg(long, value_name = "F", global = true, conflicts_with_all = ["key_file", "passphrase_file"])]
     recovery_key_file: Option<PathBuf>,
-    /// Argon2id memory cost in KiB for the passphrase slot made by `init`
-    /// (default 19456, OWASP's minimum; lower only for tests).
+    /// Argon2id memory cost in KiB for a new passphrase slot (`init`, `key
+    /// passphrase`; default 19456, OWASP's minimum, which is also the floor).
+    /// `key passphrase` never goes below the replaced slot's cost.
     #[arg(long, value_name = "KIB", global = true)]
     argon2_memory_kib: Option<u32>,
-    /// Argon2id iterations for the passphrase slot made by `init` (default 2).
+    /// Argon2id iterations for a new passphrase slot (default 2, also the floor).
     #[arg(long, value_name = "N", global = true)]
     argon2_iterations: Option<u32>,
+    /// Allows --argon2-memory-kib / --argon2-iterations below the floor
+    /// (m=19456 KiB, t=2). For tests only: such a passphrase falls to guessing
+    /// far sooner.
+    #[arg(long, global = true)]
+    insecure_kdf_for_tests: bool,
     /// Memtable size at which it is flushed to an SSTable (tests use small ones
     /// to exercise flushes and compactions with little data).
     #[arg(long, value_name = "BYTES", global = true, hide = true)]
@@ -131,13 +137,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Key management: passphrase change, data-key rotation, keyslot listing.
+    /// Key management: passphrase change, data-key rotation, master-key rotation, keyslot listing.
     Key {
         #[command(subcommand)]
         command: keycmd::KeyCommand,
     },
-    /// Deletes KEY (or every key under --prefix P) so that no copy stays readable:
-    /// compaction through every level, overwrite of obsolete files, key rotation.
+    /// Deletes KEY (or every key under --prefix P) so that no copy the store can
+    /// open stays readable: compaction through every level, overwrite of obsolete
+    /// files, key rotation, key files resealed (see docs/security.md for SSDs,
+    /// copy-on-write file systems and backups).
     SecureDelete {
         /// Key (UTF-8).
         #[arg(allow_hyphen_values = true, required_unless_present = "prefix", conflicts_with = "prefix")]
@@ -172,6 +180,7 @@ impl Exit {
 }
 
 fn main() -> ExitCode {
+    keys::take_env_secrets();
     install_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -189,7 +198,7 @@ fn main() -> ExitCode {
                 // The reader went away (`scan | head`): not an error of ours.
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", render_error(&e));
             ExitCode::from(exit_code(&e))
         }
     }
@@ -209,6 +218,25 @@ fn install_panic_hook() {
         let _ = writeln!(io::stderr(), "error: internal error: {message}{location}");
         std::process::exit(i32::from(EXIT_USAGE));
     }));
+}
+
+/// The error and its causes on one line, `: `-separated, as `{:#}` prints them but
+/// without repeating a cause whose text the line already ends with: the store's
+/// I/O errors show the OS error in their own text *and* hand it out as their
+/// source, which `{:#}` printed twice (`File exists (os error 17): File exists
+/// (os error 17)`).
+fn render_error(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
@@ -250,7 +278,12 @@ impl GlobalArgs {
     }
 
     fn options(&self, read_only: bool) -> anyhow::Result<Options> {
-        let mut options = Options { read_only, argon2: self.argon2()?, ..Options::default() };
+        let mut options = Options {
+            read_only,
+            argon2: self.argon2()?,
+            insecure_kdf_for_tests: self.insecure_kdf_for_tests,
+            ..Options::default()
+        };
         if let Some(bytes) = self.memtable_size_bytes {
             options.memtable_size_bytes = bytes;
         }
@@ -301,6 +334,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(value) => {
                     out.write_all(&value)?;
                     out.write_all(b"\n")?;
+                }
+                None if key.is_empty() => {
+                    return Err(Exit::new(EXIT_FAILURE, "key not found: the empty key (no key is empty: put refuses one)").into())
                 }
                 None => return Err(Exit::new(EXIT_FAILURE, format!("key not found: {key}")).into()),
             }
@@ -417,7 +453,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// Shared with the demo: the store options and credential the global flags ask for.
 pub(crate) fn demo_setup(g: &GlobalArgs) -> anyhow::Result<(Option<Credential>, Options)> {
     let explicit =
-        g.passphrase_file.is_some() || g.key_file.is_some() || std::env::var_os(keys::PASSPHRASE_ENV).is_some();
+        g.passphrase_file.is_some() || g.key_file.is_some() || keys::env_passphrase().is_some();
     let credential = if explicit { Some(g.credential()?) } else { None };
     let mut options = g.options(false)?;
     if g.memtable_size_bytes.is_none() {
@@ -425,4 +461,19 @@ pub(crate) fn demo_setup(g: &GlobalArgs) -> anyhow::Result<(Option<Credential>, 
         options.memtable_size_bytes = 256 << 10;
     }
     Ok((credential, options))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn an_os_error_is_shown_once() {
+        let io = io::Error::from_raw_os_error(17);
+        let e = anyhow::Error::new(Error::Io { file: "KEYSLOTS".into(), source: io }).context("cannot create a store in d");
+        let line = render_error(&e);
+        assert_eq!(line.matches("os error 17").count(), 1, "{line}");
+        assert!(line.starts_with("cannot create a store in d: I/O error on KEYSLOTS: "), "{line}");
+    }
 }

@@ -84,25 +84,69 @@ pub struct RotationReport {
     pub lost_files: Vec<String>,
 }
 
+/// What [`Db::rekey`] did.
+#[derive(Debug)]
+pub struct RekeyReport {
+    /// Keyslots removed because they cannot be re-made without their own secret
+    /// (other passphrases, raw keys, device keys, the old recovery slot), as
+    /// they were listed before the change. Add them again to keep using them.
+    pub removed_slots: Vec<SlotInfo>,
+    /// The data-key rotation that followed: every file re-encrypted, old epochs destroyed.
+    pub rotation: RotationReport,
+}
+
 impl Db {
+    /// Replaces the master key and the data keys, like `cryptsetup reencrypt`: a
+    /// new random master key is wrapped in a fresh `KEYSLOTS` holding a slot for
+    /// `credential` (re-made with the same kind and cost) and, if given, one for
+    /// the new `recovery` key; then every file is re-encrypted under a new data-key
+    /// epoch and the old epochs are destroyed. Slots that only their own secret
+    /// could re-make are removed and listed. Afterwards no earlier master key,
+    /// keyring key or data key opens anything of the store.
+    ///
+    /// Have a new recovery key written down (or synced to its file) before the
+    /// call: once the new `KEYSLOTS` is in place, the old recovery key is void.
+    pub fn rekey(&self, credential: &Credential, recovery: Option<&RecoveryKey>) -> Result<RekeyReport> {
+        self.inner.check_writable()?;
+        let outcome = self.inner.keys.rekey(&self.inner.vfs, &self.inner.dir, credential, recovery)?;
+        let rotation = self.inner.rotate_keys(&mut |_| {})?;
+        Ok(RekeyReport { removed_slots: outcome.removed, rotation })
+    }
+
     /// Creates a new store like [`Db::create`] and also a recovery key: a hybrid
     /// (X25519 + ML-KEM-768) keyslot written in the same `KEYSLOTS` write. The
     /// returned key exists nowhere else; show it once
     /// ([`RecoveryKey::to_text`]) and drop it. It opens the store as
     /// `Credential::Recovery(key)`.
     pub fn create_with_recovery(dir: &Path, credential: &Credential, options: Options) -> Result<(Db, RecoveryKey)> {
-        let (inner, recovery) = super::open::create_keyed(dir, credential, options, true)?;
+        let (inner, recovery) = super::open::create_keyed(dir, credential, options, Some(RecoveryKey::generate()))?;
         let recovery = recovery.ok_or_else(|| Error::InvalidArgument("no recovery key was made".into()))?;
         Ok((Db::run(inner), recovery))
     }
 
+    /// Like [`Db::create_with_recovery`] with a recovery key the caller made
+    /// ([`RecoveryKey::generate`]) and has already written down or synced to its
+    /// file: a crash during the create then never leaves a working store whose
+    /// recovery key was never shown.
+    pub fn create_with_recovery_key(
+        dir: &Path,
+        credential: &Credential,
+        recovery: &RecoveryKey,
+        options: Options,
+    ) -> Result<Db> {
+        let (inner, _) = super::open::create_keyed(dir, credential, options, Some(recovery.clone()))?;
+        Ok(Db::run(inner))
+    }
+
     /// Replaces a passphrase of the store in `dir` (open or not): the master key is
-    /// wrapped into a new passphrase slot (Argon2id with `options.argon2`) and the
+    /// wrapped into a new passphrase slot (Argon2id with `options.argon2`, raised to
+    /// the old slot's cost where that is higher) and the
     /// old slot removed in one atomic write of `KEYSLOTS`; the old passphrase stops
     /// working at once. `current` authorizes the change: a passphrase replaces its
     /// own slot; any other credential (the recovery key after a forgotten
     /// passphrase) replaces every passphrase slot. No data file is rewritten.
     pub fn change_passphrase(dir: &Path, current: &Credential, new_passphrase: &[u8], options: &Options) -> Result<()> {
+        options.check_kdf_floor()?;
         Ok(KeyManager::change_passphrase(
             &options.vfs,
             dir,
@@ -130,6 +174,9 @@ impl Db {
     pub fn add_credential(&self, credential: &Credential) -> Result<usize> {
         self.inner.check_writable()?;
         let inner = &self.inner;
+        if matches!(credential, Credential::Passphrase(_)) {
+            inner.options.check_kdf_floor()?;
+        }
         Ok(inner
             .keys
             .add_credential(&inner.vfs, &inner.dir, credential, &inner.options.argon2)?)

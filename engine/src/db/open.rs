@@ -39,18 +39,21 @@ pub(crate) struct Replayed {
 
 /// Creates a store in `dir` and returns its shared state, ready to run.
 pub(crate) fn create(dir: &Path, credential: &Credential, options: Options) -> Result<Arc<Inner>> {
-    create_keyed(dir, credential, options, false).map(|(inner, _)| inner)
+    create_keyed(dir, credential, options, None).map(|(inner, _)| inner)
 }
 
-/// Like [`create`]; with `recovery` also makes a recovery key, whose keyslot is
-/// written in the same `KEYSLOTS` write, and returns it (it exists nowhere else).
+/// Like [`create`]; with `recovery` also makes a keyslot for that recovery key,
+/// written in the same `KEYSLOTS` write, and hands the key back.
 pub(crate) fn create_keyed(
     dir: &Path,
     credential: &Credential,
     options: Options,
-    recovery: bool,
+    recovery: Option<RecoveryKey>,
 ) -> Result<(Arc<Inner>, Option<RecoveryKey>)> {
     options.validate()?;
+    if matches!(credential, Credential::Passphrase(_)) {
+        options.check_kdf_floor()?;
+    }
     if options.read_only {
         return Err(Error::InvalidArgument("cannot create a store read-only".into()));
     }
@@ -79,11 +82,9 @@ pub(crate) fn create_keyed(
     }
     let lock = take_lock(&*vfs, dir)?;
     remove_interrupted_create(&*vfs, dir)?;
-    let (keys, recovery_key) = if recovery {
-        let (keys, key) = KeyManager::create_with_recovery(&vfs, dir, credential, &options.argon2)?;
-        (keys, Some(key))
-    } else {
-        (KeyManager::create(&vfs, dir, credential, &options.argon2)?, None)
+    let (keys, recovery_key) = match recovery {
+        Some(key) => (KeyManager::create_with_recovery_key(&vfs, dir, credential, &options.argon2, &key)?, Some(key)),
+        None => (KeyManager::create(&vfs, dir, credential, &options.argon2)?, None),
     };
     let versions = VersionSet::create(&vfs, dir, &keys, options.num_levels)?;
     sync_dir(&*vfs, dir)?;
@@ -144,6 +145,9 @@ pub(crate) fn open(dir: &Path, credential: &Credential, options: Options) -> Res
         (ReadOnlyVfs::wrap(real_vfs), None, reader)
     } else {
         let lock = take_lock(&*real_vfs, dir)?;
+        // Key files of the first layout are upgraded, and a key-file change a
+        // crash interrupted is finished, before anything else is written.
+        keys.upgrade(&real_vfs, dir)?;
         (real_vfs, Some(lock), None)
     };
     let recovered = (|| {

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use super::*;
+use crate::manager::KEYRING_FILE;
 use crate::envelope::BlockKind;
 use crate::format::FILE_HEADER_LEN;
 use crate::header::FileKind;
@@ -252,14 +253,21 @@ fn destroyed_epoch_makes_its_files_unreadable() {
 #[test]
 fn rotation_survives_a_crash_at_every_sync() {
     let mut outcomes = Vec::new();
-    for failing_sync in 0..3 {
+    // Three key-file writes (KEYSLOTS, KEYRING, KEYSLOTS), each with three syncs
+    // (the new file, the directory, the overwrite of the old file), then one more
+    // run in which nothing fails.
+    for failing_sync in 0..10 {
         let (sim, vfs, dir) = sim();
         let keys = KeyManager::create(&vfs, &dir, &pass("p"), &TINY).unwrap();
         sim.fail_sync_after(failing_sync);
         let rotated = keys.rotate(&vfs, &dir);
-        if rotated.is_err() {
-            // A failed rotation leaves the manager on the old epoch.
+        if rotated.is_err() && failing_sync < 5 {
+            // A rotation that failed before its KEYRING was in place leaves the
+            // manager on the old epoch; one that failed after adopts the new one.
             assert_eq!((keys.current_epoch(), keys.epochs()), (1, vec![1]));
+        }
+        if failing_sync >= 5 {
+            assert_eq!(keys.current_epoch(), 2, "the manager follows a KEYRING that is in place");
         }
         sim.crash();
         sim.clear_faults();
@@ -269,7 +277,8 @@ fn rotation_survives_a_crash_at_every_sync() {
         }
         outcomes.push(reopened.current_epoch());
     }
-    assert_eq!(outcomes, vec![1, 1, 2]);
+    // The rotation is durable once the new KEYRING's directory sync (the fifth) succeeds.
+    assert_eq!(outcomes, vec![1, 1, 1, 1, 1, 2, 2, 2, 2, 2]);
 }
 
 #[test]
@@ -307,4 +316,25 @@ fn two_managers_of_one_store_do_not_undo_each_other() {
     assert!(a.destroy_epoch(&vfs, &dir, 1).unwrap());
     assert!(!b.destroy_epoch(&vfs, &dir, 1).unwrap());
     assert_eq!(b.epochs(), vec![2, 3]);
+}
+
+/// A passphrase change keeps the replaced slot's Argon2 cost when a lower one is
+/// asked (a 256 MiB/t=4 slot once became 19 MiB/t=2), and takes a higher one.
+#[test]
+fn a_new_passphrase_slot_never_costs_less_than_the_old_one() {
+    let (_, vfs, dir) = sim();
+    let dear = Argon2Params { m_cost_kib: 256, t_cost: 4, p_cost: 1 };
+    KeyManager::create(&vfs, &dir, &pass("old"), &dear).unwrap();
+    KeyManager::change_passphrase(&vfs, &dir, &pass("old"), b"new", &TINY).unwrap();
+    let slots = KeyManager::keyslots(&vfs, &dir).unwrap();
+    assert_eq!(slots.iter().filter_map(|s| s.argon2).collect::<Vec<_>>(), vec![dear]);
+    // Each parameter is the larger of the asked and the old one.
+    let asked = Argon2Params { m_cost_kib: 512, t_cost: 2, p_cost: 2 };
+    KeyManager::change_passphrase(&vfs, &dir, &pass("new"), b"newer", &asked).unwrap();
+    let slots = KeyManager::keyslots(&vfs, &dir).unwrap();
+    assert_eq!(
+        slots.iter().filter_map(|s| s.argon2).collect::<Vec<_>>(),
+        vec![Argon2Params { m_cost_kib: 512, t_cost: 4, p_cost: 2 }]
+    );
+    unlock(&vfs, &dir, &pass("newer")).unwrap();
 }

@@ -126,7 +126,7 @@ pub(crate) fn run(g: &GlobalArgs, out: &mut dyn Write) -> anyhow::Result<bool> {
     } else {
         writeln!(out, "store:   {} (temporary, removed at the end)", store.display())?;
     }
-    if g.passphrase_file.is_none() && g.key_file.is_none() && std::env::var_os(crate::keys::PASSPHRASE_ENV).is_none() {
+    if g.passphrase_file.is_none() && g.key_file.is_none() && crate::keys::env_passphrase().is_none() {
         writeln!(out, "key:     a random passphrase for this run (set SYNAPSED_PASSPHRASE to choose one)")?;
     }
     writeln!(out, "marker:  every message contains \"{marker}\"; it must never reach the disk in clear")?;

@@ -1,7 +1,7 @@
 //! The key commands of the CLI: `init` with its recovery key (printed once, or
 //! written to an owner-only file, optionally split into k-of-n shares), the
-//! `--recovery-key-file` credential, `key passphrase`, `key rotate`, `key slots`
-//! and `secure-delete`. Secrets stay in zeroizing buffers; no message repeats
+//! `--recovery-key-file` credential, `key passphrase`, `key rotate`, `key rekey`,
+//! `key slots` and `secure-delete`. Secrets stay in zeroizing buffers; no message repeats
 //! one, and the recovery key reaches stdout only when `init` is asked for no file.
 
 use std::io::Write;
@@ -9,16 +9,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use synapsed_storage::{Credential, Db, RecoveryKey, RecoveryShare, RotationProgress};
+use synapsed_storage::{Credential, Db, RecoveryKey, RecoveryShare, RotationProgress, SlotInfo};
 use zeroize::Zeroizing;
 
+use crate::keys::read_secret_file;
 use crate::{Exit, GlobalArgs, EXIT_USAGE};
 
 /// Environment variable holding the new passphrase for `key passphrase`.
 pub(crate) const NEW_PASSPHRASE_ENV: &str = "SYNAPSED_NEW_PASSPHRASE";
-
-/// Largest recovery-key or passphrase file accepted (255 shares fit easily).
-const MAX_SECRET_FILE_BYTES: u64 = 64 << 10;
 
 /// Options of `init`.
 #[derive(Debug, Args)]
@@ -28,9 +26,15 @@ pub(crate) struct InitArgs {
     #[arg(long, value_name = "F")]
     recovery_out: Option<PathBuf>,
     /// Split the recovery key into N shares of which any K rebuild it (K/N, e.g.
-    /// 2/3); the shares are printed (or written to --recovery-out), not the key.
+    /// 2/3); the shares are printed (or written to --recovery-out, or one file
+    /// per share with --recovery-share-out-dir), not the key.
     #[arg(long, value_name = "K/N")]
     recovery_shares: Option<String>,
+    /// With --recovery-shares: write share i to D/share-i-of-N.txt (each created
+    /// with mode 0600, never over an existing file; D is created if missing), so
+    /// each can go to its own device or trustee.
+    #[arg(long, value_name = "D", requires = "recovery_shares", conflicts_with = "recovery_out")]
+    recovery_share_out_dir: Option<PathBuf>,
 }
 
 /// `key` subcommands.
@@ -46,6 +50,19 @@ pub(crate) enum KeyCommand {
     /// Starts a new data-key epoch, re-encrypts every file under older epochs and
     /// destroys their keys.
     Rotate,
+    /// Replaces the master key and every data key (like `cryptsetup reencrypt`):
+    /// a new master key wrapped for the credential given, a new recovery key,
+    /// every file re-encrypted. Other passphrases, raw keys and device slots are
+    /// removed (listed) and must be added again.
+    Rekey {
+        /// Write the new recovery key to F (created with mode 0600; must not
+        /// exist) before the change, instead of printing it after.
+        #[arg(long, value_name = "F")]
+        recovery_out: Option<PathBuf>,
+        /// Make no new recovery key (the old one stops working all the same).
+        #[arg(long, conflicts_with = "recovery_out")]
+        no_recovery_key: bool,
+    },
     /// Lists the keyslots (kinds and parameters; no key material).
     Slots,
 }
@@ -67,6 +84,7 @@ pub(crate) fn recovery_credential(path: &Path) -> anyhow::Result<Credential> {
                     .with_context(|| format!("recovery key file {}, share on line {}", path.display(), i + 1))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        check_shares(&shares).with_context(|| format!("recovery key file {}", path.display()))?;
         RecoveryKey::combine(&shares).with_context(|| format!("recovery key file {}", path.display()))?
     } else {
         match lines.as_slice() {
@@ -80,7 +98,36 @@ pub(crate) fn recovery_credential(path: &Path) -> anyhow::Result<Credential> {
     Ok(Credential::recovery(key))
 }
 
+/// Names, by line, a share that does not belong with the others before any
+/// unlock is tried: one of another split (or threshold) than most of the lines,
+/// or one that repeats an earlier share's number.
+fn check_shares(shares: &[RecoveryShare]) -> anyhow::Result<()> {
+    let mut counts: std::collections::BTreeMap<([u8; 3], u8), usize> = std::collections::BTreeMap::new();
+    for share in shares {
+        *counts.entry((share.split_id(), share.threshold())).or_default() += 1;
+    }
+    let Some((&majority, _)) = counts.iter().max_by_key(|(_, n)| **n) else {
+        return Ok(());
+    };
+    let mut seen = std::collections::BTreeMap::new();
+    for (line, share) in shares.iter().enumerate() {
+        let line = line + 1;
+        if (share.split_id(), share.threshold()) != majority {
+            bail!("the share on line {line} (share {}) is from another split than the others", share.index());
+        }
+        if let Some(first) = seen.insert(share.index(), line) {
+            bail!("the share on line {line} repeats share {} of line {first}", share.index());
+        }
+    }
+    Ok(())
+}
+
 /// `init`: creates the store with a recovery key and hands the key out once.
+///
+/// The key is made first and handed out (written and synced to its file(s), or
+/// printed and flushed) before the store is created, so a kill at any moment
+/// never leaves a working store whose recovery key was never shown; a key handed
+/// out for a create that then fails belongs to no store (its files are removed).
 pub(crate) fn init(g: &GlobalArgs, args: &InitArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let dir = g.dir()?;
     if g.recovery_key_file.is_some() {
@@ -92,23 +139,12 @@ pub(crate) fn init(g: &GlobalArgs, args: &InitArgs, out: &mut dyn Write) -> anyh
     }
     let credential = g.credential()?;
     let split = args.recovery_shares.as_deref().map(parse_split).transpose()?;
-    // Made before the store, so a path that cannot be written costs nothing.
-    let mut sink = match &args.recovery_out {
-        Some(path) => Some((path, create_owner_only(path)?)),
-        None => None,
-    };
-    let created = Db::create_with_recovery(dir, &credential, g.options(false)?);
-    let (db, recovery) = match created {
-        Ok(pair) => pair,
-        Err(e) => {
-            if let Some((path, _)) = sink.take() {
-                let _ = std::fs::remove_file(path);
-            }
-            return Err(e).with_context(|| format!("cannot create a store in {}", dir.display()));
-        }
-    };
-    db.close()?;
-    writeln!(out, "created store in {}", dir.display())?;
+    let options = g.options(false)?;
+    if dir.join("CURRENT").exists() {
+        return Err(anyhow::Error::new(synapsed_storage::Error::AlreadyExists(dir.display().to_string())))
+            .with_context(|| format!("cannot create a store in {}", dir.display()));
+    }
+    let recovery = RecoveryKey::generate();
     let mut lines: Vec<(String, Zeroizing<String>)> = Vec::new();
     match split {
         Some((k, n)) => {
@@ -121,36 +157,104 @@ pub(crate) fn init(g: &GlobalArgs, args: &InitArgs, out: &mut dyn Write) -> anyh
         }
         None => lines.push(("recovery key".to_string(), recovery.to_text())),
     }
-    match sink {
-        Some((path, mut file)) => {
-            for (_, text) in &lines {
-                file.write_all(text.as_bytes())?;
-                file.write_all(b"\n")?;
+    let written = hand_out(args, split, &lines, out)?;
+    let created = Db::create_with_recovery_key(dir, &credential, &recovery, options);
+    let db = match created {
+        Ok(db) => db,
+        Err(e) => {
+            for path in &written {
+                let _ = std::fs::remove_file(path);
             }
-            file.sync_all()
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            let what = if split.is_some() {
-                "recovery shares"
-            } else {
-                "recovery key"
-            };
-            writeln!(
-                out,
-                "{what} written to {} (keep it offline; it is shown nowhere else)",
-                path.display()
-            )?;
-        }
-        None => {
-            for (label, text) in &lines {
-                writeln!(out, "{label}: {}", text.as_str())?;
+            if written.is_empty() {
+                writeln!(out, "no store was created: the recovery key above opens nothing")?;
             }
-            writeln!(
-                out,
-                "write the recovery key down and keep it offline: it is shown only this once"
-            )?;
+            return Err(e).with_context(|| format!("cannot create a store in {}", dir.display()));
         }
+    };
+    db.close()?;
+    writeln!(out, "created store in {}", dir.display())?;
+    let what = if split.is_some() { "recovery shares" } else { "recovery key" };
+    match (&args.recovery_out, &args.recovery_share_out_dir) {
+        (Some(path), _) => writeln!(
+            out,
+            "{what} written to {} (keep it offline; it is shown nowhere else)",
+            path.display()
+        )?,
+        (None, Some(d)) => writeln!(
+            out,
+            "{what} written to {}, one file each (give each to its keeper; they are shown nowhere else)",
+            d.display()
+        )?,
+        (None, None) => writeln!(
+            out,
+            "write the recovery key down and keep it offline: it is shown only this once"
+        )?,
     }
     Ok(())
+}
+
+/// Writes the recovery key or shares where `init` was asked to (synced, files
+/// and their directory), or prints them (flushed); returns the files written.
+fn hand_out(
+    args: &InitArgs,
+    split: Option<(u8, u8)>,
+    lines: &[(String, Zeroizing<String>)],
+    out: &mut dyn Write,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let result = (|| -> anyhow::Result<()> {
+        match (&args.recovery_out, &args.recovery_share_out_dir, split) {
+            (Some(path), _, _) => {
+                let mut file = create_owner_only(path)?;
+                written.push(path.clone());
+                for (_, text) in lines {
+                    file.write_all(text.as_bytes())?;
+                    file.write_all(b"\n")?;
+                }
+                file.sync_all().with_context(|| format!("cannot write {}", path.display()))?;
+                sync_parent(path)?;
+            }
+            (None, Some(d), Some((_, n))) => {
+                std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+                for (i, (_, text)) in lines.iter().enumerate() {
+                    let path = d.join(format!("share-{}-of-{n}.txt", i + 1));
+                    let mut file = create_owner_only(&path)?;
+                    written.push(path.clone());
+                    file.write_all(text.as_bytes())?;
+                    file.write_all(b"\n")?;
+                    file.sync_all().with_context(|| format!("cannot write {}", path.display()))?;
+                }
+                sync_dir(d)?;
+            }
+            _ => {
+                for (label, text) in lines {
+                    writeln!(out, "{label}: {}", text.as_str())?;
+                }
+                out.flush()?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        for path in &written {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(e);
+    }
+    Ok(written)
+}
+
+fn sync_parent(path: &Path) -> anyhow::Result<()> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => sync_dir(parent),
+        None => sync_dir(Path::new(".")),
+    }
+}
+
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))
 }
 
 /// `key ...`.
@@ -210,22 +314,62 @@ pub(crate) fn key(g: &GlobalArgs, command: &KeyCommand, out: &mut dyn Write) -> 
                 )?;
             }
         }
+        KeyCommand::Rekey { recovery_out, no_recovery_key } => {
+            let credential = g.credential()?;
+            let db = Db::open(dir, &credential, g.options(false)?)
+                .with_context(|| format!("cannot open {}", dir.display()))?;
+            let recovery = (!*no_recovery_key).then(RecoveryKey::generate);
+            if let (Some(path), Some(key)) = (recovery_out, &recovery) {
+                // Durable before the old recovery key stops working.
+                let mut file = create_owner_only(path)?;
+                file.write_all(key.to_text().as_bytes())?;
+                file.write_all(b"\n")?;
+                file.sync_all().with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            let report = db.rekey(&credential, recovery.as_ref())?;
+            db.close()?;
+            for slot in &report.removed_slots {
+                writeln!(out, "removed slot {} ({}): add it again to keep using it", slot.index, describe(slot))?;
+            }
+            writeln!(
+                out,
+                "new master key; rotated to epoch {}: {} table(s) rewritten, destroyed epochs {:?}",
+                report.rotation.new_epoch, report.rotation.tables_total, report.rotation.epochs_destroyed
+            )?;
+            match (recovery_out, &recovery) {
+                (Some(path), Some(_)) => writeln!(
+                    out,
+                    "new recovery key written to {} (keep it offline; it is shown nowhere else)",
+                    path.display()
+                )?,
+                (None, Some(key)) => {
+                    writeln!(out, "recovery key: {}", key.to_text().as_str())?;
+                    writeln!(out, "write the new recovery key down and keep it offline: it is shown only this once")?;
+                }
+                _ => writeln!(out, "the store has no recovery key now")?,
+            }
+        }
         KeyCommand::Slots => {
             for slot in Db::keyslots(dir, &g.options(true)?)? {
-                let kind = match (slot.kind, slot.recovery) {
-                    (_, true) => "recovery (X25519 + ML-KEM-768)".to_string(),
-                    (Some(kind), false) => format!("{kind:?}"),
-                    (None, false) => format!("unknown kind {}", slot.kind_code),
-                };
-                let params = slot
-                    .argon2
-                    .map(|a| format!(" argon2id m={} KiB t={} p={}", a.m_cost_kib, a.t_cost, a.p_cost))
-                    .unwrap_or_default();
-                writeln!(out, "slot {}: {kind}{params}", slot.index)?;
+                writeln!(out, "slot {}: {}", slot.index, describe(&slot))?;
             }
         }
     }
     Ok(())
+}
+
+/// A slot's kind and parameters, as `key slots` lists them.
+fn describe(slot: &SlotInfo) -> String {
+    let kind = match (slot.kind, slot.recovery) {
+        (_, true) => "recovery (X25519 + ML-KEM-768)".to_string(),
+        (Some(kind), false) => format!("{kind:?}"),
+        (None, false) => format!("unknown kind {}", slot.kind_code),
+    };
+    let params = slot
+        .argon2
+        .map(|a| format!(" argon2id m={} KiB t={} p={}", a.m_cost_kib, a.t_cost, a.p_cost))
+        .unwrap_or_default();
+    format!("{kind}{params}")
 }
 
 /// `secure-delete KEY` / `secure-delete --prefix P`.
@@ -271,8 +415,8 @@ fn parse_split(text: &str) -> anyhow::Result<(u8, u8)> {
 fn new_passphrase(file: Option<&Path>) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     let mut bytes = match file {
         Some(path) => read_secret_file(path)?,
-        None => match std::env::var_os(NEW_PASSPHRASE_ENV) {
-            Some(value) => Zeroizing::new(value.into_encoded_bytes()),
+        None => match crate::keys::env_new_passphrase() {
+            Some(value) => Zeroizing::new(value.to_vec()),
             None => bail!("no new passphrase: pass --new-passphrase-file F or set {NEW_PASSPHRASE_ENV}"),
         },
     };
@@ -283,21 +427,6 @@ fn new_passphrase(file: Option<&Path>) -> anyhow::Result<Zeroizing<Vec<u8>>> {
         bail!("the new passphrase is empty");
     }
     Ok(bytes)
-}
-
-fn read_secret_file(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    let len = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .len();
-    if len > MAX_SECRET_FILE_BYTES {
-        bail!(
-            "{} is {len} bytes, too large for a key or passphrase file",
-            path.display()
-        );
-    }
-    Ok(Zeroizing::new(
-        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
-    ))
 }
 
 /// Creates `path` readable and writable by its owner only; refuses an existing file.

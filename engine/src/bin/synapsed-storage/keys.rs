@@ -1,6 +1,9 @@
 //! Where the CLI finds key material: `--key-file`, `--passphrase-file`, or the
 //! `SYNAPSED_PASSPHRASE` environment variable, in that order. Secrets are held in
 //! zeroizing buffers and never printed; error messages name the file, not its content.
+//! The passphrase variables are moved out of the environment as the process
+//! starts, so no child process inherits them; a key or passphrase file that its
+//! group or others may read or write is used with a warning.
 
 use std::path::Path;
 
@@ -10,6 +13,44 @@ use zeroize::Zeroizing;
 
 /// Environment variable holding the passphrase.
 pub(crate) const PASSPHRASE_ENV: &str = "SYNAPSED_PASSPHRASE";
+
+/// The passphrase variables as the process found them, taken out of its environment.
+struct EnvSecrets {
+    passphrase: Option<Zeroizing<Vec<u8>>>,
+    new_passphrase: Option<Zeroizing<Vec<u8>>>,
+}
+
+static ENV_SECRETS: std::sync::OnceLock<EnvSecrets> = std::sync::OnceLock::new();
+
+/// Reads `SYNAPSED_PASSPHRASE` and `SYNAPSED_NEW_PASSPHRASE` and removes them
+/// from the environment. Called first thing in `main`, while the process has one
+/// thread (changing the environment is not thread-safe): from then on no child
+/// process inherits a passphrase.
+pub(crate) fn take_env_secrets() {
+    ENV_SECRETS.get_or_init(|| {
+        let take = |name: &str| {
+            let value = std::env::var_os(name).map(|v| Zeroizing::new(v.into_encoded_bytes()));
+            std::env::remove_var(name);
+            value
+        };
+        EnvSecrets { passphrase: take(PASSPHRASE_ENV), new_passphrase: take(crate::keycmd::NEW_PASSPHRASE_ENV) }
+    });
+}
+
+fn env_secrets() -> &'static EnvSecrets {
+    take_env_secrets();
+    ENV_SECRETS.get_or_init(|| EnvSecrets { passphrase: None, new_passphrase: None })
+}
+
+/// `SYNAPSED_PASSPHRASE` as the process started with it.
+pub(crate) fn env_passphrase() -> Option<&'static [u8]> {
+    env_secrets().passphrase.as_deref().map(Vec::as_slice)
+}
+
+/// `SYNAPSED_NEW_PASSPHRASE` as the process started with it.
+pub(crate) fn env_new_passphrase() -> Option<&'static [u8]> {
+    env_secrets().new_passphrase.as_deref().map(Vec::as_slice)
+}
 
 /// Largest key or passphrase file accepted; anything bigger is a wrong path, not a secret.
 const MAX_SECRET_FILE_BYTES: u64 = 64 << 10;
@@ -31,22 +72,36 @@ pub(crate) fn credential(passphrase_file: Option<&Path>, key_file: Option<&Path>
         }
         return Ok(Credential::passphrase(&*bytes));
     }
-    match std::env::var_os(PASSPHRASE_ENV) {
+    match env_passphrase() {
         Some(value) => {
-            let value = Zeroizing::new(value.into_encoded_bytes());
             if value.is_empty() {
                 bail!("{PASSPHRASE_ENV} is set but empty");
             }
-            Ok(Credential::passphrase(&*value))
+            Ok(Credential::passphrase(value))
         }
         None => bail!("no key material: set {PASSPHRASE_ENV} or pass --passphrase-file/--key-file"),
     }
 }
 
-fn read_secret_file(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
+/// Reads a key, passphrase or recovery-key file (at most 64 KiB). Warns on
+/// stderr when its group or others may read or write it: the secret is used all
+/// the same (refusing would lock a user out of their store), but they should know.
+pub(crate) fn read_secret_file(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let len = meta.len();
     if len > MAX_SECRET_FILE_BYTES {
         bail!("{} is {len} bytes, too large for a key or passphrase file", path.display());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "warning: {} holds a secret but its group or others may access it (mode {mode:03o}); chmod 600 it",
+                path.display()
+            );
+        }
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(Zeroizing::new(bytes))
@@ -100,6 +155,22 @@ mod tests {
         assert_eq!(&*parse_key_file(&raw).unwrap(), raw.as_slice());
         // A 32-byte file of whitespace is raw bytes, not an empty hex string.
         assert_eq!(&*parse_key_file(&[b' '; 32]).unwrap(), &[b' '; 32]);
+    }
+
+    /// The passphrase variables are gone from the environment once read: a child
+    /// process (here `env`, which prints what it inherited) does not see them.
+    #[test]
+    fn passphrase_variables_do_not_reach_child_processes() {
+        std::env::set_var(PASSPHRASE_ENV, "first secret");
+        std::env::set_var(crate::keycmd::NEW_PASSPHRASE_ENV, "second secret");
+        take_env_secrets();
+        assert_eq!(env_passphrase(), Some(&b"first secret"[..]));
+        assert_eq!(env_new_passphrase(), Some(&b"second secret"[..]));
+        let child = std::process::Command::new("env").output().unwrap();
+        assert!(child.status.success());
+        let seen = String::from_utf8_lossy(&child.stdout);
+        assert!(!seen.contains("SYNAPSED_"), "a child inherited: {seen}");
+        assert!(!seen.contains("secret"), "a child inherited: {seen}");
     }
 
     #[test]
