@@ -141,7 +141,7 @@ pub(crate) fn write_new_manifest(
 /// damage is a corruption naming the manifest.
 pub(crate) fn replay(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &KeyManager, number: u64, num_levels: usize) -> Result<ManifestState> {
     let name = manifest_name(number);
-    let mut reader = LogReader::open(vfs, &manifest_path(dir, number), keys, FileKind::Manifest)?;
+    let mut reader = LogReader::open(vfs, &manifest_path(dir, number), keys, FileKind::Manifest, number)?;
     let mut version = Version::empty(num_levels);
     let mut log_number = None;
     let mut next_file_number = None;

@@ -187,7 +187,7 @@ pub(crate) fn replay_wal(
             // as a log with no record and a clean end.)
             continue;
         }
-        let log = read_wal_segment(vfs, &path, keys, !truncate).map_err(|e| with_repair_hint(e.into()))?;
+        let log = read_wal_segment(vfs, &path, number, keys, !truncate).map_err(|e| with_repair_hint(e.into()))?;
         let mut offset = crypto::FILE_HEADER_LEN as u64;
         for record in &log.records {
             let batch = decode_batch(record, &name, offset).map_err(with_repair_hint)?;
@@ -224,13 +224,14 @@ const LIVE_SEGMENT_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_
 pub(crate) fn read_wal_segment(
     vfs: &Arc<dyn Vfs>,
     path: &Path,
+    number: u64,
     keys: &KeyManager,
     writer_may_be_live: bool,
 ) -> wal::Result<wal::RecoveredLog> {
     let mut attempts = 0;
     loop {
         let size_before = vfs.file_size(path).ok();
-        match LogReader::read_all(vfs, path, keys, FileKind::Wal) {
+        match LogReader::read_all(vfs, path, keys, FileKind::Wal, number) {
             Err(wal::Error::Corruption { .. })
                 if writer_may_be_live
                     && attempts < LIVE_SEGMENT_RETRIES

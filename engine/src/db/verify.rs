@@ -126,7 +126,7 @@ fn verify_wal(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &KeyManager, number: u64) ->
         // Created but never synced before a crash: holds no record.
         return Ok((0, None));
     }
-    let log = crate::db::open::read_wal_segment(vfs, &path, keys, true)?;
+    let log = crate::db::open::read_wal_segment(vfs, &path, number, keys, true)?;
     for record in &log.records {
         decode_batch(record, &name, 0)?;
     }

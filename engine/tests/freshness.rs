@@ -1,0 +1,148 @@
+//! Files the engine did not write, or wrote earlier: an old WAL segment copied
+//! over the live one's name or put under a higher number, a deleted segment, an
+//! older `CURRENT` + manifest put back. Each is refused by `open` (read-write and
+//! read-only) and named by `verify`, never silently used; `repair` still rebuilds
+//! from what survives.
+
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use synapsed_storage::{Argon2Params, Credential, Db, Error, Options};
+
+const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
+const PASSPHRASE: &str = "freshness test passphrase";
+
+fn options() -> Options {
+    Options {
+        background_compaction: false,
+        argon2: Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 },
+        ..Options::tiny_for_tests()
+    }
+}
+
+fn read_only() -> Options {
+    Options { read_only: true, ..options() }
+}
+
+fn cred() -> Credential {
+    Credential::passphrase(PASSPHRASE)
+}
+
+fn names(dir: &Path, suffix: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(suffix))
+        .collect();
+    v.sort();
+    v
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// The reproduction: `x` and `y` written and the store closed (saved
+/// aside); then `x` deleted, `y` overwritten, everything compacted, `w` written.
+/// Returns (tmp, live store, saved copy).
+fn two_states() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let saved = tmp.path().join("saved");
+    let db = Db::create(&dir, &cred(), options()).unwrap();
+    db.put(b"x", b"secret").unwrap();
+    db.put(b"y", b"keep").unwrap();
+    db.close().unwrap();
+    copy_dir(&dir, &saved);
+    let db = Db::open(&dir, &cred(), options()).unwrap();
+    db.delete(b"x").unwrap();
+    db.put(b"y", b"new").unwrap();
+    db.compact_range(None, None).unwrap();
+    db.put(b"w", b"latest").unwrap();
+    db.close().unwrap();
+    (tmp, dir, saved)
+}
+
+/// `open` (read-write and read-only) fails with a corruption naming `file`, and
+/// `verify` names it as damaged.
+fn refused_naming(dir: &Path, file: &str) {
+    for opts in [read_only(), options()] {
+        let ro = opts.read_only;
+        match Db::open(dir, &cred(), opts) {
+            Err(Error::Corruption { file: named, .. }) => assert_eq!(named, file, "read_only={ro}"),
+            Err(e) => panic!("read_only={ro}: expected a corruption naming {file}, got {e}"),
+            Ok(db) => {
+                let x = db.get(b"x").unwrap();
+                panic!("read_only={ro}: opened a store holding a file of an earlier state (x = {x:?})")
+            }
+        }
+    }
+    let report = Db::verify(dir, &cred(), options()).unwrap();
+    assert!(report.damaged.iter().any(|(f, _)| f == file), "verify must name {file}: {report:?}");
+}
+
+#[test]
+fn old_segment_copied_over_the_live_segment_is_refused() {
+    let (_tmp, dir, saved) = two_states();
+    let old = names(&saved, ".wal");
+    let live = names(&dir, ".wal");
+    assert_eq!((old.len(), live.len()), (1, 1), "{old:?} {live:?}");
+    std::fs::copy(saved.join(&old[0]), dir.join(&live[0])).unwrap();
+    refused_naming(&dir, &live[0]);
+}
+
+#[test]
+fn old_segment_under_a_higher_number_is_refused() {
+    let (_tmp, dir, saved) = two_states();
+    let old = names(&saved, ".wal");
+    std::fs::copy(saved.join(&old[0]), dir.join("000900.wal")).unwrap();
+    refused_naming(&dir, "000900.wal");
+}
+
+/// The reproduction through the real binary: `verify` exits 3 naming the
+/// segment, and `get x` does not return the deleted value.
+#[test]
+fn cli_refuses_an_old_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let saved = tmp.path().join("saved");
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.env("SYNAPSED_PASSPHRASE", PASSPHRASE).arg("--db").arg(&dir).args(args);
+        c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut pipe = child.stdin.take().unwrap();
+            if let Some(input) = stdin {
+                pipe.write_all(input.as_bytes()).unwrap();
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!text.contains("panicked"), "{text}");
+        (out.status.code().unwrap_or(-1), text)
+    };
+    assert_eq!(run(&["--argon2-memory-kib", "64", "--argon2-iterations", "1", "init"], None).0, 0);
+    assert_eq!(run(&["batch"], Some("put x secret\ncommit\nput y keep\ncommit\n")).0, 0);
+    copy_dir(&dir, &saved);
+    for args in [&["delete", "x"][..], &["put", "y", "new"], &["compact"], &["put", "w", "latest"]] {
+        let (code, text) = run(args, None);
+        assert_eq!(code, 0, "{args:?}: {text}");
+    }
+    let old = names(&saved, ".wal");
+    let live = names(&dir, ".wal");
+    std::fs::copy(saved.join(&old[0]), dir.join(&live[0])).unwrap();
+    let (code, text) = run(&["verify"], None);
+    assert_eq!(code, 3, "{text}");
+    assert!(text.contains(&live[0]), "{text}");
+    let (code, text) = run(&["get", "x"], None);
+    assert_ne!(code, 0, "{text}");
+    assert!(!text.contains("secret"), "{text}");
+}
