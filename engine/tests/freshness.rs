@@ -146,3 +146,55 @@ fn cli_refuses_an_old_segment() {
     assert_ne!(code, 0, "{text}");
     assert!(!text.contains("secret"), "{text}");
 }
+
+/// The live segment of a closed store deleted: its writes would be silently
+/// lost; the manifest lists the segment, so its absence is refused by name.
+#[test]
+fn deleted_live_segment_is_refused() {
+    let (_tmp, dir, _saved) = two_states();
+    let live = names(&dir, ".wal");
+    assert_eq!(live.len(), 1);
+    std::fs::remove_file(dir.join(&live[0])).unwrap();
+    refused_naming(&dir, &live[0]);
+}
+
+/// An older `CURRENT` + manifest put back into a newer store: the newer WAL
+/// segment on disk (not listed by the old manifest) reveals it. Nothing is
+/// deleted or rewritten by the refused opens: the store, given its own
+/// `CURRENT` and manifest back, opens with every write.
+#[test]
+fn older_current_and_manifest_put_back_are_refused_and_change_nothing() {
+    let (tmp, dir, saved) = two_states();
+    let aside = tmp.path().join("aside");
+    copy_dir(&dir, &aside);
+    for m in names(&dir, "").into_iter().filter(|n| n.starts_with("MANIFEST-") || n == "CURRENT") {
+        std::fs::remove_file(dir.join(m)).unwrap();
+    }
+    for m in names(&saved, "").into_iter().filter(|n| n.starts_with("MANIFEST-") || n == "CURRENT") {
+        std::fs::copy(saved.join(&m), dir.join(&m)).unwrap();
+    }
+    let before = names(&dir, "");
+    for opts in [read_only(), options()] {
+        match Db::open(&dir, &cred(), opts) {
+            Err(Error::Corruption { file, .. }) => assert!(file.ends_with(".wal"), "{file}"),
+            Err(e) => panic!("expected a corruption naming a segment, got {e}"),
+            Ok(db) => panic!("an older manifest was accepted (x = {:?})", db.get(b"x").unwrap()),
+        }
+    }
+    let report = Db::verify(&dir, &cred(), options()).unwrap();
+    assert!(!report.is_ok(), "{report:?}");
+    // No newer table was deleted as obsolete.
+    let after: Vec<String> = names(&dir, "").into_iter().filter(|n| n.ends_with(".sst") || n.ends_with(".wal")).collect();
+    let kept: Vec<String> = before.into_iter().filter(|n| n.ends_with(".sst") || n.ends_with(".wal")).collect();
+    assert_eq!(after, kept);
+    for m in names(&dir, "").into_iter().filter(|n| n.starts_with("MANIFEST-") || n == "CURRENT") {
+        std::fs::remove_file(dir.join(m)).unwrap();
+    }
+    for m in names(&aside, "").into_iter().filter(|n| n.starts_with("MANIFEST-") || n == "CURRENT") {
+        std::fs::copy(aside.join(&m), dir.join(&m)).unwrap();
+    }
+    let db = Db::open(&dir, &cred(), options()).unwrap();
+    assert_eq!(db.get(b"x").unwrap(), None);
+    assert_eq!(db.get(b"y").unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(db.get(b"w").unwrap().as_deref(), Some(&b"latest"[..]));
+}

@@ -73,6 +73,9 @@ mod tests {
         assert!(km.check_integrity_tag(b"CURRENT", b"hello", &km.integrity_tag(b"CURRENT", b"hello")));
         assert!(!km.check_integrity_tag(b"CURRENT", b"hellp", &km.integrity_tag(b"CURRENT", b"hello")));
         assert_ne!(km.integrity_key(b"CURRENT")[..], km.integrity_key(b"OTHER")[..]);
+        // The worked example of `compaction/FORMAT.md`: `CURRENT` naming manifest 7.
+        let body = [&b"SYNCURR2"[..], &7u64.to_le_bytes()].concat();
+        assert_eq!(hex(&km.integrity_tag(b"CURRENT", &body)), "4cfe8c95ff9e5c262c38399eba87372ef30627406838758c0cb534d62ea0a39d");
     }
 
     fn hex(b: &[u8]) -> String {
