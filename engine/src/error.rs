@@ -73,6 +73,22 @@ pub enum Error {
         /// Epoch.
         epoch: u32,
     },
+    /// The newest WAL segment ends in a frame that is whole but for its last 1
+    /// to 15 bytes, zeros after it (`docs/design.md` section 6): most likely a
+    /// write a power loss cut short, which was never acknowledged; it could also
+    /// be damage to the last write. [`crate::Db::open_or_repair`] (the CLI's
+    /// `repair`) cuts it off and opens. Reported as damage (`is_corruption`).
+    #[error(
+        "{file}: the last frame, at offset {offset}, is cut short in its last bytes \
+         (a write a power loss interrupted, never acknowledged, or damage to the last write); \
+         `Db::open_or_repair` or `synapsed-storage repair` cuts it off and opens"
+    )]
+    TornLastFrame {
+        /// WAL segment (relative to the store directory).
+        file: String,
+        /// Offset of the frame.
+        offset: u64,
+    },
     /// The store is closed.
     #[error("store is closed")]
     Closed,
@@ -87,7 +103,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Whether this error reports damaged data.
     pub fn is_corruption(&self) -> bool {
-        matches!(self, Error::Corruption { .. })
+        matches!(self, Error::Corruption { .. } | Error::TornLastFrame { .. })
+    }
+
+    /// Whether this error is [`Error::TornLastFrame`]: the one outcome of a power
+    /// loss that `open` cannot tell from damage, which [`crate::Db::open_or_repair`]
+    /// recovers from.
+    pub fn is_torn_last_frame(&self) -> bool {
+        matches!(self, Error::TornLastFrame { .. })
     }
 
     /// Whether this error reports a full disk (retry once space is freed).
@@ -184,6 +207,7 @@ impl Error {
                 Error::UnsupportedVersion { file: file.clone(), found: *found, supported: *supported }
             }
             Error::MissingEpoch { file, epoch } => Error::MissingEpoch { file: file.clone(), epoch: *epoch },
+            Error::TornLastFrame { file, offset } => Error::TornLastFrame { file: file.clone(), offset: *offset },
             Error::Closed => Error::Closed,
             Error::Unsupported(s) => Error::Unsupported(s.clone()),
         }

@@ -225,20 +225,8 @@ impl From<Error> for ReplayFailure {
 
 /// Replays every WAL segment the manifest still needs, in order, into one
 /// memtable. A torn tail is cut off (read-write only); damage inside a log is
-/// an error that names the file and offset.
-pub(crate) fn replay_wal(
-    vfs: &Arc<dyn Vfs>,
-    dir: &Path,
-    keys: &KeyManager,
-    versions: &VersionSet,
-    names: &[String],
-    truncate: bool,
-) -> Result<Replayed> {
-    replay_wal_checked(vfs, dir, keys, versions, names, truncate).map_err(Error::from)
-}
-
-/// [`replay_wal`], telling a disagreement between the manifest and the WAL
-/// apart from other failures.
+/// an error that names the file and offset; a disagreement between the manifest
+/// and the WAL is told apart from other failures.
 ///
 /// A manifest of this format lists every segment at or above its log number
 /// with the seqno its batches start at (`compaction/FORMAT.md`). Each listed
@@ -282,7 +270,8 @@ pub(crate) fn replay_wal_checked(
             ));
         }
     }
-    let memtable = Memtable::new(on_disk.last().copied().unwrap_or(0));
+    let newest = on_disk.last().copied();
+    let memtable = Memtable::new(newest.unwrap_or(0));
     let mut last_seqno = versions.last_seqno();
     // The last seqno of the batches replayed so far, and of the listed segment
     // just before the current one (if it held any batch).
@@ -298,7 +287,13 @@ pub(crate) fn replay_wal_checked(
             // as a log with no record and a clean end.)
             continue;
         }
-        let log = read_wal_segment(vfs, &path, number, keys, !truncate).map_err(|e| with_repair_hint(e.into()))?;
+        let log = match read_wal_segment(vfs, &path, number, keys, !truncate) {
+            Ok(log) => log,
+            Err(wal::Error::Corruption { offset, .. }) if Some(number) == newest && last_frame_is_cut(vfs, &path, offset) => {
+                return Err(ReplayFailure::Failed(Error::TornLastFrame { file: name, offset }));
+            }
+            Err(e) => return Err(with_repair_hint(e.into()).into()),
+        };
         let info = listed.as_ref().map(|l| l.get(&number).copied());
         if let (Some(None), false) = (info, log.records.is_empty()) {
             return Err(disagrees(
@@ -356,6 +351,26 @@ pub(crate) fn replay_wal_checked(
         }
     }
     Ok(Replayed { memtable, last_seqno })
+}
+
+/// Whether the frame at `offset` of the segment at `path` is whole but for its
+/// last 1 to 15 bytes, zeros after it (see [`frame_cut_in_its_last_bytes`]).
+fn last_frame_is_cut(vfs: &Arc<dyn Vfs>, path: &Path, offset: u64) -> bool {
+    vfs.read_all(path).is_ok_and(|log| frame_cut_in_its_last_bytes(&log, offset))
+}
+
+/// Whether the frame at `offset` of the log `log` is whole but for its last 1 to
+/// 15 bytes, which read as zeros like everything after it: the one outcome of a
+/// power loss that the WAL's rule reports as corruption (`docs/design.md`
+/// section 6, `wal/FORMAT.md`).
+pub(crate) fn frame_cut_in_its_last_bytes(log: &[u8], offset: u64) -> bool {
+    let Ok(o) = usize::try_from(offset) else { return false };
+    let Some(len) = log.get(o..o.saturating_add(4)).and_then(|b| <[u8; 4]>::try_from(b).ok()) else { return false };
+    let Some(end) = usize::try_from(u32::from_le_bytes(len)).ok().and_then(|l| o.checked_add(12)?.checked_add(l)) else {
+        return false;
+    };
+    let zeros_from = log.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    end <= log.len() && zeros_from > o + 12 && zeros_from < end && end - zeros_from < 16
 }
 
 /// How often a read-only reader reads a segment again before it believes a

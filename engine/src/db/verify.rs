@@ -27,7 +27,8 @@ fn error_file(e: &Error) -> Option<String> {
         Error::Corruption { file, .. }
         | Error::Io { file, .. }
         | Error::UnsupportedVersion { file, .. }
-        | Error::MissingEpoch { file, .. } => Some(file.clone()),
+        | Error::MissingEpoch { file, .. }
+        | Error::TornLastFrame { file, .. } => Some(file.clone()),
         _ => None,
     }
 }
