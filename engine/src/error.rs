@@ -89,6 +89,16 @@ pub enum Error {
         /// Offset of the frame.
         offset: u64,
     },
+    /// The store recovered to an older state than the outside counter
+    /// (`Options::freshness_counter`) saw: the whole directory was rolled back
+    /// (an old copy put back). Nothing was written.
+    #[error("the store is older than its freshness counter says: it recovers to seqno {found}, the counter saw {expected} (an old copy of the store directory?)")]
+    RolledBack {
+        /// Last seqno the store recovers to.
+        found: u64,
+        /// Highest seqno the counter recorded.
+        expected: u64,
+    },
     /// The store is closed.
     #[error("store is closed")]
     Closed,
@@ -103,7 +113,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Whether this error reports damaged data.
     pub fn is_corruption(&self) -> bool {
-        matches!(self, Error::Corruption { .. } | Error::TornLastFrame { .. })
+        matches!(self, Error::Corruption { .. } | Error::TornLastFrame { .. } | Error::RolledBack { .. })
     }
 
     /// Whether this error is [`Error::TornLastFrame`]: the one outcome of a power
@@ -208,6 +218,7 @@ impl Error {
             }
             Error::MissingEpoch { file, epoch } => Error::MissingEpoch { file: file.clone(), epoch: *epoch },
             Error::TornLastFrame { file, offset } => Error::TornLastFrame { file: file.clone(), offset: *offset },
+            Error::RolledBack { found, expected } => Error::RolledBack { found: *found, expected: *expected },
             Error::Closed => Error::Closed,
             Error::Unsupported(s) => Error::Unsupported(s.clone()),
         }

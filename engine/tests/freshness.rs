@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::process::Command;
 
 use synapsed_storage::{Argon2Params, Credential, Db, Error, Options};
@@ -197,4 +198,108 @@ fn older_current_and_manifest_put_back_are_refused_and_change_nothing() {
     assert_eq!(db.get(b"x").unwrap(), None);
     assert_eq!(db.get(b"y").unwrap().as_deref(), Some(&b"new"[..]));
     assert_eq!(db.get(b"w").unwrap().as_deref(), Some(&b"latest"[..]));
+}
+
+/// A power loss that leaves the newest segment's last frame whole but for its
+/// last bytes (zeros after) is a typed error, and the application's one call,
+/// `Db::open_or_repair`, gets the store back with every earlier write.
+#[test]
+fn frame_cut_in_its_last_bytes_is_typed_and_open_or_repair_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let db = Db::create(&dir, &cred(), options()).unwrap();
+    db.put(b"a", b"1").unwrap();
+    db.put(b"b", b"2").unwrap();
+    db.put(b"last", b"cut by the power loss").unwrap();
+    db.close().unwrap();
+    let live = names(&dir, ".wal");
+    let path = dir.join(&live[0]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    // The last 5 bytes of the last frame (its tag) never reached the disk.
+    bytes[n - 5..].fill(0);
+    bytes.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&path, &bytes).unwrap();
+    match Db::open(&dir, &cred(), options()) {
+        Err(e @ Error::TornLastFrame { .. }) => {
+            assert!(e.is_corruption() && e.is_torn_last_frame());
+            assert!(e.to_string().contains(&live[0]), "{e}");
+        }
+        Err(e) => panic!("expected TornLastFrame, got {e}"),
+        Ok(_) => panic!("a frame cut in its last bytes opened as if whole"),
+    }
+    let (db, report) = Db::open_or_repair(&dir, &cred(), options()).unwrap();
+    assert!(report.is_some(), "open_or_repair did not repair");
+    assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(db.get(b"last").unwrap(), None);
+    db.close().unwrap();
+    // Once repaired, a plain open works again and open_or_repair repairs nothing.
+    let (db, report) = Db::open_or_repair(&dir, &cred(), options()).unwrap();
+    assert!(report.is_none());
+    db.close().unwrap();
+}
+
+/// Other damage is not repaired by `open_or_repair`: it is returned as it is.
+#[test]
+fn open_or_repair_leaves_other_damage_alone() {
+    let (_tmp, dir, saved) = two_states();
+    let old = names(&saved, ".wal");
+    let live = names(&dir, ".wal");
+    std::fs::copy(saved.join(&old[0]), dir.join(&live[0])).unwrap();
+    let before: Vec<(String, Vec<u8>)> = names(&dir, "").into_iter().filter(|n| n != "LOCK").map(|n| { let b = std::fs::read(dir.join(&n)).unwrap(); (n, b) }).collect();
+    assert!(matches!(Db::open_or_repair(&dir, &cred(), options()), Err(Error::Corruption { .. })));
+    let after: Vec<(String, Vec<u8>)> = names(&dir, "").into_iter().filter(|n| n != "LOCK").map(|n| { let b = std::fs::read(dir.join(&n)).unwrap(); (n, b) }).collect();
+    assert!(before == after, "a refused open changed the store");
+}
+
+/// An in-memory stand-in for an OS keystore counter or a TPM NV index.
+#[derive(Debug, Default)]
+struct MemCounter(std::sync::Mutex<std::collections::HashMap<[u8; 16], u64>>);
+
+impl synapsed_storage::FreshnessCounter for MemCounter {
+    fn advance(&self, store_id: &[u8; 16], last_seqno: u64) -> std::io::Result<()> {
+        let mut map = self.0.lock().unwrap();
+        let v = map.entry(*store_id).or_insert(0);
+        assert!(last_seqno >= *v, "the counter went backwards");
+        *v = last_seqno;
+        Ok(())
+    }
+    fn highest(&self, store_id: &[u8; 16]) -> std::io::Result<Option<u64>> {
+        Ok(self.0.lock().unwrap().get(store_id).copied())
+    }
+}
+
+/// A copy of the whole directory put back is a valid store (every file is
+/// authentic); only outside state can tell it is old. With a counter it is
+/// refused by open (read-write and read-only) and by verify, changing nothing.
+#[test]
+fn whole_directory_rollback_is_refused_with_an_outside_counter() {
+    let counter: Arc<MemCounter> = Arc::default();
+    let with_counter = |read_only: bool| Options { freshness_counter: Some(counter.clone()), read_only, ..options() };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let old = tmp.path().join("old");
+    let db = Db::create(&dir, &cred(), with_counter(false)).unwrap();
+    db.put(b"balance", b"100").unwrap();
+    db.close().unwrap();
+    copy_dir(&dir, &old);
+    let db = Db::open(&dir, &cred(), with_counter(false)).unwrap();
+    db.put(b"balance", b"0").unwrap();
+    db.close().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    copy_dir(&old, &dir);
+    // Without outside state the old copy is indistinguishable from the store.
+    let db = Db::open(&dir, &cred(), Options { read_only: true, ..options() }).unwrap();
+    assert_eq!(db.get(b"balance").unwrap().as_deref(), Some(&b"100"[..]));
+    drop(db);
+    for read_only in [true, false] {
+        match Db::open(&dir, &cred(), with_counter(read_only)) {
+            Err(Error::RolledBack { found, expected }) => assert!(found < expected, "{found} {expected}"),
+            Err(e) => panic!("read_only={read_only}: {e}"),
+            Ok(db) => panic!("read_only={read_only}: a rolled-back store opened (balance {:?})", db.get(b"balance").unwrap()),
+        }
+    }
+    let report = Db::verify(&dir, &cred(), with_counter(false)).unwrap();
+    assert!(report.damaged.iter().any(|(_, why)| why.contains("older than its freshness counter")), "{report:?}");
 }

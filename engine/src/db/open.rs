@@ -146,6 +146,7 @@ pub(crate) fn open(dir: &Path, credential: &Credential, options: Options) -> Res
     // anything is written, so a store refused as holding a file of another state
     // is left exactly as it was (nothing of it made permanent, nothing deleted).
     let replayed = probe_and_replay(&vfs, dir, &keys, options.num_levels, !options.read_only)?;
+    check_freshness(&options, &keys, replayed.last_seqno)?;
     let versions = VersionSet::recover(&vfs, dir, &keys, options.num_levels)?;
     let names = vfs.list_dir(dir).map_err(|source| Error::Io { file: ".".into(), source })?;
     if !options.read_only {
@@ -162,6 +163,19 @@ fn take_lock(vfs: &dyn Vfs, dir: &Path) -> Result<Box<dyn LockGuard>> {
         LockError::Held { pid } => Error::Locked { pid },
         LockError::Io(source) => Error::Io { file: LOCK_FILE.into(), source },
     })
+}
+
+/// Refuses a store that recovers to an older seqno than the outside counter saw
+/// (a rollback of the whole directory, `crate::freshness`).
+pub(crate) fn check_freshness(options: &Options, keys: &KeyManager, recovered: SeqNo) -> Result<()> {
+    let Some(counter) = &options.freshness_counter else { return Ok(()) };
+    let seen = counter
+        .highest(&keys.store_id())
+        .map_err(|source| Error::Io { file: crate::freshness::COUNTER_NAME.into(), source })?;
+    match seen {
+        Some(expected) if expected > recovered => Err(Error::RolledBack { found: recovered, expected }),
+        _ => Ok(()),
+    }
 }
 
 /// How often a handle that takes no lock reads the manifest and the WAL again

@@ -195,6 +195,7 @@ impl Inner {
         self.last_logged.store(last, Ordering::Release);
         self.visible.fetch_max(last, Ordering::AcqRel);
         self.ingests.fetch_add(1, Ordering::Relaxed);
+        self.advance_freshness(last)?;
         if !background {
             self.bound_level0_inline()?;
         }
@@ -371,7 +372,17 @@ impl Inner {
                 Ok(()) => self.bound_level0_inline()?,
             }
         }
+        self.advance_freshness(pending.last_seqno)?;
         Ok(pending.last_seqno)
+    }
+
+    /// Tells the outside counter (`Options::freshness_counter`) how far the
+    /// store got, after a write was acknowledged.
+    pub(crate) fn advance_freshness(&self, last_seqno: SeqNo) -> Result<()> {
+        let Some(counter) = &self.options.freshness_counter else { return Ok(()) };
+        counter
+            .advance(&self.keys.store_id(), last_seqno)
+            .map_err(|source| Error::Io { file: crate::freshness::COUNTER_NAME.into(), source })
     }
 
     /// With background work off, compacts once level 0 reaches the stop trigger
