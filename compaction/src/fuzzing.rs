@@ -223,7 +223,7 @@ fn manifest_edit_seeds() -> Vec<(String, Vec<u8>)> {
     let bad_level = VersionEdit { added: vec![(20, meta(9, "a", "b"))], ..VersionEdit::default() }.encode();
     let missing_delete = VersionEdit { deleted: vec![(3, 99)], ..VersionEdit::default() }.encode();
     let mut seeds = vec![
-        ("chained".to_string(), records(&[chained.clone()])),
+        ("chained".to_string(), records(&[chained])),
         ("empty".to_string(), Vec::new()),
         ("one_full_edit".to_string(), records(std::slice::from_ref(&full))),
         ("flush_then_compaction".to_string(), records(&[full.clone(), compaction.clone()])),
