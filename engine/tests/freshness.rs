@@ -175,6 +175,7 @@ fn older_current_and_manifest_put_back_are_refused_and_change_nothing() {
         std::fs::copy(saved.join(&m), dir.join(&m)).unwrap();
     }
     let before = names(&dir, "");
+    let current_before = std::fs::read(dir.join("CURRENT")).unwrap();
     for opts in [read_only(), options()] {
         match Db::open(&dir, &cred(), opts) {
             Err(Error::Corruption { file, .. }) => assert!(file.ends_with(".wal"), "{file}"),
@@ -188,6 +189,9 @@ fn older_current_and_manifest_put_back_are_refused_and_change_nothing() {
     let after: Vec<String> = names(&dir, "").into_iter().filter(|n| n.ends_with(".sst") || n.ends_with(".wal")).collect();
     let kept: Vec<String> = before.into_iter().filter(|n| n.ends_with(".sst") || n.ends_with(".wal")).collect();
     assert_eq!(after, kept);
+    // Nor was the stale state made the store's: no manifest written, CURRENT unchanged.
+    assert_eq!(names(&dir, "").into_iter().filter(|n| n.starts_with("MANIFEST-")).count(), names(&saved, "").into_iter().filter(|n| n.starts_with("MANIFEST-")).count());
+    assert_eq!(std::fs::read(dir.join("CURRENT")).unwrap(), current_before);
     for m in names(&dir, "").into_iter().filter(|n| n.starts_with("MANIFEST-") || n == "CURRENT") {
         std::fs::remove_file(dir.join(m)).unwrap();
     }
@@ -302,4 +306,48 @@ fn whole_directory_rollback_is_refused_with_an_outside_counter() {
     }
     let report = Db::verify(&dir, &cred(), with_counter(false)).unwrap();
     assert!(report.damaged.iter().any(|(_, why)| why.contains("older than its freshness counter")), "{report:?}");
+}
+
+/// An older copy of the live manifest (written before a compaction retired the
+/// tables it lists) put back: refused naming a missing table, before anything
+/// is written.
+#[test]
+fn manifest_from_before_a_compaction_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let saved = tmp.path().join("saved");
+    let db = Db::create(&dir, &cred(), options()).unwrap();
+    for i in 0..40u32 {
+        db.put(format!("k{i:03}").as_bytes(), &[1u8; 100]).unwrap();
+    }
+    db.flush().unwrap();
+    for i in 0..40u32 {
+        db.put(format!("k{i:03}").as_bytes(), &[2u8; 100]).unwrap();
+    }
+    db.flush().unwrap();
+    std::fs::create_dir_all(&saved).unwrap();
+    for m in names(&dir, "").into_iter().filter(|n| n.starts_with("MANIFEST-") || n == "CURRENT") {
+        std::fs::copy(dir.join(&m), saved.join(&m)).unwrap();
+    }
+    let tables_then = names(&dir, ".sst");
+    db.compact_range(None, None).unwrap();
+    db.close().unwrap();
+    let gone: Vec<&String> = tables_then.iter().filter(|t| !dir.join(t).exists()).collect();
+    assert!(!gone.is_empty(), "the compaction retired no table");
+    for m in names(&dir, "").into_iter().filter(|n| n.starts_with("MANIFEST-") || n == "CURRENT") {
+        std::fs::remove_file(dir.join(m)).unwrap();
+    }
+    for m in names(&saved, "") {
+        std::fs::copy(saved.join(&m), dir.join(&m)).unwrap();
+    }
+    let before: Vec<String> = names(&dir, "").into_iter().filter(|n| n != "LOCK").collect();
+    let current = std::fs::read(dir.join("CURRENT")).unwrap();
+    match Db::open(&dir, &cred(), options()) {
+        Err(Error::Corruption { file, .. }) => assert!(file.ends_with(".sst") || file.ends_with(".wal"), "{file}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a manifest from before a compaction was accepted"),
+    }
+    let after: Vec<String> = names(&dir, "").into_iter().filter(|n| n != "LOCK").collect();
+    assert_eq!(before, after, "a refused open changed the directory");
+    assert_eq!(std::fs::read(dir.join("CURRENT")).unwrap(), current);
 }

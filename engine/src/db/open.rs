@@ -201,7 +201,7 @@ pub(crate) fn probe_and_replay(
     loop {
         let probe = VersionSet::recover_read_only(vfs, dir, keys, num_levels)?;
         let names = vfs.list_dir(dir).map_err(|source| Error::Io { file: ".".into(), source })?;
-        match replay_wal_checked(vfs, dir, keys, &probe, &names, truncate) {
+        match tables_present(&probe, &names).and_then(|()| replay_wal_checked(vfs, dir, keys, &probe, &names, truncate)) {
             Ok(replayed) => return Ok(replayed),
             Err(ReplayFailure::Disagrees(_)) if !truncate && attempts < STALE_VIEW_RETRIES => {
                 attempts += 1;
@@ -210,6 +210,28 @@ pub(crate) fn probe_and_replay(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Every table the manifest lists must be on disk. Checked before a read-write
+/// open writes anything, so a manifest of an earlier state (one listing tables a
+/// later compaction retired) is refused without being made the store's state.
+fn tables_present(versions: &VersionSet, names: &[String]) -> std::result::Result<(), ReplayFailure> {
+    let on_disk: std::collections::HashSet<u64> = names.iter().filter_map(|n| file_number(n, "sst")).collect();
+    let version = versions.current();
+    for level in 0..version.num_levels() {
+        if let Some(file) = version.level_files(level).iter().find(|f| !on_disk.contains(&f.number)) {
+            return Err(ReplayFailure::Disagrees(Error::Corruption {
+                file: format!("{:06}.sst", file.number),
+                offset: 0,
+                reason: format!(
+                    "listed in the manifest (MANIFEST-{:06}) but missing: the table was deleted, or the \
+                     manifest is from an earlier state (run `synapsed-storage verify`, then `repair`)",
+                    versions.manifest_number()
+                ),
+            }));
+        }
+    }
+    Ok(())
 }
 
 /// Why a replay failed.
