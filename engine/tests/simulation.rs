@@ -420,3 +420,12 @@ fn simulation_seeds_lose_nothing_acknowledged_and_show_no_partial_batch() {
         );
     }
 }
+
+/// Seed 4425 (found with 10,000 seeds): a full disk made the writer roll to a
+/// new segment, which the next memtable switch cut back to its header; the
+/// segment after it is listed as following a segment synced whole, and its
+/// start must be compared with that empty segment, not with the one before it.
+#[test]
+fn regression_seed_4425_an_empty_listed_segment_cut_back_to_its_header() {
+    run_seed(4425);
+}

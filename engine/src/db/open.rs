@@ -320,7 +320,12 @@ pub(crate) fn replay_wal_checked(
             // No record: created but cut off by a crash before its header was
             // synced. Nothing to replay; the edit below retires it. (A segment
             // never written to past its header, preallocated zeros and all, reads
-            // as a log with no record and a clean end.)
+            // as a log with no record and a clean end.) A listed one, cut back
+            // to its header at a switch, holds no batch: the next segment's
+            // seqnos follow no batch of it.
+            if listed.as_ref().is_some_and(|l| l.contains_key(&number)) {
+                previous_segment = Some((number, None));
+            }
             continue;
         }
         let log = match read_wal_segment(vfs, &path, number, keys, !truncate) {
