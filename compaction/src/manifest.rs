@@ -151,20 +151,66 @@ pub(crate) fn read_current_and_replay(
     keys: &KeyManager,
     num_levels: usize,
 ) -> Result<(u64, ManifestState)> {
-    let (number, form) = read_current(vfs.as_ref(), dir, keys)?;
-    let state = replay(vfs, dir, keys, number, num_levels)?;
-    if form == CurrentForm::Legacy && state.tracks_wal() {
+    // A writer process may roll its manifest while this reads: a later manifest
+    // is proof of an earlier `CURRENT` only if `CURRENT` still names the same
+    // manifest after the directory was read.
+    let mut attempts = 0;
+    loop {
+        let (number, form) = read_current(vfs.as_ref(), dir, keys)?;
+        let state = replay(vfs, dir, keys, number, num_levels)?;
+        if form == CurrentForm::Legacy && state.tracks_wal() {
+            return Err(Error::corruption(
+                CURRENT_FILE,
+                0,
+                format!(
+                    "CURRENT is in the unauthenticated form of earlier versions but names {}, which \
+                     this version wrote: the store's CURRENT was replaced",
+                    manifest_name(number)
+                ),
+            ));
+        }
+        let Some((newer, predecessor)) = later_manifest(vfs, dir, keys, number)? else {
+            return Ok((number, state));
+        };
+        if read_current(vfs.as_ref(), dir, keys)?.0 != number && attempts < CURRENT_RACE_RETRIES {
+            attempts += 1;
+            continue;
+        }
         return Err(Error::corruption(
             CURRENT_FILE,
             0,
             format!(
-                "CURRENT is in the unauthenticated form of earlier versions but names {}, which \
-                 this version wrote: the store's CURRENT was replaced",
-                manifest_name(number)
+                "CURRENT names {}, but {} on disk was written after {}, which replaced it: \
+                 CURRENT and its manifest are from an earlier state of the store",
+                manifest_name(number),
+                manifest_name(newer),
+                manifest_name(predecessor)
             ),
         ));
     }
-    Ok((number, state))
+}
+
+/// How often [`read_current_and_replay`] starts over when `CURRENT` changed
+/// under it (a writer process rolled its manifest).
+const CURRENT_RACE_RETRIES: u32 = 20;
+
+/// A manifest on disk numbered above `number` whose predecessor is numbered above
+/// `number` too: proof that the chain went on past the manifest `CURRENT` names.
+/// (A manifest left by a roll that a crash cut short, before `CURRENT` switched
+/// to it, names `number` itself as its predecessor.) Manifests that cannot be
+/// read are skipped: such an orphan is never live.
+fn later_manifest(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &KeyManager, number: u64) -> Result<Option<(u64, u64)>> {
+    let names = vfs.list_dir(dir).map_err(|e| Error::io(".", e))?;
+    let later = names.iter().filter_map(|n| n.strip_prefix("MANIFEST-")?.parse::<u64>().ok()).filter(|&n| n > number);
+    for newer in later {
+        let Ok(mut reader) = LogReader::open(vfs, &manifest_path(dir, newer), keys, FileKind::Manifest, newer) else { continue };
+        let Ok(Some(record)) = reader.next_record() else { continue };
+        let Ok(edit) = VersionEdit::decode(&record) else { continue };
+        if let Some((predecessor, _)) = edit.predecessor.filter(|(p, _)| *p > number) {
+            return Ok(Some((newer, predecessor)));
+        }
+    }
+    Ok(None)
 }
 
 /// Atomically points `CURRENT` at manifest `number` (temp, sync, rename, dir sync).
@@ -375,6 +421,45 @@ mod tests {
                 }
                 other => panic!("a downgraded CURRENT was accepted: {other:?}"),
             }
+        }
+    }
+
+    /// `CURRENT` put back to name an earlier manifest (still on disk) while a
+    /// later one chains past it is refused; a manifest left by a cut-short roll
+    /// (chaining to the live one) is not proof of anything and is accepted.
+    #[test]
+    fn an_earlier_current_is_refused_when_a_later_manifest_chains_past_it() {
+        use crate::VersionSet;
+        use crypto::vfs::SimVfs;
+        let sim = SimVfs::new();
+        let vfs: Arc<dyn Vfs> = sim.clone();
+        let dir = Path::new("/chain");
+        vfs.create_dir_all(dir).unwrap();
+        let keys = KeyManager::ephemeral();
+        let vs = VersionSet::create(&vfs, dir, &keys, 3).unwrap();
+        vs.set_manifest_roll_bytes(0);
+        vs.log_and_apply(VersionEdit::default()).unwrap();
+        let early = vfs.read_all(&dir.join(CURRENT_FILE)).unwrap();
+        let early_number = vs.manifest_number();
+        vs.log_and_apply(VersionEdit::default()).unwrap();
+        // One roll past `early` alone chains to it: what a crash before the
+        // CURRENT switch leaves. Accepted.
+        write_file_atomic(vfs.as_ref(), dir, CURRENT_FILE, &early).unwrap();
+        let (n, _) = read_current_and_replay(&vfs, dir, &keys, 3).unwrap();
+        assert_eq!(n, early_number);
+        // Two rolls past it: the chain went on, CURRENT is from an earlier state.
+        let later = VersionSet::recover(&vfs, dir, &keys, 3).unwrap();
+        later.set_manifest_roll_bytes(0);
+        later.log_and_apply(VersionEdit::default()).unwrap();
+        drop(later);
+        drop(vs);
+        write_file_atomic(vfs.as_ref(), dir, CURRENT_FILE, &early).unwrap();
+        match read_current_and_replay(&vfs, dir, &keys, 3) {
+            Err(Error::Corruption { file, reason, .. }) => {
+                assert_eq!(file, "CURRENT");
+                assert!(reason.contains("earlier state"), "{reason}");
+            }
+            other => panic!("an earlier CURRENT was accepted: {:?}", other.map(|(n, _)| n)),
         }
     }
 

@@ -351,3 +351,27 @@ fn manifest_from_before_a_compaction_is_refused_before_anything_is_written() {
     assert_eq!(before, after, "a refused open changed the directory");
     assert_eq!(std::fs::read(dir.join("CURRENT")).unwrap(), current);
 }
+
+/// The reproduction as given: an older `CURRENT` + `MANIFEST-*` copied
+/// back into the current store, the newer manifest left in place. The newer
+/// manifest chains past the old one, and the open is refused naming `CURRENT`
+/// (or, where the newer manifest is gone, the segments reveal it: see
+/// `older_current_and_manifest_put_back_are_refused_and_change_nothing`).
+#[test]
+fn older_current_put_back_next_to_a_newer_manifest_is_refused() {
+    let (_tmp, dir, saved) = two_states();
+    for m in names(&saved, "").into_iter().filter(|n| n.starts_with("MANIFEST-") || n == "CURRENT") {
+        std::fs::copy(saved.join(&m), dir.join(&m)).unwrap();
+    }
+    for opts in [read_only(), options()] {
+        match Db::open(&dir, &cred(), opts) {
+            Err(Error::Corruption { file, reason, .. }) => {
+                assert!(file == "CURRENT" || file.ends_with(".wal"), "{file}: {reason}");
+            }
+            Err(e) => panic!("{e}"),
+            Ok(db) => panic!("an older CURRENT was accepted (x = {:?})", db.get(b"x").unwrap()),
+        }
+    }
+    let report = Db::verify(&dir, &cred(), options()).unwrap();
+    assert!(!report.is_ok(), "{report:?}");
+}
