@@ -9,8 +9,19 @@ use index::{InternalKey, SeqNo};
 
 use crate::format::{
     ADDED_FILE_FIXED_LEN, EDIT_FORMAT_VERSION, MAX_ENCODED_KEY_LEN, MAX_LEVELS, MIN_ENCODED_KEY_LEN, TAG_ADDED_FILE,
-    TAG_DELETED_FILE, TAG_END, TAG_LAST_SEQNO, TAG_LOG_NUMBER, TAG_NEXT_FILE_NUMBER,
+    TAG_DELETED_FILE, TAG_END, TAG_LAST_SEQNO, TAG_LOG_NUMBER, TAG_NEXT_FILE_NUMBER, TAG_PREDECESSOR, TAG_WAL_SEGMENT,
+    WAL_SEGMENT_LEN, WAL_SEGMENT_PREDECESSOR_SYNCED,
 };
+
+/// A WAL segment as the manifest records it when the segment is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalSegment {
+    /// The seqno its first batch may carry at the earliest (0: not recorded).
+    pub first_seqno: SeqNo,
+    /// Every earlier segment was synced whole before this one was created, so
+    /// the one before it ends exactly at `first_seqno - 1`.
+    pub predecessor_synced: bool,
+}
 
 /// One SSTable as the manifest records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +64,11 @@ pub struct VersionEdit {
     pub added: Vec<(usize, FileMeta)>,
     /// Tables removed: (level, file number).
     pub deleted: Vec<(usize, u64)>,
+    /// WAL segments created: (segment number, what is known of it).
+    pub wal_segments: Vec<(u64, WalSegment)>,
+    /// The manifest this one replaced and its last seqno; in the first record of
+    /// every manifest this format writes ((0, 0) for a store's first manifest).
+    pub predecessor: Option<(u64, SeqNo)>,
 }
 
 impl VersionEdit {
@@ -73,6 +89,17 @@ impl VersionEdit {
         if let Some(n) = self.last_seqno {
             out.push(TAG_LAST_SEQNO);
             out.extend_from_slice(&n.to_le_bytes());
+        }
+        if let Some((number, seqno)) = self.predecessor {
+            out.push(TAG_PREDECESSOR);
+            out.extend_from_slice(&number.to_le_bytes());
+            out.extend_from_slice(&seqno.to_le_bytes());
+        }
+        for &(number, segment) in &self.wal_segments {
+            out.push(TAG_WAL_SEGMENT);
+            out.extend_from_slice(&number.to_le_bytes());
+            out.extend_from_slice(&segment.first_seqno.to_le_bytes());
+            out.push(if segment.predecessor_synced { WAL_SEGMENT_PREDECESSOR_SYNCED } else { 0 });
         }
         for &(level, number) in &self.deleted {
             out.push(TAG_DELETED_FILE);
@@ -115,6 +142,25 @@ impl VersionEdit {
                 TAG_LOG_NUMBER => set_once(&mut edit.log_number, r.u64()?, tag_pos, "log number")?,
                 TAG_NEXT_FILE_NUMBER => set_once(&mut edit.next_file_number, r.u64()?, tag_pos, "next file number")?,
                 TAG_LAST_SEQNO => set_once(&mut edit.last_seqno, r.u64()?, tag_pos, "last seqno")?,
+                TAG_PREDECESSOR => {
+                    if edit.predecessor.is_some() {
+                        return Err(r.error_at(tag_pos, "predecessor appears twice"));
+                    }
+                    let number = r.u64()?;
+                    let seqno = r.u64()?;
+                    edit.predecessor = Some((number, seqno));
+                }
+                TAG_WAL_SEGMENT => {
+                    r.need(WAL_SEGMENT_LEN)?;
+                    let number = r.u64()?;
+                    let first_seqno = r.u64()?;
+                    let flags = r.u8()?;
+                    if flags & !WAL_SEGMENT_PREDECESSOR_SYNCED != 0 {
+                        return Err(r.error_at(tag_pos, format!("unknown WAL segment flags {flags:#04x}")));
+                    }
+                    let predecessor_synced = flags & WAL_SEGMENT_PREDECESSOR_SYNCED != 0;
+                    edit.wal_segments.push((number, WalSegment { first_seqno, predecessor_synced }));
+                }
                 TAG_DELETED_FILE => {
                     let level = r.level()?;
                     let number = r.u64()?;
@@ -266,6 +312,8 @@ pub(crate) mod tests {
             last_seqno: Some(123_456),
             added: vec![(0, meta(5, "apple", "pear")), (3, meta(6, "", "zz\u{0}z"))],
             deleted: vec![(1, 4), (2, 77)],
+            wal_segments: vec![(12, WalSegment { first_seqno: 123_400, predecessor_synced: true }), (13, WalSegment { first_seqno: 0, predecessor_synced: false })],
+            predecessor: Some((11, 123_399)),
         }
     }
 

@@ -2,12 +2,22 @@
 //! encoding of version edits inside the manifest. The layouts, with diagrams and
 //! a worked example, are in `compaction/FORMAT.md`; keep the two in step.
 
-/// Magic at the start of `CURRENT`; the trailing `1` is the format version.
-pub(crate) const CURRENT_MAGIC: [u8; 8] = *b"SYNCURR1";
-/// `CURRENT` = magic (8) | manifest number u64 LE (8) | crc32 of the first 16 bytes u32 LE (4).
-pub(crate) const CURRENT_LEN: usize = 8 + 8 + 4;
-/// Offset of the crc32 in `CURRENT` (also the number of bytes it covers).
-pub(crate) const CURRENT_CRC_OFFSET: usize = 16;
+/// Magic at the start of `CURRENT`; the trailing `2` is the format version.
+pub(crate) const CURRENT_MAGIC: [u8; 8] = *b"SYNCURR2";
+/// `CURRENT` = magic (8) | manifest number u64 LE (8) | HMAC-SHA256 of the first
+/// 16 bytes under the master key's integrity key for [`CURRENT_PURPOSE`] (32).
+pub(crate) const CURRENT_LEN: usize = 8 + 8 + 32;
+/// Offset of the tag in `CURRENT` (also the number of bytes it covers).
+pub(crate) const CURRENT_TAG_OFFSET: usize = 16;
+/// The purpose `CURRENT`'s integrity key is derived for.
+pub(crate) const CURRENT_PURPOSE: &[u8] = b"CURRENT";
+
+/// Magic of the `CURRENT` of earlier versions (format 1), read for compatibility.
+pub(crate) const LEGACY_CURRENT_MAGIC: [u8; 8] = *b"SYNCURR1";
+/// Format 1 `CURRENT` = magic (8) | manifest number u64 LE (8) | crc32 of the first 16 bytes u32 LE (4).
+pub(crate) const LEGACY_CURRENT_LEN: usize = 8 + 8 + 4;
+/// Offset of the crc32 in a format 1 `CURRENT` (also the number of bytes it covers).
+pub(crate) const LEGACY_CURRENT_CRC_OFFSET: usize = 16;
 
 /// First byte of every encoded version edit. Readers refuse any other value.
 pub(crate) const EDIT_FORMAT_VERSION: u8 = 1;
@@ -26,6 +36,19 @@ pub(crate) const TAG_DELETED_FILE: u8 = 4;
 /// `level u8 | number u64 | size u64 | entries u64 | min_seqno u64 | max_seqno u64 |
 /// epoch u32 | smallest (u32 len + key) | largest (u32 len + key)`: a table joins a level.
 pub(crate) const TAG_ADDED_FILE: u8 = 5;
+/// `number u64 | first seqno u64 | flags u8`: WAL segment `number` exists and its
+/// batches start at `first seqno` or later (0: not recorded, a segment adopted
+/// from a store of format 1); flag bit 0: every earlier segment was synced whole
+/// before it was created, so the earlier one ends exactly at `first seqno - 1`.
+pub(crate) const TAG_WAL_SEGMENT: u8 = 6;
+/// `manifest number u64 | last seqno u64`: the manifest this one replaced and its
+/// last seqno then (0, 0 for a store's first manifest). Every manifest written by
+/// this format carries it in its first record.
+pub(crate) const TAG_PREDECESSOR: u8 = 7;
+/// Flag of [`TAG_WAL_SEGMENT`]: the segments before it were synced whole.
+pub(crate) const WAL_SEGMENT_PREDECESSOR_SYNCED: u8 = 1;
+/// Fixed-width part of a WAL segment field, after its tag.
+pub(crate) const WAL_SEGMENT_LEN: usize = 8 + 8 + 1;
 
 /// Fixed-width part of an added-file field, after its tag.
 pub(crate) const ADDED_FILE_FIXED_LEN: usize = 1 + 8 + 8 + 8 + 8 + 8 + 4;
@@ -43,8 +66,11 @@ pub(crate) const SNAPSHOT_RECORD_BYTES: usize = 256 << 10;
 /// Levels are stored as one byte in edits.
 pub(crate) const MAX_LEVELS: usize = 64;
 
-const _: () = assert!(CURRENT_LEN == CURRENT_CRC_OFFSET + 4);
-const _: () = assert!(CURRENT_MAGIC.len() + 8 == CURRENT_CRC_OFFSET);
+const _: () = assert!(CURRENT_LEN == CURRENT_TAG_OFFSET + crypto::INTEGRITY_TAG_LEN);
+const _: () = assert!(CURRENT_MAGIC.len() + 8 == CURRENT_TAG_OFFSET);
+const _: () = assert!(LEGACY_CURRENT_LEN == LEGACY_CURRENT_CRC_OFFSET + 4);
+const _: () = assert!(LEGACY_CURRENT_MAGIC.len() + 8 == LEGACY_CURRENT_CRC_OFFSET);
+const _: () = assert!(CURRENT_LEN != LEGACY_CURRENT_LEN);
 const _: () = assert!(MAX_LEVELS <= u8::MAX as usize);
 const _: () = assert!(MAX_ENCODED_KEY_LEN <= u32::MAX as usize);
 const _: () = assert!((SNAPSHOT_RECORD_BYTES as u64) < MANIFEST_ROLL_BYTES);

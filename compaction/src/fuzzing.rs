@@ -9,12 +9,18 @@
 //! committed seed inputs.
 
 use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+
+use crypto::KeyManager;
 
 use index::{InternalKey, ValueKind};
 
-use crate::edit::{FileMeta, VersionEdit};
-use crate::format::{CURRENT_CRC_OFFSET, CURRENT_LEN, CURRENT_MAGIC, TAG_ADDED_FILE, TAG_DELETED_FILE, TAG_END};
-use crate::manifest::{decode_current, encode_current};
+use crate::edit::{FileMeta, VersionEdit, WalSegment};
+use crate::format::{
+    CURRENT_LEN, CURRENT_MAGIC, CURRENT_PURPOSE, CURRENT_TAG_OFFSET, LEGACY_CURRENT_CRC_OFFSET, LEGACY_CURRENT_LEN,
+    LEGACY_CURRENT_MAGIC, TAG_ADDED_FILE, TAG_DELETED_FILE, TAG_END,
+};
+use crate::manifest::{decode_current, encode_current, encode_legacy_current, CurrentForm};
 use crate::version::Version;
 use crate::{Error, CURRENT_FILE};
 
@@ -36,9 +42,10 @@ const NUM_LEVELS: usize = 7;
 const MAX_RECORDS: usize = 32;
 
 /// `sel u8` then the rest. Bit 0 of `sel` set: the rest is a `CURRENT` file, which
-/// must decode exactly when it is 20 bytes with the magic and a matching crc, to
-/// the number whose encoding is those bytes; every error is corruption naming
-/// `CURRENT`. Bit 0 clear: the rest is a sequence of records `len u16 LE, len
+/// must decode exactly when it is 48 bytes with the magic and a tag that matches
+/// under this process's keys, or 20 bytes in format 1 with its magic and a
+/// matching crc, to the number whose encoding is those bytes; every error is
+/// corruption naming `CURRENT`. Bit 0 clear: the rest is a sequence of records `len u16 LE, len
 /// bytes`, each decoded as a version edit. An accepted edit re-encodes to as many
 /// bytes as it came from and decodes back to itself; it is applied to the version
 /// built so far, and an applied version keeps the invariants (levels sorted, no
@@ -81,15 +88,35 @@ pub fn manifest_edit(data: &[u8]) {
     }
 }
 
+/// The keys `CURRENT` inputs are checked under: made once per process.
+fn current_keys() -> &'static Arc<KeyManager> {
+    static KEYS: OnceLock<Arc<KeyManager>> = OnceLock::new();
+    KEYS.get_or_init(KeyManager::ephemeral)
+}
+
 fn check_current(bytes: &[u8]) {
-    let well_formed = bytes.len() == CURRENT_LEN
+    let keys = current_keys();
+    let legacy = bytes.len() == LEGACY_CURRENT_LEN
+        && bytes.get(..LEGACY_CURRENT_MAGIC.len()) == Some(&LEGACY_CURRENT_MAGIC[..])
+        && bytes.get(..LEGACY_CURRENT_CRC_OFFSET).map(crc32fast::hash).map(u32::to_le_bytes).as_ref().map(|c| &c[..])
+            == bytes.get(LEGACY_CURRENT_CRC_OFFSET..);
+    let authenticated = bytes.len() == CURRENT_LEN
         && bytes.get(..CURRENT_MAGIC.len()) == Some(&CURRENT_MAGIC[..])
-        && bytes.get(..CURRENT_CRC_OFFSET).map(crc32fast::hash).map(u32::to_le_bytes).as_ref().map(|c| &c[..])
-            == bytes.get(CURRENT_CRC_OFFSET..);
-    match decode_current(bytes) {
-        Ok(number) => {
+        && keys.check_integrity_tag(
+            CURRENT_PURPOSE,
+            bytes.get(..CURRENT_TAG_OFFSET).unwrap_or_default(),
+            bytes.get(CURRENT_TAG_OFFSET..).unwrap_or_default(),
+        );
+    let well_formed = legacy || authenticated;
+    match decode_current(bytes, keys) {
+        Ok((number, form)) => {
             assert!(well_formed, "CURRENT accepted bytes that break its layout");
-            assert_eq!(&encode_current(number)[..], bytes, "CURRENT decoded to a number that encodes differently");
+            let again = match form {
+                CurrentForm::Legacy => encode_legacy_current(number).to_vec(),
+                CurrentForm::Authenticated => encode_current(keys, number).to_vec(),
+            };
+            assert_eq!(again, bytes, "CURRENT decoded to a number that encodes differently");
+            assert_eq!(form == CurrentForm::Legacy, legacy, "CURRENT decoded in the wrong form");
         }
         Err(Error::Corruption { file, .. }) => {
             assert!(!well_formed, "a well-formed CURRENT was refused");
@@ -170,6 +197,20 @@ fn manifest_edit_seeds() -> Vec<(String, Vec<u8>)> {
         last_seqno: Some(77),
         added: vec![(0, meta(4, "a", "k")), (1, meta(5, "a", "c")), (1, meta(6, "d", "f"))],
         deleted: Vec::new(),
+        wal_segments: Vec::new(),
+        predecessor: None,
+    }
+    .encode();
+    let chained = VersionEdit {
+        log_number: Some(3),
+        next_file_number: Some(9),
+        last_seqno: Some(77),
+        predecessor: Some((2, 70)),
+        wal_segments: vec![
+            (3, WalSegment { first_seqno: 71, predecessor_synced: true }),
+            (8, WalSegment { first_seqno: 0, predecessor_synced: false }),
+        ],
+        ..VersionEdit::default()
     }
     .encode();
     let compaction = VersionEdit {
@@ -182,6 +223,7 @@ fn manifest_edit_seeds() -> Vec<(String, Vec<u8>)> {
     let bad_level = VersionEdit { added: vec![(20, meta(9, "a", "b"))], ..VersionEdit::default() }.encode();
     let missing_delete = VersionEdit { deleted: vec![(3, 99)], ..VersionEdit::default() }.encode();
     let mut seeds = vec![
+        ("chained".to_string(), records(&[chained])),
         ("empty".to_string(), Vec::new()),
         ("one_full_edit".to_string(), records(std::slice::from_ref(&full))),
         ("flush_then_compaction".to_string(), records(&[full.clone(), compaction.clone()])),
@@ -207,7 +249,7 @@ fn manifest_edit_seeds() -> Vec<(String, Vec<u8>)> {
     let reversed = VersionEdit { added: vec![(1, meta(10, "z", "a"))], ..VersionEdit::default() }.encode();
     seeds.push(("smallest_after_largest".to_string(), records(&[reversed])));
     let mut current = vec![1u8];
-    current.extend_from_slice(&encode_current(12));
+    current.extend_from_slice(&encode_legacy_current(12));
     seeds.push(("current_valid".to_string(), current.clone()));
     let mut bad_crc = current.clone();
     if let Some(b) = bad_crc.get_mut(18) {

@@ -24,7 +24,7 @@ pub use compact::{
     flush_memtable, flush_memtable_in_parts, run_compaction, write_sorted_table, Compaction, CompactionContext,
     CompactionOptions,
 };
-pub use edit::{FileMeta, VersionEdit};
+pub use edit::{FileMeta, VersionEdit, WalSegment};
 pub use error::{Error, Result};
 pub use gc::{delete_obsolete_files, overwrite_and_remove};
 pub use pick::{pick_compaction, pick_range_compaction};

@@ -9,7 +9,7 @@
 //! by a weak reference, so the tables of versions that readers still hold stay
 //! in [`VersionSet::live_files`] until the last reader lets go.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -20,11 +20,11 @@ use index::SeqNo;
 use parking_lot::{Mutex, RwLock};
 use wal::LogWriter;
 
-use crate::edit::VersionEdit;
+use crate::edit::{VersionEdit, WalSegment};
 use crate::error::{Error, Result};
 use crate::format::{MANIFEST_ROLL_BYTES, MAX_LEVELS};
 use crate::gc;
-use crate::manifest::{read_current, replay, write_current, write_new_manifest, ManifestState};
+use crate::manifest::{read_current_and_replay, write_current, write_new_manifest, ManifestState};
 use crate::version::{Version, CURRENT_FILE};
 
 mod repair;
@@ -55,6 +55,11 @@ pub struct VersionSet {
     log_number: AtomicU64,
     manifest_number: AtomicU64,
     roll_bytes: AtomicU64,
+    /// WAL segments at or above the log number that the manifest lists.
+    wal_segments: Mutex<BTreeMap<u64, WalSegment>>,
+    /// Whether the manifest lists its WAL segments (false only for a store of
+    /// format 1 opened read-only, which nothing upgrades).
+    tracks_wal: bool,
 }
 
 impl std::fmt::Debug for VersionSet {
@@ -75,6 +80,14 @@ fn check_levels(num_levels: usize) -> Result<()> {
     Ok(())
 }
 
+/// The number of a file name's stem (`000012` of `000012.wal`).
+fn numbered_file_stem(stem: &str) -> Option<u64> {
+    if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
 /// The number in a file name such as `000012.sst`, `000003.wal` or `MANIFEST-000004`.
 fn numbered_file(name: &str) -> Option<u64> {
     let digits = match name.strip_prefix("MANIFEST-") {
@@ -90,7 +103,10 @@ fn numbered_file(name: &str) -> Option<u64> {
 impl VersionSet {
     fn assemble(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, num_levels: usize, state: ManifestState, manifest_number: u64, writer: Option<LogWriter>) -> Self {
         let version = Arc::new(state.version);
+        let tracks_wal = state.predecessor.is_some();
         VersionSet {
+            wal_segments: Mutex::new(state.wal_segments),
+            tracks_wal,
             vfs: Arc::clone(vfs),
             dir: dir.to_path_buf(),
             keys: Arc::clone(keys),
@@ -117,9 +133,11 @@ impl VersionSet {
             log_number: 0,
             next_file_number: FIRST_MANIFEST_NUMBER + 1,
             last_seqno: 0,
+            wal_segments: BTreeMap::new(),
+            predecessor: Some((0, 0)),
         };
         let writer = write_new_manifest(vfs, dir, keys, FIRST_MANIFEST_NUMBER, &state)?;
-        write_current(vfs.as_ref(), dir, FIRST_MANIFEST_NUMBER)?;
+        write_current(vfs.as_ref(), dir, keys, FIRST_MANIFEST_NUMBER)?;
         Ok(Self::assemble(vfs, dir, keys, num_levels, state, FIRST_MANIFEST_NUMBER, Some(writer)))
     }
 
@@ -128,17 +146,26 @@ impl VersionSet {
     /// and switches `CURRENT` to it.
     pub fn recover(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, num_levels: usize) -> Result<Self> {
         check_levels(num_levels)?;
-        let old = read_current(vfs.as_ref(), dir)?;
-        let mut state = replay(vfs, dir, keys, old, num_levels)?;
+        let (old, mut state) = read_current_and_replay(vfs, dir, keys, num_levels)?;
         // Files written after the last edit (a WAL segment, the outputs of an
         // unfinished compaction) may carry numbers the manifest never recorded.
         let names = vfs.list_dir(dir).map_err(|e| Error::io(".", e))?;
         let highest = names.iter().filter_map(|n| numbered_file(n)).max().unwrap_or(0);
         state.next_file_number = state.next_file_number.max(highest.saturating_add(1)).max(old.saturating_add(1));
+        if !state.tracks_wal() {
+            // A manifest of format 1 lists no segment: the segments on disk that
+            // it still needs are adopted as they are (their first seqnos unknown).
+            for n in names.iter().filter_map(|n| n.strip_suffix(".wal").and_then(numbered_file_stem)) {
+                if n >= state.log_number {
+                    state.wal_segments.insert(n, WalSegment { first_seqno: 0, predecessor_synced: false });
+                }
+            }
+        }
+        state.predecessor = Some((old, state.last_seqno));
         let number = state.next_file_number;
         state.next_file_number = number.saturating_add(1);
         let writer = write_new_manifest(vfs, dir, keys, number, &state)?;
-        write_current(vfs.as_ref(), dir, number)?;
+        write_current(vfs.as_ref(), dir, keys, number)?;
         Ok(Self::assemble(vfs, dir, keys, num_levels, state, number, Some(writer)))
     }
 
@@ -146,8 +173,7 @@ impl VersionSet {
     /// result refuses edits with [`Error::ReadOnly`].
     pub fn recover_read_only(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, num_levels: usize) -> Result<Self> {
         check_levels(num_levels)?;
-        let number = read_current(vfs.as_ref(), dir)?;
-        let state = replay(vfs, dir, keys, number, num_levels)?;
+        let (number, state) = read_current_and_replay(vfs, dir, keys, num_levels)?;
         Ok(Self::assemble(vfs, dir, keys, num_levels, state, number, None))
     }
 
@@ -179,8 +205,11 @@ impl VersionSet {
         edit.last_seqno = Some(last_seqno);
         edit.log_number = Some(log_number);
 
+        let mut segments = self.wal_segments.lock().clone();
+        segments.extend(edit.wal_segments.iter().copied());
+        let segments = segments.split_off(&log_number);
         let result = if writer.len() >= self.roll_bytes.load(Ordering::Relaxed) {
-            self.roll(new_version.clone(), log_number, last_seqno).map(|(w, number)| Some((w, number)))
+            self.roll(new_version.clone(), log_number, last_seqno, segments.clone()).map(|(w, number)| Some((w, number)))
         } else {
             edit.next_file_number = Some(self.next_file_number.load(Ordering::Acquire));
             writer.append(&edit.encode()).and_then(|_| writer.sync()).map(|_| None).map_err(Error::from)
@@ -197,17 +226,25 @@ impl VersionSet {
             }
         }
         self.install(new_version);
+        *self.wal_segments.lock() = segments;
         self.last_seqno.store(last_seqno, Ordering::Release);
         self.log_number.store(log_number, Ordering::Release);
         Ok(())
     }
 
     /// Starts a new manifest whose snapshot already includes the edit being applied.
-    fn roll(&self, version: Version, log_number: u64, last_seqno: SeqNo) -> Result<(LogWriter, u64)> {
+    fn roll(&self, version: Version, log_number: u64, last_seqno: SeqNo, wal_segments: BTreeMap<u64, WalSegment>) -> Result<(LogWriter, u64)> {
         let number = self.new_file_number();
-        let state = ManifestState { version, log_number, next_file_number: self.next_file_number.load(Ordering::Acquire), last_seqno };
+        let state = ManifestState {
+            version,
+            log_number,
+            next_file_number: self.next_file_number.load(Ordering::Acquire),
+            last_seqno,
+            wal_segments,
+            predecessor: Some((self.manifest_number(), self.last_seqno())),
+        };
         let writer = write_new_manifest(&self.vfs, &self.dir, &self.keys, number, &state)?;
-        write_current(self.vfs.as_ref(), &self.dir, number)?;
+        write_current(self.vfs.as_ref(), &self.dir, &self.keys, number)?;
         Ok((writer, number))
     }
 
@@ -238,6 +275,12 @@ impl VersionSet {
     /// The oldest WAL segment still needed.
     pub fn log_number(&self) -> u64 {
         self.log_number.load(Ordering::Acquire)
+    }
+
+    /// The WAL segments the manifest lists (each at or above [`VersionSet::log_number`]),
+    /// or `None` for a store of format 1 opened read-only, whose manifest lists none.
+    pub fn wal_segments(&self) -> Option<BTreeMap<u64, WalSegment>> {
+        self.tracks_wal.then(|| self.wal_segments.lock().clone())
     }
 
     /// The live manifest's file number.

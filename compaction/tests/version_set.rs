@@ -181,7 +181,7 @@ fn damaged_current_is_reported_as_corruption_of_current() {
     drop(s.create());
     let current = s.dir.join(CURRENT_FILE);
     let good = s.vfs.read_all(&current).unwrap();
-    assert_eq!(good.len(), 20);
+    assert_eq!(good.len(), 48);
     for offset in 0..good.len() as u64 {
         s.sim.corrupt_byte(&current, offset, 0x04).unwrap();
         match s.recover() {

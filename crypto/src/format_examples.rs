@@ -70,7 +70,7 @@ fn print_format_examples() {
     let block = cipher.seal(FILE_HEADER_LEN as u64, BlockKind::WalRecord, b"hello");
     dump("its first WalRecord block at offset 84, plaintext \"hello\"", &block);
     assert_eq!(
-        km.open_file(&header, FileKind::Wal, "000007.wal").unwrap().open(84, BlockKind::WalRecord, &block).unwrap(),
+        km.open_file(&header, FileKind::Wal, 7, "000007.wal").unwrap().open(84, BlockKind::WalRecord, &block).unwrap(),
         b"hello"
     );
 

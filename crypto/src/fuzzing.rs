@@ -202,7 +202,7 @@ pub fn file_header(data: &[u8]) {
     }
     let (made, made_cipher) = fx.headers.get(kind_index(expected)).unwrap_or_else(|| unreachable!());
     let exact = bytes.get(..FILE_HEADER_LEN) == Some(&made[..]);
-    match fx.keys.open_file(&bytes, expected, HEADER_FILE) {
+    match fx.keys.open_file(&bytes, expected, made_cipher.file_id(), HEADER_FILE) {
         Ok(cipher) => {
             assert!(exact, "open_file accepted header bytes this process never made for {expected:?}");
             assert_eq!(cipher.file_id(), made_cipher.file_id(), "the opened header names another file id");

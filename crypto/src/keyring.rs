@@ -61,7 +61,7 @@ impl IntegrityRoot {
 
     /// The root given once to a keyring that predates it: HKDF-SHA256(ikm = MK,
     /// no salt, info = "synapsed-storage integrity root").
-    fn legacy(master: &MasterKey) -> Self {
+    pub(crate) fn legacy(master: &MasterKey) -> Self {
         let mut root = Zeroizing::new([0u8; 32]);
         hkdf_sha256(master.as_bytes(), None, INTEGRITY_ROOT_INFO, &mut root[..]);
         IntegrityRoot(root)

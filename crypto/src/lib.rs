@@ -42,4 +42,4 @@ pub use hybrid::{HybridKeypair, HybridPublicKey, HybridSecretKey};
 pub use keys::{DataKey, Epoch, FileKey, MasterKey};
 pub use recovery::{RecoveryKey, RecoveryShare};
 pub use keyslot::{Argon2Params, Credential, KeyslotFile, SlotInfo, SlotKind};
-pub use manager::{KeyManager, RekeyOutcome, KEYRING_FILE, KEYSLOTS_FILE};
+pub use manager::{KeyManager, RekeyOutcome, INTEGRITY_TAG_LEN, KEYRING_FILE, KEYSLOTS_FILE};

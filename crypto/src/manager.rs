@@ -44,6 +44,8 @@ const MAX_UNLOCK_RETRIES: usize = 8;
 
 mod admin;
 pub use admin::RekeyOutcome;
+mod integrity;
+pub use integrity::INTEGRITY_TAG_LEN;
 
 /// The unlocked keys of one store.
 pub struct KeyManager {
@@ -153,8 +155,6 @@ impl KeyManager {
     /// existed, HKDF-SHA256(ikm = MK, info = "synapsed-storage integrity root"),
     /// fixed at the upgrade. Neither a keyring-key change nor a master-key
     /// rotation (`rekey`) changes it.
-    // The root of the integrity keys (the MAC of CURRENT is derived from it).
-    #[allow(dead_code)]
     pub(crate) fn integrity_root(&self) -> Zeroizing<[u8; 32]> {
         self.keyring.read().integrity_root.0.clone()
     }
@@ -233,11 +233,26 @@ impl KeyManager {
         (header.encode(), FileCipher::new(&file_key, file_id, file))
     }
 
-    /// Parses a file header, checks it is of `expected` kind, and unwraps its key.
-    pub fn open_file(&self, header_bytes: &[u8], expected: FileKind, file: &str) -> Result<FileCipher> {
+    /// Parses a file header, checks it is of `expected` kind and carries
+    /// `expected_file_id` (the number in the file's name), and unwraps its key.
+    ///
+    /// The number check is what stops a file of the same store from being used
+    /// under another file's name (an old WAL segment copied over the live one, a
+    /// manifest renamed): the header is authentic, but it is not this file's.
+    pub fn open_file(&self, header_bytes: &[u8], expected: FileKind, expected_file_id: u64, file: &str) -> Result<FileCipher> {
         let header = FileHeader::decode(header_bytes, file)?;
         if header.kind != expected {
             return Err(Error::corruption(file, 9, format!("expected a {expected:?} file, found {:?}", header.kind)));
+        }
+        if header.file_id != expected_file_id {
+            return Err(Error::corruption(
+                file,
+                16,
+                format!(
+                    "header names file {}, but this is file {expected_file_id} (a file of this store put under another name)",
+                    header.file_id
+                ),
+            ));
         }
         let keyring = self.keyring.read();
         let dek =

@@ -8,6 +8,7 @@ mod keys;
 mod iter;
 mod limits;
 mod open;
+pub(crate) use open::frame_cut_in_its_last_bytes;
 mod read;
 mod read_only_vfs;
 mod readers;
@@ -220,6 +221,27 @@ impl Db {
     /// Reads and authenticates every file of a store without opening it for writing.
     pub fn verify(dir: &Path, credential: &Credential, options: Options) -> Result<VerifyReport> {
         verify::verify(dir, credential, &options)
+    }
+
+    /// Opens the store in `dir` like [`Db::open`]; if the open fails only because
+    /// the newest WAL segment ends in a frame cut short in its last bytes
+    /// ([`Error::TornLastFrame`]: what a power loss can leave of a write that
+    /// was never acknowledged, `docs/design.md` section 6), runs [`Db::repair`],
+    /// which cuts that frame off, and opens again. Returns the repair's report
+    /// when one ran. Any other failure is returned as it is, with nothing
+    /// changed. The one call an application needs to get its store back after a
+    /// power loss without a person; the frame it drops is reported in
+    /// `RepairReport::lost` (if the frame had been acknowledged and was later
+    /// damaged, that write is what is lost).
+    pub fn open_or_repair(dir: &Path, credential: &Credential, options: Options) -> Result<(Db, Option<RepairReport>)> {
+        match Db::open(dir, credential, options.clone()) {
+            Ok(db) => Ok((db, None)),
+            Err(e) if e.is_torn_last_frame() && !options.read_only => {
+                let report = Db::repair(dir, credential, options.clone())?;
+                Ok((Db::open(dir, credential, options)?, Some(report)))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Rebuilds the manifest of a damaged store from the tables and logs that

@@ -73,6 +73,32 @@ pub enum Error {
         /// Epoch.
         epoch: u32,
     },
+    /// The newest WAL segment ends in a frame that is whole but for its last 1
+    /// to 15 bytes, zeros after it (`docs/design.md` section 6): most likely a
+    /// write a power loss cut short, which was never acknowledged; it could also
+    /// be damage to the last write. [`crate::Db::open_or_repair`] (the CLI's
+    /// `repair`) cuts it off and opens. Reported as damage (`is_corruption`).
+    #[error(
+        "{file}: the last frame, at offset {offset}, is cut short in its last bytes \
+         (a write a power loss interrupted, never acknowledged, or damage to the last write); \
+         `Db::open_or_repair` or `synapsed-storage repair` cuts it off and opens"
+    )]
+    TornLastFrame {
+        /// WAL segment (relative to the store directory).
+        file: String,
+        /// Offset of the frame.
+        offset: u64,
+    },
+    /// The store recovered to an older state than the outside counter
+    /// (`Options::freshness_counter`) saw: the whole directory was rolled back
+    /// (an old copy put back). Nothing was written.
+    #[error("the store is older than its freshness counter says: it recovers to seqno {found}, the counter saw {expected} (an old copy of the store directory?)")]
+    RolledBack {
+        /// Last seqno the store recovers to.
+        found: u64,
+        /// Highest seqno the counter recorded.
+        expected: u64,
+    },
     /// The store is closed.
     #[error("store is closed")]
     Closed,
@@ -96,7 +122,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Whether this error reports damaged data.
     pub fn is_corruption(&self) -> bool {
-        matches!(self, Error::Corruption { .. })
+        matches!(self, Error::Corruption { .. } | Error::TornLastFrame { .. } | Error::RolledBack { .. })
+    }
+
+    /// Whether this error is [`Error::TornLastFrame`]: the one outcome of a power
+    /// loss that `open` cannot tell from damage, which [`crate::Db::open_or_repair`]
+    /// recovers from.
+    pub fn is_torn_last_frame(&self) -> bool {
+        matches!(self, Error::TornLastFrame { .. })
     }
 
     /// Whether a read-only open or read that failed this way may succeed when
@@ -204,6 +237,8 @@ impl Error {
                 Error::UnsupportedVersion { file: file.clone(), found: *found, supported: *supported }
             }
             Error::MissingEpoch { file, epoch } => Error::MissingEpoch { file: file.clone(), epoch: *epoch },
+            Error::TornLastFrame { file, offset } => Error::TornLastFrame { file: file.clone(), offset: *offset },
+            Error::RolledBack { found, expected } => Error::RolledBack { found: *found, expected: *expected },
             Error::Closed => Error::Closed,
             Error::Retired { file } => Error::Retired { file: file.clone() },
             Error::Unsupported(s) => Error::Unsupported(s.clone()),

@@ -195,11 +195,7 @@ fn marker(id: usize) -> Vec<u8> {
 /// power loss that recovery reports as corruption (`wal/FORMAT.md`). Crash tests
 /// use it to tell that outcome from a real failure.
 pub fn frame_cut_in_its_last_bytes(log: &[u8], offset: u64) -> bool {
-    let Ok(o) = usize::try_from(offset) else { return false };
-    let Some(len) = log.get(o..o + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()) else { return false };
-    let end = o + 12 + u32::from_le_bytes(len) as usize;
-    let zeros_from = log.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-    end <= log.len() && zeros_from > o + 12 && zeros_from < end && end - zeros_from < 16
+    crate::db::frame_cut_in_its_last_bytes(log, offset)
 }
 
 fn must<T>(result: crate::Result<T>, what: &str) -> T {
@@ -438,24 +434,11 @@ impl Model<'_> {
         self.sim.clear_faults();
         self.faults_armed = false;
         self.stopped = false;
-        let db = match Db::open(Path::new(DIR), &self.cred, self.options.clone()) {
-            Ok(db) => db,
-            Err(e) => {
-                // The one crash outcome recovery reports as corruption (wal/FORMAT.md):
-                // a WAL frame cut in its last 1 to 15 bytes, zeros after. Repaired as
-                // the store's user would; every acknowledged write must still be there.
-                let cut = match &e {
-                    Error::Corruption { file, offset, .. } if file.ends_with(".wal") => {
-                        let log = self.sim.read_live(&Path::new(DIR).join(file));
-                        log.is_some_and(|log| frame_cut_in_its_last_bytes(&log, *offset))
-                    }
-                    _ => false,
-                };
-                assert!(cut, "{when} failed: {e}");
-                must(Db::repair(Path::new(DIR), &self.cred, self.options.clone()).map(drop), "repair");
-                must(Db::open(Path::new(DIR), &self.cred, self.options.clone()), when)
-            }
-        };
+        // The one crash outcome `open` reports as damage (docs/design.md section
+        // 6): a WAL frame cut in its last 1 to 15 bytes, zeros after, which the
+        // application's one call, `open_or_repair`, cuts off; every acknowledged
+        // write must still be there.
+        let db = must(Db::open_or_repair(Path::new(DIR), &self.cred, self.options.clone()), when).0;
         self.db = Some(db);
         self.check_all(when);
         // The reopen settled every failed write: present now means durable.

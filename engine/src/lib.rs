@@ -27,6 +27,7 @@ mod error;
 mod format;
 #[doc(hidden)]
 pub mod fuzzing;
+mod freshness;
 mod options;
 
 pub use batch::WriteBatch;
@@ -34,6 +35,7 @@ pub use db::{Db, DbIterator, Snapshot, Stats, Transaction, VerifyReport};
 pub use db::{EpochFiles, RekeyReport, RotationProgress, RotationReport, SecureDeleteReport};
 pub use error::{Error, Result};
 pub use db::{BlockCounts, LostFile, RepairReport, LOST_DIR};
+pub use freshness::FreshnessCounter;
 pub use options::{Options, SyncPolicy};
 
 pub use crypto::vfs::{SimVfs, StdVfs, Vfs};

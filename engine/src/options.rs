@@ -141,6 +141,9 @@ pub struct Options {
     pub max_open_files: usize,
     /// Open without write access (no lock taken, no recovery writes).
     pub read_only: bool,
+    /// Outside state that detects a rollback of the whole directory (see
+    /// [`crate::FreshnessCounter`]); none by default.
+    pub freshness_counter: Option<Arc<dyn crate::FreshnessCounter>>,
 }
 
 impl Default for Options {
@@ -178,6 +181,7 @@ impl Default for Options {
             max_batch_bytes: 256 << 20,
             max_open_files: 1000,
             read_only: false,
+            freshness_counter: None,
         }
     }
 }

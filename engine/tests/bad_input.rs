@@ -633,3 +633,53 @@ fn argon2_cost_below_the_floor() {
     assert_cli_error(&out, 1, "below the floor");
     assert!(!dir.join("KEYSLOTS").exists());
 }
+
+/// The newest segment of this closed store, or `None` if it has none.
+fn newest_wal(dir: &Path) -> Option<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".wal"))
+        .max()
+}
+
+#[test]
+fn file_of_another_state() {
+    let (_tmp, dir) = new_store();
+    let db = Db::open(&dir, &cred(), options()).unwrap();
+    db.put(b"k", b"acknowledged").unwrap();
+    db.close().unwrap();
+    let wal = newest_wal(&dir).unwrap();
+    std::fs::remove_file(dir.join(&wal)).unwrap();
+    match Db::open(&dir, &cred(), options()) {
+        Err(Error::Corruption { file, reason, .. }) => {
+            assert_eq!(file, wal);
+            assert!(reason.contains("missing") && reason.contains("repair"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_cli_error(&cli(&dir, &["get", "k"]), 3, &format!("corruption in {wal}"));
+    let out = cli(&dir, &["verify"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&wal), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn frame_cut_in_its_last_bytes() {
+    let (_tmp, dir) = new_store();
+    let db = Db::open(&dir, &cred(), options()).unwrap();
+    db.put(b"kept", b"1").unwrap();
+    db.put(b"cut", b"2").unwrap();
+    db.close().unwrap();
+    let path = dir.join(newest_wal(&dir).unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 3..].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
+    let e = Db::open(&dir, &cred(), options()).err().unwrap();
+    assert!(matches!(e, Error::TornLastFrame { .. }), "{e:?}");
+    assert_cli_error(&cli(&dir, &["get", "kept"]), 3, "open_or_repair");
+    let (db, report) = Db::open_or_repair(&dir, &cred(), options()).unwrap();
+    assert!(report.is_some());
+    assert_eq!(db.get(b"kept").unwrap().as_deref(), Some(&b"1"[..]));
+}

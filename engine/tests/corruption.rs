@@ -247,7 +247,7 @@ impl Tally {
     /// one of the header errors above naming it.
     fn damage(&mut self, e: &Error, file: &str, what: &str) -> Result<(), String> {
         match e {
-            Error::Corruption { file: f, .. } if f == file => self.corruption += 1,
+            Error::Corruption { file: f, .. } | Error::TornLastFrame { file: f, .. } if f == file => self.corruption += 1,
             Error::MissingEpoch { file: f, .. } if f == file => self.header += 1,
             Error::UnsupportedVersion { file: f, .. } if f == file => self.header += 1,
             other => return Err(format!("{what}: unexpected error {other}")),

@@ -225,24 +225,22 @@ impl Run {
 
     fn open(&self, vfs: Arc<KillableVfs>) -> Db {
         let ctx = format!("seed {} cycle {}", self.seed, self.cycles);
+        // The one power-loss outcome `open` reports as damage (docs/design.md
+        // section 6): a WAL frame cut in its last 1 to 15 bytes, zeros after,
+        // typed `TornLastFrame`. It holds no acknowledged batch; the
+        // application's one call, `open_or_repair`, cuts it off and opens.
         match Db::open(&self.dir, &self.cred, self.options(vfs.clone())) {
             Ok(db) => db,
             Err(e) => {
-                // The one power-loss outcome recovery reports as corruption
-                // (wal/FORMAT.md): a WAL frame cut in its last 1 to 15 bytes, zeros
-                // after. It holds no acknowledged batch; `repair` cuts it off.
-                let cut = match &e {
-                    Error::Corruption { file, offset, .. } if file.ends_with(".wal") => {
-                        let log = self.sim.read_live(&self.dir.join(file));
-                        log.is_some_and(|log| synapsed_storage::fuzzing::frame_cut_in_its_last_bytes(&log, *offset))
-                    }
-                    _ => false,
-                };
-                assert!(cut, "{ctx}: reopen failed: {e}");
-                Db::repair(&self.dir, &self.cred, self.options(vfs.clone()))
-                    .unwrap_or_else(|e| panic!("{ctx}: repair failed: {e}"));
-                Db::open(&self.dir, &self.cred, self.options(vfs))
-                    .unwrap_or_else(|e| panic!("{ctx}: reopen after repair failed: {e}"))
+                assert!(e.is_torn_last_frame(), "{ctx}: reopen failed: {e}");
+                if let Error::TornLastFrame { file, offset } = &e {
+                    let log = self.sim.read_live(&self.dir.join(file));
+                    assert!(log.is_some_and(|log| synapsed_storage::fuzzing::frame_cut_in_its_last_bytes(&log, *offset)), "{ctx}: {e}");
+                }
+                let (db, report) = Db::open_or_repair(&self.dir, &self.cred, self.options(vfs))
+                    .unwrap_or_else(|e| panic!("{ctx}: open_or_repair failed: {e}"));
+                assert!(report.is_some(), "{ctx}: open_or_repair did not repair");
+                db
             }
         }
     }

@@ -41,6 +41,9 @@ const DOC_LEN_CHECK_MASK: u32 = 0xA282_EAD8;
 
 /// A key manager and one valid WAL header under it, made once per process: no
 /// record is ever sealed with that header's file key.
+/// The number every log of these harnesses carries in its header.
+const LOG_FILE_ID: u64 = 1;
+
 struct Fixture {
     keys: Arc<KeyManager>,
     header: [u8; FILE_HEADER_LEN],
@@ -50,7 +53,7 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let keys = KeyManager::ephemeral();
-        let (header, _cipher) = keys.new_file(FileKind::Wal, 1, LOG_NAME);
+        let (header, _cipher) = keys.new_file(FileKind::Wal, LOG_FILE_ID, LOG_NAME);
         Fixture { keys, header }
     })
 }
@@ -92,7 +95,7 @@ enum End {
 fn read_log(vfs: &Arc<dyn Vfs>, path: &Path, keys: &KeyManager, kind: FileKind) -> (Vec<Vec<u8>>, End) {
     let name = crate::writer::file_name(path);
     let file_len = must(vfs.file_size(path), "file_size");
-    let mut reader = match LogReader::open(vfs, path, keys, kind) {
+    let mut reader = match LogReader::open(vfs, path, keys, kind, LOG_FILE_ID) {
         Ok(r) => r,
         Err(e) => {
             if let Error::Corruption { file, .. } | Error::Io { file, .. } = &e {
@@ -145,7 +148,7 @@ fn read_log(vfs: &Arc<dyn Vfs>, path: &Path, keys: &KeyManager, kind: FileKind) 
         }
     };
     // The convenience reader must agree with the record-by-record walk.
-    match (LogReader::read_all(vfs, path, keys, kind), &end) {
+    match (LogReader::read_all(vfs, path, keys, kind, LOG_FILE_ID), &end) {
         (Ok(all), End::Clean | End::Torn(_)) => {
             assert_eq!(all.records, records, "read_all returned other records");
             let torn = if let End::Torn(at) = end { Some(at) } else { None };
@@ -304,9 +307,9 @@ pub fn wal_log(data: &[u8]) {
     let original_path = dir.join("000007.wal");
     let writer = if preallocated {
         let sizes = Preallocation { initial_bytes: 512, max_step_bytes: 4096 };
-        must(LogWriter::create_preallocated(&vfs, &original_path, &fx.keys, 7, kind, sizes), "create_preallocated")
+        must(LogWriter::create_preallocated(&vfs, &original_path, &fx.keys, LOG_FILE_ID, kind, sizes), "create_preallocated")
     } else {
-        must(LogWriter::create(&vfs, &original_path, &fx.keys, 7, kind), "LogWriter::create")
+        must(LogWriter::create(&vfs, &original_path, &fx.keys, LOG_FILE_ID, kind), "LogWriter::create")
     };
     let mut frame_ends = Vec::with_capacity(records.len());
     for r in &records {

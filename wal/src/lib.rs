@@ -25,7 +25,7 @@
 //! let end = log.append(b"put k v")?;
 //! log.sync_to(end)?; // durable once this returns
 //!
-//! let recovered = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal)?;
+//! let recovered = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal, 1)?;
 //! assert_eq!(recovered.records, vec![b"put k v".to_vec()]);
 //! assert_eq!(recovered.torn_tail_at, None);
 //! # Ok(())

@@ -64,8 +64,10 @@ impl std::fmt::Debug for LogReader {
 }
 
 impl LogReader {
-    /// Opens the log at `path` (named by its file name in errors) and checks its header.
-    pub fn open(vfs: &Arc<dyn Vfs>, path: &Path, keys: &KeyManager, kind: FileKind) -> Result<Self> {
+    /// Opens the log at `path` (named by its file name in errors) and checks its
+    /// header, which must be of `kind` and name `file_id`, the number in the file's
+    /// name: a log of the store put under another log's name is refused.
+    pub fn open(vfs: &Arc<dyn Vfs>, path: &Path, keys: &KeyManager, kind: FileKind, file_id: u64) -> Result<Self> {
         let name = file_name(path);
         let block_kind = block_kind_for(kind).ok_or_else(|| {
             Error::Crypto(crypto::Error::InvalidArgument(format!(
@@ -85,7 +87,7 @@ impl LogReader {
         }
         let mut header = [0u8; FILE_HEADER_LEN];
         file.read_exact_at(&mut header, 0).map_err(|source| Error::Io { file: name.clone(), source })?;
-        let cipher = keys.open_file(&header, kind, &name)?;
+        let cipher = keys.open_file(&header, kind, file_id, &name)?;
         Ok(LogReader {
             file,
             file_len,
@@ -181,8 +183,8 @@ impl LogReader {
     }
 
     /// Reads the whole log.
-    pub fn read_all(vfs: &Arc<dyn Vfs>, path: &Path, keys: &KeyManager, kind: FileKind) -> Result<RecoveredLog> {
-        let mut reader = LogReader::open(vfs, path, keys, kind)?;
+    pub fn read_all(vfs: &Arc<dyn Vfs>, path: &Path, keys: &KeyManager, kind: FileKind, file_id: u64) -> Result<RecoveredLog> {
+        let mut reader = LogReader::open(vfs, path, keys, kind, file_id)?;
         let mut records = Vec::new();
         while let Some(record) = reader.next_record()? {
             records.push(record);

@@ -53,7 +53,7 @@ fn acknowledged_records_survive_a_simulated_power_loss() {
         let durable = usize::try_from(faults.durable_len.load(Ordering::SeqCst)).unwrap();
         let full = std::fs::read(&path).unwrap();
         assert!(durable < full.len());
-        let in_order = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal).unwrap().records;
+        let in_order = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal, 1).unwrap().records;
         let acked = acked.into_inner().unwrap();
         let boundaries: Vec<usize> = in_order
             .iter()
@@ -78,7 +78,7 @@ fn acknowledged_records_survive_a_simulated_power_loss() {
                 bytes.resize(keep + rng.gen_range(1..5000), 0);
             }
             std::fs::write(&crashed, &bytes).unwrap();
-            let got = LogReader::read_all(&vfs, &crashed, &keys, FileKind::Wal)
+            let got = LogReader::read_all(&vfs, &crashed, &keys, FileKind::Wal, 1)
                 .unwrap_or_else(|e| panic!("{vfs_name}: crash keeping {keep} bytes: {e}"));
             assert_eq!(got.records, in_order[..got.records.len()], "{vfs_name}: not a prefix of the log");
             for record in &acked {

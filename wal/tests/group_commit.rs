@@ -52,7 +52,7 @@ fn concurrent_committers_share_fsyncs() {
         assert!(syncs > 0);
         assert_eq!(writer.synced_len(), writer.len());
 
-        let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal).unwrap();
+        let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal, 1).unwrap();
         assert_eq!(got.records.len() as u64, appends);
         assert_eq!(got.torn_tail_at, None);
         // Every record once, each thread's records in its own order.
@@ -135,7 +135,7 @@ fn a_failed_append_stops_appends_but_earlier_frames_still_sync() {
         assert!(matches!(w.append(b"again"), Err(Error::Poisoned { .. })), "{vfs_name}");
 
         // Recovery sees both whole records and the half frame as a torn tail.
-        let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal).unwrap();
+        let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal, 1).unwrap();
         assert_eq!(got.records, vec![b"one".to_vec(), vec![7u8; 300]], "{vfs_name}");
         assert_eq!(got.torn_tail_at, Some(second));
         assert_eq!(got.valid_len, second);
@@ -165,7 +165,7 @@ fn a_record_appended_before_a_full_disk_failure_survives_a_crash() {
     }
     w.sync_to(a_end).unwrap();
     sim.crash();
-    let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal).unwrap();
+    let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal, 1).unwrap();
     assert_eq!(got.records, vec![b"one".to_vec(), vec![7u8; 300]]);
 }
 

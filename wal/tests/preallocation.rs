@@ -26,7 +26,7 @@ const SIZES: Preallocation = Preallocation { initial_bytes: 4096, max_step_bytes
 /// the offset just past each record.
 fn write_preallocated(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &KeyManager, records: &[Vec<u8>]) -> (PathBuf, Vec<u64>) {
     let path = dir.join(NAME);
-    let w = LogWriter::create_preallocated(vfs, &path, keys, 7, FileKind::Wal, SIZES).unwrap();
+    let w = LogWriter::create_preallocated(vfs, &path, keys, 1, FileKind::Wal, SIZES).unwrap();
     let ends = records.iter().map(|r| w.append(r).unwrap()).collect();
     w.sync().unwrap();
     (path, ends)
@@ -39,7 +39,7 @@ fn records() -> Vec<Vec<u8>> {
 fn read(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &KeyManager, bytes: &[u8]) -> wal::Result<wal::RecoveredLog> {
     let path = dir.join("000002.wal");
     std::fs::write(&path, bytes).unwrap();
-    LogReader::read_all(vfs, &path, keys, FileKind::Wal)
+    LogReader::read_all(vfs, &path, keys, FileKind::Wal, 1)
 }
 
 #[test]
@@ -51,7 +51,7 @@ fn a_preallocated_log_ends_cleanly_at_its_last_frame() {
         let (path, ends) = write_preallocated(&vfs, dir.path(), &keys, &records);
         let size = std::fs::metadata(&path).unwrap().len();
         assert_eq!(size, 4096, "{vfs_name}");
-        let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal).unwrap();
+        let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal, 1).unwrap();
         assert_eq!(got.records, records, "{vfs_name}");
         assert_eq!((got.torn_tail_at, got.valid_len), (None, *ends.last().unwrap()), "{vfs_name}");
         // Cut at its last frame, it is the same log.
@@ -89,7 +89,7 @@ fn preallocation_grows_in_doubling_steps_up_to_the_cap() {
         let large_steps = sizes.windows(2).filter(|p| p[1] - p[0] > 8192).count();
         assert_eq!(large_steps, 1, "{vfs_name}: {sizes:?}");
         assert!(sizes.iter().all(|s| s % 4096 == 0), "{vfs_name}: {sizes:?}");
-        let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal).unwrap();
+        let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal, 1).unwrap();
         assert_eq!(got.records, records, "{vfs_name}");
         assert_eq!((got.torn_tail_at, got.valid_len), (None, w.len()), "{vfs_name}");
     }
@@ -203,7 +203,7 @@ fn the_preallocated_size_survives_a_crash_only_once_synced() {
     assert_eq!(w.preallocated_len(), 8192);
     sim.crash();
     assert_eq!(vfs.file_size(&path).unwrap(), 4096, "the extension was not synced yet");
-    let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal).unwrap();
+    let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal, 1).unwrap();
     assert_eq!((got.records.len(), got.torn_tail_at), (0, None));
     drop(w);
 
@@ -212,7 +212,7 @@ fn the_preallocated_size_survives_a_crash_only_once_synced() {
     w.sync_to(end).unwrap();
     sim.crash();
     assert_eq!(vfs.file_size(&path).unwrap(), 8192, "the sync covering the append made the size durable");
-    let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal).unwrap();
+    let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal, 1).unwrap();
     assert_eq!((got.records, got.torn_tail_at, got.valid_len), (vec![pattern(9, 5000)], None, end));
 }
 
@@ -239,7 +239,7 @@ fn acknowledged_records_survive_torn_power_loss_into_preallocated_space() {
             }
         }
         sim.crash();
-        match LogReader::read_all(&vfs, &path, &keys, FileKind::Wal) {
+        match LogReader::read_all(&vfs, &path, &keys, FileKind::Wal, 1) {
             Ok(got) => {
                 assert!(got.records.len() >= acked, "seed {seed}: acknowledged records lost");
                 for (got, (want, _)) in got.records.iter().zip(&written) {
@@ -291,7 +291,7 @@ fn a_full_disk_fails_the_append_before_it_writes_anything() {
     w.sync_to(second).unwrap();
     vfs.sync_dir(Path::new("/db")).unwrap();
     sim.crash();
-    let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal).unwrap();
+    let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal, 1).unwrap();
     assert_eq!(got.records, vec![pattern(1, 3000), pattern(2, 1000)]);
     assert_eq!((got.torn_tail_at, got.valid_len), (None, second));
     assert!(first < second);

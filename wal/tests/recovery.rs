@@ -46,7 +46,7 @@ fn truncation_at_every_length_keeps_exactly_the_whole_records() {
             let mut torn_seen = 0;
             for cut in 0..=full.len() {
                 let p = write_bytes(dir.path(), NAME, &full[..cut]);
-                let result = LogReader::read_all(&vfs, &p, &keys, kind);
+                let result = LogReader::read_all(&vfs, &p, &keys, kind, 7);
                 if cut < FILE_HEADER_LEN {
                     match result {
                         Err(Error::Corruption { file, offset, .. }) => assert_eq!((file.as_str(), offset), (NAME, 0)),
@@ -80,7 +80,7 @@ fn incremental_reader_reports_the_torn_tail() {
         // Cut in the middle of the fourth frame's payload.
         let cut = usize::try_from(ends[3]).unwrap() - 20;
         let p = write_bytes(dir.path(), NAME, &full[..cut]);
-        let mut reader = LogReader::open(&vfs, &p, &keys, FileKind::Wal).unwrap();
+        let mut reader = LogReader::open(&vfs, &p, &keys, FileKind::Wal, 7).unwrap();
         for r in &records[..3] {
             assert_eq!(reader.next_record().unwrap().as_ref(), Some(r), "{vfs_name}");
             assert_eq!(reader.torn_tail_at(), None);
@@ -95,7 +95,7 @@ fn incremental_reader_reports_the_torn_tail() {
 /// Reads a damaged copy; asserts the outcome is an error naming the file and returns it.
 fn read_damaged(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &KeyManager, bytes: &[u8], what: &str) -> Error {
     let p = write_bytes(dir, NAME, bytes);
-    match LogReader::read_all(vfs, &p, keys, FileKind::Wal) {
+    match LogReader::read_all(vfs, &p, keys, FileKind::Wal, 7) {
         Ok(got) => panic!("{what}: damage went unnoticed, read {} records", got.records.len()),
         Err(e) => {
             assert!(e.to_string().contains(NAME), "{what}: error does not name the file: {e}");
@@ -171,14 +171,14 @@ fn zero_filled_space_after_whole_frames_is_a_clean_end() {
             let mut bytes = full.clone();
             bytes.resize(full.len() + zeros, 0);
             let p = write_bytes(dir.path(), NAME, &bytes);
-            let got = LogReader::read_all(&vfs, &p, &keys, FileKind::Wal).unwrap();
+            let got = LogReader::read_all(&vfs, &p, &keys, FileKind::Wal, 7).unwrap();
             assert_eq!(got.records, records, "{vfs_name}: {zeros} zeros");
             assert_eq!(got.torn_tail_at, None, "{vfs_name}: {zeros} zeros");
             assert_eq!(got.valid_len, full.len() as u64);
             // A non-zero byte among them is no longer the end the writer left.
             *bytes.last_mut().unwrap() = 1;
             let p = write_bytes(dir.path(), NAME, &bytes);
-            let got = LogReader::read_all(&vfs, &p, &keys, FileKind::Wal).unwrap();
+            let got = LogReader::read_all(&vfs, &p, &keys, FileKind::Wal, 7).unwrap();
             assert_eq!(got.records, records, "{vfs_name}: {zeros} zeros then a byte");
             assert_eq!(got.torn_tail_at, Some(full.len() as u64), "{vfs_name}: {zeros} zeros then a byte");
         }
@@ -229,7 +229,7 @@ fn a_partly_written_frame_followed_by_zeros_is_a_torn_tail() {
         let mut bytes = full[..last_start + 14].to_vec();
         bytes.resize(full.len() + 100, 0);
         let p = write_bytes(dir.path(), NAME, &bytes);
-        let got = LogReader::read_all(&vfs, &p, &keys, FileKind::Wal).unwrap();
+        let got = LogReader::read_all(&vfs, &p, &keys, FileKind::Wal, 7).unwrap();
         assert_eq!(got.records, records[..records.len() - 1], "{vfs_name}");
         assert_eq!(got.torn_tail_at, Some(last_start as u64), "{vfs_name}");
     }

@@ -34,7 +34,7 @@ fn records_of_varied_sizes_round_trip() {
             let bytes = std::fs::read(&path).unwrap();
             assert_eq!(bytes.len() as u64, expected_end, "{vfs_name} {kind:?}: file length");
 
-            let got = LogReader::read_all(&vfs, &path, &keys, kind).unwrap();
+            let got = LogReader::read_all(&vfs, &path, &keys, kind, 7).unwrap();
             assert_eq!(got.records.len(), records.len());
             for (i, (a, b)) in got.records.iter().zip(&records).enumerate() {
                 assert!(a == b, "{vfs_name} {kind:?}: record {i} of {} bytes differs", b.len());
@@ -49,7 +49,7 @@ fn records_of_varied_sizes_round_trip() {
             }
             // The other kind's reader refuses the file instead of misreading it.
             let other = if kind == FileKind::Wal { FileKind::Manifest } else { FileKind::Wal };
-            let err = LogReader::read_all(&vfs, &path, &keys, other).unwrap_err();
+            let err = LogReader::read_all(&vfs, &path, &keys, other, 7).unwrap_err();
             assert!(err.to_string().contains("000001.wal"), "{err}");
         }
     }
@@ -66,7 +66,7 @@ fn canary_records_never_reach_the_disk_in_plaintext() {
         let bytes = std::fs::read(&path).unwrap();
         assert!(!contains(&bytes, b"CANARY"), "{vfs_name}: canary in the WAL file");
         // The same record sealed at different offsets gives different ciphertexts.
-        let a = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal).unwrap();
+        let a = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal, 7).unwrap();
         assert_eq!(a.records, records);
     }
 }
@@ -78,7 +78,7 @@ fn incremental_reader_follows_the_offsets() {
         let dir = scratch_dir();
         let records: Vec<Vec<u8>> = (0..20).map(|i| pattern(i, (i as usize * 37) % 300)).collect();
         let (path, ends) = write_log(&vfs, dir.path(), "MANIFEST-000003", &keys, FileKind::Manifest, &records);
-        let mut reader = LogReader::open(&vfs, &path, &keys, FileKind::Manifest).unwrap();
+        let mut reader = LogReader::open(&vfs, &path, &keys, FileKind::Manifest, 7).unwrap();
         assert_eq!(reader.valid_len(), FILE_HEADER_LEN as u64);
         for (r, end) in records.iter().zip(&ends) {
             assert_eq!(reader.next_record().unwrap().as_ref(), Some(r), "{vfs_name}");
@@ -102,7 +102,7 @@ fn writer_reports_its_length_and_an_empty_log_reads_back_empty() {
         assert_eq!(w.file_id(), 9);
         assert_eq!(w.file_name(), "000009.wal");
         w.sync().unwrap();
-        let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal).unwrap();
+        let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal, 9).unwrap();
         assert!(got.records.is_empty(), "{vfs_name}");
         assert_eq!((got.torn_tail_at, got.valid_len), (None, FILE_HEADER_LEN as u64));
 
@@ -111,7 +111,7 @@ fn writer_reports_its_length_and_an_empty_log_reads_back_empty() {
         assert_eq!(end, w.len());
         assert_eq!(end, (FILE_HEADER_LEN + FRAME_HEADER_LEN + TAG_LEN) as u64);
         w.sync().unwrap();
-        let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal).unwrap();
+        let got = LogReader::read_all(&vfs, &path, &keys, FileKind::Wal, 9).unwrap();
         assert_eq!(got.records, vec![Vec::<u8>::new()], "{vfs_name}");
     }
 }
@@ -122,11 +122,30 @@ fn a_log_of_another_store_or_kind_is_refused() {
     for (_, vfs) in vfs_impls() {
         let dir = scratch_dir();
         let (path, _) = write_log(&vfs, dir.path(), "000004.wal", &keys, FileKind::Wal, &[b"x".to_vec()]);
-        let err = LogReader::read_all(&vfs, &path, &KeyManager::ephemeral(), FileKind::Wal).unwrap_err();
+        let err = LogReader::read_all(&vfs, &path, &KeyManager::ephemeral(), FileKind::Wal, 7).unwrap_err();
         assert!(matches!(&err, Error::Corruption { file, .. } | Error::Crypto(crypto::Error::MissingEpoch { file, .. }) if file == "000004.wal"), "{err:?}");
         // A log cannot be of a non-log kind.
         let err = LogWriter::create(&vfs, &dir.path().join("x.sst"), &keys, 1, FileKind::Sst).unwrap_err();
         assert!(err.to_string().contains("x.sst"), "{err}");
+    }
+}
+
+/// A log of this store read under another number (an old segment copied over the
+/// live segment's name, or put under a higher number) is refused, naming the file.
+#[test]
+fn a_log_under_another_number_is_refused() {
+    let keys = KeyManager::ephemeral();
+    for (_, vfs) in vfs_impls() {
+        let dir = scratch_dir();
+        let (path, _) = write_log(&vfs, dir.path(), "000004.wal", &keys, FileKind::Wal, &[b"x".to_vec()]);
+        match LogReader::read_all(&vfs, &path, &keys, FileKind::Wal, 4) {
+            Err(Error::Corruption { file, reason, .. }) => {
+                assert_eq!(file, "000004.wal");
+                assert!(reason.contains("names file 7"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(LogReader::read_all(&vfs, &path, &keys, FileKind::Wal, 7).unwrap().records, vec![b"x".to_vec()]);
     }
 }
 

@@ -31,7 +31,7 @@ fn format_md_worked_example() {
         let cut_path = dir.path().join("000002.wal");
         let read = |bytes: &[u8]| {
             std::fs::write(&cut_path, bytes).unwrap();
-            LogReader::read_all(&vfs, &cut_path, &keys, FileKind::Wal)
+            LogReader::read_all(&vfs, &cut_path, &keys, FileKind::Wal, 1)
         };
         assert!(matches!(read(&file[..60]), Err(Error::Corruption { offset: 0, .. })));
         let zero_tail = [&file[..], &[0u8; 4096]].concat();

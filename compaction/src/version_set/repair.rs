@@ -19,7 +19,7 @@ use index::SeqNo;
 use super::VersionSet;
 use crate::edit::{FileMeta, VersionEdit};
 use crate::error::{Error, Result};
-use crate::manifest::{read_current, replay, write_current, write_new_manifest, ManifestState};
+use crate::manifest::{read_current_and_replay, write_current, write_new_manifest, ManifestState};
 use crate::version::Version;
 
 impl VersionSet {
@@ -41,7 +41,8 @@ impl VersionSet {
             return Err(Error::ReadOnly);
         }
         let version = Version::clone(&self.current());
-        let (writer, number) = self.roll(version, self.log_number(), self.last_seqno())?;
+        let segments = self.wal_segments.lock().clone();
+        let (writer, number) = self.roll(version, self.log_number(), self.last_seqno(), segments)?;
         slot.writer = Some(writer);
         slot.poisoned = None;
         self.manifest_number.store(number, Ordering::Release);
@@ -53,9 +54,9 @@ impl VersionSet {
     /// whose directory another process writes; versions handed out before stay
     /// valid for their holders.
     pub fn reload(&self) -> Result<()> {
-        let number = read_current(self.vfs.as_ref(), &self.dir)?;
-        let state = replay(&self.vfs, &self.dir, &self.keys, number, self.num_levels)?;
+        let (number, state) = read_current_and_replay(&self.vfs, &self.dir, &self.keys, self.num_levels)?;
         self.install(state.version);
+        *self.wal_segments.lock() = state.wal_segments;
         self.last_seqno
             .fetch_max(state.last_seqno, Ordering::AcqRel);
         self.log_number
@@ -98,10 +99,14 @@ impl VersionSet {
             log_number,
             next_file_number,
             last_seqno,
+            // Every segment the repair read is below `log_number`; the next open
+            // lists the segment it starts.
+            wal_segments: std::collections::BTreeMap::new(),
+            predecessor: Some((0, last_seqno)),
         };
         let writer = write_new_manifest(vfs, dir, keys, manifest_number, &state)?;
         drop(writer);
-        write_current(vfs.as_ref(), dir, manifest_number)?;
+        write_current(vfs.as_ref(), dir, keys, manifest_number)?;
         Ok(())
     }
 }

@@ -32,7 +32,7 @@ fn create_unlock_round_trip(vfs: &Arc<dyn Vfs>, dir: &Path) {
     let unlocked = KeyManager::unlock(vfs, dir, &pass("open sesame")).unwrap();
     assert_eq!(unlocked.store_id(), created.store_id());
     assert_eq!(unlocked.current_epoch(), created.current_epoch());
-    let reopened = unlocked.open_file(&hdr, FileKind::Wal, "000001.wal").unwrap();
+    let reopened = unlocked.open_file(&hdr, FileKind::Wal, 1, "000001.wal").unwrap();
     assert_eq!(reopened.open(FILE_HEADER_LEN as u64, BlockKind::WalRecord, &sealed).unwrap(), b"record");
 
     assert!(matches!(KeyManager::unlock(vfs, dir, &pass("open sesame!")), Err(Error::WrongKey)));
@@ -149,16 +149,32 @@ fn header_round_trip_and_tamper() {
     let km = KeyManager::ephemeral();
     let (hdr, c) = km.new_file(FileKind::Sst, 42, "000042.sst");
     let sealed = c.seal(FILE_HEADER_LEN as u64, BlockKind::SstData, b"data");
-    let c2 = km.open_file(&hdr, FileKind::Sst, "000042.sst").unwrap();
+    let c2 = km.open_file(&hdr, FileKind::Sst, 42, "000042.sst").unwrap();
     assert_eq!(c2.open(FILE_HEADER_LEN as u64, BlockKind::SstData, &sealed).unwrap(), b"data");
-    assert!(km.open_file(&hdr, FileKind::Wal, "x").is_err());
+    assert!(km.open_file(&hdr, FileKind::Wal, 42, "x").is_err());
     for i in 0..FILE_HEADER_LEN {
         let mut bad = hdr;
         bad[i] ^= 0x10;
-        assert!(km.open_file(&bad, FileKind::Sst, "000042.sst").is_err(), "flip at {i} undetected");
+        assert!(km.open_file(&bad, FileKind::Sst, 42, "000042.sst").is_err(), "flip at {i} undetected");
     }
     let other = KeyManager::ephemeral();
-    assert!(other.open_file(&hdr, FileKind::Sst, "000042.sst").is_err());
+    assert!(other.open_file(&hdr, FileKind::Sst, 42, "000042.sst").is_err());
+}
+
+/// An authentic header of this store opened under another file's number (an old
+/// segment copied over the live one's name) is refused, naming the file.
+#[test]
+fn header_of_another_file_number_is_refused() {
+    let km = KeyManager::ephemeral();
+    let (hdr, _) = km.new_file(FileKind::Wal, 5, "000005.wal");
+    match km.open_file(&hdr, FileKind::Wal, 9, "000009.wal") {
+        Err(Error::Corruption { file, offset, reason }) => {
+            assert_eq!((file.as_str(), offset), ("000009.wal", 16));
+            assert!(reason.contains("names file 5"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    km.open_file(&hdr, FileKind::Wal, 5, "000005.wal").unwrap();
 }
 
 /// A crash at any sync of `create` leaves either no store (and `create` works again)

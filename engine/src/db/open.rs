@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::Arc;
 
-use compaction::{CompactionContext, VersionEdit, VersionSet};
+use compaction::{CompactionContext, VersionEdit, VersionSet, WalSegment};
 use crypto::vfs::{LockError, LockGuard, Vfs};
 use crypto::{Credential, FileKind, KeyManager, RecoveryKey, KEYRING_FILE, KEYSLOTS_FILE};
 use index::{BlockCache, Memtable, SeqNo, TableCache};
@@ -150,7 +150,12 @@ pub(crate) fn open(dir: &Path, credential: &Credential, options: Options) -> Res
         keys.upgrade(&real_vfs, dir)?;
         (real_vfs, Some(lock), None)
     };
+    // The manifest and the WAL segments are checked against each other before
+    // anything is written, so a store refused as holding a file of another state
+    // is left exactly as it was (nothing of it made permanent, nothing deleted).
     let recovered = (|| {
+        let replayed = probe_and_replay(&vfs, dir, &keys, options.num_levels, !options.read_only)?;
+        check_freshness(&options, &keys, replayed.last_seqno)?;
         let versions = VersionSet::recover(&vfs, dir, &keys, options.num_levels)?;
         let names = vfs.list_dir(dir).map_err(|source| Error::Io { file: ".".into(), source })?;
         if !options.read_only {
@@ -159,7 +164,6 @@ pub(crate) fn open(dir: &Path, credential: &Credential, options: Options) -> Res
             let max_used = max_file_number(&names);
             while versions.new_file_number() <= max_used {}
         }
-        let replayed = replay_wal(&vfs, dir, &keys, &versions, &names, !options.read_only)?;
         Ok((versions, replayed))
     })();
     let (versions, replayed) = recovered.map_err(|e| retired_if_evicted(reader.as_deref(), e))?;
@@ -173,47 +177,253 @@ fn take_lock(vfs: &dyn Vfs, dir: &Path) -> Result<Box<dyn LockGuard>> {
     })
 }
 
+/// Refuses a store that recovers to an older seqno than the outside counter saw
+/// (a rollback of the whole directory, `crate::freshness`).
+pub(crate) fn check_freshness(options: &Options, keys: &KeyManager, recovered: SeqNo) -> Result<()> {
+    let Some(counter) = &options.freshness_counter else { return Ok(()) };
+    let seen = counter
+        .highest(&keys.store_id())
+        .map_err(|source| Error::Io { file: crate::freshness::COUNTER_NAME.into(), source })?;
+    match seen {
+        Some(expected) if expected > recovered => Err(Error::RolledBack { found: recovered, expected }),
+        _ => Ok(()),
+    }
+}
+
+/// How often a handle that takes no lock reads the manifest and the WAL again
+/// when they disagree (a writer process may have started or retired a segment
+/// between the two reads), and how long it waits in between.
+const STALE_VIEW_RETRIES: u32 = 20;
+const STALE_VIEW_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Reads `CURRENT` and the manifest without writing anything and replays the
+/// WAL segments it lists, checking each against the manifest (see
+/// [`replay_wal_checked`]). `truncate` (a read-write open, which holds the lock)
+/// cuts torn tails off; without it a writer process may be working, so a
+/// disagreement between the manifest and the directory is read again before it
+/// is believed.
+pub(crate) fn probe_and_replay(
+    vfs: &Arc<dyn Vfs>,
+    dir: &Path,
+    keys: &Arc<KeyManager>,
+    num_levels: usize,
+    truncate: bool,
+) -> Result<Replayed> {
+    let mut attempts = 0;
+    loop {
+        let probe = VersionSet::recover_read_only(vfs, dir, keys, num_levels)?;
+        let names = vfs.list_dir(dir).map_err(|source| Error::Io { file: ".".into(), source })?;
+        match tables_present(&probe, &names).and_then(|()| replay_wal_checked(vfs, dir, keys, &probe, &names, truncate)) {
+            Ok(replayed) => return Ok(replayed),
+            Err(ReplayFailure::Disagrees(_)) if !truncate && attempts < STALE_VIEW_RETRIES => {
+                attempts += 1;
+                std::thread::sleep(STALE_VIEW_RETRY_PAUSE);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Every table the manifest lists must be on disk. Checked before a read-write
+/// open writes anything, so a manifest of an earlier state (one listing tables a
+/// later compaction retired) is refused without being made the store's state.
+fn tables_present(versions: &VersionSet, names: &[String]) -> std::result::Result<(), ReplayFailure> {
+    let on_disk: std::collections::HashSet<u64> = names.iter().filter_map(|n| file_number(n, "sst")).collect();
+    let version = versions.current();
+    for level in 0..version.num_levels() {
+        if let Some(file) = version.level_files(level).iter().find(|f| !on_disk.contains(&f.number)) {
+            return Err(ReplayFailure::Disagrees(Error::Corruption {
+                file: format!("{:06}.sst", file.number),
+                offset: 0,
+                reason: format!(
+                    "listed in the manifest (MANIFEST-{:06}) but missing: the table was deleted, or the \
+                     manifest is from an earlier state (run `synapsed-storage verify`, then `repair`)",
+                    versions.manifest_number()
+                ),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Why a replay failed.
+pub(crate) enum ReplayFailure {
+    /// The WAL segments on disk disagree with what the manifest lists: a segment
+    /// missing, one the manifest does not name, or a seqno gap or overlap. A
+    /// file of another state of the store, or (for a handle without the lock) a
+    /// view taken while a writer process moved on.
+    Disagrees(Error),
+    /// Anything else: damage, I/O.
+    Failed(Error),
+}
+
+impl From<ReplayFailure> for Error {
+    fn from(f: ReplayFailure) -> Error {
+        match f {
+            ReplayFailure::Disagrees(e) | ReplayFailure::Failed(e) => e,
+        }
+    }
+}
+
+impl From<Error> for ReplayFailure {
+    fn from(e: Error) -> ReplayFailure {
+        ReplayFailure::Failed(e)
+    }
+}
+
 /// Replays every WAL segment the manifest still needs, in order, into one
 /// memtable. A torn tail is cut off (read-write only); damage inside a log is
-/// an error that names the file and offset.
-pub(crate) fn replay_wal(
+/// an error that names the file and offset; a disagreement between the manifest
+/// and the WAL is told apart from other failures.
+///
+/// A manifest of this format lists every segment at or above its log number
+/// with the seqno its batches start at (`compaction/FORMAT.md`). Each listed
+/// segment must be on disk; a segment on disk that holds a record must be
+/// listed (one created just before a crash, before the edit naming it, holds
+/// none); batch seqnos rise strictly across the segments in order, each
+/// segment's first batch is at or after its listed first seqno, and where the
+/// manifest records that a segment's predecessor was synced whole, the
+/// predecessor's last batch ends exactly one before it. Anything else is a file
+/// of an earlier or later state (a deleted or old segment, an older manifest put
+/// back) and is refused naming the segment. A manifest of format 1 lists no
+/// segment and gets none of these checks.
+pub(crate) fn replay_wal_checked(
     vfs: &Arc<dyn Vfs>,
     dir: &Path,
     keys: &KeyManager,
     versions: &VersionSet,
     names: &[String],
     truncate: bool,
-) -> Result<Replayed> {
-    let mut segments: Vec<u64> =
-        names.iter().filter_map(|n| file_number(n, "wal")).filter(|&n| n >= versions.log_number()).collect();
-    segments.sort_unstable();
-    let memtable = Memtable::new(segments.last().copied().unwrap_or(0));
+) -> std::result::Result<Replayed, ReplayFailure> {
+    let log_number = versions.log_number();
+    let listed = versions.wal_segments();
+    let on_disk: std::collections::BTreeSet<u64> =
+        names.iter().filter_map(|n| file_number(n, "wal")).filter(|&n| n >= log_number).collect();
+    let disagrees = |number: u64, reason: String| {
+        ReplayFailure::Disagrees(Error::Corruption {
+            file: wal_name(number),
+            offset: 0,
+            reason: format!("{reason} (run `synapsed-storage verify`; `repair` rebuilds from what is on disk)"),
+        })
+    };
+    if let Some(listed) = &listed {
+        if let Some(missing) = listed.keys().find(|n| !on_disk.contains(n)) {
+            return Err(disagrees(
+                *missing,
+                format!(
+                    "the manifest lists this WAL segment but it is missing: writes it held are lost \
+                     (the segment was deleted, or the manifest is from a later state: MANIFEST-{:06})",
+                    versions.manifest_number()
+                ),
+            ));
+        }
+    }
+    let newest = on_disk.last().copied();
+    let memtable = Memtable::new(newest.unwrap_or(0));
     let mut last_seqno = versions.last_seqno();
-    for number in segments {
+    // The last seqno of the batches replayed so far, and of the listed segment
+    // just before the current one (if it held any batch).
+    let mut previous_batch: Option<SeqNo> = None;
+    let mut previous_segment: Option<(u64, Option<SeqNo>)> = None;
+    for number in on_disk {
         let path = wal::segment_path(dir, number);
         let name = wal_name(number);
         if wal_segment_is_blank(&**vfs, dir, number)? {
             // No record: created but cut off by a crash before its header was
             // synced. Nothing to replay; the edit below retires it. (A segment
             // never written to past its header, preallocated zeros and all, reads
-            // as a log with no record and a clean end.)
+            // as a log with no record and a clean end.) A listed one, cut back
+            // to its header at a switch, holds no batch: the next segment's
+            // seqnos follow no batch of it.
+            if listed.as_ref().is_some_and(|l| l.contains_key(&number)) {
+                previous_segment = Some((number, None));
+            }
             continue;
         }
-        let log = read_wal_segment(vfs, &path, keys, !truncate).map_err(|e| with_repair_hint(e.into()))?;
+        let log = match read_wal_segment(vfs, &path, number, keys, !truncate) {
+            Ok(log) => log,
+            Err(wal::Error::Corruption { offset, .. }) if Some(number) == newest && last_frame_is_cut(vfs, &path, offset) => {
+                return Err(ReplayFailure::Failed(Error::TornLastFrame { file: name, offset }));
+            }
+            Err(e) => return Err(with_repair_hint(e.into()).into()),
+        };
+        let info = listed.as_ref().map(|l| l.get(&number).copied());
+        if let (Some(None), false) = (info, log.records.is_empty()) {
+            return Err(disagrees(
+                number,
+                "this WAL segment holds writes but the manifest does not list it: a segment of another \
+                 state of the store (copied in, or the manifest is older than the segment)"
+                    .into(),
+            ));
+        }
+        let info = info.flatten();
         let mut offset = crypto::FILE_HEADER_LEN as u64;
+        let mut segment_last = None;
         for record in &log.records {
             let batch = decode_batch(record, &name, offset).map_err(with_repair_hint)?;
+            if listed.is_some() {
+                if let Some(prev) = previous_batch.filter(|&p| batch.first_seqno <= p) {
+                    return Err(disagrees(
+                        number,
+                        format!("batch at offset {offset} starts at seqno {}, not after {prev}, the last before it: an overlap", batch.first_seqno),
+                    ));
+                }
+                if let Some(first) = info.map(|i| i.first_seqno).filter(|&f| batch.first_seqno < f) {
+                    return Err(disagrees(
+                        number,
+                        format!("batch at offset {offset} starts at seqno {}, before {first}, where the manifest says this segment starts", batch.first_seqno),
+                    ));
+                }
+            }
             for (i, op) in batch.ops.iter().enumerate() {
                 memtable.insert(&op.key, batch.first_seqno + i as u64, op.kind, &op.value);
             }
             last_seqno = last_seqno.max(batch.last_seqno());
+            previous_batch = Some(previous_batch.map_or(batch.last_seqno(), |p| p.max(batch.last_seqno())));
+            segment_last = Some(batch.last_seqno());
             offset += (wal::FRAME_HEADER_LEN + record.len() + crypto::TAG_LEN) as u64;
+        }
+        if let (Some(info), Some((prev_number, Some(prev_last)))) = (info, previous_segment) {
+            if info.predecessor_synced && info.first_seqno != 0 && prev_last.saturating_add(1) != info.first_seqno {
+                return Err(disagrees(
+                    prev_number,
+                    format!(
+                        "this WAL segment ends at seqno {prev_last} but the next one, {}, starts at {}: \
+                         writes are missing (the segment was cut short or replaced by an earlier copy)",
+                        wal_name(number),
+                        info.first_seqno
+                    ),
+                ));
+            }
+        }
+        if info.is_some() {
+            previous_segment = Some((number, segment_last));
         }
         if let (Some(_), true) = (log.torn_tail_at, truncate) {
             vfs.truncate(&path, log.valid_len).map_err(|source| Error::Io { file: name, source })?;
         }
     }
     Ok(Replayed { memtable, last_seqno })
+}
+
+/// Whether the frame at `offset` of the segment at `path` is whole but for its
+/// last 1 to 15 bytes, zeros after it (see [`frame_cut_in_its_last_bytes`]).
+fn last_frame_is_cut(vfs: &Arc<dyn Vfs>, path: &Path, offset: u64) -> bool {
+    vfs.read_all(path).is_ok_and(|log| frame_cut_in_its_last_bytes(&log, offset))
+}
+
+/// Whether the frame at `offset` of the log `log` is whole but for its last 1 to
+/// 15 bytes, which read as zeros like everything after it: the one outcome of a
+/// power loss that the WAL's rule reports as corruption (`docs/design.md`
+/// section 6, `wal/FORMAT.md`).
+pub(crate) fn frame_cut_in_its_last_bytes(log: &[u8], offset: u64) -> bool {
+    let Ok(o) = usize::try_from(offset) else { return false };
+    let Some(len) = log.get(o..o.saturating_add(4)).and_then(|b| <[u8; 4]>::try_from(b).ok()) else { return false };
+    let Some(end) = usize::try_from(u32::from_le_bytes(len)).ok().and_then(|l| o.checked_add(12)?.checked_add(l)) else {
+        return false;
+    };
+    let zeros_from = log.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    end <= log.len() && zeros_from > o + 12 && zeros_from < end && end - zeros_from < 16
 }
 
 /// How often a read-only reader reads a segment again before it believes a
@@ -236,13 +446,14 @@ const LIVE_SEGMENT_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_
 pub(crate) fn read_wal_segment(
     vfs: &Arc<dyn Vfs>,
     path: &Path,
+    number: u64,
     keys: &KeyManager,
     writer_may_be_live: bool,
 ) -> wal::Result<wal::RecoveredLog> {
     let mut attempts = 0;
     loop {
         let size_before = vfs.file_size(path).ok();
-        match LogReader::read_all(vfs, path, keys, FileKind::Wal) {
+        match LogReader::read_all(vfs, path, keys, FileKind::Wal, number) {
             Err(wal::Error::Corruption { .. })
                 if writer_may_be_live
                     && attempts < LIVE_SEGMENT_RETRIES
@@ -346,7 +557,15 @@ fn start(
     }
     let number = inner.versions.new_file_number();
     let wal = inner.create_wal(number)?;
-    let mut edit = VersionEdit { log_number: Some(number), last_seqno: Some(last_seqno), ..VersionEdit::default() };
+    // Replayed segments are retired by this edit, so the new one has no listed
+    // predecessor; it is listed with the seqno its first batch will carry.
+    let segment = WalSegment { first_seqno: last_seqno + 1, predecessor_synced: true };
+    let mut edit = VersionEdit {
+        log_number: Some(number),
+        last_seqno: Some(last_seqno),
+        wal_segments: vec![(number, segment)],
+        ..VersionEdit::default()
+    };
     if let Some(mem) = replayed_mem.filter(|m| !m.is_empty()) {
         let table = inner.versions.new_file_number();
         if let Some(meta) = compaction::flush_memtable(&inner.ctx, &Arc::new(mem), table)? {

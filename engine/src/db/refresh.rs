@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::db::inner::Inner;
-use crate::db::open::{open_tables, replay_wal};
+use crate::db::open::{open_tables, replay_wal_checked, ReplayFailure};
 use crate::error::{Error, Result};
 
 /// How often a refresh starts over when a file vanished under it (the writer
@@ -91,14 +91,13 @@ impl Inner {
             file: ".".into(),
             source,
         })?;
-        let replayed = replay_wal(
-            &self.vfs,
-            &self.dir,
-            &self.keys,
-            &self.versions,
-            &names,
-            false,
-        )?;
+        let replayed = match replay_wal_checked(&self.vfs, &self.dir, &self.keys, &self.versions, &names, false) {
+            Ok(replayed) => replayed,
+            // The writer started or retired a segment between the two reads;
+            // a real disagreement is still there after the retries.
+            Err(ReplayFailure::Disagrees(_)) => return Ok(false),
+            Err(ReplayFailure::Failed(e)) => return Err(e),
+        };
         // Logs are removed only once a manifest edit moved the log number past
         // them: unchanged, every log the version needs was there to replay.
         self.versions.reload()?;

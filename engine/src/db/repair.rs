@@ -199,7 +199,7 @@ pub(crate) fn repair(
             continue;
         }
         report.logs_replayed += 1;
-        let (records, max_seqno, damage) = salvage_log(&vfs, &path, &keys, &name, &memtable);
+        let (records, max_seqno, damage) = salvage_log(&vfs, &path, &keys, number, &name, &memtable);
         report.entries_recovered += records.1;
         last_seqno = last_seqno.max(max_seqno);
         if let Some(reason) = damage {
@@ -329,13 +329,14 @@ fn salvage_log(
     vfs: &Arc<dyn Vfs>,
     path: &Path,
     keys: &KeyManager,
+    number: u64,
     name: &str,
     memtable: &Memtable,
 ) -> ((u64, u64), SeqNo, Option<String>) {
     let mut records = 0;
     let mut entries = 0;
     let mut max_seqno = 0;
-    let mut reader = match LogReader::open(vfs, path, keys, FileKind::Wal) {
+    let mut reader = match LogReader::open(vfs, path, keys, FileKind::Wal, number) {
         Ok(r) => r,
         Err(e) => return ((0, 0), 0, Some(Error::from(e).to_string())),
     };

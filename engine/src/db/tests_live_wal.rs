@@ -91,12 +91,12 @@ fn a_segment_cut_back_under_a_reader_is_read_again() {
     // The first size query and the reader's open both see the preallocated size.
     let stale =
         || -> Arc<dyn Vfs> { Arc::new(StaleSizeVfs { sim: sim.clone(), stale_len: 4096, stale: AtomicU32::new(2), opens: AtomicU32::new(0) }) };
-    let got = read_wal_segment(&stale(), &path, &keys, true).unwrap();
+    let got = read_wal_segment(&stale(), &path, 1, &keys, true).unwrap();
     assert_eq!(got.records, vec![b"one".to_vec(), b"two".to_vec()]);
     assert_eq!(got.torn_tail_at, None);
     // Without the writer possibly live (a read-write open holds the lock), the
     // shrink is reported.
-    assert!(matches!(read_wal_segment(&stale(), &path, &keys, false), Err(wal::Error::Corruption { .. })));
+    assert!(matches!(read_wal_segment(&stale(), &path, 1, &keys, false), Err(wal::Error::Corruption { .. })));
 }
 
 #[test]
@@ -112,7 +112,7 @@ fn damage_that_stays_is_reported_after_the_retries() {
     // (unless the last byte of that frame's tag happens to be zero).
     sim.corrupt_byte(&path, 100, 0x01).unwrap();
     let ends_in_a_frame = sim.read_live(&path).unwrap().last() != Some(&0);
-    assert!(matches!(read_wal_segment(&vfs, &path, &keys, true), Err(wal::Error::Corruption { .. })));
+    assert!(matches!(read_wal_segment(&vfs, &path, 1, &keys, true), Err(wal::Error::Corruption { .. })));
     let first = opens();
     if ends_in_a_frame {
         assert!(first <= 2, "no retry was due, yet the segment was opened {first} times");
@@ -121,7 +121,7 @@ fn damage_that_stays_is_reported_after_the_retries() {
     // does) is read again before the damage is believed.
     let len = sim.file_size(&path).unwrap();
     sim.truncate(&path, len + 100).unwrap();
-    assert!(matches!(read_wal_segment(&vfs, &path, &keys, true), Err(wal::Error::Corruption { .. })));
+    assert!(matches!(read_wal_segment(&vfs, &path, 1, &keys, true), Err(wal::Error::Corruption { .. })));
     let reads = opens();
     assert!(reads > 50, "the retries did not run: the segment was opened {reads} times");
 }

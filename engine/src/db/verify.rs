@@ -27,7 +27,8 @@ fn error_file(e: &Error) -> Option<String> {
         Error::Corruption { file, .. }
         | Error::Io { file, .. }
         | Error::UnsupportedVersion { file, .. }
-        | Error::MissingEpoch { file, .. } => Some(file.clone()),
+        | Error::MissingEpoch { file, .. }
+        | Error::TornLastFrame { file, .. } => Some(file.clone()),
         _ => None,
     }
 }
@@ -218,6 +219,20 @@ fn verify_once(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, options: 
             }
         }
     }
+    if versions.is_some() {
+        // The segments against the manifest: a listed one missing, an unlisted
+        // one holding writes, a seqno gap or overlap (a file of another state).
+        // Damage already reported above is not reported twice.
+        let replayed = crate::db::open::probe_and_replay(vfs, dir, keys, options.num_levels, false);
+        // A store older than the outside counter saw (a rolled-back directory).
+        let checked = replayed.and_then(|r| crate::db::open::check_freshness(options, keys, r.last_seqno));
+        if let Err(e) = checked {
+            let file = error_file(&e).unwrap_or_else(|| crate::freshness::COUNTER_NAME.to_string());
+            if !report.damaged.iter().any(|(f, _)| *f == file) {
+                report.damaged.push((file, e.to_string()));
+            }
+        }
+    }
     Ok(Pass { report, epoch_missing })
 }
 
@@ -236,7 +251,7 @@ fn verify_wal(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &KeyManager, number: u64) ->
         // Created but never synced before a crash: holds no record.
         return Ok((0, None));
     }
-    let log = crate::db::open::read_wal_segment(vfs, &path, keys, true)?;
+    let log = crate::db::open::read_wal_segment(vfs, &path, number, keys, true)?;
     for record in &log.records {
         decode_batch(record, &name, 0)?;
     }

@@ -20,7 +20,7 @@ use parking_lot::MutexGuard;
 use wal::{LogWriter, Preallocation};
 
 use crate::batch::{BatchOp, WriteBatch};
-use crate::db::inner::{Inner, WriterState};
+use crate::db::inner::{wal_name, Inner, WriterState};
 use crate::error::{Error, Result};
 use crate::format;
 use crate::options::SyncPolicy;
@@ -195,6 +195,7 @@ impl Inner {
         self.last_logged.store(last, Ordering::Release);
         self.visible.fetch_max(last, Ordering::AcqRel);
         self.ingests.fetch_add(1, Ordering::Relaxed);
+        self.advance_freshness(last)?;
         if !background {
             self.bound_level0_inline()?;
         }
@@ -371,7 +372,17 @@ impl Inner {
                 Ok(()) => self.bound_level0_inline()?,
             }
         }
+        self.advance_freshness(pending.last_seqno)?;
         Ok(pending.last_seqno)
+    }
+
+    /// Tells the outside counter (`Options::freshness_counter`) how far the
+    /// store got, after a write was acknowledged.
+    pub(crate) fn advance_freshness(&self, last_seqno: SeqNo) -> Result<()> {
+        let Some(counter) = &self.options.freshness_counter else { return Ok(()) };
+        counter
+            .advance(&self.keys.store_id(), last_seqno)
+            .map_err(|source| Error::Io { file: crate::freshness::COUNTER_NAME.into(), source })
     }
 
     /// With background work off, compacts once level 0 reaches the stop trigger
@@ -424,7 +435,9 @@ impl Inner {
             }
         }
         let number = self.versions.new_file_number();
-        match self.create_wal(number) {
+        // The old segment ends in a torn tail whose seqnos stay used: it is not
+        // synced whole, so the manifest records no exact end for it.
+        match self.create_wal(number).and_then(|wal| self.list_wal(number, writer.last_seqno, false).map(|()| wal)) {
             Ok(wal) => {
                 writer.wal = Some(Arc::new(wal));
                 writer.wal_full = false;
@@ -518,11 +531,38 @@ impl Inner {
                 self.record_failure("creating a WAL segment", e);
             }
         })?;
+        // The segment is left in place if the edit fails: the edit may have
+        // reached the manifest, and a listed segment must exist. Unlisted, it
+        // holds no record and is retired with the others.
+        self.list_wal(number, writer.last_seqno, self.options.sync != SyncPolicy::Never).map_err(|e| {
+            if e.is_storage_full() {
+                // The edit did not reach the manifest (its append ran out of
+                // space), so the segment is not listed and can go; the old one
+                // stays active and a later switch retries. Starting the new
+                // segment is what failed, so the error names it.
+                let _ = self.vfs.remove_file(&wal::segment_path(&self.dir, number));
+                Error::StorageFull { file: wal_name(number) }
+            } else {
+                self.record_failure("listing a WAL segment in the manifest", &e);
+                e
+            }
+        })?;
         writer.wal = Some(Arc::new(wal));
         let mut mems = self.mems.write();
         let frozen = std::mem::replace(&mut mems.active, Arc::new(Memtable::with_expected_bytes(number, self.options.memtable_size_bytes)));
         mems.immutables.push_back(frozen);
         Ok(())
+    }
+
+    /// Records in the manifest that WAL segment `number` exists and that its
+    /// batches start after `last_seqno`, before any batch is appended to it, so
+    /// recovery can tell a missing, extra or earlier segment (`open::replay_wal_checked`).
+    /// `predecessor_synced`: the segment before it was synced whole, so it ends
+    /// exactly at `last_seqno`.
+    pub(crate) fn list_wal(&self, number: u64, last_seqno: SeqNo, predecessor_synced: bool) -> Result<()> {
+        let segment = compaction::WalSegment { first_seqno: last_seqno + 1, predecessor_synced };
+        let edit = VersionEdit { wal_segments: vec![(number, segment)], ..VersionEdit::default() };
+        self.restart_full_manifest().and_then(|()| self.versions.log_and_apply(edit).map_err(Error::from))
     }
 
     /// Creates WAL segment `number`, preallocated, with a durable header, size and

@@ -316,11 +316,7 @@ pub(crate) fn open_cipher(file: &dyn RandomAccessFile, keys: &KeyManager, file_i
         return Err(Error::corruption(name, 0, "file shorter than its header"));
     }
     file.read_exact_at(&mut header, 0).map_err(|source| Error::Io { file: name.to_string(), source })?;
-    let cipher = keys.open_file(&header, FileKind::Sst, name)?;
-    if cipher.file_id() != file_id {
-        return Err(Error::corruption(name, 16, format!("header names file {}, expected {file_id}", cipher.file_id())));
-    }
-    Ok(cipher)
+    Ok(keys.open_file(&header, FileKind::Sst, file_id, name)?)
 }
 
 impl TableReader {

@@ -42,7 +42,7 @@ fn store_created_with_recovery_key_unlocks_with_it() {
     let from_text = RecoveryKey::from_text(&typed).unwrap();
     let by_recovery = unlock(&vfs, &dir, &Credential::Recovery(from_text)).unwrap();
     assert_eq!(by_recovery.store_id(), created.store_id());
-    let reopened = by_recovery.open_file(&hdr, FileKind::Sst, "000003.sst").unwrap();
+    let reopened = by_recovery.open_file(&hdr, FileKind::Sst, 3, "000003.sst").unwrap();
     assert_eq!(reopened.open(FILE_HEADER_LEN as u64, BlockKind::SstData, &sealed).unwrap(), b"block");
     unlock(&vfs, &dir, &pass("p")).unwrap();
     assert!(matches!(unlock(&vfs, &dir, &Credential::Recovery(RecoveryKey::generate())), Err(Error::WrongKey)));
@@ -217,9 +217,9 @@ fn rotation_adds_a_current_epoch_and_persists_it() {
     let reopened = unlock(&vfs, &dir, &pass("p")).unwrap();
     assert_eq!(reopened.epochs(), vec![1, 2]);
     assert_eq!(reopened.current_epoch(), 2);
-    let c = reopened.open_file(&old_hdr, FileKind::Wal, "000001.wal").unwrap();
+    let c = reopened.open_file(&old_hdr, FileKind::Wal, 1, "000001.wal").unwrap();
     assert_eq!(c.open(FILE_HEADER_LEN as u64, BlockKind::WalRecord, &old_block).unwrap(), b"before");
-    let c = reopened.open_file(&new_hdr, FileKind::Wal, "000002.wal").unwrap();
+    let c = reopened.open_file(&new_hdr, FileKind::Wal, 2, "000002.wal").unwrap();
     assert_eq!(c.open(FILE_HEADER_LEN as u64, BlockKind::WalRecord, &new_block).unwrap(), b"after");
     assert_eq!(reopened.rotate(&vfs, &dir).unwrap(), 3);
     assert_eq!(keys.epochs(), vec![1, 2], "another manager's view changes only on its own rotation");
@@ -238,11 +238,11 @@ fn destroyed_epoch_makes_its_files_unreadable() {
     assert!(keys.destroy_epoch(&vfs, &dir, 1).unwrap());
     assert_eq!(keys.epochs(), vec![2]);
     for manager in [keys.clone(), unlock(&vfs, &dir, &pass("p")).unwrap()] {
-        match manager.open_file(&old_hdr, FileKind::Sst, "000005.sst") {
+        match manager.open_file(&old_hdr, FileKind::Sst, 5, "000005.sst") {
             Err(Error::MissingEpoch { file, epoch }) => assert_eq!((file.as_str(), epoch), ("000005.sst", 1)),
             other => panic!("expected MissingEpoch, got {other:?}"),
         }
-        manager.open_file(&new_hdr, FileKind::Sst, "000006.sst").unwrap();
+        manager.open_file(&new_hdr, FileKind::Sst, 6, "000006.sst").unwrap();
         assert_eq!(manager.epochs(), vec![2]);
     }
     assert!(!keys.destroy_epoch(&vfs, &dir, 1).unwrap());
@@ -308,10 +308,10 @@ fn two_managers_of_one_store_do_not_undo_each_other() {
     // b still believes epoch 1 is current; its rotation adopts epoch 2 and adds 3.
     assert_eq!(b.rotate(&vfs, &dir).unwrap(), 3);
     assert_eq!(b.epochs(), vec![1, 2, 3]);
-    b.open_file(&hdr_a, FileKind::Sst, "000001.sst").unwrap();
+    b.open_file(&hdr_a, FileKind::Sst, 1, "000001.sst").unwrap();
     let fresh = unlock(&vfs, &dir, &pass("p")).unwrap();
     assert_eq!((fresh.current_epoch(), fresh.epochs()), (3, vec![1, 2, 3]));
-    fresh.open_file(&hdr_a, FileKind::Sst, "000001.sst").unwrap();
+    fresh.open_file(&hdr_a, FileKind::Sst, 1, "000001.sst").unwrap();
     // a destroys epoch 1; b, asked to destroy it too, finds it gone and adopts that.
     assert!(a.destroy_epoch(&vfs, &dir, 1).unwrap());
     assert!(!b.destroy_epoch(&vfs, &dir, 1).unwrap());
