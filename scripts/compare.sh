@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v c++ >/dev/null 2>&1 || need+=(g++)
-ldconfig -p 2>/dev/null | grep -q 'libclang' || need+=(libclang-dev)
+# libclang-cpp.so.N alone is not enough: see libclang-present.sh.
+./scripts/libclang-present.sh || need+=(libclang-dev)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "error: the comparison needs ${need[*]}; install them (as root: apt-get install ${need[*]}) and rerun" >&2

@@ -5,11 +5,16 @@
 //! with a block of another file, or relabelled as another kind fails authentication.
 //! Files are append-only and every file has its own random key, so a
 //! (file key, offset) pair never seals two different blocks.
+//!
+//! The cipher itself is in [`aead`]: the file key is prepared once, when the
+//! [`FileCipher`] is made, and no block rebuilds or allocates anything of it.
 
-use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
-use aes_gcm_siv::{Aes256GcmSiv, Nonce};
+mod aead;
+
 use std::fmt;
 use std::sync::Arc;
+
+use self::aead::{BlockAead, NONCE_LEN};
 
 use crate::error::{Error, Result};
 use crate::keys::FileKey;
@@ -42,7 +47,7 @@ pub enum BlockKind {
 /// Seals and opens the blocks of one file with that file's key.
 #[derive(Clone)]
 pub struct FileCipher {
-    cipher: Aes256GcmSiv,
+    cipher: BlockAead,
     file_id: u64,
     file: Arc<str>,
 }
@@ -53,8 +58,8 @@ impl fmt::Debug for FileCipher {
     }
 }
 
-fn nonce_for(offset: u64, kind: BlockKind) -> [u8; 12] {
-    let mut n = [0u8; 12];
+fn nonce_for(offset: u64, kind: BlockKind) -> [u8; NONCE_LEN] {
+    let mut n = [0u8; NONCE_LEN];
     n[..8].copy_from_slice(&offset.to_le_bytes());
     n[8] = kind as u8;
     n
@@ -63,8 +68,7 @@ fn nonce_for(offset: u64, kind: BlockKind) -> [u8; 12] {
 impl FileCipher {
     /// A cipher for the file `file_id` (named `file` in error messages) with `key`.
     pub fn new(key: &FileKey, file_id: u64, file: impl Into<Arc<str>>) -> Self {
-        let cipher = Aes256GcmSiv::new(key.as_bytes().into());
-        Self { cipher, file_id, file: file.into() }
+        Self { cipher: BlockAead::new(key.as_bytes()), file_id, file: file.into() }
     }
 
     /// The id of the file this cipher belongs to.
@@ -102,11 +106,8 @@ impl FileCipher {
         let Some(tail) = buf.get_mut(start..) else {
             unreachable!("seal_tail_in_place: start {start} past the end of the buffer");
         };
-        match self.cipher.encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, tail) {
-            Ok(tag) => buf.extend_from_slice(&tag),
-            // Only fails for messages beyond 2^36 bytes, far above every size limit here.
-            Err(_) => unreachable!("AES-GCM-SIV refused a message below its size limit"),
-        }
+        let tag = self.cipher.seal(&nonce, &aad, tail);
+        buf.extend_from_slice(&tag);
     }
 
     /// Encrypts `plaintext` into a new buffer of `plaintext.len() + TAG_LEN` bytes.
@@ -119,20 +120,26 @@ impl FileCipher {
 
     /// Authenticates and decrypts `buf` in place (it shrinks by [`TAG_LEN`]).
     ///
-    /// A failed tag is reported as corruption of this file at `offset`.
+    /// A failed tag is reported as corruption of this file at `offset`; `buf` then
+    /// holds no plaintext (its bytes are unspecified: zeros or the ciphertext).
     pub fn open_in_place(&self, offset: u64, kind: BlockKind, buf: &mut Vec<u8>) -> Result<()> {
-        if buf.len() < TAG_LEN {
+        let Some(msg_len) = buf.len().checked_sub(TAG_LEN) else {
             return Err(Error::corruption(&*self.file, offset, format!("{kind:?} shorter than its tag")));
-        }
+        };
         if crate::insecure_null_cipher::is_on() {
-            buf.truncate(buf.len() - TAG_LEN);
+            buf.truncate(msg_len);
             return Ok(());
         }
         let nonce = nonce_for(offset, kind);
         let aad = self.aad(offset, kind);
-        self.cipher
-            .decrypt_in_place(Nonce::from_slice(&nonce), &aad, buf)
-            .map_err(|_| Error::corruption(&*self.file, offset, format!("{kind:?} failed authentication")))
+        let (msg, tag_bytes) = buf.split_at_mut(msg_len);
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(tag_bytes);
+        if !self.cipher.open(&nonce, &aad, msg, &tag) {
+            return Err(Error::corruption(&*self.file, offset, format!("{kind:?} failed authentication")));
+        }
+        buf.truncate(msg_len);
+        Ok(())
     }
 
     /// Authenticates and decrypts `ciphertext` into a new buffer.

@@ -138,3 +138,20 @@ fn committed_hybrid_example_still_opens() {
         Err(crate::Error::WrongKey)
     ));
 }
+
+/// The committed block-envelope example (FORMAT.md §2, checked independently by
+/// `testdata/verify_format_examples.py`) is what this build's block cipher seals,
+/// and it opens again: the envelope's bytes have not drifted with the cipher
+/// implementation under it.
+#[test]
+fn committed_envelope_example_still_seals_and_opens() {
+    let title = "block sealed with file key 60..7f, file id 7, offset 84, WalRecord, \"hello\"";
+    let committed = parse_dump(include_str!("../testdata/format_examples.txt"), title);
+    assert_eq!(committed.len(), 5 + crate::envelope::TAG_LEN);
+    let format_md = include_str!("../FORMAT.md");
+    assert!(format_md.contains("0000  8b 40 8e 8b 9a c2 91 bb a5 dc 26 87 14 dd cc 03"), "FORMAT.md's worked example moved");
+    let fixed = crate::envelope::FileCipher::new(&crate::keys::FileKey::from_bytes(seq(0x60)), 7, "000007.wal");
+    assert_eq!(fixed.seal(84, BlockKind::WalRecord, b"hello"), committed);
+    assert_eq!(fixed.open(84, BlockKind::WalRecord, &committed).unwrap(), b"hello");
+    assert!(fixed.open(84 + 1, BlockKind::WalRecord, &committed).is_err());
+}
