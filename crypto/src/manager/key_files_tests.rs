@@ -95,7 +95,7 @@ fn first_layout_store_opens_is_upgraded_and_cannot_be_downgraded() {
     assert_eq!(read(&vfs, &dir, KEYRING_FILE)[8], 2);
     for p in ["p", "second"] {
         let k = unlock(&vfs, &dir, p);
-        k.open_file(&hdr, FileKind::Sst, "000004.sst").unwrap();
+        k.open_file(&hdr, FileKind::Sst, 4, "000004.sst").unwrap();
         assert_eq!(*k.integrity_root(), expected_root, "the root is fixed at the upgrade");
     }
     // Downgrades: the old KEYRING, the old KEYSLOTS, each put back alone, are refused.
@@ -214,7 +214,7 @@ fn a_destroyed_epoch_does_not_come_back_with_an_old_keyring() {
     let state = slots.open_seal(&master).unwrap().unwrap();
     assert!(Keyring::open_v2(&old_ring, &state.keyring_key, &slots.store_id(), KEYRING_FILE).is_err());
     assert!(Keyring::open(&old_ring, &master, &slots.store_id(), KEYRING_FILE).is_err());
-    assert!(matches!(keys.open_file(&hdr, FileKind::Sst, "000005.sst"), Err(Error::MissingEpoch { .. })));
+    assert!(matches!(keys.open_file(&hdr, FileKind::Sst, 5, "000005.sst"), Err(Error::MissingEpoch { .. })));
 }
 
 #[test]
@@ -255,7 +255,7 @@ fn rekey_replaces_the_master_key_and_survives_a_crash_at_every_sync() {
         sim.clear_faults();
         // Whatever happened, the credential used still opens the store and its files.
         let reopened = unlock(&vfs, &dir, "p");
-        reopened.open_file(&hdr, FileKind::Sst, "000003.sst").unwrap();
+        reopened.open_file(&hdr, FileKind::Sst, 3, "000003.sst").unwrap();
         let new_master = *reopened.master.read() != old_master;
         if let Ok(outcome) = result {
             completed = true;
