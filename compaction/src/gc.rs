@@ -19,8 +19,13 @@ use crypto::vfs::Vfs;
 use crate::error::{Error, Result};
 use crate::version::CURRENT_FILE;
 
-/// Files this layer never removes, whatever their name looks like.
-const PROTECTED: [&str; 4] = ["KEYSLOTS", "KEYRING", CURRENT_FILE, "LOCK"];
+/// Files this layer never removes, whatever their name looks like. The key
+/// files' temporaries are among them: the key manager writes them while the
+/// store is open (a key change of this process, or `key passphrase` of another
+/// one holding the store lock), and removing one between its write and its
+/// rename would fail that change; the key manager removes their leftovers
+/// itself (`crypto::KeyManager::upgrade`, at every writable open).
+const PROTECTED: [&str; 6] = ["KEYSLOTS", "KEYRING", "KEYSLOTS.tmp", "KEYRING.tmp", CURRENT_FILE, "LOCK"];
 
 /// Bytes written per append while overwriting.
 const OVERWRITE_CHUNK_BYTES: usize = 64 << 10;
@@ -181,7 +186,7 @@ mod tests {
         let vfs = StdVfs::new();
         let all = [
             "000005.sst", "000006.sst", "000003.wal", "000004.wal", "MANIFEST-000002", "MANIFEST-000008", "CURRENT",
-            "CURRENT.tmp", "KEYSLOTS", "KEYRING", "LOCK",
+            "CURRENT.tmp", "KEYSLOTS", "KEYRING", "KEYSLOTS.tmp", "KEYRING.tmp", "LOCK",
         ];
         for name in all {
             std::fs::write(dir.path().join(name), name.as_bytes()).unwrap();

@@ -441,6 +441,25 @@ fn write_key_file(vfs: &dyn Vfs, dir: &Path, name: &str, data: &[u8], replaced: 
     Ok(())
 }
 
+/// Overwrites with zeros, syncs and removes `dir/name.tmp`, the leftover of an
+/// atomic replace of key file `name` that a crash cut short; nothing if absent.
+fn remove_leftover_temporary(vfs: &dyn Vfs, dir: &Path, name: &str) -> Result<()> {
+    let tmp_name = format!("{name}.tmp");
+    let path = dir.join(&tmp_name);
+    let len = match vfs.file_size(&path) {
+        Ok(len) => len,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(tmp_name, e)),
+    };
+    let len = usize::try_from(len).unwrap_or(usize::MAX).min(crate::format::MAX_KEYSLOTS_FILE_LEN);
+    let file = vfs.open_for_overwrite(&path).map_err(|e| Error::io(tmp_name.clone(), e))?;
+    file.append(&vec![0u8; len]).map_err(|e| Error::io(tmp_name.clone(), e))?;
+    file.sync().map_err(|e| Error::io(tmp_name.clone(), e))?;
+    drop(file);
+    vfs.remove_file(&path).map_err(|e| Error::io(tmp_name, e))?;
+    vfs.sync_dir(dir).map_err(|e| Error::io(".", e))
+}
+
 /// Reads the key file `dir/name` whole; `None` if it does not exist. A file longer
 /// than any valid one is corruption, refused before anything is allocated for it.
 fn read_key_file(vfs: &dyn Vfs, dir: &Path, name: &str, max_len: usize) -> Result<Option<Vec<u8>>> {

@@ -298,3 +298,37 @@ fn one_writer_process_readers_see_consistent_data_and_a_second_writer_is_refused
     assert!(tables > 0, "the writer never flushed: {stats_text}");
     check_listing(&library_scan(&dir), ROUNDS, "after the writer exited");
 }
+
+/// A passphrase change from another process waits for no one and races no one:
+/// while a writer process holds the store it is refused with the holder's pid
+/// (the writer's own key changes, a rotation's new epoch among them, would
+/// otherwise be lost to it), nothing changes, and once the writer is gone it
+/// goes through. In this process, a handle that holds the lock does not stop it.
+#[test]
+fn a_passphrase_change_beside_a_writer_process_is_refused_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let init = command(&dir)
+        .args(["--insecure-kdf-for-tests", "--argon2-memory-kib", "64", "--argon2-iterations", "1", "init"])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "init: {}", String::from_utf8_lossy(&init.stderr));
+    let options = || Options { insecure_kdf_for_tests: true, argon2: synapsed_storage::Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 }, ..Options::default() };
+    let keyslots = std::fs::read(dir.join("KEYSLOTS")).unwrap();
+
+    let mut writer = Writer::start(&dir);
+    writer.commit(1);
+    let pid = writer.child.id();
+    match Db::change_passphrase(&dir, &Credential::passphrase(PASSPHRASE), b"new one", &options()) {
+        Err(synapsed_storage::Error::Locked { pid: holder }) => assert_eq!(holder, Some(pid)),
+        other => panic!("a passphrase change beside a writer process: {other:?}"),
+    }
+    assert_eq!(std::fs::read(dir.join("KEYSLOTS")).unwrap(), keyslots, "KEYSLOTS changed");
+    writer.finish();
+
+    // In this process: an open handle holds the lock, and the change goes through.
+    let db = Db::open(&dir, &Credential::passphrase(PASSPHRASE), options()).unwrap();
+    Db::change_passphrase(&dir, &Credential::passphrase(PASSPHRASE), b"new one", &options()).unwrap();
+    db.close().unwrap();
+    Db::open(&dir, &Credential::passphrase("new one"), options()).unwrap().close().unwrap();
+}

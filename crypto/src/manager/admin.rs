@@ -197,9 +197,15 @@ impl KeyManager {
     /// interrupted key-file change: a store of the first layout gets a sealed
     /// `KEYSLOTS` and a `KEYRING` under a keyring key (its integrity root fixed
     /// from MK); a `KEYSLOTS` still holding a next keyring key is rewritten
-    /// without it. Returns whether anything was written. Called by a writable open.
+    /// without it; the temporary files of a key-file change a crash cut short
+    /// before its rename are overwritten and removed (they hold keys sealed
+    /// under a keyring key of that change). Returns whether anything was
+    /// written. Called by a writable open, under the store lock.
     pub fn upgrade(&self, vfs: &Arc<dyn Vfs>, dir: &Path) -> Result<bool> {
         let _guard = KEY_FILE_CHANGES.lock();
+        for name in [KEYSLOTS_FILE, super::KEYRING_FILE] {
+            super::remove_leftover_temporary(&**vfs, dir, name)?;
+        }
         let (keyslots, keyring, state) = self.load_own(&**vfs, dir)?;
         if keyslots.is_settled() {
             return Ok(false);

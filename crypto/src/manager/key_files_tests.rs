@@ -304,3 +304,42 @@ fn unlock_beside_a_key_change_reads_the_pair_again() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
 }
+
+/// Records every path opened for overwrite.
+#[derive(Debug)]
+struct OverwriteLog {
+    inner: Arc<dyn Vfs>,
+    overwritten: parking_lot::Mutex<Vec<PathBuf>>,
+}
+
+impl crate::vfs::ForwardingVfs for OverwriteLog {
+    fn inner(&self) -> &dyn Vfs {
+        &*self.inner
+    }
+    fn open_for_overwrite(&self, path: &Path) -> std::io::Result<Box<dyn crate::vfs::WritableFile>> {
+        self.overwritten.lock().push(path.to_path_buf());
+        self.inner.open_for_overwrite(path)
+    }
+}
+
+#[test]
+fn upgrade_overwrites_and_removes_leftover_key_file_temporaries() {
+    let (_, inner, dir) = sim();
+    let log = Arc::new(OverwriteLog { inner, overwritten: parking_lot::Mutex::new(Vec::new()) });
+    let vfs: Arc<dyn Vfs> = log.clone();
+    let keys = KeyManager::create(&vfs, &dir, &pass("p"), &TINY).unwrap();
+    // What a crash between a temporary's sync and its rename leaves.
+    let stale = read(&vfs, &dir, KEYRING_FILE);
+    for name in ["KEYRING.tmp", "KEYSLOTS.tmp"] {
+        let f = vfs.create(&dir.join(name)).unwrap();
+        f.append(&stale).unwrap();
+        f.sync().unwrap();
+    }
+    log.overwritten.lock().clear();
+    keys.upgrade(&vfs, &dir).unwrap();
+    for name in ["KEYRING.tmp", "KEYSLOTS.tmp"] {
+        assert!(!vfs.exists(&dir.join(name)), "{name} left behind");
+        assert!(log.overwritten.lock().contains(&dir.join(name)), "{name} removed without being overwritten");
+    }
+    unlock(&vfs, &dir, "p");
+}

@@ -145,8 +145,21 @@ impl Db {
     /// working at once. `current` authorizes the change: a passphrase replaces its
     /// own slot; any other credential (the recovery key after a forgotten
     /// passphrase) replaces every passphrase slot. No data file is rewritten.
+    ///
+    /// Takes the store lock for the change, so it never races a writer process's
+    /// own key-file change (a rotation's new epoch would be lost): a store open
+    /// for writing in another process is `Error::Locked`. A handle open in this
+    /// process holds the lock already; its key changes and this one take turns.
     pub fn change_passphrase(dir: &Path, current: &Credential, new_passphrase: &[u8], options: &Options) -> Result<()> {
         options.check_kdf_floor()?;
+        if !options.vfs.exists(&dir.join(crypto::KEYSLOTS_FILE)) {
+            return Err(Error::NotFound(dir.display().to_string()));
+        }
+        let _lock = match super::open::take_lock(&*options.vfs, dir) {
+            Ok(lock) => Some(lock),
+            Err(Error::Locked { pid }) if pid == Some(std::process::id()) => None,
+            Err(e) => return Err(e),
+        };
         Ok(KeyManager::change_passphrase(
             &options.vfs,
             dir,

@@ -170,7 +170,7 @@ pub(crate) fn open(dir: &Path, credential: &Credential, options: Options) -> Res
     start(dir, options, vfs, keys, versions, (lock, reader), Some(replayed))
 }
 
-fn take_lock(vfs: &dyn Vfs, dir: &Path) -> Result<Box<dyn LockGuard>> {
+pub(crate) fn take_lock(vfs: &dyn Vfs, dir: &Path) -> Result<Box<dyn LockGuard>> {
     vfs.lock(&dir.join(LOCK_FILE)).map_err(|e| match e {
         LockError::Held { pid } => Error::Locked { pid },
         LockError::Io(source) => Error::Io { file: LOCK_FILE.into(), source },
