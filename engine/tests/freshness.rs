@@ -130,7 +130,7 @@ fn cli_refuses_an_old_segment() {
         assert!(!text.contains("panicked"), "{text}");
         (out.status.code().unwrap_or(-1), text)
     };
-    assert_eq!(run(&["--argon2-memory-kib", "64", "--argon2-iterations", "1", "init"], None).0, 0);
+    assert_eq!(run(&["--insecure-kdf-for-tests", "--argon2-memory-kib", "64", "--argon2-iterations", "1", "init"], None).0, 0);
     assert_eq!(run(&["batch"], Some("put x secret\ncommit\nput y keep\ncommit\n")).0, 0);
     copy_dir(&dir, &saved);
     for args in [&["delete", "x"][..], &["put", "y", "new"], &["compact"], &["put", "w", "latest"]] {

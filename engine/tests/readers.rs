@@ -35,7 +35,7 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 }
 
 fn init(dir: &Path) {
-    ok(dir, &["--argon2-memory-kib", "64", "--argon2-iterations", "1", "init"]);
+    ok(dir, &["--insecure-kdf-for-tests", "--argon2-memory-kib", "64", "--argon2-iterations", "1", "init"]);
 }
 
 /// A value of `len` bytes that compresses badly (so tables grow with it).
