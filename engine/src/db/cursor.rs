@@ -233,3 +233,151 @@ impl std::fmt::Debug for Cursor {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use std::path::Path;
+    use std::sync::atomic::Ordering;
+
+    use crypto::vfs::SimVfs;
+    use crypto::Credential;
+    use index::ValueKind;
+
+    use super::*;
+    use crate::{Db, Error, Options};
+
+    fn store(pairs: &[&str]) -> Db {
+        let mut options = Options::tiny_for_tests();
+        options.vfs = SimVfs::new();
+        let db = Db::create(Path::new("/c/store"), &Credential::passphrase("cursor"), options).unwrap();
+        for k in pairs {
+            db.put(k.as_bytes(), k.to_uppercase().as_bytes()).unwrap();
+        }
+        db
+    }
+
+    fn at(c: &Cursor) -> Option<String> {
+        c.key().map(|k| String::from_utf8(k.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn a_new_cursor_stands_nowhere_and_steps_do_nothing() {
+        let db = store(&["a", "b"]);
+        let mut c = db.cursor(IterOptions::new()).unwrap();
+        assert!(!c.valid());
+        assert_eq!((c.key(), c.value(), c.entry()), (None, None, None));
+        c.next().unwrap();
+        c.prev().unwrap();
+        assert!(!c.valid());
+        c.seek_to_last().unwrap();
+        assert_eq!(c.entry(), Some((&b"b"[..], &b"B"[..])));
+        c.next().unwrap();
+        assert!(!c.valid());
+        // Off the end it stays off: prev does not come back.
+        c.prev().unwrap();
+        assert!(!c.valid());
+    }
+
+    #[test]
+    fn seeks_clamp_to_the_bounds() {
+        let db = store(&["a", "b", "c", "d", "e"]);
+        let mut c = db.cursor(IterOptions::new().lower_bound(b"b").upper_bound(b"d")).unwrap();
+        c.seek(b"a").unwrap();
+        assert_eq!(at(&c).as_deref(), Some("b"));
+        c.seek_for_prev(b"z").unwrap();
+        assert_eq!(at(&c).as_deref(), Some("c"), "the upper bound is exclusive");
+        c.seek_for_prev(b"d").unwrap();
+        assert_eq!(at(&c).as_deref(), Some("c"));
+        c.seek(b"d").unwrap();
+        assert!(!c.valid());
+        c.seek_for_prev(b"a").unwrap();
+        assert!(!c.valid());
+        c.seek_to_first().unwrap();
+        assert_eq!(at(&c).as_deref(), Some("b"));
+        c.prev().unwrap();
+        assert!(!c.valid(), "the lower bound stops a reverse step");
+        let mut empty = db.cursor(IterOptions::new().lower_bound(b"c").upper_bound(b"c")).unwrap();
+        empty.seek_to_first().unwrap();
+        assert!(!empty.valid());
+        empty.seek_to_last().unwrap();
+        assert!(!empty.valid());
+    }
+
+    #[test]
+    fn turning_around_returns_to_the_neighbour() {
+        let db = store(&["a", "b", "c"]);
+        db.flush().unwrap();
+        db.delete(b"b").unwrap();
+        db.put(b"bb", b"BB").unwrap();
+        let mut c = db.cursor(IterOptions::new()).unwrap();
+        c.seek(b"b").unwrap();
+        assert_eq!(at(&c).as_deref(), Some("bb"));
+        c.prev().unwrap();
+        assert_eq!(at(&c).as_deref(), Some("a"));
+        c.next().unwrap();
+        assert_eq!(at(&c).as_deref(), Some("bb"));
+        c.next().unwrap();
+        assert_eq!(at(&c).as_deref(), Some("c"));
+        c.prev().unwrap();
+        assert_eq!(at(&c).as_deref(), Some("bb"));
+    }
+
+    #[test]
+    fn a_cursor_keeps_its_view_across_writes_flushes_and_compaction() {
+        let db = store(&["a", "b", "c"]);
+        let snap = db.snapshot();
+        let mut c = db.cursor_at(&snap, IterOptions::new()).unwrap();
+        let mut now = db.cursor(IterOptions::new()).unwrap();
+        drop(snap);
+        db.delete(b"b").unwrap();
+        db.put(b"d", b"D").unwrap();
+        db.flush().unwrap();
+        db.compact_range(None, None).unwrap();
+        for cursor in [&mut c, &mut now] {
+            cursor.seek_to_first().unwrap();
+            let mut keys = Vec::new();
+            while let Some(k) = at(cursor) {
+                keys.push(k);
+                cursor.next().unwrap();
+            }
+            assert_eq!(keys, ["a", "b", "c"]);
+        }
+        let mut fresh = db.cursor(IterOptions::new()).unwrap();
+        fresh.seek_to_last().unwrap();
+        assert_eq!(at(&fresh).as_deref(), Some("d"));
+        fresh.prev().unwrap();
+        assert_eq!(at(&fresh).as_deref(), Some("c"));
+        fresh.prev().unwrap();
+        assert_eq!(at(&fresh).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn a_reserved_value_kind_is_unsupported_and_leaves_the_cursor_invalid() {
+        let db = store(&["a", "c"]);
+        let seqno = db.inner.visible.load(Ordering::Acquire);
+        db.inner.mems.read().active.insert(b"b", seqno, ValueKind::Merge, b"operand");
+        let mut c = db.cursor(IterOptions::new()).unwrap();
+        c.seek_to_first().unwrap();
+        assert_eq!(at(&c).as_deref(), Some("a"));
+        assert!(matches!(c.next(), Err(Error::Unsupported(_))));
+        assert!(!c.valid());
+        assert!(matches!(c.seek_for_prev(b"b"), Err(Error::Unsupported(_))));
+        assert!(!c.valid());
+        // The keys around it stay readable.
+        c.seek(b"c").unwrap();
+        assert_eq!(at(&c).as_deref(), Some("c"));
+        c.seek_for_prev(b"a").unwrap();
+        assert_eq!(at(&c).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn a_cursor_of_a_closed_store_fails_with_closed() {
+        let db = store(&["a"]);
+        let mut c = db.cursor(IterOptions::new()).unwrap();
+        db.close().unwrap();
+        assert!(matches!(c.seek_to_first(), Err(Error::Closed)));
+        assert!(!c.valid());
+    }
+}
