@@ -71,6 +71,20 @@ impl IterOptions {
 ///
 /// The cursor keeps the memtables and tables of its view alive (their files
 /// are not removed while it exists), so drop it when done.
+///
+/// ```no_run
+/// use synapsed_storage::{Credential, Db, IterOptions, Options};
+///
+/// let db = Db::open(std::path::Path::new("/tmp/example-store"), &Credential::passphrase("pw"), Options::default())?;
+/// // Keys in ["user:", "user;"), read newest first from "user:42" down.
+/// let mut cursor = db.cursor(IterOptions::new().lower_bound(b"user:").upper_bound(b"user;"))?;
+/// cursor.seek_for_prev(b"user:42")?;
+/// while let Some((key, value)) = cursor.entry() {
+///     println!("{key:?} = {value:?}");
+///     cursor.prev()?;
+/// }
+/// # Ok::<(), synapsed_storage::Error>(())
+/// ```
 pub struct Cursor {
     inner: Arc<Inner>,
     view: ReadView,
@@ -154,6 +168,9 @@ impl Cursor {
 
     /// Moves to the next pair in key order. Does nothing when the cursor is
     /// not [`valid`](Self::valid).
+    // A step, not an `Iterator`: it yields nothing and may fail; the name
+    // pairs with `prev` as in other engines' cursors.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<()> {
         self.step(Direction::Forward)
     }
