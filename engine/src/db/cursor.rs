@@ -347,11 +347,14 @@ mod tests {
         let snap = db.snapshot();
         let mut c = db.cursor_at(&snap, IterOptions::new()).unwrap();
         let mut now = db.cursor(IterOptions::new()).unwrap();
+        assert_eq!(c.seqno(), snap.seqno());
+        assert_eq!(now.seqno(), db.stats().last_seqno);
         drop(snap);
         db.delete(b"b").unwrap();
         db.put(b"d", b"D").unwrap();
         db.flush().unwrap();
         db.compact_range(None, None).unwrap();
+        assert_eq!(now.seqno() + 2, db.stats().last_seqno, "the cursor reads at its creation's seqno");
         for cursor in [&mut c, &mut now] {
             cursor.seek_to_first().unwrap();
             let mut keys = Vec::new();
