@@ -1,6 +1,6 @@
 //! Criterion benches of the engine's hot paths through its public API: single
 //! puts (durable and not), point reads (block-cache hit, block-cache miss, absent
-//! key), batch writes and prefix scans. Each read bench first flushes its data so
+//! key), batch writes, prefix scans and cursor seeks. Each read bench first flushes its data so
 //! that reads go to SSTables, not the memtable, which is what they mean to measure.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::indexing_slicing)]
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use synapsed_benches::data::{Rng, Workload};
-use synapsed_storage::{Argon2Params, Credential, Db, Options, SyncPolicy, WriteBatch};
+use synapsed_storage::{Argon2Params, Credential, Db, IterOptions, Options, SyncPolicy, WriteBatch};
 
 /// Keys loaded before the read benches.
 const LOADED: u64 = 50_000;
@@ -168,9 +168,57 @@ fn prefix_scan(c: &mut Criterion) {
     g.finish();
 }
 
+/// Seeks of a [`synapsed_storage::Cursor`] to random loaded keys (block-cache
+/// hits): the seek alone, the seek and ten steps on, the seek for the previous
+/// key, and, as the baseline the cursor is built on, a one-pair `range` scan
+/// from the same key.
+fn cursor_seek(c: &mut Criterion) {
+    let w = Workload::new(6);
+    let mut g = c.benchmark_group("cursor_seek");
+    g.throughput(Throughput::Elements(1));
+    let (_dir, db) = loaded(&w, 64 << 20);
+    for i in 0..LOADED {
+        assert!(db.get(&w.key(i)).unwrap().is_some(), "warming the block cache");
+    }
+    let mut rng = Rng::new(3);
+    let mut cursor = db.cursor(IterOptions::new()).unwrap();
+    g.bench_function("seek", |b| {
+        b.iter(|| {
+            let i = rng.below(LOADED);
+            cursor.seek(&w.key(i)).unwrap();
+            assert_eq!(cursor.key(), Some(&w.key(i)[..]));
+        })
+    });
+    g.bench_function("seek_for_prev", |b| {
+        b.iter(|| {
+            let i = rng.below(LOADED);
+            cursor.seek_for_prev(&w.key(i)).unwrap();
+            assert_eq!(cursor.key(), Some(&w.key(i)[..]));
+        })
+    });
+    g.bench_function("seek_then_10_next", |b| {
+        b.iter(|| {
+            cursor.seek(&w.key(rng.below(LOADED))).unwrap();
+            for _ in 0..10 {
+                cursor.next().unwrap();
+            }
+        })
+    });
+    g.bench_function("range_first_pair", |b| {
+        b.iter(|| {
+            let i = rng.below(LOADED);
+            let key = w.key(i);
+            let mut it = db.range(std::ops::Bound::Included(&key[..]), std::ops::Bound::Unbounded, false, None).unwrap();
+            let (k, _) = it.next_ref().unwrap().unwrap();
+            assert_eq!(k, &key[..]);
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default().sample_size(20).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2))
 }
 
-criterion_group! { name = benches; config = config(); targets = put, get, batch_write, prefix_scan }
+criterion_group! { name = benches; config = config(); targets = put, get, batch_write, prefix_scan, cursor_seek }
 criterion_main!(benches);

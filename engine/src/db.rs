@@ -3,6 +3,7 @@
 //! snapshots, transactions, background work, verify).
 
 mod background;
+mod cursor;
 mod inner;
 mod keys;
 mod iter;
@@ -41,6 +42,7 @@ use crate::options::{Options, SyncPolicy};
 
 use inner::Inner;
 pub use repair::{BlockCounts, LostFile, RepairReport, LOST_DIR};
+pub use cursor::{Cursor, IterOptions};
 
 pub use keys::{EpochFiles, RekeyReport, RotationProgress, RotationReport};
 pub use secure_delete::SecureDeleteReport;
@@ -307,6 +309,26 @@ impl Db {
         Ok(DbIterator { state })
     }
 
+    /// A seekable [`Cursor`] over the store as it is now, within the bounds
+    /// of `options`. It reads at the seqno of this moment for as long as it
+    /// lives, and starts unpositioned: seek before reading.
+    pub fn cursor(&self, options: IterOptions) -> Result<Cursor> {
+        self.cursor_in_view(None, options)
+    }
+
+    /// A seekable [`Cursor`] over the store as of `snapshot`, within the
+    /// bounds of `options`. The cursor may outlive `snapshot`.
+    pub fn cursor_at(&self, snapshot: &Snapshot, options: IterOptions) -> Result<Cursor> {
+        self.cursor_in_view(Some(snapshot.seqno()), options)
+    }
+
+    fn cursor_in_view(&self, snapshot: Option<u64>, options: IterOptions) -> Result<Cursor> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(crate::Error::Closed);
+        }
+        Ok(Cursor::new(Arc::clone(&self.inner), self.inner.read_view(snapshot), options))
+    }
+
     /// Live pairs whose key starts with `prefix`, ascending.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<DbIterator> {
         let end = iter::prefix_successor(prefix);
@@ -416,5 +438,6 @@ const _: () = {
     assert_send_sync::<Snapshot>();
     const fn assert_send<T: Send>() {}
     assert_send::<DbIterator>();
+    assert_send::<Cursor>();
 };
 

@@ -31,7 +31,7 @@ mod freshness;
 mod options;
 
 pub use batch::WriteBatch;
-pub use db::{Db, DbIterator, Snapshot, Stats, Transaction, VerifyReport};
+pub use db::{Cursor, Db, DbIterator, IterOptions, Snapshot, Stats, Transaction, VerifyReport};
 pub use db::{EpochFiles, RekeyReport, RotationProgress, RotationReport, SecureDeleteReport};
 pub use error::{Error, Result};
 pub use db::{BlockCounts, LostFile, RepairReport, LOST_DIR};

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use compaction::Version;
 use index::{cmp_user_keys, Direction, EntryRef, InternalIterator, KeyRange, Memtable, MergingIterator, SeqNo, ValueKind};
 
-use crate::db::inner::{retired_if_evicted, Inner};
+use crate::db::inner::{retired_if_evicted, Inner, ReadView};
 use crate::db::readers::ReaderRegistration;
 use crate::db::read::is_live;
 use crate::error::{Error, Result};
@@ -86,6 +86,19 @@ impl Inner {
             return Ok(None);
         }
         let view = self.read_view(snapshot);
+        self.range_iter_in(&view, range, direction)
+    }
+
+    /// An iterator over `range` in `direction` reading `view`, which it keeps
+    /// alive; `None` when the range is empty. A [`crate::Cursor`] builds one
+    /// per seek over the view it pinned when it was created.
+    pub(crate) fn range_iter_in(&self, view: &ReadView, range: KeyRange, direction: Direction) -> Result<Option<RangeIter>> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if is_empty_range(&range.start, &range.end) {
+            return Ok(None);
+        }
         let mut tables = view.version.iterators(&self.tables, &range, direction).map_err(|e| self.reader_error(e.into()))?;
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::with_capacity(view.memtables.len() + tables.len());
         for mem in &view.memtables {
@@ -105,8 +118,8 @@ impl Inner {
             out_value: Vec::new(),
             exhausted: false,
             done: false,
-            _version: view.version,
-            _memtables: view.memtables,
+            _version: Arc::clone(&view.version),
+            _memtables: view.memtables.clone(),
             reader: self.reader.clone(),
         }))
     }
@@ -233,7 +246,7 @@ impl RangeIter {
     }
 
     /// The pair the last successful step decided.
-    fn pair(&self) -> (&[u8], &[u8]) {
+    pub(crate) fn pair(&self) -> (&[u8], &[u8]) {
         match self.direction {
             Direction::Forward => (&self.key, self.merged.current().map_or(&[][..], |e| e.value)),
             Direction::Reverse => (&self.out_key, &self.out_value),
