@@ -227,7 +227,7 @@ impl Db {
 
     /// Opens the store in `dir` like [`Db::open`]; if the open fails only because
     /// the newest WAL segment ends in a frame cut short in its last bytes
-    /// ([`Error::TornLastFrame`]: what a power loss can leave of a write that
+    /// ([`Error::TornLastFrame`](crate::Error::TornLastFrame): what a power loss can leave of a write that
     /// was never acknowledged, `docs/design.md` section 6), runs [`Db::repair`],
     /// which cuts that frame off, and opens again. Returns the repair's report
     /// when one ran. Any other failure is returned as it is, with nothing
