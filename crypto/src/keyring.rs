@@ -161,28 +161,10 @@ impl Keyring {
             return Err(Error::corruption(file, 9, "the keyring belongs to another store"));
         }
         let generation = u64::from_le_bytes(r.array::<8>("the generation")?);
-        let nonce = r.array::<NONCE_LEN>("the nonce")?;
-        let header = content.get(..KEYRING_V2_HEADER_LEN).unwrap_or_default();
-        let sealed = r.take(r.remaining(), "the sealed body")?;
-        let max_sealed = KEYRING_V2_BODY_PREFIX_LEN + MAX_EPOCHS * KEYRING_ENTRY_LEN + AEAD_TAG_LEN;
-        if sealed.len() > max_sealed {
-            return Err(Error::corruption(
-                file,
-                KEYRING_V2_HEADER_LEN as u64,
-                format!("sealed body of {} bytes exceeds the limit", sealed.len()),
-            ));
-        }
-        let mut body = Zeroizing::new(sealed.to_vec());
-        let key = sealing_key_v2(keyring_key);
-        let cipher = Aes256GcmSiv::new((&*key).into());
-        cipher.decrypt_in_place(Nonce::from_slice(&nonce), header, &mut *body).map_err(|_| {
-            Error::corruption(
-                file,
-                KEYRING_V2_HEADER_LEN as u64,
-                format!(
-                    "keyring (generation {generation}) failed authentication under the keyring key of KEYSLOTS \
-                     (damaged, an older copy put back, or another store's)"
-                ),
+        let body = open_body(&mut r, content, file, KEYRING_V2_HEADER_LEN, KEYRING_V2_BODY_PREFIX_LEN, &sealing_key_v2(keyring_key), || {
+            format!(
+                "keyring (generation {generation}) failed authentication under the keyring key of KEYSLOTS \
+                 (damaged, an older copy put back, or another store's)"
             )
         })?;
         let mut br = Reader::new(&body, file);
@@ -280,31 +262,41 @@ impl Keyring {
         if &found_id != store_id {
             return Err(Error::corruption(file, 9, "the keyring belongs to another store"));
         }
-        let nonce = r.array::<NONCE_LEN>("the nonce")?;
-        let header = content.get(..KEYRING_HEADER_LEN).unwrap_or_default();
-        let sealed = r.take(r.remaining(), "the sealed body")?;
-        let max_sealed = KEYRING_BODY_PREFIX_LEN + MAX_EPOCHS * KEYRING_ENTRY_LEN + AEAD_TAG_LEN;
-        if sealed.len() > max_sealed {
-            return Err(Error::corruption(
-                file,
-                KEYRING_HEADER_LEN as u64,
-                format!("sealed body of {} bytes exceeds the limit", sealed.len()),
-            ));
-        }
-        let mut body = Zeroizing::new(sealed.to_vec());
-        let key = sealing_key(master);
-        let cipher = Aes256GcmSiv::new((&*key).into());
-        cipher.decrypt_in_place(Nonce::from_slice(&nonce), header, &mut *body).map_err(|_| {
-            Error::corruption(
-                file,
-                KEYRING_HEADER_LEN as u64,
-                "keyring failed authentication (damaged, or not sealed under this store's master key)",
-            )
+        let body = open_body(&mut r, content, file, KEYRING_HEADER_LEN, KEYRING_BODY_PREFIX_LEN, &sealing_key(master), || {
+            "keyring failed authentication (damaged, or not sealed under this store's master key)".into()
         })?;
         let mut br = Reader::new(&body, file);
         let (epochs, current) = read_entries(&mut br, file, KEYRING_HEADER_LEN)?;
         Ok(Keyring { epochs, current, generation: 0, integrity_root: IntegrityRoot::legacy(master) })
     }
+}
+
+/// Opens the sealed body that follows a keyring header of `header_len` bytes
+/// (`r` stands just before the header's nonce): refuses a body longer than the
+/// most epochs a keyring holds, then authenticates and decrypts it under `key`
+/// with the header as AAD. `failed` gives the reason when the tag does not verify.
+fn open_body(
+    r: &mut Reader<'_>,
+    content: &[u8],
+    file: &str,
+    header_len: usize,
+    body_prefix_len: usize,
+    key: &[u8; 32],
+    failed: impl FnOnce() -> String,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let nonce = r.array::<NONCE_LEN>("the nonce")?;
+    let header = content.get(..header_len).unwrap_or_default();
+    let sealed = r.take(r.remaining(), "the sealed body")?;
+    let max_sealed = body_prefix_len + MAX_EPOCHS * KEYRING_ENTRY_LEN + AEAD_TAG_LEN;
+    if sealed.len() > max_sealed {
+        return Err(Error::corruption(file, header_len as u64, format!("sealed body of {} bytes exceeds the limit", sealed.len())));
+    }
+    let mut body = Zeroizing::new(sealed.to_vec());
+    let cipher = Aes256GcmSiv::new(key.into());
+    cipher
+        .decrypt_in_place(Nonce::from_slice(&nonce), header, &mut *body)
+        .map_err(|_| Error::corruption(file, header_len as u64, failed()))?;
+    Ok(body)
 }
 
 /// Reads the current epoch, the count and the entries of an opened body; `base`
