@@ -199,6 +199,7 @@ fn manifest_edit_seeds() -> Vec<(String, Vec<u8>)> {
         deleted: Vec::new(),
         wal_segments: Vec::new(),
         predecessor: None,
+        ..VersionEdit::default()
     }
     .encode();
     let chained = VersionEdit {

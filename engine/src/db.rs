@@ -6,6 +6,7 @@ mod background;
 mod inner;
 mod keys;
 mod iter;
+mod keyspaces;
 mod limits;
 mod open;
 pub(crate) use open::frame_cut_in_its_last_bytes;
