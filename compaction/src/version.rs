@@ -23,6 +23,9 @@ use crate::level_iter::LevelIterator;
 /// Name of the file that names the live manifest.
 pub const CURRENT_FILE: &str = "CURRENT";
 
+/// Live keyspaces other than the default one, by id.
+type Keyspaces = Arc<BTreeMap<u32, Arc<KeyspaceMeta>>>;
+
 /// An immutable picture of the levels.
 #[derive(Debug, Clone, Default)]
 pub struct Version {
@@ -31,7 +34,7 @@ pub struct Version {
     /// next compaction of that level starts after it and rotates through the key space.
     compact_pointers: Vec<Option<Vec<u8>>>,
     /// Live keyspaces other than the default one, by id.
-    keyspaces: Arc<BTreeMap<u32, Arc<KeyspaceMeta>>>,
+    keyspaces: Keyspaces,
     /// The next keyspace id to hand out: above every id ever created, dropped ones included.
     next_keyspace_id: u32,
 }
@@ -69,7 +72,7 @@ impl Version {
 
     /// Applies the keyspace part of `edit`: creates, then drops. The next id
     /// becomes the largest of its old value, the edit's and every created id + 1.
-    fn apply_keyspaces(&self, edit: &VersionEdit) -> Result<(Arc<BTreeMap<u32, Arc<KeyspaceMeta>>>, u32)> {
+    fn apply_keyspaces(&self, edit: &VersionEdit) -> Result<(Keyspaces, u32)> {
         let mut next_id = self.next_keyspace_id().max(edit.next_keyspace_id.unwrap_or(0));
         if edit.created_keyspaces.is_empty() && edit.dropped_keyspaces.is_empty() {
             return Ok((Arc::clone(&self.keyspaces), next_id));

@@ -127,3 +127,42 @@ fn a_store_made_without_keyspaces_opens_reads_and_writes_unchanged() {
     assert_eq!(db.get(b"after").unwrap(), Some(b"1".to_vec()));
     assert_eq!(db.scan_prefix(b"key").unwrap().count(), 300);
 }
+
+/// A store written by the code from before keyspaces existed (the CLI of that
+/// version, see `tests/data/store_before_keyspaces/HOW`): it opens read-only
+/// and read-write, reads back, holds only the default keyspace, and takes a
+/// keyspace afterwards.
+#[test]
+fn a_store_written_before_keyspaces_existed_opens_and_takes_keyspaces() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store_before_keyspaces");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(fixture.join("store")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let cred = Credential::passphrase("before keyspaces");
+    let check = |db: &Db| {
+        assert_eq!(names(db), vec![(0, DEFAULT_KEYSPACE.to_string())]);
+        assert_eq!(db.get(b"user:1").unwrap(), Some(b"alice".to_vec()));
+        assert_eq!(db.get(b"user:2").unwrap(), None, "deleted before the compaction");
+        assert_eq!(db.get(b"late").unwrap(), Some(b"in the log".to_vec()));
+        assert_eq!(db.scan_prefix(b"bulk:").unwrap().count(), 100);
+    };
+    let ro = Db::open(&dir, &cred, options(true)).unwrap();
+    check(&ro);
+    drop(ro);
+    let db = Db::open(&dir, &cred, options(false)).unwrap();
+    check(&db);
+    let ks = db.create_keyspace("new", KeyspaceOptions::default()).unwrap();
+    assert_eq!(ks.id(), 1);
+    db.put(b"after", b"upgrade").unwrap();
+    db.close().unwrap();
+    let db = Db::open(&dir, &cred, options(false)).unwrap();
+    assert_eq!(names(&db), vec![(0, DEFAULT_KEYSPACE.to_string()), (1, "new".to_string())]);
+    assert_eq!(db.get(b"after").unwrap(), Some(b"upgrade".to_vec()));
+    assert_eq!(db.get(b"user:1").unwrap(), Some(b"alice".to_vec()));
+}
