@@ -166,3 +166,40 @@ fn a_store_written_before_keyspaces_existed_opens_and_takes_keyspaces() {
     assert_eq!(db.get(b"after").unwrap(), Some(b"upgrade".to_vec()));
     assert_eq!(db.get(b"user:1").unwrap(), Some(b"alice".to_vec()));
 }
+
+/// Creates racing from several threads: one create per name wins, the others
+/// get `KeyspaceExists`, and every keyspace gets its own id.
+#[test]
+fn racing_creates_of_one_name_make_one_keyspace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let db = std::sync::Arc::new(Db::create(&dir, &cred(), options(false)).unwrap());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let shared = db.create_keyspace("shared", KeyspaceOptions::default());
+                let own = db.create_keyspace(&format!("own{t}"), KeyspaceOptions::default()).unwrap();
+                (shared, own.id())
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    let mut ids = Vec::new();
+    for t in threads {
+        let (shared, own) = t.join().unwrap();
+        match shared {
+            Ok(ks) => {
+                winners += 1;
+                ids.push(ks.id());
+            }
+            Err(Error::KeyspaceExists(name)) => assert_eq!(name, "shared"),
+            Err(e) => panic!("racing create failed with {e}"),
+        }
+        ids.push(own);
+    }
+    assert_eq!(winners, 1);
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=9).collect::<Vec<u32>>(), "ids 1..=9, each once");
+    assert_eq!(db.keyspaces().len(), 10);
+}
