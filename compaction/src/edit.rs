@@ -9,9 +9,11 @@ use index::{InternalKey, SeqNo};
 
 use crate::format::{
     ADDED_FILE_FIXED_LEN, EDIT_FORMAT_VERSION, MAX_ENCODED_KEY_LEN, MAX_LEVELS, MIN_ENCODED_KEY_LEN, TAG_ADDED_FILE,
-    TAG_DELETED_FILE, TAG_END, TAG_LAST_SEQNO, TAG_LOG_NUMBER, TAG_NEXT_FILE_NUMBER, TAG_PREDECESSOR, TAG_WAL_SEGMENT,
-    WAL_SEGMENT_LEN, WAL_SEGMENT_PREDECESSOR_SYNCED,
+    TAG_CREATE_KEYSPACE, TAG_DELETED_FILE, TAG_DROP_KEYSPACE, TAG_END, TAG_LAST_SEQNO, TAG_LOG_NUMBER,
+    TAG_NEXT_FILE_NUMBER, TAG_NEXT_KEYSPACE_ID, TAG_PREDECESSOR, TAG_WAL_SEGMENT, WAL_SEGMENT_LEN,
+    WAL_SEGMENT_PREDECESSOR_SYNCED,
 };
+use crate::keyspace::{check_keyspace_name, KeyspaceMeta, DEFAULT_KEYSPACE_ID};
 
 /// A WAL segment as the manifest records it when the segment is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,12 @@ pub struct VersionEdit {
     /// The manifest this one replaced and its last seqno; in the first record of
     /// every manifest this format writes ((0, 0) for a store's first manifest).
     pub predecessor: Option<(u64, SeqNo)>,
+    /// Keyspaces created (tag 8), in order.
+    pub created_keyspaces: Vec<KeyspaceMeta>,
+    /// Ids of keyspaces dropped (tag 9), applied after the creates.
+    pub dropped_keyspaces: Vec<u32>,
+    /// The next keyspace id to hand out (tag 10; in snapshots).
+    pub next_keyspace_id: Option<u32>,
 }
 
 impl VersionEdit {
@@ -100,6 +108,24 @@ impl VersionEdit {
             out.extend_from_slice(&number.to_le_bytes());
             out.extend_from_slice(&segment.first_seqno.to_le_bytes());
             out.push(if segment.predecessor_synced { WAL_SEGMENT_PREDECESSOR_SYNCED } else { 0 });
+        }
+        if let Some(id) = self.next_keyspace_id {
+            out.push(TAG_NEXT_KEYSPACE_ID);
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        for ks in &self.created_keyspaces {
+            out.push(TAG_CREATE_KEYSPACE);
+            out.extend_from_slice(&ks.id.to_le_bytes());
+            // Names are checked to be 1..=255 bytes before an edit is built.
+            debug_assert!(check_keyspace_name(&ks.name).is_ok(), "keyspace name checked before encoding");
+            out.push(u8::try_from(ks.name.len()).unwrap_or(u8::MAX));
+            out.extend_from_slice(ks.name.as_bytes());
+            out.extend_from_slice(&u16::try_from(ks.options.len()).unwrap_or(u16::MAX).to_le_bytes());
+            out.extend_from_slice(&ks.options);
+        }
+        for id in &self.dropped_keyspaces {
+            out.push(TAG_DROP_KEYSPACE);
+            out.extend_from_slice(&id.to_le_bytes());
         }
         for &(level, number) in &self.deleted {
             out.push(TAG_DELETED_FILE);
@@ -160,6 +186,38 @@ impl VersionEdit {
                     }
                     let predecessor_synced = flags & WAL_SEGMENT_PREDECESSOR_SYNCED != 0;
                     edit.wal_segments.push((number, WalSegment { first_seqno, predecessor_synced }));
+                }
+                TAG_NEXT_KEYSPACE_ID => {
+                    if edit.next_keyspace_id.is_some() {
+                        return Err(r.error_at(tag_pos, "next keyspace id appears twice"));
+                    }
+                    edit.next_keyspace_id = Some(r.u32()?);
+                }
+                TAG_CREATE_KEYSPACE => {
+                    let id = r.u32()?;
+                    if id == DEFAULT_KEYSPACE_ID {
+                        return Err(r.error_at(tag_pos, "creates keyspace 0, the default keyspace"));
+                    }
+                    let name_len = usize::from(r.u8()?);
+                    let name_pos = r.pos;
+                    let name = match std::str::from_utf8(r.take(name_len)?) {
+                        Ok(name) => name.to_owned(),
+                        Err(_) => return Err(r.error_at(name_pos, "keyspace name is not UTF-8")),
+                    };
+                    check_keyspace_name(&name).map_err(|reason| r.error_at(name_pos, reason))?;
+                    let options_pos = r.pos;
+                    let options_len = usize::from(u16::from_le_bytes(r.array()?));
+                    if options_len != 0 {
+                        return Err(r.error_at(options_pos, format!("keyspace options of {options_len} bytes; this format defines none")));
+                    }
+                    edit.created_keyspaces.push(KeyspaceMeta { id, name, options: Vec::new() });
+                }
+                TAG_DROP_KEYSPACE => {
+                    let id = r.u32()?;
+                    if id == DEFAULT_KEYSPACE_ID {
+                        return Err(r.error_at(tag_pos, "drops keyspace 0, the default keyspace"));
+                    }
+                    edit.dropped_keyspaces.push(id);
                 }
                 TAG_DELETED_FILE => {
                     let level = r.level()?;
@@ -314,6 +372,12 @@ pub(crate) mod tests {
             deleted: vec![(1, 4), (2, 77)],
             wal_segments: vec![(12, WalSegment { first_seqno: 123_400, predecessor_synced: true }), (13, WalSegment { first_seqno: 0, predecessor_synced: false })],
             predecessor: Some((11, 123_399)),
+            created_keyspaces: vec![
+                KeyspaceMeta { id: 3, name: "user".into(), options: Vec::new() },
+                KeyspaceMeta { id: 4, name: "_idx\u{e9}".into(), options: Vec::new() },
+            ],
+            dropped_keyspaces: vec![2],
+            next_keyspace_id: Some(9),
         }
     }
 
@@ -346,6 +410,34 @@ pub(crate) mod tests {
         let mut bytes = sample().encode();
         bytes[0] = EDIT_FORMAT_VERSION + 1;
         assert!(VersionEdit::decode(&bytes).unwrap_err().reason.contains("format version"));
+    }
+
+    #[test]
+    fn keyspace_records_round_trip_and_bad_ones_are_refused() {
+        let edit = VersionEdit {
+            created_keyspaces: vec![KeyspaceMeta { id: 7, name: "ab".into(), options: Vec::new() }],
+            next_keyspace_id: Some(8),
+            ..Default::default()
+        };
+        let bytes = edit.encode();
+        // The worked example of compaction/FORMAT.md: version, next keyspace id 8,
+        // create keyspace 7, name length 2, "ab", options length 0, end.
+        assert_eq!(bytes, [1, 10, 8, 0, 0, 0, 8, 7, 0, 0, 0, 2, b'a', b'b', 0, 0, 0]);
+        assert_eq!(VersionEdit::decode(&bytes).unwrap(), edit);
+
+        let refused = |bytes: &[u8], what: &str| {
+            let err = VersionEdit::decode(bytes).unwrap_err();
+            assert!(err.reason.contains(what), "{err:?} should say {what}");
+        };
+        refused(&[1, 8, 0, 0, 0, 0, 2, b'a', b'b', 0, 0, 0], "default keyspace");
+        refused(&[1, 9, 0, 0, 0, 0, 0], "default keyspace");
+        refused(&[1, 8, 7, 0, 0, 0, 0, 0, 0, 0], "empty");
+        refused(&[1, 8, 7, 0, 0, 0, 2, 0xff, 0xfe, 0, 0, 0], "UTF-8");
+        refused(&[1, 8, 7, 0, 0, 0, 2, b'a', b'b', 1, 0, 9, 0], "options");
+        refused(&[1, 10, 1, 0, 0, 0, 10, 1, 0, 0, 0, 0], "twice");
+        let dropped = VersionEdit { dropped_keyspaces: vec![9], next_keyspace_id: Some(12), ..Default::default() };
+        assert_eq!(dropped.encode(), [1, 10, 12, 0, 0, 0, 9, 9, 0, 0, 0, 0]);
+        assert_eq!(VersionEdit::decode(&dropped.encode()).unwrap(), dropped);
     }
 
     #[test]

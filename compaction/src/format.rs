@@ -45,6 +45,14 @@ pub(crate) const TAG_WAL_SEGMENT: u8 = 6;
 /// last seqno then (0, 0 for a store's first manifest). Every manifest written by
 /// this format carries it in its first record.
 pub(crate) const TAG_PREDECESSOR: u8 = 7;
+/// `id u32 | name length u8 | name (UTF-8) | options length u16 | options`: keyspace
+/// `id` is created with that name. Options must be empty in this version.
+pub(crate) const TAG_CREATE_KEYSPACE: u8 = 8;
+/// `id u32`: keyspace `id` is dropped; its id is never handed out again.
+pub(crate) const TAG_DROP_KEYSPACE: u8 = 9;
+/// `u32` the next keyspace id to hand out (in a snapshot, so ids of dropped
+/// keyspaces are never reused).
+pub(crate) const TAG_NEXT_KEYSPACE_ID: u8 = 10;
 /// Flag of [`TAG_WAL_SEGMENT`]: the segments before it were synced whole.
 pub(crate) const WAL_SEGMENT_PREDECESSOR_SYNCED: u8 = 1;
 /// Fixed-width part of a WAL segment field, after its tag.

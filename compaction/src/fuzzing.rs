@@ -16,6 +16,7 @@ use crypto::KeyManager;
 use index::{InternalKey, ValueKind};
 
 use crate::edit::{FileMeta, VersionEdit, WalSegment};
+use crate::keyspace::KeyspaceMeta;
 use crate::format::{
     CURRENT_LEN, CURRENT_MAGIC, CURRENT_PURPOSE, CURRENT_TAG_OFFSET, LEGACY_CURRENT_CRC_OFFSET, LEGACY_CURRENT_LEN,
     LEGACY_CURRENT_MAGIC, TAG_ADDED_FILE, TAG_DELETED_FILE, TAG_END,
@@ -199,6 +200,7 @@ fn manifest_edit_seeds() -> Vec<(String, Vec<u8>)> {
         deleted: Vec::new(),
         wal_segments: Vec::new(),
         predecessor: None,
+        ..VersionEdit::default()
     }
     .encode();
     let chained = VersionEdit {
@@ -233,7 +235,7 @@ fn manifest_edit_seeds() -> Vec<(String, Vec<u8>)> {
         ("same_edit_twice".to_string(), records(&[full.clone(), full.clone()])),
         ("only_end_tag".to_string(), records(&[vec![1, TAG_END]])),
         ("bad_version".to_string(), records(&[vec![2, TAG_END]])),
-        ("unknown_tag".to_string(), records(&[vec![1, 9, TAG_END]])),
+        ("unknown_tag".to_string(), records(&[vec![1, 0x42, TAG_END]])),
         ("bytes_after_end".to_string(), records(&[vec![1, TAG_END, 0]])),
         ("log_number_twice".to_string(), records(&[vec![1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, TAG_END]])),
         ("delete_cut_short".to_string(), records(&[vec![1, TAG_DELETED_FILE, 1, 5, 0]])),
@@ -248,6 +250,16 @@ fn manifest_edit_seeds() -> Vec<(String, Vec<u8>)> {
     seeds.push(("key_length_absurd".to_string(), records(&[huge_key])));
     let reversed = VersionEdit { added: vec![(1, meta(10, "z", "a"))], ..VersionEdit::default() }.encode();
     seeds.push(("smallest_after_largest".to_string(), records(&[reversed])));
+    let keyspace = |id: u32, name: &str| KeyspaceMeta { id, name: name.to_string(), options: Vec::new() };
+    let created = VersionEdit {
+        created_keyspaces: vec![keyspace(1, "a"), keyspace(3, "_b")],
+        next_keyspace_id: Some(4),
+        ..VersionEdit::default()
+    }
+    .encode();
+    let dropped = VersionEdit { dropped_keyspaces: vec![1], ..VersionEdit::default() }.encode();
+    seeds.push(("keyspaces_created_then_dropped".to_string(), records(&[created.clone(), dropped.clone()])));
+    seeds.push(("keyspace_dropped_twice".to_string(), records(&[created, dropped.clone(), dropped])));
     let mut current = vec![1u8];
     current.extend_from_slice(&encode_legacy_current(12));
     seeds.push(("current_valid".to_string(), current.clone()));

@@ -11,6 +11,7 @@ mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 mod gc;
+mod keyspace;
 mod level_iter;
 mod manifest;
 mod pick;
@@ -26,6 +27,7 @@ pub use compact::{
 };
 pub use edit::{FileMeta, VersionEdit, WalSegment};
 pub use error::{Error, Result};
+pub use keyspace::{check_keyspace_name, KeyspaceMeta, DEFAULT_KEYSPACE_ID, MAX_KEYSPACE_NAME_LEN};
 pub use gc::{delete_obsolete_files, overwrite_and_remove};
 pub use pick::{pick_compaction, pick_range_compaction};
 pub use split::MAX_SUBCOMPACTIONS;

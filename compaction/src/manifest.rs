@@ -22,6 +22,7 @@ use crate::format::{
     CURRENT_LEN, CURRENT_MAGIC, CURRENT_PURPOSE, CURRENT_TAG_OFFSET, LEGACY_CURRENT_CRC_OFFSET, LEGACY_CURRENT_LEN,
     LEGACY_CURRENT_MAGIC, SNAPSHOT_RECORD_BYTES,
 };
+use crate::keyspace::{KeyspaceMeta, DEFAULT_KEYSPACE_ID};
 use crate::manifest_path;
 use crate::version::Version;
 use crate::CURRENT_FILE;
@@ -227,9 +228,26 @@ pub(crate) fn snapshot_edits(state: &ManifestState) -> Vec<VersionEdit> {
         last_seqno: Some(state.last_seqno),
         predecessor: state.predecessor,
         wal_segments: state.wal_segments.iter().map(|(n, s)| (*n, *s)).collect(),
+        // Only a store that ever created a keyspace records the next id, so the
+        // manifest of a store without keyspaces is written as before.
+        next_keyspace_id: Some(state.version.next_keyspace_id()).filter(|&id| id > DEFAULT_KEYSPACE_ID + 1),
         ..Default::default()
     }];
     let mut bytes = 0usize;
+    for ks in state.version.keyspaces() {
+        let approx = 16 + ks.name.len() + ks.options.len();
+        let full = bytes.saturating_add(approx) > SNAPSHOT_RECORD_BYTES;
+        match edits.last_mut().filter(|e| !full || e.created_keyspaces.is_empty()) {
+            Some(e) => {
+                e.created_keyspaces.push(KeyspaceMeta::clone(ks));
+                bytes = bytes.saturating_add(approx);
+            }
+            None => {
+                edits.push(VersionEdit { created_keyspaces: vec![KeyspaceMeta::clone(ks)], ..Default::default() });
+                bytes = approx;
+            }
+        }
+    }
     for (level, meta) in state.version.snapshot_files() {
         let approx = 64 + meta.smallest.user_key.len() + meta.largest.user_key.len();
         let full = bytes.saturating_add(approx) > SNAPSHOT_RECORD_BYTES;

@@ -9,7 +9,7 @@
 //!   user keys, so at most one table per level can hold a given user key;
 //! - a table number appears at most once in the whole version.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -17,10 +17,14 @@ use index::{Direction, InternalIterator, KeyRange, SeqNo, TableCache, ValueKind}
 
 use crate::edit::{FileMeta, VersionEdit};
 use crate::error::{Error, Result};
+use crate::keyspace::{KeyspaceMeta, DEFAULT_KEYSPACE_ID};
 use crate::level_iter::LevelIterator;
 
 /// Name of the file that names the live manifest.
 pub const CURRENT_FILE: &str = "CURRENT";
+
+/// Live keyspaces other than the default one, by id.
+type Keyspaces = Arc<BTreeMap<u32, Arc<KeyspaceMeta>>>;
 
 /// An immutable picture of the levels.
 #[derive(Debug, Clone, Default)]
@@ -29,12 +33,67 @@ pub struct Version {
     /// Per level, the largest user key of the last compaction out of it, so the
     /// next compaction of that level starts after it and rotates through the key space.
     compact_pointers: Vec<Option<Vec<u8>>>,
+    /// Live keyspaces other than the default one, by id.
+    keyspaces: Keyspaces,
+    /// The next keyspace id to hand out: above every id ever created, dropped ones included.
+    next_keyspace_id: u32,
 }
 
 impl Version {
     /// An empty version with `num_levels` levels.
     pub(crate) fn empty(num_levels: usize) -> Self {
-        Version { levels: vec![Vec::new(); num_levels], compact_pointers: vec![None; num_levels] }
+        Version {
+            levels: vec![Vec::new(); num_levels],
+            compact_pointers: vec![None; num_levels],
+            keyspaces: Arc::default(),
+            next_keyspace_id: DEFAULT_KEYSPACE_ID + 1,
+        }
+    }
+
+    /// Live keyspaces other than the default one (id 0), by id.
+    pub fn keyspaces(&self) -> impl Iterator<Item = &Arc<KeyspaceMeta>> + '_ {
+        self.keyspaces.values()
+    }
+
+    /// The live keyspace named `name`, other than the default one.
+    pub fn keyspace_by_name(&self, name: &str) -> Option<&Arc<KeyspaceMeta>> {
+        self.keyspaces.values().find(|k| k.name == name)
+    }
+
+    /// Whether keyspace `id` is live (the default keyspace always is).
+    pub fn has_keyspace(&self, id: u32) -> bool {
+        id == DEFAULT_KEYSPACE_ID || self.keyspaces.contains_key(&id)
+    }
+
+    /// The id the next created keyspace gets: above every id ever created.
+    pub fn next_keyspace_id(&self) -> u32 {
+        self.next_keyspace_id.max(DEFAULT_KEYSPACE_ID + 1)
+    }
+
+    /// Applies the keyspace part of `edit`: creates, then drops. The next id
+    /// becomes the largest of its old value, the edit's and every created id + 1.
+    fn apply_keyspaces(&self, edit: &VersionEdit) -> Result<(Keyspaces, u32)> {
+        let mut next_id = self.next_keyspace_id().max(edit.next_keyspace_id.unwrap_or(0));
+        if edit.created_keyspaces.is_empty() && edit.dropped_keyspaces.is_empty() {
+            return Ok((Arc::clone(&self.keyspaces), next_id));
+        }
+        let mut map = BTreeMap::clone(&self.keyspaces);
+        for ks in &edit.created_keyspaces {
+            if ks.id == DEFAULT_KEYSPACE_ID || map.contains_key(&ks.id) {
+                return Err(Error::InvalidEdit(format!("creates keyspace {}, which is live", ks.id)));
+            }
+            if map.values().any(|k| k.name == ks.name) {
+                return Err(Error::InvalidEdit(format!("creates keyspace {} with the name of a live keyspace", ks.id)));
+            }
+            next_id = next_id.max(ks.id.checked_add(1).ok_or_else(|| Error::InvalidEdit("keyspace ids exhausted".into()))?);
+            map.insert(ks.id, Arc::new(ks.clone()));
+        }
+        for id in &edit.dropped_keyspaces {
+            if map.remove(id).is_none() {
+                return Err(Error::InvalidEdit(format!("drops keyspace {id}, which is not live")));
+            }
+        }
+        Ok((Arc::new(map), next_id))
     }
 
     /// Number of levels.
@@ -110,7 +169,8 @@ impl Version {
                 }
             }
         }
-        let mut v = Version { levels, compact_pointers };
+        let (keyspaces, next_keyspace_id) = self.apply_keyspaces(edit)?;
+        let mut v = Version { levels, compact_pointers, keyspaces, next_keyspace_id };
         v.sort_and_check()?;
         Ok(v)
     }
@@ -244,6 +304,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use crate::edit::tests::meta;
+    use crate::keyspace::KeyspaceMeta;
 
     fn numbers(v: &Version, level: usize) -> Vec<u64> {
         v.level_files(level).iter().map(|f| f.number).collect()
@@ -284,6 +345,35 @@ mod tests {
         }
         // Same user key at the boundary is fine in L0, where tables may overlap.
         assert!(v.apply(&VersionEdit { added: vec![(0, meta(2, "f", "g"))], ..Default::default() }).is_ok());
+    }
+
+    #[test]
+    fn keyspace_edits_apply_in_order_and_bad_ones_are_refused() {
+        let ks = |id: u32, name: &str| KeyspaceMeta { id, name: name.into(), options: Vec::new() };
+        let v = Version::empty(3);
+        assert_eq!((v.keyspaces().count(), v.next_keyspace_id()), (0, 1));
+        let v = v.apply(&VersionEdit { created_keyspaces: vec![ks(1, "a"), ks(4, "b")], ..Default::default() }).unwrap();
+        assert_eq!(v.next_keyspace_id(), 5, "past the highest created id");
+        assert_eq!(v.keyspace_by_name("b").map(|k| k.id), Some(4));
+        assert!(v.has_keyspace(0) && v.has_keyspace(1) && !v.has_keyspace(2));
+        // A create and a drop in one edit: creates first.
+        let v = v.apply(&VersionEdit { created_keyspaces: vec![ks(5, "c")], dropped_keyspaces: vec![5, 1], ..Default::default() }).unwrap();
+        assert_eq!(v.keyspaces().map(|k| k.id).collect::<Vec<_>>(), vec![4]);
+        assert_eq!(v.next_keyspace_id(), 6);
+        // The next id only moves forward.
+        let v = v.apply(&VersionEdit { next_keyspace_id: Some(3), ..Default::default() }).unwrap();
+        assert_eq!(v.next_keyspace_id(), 6);
+        let cases = [
+            VersionEdit { created_keyspaces: vec![ks(4, "d")], ..Default::default() },
+            VersionEdit { created_keyspaces: vec![ks(0, "d")], ..Default::default() },
+            VersionEdit { created_keyspaces: vec![ks(7, "b")], ..Default::default() },
+            VersionEdit { dropped_keyspaces: vec![1], ..Default::default() },
+            VersionEdit { dropped_keyspaces: vec![4, 4], ..Default::default() },
+            VersionEdit { created_keyspaces: vec![ks(u32::MAX, "max")], ..Default::default() },
+        ];
+        for edit in cases {
+            assert!(matches!(v.apply(&edit), Err(Error::InvalidEdit(_))), "{edit:?} accepted");
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::edit::{VersionEdit, WalSegment};
 use crate::error::{Error, Result};
 use crate::format::{MANIFEST_ROLL_BYTES, MAX_LEVELS};
 use crate::gc;
+use crate::keyspace::{check_keyspace_name, KeyspaceMeta, DEFAULT_KEYSPACE_ID};
 use crate::manifest::{read_current_and_replay, write_current, write_new_manifest, ManifestState};
 use crate::version::{Version, CURRENT_FILE};
 
@@ -60,6 +61,9 @@ pub struct VersionSet {
     /// Whether the manifest lists its WAL segments (false only for a store of
     /// format 1 opened read-only, which nothing upgrades).
     tracks_wal: bool,
+    /// Serializes keyspace creates and drops, so the name and id checks they make
+    /// against the current version still hold when their edit is applied.
+    keyspace_edits: Mutex<()>,
 }
 
 impl std::fmt::Debug for VersionSet {
@@ -119,6 +123,7 @@ impl VersionSet {
             log_number: AtomicU64::new(state.log_number),
             manifest_number: AtomicU64::new(manifest_number),
             roll_bytes: AtomicU64::new(MANIFEST_ROLL_BYTES),
+            keyspace_edits: Mutex::new(()),
         }
     }
 
@@ -230,6 +235,44 @@ impl VersionSet {
         self.last_seqno.store(last_seqno, Ordering::Release);
         self.log_number.store(log_number, Ordering::Release);
         Ok(())
+    }
+
+    /// Creates keyspace `name` with encoded `options` (empty in this format) in one
+    /// manifest edit, and returns it with its new id. Fails with
+    /// [`Error::InvalidArgument`] if the name is invalid or a live keyspace has it.
+    /// Checking the name against the reserved names of the caller (the default
+    /// keyspace's) is the caller's business.
+    pub fn create_keyspace(&self, name: &str, options: Vec<u8>) -> Result<Arc<KeyspaceMeta>> {
+        check_keyspace_name(name).map_err(Error::InvalidArgument)?;
+        if !options.is_empty() {
+            return Err(Error::InvalidArgument("keyspace options are not defined in this format".into()));
+        }
+        let _serial = self.keyspace_edits.lock();
+        let current = self.current();
+        if current.keyspace_by_name(name).is_some() {
+            return Err(Error::InvalidArgument(format!("keyspace {name:?} already exists")));
+        }
+        let id = current.next_keyspace_id();
+        let meta = KeyspaceMeta { id, name: name.to_owned(), options };
+        let next = id.checked_add(1).ok_or_else(|| Error::InvalidArgument("keyspace ids exhausted".into()))?;
+        let edit = VersionEdit { created_keyspaces: vec![meta], next_keyspace_id: Some(next), ..VersionEdit::default() };
+        self.log_and_apply(edit)?;
+        self.current()
+            .keyspaces()
+            .find(|k| k.id == id)
+            .cloned()
+            .ok_or_else(|| Error::InvalidEdit(format!("keyspace {id} missing after its create was applied")))
+    }
+
+    /// Drops live keyspace `id` in one manifest edit; its id is never handed out
+    /// again. Returns false (and writes nothing) if no such keyspace is live.
+    pub fn drop_keyspace(&self, id: u32) -> Result<bool> {
+        let _serial = self.keyspace_edits.lock();
+        if id == DEFAULT_KEYSPACE_ID || !self.current().has_keyspace(id) {
+            return Ok(false);
+        }
+        self.log_and_apply(VersionEdit { dropped_keyspaces: vec![id], ..VersionEdit::default() })?;
+        Ok(true)
     }
 
     /// Starts a new manifest whose snapshot already includes the edit being applied.
@@ -346,7 +389,82 @@ impl VersionSet {
 
 #[cfg(test)]
 mod tests {
-    use super::numbered_file;
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use std::path::PathBuf;
+
+    use crypto::vfs::SimVfs;
+
+    use super::*;
+    use crate::edit::tests::meta;
+
+    fn names(vs: &VersionSet) -> Vec<(u32, String)> {
+        vs.current().keyspaces().map(|k| (k.id, k.name.clone())).collect()
+    }
+
+    #[test]
+    fn keyspaces_survive_recovery_and_rolls_and_ids_are_never_reused() {
+        let sim = SimVfs::new();
+        let vfs: Arc<dyn Vfs> = sim.clone();
+        let dir = PathBuf::from("/db");
+        vfs.create_dir_all(&dir).unwrap();
+        let keys = KeyManager::ephemeral();
+        let vs = VersionSet::create(&vfs, &dir, &keys, 3).unwrap();
+        assert_eq!(vs.create_keyspace("a", Vec::new()).unwrap().id, 1);
+        assert_eq!(vs.create_keyspace("b", Vec::new()).unwrap().id, 2);
+        assert!(matches!(vs.create_keyspace("a", Vec::new()), Err(Error::InvalidArgument(_))));
+        assert!(matches!(vs.create_keyspace("", Vec::new()), Err(Error::InvalidArgument(_))));
+        assert!(matches!(vs.create_keyspace(&"x".repeat(256), Vec::new()), Err(Error::InvalidArgument(_))));
+        assert!(matches!(vs.create_keyspace("c", vec![1]), Err(Error::InvalidArgument(_))));
+        assert!(vs.drop_keyspace(2).unwrap());
+        assert!(!vs.drop_keyspace(2).unwrap());
+        assert!(!vs.drop_keyspace(0).unwrap(), "the default keyspace is never dropped");
+        vs.log_and_apply(VersionEdit { added: vec![(0, meta(50, "k", "m"))], ..VersionEdit::default() }).unwrap();
+        drop(vs);
+
+        // Replayed from the edits as logged.
+        let vs = VersionSet::recover(&vfs, &dir, &keys, 3).unwrap();
+        assert_eq!(names(&vs), vec![(1, "a".to_string())]);
+        assert_eq!(vs.current().next_keyspace_id(), 3);
+        // Rebuilt from the snapshot that recovery wrote (b's drop is no longer in it).
+        drop(vs);
+        let vs = VersionSet::recover(&vfs, &dir, &keys, 3).unwrap();
+        assert_eq!(names(&vs), vec![(1, "a".to_string())]);
+        assert_eq!(vs.create_keyspace("b", Vec::new()).unwrap().id, 3, "id 2 of the dropped b is not reused");
+        // A roll mid-run writes the keyspaces into the new manifest's snapshot.
+        vs.set_manifest_roll_bytes(0);
+        assert!(vs.drop_keyspace(1).unwrap());
+        drop(vs);
+        let vs = VersionSet::recover_read_only(&vfs, &dir, &keys, 3).unwrap();
+        assert_eq!(names(&vs), vec![(3, "b".to_string())]);
+        assert_eq!(vs.current().next_keyspace_id(), 4);
+        assert_eq!(vs.current().level_files(0).len(), 1);
+        assert!(matches!(vs.create_keyspace("c", Vec::new()), Err(Error::ReadOnly)));
+    }
+
+    #[test]
+    fn a_manifest_without_keyspaces_is_written_as_before() {
+        // A store that never created a keyspace carries no keyspace field at all,
+        // so code from before keyspaces reads it.
+        let sim = SimVfs::new();
+        let vfs: Arc<dyn Vfs> = sim.clone();
+        let dir = PathBuf::from("/db");
+        vfs.create_dir_all(&dir).unwrap();
+        let keys = KeyManager::ephemeral();
+        let vs = VersionSet::create(&vfs, &dir, &keys, 3).unwrap();
+        vs.log_and_apply(VersionEdit { added: vec![(0, meta(50, "k", "m"))], ..VersionEdit::default() }).unwrap();
+        let state = ManifestState {
+            version: vs.current().as_ref().clone(),
+            log_number: 0,
+            next_file_number: 9,
+            last_seqno: 1,
+            wal_segments: BTreeMap::new(),
+            predecessor: Some((0, 0)),
+        };
+        for edit in crate::manifest::snapshot_edits(&state) {
+            assert!(edit.created_keyspaces.is_empty() && edit.dropped_keyspaces.is_empty() && edit.next_keyspace_id.is_none());
+            assert_eq!(VersionEdit::decode(&edit.encode()).unwrap(), edit);
+        }
+    }
 
     #[test]
     fn numbered_file_names() {

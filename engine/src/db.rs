@@ -7,6 +7,7 @@ mod cursor;
 mod inner;
 mod keys;
 mod iter;
+mod keyspaces;
 mod limits;
 mod open;
 pub(crate) use open::frame_cut_in_its_last_bytes;

@@ -114,6 +114,12 @@ pub enum Error {
     /// Data this build cannot interpret yet (a reserved value kind, see `engine/FORMAT.md`).
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// `create_keyspace` with the name of a live keyspace.
+    #[error("keyspace {0:?} already exists")]
+    KeyspaceExists(String),
+    /// No live keyspace has this name (it was never created, or was dropped).
+    #[error("no keyspace {0:?} (never created, or dropped)")]
+    NoSuchKeyspace(String),
 }
 
 /// Result alias.
@@ -242,6 +248,8 @@ impl Error {
             Error::Closed => Error::Closed,
             Error::Retired { file } => Error::Retired { file: file.clone() },
             Error::Unsupported(s) => Error::Unsupported(s.clone()),
+            Error::KeyspaceExists(s) => Error::KeyspaceExists(s.clone()),
+            Error::NoSuchKeyspace(s) => Error::NoSuchKeyspace(s.clone()),
         }
     }
 }

@@ -28,6 +28,7 @@ mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 mod freshness;
+mod keyspace;
 mod options;
 
 pub use batch::WriteBatch;
@@ -36,6 +37,7 @@ pub use db::{EpochFiles, RekeyReport, RotationProgress, RotationReport, SecureDe
 pub use error::{Error, Result};
 pub use db::{BlockCounts, LostFile, RepairReport, LOST_DIR};
 pub use freshness::FreshnessCounter;
+pub use keyspace::{Keyspace, KeyspaceOptions, DEFAULT_KEYSPACE, INTERNAL_KEYSPACE_PREFIX};
 pub use options::{Options, SyncPolicy};
 
 pub use crypto::vfs::{SimVfs, StdVfs, Vfs};

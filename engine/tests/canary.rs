@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use rand::{Rng, RngCore};
-use synapsed_storage::{Argon2Params, Compression, Credential, Db, Options, WriteBatch};
+use synapsed_storage::{Argon2Params, Compression, Credential, Db, KeyspaceOptions, Options, WriteBatch};
 
 const PASSPHRASE: &str = "canary passphrase";
 
@@ -130,6 +130,13 @@ fn run(compression: Compression) {
     }
     assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after puts (WAL)"));
 
+    // Keyspace names live in the manifest (create records and every snapshot).
+    let ks_names = [marker(&mut rng, "keyspace"), format!("_{}", marker(&mut rng, "internal-keyspace"))];
+    db.create_keyspace(&ks_names[0], KeyspaceOptions::default()).unwrap();
+    db.create_internal_keyspace(&ks_names[1], KeyspaceOptions::default()).unwrap();
+    markers.all.extend(ks_names.iter().cloned());
+    assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after creating keyspaces"));
+
     // Stage 2: batches, with a large value and a key that is later deleted (its
     // tombstone carries the key to disk too).
     for round in 0..3 {
@@ -186,6 +193,9 @@ fn run(compression: Compression) {
     // Stage 6: reopen, read everything, write a little more, close again.
     let db = Db::open(&dir, &cred, options.clone()).unwrap();
     assert_reads_back(&db, &markers, &format!("{tag}: after reopen"));
+    for name in &ks_names {
+        assert!(db.keyspace(name).unwrap().is_some(), "{tag}: keyspace lost by the reopen");
+    }
     let (km, vm) = (marker(&mut rng, "reopenkey"), marker(&mut rng, "reopenval"));
     db.put(km.as_bytes(), vm.as_bytes()).unwrap();
     markers.all.extend([km.clone(), vm.clone()]);
