@@ -25,7 +25,7 @@ pub use compact::{
     CompactionOptions,
 };
 pub use edit::{FileMeta, VersionEdit, WalSegment};
-pub use error::{Error, Result};
+pub use error::{Error, ManifestFailure, Result};
 pub use gc::{delete_obsolete_files, overwrite_and_remove};
 pub use pick::{pick_compaction, pick_range_compaction};
 pub use split::MAX_SUBCOMPACTIONS;

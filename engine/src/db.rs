@@ -44,7 +44,7 @@ pub use repair::{BlockCounts, LostFile, RepairReport, LOST_DIR};
 
 pub use keys::{EpochFiles, RekeyReport, RotationProgress, RotationReport};
 pub use secure_delete::SecureDeleteReport;
-pub(crate) use limits::{is_enospc, reason_is_enospc, TABLE_MAX_KEY_BYTES, TABLE_MAX_VALUE_BYTES};
+pub(crate) use limits::{is_enospc, MANIFEST_FILE_DESCRIPTION, TABLE_MAX_KEY_BYTES, TABLE_MAX_VALUE_BYTES};
 
 /// How often a read-only open starts over when a file vanished under it.
 const READ_ONLY_OPEN_ATTEMPTS: u32 = 20;

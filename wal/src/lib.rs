@@ -41,7 +41,7 @@ mod reader;
 pub mod uring;
 mod writer;
 
-pub use error::{Error, Result};
+pub use error::{io_error_kind, Error, FailedOp, FailureCause, Result};
 pub use format::{FRAME_HEADER_LEN, MAX_RECORD_BYTES};
 pub use reader::{LogReader, RecoveredLog};
 pub use writer::{LogWriter, Preallocation};

@@ -320,8 +320,8 @@ impl Inner {
     /// After a manifest write failed on a full disk, starts a fresh manifest so
     /// that edits are accepted again (fails with `StorageFull` while still full).
     pub(crate) fn restart_full_manifest(&self) -> Result<()> {
-        if let Some(reason) = self.versions.manifest_failure() {
-            if crate::db::reason_is_enospc(&reason) {
+        if let Some(failure) = self.versions.manifest_failure() {
+            if failure.is_storage_full() {
                 self.versions.restart_manifest()?;
             }
         }

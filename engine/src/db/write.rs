@@ -402,8 +402,8 @@ impl Inner {
     /// A log stopped by a full disk on append is not a failure of the store: the
     /// writer that hit it has already arranged to move to a fresh segment.
     fn wal_failed(&self, what: &str, e: wal::Error) -> Error {
-        let full_on_append = matches!(&e, wal::Error::Poisoned { reason, .. }
-            if reason.starts_with("append") && crate::db::reason_is_enospc(reason));
+        let full_on_append = matches!(&e, wal::Error::Poisoned { cause, .. }
+            if cause.op == wal::FailedOp::Append && cause.is_storage_full());
         let err: Error = e.into();
         if !full_on_append && !matches!(err, Error::InvalidArgument(_)) {
             self.record_failure(what, &err);
