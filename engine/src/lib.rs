@@ -24,6 +24,7 @@
 mod batch;
 mod db;
 mod error;
+mod events;
 mod format;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -34,6 +35,10 @@ pub use batch::WriteBatch;
 pub use db::{Db, DbIterator, Snapshot, Stats, Transaction, VerifyReport};
 pub use db::{EpochFiles, RekeyReport, RotationProgress, RotationReport, SecureDeleteReport};
 pub use error::{Error, Result};
+pub use events::{
+    BackgroundError, CompactionBegin, CompactionEnd, EventListener, FileDeleted, FlushBegin, FlushEnd, StallCause, TableFileCreated,
+    WriteStallBegin, WriteStallEnd,
+};
 pub use db::{BlockCounts, LostFile, RepairReport, LOST_DIR};
 pub use freshness::FreshnessCounter;
 pub use options::{Options, SyncPolicy};

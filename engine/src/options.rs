@@ -144,6 +144,9 @@ pub struct Options {
     /// Outside state that detects a rollback of the whole directory (see
     /// [`crate::FreshnessCounter`]); none by default.
     pub freshness_counter: Option<Arc<dyn crate::FreshnessCounter>>,
+    /// Told of flushes, compactions, write stalls, background failures and
+    /// files created and removed (see [`crate::EventListener`]); none by default.
+    pub event_listener: Option<Arc<dyn crate::EventListener>>,
 }
 
 impl Default for Options {
@@ -182,6 +185,7 @@ impl Default for Options {
             max_open_files: 1000,
             read_only: false,
             freshness_counter: None,
+            event_listener: None,
         }
     }
 }

@@ -163,7 +163,14 @@ impl Inner {
         }
         drop(slot);
         if !self.failure_logged.swap(true, Ordering::AcqRel) {
-            eprintln!("synapsed-storage: {what} failed in {}: {e}; writes are stopped, reads continue", self.dir.display());
+            tracing::error!(operation = what, dir = %self.dir.display(), error = %e, "failed: writes are stopped, reads continue");
+            if let Some(l) = self.options.event_listener.as_deref() {
+                l.on_background_error(&crate::events::BackgroundError {
+                    operation: what.into(),
+                    message: e.to_string(),
+                    writes_stopped: true,
+                });
+            }
         }
         self.bg_done.notify_all();
     }

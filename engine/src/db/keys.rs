@@ -214,6 +214,8 @@ impl Db {
 
 impl Inner {
     pub(crate) fn rotate_keys(&self, progress: &mut dyn FnMut(&RotationProgress)) -> Result<RotationReport> {
+        let span = tracing::info_span!("key_rotation", dir = %self.dir.display());
+        let _entered = span.enter();
         self.check_writable()?;
         let _one_at_a_time = ROTATIONS.lock();
         // Held from before the new keyring is written: obsolete-file removal

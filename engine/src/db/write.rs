@@ -459,6 +459,16 @@ impl Inner {
     /// and stalls while the flush queue or level 0 is over its limit. Returns
     /// whether the caller must flush inline (background work off).
     fn make_room(&self, writer: &mut MutexGuard<'_, WriterState>) -> Result<bool> {
+        let mut stalled_since = None;
+        let result = self.make_room_stalling(writer, &mut stalled_since);
+        if let Some(since) = stalled_since {
+            self.stall_ended(since);
+        }
+        result
+    }
+
+    /// [`Self::make_room`]'s loop; sets `stalled_since` when it first stalls.
+    fn make_room_stalling(&self, writer: &mut MutexGuard<'_, WriterState>, stalled_since: &mut Option<std::time::Instant>) -> Result<bool> {
         let background = self.options.background_compaction;
         loop {
             let (active_bytes, immutables) = {
@@ -470,6 +480,18 @@ impl Inner {
                 && (self.l0_files() >= self.options.l0_stop_trigger
                     || (full && immutables >= self.options.max_immutable_memtables));
             if stall {
+                if stalled_since.is_none() {
+                    *stalled_since = Some(std::time::Instant::now());
+                    let cause = if self.l0_files() >= self.options.l0_stop_trigger {
+                        crate::events::StallCause::Level0Files
+                    } else {
+                        crate::events::StallCause::FrozenMemtables
+                    };
+                    tracing::info!(?cause, "write stall begun");
+                    if let Some(l) = self.listener() {
+                        l.on_write_stall_begin(&crate::events::WriteStallBegin { cause });
+                    }
+                }
                 self.wait_for_background()?;
                 continue;
             }
@@ -481,6 +503,15 @@ impl Inner {
                 self.wake_background();
             }
             return Ok(!background);
+        }
+    }
+
+    /// Reports the end of a write stall begun at `since`.
+    fn stall_ended(&self, since: std::time::Instant) {
+        let duration = since.elapsed();
+        tracing::info!(duration_us = duration.as_micros() as u64, "write stall ended");
+        if let Some(l) = self.listener() {
+            l.on_write_stall_end(&crate::events::WriteStallEnd { duration });
         }
     }
 
