@@ -105,6 +105,7 @@ pub struct Transaction<'db> {
 
 /// Counters and sizes of an open store.
 #[derive(Debug, Clone, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct Stats {
     /// Last committed sequence number.
     pub last_seqno: u64,
@@ -140,6 +141,7 @@ pub struct Stats {
 
 /// What `verify` found: each damaged file and why.
 #[derive(Debug, Clone, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// Files checked.
     pub files_checked: usize,

@@ -16,10 +16,8 @@ fn cred() -> Credential {
 }
 
 fn options() -> Options {
-    Options {
-        background_compaction: false,
-        ..Options::tiny_for_tests()
-    }
+    Options::tiny_for_tests()
+        .with_background_compaction(false)
 }
 
 fn new_store() -> (tempfile::TempDir, PathBuf) {
@@ -81,10 +79,8 @@ fn oversized_key() {
         Db::open(
             &dir,
             &cred(),
-            Options {
-                max_key_bytes: 2 << 20,
-                ..options()
-            },
+            options()
+                .with_max_key_bytes(2 << 20),
         )
         .unwrap_err(),
         "max_key_bytes",
@@ -101,10 +97,8 @@ fn oversized_value() {
     let db = Db::open(
         &dir,
         &cred(),
-        Options {
-            max_value_bytes: limit,
-            ..options()
-        },
+        options()
+            .with_max_value_bytes(limit),
     )
     .unwrap();
     invalid(
@@ -119,10 +113,8 @@ fn oversized_value() {
         Db::open(
             &dir,
             &cred(),
-            Options {
-                max_value_bytes: (64 << 20) + 1,
-                ..options()
-            },
+            options()
+                .with_max_value_bytes((64 << 20) + 1),
         )
         .unwrap_err(),
         "max_value_bytes",
@@ -151,11 +143,9 @@ fn batch_too_large() {
     let db = Db::open(
         &dir,
         &cred(),
-        Options {
-            max_batch_ops: 10,
-            max_batch_bytes: 2000,
-            ..options()
-        },
+        options()
+            .with_max_batch_ops(10)
+            .with_max_batch_bytes(2000),
     )
     .unwrap();
     let mut batch = WriteBatch::new();
@@ -378,11 +368,9 @@ fn concurrent_writer() {
 fn full_disk() {
     let sim = SimVfs::new();
     let dir = Path::new("/full");
-    let options = Options {
-        vfs: sim.clone(),
-        sync: SyncPolicy::EveryCommit,
-        ..options()
-    };
+    let options = options()
+        .with_vfs(sim.clone())
+        .with_sync(SyncPolicy::EveryCommit);
     let db = Db::create(dir, &cred(), options).unwrap();
     db.put(b"before", b"kept").unwrap();
     sim.set_capacity_bytes(Some(sim.total_live_bytes() + 64));
@@ -408,10 +396,8 @@ fn damaged_file() {
     let db = Db::open(
         &dir,
         &cred(),
-        Options {
-            memtable_size_bytes: 1 << 20,
-            ..options()
-        },
+        options()
+            .with_memtable_size_bytes(1 << 20),
     )
     .unwrap();
     for i in 0..50 {
@@ -448,10 +434,8 @@ fn torn_wal_tail() {
     let db = Db::open(
         &dir,
         &cred(),
-        Options {
-            memtable_size_bytes: 1 << 20,
-            ..options()
-        },
+        options()
+            .with_memtable_size_bytes(1 << 20),
     )
     .unwrap();
     for i in 0..20 {
@@ -477,10 +461,8 @@ fn torn_wal_tail() {
     let report = Db::verify(
         &dir,
         &cred(),
-        Options {
-            read_only: true,
-            ..options()
-        },
+        options()
+            .with_read_only(true),
     )
     .unwrap();
     assert!(
@@ -507,10 +489,8 @@ fn torn_wal_tail() {
     let report = Db::verify(
         &dir,
         &cred(),
-        Options {
-            read_only: true,
-            ..options()
-        },
+        options()
+            .with_read_only(true),
     )
     .unwrap();
     assert!(
@@ -531,7 +511,7 @@ fn open_table_descriptors() -> usize {
 #[test]
 fn too_many_open_files() {
     let (_tmp, dir) = new_store();
-    let limited = Options { max_open_files: 16, ..options() };
+    let limited = options().with_max_open_files(16);
     let db = Db::open(&dir, &cred(), limited.clone()).unwrap();
     // Incompressible values, so the tables stay many and small.
     let value = |i: u32| {
@@ -565,14 +545,14 @@ fn too_many_open_files() {
 
     // A read-only handle keeps every table of its version open, so it refuses a
     // version with more tables than its limit, with the option to raise.
-    let ro = |max_open_files| Db::open(&dir, &cred(), Options { read_only: true, max_open_files, ..options() });
+    let ro = |max_open_files| Db::open(&dir, &cred(), options().with_read_only(true).with_max_open_files(max_open_files));
     invalid(ro(16).unwrap_err(), "max_open_files = 16");
     let reader = ro(1000).unwrap();
     assert_eq!(reader.stats().open_tables, tables);
     assert_eq!(reader.get(b"key000123").unwrap(), Some(value(123)));
     drop(reader);
     // The option has a documented range.
-    invalid(Db::open(&dir, &cred(), Options { max_open_files: 15, ..options() }).unwrap_err(), "max_open_files");
+    invalid(Db::open(&dir, &cred(), options().with_max_open_files(15)).unwrap_err(), "max_open_files");
     db.close().unwrap();
     let out = cli(&dir, &["--max-open-files", "16", "get", "key000123"]);
     assert_cli_error(&out, 1, "max_open_files = 16");
@@ -623,7 +603,7 @@ fn older_key_file_put_back() {
 fn argon2_cost_below_the_floor() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let weak = Options { insecure_kdf_for_tests: false, ..options() };
+    let weak = options().with_insecure_kdf_for_tests(false);
     match Db::create(&dir, &cred(), weak) {
         Err(Error::InvalidArgument(m)) => assert!(m.contains("below the floor"), "{m}"),
         other => panic!("a weak Argon2 cost was accepted: {other:?}"),

@@ -30,11 +30,9 @@ const EVERY_BYTE_UP_TO: u64 = 512;
 const RANDOM_POSITIONS: usize = 200;
 
 fn options() -> Options {
-    Options {
-        background_compaction: false,
-        argon2: Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 },
-        ..Options::tiny_for_tests()
-    }
+    Options::tiny_for_tests()
+        .with_background_compaction(false)
+        .with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 })
 }
 
 fn cred() -> Credential {
@@ -157,7 +155,7 @@ fn check_one(fx: &Fixture, file: &str, pos: u64, mask: u8) -> &'static str {
 
     // verify names the file.
     let verdict =
-        catch_unwind(AssertUnwindSafe(|| Db::verify(&fx.work, &cred(), Options { read_only: true, ..options() })))
+        catch_unwind(AssertUnwindSafe(|| Db::verify(&fx.work, &cred(), options().with_read_only(true))))
             .unwrap_or_else(|_| panic!("{ctx}: verify panicked"));
     match verdict {
         Ok(report) => assert!(
@@ -364,7 +362,7 @@ fn wrong_passphrase_is_refused_and_changes_nothing() {
     let wrong = Credential::passphrase("not the passphrase");
     let r = catch_unwind(AssertUnwindSafe(|| Db::open(&fx.pristine, &wrong, options()))).expect("open panicked");
     assert!(matches!(r, Err(Error::WrongKey)), "open with a wrong passphrase: {:?}", r.err());
-    let r = catch_unwind(AssertUnwindSafe(|| Db::open(&fx.pristine, &wrong, Options { read_only: true, ..options() })))
+    let r = catch_unwind(AssertUnwindSafe(|| Db::open(&fx.pristine, &wrong, options().with_read_only(true))))
         .expect("read-only open panicked");
     assert!(matches!(r, Err(Error::WrongKey)), "read-only open with a wrong passphrase: {:?}", r.err());
     let r = catch_unwind(AssertUnwindSafe(|| Db::verify(&fx.pristine, &wrong, options()))).expect("verify panicked");

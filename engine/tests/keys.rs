@@ -15,10 +15,8 @@ use synapsed_storage::{
 const PASSPHRASE: &str = "correct horse battery staple";
 
 fn options() -> Options {
-    Options {
-        background_compaction: false,
-        ..Options::tiny_for_tests()
-    }
+    Options::tiny_for_tests()
+        .with_background_compaction(false)
 }
 
 fn value(i: usize) -> Vec<u8> {
@@ -339,10 +337,8 @@ fn rotation_leaves_nothing_under_the_old_epoch() {
     let old = Db::open(
         &old_copy,
         &Credential::passphrase(PASSPHRASE),
-        Options {
-            read_only: true,
-            ..options()
-        },
+        options()
+            .with_read_only(true),
     )
     .unwrap();
     assert_eq!(old.get(b"key/00001").unwrap(), Some(value(1)));
@@ -381,10 +377,8 @@ fn argon2_parameters_are_kept_per_slot() {
         t_cost: 3,
         p_cost: 1,
     };
-    let opts = Options {
-        argon2: params,
-        ..options()
-    };
+    let opts = options()
+        .with_argon2(params);
     Db::create(&dir, &Credential::passphrase(PASSPHRASE), opts.clone())
         .unwrap()
         .close()
@@ -430,10 +424,8 @@ fn a_crash_at_any_sync_of_a_rotation_loses_nothing() {
     let mut completed = false;
     for n in 0..2_000 {
         let sim = SimVfs::new();
-        let opts = Options {
-            vfs: sim.clone(),
-            ..options()
-        };
+        let opts = options()
+            .with_vfs(sim.clone());
         let db = Db::create(&dir, &cred, opts.clone()).unwrap();
         fill(&db, 0..300);
         db.compact_range(None, None).unwrap();
@@ -497,7 +489,7 @@ fn secure_delete_holds_against_old_key_files_and_a_new_passphrase() {
     let attack = tmp.path().join("attack");
     copy_dir(&old_copy, &attack);
     std::fs::copy(dir.join("KEYSLOTS"), attack.join("KEYSLOTS")).unwrap();
-    let read_only = Options { read_only: true, ..options() };
+    let read_only = options().with_read_only(true);
     match Db::open(&attack, &new, read_only.clone()) {
         Err(e) => assert!(e.is_corruption() && e.to_string().contains("KEYRING"), "{e}"),
         Ok(db) => panic!("the old KEYRING opened under the current KEYSLOTS: msg:1 = {:?}", db.get(b"msg:1")),

@@ -19,15 +19,13 @@ fn cred() -> Credential {
 fn options() -> Options {
     // One table per explicit flush and no compaction, so the test knows which
     // keys each table holds; small blocks, so a table has many.
-    Options {
-        background_compaction: false,
-        sync: SyncPolicy::EveryCommit,
-        memtable_size_bytes: 1 << 20,
-        l0_compaction_trigger: 100,
-        l0_slowdown_trigger: 100,
-        l0_stop_trigger: 100,
-        ..Options::tiny_for_tests()
-    }
+    Options::tiny_for_tests()
+        .with_background_compaction(false)
+        .with_sync(SyncPolicy::EveryCommit)
+        .with_memtable_size_bytes(1 << 20)
+        .with_l0_compaction_trigger(100)
+        .with_l0_slowdown_trigger(100)
+        .with_l0_stop_trigger(100)
 }
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -116,10 +114,8 @@ fn repair_with_one_destroyed_table_keeps_every_other_key_and_reports_the_loss() 
     let verdict = Db::verify(
         &dir,
         &cred(),
-        Options {
-            read_only: true,
-            ..options()
-        },
+        options()
+            .with_read_only(true),
     )
     .unwrap();
     assert!(
@@ -177,10 +173,8 @@ fn repair_with_one_destroyed_table_keeps_every_other_key_and_reports_the_loss() 
     let verdict = Db::verify(
         &dir,
         &cred(),
-        Options {
-            read_only: true,
-            ..options()
-        },
+        options()
+            .with_read_only(true),
     )
     .unwrap();
     assert!(

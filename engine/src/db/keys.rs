@@ -43,6 +43,7 @@ static ROTATIONS: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
 /// The files of the store directory under one data-key epoch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct EpochFiles {
     /// The epoch.
     pub epoch: u32,
@@ -52,6 +53,7 @@ pub struct EpochFiles {
 
 /// Progress of a key rotation, reported after each step.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RotationProgress {
     /// The epoch everything is being moved to.
     pub new_epoch: u32,
@@ -65,6 +67,7 @@ pub struct RotationProgress {
 
 /// What a finished key rotation did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct RotationReport {
     /// The new current epoch.
     pub new_epoch: u32,
@@ -86,6 +89,7 @@ pub struct RotationReport {
 
 /// What [`Db::rekey`] did.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct RekeyReport {
     /// Keyslots removed because they cannot be re-made without their own secret
     /// (other passphrases, raw keys, device keys, the old recovery slot), as
