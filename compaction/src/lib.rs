@@ -9,6 +9,7 @@ mod edit;
 mod error;
 mod format;
 #[doc(hidden)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod gc;
 mod level_iter;

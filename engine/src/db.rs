@@ -8,6 +8,7 @@ mod keys;
 mod iter;
 mod limits;
 mod open;
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use open::frame_cut_in_its_last_bytes;
 mod read;
 mod read_only_vfs;

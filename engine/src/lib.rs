@@ -27,6 +27,7 @@ mod error;
 mod events;
 mod format;
 #[doc(hidden)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod freshness;
 mod options;

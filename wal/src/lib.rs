@@ -35,6 +35,7 @@
 mod error;
 mod format;
 #[doc(hidden)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod reader;
 #[cfg(all(feature = "io-uring", target_os = "linux"))]

@@ -275,6 +275,8 @@ impl BlockIter {
         self.advance()
     }
 
+    // Used by the fuzzing module today; the seekable iterators will use it too.
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     /// Positions at the first entry whose key is >= the encoded key `target`
     /// (invalid if none).
     pub(crate) fn seek(&mut self, target: &[u8]) -> Result<(), &'static str> {

@@ -64,6 +64,8 @@ impl IndexBlock {
         self.handles.push(handle);
     }
 
+    // Used by the fuzzing module today; the seekable iterators will use it too.
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     /// The first block whose last key is >= the encoded key `target`.
     pub(crate) fn find(&self, target: &[u8]) -> Option<usize> {
         self.find_key(SeekKey::from_encoded(target))
