@@ -8,17 +8,10 @@ use std::process::{Command, Output};
 
 use synapsed_storage::{Credential, Db, Error, Options, SimVfs, SyncPolicy, WriteBatch};
 
+mod common;
+use common::{cred, options, PASSPHRASE};
+
 const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
-const PASSPHRASE: &str = "bad input";
-
-fn cred() -> Credential {
-    Credential::passphrase(PASSPHRASE)
-}
-
-fn options() -> Options {
-    Options::tiny_for_tests()
-        .with_background_compaction(false)
-}
 
 fn new_store() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();

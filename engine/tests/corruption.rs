@@ -21,23 +21,15 @@ use std::process::Command;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use synapsed_storage::{Argon2Params, Credential, Db, Error, Options, WriteBatch};
+use synapsed_storage::{Credential, Db, Error, WriteBatch};
+
+mod common;
+use common::{cred, options, PASSPHRASE};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
-const PASSPHRASE: &str = "corruption test passphrase";
 /// Files up to this size get every byte changed; larger ones a random sample.
 const EVERY_BYTE_UP_TO: u64 = 512;
 const RANDOM_POSITIONS: usize = 200;
-
-fn options() -> Options {
-    Options::tiny_for_tests()
-        .with_background_compaction(false)
-        .with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 })
-}
-
-fn cred() -> Credential {
-    Credential::passphrase(PASSPHRASE)
-}
 
 /// A closed store and what it must hold.
 struct Fixture {

@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use synapsed_storage::{Credential, Db, Error, Options, SimVfs, SyncPolicy, WriteBatch};
+use synapsed_storage::{Db, Error, Options, SimVfs, SyncPolicy, WriteBatch};
 
-fn cred() -> Credential {
-    Credential::passphrase("disk full")
-}
+mod common;
+use common::cred;
 
 /// Writes one batch of two random, incompressible values; returns the outcome.
 fn write_one(

@@ -10,23 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::process::Command;
 
-use synapsed_storage::{Argon2Params, Credential, Db, Error, Options};
+use synapsed_storage::{Db, Error, Options};
+
+mod common;
+use common::{cred, options, PASSPHRASE};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
-const PASSPHRASE: &str = "freshness test passphrase";
-
-fn options() -> Options {
-    Options::tiny_for_tests()
-        .with_background_compaction(false)
-        .with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 })
-}
 
 fn read_only() -> Options {
     options().with_read_only(true)
-}
-
-fn cred() -> Credential {
-    Credential::passphrase(PASSPHRASE)
 }
 
 fn names(dir: &Path, suffix: &str) -> Vec<String> {

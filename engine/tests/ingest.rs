@@ -10,13 +10,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use synapsed_storage::{Credential, Db, Options, SimVfs, SyncPolicy, WriteBatch};
+use synapsed_storage::{Db, Options, SimVfs, SyncPolicy, WriteBatch};
+
+mod common;
+use common::cred;
 
 const DIR: &str = "/ingest";
-
-fn cred() -> Credential {
-    Credential::passphrase("ingest")
-}
 
 fn options(sim: &Arc<SimVfs>, background: bool) -> Options {
     Options::tiny_for_tests()

@@ -9,15 +9,12 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use synapsed_storage::{
-    Argon2Params, Credential, Db, Error, HybridKeypair, Options, RecoveryKey, RotationProgress, SimVfs, SlotKind,
+    Argon2Params, Credential, Db, Error, HybridKeypair, RecoveryKey, RotationProgress, SimVfs, SlotKind,
 };
 
-const PASSPHRASE: &str = "correct horse battery staple";
+mod common;
+use common::{options, PASSPHRASE};
 
-fn options() -> Options {
-    Options::tiny_for_tests()
-        .with_background_compaction(false)
-}
 
 fn value(i: usize) -> Vec<u8> {
     format!("value {i} {}", "x".repeat(i % 50)).into_bytes()

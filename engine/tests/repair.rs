@@ -10,17 +10,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use synapsed_storage::{Credential, Db, Options, SyncPolicy, LOST_DIR};
+use synapsed_storage::{Db, Options, SyncPolicy, LOST_DIR};
 
-fn cred() -> Credential {
-    Credential::passphrase("repair")
-}
+mod common;
+use common::{cred, PASSPHRASE};
 
 fn options() -> Options {
     // One table per explicit flush and no compaction, so the test knows which
     // keys each table holds; small blocks, so a table has many.
-    Options::tiny_for_tests()
-        .with_background_compaction(false)
+    common::options()
         .with_sync(SyncPolicy::EveryCommit)
         .with_memtable_size_bytes(1 << 20)
         .with_l0_compaction_trigger(100)
@@ -305,7 +303,7 @@ fn cli_repair_says_what_was_lost() {
     std::fs::write(dir.join(&victim), b"not a table any more").unwrap();
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_synapsed-storage"))
-            .env("SYNAPSED_PASSPHRASE", "repair")
+            .env("SYNAPSED_PASSPHRASE", PASSPHRASE)
             .arg("--db")
             .arg(&dir)
             .args(args)

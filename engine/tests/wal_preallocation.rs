@@ -12,13 +12,12 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use synapsed_storage::vfs::ForwardingVfs;
-use synapsed_storage::{Credential, Db, Options, SimVfs, SyncPolicy, Vfs};
+use synapsed_storage::{Db, Options, SimVfs, SyncPolicy, Vfs};
+
+mod common;
+use common::cred;
 
 const DIR: &str = "/store";
-
-fn cred() -> Credential {
-    Credential::passphrase("preallocation")
-}
 
 fn options(vfs: Arc<dyn Vfs>, memtable_size_bytes: usize) -> Options {
     Options::tiny_for_tests()
