@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use synapsed_storage::{
     Argon2Params, Credential, Db, Error, HybridKeypair, RecoveryKey, RotationProgress, SimVfs, SlotKind,
@@ -536,4 +537,45 @@ fn rekey_replaces_the_master_key_and_the_data_keys() {
     // The old KEYSLOTS (old master key) with the passphrase that opened it then.
     std::fs::write(dir.join("KEYSLOTS"), &old_slots).unwrap();
     assert!(Db::open(&dir, &pass, options()).is_err());
+}
+
+/// A key rotation beside batches large enough to be written as tables of their
+/// own: both hold the writer mutex and the work mutex at once, and must take
+/// them in the same order (`writer`, then `work`) or they deadlock.
+#[test]
+fn rotations_beside_ingested_batches_do_not_deadlock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let db = Arc::new(Db::create(&dir, &Credential::passphrase(PASSPHRASE), options().with_ingest_min_bytes(256)).unwrap());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (Arc::clone(&db), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut batch = synapsed_storage::WriteBatch::new();
+                for i in 0..8 {
+                    batch.put(format!("k{n:08}-{i}").as_bytes(), &[7u8; 64]);
+                }
+                db.write(batch).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let rotator = {
+        let db = Arc::clone(&db);
+        std::thread::spawn(move || {
+            for _ in 0..20 {
+                db.rotate_keys().unwrap();
+            }
+            done_tx.send(()).unwrap();
+        })
+    };
+    let finished = done_rx.recv_timeout(std::time::Duration::from_secs(60));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(finished.is_ok(), "20 key rotations beside ingested batches did not finish in 60 s: a lock-order deadlock");
+    rotator.join().unwrap();
+    assert!(writer.join().unwrap() > 0);
 }

@@ -3,9 +3,11 @@
 //! reader sees.
 //!
 //! Lock order (never take an earlier one while holding a later one):
-//! `work` -> `writer` -> `bg` -> `mems` -> `failure`. The `work` mutex serializes
-//! everything that creates or removes tables (flush, compaction, obsolete-file
-//! removal), so the removal can never delete a table that is still being written.
+//! `writer` -> `work` -> `bg` -> `mems` -> `failure` (an ingest and a key
+//! rotation hold `writer` while they take `work`; docs/design.md, "Threading
+//! and lock order", lists every lock). The `work` mutex serializes everything
+//! that creates or removes tables (flush, compaction, obsolete-file removal),
+//! so the removal can never delete a table that is still being written.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};

@@ -222,9 +222,12 @@ impl Inner {
         let _entered = span.enter();
         self.check_writable()?;
         let _one_at_a_time = ROTATIONS.lock();
-        // Held from before the new keyring is written: obsolete-file removal
-        // (run under `work` by background compactions) takes any `*.tmp` for a
-        // leftover and would remove `KEYRING.tmp` between its write and its rename.
+        // `writer` before `work` (the lock order of `db/inner.rs`; an ingest
+        // takes `work` while it holds `writer`). `work` is held from before the
+        // new keyring is written: obsolete-file removal (run under `work` by
+        // background compactions) takes any `*.tmp` for a leftover and would
+        // remove `KEYRING.tmp` between its write and its rename.
+        let mut writer = self.writer.lock();
         let work = self.work.lock();
         let new_epoch = self.keys.rotate(&self.vfs, &self.dir)?;
         let mut report = RotationReport {
@@ -241,10 +244,8 @@ impl Inner {
         };
 
         // A new segment under the new epoch; the flush then retires the old ones.
-        {
-            let mut writer = self.writer.lock();
-            self.switch_memtable(&mut writer)?;
-        }
+        self.switch_memtable(&mut writer)?;
+        drop(writer);
         let _work = work;
         self.flush_immutables()?;
         tell("wal", &report, 0);
