@@ -332,14 +332,20 @@ impl Inner {
                     for _ in 1..threads {
                         let helper = || {
                             while let Some(run) = claims.claim(false) {
-                                insert_run(order.get(run).unwrap_or_default());
+                                // Invariant: `RunClaims` hands out runs inside `0..order.len()`.
+                                let claimed = order.get(run);
+                                debug_assert!(claimed.is_some());
+                                insert_run(claimed.unwrap_or_default());
                             }
                         };
                         // A thread that cannot be started leaves its share to this one.
                         let _ = std::thread::Builder::new().spawn_scoped(scope, helper);
                     }
                     while let Some(run) = claims.claim(true) {
-                        insert_run(order.get(run).unwrap_or_default());
+                        // Invariant: `RunClaims` hands out runs inside `0..order.len()`.
+                        let claimed = order.get(run);
+                        debug_assert!(claimed.is_some());
+                        insert_run(claimed.unwrap_or_default());
                     }
                 });
             } else {
