@@ -555,7 +555,7 @@ fn rotations_beside_ingested_batches_do_not_deadlock() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let mut batch = synapsed_storage::WriteBatch::new();
                 for i in 0..8 {
-                    batch.put(format!("k{n:08}-{i}").as_bytes(), &[7u8; 64]);
+                    batch.put(format!("k{n:08}-{i}").as_bytes(), [7u8; 64]);
                 }
                 db.write(batch).unwrap();
                 n += 1;
