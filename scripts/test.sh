@@ -14,6 +14,16 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
+echo "== an embedder (no default features) compiles none of the CLI's dependencies"
+cli_deps=$(cargo tree -p synapsed-storage --no-default-features -e normal --prefix none \
+    | grep -E '^(clap|anyhow|serde_json|indicatif) ' || true)
+if [ -n "$cli_deps" ]; then
+    echo "error: synapsed-storage without the cli feature depends on:" >&2
+    echo "$cli_deps" >&2
+    exit 1
+fi
+cargo check -p synapsed-storage --no-default-features --quiet
+
 echo "== unit and integration tests"
 cargo nextest run --workspace --no-fail-fast
 

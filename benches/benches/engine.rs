@@ -15,14 +15,12 @@ use synapsed_storage::{Argon2Params, Credential, Db, IterOptions, Options, SyncP
 const LOADED: u64 = 50_000;
 
 fn options(sync: SyncPolicy, block_cache_bytes: usize) -> Options {
-    Options {
-        sync,
-        block_cache_bytes,
+    Options::default()
+        .with_sync(sync)
+        .with_block_cache_bytes(block_cache_bytes)
         // Unlocking cost is not what these benches measure.
-        argon2: Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 },
-        insecure_kdf_for_tests: true,
-        ..Options::default()
-    }
+        .with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 })
+        .with_insecure_kdf_for_tests(true)
 }
 
 fn create(dir: &tempfile::TempDir, options: Options) -> Db {

@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
-    let mut options = Options { sync: SyncPolicy::EveryCommit, block_cache_bytes: 256 << 20, ..Options::default() };
+    let mut options = Options::default().with_sync(SyncPolicy::EveryCommit).with_block_cache_bytes(256 << 20);
     if let Ok(v) = std::env::var("SYNC_OVERLAP_MIN_OPS") {
         options.sync_overlap_min_ops = v.parse()?;
     }

@@ -30,8 +30,8 @@ pub enum Error {
     InvalidEdit(String),
     /// An earlier manifest write failed, so whether its edit is durable is unknown;
     /// the version set accepts no more edits until the store is reopened.
-    #[error("the manifest failed earlier and accepts no more edits: {0}")]
-    Poisoned(String),
+    #[error("the manifest failed earlier and accepts no more edits: {}", .0.reason)]
+    Poisoned(ManifestFailure),
     /// The version set was opened read-only.
     #[error("the version set is read-only")]
     ReadOnly,
@@ -47,6 +47,40 @@ pub enum Error {
     /// Other index-layer errors.
     #[error(transparent)]
     Index(index::Error),
+}
+
+/// Why the manifest stopped accepting edits: the first failed write's message
+/// and, when it was an I/O error, its kind (typed, so that a full disk is
+/// recognised without reading the message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestFailure {
+    /// The failure's message.
+    pub reason: String,
+    /// The I/O error's kind ([`std::io::ErrorKind::StorageFull`] for ENOSPC),
+    /// or `None` when the failure was not an I/O error.
+    pub io_kind: Option<std::io::ErrorKind>,
+}
+
+impl ManifestFailure {
+    /// Whether the manifest write failed because the file system was full.
+    pub fn is_storage_full(&self) -> bool {
+        self.io_kind == Some(std::io::ErrorKind::StorageFull)
+    }
+}
+
+impl Error {
+    /// The kind of the I/O error behind this error, if one is
+    /// ([`std::io::ErrorKind::StorageFull`] for ENOSPC).
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            Error::Io { source, .. } => Some(wal::io_error_kind(source)),
+            Error::Crypto(crypto::Error::Io { source, .. }) => Some(wal::io_error_kind(source)),
+            Error::Wal(w) => w.io_kind(),
+            Error::Index(index::Error::Io { source, .. }) => Some(wal::io_error_kind(source)),
+            Error::Poisoned(failure) => failure.io_kind,
+            _ => None,
+        }
+    }
 }
 
 impl From<crypto::Error> for Error {

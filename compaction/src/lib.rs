@@ -9,6 +9,7 @@ mod edit;
 mod error;
 mod format;
 #[doc(hidden)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod gc;
 mod keyspace;
@@ -26,7 +27,7 @@ pub use compact::{
     CompactionOptions,
 };
 pub use edit::{FileMeta, VersionEdit, WalSegment};
-pub use error::{Error, Result};
+pub use error::{Error, ManifestFailure, Result};
 pub use keyspace::{check_keyspace_name, KeyspaceMeta, DEFAULT_KEYSPACE_ID, MAX_KEYSPACE_NAME_LEN};
 pub use gc::{delete_obsolete_files, overwrite_and_remove};
 pub use pick::{pick_compaction, pick_range_compaction};

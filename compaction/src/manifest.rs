@@ -75,6 +75,7 @@ pub(crate) fn encode_current(keys: &KeyManager, number: u64) -> [u8; CURRENT_LEN
     out
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 /// The 20 bytes of a format 1 `CURRENT` (earlier versions) naming manifest
 /// `number`: for compatibility tests and fuzzing; nothing writes it.
 pub(crate) fn encode_legacy_current(number: u64) -> [u8; LEGACY_CURRENT_LEN] {

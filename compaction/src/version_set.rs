@@ -21,7 +21,7 @@ use parking_lot::{Mutex, RwLock};
 use wal::LogWriter;
 
 use crate::edit::{VersionEdit, WalSegment};
-use crate::error::{Error, Result};
+use crate::error::{Error, ManifestFailure, Result};
 use crate::format::{MANIFEST_ROLL_BYTES, MAX_LEVELS};
 use crate::gc;
 use crate::keyspace::{check_keyspace_name, KeyspaceMeta, DEFAULT_KEYSPACE_ID};
@@ -39,7 +39,7 @@ struct ManifestSlot {
     writer: Option<LogWriter>,
     /// Set once a manifest write failed: whether that edit is durable is unknown,
     /// so no later edit may follow it.
-    poisoned: Option<String>,
+    poisoned: Option<ManifestFailure>,
 }
 
 /// The current version plus the manifest that records how it came to be.
@@ -194,8 +194,8 @@ impl VersionSet {
     /// the log number; none of the three ever moves backwards.
     pub fn log_and_apply(&self, edit: VersionEdit) -> Result<()> {
         let mut slot = self.manifest.lock();
-        if let Some(reason) = &slot.poisoned {
-            return Err(Error::Poisoned(reason.clone()));
+        if let Some(failure) = &slot.poisoned {
+            return Err(Error::Poisoned(failure.clone()));
         }
         let Some(writer) = slot.writer.as_ref() else {
             return Err(Error::ReadOnly);
@@ -226,7 +226,7 @@ impl VersionSet {
             }
             Ok(None) => {}
             Err(e) => {
-                slot.poisoned = Some(e.to_string());
+                slot.poisoned = Some(ManifestFailure { reason: e.to_string(), io_kind: e.io_kind() });
                 return Err(e);
             }
         }

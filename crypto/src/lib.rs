@@ -14,6 +14,7 @@ mod envelope;
 mod error;
 mod format;
 #[doc(hidden)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 #[cfg(test)]
 mod format_examples;

@@ -10,6 +10,7 @@ mod iter;
 mod keyspaces;
 mod limits;
 mod open;
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use open::frame_cut_in_its_last_bytes;
 mod read;
 mod read_only_vfs;
@@ -47,7 +48,7 @@ pub use cursor::{Cursor, IterOptions};
 
 pub use keys::{EpochFiles, RekeyReport, RotationProgress, RotationReport};
 pub use secure_delete::SecureDeleteReport;
-pub(crate) use limits::{is_enospc, reason_is_enospc, TABLE_MAX_KEY_BYTES, TABLE_MAX_VALUE_BYTES};
+pub(crate) use limits::{is_enospc, MANIFEST_FILE_DESCRIPTION, TABLE_MAX_KEY_BYTES, TABLE_MAX_VALUE_BYTES};
 
 /// How often a read-only open starts over when a file vanished under it.
 const READ_ONLY_OPEN_ATTEMPTS: u32 = 20;
@@ -108,6 +109,7 @@ pub struct Transaction<'db> {
 
 /// Counters and sizes of an open store.
 #[derive(Debug, Clone, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct Stats {
     /// Last committed sequence number.
     pub last_seqno: u64,
@@ -143,6 +145,7 @@ pub struct Stats {
 
 /// What `verify` found: each damaged file and why.
 #[derive(Debug, Clone, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// Files checked.
     pub files_checked: usize,

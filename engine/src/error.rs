@@ -120,6 +120,21 @@ pub enum Error {
     /// No live keyspace has this name (it was never created, or was dropped).
     #[error("no keyspace {0:?} (never created, or dropped)")]
     NoSuchKeyspace(String),
+    /// An earlier manifest write failed for a reason other than a full disk:
+    /// whether its edit is durable is unknown, so the store makes no more
+    /// changes to its set of files (no flush, compaction or ingest) until it is
+    /// reopened. Reads continue and nothing acknowledged is lost (it is still in
+    /// the WAL). A manifest stopped by a full disk is [`Error::StorageFull`].
+    #[error("the manifest failed earlier and accepts no more edits until the store is reopened: {reason}")]
+    ManifestFailed {
+        /// The first failure's message.
+        reason: String,
+    },
+    /// An error a lower layer reported that no caller input can cause (an
+    /// invalid version edit, an unexpected internal state): a bug in the
+    /// engine, not in the caller's arguments or on the disk.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// Result alias.
@@ -156,7 +171,7 @@ impl Error {
 
     /// An I/O error on `file`, or [`Error::StorageFull`] when the disk is full.
     pub(crate) fn from_io(file: String, source: std::io::Error) -> Error {
-        if crate::db::is_enospc(&source) {
+        if wal::io_error_kind(&source) == std::io::ErrorKind::StorageFull {
             Error::StorageFull { file }
         } else {
             Error::Io { file, source }
@@ -175,7 +190,7 @@ impl From<crypto::Error> for Error {
             crypto::Error::InvalidArgument(s) => Error::InvalidArgument(s),
             crypto::Error::AlreadyExists(s) => Error::AlreadyExists(s),
             crypto::Error::NotFound(s) => Error::NotFound(s),
-            other => Error::InvalidArgument(other.to_string()),
+            other => Error::Internal(other.to_string()),
         }
     }
 }
@@ -188,8 +203,8 @@ impl From<wal::Error> for Error {
             wal::Error::RecordTooLarge { len, max } => {
                 Error::InvalidArgument(format!("batch record of {len} bytes exceeds the log's maximum of {max} bytes"))
             }
-            wal::Error::Poisoned { file, reason } if crate::db::reason_is_enospc(&reason) => Error::StorageFull { file },
-            wal::Error::Poisoned { file, reason } => Error::ReadOnly(format!("the log {file} failed earlier: {reason}")),
+            wal::Error::Poisoned { file, cause, .. } if cause.is_storage_full() => Error::StorageFull { file },
+            wal::Error::Poisoned { file, reason, .. } => Error::ReadOnly(format!("the log {file} failed earlier: {reason}")),
             wal::Error::Crypto(c) => c.into(),
             other => Error::ReadOnly(other.to_string()),
         }
@@ -202,7 +217,8 @@ impl From<index::Error> for Error {
             index::Error::Corruption { file, offset, reason } => Error::Corruption { file, offset, reason },
             index::Error::Io { file, source } => Error::from_io(file, source),
             index::Error::Crypto(c) => c.into(),
-            other => Error::InvalidArgument(other.to_string()),
+            index::Error::InvalidArgument(s) => Error::InvalidArgument(s),
+            other => Error::Internal(other.to_string()),
         }
     }
 }
@@ -215,7 +231,13 @@ impl From<compaction::Error> for Error {
             compaction::Error::Crypto(c) => c.into(),
             compaction::Error::Wal(w) => w.into(),
             compaction::Error::Index(i) => i.into(),
-            other => Error::InvalidArgument(other.to_string()),
+            compaction::Error::Poisoned(failure) if failure.is_storage_full() => {
+                Error::StorageFull { file: crate::db::MANIFEST_FILE_DESCRIPTION.into() }
+            }
+            compaction::Error::Poisoned(failure) => Error::ManifestFailed { reason: failure.reason },
+            compaction::Error::ReadOnly => Error::ReadOnly("the manifest was opened read-only".into()),
+            compaction::Error::InvalidArgument(s) => Error::InvalidArgument(s),
+            other => Error::Internal(other.to_string()),
         }
     }
 }
@@ -250,6 +272,46 @@ impl Error {
             Error::Unsupported(s) => Error::Unsupported(s.clone()),
             Error::KeyspaceExists(s) => Error::KeyspaceExists(s.clone()),
             Error::NoSuchKeyspace(s) => Error::NoSuchKeyspace(s.clone()),
+            Error::ManifestFailed { reason } => Error::ManifestFailed { reason: reason.clone() },
+            Error::Internal(s) => Error::Internal(s.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poisoned(kind: Option<std::io::ErrorKind>) -> compaction::Error {
+        compaction::Error::Poisoned(compaction::ManifestFailure { reason: "fsync failed: injected".into(), io_kind: kind })
+    }
+
+    #[test]
+    fn a_poisoned_manifest_is_manifest_failed_or_storage_full_never_invalid_argument() {
+        let e: Error = poisoned(Some(std::io::ErrorKind::Other)).into();
+        assert!(matches!(&e, Error::ManifestFailed { reason } if reason.contains("injected")), "{e:?}");
+        let e: Error = poisoned(None).into();
+        assert!(matches!(e, Error::ManifestFailed { .. }), "{e:?}");
+        let e: Error = poisoned(Some(std::io::ErrorKind::StorageFull)).into();
+        assert!(e.is_storage_full(), "{e:?}");
+    }
+
+    #[test]
+    fn an_invalid_version_edit_is_internal() {
+        let e: Error = compaction::Error::InvalidEdit("table 7 deleted twice".into()).into();
+        assert!(matches!(e, Error::Internal(_)), "{e:?}");
+    }
+
+    #[test]
+    fn a_log_poisoned_by_a_full_disk_is_storage_full_by_its_typed_cause() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let cause = wal::FailureCause::new(wal::FailedOp::Sync, &full);
+        // The message says nothing about space: only the typed cause does.
+        let e: Error = wal::Error::Poisoned { file: "000004.wal".into(), reason: "sync failed".into(), cause }.into();
+        assert!(matches!(&e, Error::StorageFull { file } if file == "000004.wal"), "{e:?}");
+        let eio = std::io::Error::from_raw_os_error(libc::EIO);
+        let cause = wal::FailureCause::new(wal::FailedOp::Sync, &eio);
+        let e: Error = wal::Error::Poisoned { file: "000004.wal".into(), reason: format!("{full}"), cause }.into();
+        assert!(matches!(e, Error::ReadOnly(_)), "a message that mentions ENOSPC is not a full disk: {e:?}");
     }
 }

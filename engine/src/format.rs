@@ -57,6 +57,7 @@ pub(crate) fn encoded_len(ops: &[BatchOp]) -> usize {
             .sum::<usize>()
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 /// Encodes `ops` as a record whose first operation has `first_seqno`. Callers have
 /// checked the limits (count fits u32, each key and value fits u32).
 pub(crate) fn encode_batch(first_seqno: SeqNo, ops: &[BatchOp]) -> Vec<u8> {

@@ -33,7 +33,20 @@ pub enum SyncPolicy {
 }
 
 /// How a store is opened.
+///
+/// Built from [`Options::default`] (or [`Options::tiny_for_tests`]) with one
+/// `with_*` setter per field, so that fields can be added without breaking
+/// callers:
+///
+/// ```
+/// use synapsed_storage::{Options, SyncPolicy};
+/// let options = Options::default().with_memtable_size_bytes(16 << 20).with_sync(SyncPolicy::Never);
+/// assert_eq!(options.memtable_size_bytes, 16 << 20);
+/// ```
+///
+/// Fields stay public for reading and for assignment on an existing value.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Options {
     /// File system (the real one by default; `SimVfs` in crash tests).
     pub vfs: Arc<dyn Vfs>,
@@ -144,6 +157,9 @@ pub struct Options {
     /// Outside state that detects a rollback of the whole directory (see
     /// [`crate::FreshnessCounter`]); none by default.
     pub freshness_counter: Option<Arc<dyn crate::FreshnessCounter>>,
+    /// Told of flushes, compactions, write stalls, background failures and
+    /// files created and removed (see [`crate::EventListener`]); none by default.
+    pub event_listener: Option<Arc<dyn crate::EventListener>>,
 }
 
 impl Default for Options {
@@ -182,8 +198,61 @@ impl Default for Options {
             max_open_files: 1000,
             read_only: false,
             freshness_counter: None,
+            event_listener: None,
         }
     }
+}
+
+/// Defines a `with_<field>` setter for each listed field.
+macro_rules! setters {
+    ($($setter:ident => $field:ident: $ty:ty;)*) => {
+        impl Options {
+            $(
+                #[doc = concat!("Returns these options with [`Options::", stringify!($field), "`] set to `value`.")]
+                #[must_use]
+                pub fn $setter(mut self, value: $ty) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    with_vfs => vfs: Arc<dyn Vfs>;
+    with_sync => sync: SyncPolicy;
+    with_memtable_size_bytes => memtable_size_bytes: usize;
+    with_max_immutable_memtables => max_immutable_memtables: usize;
+    with_block_size_bytes => block_size_bytes: usize;
+    with_block_restart_interval => block_restart_interval: usize;
+    with_block_cache_bytes => block_cache_bytes: usize;
+    with_compression => compression: Compression;
+    with_bloom_bits_per_key => bloom_bits_per_key: u32;
+    with_l0_compaction_trigger => l0_compaction_trigger: usize;
+    with_l0_slowdown_trigger => l0_slowdown_trigger: usize;
+    with_l0_stop_trigger => l0_stop_trigger: usize;
+    with_level_base_bytes => level_base_bytes: u64;
+    with_level_size_multiplier => level_size_multiplier: u64;
+    with_target_file_size_bytes => target_file_size_bytes: u64;
+    with_num_levels => num_levels: usize;
+    with_background_compaction => background_compaction: bool;
+    with_max_subcompactions => max_subcompactions: usize;
+    with_sync_overlap_min_ops => sync_overlap_min_ops: usize;
+    with_memtable_insert_threads => memtable_insert_threads: usize;
+    with_ingest_min_bytes => ingest_min_bytes: usize;
+    with_argon2 => argon2: Argon2Params;
+    with_insecure_kdf_for_tests => insecure_kdf_for_tests: bool;
+    with_secure_delete_passes => secure_delete_passes: u32;
+    with_reader_wait_ms => reader_wait_ms: u64;
+    with_max_key_bytes => max_key_bytes: usize;
+    with_max_value_bytes => max_value_bytes: usize;
+    with_max_batch_ops => max_batch_ops: usize;
+    with_max_batch_bytes => max_batch_bytes: usize;
+    with_max_open_files => max_open_files: usize;
+    with_read_only => read_only: bool;
+    with_freshness_counter => freshness_counter: Option<Arc<dyn crate::FreshnessCounter>>;
+    with_event_listener => event_listener: Option<Arc<dyn crate::EventListener>>;
 }
 
 impl Options {

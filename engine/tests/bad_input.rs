@@ -8,19 +8,10 @@ use std::process::{Command, Output};
 
 use synapsed_storage::{Credential, Db, Error, Options, SimVfs, SyncPolicy, WriteBatch};
 
+mod common;
+use common::{cred, options, PASSPHRASE};
+
 const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
-const PASSPHRASE: &str = "bad input";
-
-fn cred() -> Credential {
-    Credential::passphrase(PASSPHRASE)
-}
-
-fn options() -> Options {
-    Options {
-        background_compaction: false,
-        ..Options::tiny_for_tests()
-    }
-}
 
 fn new_store() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
@@ -81,10 +72,8 @@ fn oversized_key() {
         Db::open(
             &dir,
             &cred(),
-            Options {
-                max_key_bytes: 2 << 20,
-                ..options()
-            },
+            options()
+                .with_max_key_bytes(2 << 20),
         )
         .unwrap_err(),
         "max_key_bytes",
@@ -101,10 +90,8 @@ fn oversized_value() {
     let db = Db::open(
         &dir,
         &cred(),
-        Options {
-            max_value_bytes: limit,
-            ..options()
-        },
+        options()
+            .with_max_value_bytes(limit),
     )
     .unwrap();
     invalid(
@@ -119,10 +106,8 @@ fn oversized_value() {
         Db::open(
             &dir,
             &cred(),
-            Options {
-                max_value_bytes: (64 << 20) + 1,
-                ..options()
-            },
+            options()
+                .with_max_value_bytes((64 << 20) + 1),
         )
         .unwrap_err(),
         "max_value_bytes",
@@ -151,11 +136,9 @@ fn batch_too_large() {
     let db = Db::open(
         &dir,
         &cred(),
-        Options {
-            max_batch_ops: 10,
-            max_batch_bytes: 2000,
-            ..options()
-        },
+        options()
+            .with_max_batch_ops(10)
+            .with_max_batch_bytes(2000),
     )
     .unwrap();
     let mut batch = WriteBatch::new();
@@ -378,11 +361,9 @@ fn concurrent_writer() {
 fn full_disk() {
     let sim = SimVfs::new();
     let dir = Path::new("/full");
-    let options = Options {
-        vfs: sim.clone(),
-        sync: SyncPolicy::EveryCommit,
-        ..options()
-    };
+    let options = options()
+        .with_vfs(sim.clone())
+        .with_sync(SyncPolicy::EveryCommit);
     let db = Db::create(dir, &cred(), options).unwrap();
     db.put(b"before", b"kept").unwrap();
     sim.set_capacity_bytes(Some(sim.total_live_bytes() + 64));
@@ -408,10 +389,8 @@ fn damaged_file() {
     let db = Db::open(
         &dir,
         &cred(),
-        Options {
-            memtable_size_bytes: 1 << 20,
-            ..options()
-        },
+        options()
+            .with_memtable_size_bytes(1 << 20),
     )
     .unwrap();
     for i in 0..50 {
@@ -448,10 +427,8 @@ fn torn_wal_tail() {
     let db = Db::open(
         &dir,
         &cred(),
-        Options {
-            memtable_size_bytes: 1 << 20,
-            ..options()
-        },
+        options()
+            .with_memtable_size_bytes(1 << 20),
     )
     .unwrap();
     for i in 0..20 {
@@ -477,10 +454,8 @@ fn torn_wal_tail() {
     let report = Db::verify(
         &dir,
         &cred(),
-        Options {
-            read_only: true,
-            ..options()
-        },
+        options()
+            .with_read_only(true),
     )
     .unwrap();
     assert!(
@@ -507,10 +482,8 @@ fn torn_wal_tail() {
     let report = Db::verify(
         &dir,
         &cred(),
-        Options {
-            read_only: true,
-            ..options()
-        },
+        options()
+            .with_read_only(true),
     )
     .unwrap();
     assert!(
@@ -531,7 +504,7 @@ fn open_table_descriptors() -> usize {
 #[test]
 fn too_many_open_files() {
     let (_tmp, dir) = new_store();
-    let limited = Options { max_open_files: 16, ..options() };
+    let limited = options().with_max_open_files(16);
     let db = Db::open(&dir, &cred(), limited.clone()).unwrap();
     // Incompressible values, so the tables stay many and small.
     let value = |i: u32| {
@@ -565,14 +538,14 @@ fn too_many_open_files() {
 
     // A read-only handle keeps every table of its version open, so it refuses a
     // version with more tables than its limit, with the option to raise.
-    let ro = |max_open_files| Db::open(&dir, &cred(), Options { read_only: true, max_open_files, ..options() });
+    let ro = |max_open_files| Db::open(&dir, &cred(), options().with_read_only(true).with_max_open_files(max_open_files));
     invalid(ro(16).unwrap_err(), "max_open_files = 16");
     let reader = ro(1000).unwrap();
     assert_eq!(reader.stats().open_tables, tables);
     assert_eq!(reader.get(b"key000123").unwrap(), Some(value(123)));
     drop(reader);
     // The option has a documented range.
-    invalid(Db::open(&dir, &cred(), Options { max_open_files: 15, ..options() }).unwrap_err(), "max_open_files");
+    invalid(Db::open(&dir, &cred(), options().with_max_open_files(15)).unwrap_err(), "max_open_files");
     db.close().unwrap();
     let out = cli(&dir, &["--max-open-files", "16", "get", "key000123"]);
     assert_cli_error(&out, 1, "max_open_files = 16");
@@ -623,7 +596,7 @@ fn older_key_file_put_back() {
 fn argon2_cost_below_the_floor() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let weak = Options { insecure_kdf_for_tests: false, ..options() };
+    let weak = options().with_insecure_kdf_for_tests(false);
     match Db::create(&dir, &cred(), weak) {
         Err(Error::InvalidArgument(m)) => assert!(m.contains("below the floor"), "{m}"),
         other => panic!("a weak Argon2 cost was accepted: {other:?}"),

@@ -109,12 +109,10 @@ fn run(compression: Compression) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
     let cred = Credential::passphrase(PASSPHRASE);
-    let options = Options {
-        compression,
-        background_compaction: false,
-        argon2: Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 },
-        ..Options::tiny_for_tests()
-    };
+    let options = Options::tiny_for_tests()
+        .with_compression(compression)
+        .with_background_compaction(false)
+        .with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 });
     let db = Db::create(&dir, &cred, options.clone()).unwrap();
     let mut markers = Markers { all: Vec::new(), model: Vec::new() };
     let tag = format!("{compression:?}");

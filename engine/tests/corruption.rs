@@ -21,25 +21,15 @@ use std::process::Command;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use synapsed_storage::{Argon2Params, Credential, Db, Error, Options, WriteBatch};
+use synapsed_storage::{Credential, Db, Error, WriteBatch};
+
+mod common;
+use common::{cred, options, PASSPHRASE};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
-const PASSPHRASE: &str = "corruption test passphrase";
 /// Files up to this size get every byte changed; larger ones a random sample.
 const EVERY_BYTE_UP_TO: u64 = 512;
 const RANDOM_POSITIONS: usize = 200;
-
-fn options() -> Options {
-    Options {
-        background_compaction: false,
-        argon2: Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 },
-        ..Options::tiny_for_tests()
-    }
-}
-
-fn cred() -> Credential {
-    Credential::passphrase(PASSPHRASE)
-}
 
 /// A closed store and what it must hold.
 struct Fixture {
@@ -157,7 +147,7 @@ fn check_one(fx: &Fixture, file: &str, pos: u64, mask: u8) -> &'static str {
 
     // verify names the file.
     let verdict =
-        catch_unwind(AssertUnwindSafe(|| Db::verify(&fx.work, &cred(), Options { read_only: true, ..options() })))
+        catch_unwind(AssertUnwindSafe(|| Db::verify(&fx.work, &cred(), options().with_read_only(true))))
             .unwrap_or_else(|_| panic!("{ctx}: verify panicked"));
     match verdict {
         Ok(report) => assert!(
@@ -364,7 +354,7 @@ fn wrong_passphrase_is_refused_and_changes_nothing() {
     let wrong = Credential::passphrase("not the passphrase");
     let r = catch_unwind(AssertUnwindSafe(|| Db::open(&fx.pristine, &wrong, options()))).expect("open panicked");
     assert!(matches!(r, Err(Error::WrongKey)), "open with a wrong passphrase: {:?}", r.err());
-    let r = catch_unwind(AssertUnwindSafe(|| Db::open(&fx.pristine, &wrong, Options { read_only: true, ..options() })))
+    let r = catch_unwind(AssertUnwindSafe(|| Db::open(&fx.pristine, &wrong, options().with_read_only(true))))
         .expect("read-only open panicked");
     assert!(matches!(r, Err(Error::WrongKey)), "read-only open with a wrong passphrase: {:?}", r.err());
     let r = catch_unwind(AssertUnwindSafe(|| Db::verify(&fx.pristine, &wrong, options()))).expect("verify panicked");

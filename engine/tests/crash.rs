@@ -31,7 +31,7 @@ const KEYS_PER_BATCH: usize = 10;
 const DEFAULT_CYCLES: u64 = 60;
 
 fn options(read_only: bool) -> Options {
-    Options { argon2: Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 }, read_only, ..Options::tiny_for_tests() }
+    Options::tiny_for_tests().with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 }).with_read_only(read_only)
 }
 
 fn env_u64(name: &str) -> Option<u64> {

@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use synapsed_storage::{Credential, Db, Error, Options, SimVfs, SyncPolicy, WriteBatch};
+use synapsed_storage::{Db, Error, Options, SimVfs, SyncPolicy, WriteBatch};
 
-fn cred() -> Credential {
-    Credential::passphrase("disk full")
-}
+mod common;
+use common::cred;
 
 /// Writes one batch of two random, incompressible values; returns the outcome.
 fn write_one(
@@ -122,13 +121,11 @@ fn sim_run(background: bool, seed: u64) {
     let ctx = format!("SimVfs capacity (background {background}, seed {seed})");
     let sim = SimVfs::with_seed(seed);
     let dir = Path::new("/store");
-    let options = Options {
-        vfs: sim.clone(),
-        sync: SyncPolicy::EveryCommit,
-        background_compaction: background,
-        memtable_size_bytes: 16 << 10,
-        ..Options::tiny_for_tests()
-    };
+    let options = Options::tiny_for_tests()
+        .with_vfs(sim.clone())
+        .with_sync(SyncPolicy::EveryCommit)
+        .with_background_compaction(background)
+        .with_memtable_size_bytes(16 << 10);
     let db = Db::create(dir, &cred(), options.clone()).unwrap();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut model = BTreeMap::new();
@@ -167,10 +164,8 @@ fn sim_run(background: bool, seed: u64) {
     let report = Db::verify(
         dir,
         &cred(),
-        Options {
-            read_only: true,
-            ..options
-        },
+        options
+            .with_read_only(true),
     )
     .unwrap();
     assert!(report.is_ok(), "{ctx}: verify: {:?}", report.damaged);
@@ -231,11 +226,9 @@ fn tmpfs_full_disk_keeps_store_open_and_recovers() {
     // Ballast that is removed to free space once the disk is full.
     let ballast = mount.dir.join("ballast");
     std::fs::write(&ballast, vec![0x5au8; 1 << 20]).unwrap();
-    let options = Options {
-        sync: SyncPolicy::EveryCommit,
-        memtable_size_bytes: 64 << 10,
-        ..Options::tiny_for_tests()
-    };
+    let options = Options::tiny_for_tests()
+        .with_sync(SyncPolicy::EveryCommit)
+        .with_memtable_size_bytes(64 << 10);
     let db = Db::create(&dir, &cred(), options.clone()).unwrap();
     let mut rng = StdRng::seed_from_u64(7);
     let mut model = BTreeMap::new();
@@ -264,10 +257,8 @@ fn tmpfs_full_disk_keeps_store_open_and_recovers() {
     let report = Db::verify(
         &dir,
         &cred(),
-        Options {
-            read_only: true,
-            ..options
-        },
+        options
+            .with_read_only(true),
     )
     .unwrap();
     assert!(report.is_ok(), "tmpfs: verify: {:?}", report.damaged);
@@ -283,15 +274,13 @@ fn torn_tail_in_a_segment_that_is_not_the_last_is_accepted() {
     use synapsed_storage::Vfs;
     let sim = SimVfs::with_seed(11);
     let dir = Path::new("/torn");
-    let options = Options {
-        vfs: sim.clone(),
-        sync: SyncPolicy::EveryCommit,
-        background_compaction: false,
+    let options = Options::tiny_for_tests()
+        .with_vfs(sim.clone())
+        .with_sync(SyncPolicy::EveryCommit)
+        .with_background_compaction(false)
         // Larger than the segment's first preallocation (1 MiB), so the segment
         // fills up before the memtable does.
-        memtable_size_bytes: 4 << 20,
-        ..Options::tiny_for_tests()
-    };
+        .with_memtable_size_bytes(4 << 20);
     let db = Db::create(dir, &cred(), options.clone()).unwrap();
     let mut rng = StdRng::seed_from_u64(11);
     let mut model = BTreeMap::new();
@@ -335,10 +324,8 @@ fn torn_tail_in_a_segment_that_is_not_the_last_is_accepted() {
     let report = Db::verify(
         dir,
         &cred(),
-        Options {
-            read_only: true,
-            ..options.clone()
-        },
+        options.clone()
+            .with_read_only(true),
     )
     .unwrap();
     assert!(

@@ -10,25 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::process::Command;
 
-use synapsed_storage::{Argon2Params, Credential, Db, Error, Options};
+use synapsed_storage::{Db, Error, Options};
+
+mod common;
+use common::{cred, options, PASSPHRASE};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
-const PASSPHRASE: &str = "freshness test passphrase";
-
-fn options() -> Options {
-    Options {
-        background_compaction: false,
-        argon2: Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 },
-        ..Options::tiny_for_tests()
-    }
-}
 
 fn read_only() -> Options {
-    Options { read_only: true, ..options() }
-}
-
-fn cred() -> Credential {
-    Credential::passphrase(PASSPHRASE)
+    options().with_read_only(true)
 }
 
 fn names(dir: &Path, suffix: &str) -> Vec<String> {
@@ -280,7 +270,7 @@ impl synapsed_storage::FreshnessCounter for MemCounter {
 #[test]
 fn whole_directory_rollback_is_refused_with_an_outside_counter() {
     let counter: Arc<MemCounter> = Arc::default();
-    let with_counter = |read_only: bool| Options { freshness_counter: Some(counter.clone()), read_only, ..options() };
+    let with_counter = |read_only: bool| options().with_freshness_counter(Some(counter.clone())).with_read_only(read_only);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("db");
     let old = tmp.path().join("old");
@@ -294,7 +284,7 @@ fn whole_directory_rollback_is_refused_with_an_outside_counter() {
     std::fs::remove_dir_all(&dir).unwrap();
     copy_dir(&old, &dir);
     // Without outside state the old copy is indistinguishable from the store.
-    let db = Db::open(&dir, &cred(), Options { read_only: true, ..options() }).unwrap();
+    let db = Db::open(&dir, &cred(), options().with_read_only(true)).unwrap();
     assert_eq!(db.get(b"balance").unwrap().as_deref(), Some(&b"100"[..]));
     drop(db);
     for read_only in [true, false] {

@@ -10,23 +10,20 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use synapsed_storage::{Credential, Db, Options, SimVfs, SyncPolicy, WriteBatch};
+use synapsed_storage::{Db, Options, SimVfs, SyncPolicy, WriteBatch};
+
+mod common;
+use common::cred;
 
 const DIR: &str = "/ingest";
 
-fn cred() -> Credential {
-    Credential::passphrase("ingest")
-}
-
 fn options(sim: &Arc<SimVfs>, background: bool) -> Options {
-    Options {
-        vfs: sim.clone(),
-        sync: SyncPolicy::EveryCommit,
-        background_compaction: background,
-        memtable_size_bytes: 64 << 10,
-        ingest_min_bytes: 16 << 10,
-        ..Options::tiny_for_tests()
-    }
+    Options::tiny_for_tests()
+        .with_vfs(sim.clone())
+        .with_sync(SyncPolicy::EveryCommit)
+        .with_background_compaction(background)
+        .with_memtable_size_bytes(64 << 10)
+        .with_ingest_min_bytes(16 << 10)
 }
 
 fn key(i: usize) -> Vec<u8> {
@@ -126,7 +123,7 @@ fn a_large_batch_becomes_a_table_and_reads_like_any_batch() {
         db.put(&key(500), b"after reopen").unwrap();
         assert_eq!(db.get(&key(500)).unwrap().as_deref(), Some(&b"after reopen"[..]));
         db.close().unwrap();
-        let report = Db::verify(Path::new(DIR), &cred(), Options { read_only: true, ..options(&sim, background) }).unwrap();
+        let report = Db::verify(Path::new(DIR), &cred(), options(&sim, background).with_read_only(true)).unwrap();
         assert!(report.is_ok(), "{:?}", report.damaged);
     }
 }

@@ -50,10 +50,8 @@ fn shows_text(text: &str, secret_text: &str) -> bool {
 }
 
 fn fast() -> Options {
-    Options {
-        background_compaction: false,
-        ..Options::tiny_for_tests()
-    }
+    Options::tiny_for_tests()
+        .with_background_compaction(false)
 }
 
 #[test]
@@ -159,10 +157,8 @@ fn no_debug_or_display_output_shows_key_material() {
 fn open_time_with_default_argon2_parameters() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let options = || Options {
-        background_compaction: false,
-        ..Options::default()
-    };
+    let options = || Options::default()
+        .with_background_compaction(false);
     assert_eq!(
         options().argon2,
         Argon2Params {

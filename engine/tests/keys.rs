@@ -7,19 +7,15 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use synapsed_storage::{
-    Argon2Params, Credential, Db, Error, HybridKeypair, Options, RecoveryKey, RotationProgress, SimVfs, SlotKind,
+    Argon2Params, Credential, Db, Error, HybridKeypair, RecoveryKey, RotationProgress, SimVfs, SlotKind,
 };
 
-const PASSPHRASE: &str = "correct horse battery staple";
+mod common;
+use common::{options, PASSPHRASE};
 
-fn options() -> Options {
-    Options {
-        background_compaction: false,
-        ..Options::tiny_for_tests()
-    }
-}
 
 fn value(i: usize) -> Vec<u8> {
     format!("value {i} {}", "x".repeat(i % 50)).into_bytes()
@@ -339,10 +335,8 @@ fn rotation_leaves_nothing_under_the_old_epoch() {
     let old = Db::open(
         &old_copy,
         &Credential::passphrase(PASSPHRASE),
-        Options {
-            read_only: true,
-            ..options()
-        },
+        options()
+            .with_read_only(true),
     )
     .unwrap();
     assert_eq!(old.get(b"key/00001").unwrap(), Some(value(1)));
@@ -381,10 +375,8 @@ fn argon2_parameters_are_kept_per_slot() {
         t_cost: 3,
         p_cost: 1,
     };
-    let opts = Options {
-        argon2: params,
-        ..options()
-    };
+    let opts = options()
+        .with_argon2(params);
     Db::create(&dir, &Credential::passphrase(PASSPHRASE), opts.clone())
         .unwrap()
         .close()
@@ -447,10 +439,8 @@ fn crash_at_every_sync_of(change: &dyn Fn(&Db) -> synapsed_storage::Result<()>) 
     let mut completed = false;
     for n in 0..2_000 {
         let sim = SimVfs::new();
-        let opts = Options {
-            vfs: sim.clone(),
-            ..options()
-        };
+        let opts = options()
+            .with_vfs(sim.clone());
         let db = Db::create(&dir, &cred, opts.clone()).unwrap();
         fill(&db, 0..300);
         db.compact_range(None, None).unwrap();
@@ -514,7 +504,7 @@ fn secure_delete_holds_against_old_key_files_and_a_new_passphrase() {
     let attack = tmp.path().join("attack");
     copy_dir(&old_copy, &attack);
     std::fs::copy(dir.join("KEYSLOTS"), attack.join("KEYSLOTS")).unwrap();
-    let read_only = Options { read_only: true, ..options() };
+    let read_only = options().with_read_only(true);
     match Db::open(&attack, &new, read_only.clone()) {
         Err(e) => assert!(e.is_corruption() && e.to_string().contains("KEYRING"), "{e}"),
         Ok(db) => panic!("the old KEYRING opened under the current KEYSLOTS: msg:1 = {:?}", db.get(b"msg:1")),
@@ -564,4 +554,45 @@ fn rekey_replaces_the_master_key_and_the_data_keys() {
     // The old KEYSLOTS (old master key) with the passphrase that opened it then.
     std::fs::write(dir.join("KEYSLOTS"), &old_slots).unwrap();
     assert!(Db::open(&dir, &pass, options()).is_err());
+}
+
+/// A key rotation beside batches large enough to be written as tables of their
+/// own: both hold the writer mutex and the work mutex at once, and must take
+/// them in the same order (`writer`, then `work`) or they deadlock.
+#[test]
+fn rotations_beside_ingested_batches_do_not_deadlock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let db = Arc::new(Db::create(&dir, &Credential::passphrase(PASSPHRASE), options().with_ingest_min_bytes(256)).unwrap());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (Arc::clone(&db), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut batch = synapsed_storage::WriteBatch::new();
+                for i in 0..8 {
+                    batch.put(format!("k{n:08}-{i}").as_bytes(), [7u8; 64]);
+                }
+                db.write(batch).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let rotator = {
+        let db = Arc::clone(&db);
+        std::thread::spawn(move || {
+            for _ in 0..20 {
+                db.rotate_keys().unwrap();
+            }
+            done_tx.send(()).unwrap();
+        })
+    };
+    let finished = done_rx.recv_timeout(std::time::Duration::from_secs(60));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(finished.is_ok(), "20 key rotations beside ingested batches did not finish in 60 s: a lock-order deadlock");
+    rotator.join().unwrap();
+    assert!(writer.join().unwrap() > 0);
 }

@@ -13,7 +13,7 @@ fn cred() -> Credential {
 }
 
 fn options(read_only: bool) -> Options {
-    Options { argon2: Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 }, read_only, ..Options::tiny_for_tests() }
+    Options::tiny_for_tests().with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 }).with_read_only(read_only)
 }
 
 fn names(db: &Db) -> Vec<(u32, String)> {

@@ -330,11 +330,11 @@ fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 
 fn option_sets(vfs: Arc<SimVfs>) -> Vec<(&'static str, Options)> {
     let cheap_kdf = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
-    let tiny = Options { vfs: vfs.clone(), max_subcompactions: 1, ..Options::tiny_for_tests() };
+    let tiny = Options::tiny_for_tests().with_vfs(vfs.clone()).with_max_subcompactions(1);
     vec![
         ("tiny", tiny.clone()),
-        ("tiny-no-cache", Options { block_cache_bytes: 0, sync: SyncPolicy::Never, max_subcompactions: 4, ..tiny }),
-        ("defaults", Options { vfs, argon2: cheap_kdf, insecure_kdf_for_tests: true, max_subcompactions: 4, ..Options::default() }),
+        ("tiny-no-cache", tiny.with_block_cache_bytes(0).with_sync(SyncPolicy::Never).with_max_subcompactions(4)),
+        ("defaults", Options::default().with_vfs(vfs).with_argon2(cheap_kdf).with_insecure_kdf_for_tests(true).with_max_subcompactions(4)),
     ]
 }
 

@@ -151,10 +151,8 @@ fn handle_listing(db: &Db) -> BTreeMap<String, String> {
 }
 
 fn library_scan(dir: &Path) -> BTreeMap<String, String> {
-    let options = Options {
-        read_only: true,
-        ..Options::default()
-    };
+    let options = Options::default()
+        .with_read_only(true);
     let db = Db::open(dir, &Credential::passphrase(PASSPHRASE), options).unwrap();
     let pairs = handle_listing(&db);
     db.close().unwrap();
@@ -213,10 +211,8 @@ fn one_writer_process_readers_see_consistent_data_and_a_second_writer_is_refused
     let early = Db::open(
         &dir,
         &Credential::passphrase(PASSPHRASE),
-        Options {
-            read_only: true,
-            ..Options::default()
-        },
+        Options::default()
+            .with_read_only(true),
     )
     .unwrap();
     let early_view: Vec<(Vec<u8>, Vec<u8>)> = early
@@ -228,10 +224,8 @@ fn one_writer_process_readers_see_consistent_data_and_a_second_writer_is_refused
     let live = Db::open(
         &dir,
         &Credential::passphrase(PASSPHRASE),
-        Options {
-            read_only: true,
-            ..Options::default()
-        },
+        Options::default()
+            .with_read_only(true),
     )
     .unwrap();
 
@@ -313,7 +307,11 @@ fn a_passphrase_change_beside_a_writer_process_is_refused_and_changes_nothing() 
         .output()
         .unwrap();
     assert!(init.status.success(), "init: {}", String::from_utf8_lossy(&init.stderr));
-    let options = || Options { insecure_kdf_for_tests: true, argon2: synapsed_storage::Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 }, ..Options::default() };
+    let options = || {
+        Options::default()
+            .with_insecure_kdf_for_tests(true)
+            .with_argon2(synapsed_storage::Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 })
+    };
     let keyslots = std::fs::read(dir.join("KEYSLOTS")).unwrap();
 
     let mut writer = Writer::start(&dir);

@@ -215,12 +215,10 @@ struct Run {
 
 impl Run {
     fn options(&self, vfs: Arc<dyn Vfs>) -> Options {
-        Options {
-            vfs,
-            sync: SyncPolicy::EveryCommit,
-            background_compaction: self.background,
-            ..Options::tiny_for_tests()
-        }
+        Options::tiny_for_tests()
+            .with_vfs(vfs)
+            .with_sync(SyncPolicy::EveryCommit)
+            .with_background_compaction(self.background)
     }
 
     fn open(&self, vfs: Arc<KillableVfs>) -> Db {
@@ -435,7 +433,7 @@ fn init_interrupted_at_any_point_can_be_redone() {
     for fail_writes in [false, true] {
         for n in 0..64u64 {
             let sim = SimVfs::new();
-            let options = Options { vfs: sim.clone(), background_compaction: false, ..Options::tiny_for_tests() };
+            let options = Options::tiny_for_tests().with_vfs(sim.clone()).with_background_compaction(false);
             if fail_writes {
                 sim.fail_write_after(n);
             } else {
@@ -500,7 +498,9 @@ fn keyspace_create_and_drop_survive_power_loss_at_every_sync() {
     for fail_writes in [false, true] {
         for n in 0.. {
             let sim = SimVfs::new();
-            let options = |vfs: Arc<dyn Vfs>| Options { vfs, sync: SyncPolicy::EveryCommit, background_compaction: false, ..Options::tiny_for_tests() };
+            let options = |vfs: Arc<dyn Vfs>| {
+                Options::tiny_for_tests().with_vfs(vfs).with_sync(SyncPolicy::EveryCommit).with_background_compaction(false)
+            };
             let killable = KillableVfs::new(sim.clone());
             let db = Db::create(dir, &cred, options(killable.clone())).unwrap();
             db.put(b"before", b"keyspaces").unwrap();

@@ -303,7 +303,7 @@ fn library_store(dir: &Path, options: &synapsed_storage::Options) -> synapsed_st
 }
 
 fn reader(dir: &Path, options: &synapsed_storage::Options) -> synapsed_storage::Db {
-    let options = synapsed_storage::Options { read_only: true, block_cache_bytes: 0, ..options.clone() };
+    let options = options.clone().with_read_only(true).with_block_cache_bytes(0);
     synapsed_storage::Db::open(dir, &synapsed_storage::Credential::passphrase(PASSPHRASE), options).unwrap()
 }
 
@@ -311,7 +311,7 @@ fn reader(dir: &Path, options: &synapsed_storage::Options) -> synapsed_storage::
 fn secure_delete_waits_for_a_reader_that_lets_go_in_time() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let options = synapsed_storage::Options { reader_wait_ms: 20_000, ..synapsed_storage::Options::tiny_for_tests() };
+    let options = synapsed_storage::Options::tiny_for_tests().with_reader_wait_ms(20_000);
     let db = library_store(&dir, &options);
     let held = reader(&dir, &options);
     let first = held.scan_prefix(b"k").unwrap().count();
@@ -335,7 +335,7 @@ fn secure_delete_waits_for_a_reader_that_lets_go_in_time() {
 fn a_reader_holding_tables_past_the_wait_gets_a_retryable_error_never_wrong_data() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let options = synapsed_storage::Options { reader_wait_ms: 300, ..synapsed_storage::Options::tiny_for_tests() };
+    let options = synapsed_storage::Options::tiny_for_tests().with_reader_wait_ms(300);
     let db = library_store(&dir, &options);
     let stuck = reader(&dir, &options);
     let started = Instant::now();

@@ -10,24 +10,20 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use synapsed_storage::{Credential, Db, Options, SyncPolicy, LOST_DIR};
+use synapsed_storage::{Db, Options, SyncPolicy, LOST_DIR};
 
-fn cred() -> Credential {
-    Credential::passphrase("repair")
-}
+mod common;
+use common::{cred, PASSPHRASE};
 
 fn options() -> Options {
     // One table per explicit flush and no compaction, so the test knows which
     // keys each table holds; small blocks, so a table has many.
-    Options {
-        background_compaction: false,
-        sync: SyncPolicy::EveryCommit,
-        memtable_size_bytes: 1 << 20,
-        l0_compaction_trigger: 100,
-        l0_slowdown_trigger: 100,
-        l0_stop_trigger: 100,
-        ..Options::tiny_for_tests()
-    }
+    common::options()
+        .with_sync(SyncPolicy::EveryCommit)
+        .with_memtable_size_bytes(1 << 20)
+        .with_l0_compaction_trigger(100)
+        .with_l0_slowdown_trigger(100)
+        .with_l0_stop_trigger(100)
 }
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -116,10 +112,8 @@ fn repair_with_one_destroyed_table_keeps_every_other_key_and_reports_the_loss() 
     let verdict = Db::verify(
         &dir,
         &cred(),
-        Options {
-            read_only: true,
-            ..options()
-        },
+        options()
+            .with_read_only(true),
     )
     .unwrap();
     assert!(
@@ -177,10 +171,8 @@ fn repair_with_one_destroyed_table_keeps_every_other_key_and_reports_the_loss() 
     let verdict = Db::verify(
         &dir,
         &cred(),
-        Options {
-            read_only: true,
-            ..options()
-        },
+        options()
+            .with_read_only(true),
     )
     .unwrap();
     assert!(
@@ -311,7 +303,7 @@ fn cli_repair_says_what_was_lost() {
     std::fs::write(dir.join(&victim), b"not a table any more").unwrap();
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_synapsed-storage"))
-            .env("SYNAPSED_PASSPHRASE", "repair")
+            .env("SYNAPSED_PASSPHRASE", PASSPHRASE)
             .arg("--db")
             .arg(&dir)
             .args(args)

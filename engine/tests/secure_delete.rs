@@ -50,12 +50,10 @@ impl ForwardingVfs for RecordingVfs {
 }
 
 fn options(vfs: &Arc<RecordingVfs>, passes: u32) -> Options {
-    Options {
-        vfs: vfs.clone(),
-        background_compaction: false,
-        secure_delete_passes: passes,
-        ..Options::tiny_for_tests()
-    }
+    Options::tiny_for_tests()
+        .with_vfs(vfs.clone())
+        .with_background_compaction(false)
+        .with_secure_delete_passes(passes)
 }
 
 fn filler(i: usize) -> Vec<u8> {
@@ -203,10 +201,8 @@ fn check_secure_delete(passes: u32) {
     match Db::open(
         &copy,
         &Credential::passphrase(PASSPHRASE),
-        Options {
-            read_only: true,
-            ..Options::tiny_for_tests()
-        },
+        Options::tiny_for_tests()
+            .with_read_only(true),
     ) {
         Err(Error::MissingEpoch { .. }) => {}
         // The new KEYRING does not pair with the old KEYSLOTS either.
@@ -287,11 +283,9 @@ fn a_crash_at_any_sync_of_a_secure_delete_is_recoverable() {
     let cred = Credential::passphrase(PASSPHRASE);
     for n in 0..2_000 {
         let sim = SimVfs::new();
-        let opts = Options {
-            vfs: sim.clone(),
-            background_compaction: false,
-            ..Options::tiny_for_tests()
-        };
+        let opts = Options::tiny_for_tests()
+            .with_vfs(sim.clone())
+            .with_background_compaction(false);
         let db = store_with_secret(&dir, opts.clone());
         sim.fail_sync_after(n);
         let result = db.secure_delete(b"victim");

@@ -99,20 +99,18 @@ impl Sim {
     fn with_key_changes(seed: u64, key_changes: bool) -> Sim {
         let sim = SimVfs::with_seed(seed);
         let mut rng = StdRng::seed_from_u64(seed);
-        let options = Options {
-            vfs: sim.clone(),
-            sync: SyncPolicy::EveryCommit,
-            background_compaction: false,
-            memtable_size_bytes: rng.gen_range(1usize..=4) << 10,
+        let options = Options::tiny_for_tests()
+            .with_vfs(sim.clone())
+            .with_sync(SyncPolicy::EveryCommit)
+            .with_background_compaction(false)
+            .with_memtable_size_bytes(rng.gen_range(1usize..=4) << 10)
             // Half the seeds write their larger batches straight to tables.
-            ingest_min_bytes: if rng.gen_bool(0.5) { rng.gen_range(256..=1024) } else { usize::MAX },
+            .with_ingest_min_bytes(if rng.gen_bool(0.5) { rng.gen_range(256..=1024) } else { usize::MAX })
             // Parts of a compaction on threads of their own would interleave their
             // file operations (and so where a fault lands) differently per run; so
             // would a WAL sync started on a thread of its own.
-            max_subcompactions: 1,
-            sync_overlap_min_ops: 0,
-            ..Options::tiny_for_tests()
-        };
+            .with_max_subcompactions(1)
+            .with_sync_overlap_min_ops(0);
         let cred = Credential::passphrase("sim");
         let db = Db::create(Path::new(DIR), &cred, options.clone()).unwrap();
         Sim {
@@ -384,10 +382,8 @@ impl Sim {
         let report = Db::verify(
             Path::new(DIR),
             &self.cred,
-            Options {
-                read_only: true,
-                ..self.options.clone()
-            },
+            self.options.clone()
+                .with_read_only(true),
         )
         .unwrap_or_else(|e| panic!("seed {}: verify: {e}", self.seed));
         assert!(

@@ -37,12 +37,10 @@ fn a_million_random_pairs_compacted_take_at_most_1_15x_their_size() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
     let cred = Credential::passphrase("size test");
-    let options = Options {
-        sync: SyncPolicy::Never,
-        argon2: Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 },
-        insecure_kdf_for_tests: true,
-        ..Options::default()
-    };
+    let options = Options::default()
+        .with_sync(SyncPolicy::Never)
+        .with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 })
+        .with_insecure_kdf_for_tests(true);
     let started = Instant::now();
     let db = Db::create(&dir, &cred, options.clone()).unwrap();
     let mut key = [0u8; KEY_BYTES];

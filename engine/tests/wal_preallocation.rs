@@ -12,22 +12,19 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use synapsed_storage::vfs::ForwardingVfs;
-use synapsed_storage::{Credential, Db, Options, SimVfs, SyncPolicy, Vfs};
+use synapsed_storage::{Db, Options, SimVfs, SyncPolicy, Vfs};
+
+mod common;
+use common::cred;
 
 const DIR: &str = "/store";
 
-fn cred() -> Credential {
-    Credential::passphrase("preallocation")
-}
-
 fn options(vfs: Arc<dyn Vfs>, memtable_size_bytes: usize) -> Options {
-    Options {
-        vfs,
-        sync: SyncPolicy::EveryCommit,
-        background_compaction: false,
-        memtable_size_bytes,
-        ..Options::tiny_for_tests()
-    }
+    Options::tiny_for_tests()
+        .with_vfs(vfs)
+        .with_sync(SyncPolicy::EveryCommit)
+        .with_background_compaction(false)
+        .with_memtable_size_bytes(memtable_size_bytes)
 }
 
 fn segments(sim: &SimVfs) -> Vec<PathBuf> {
@@ -71,7 +68,7 @@ fn the_active_segment_is_preallocated_while_open_and_exact_once_closed() {
 
     // verify of the open store: a clean end, not a torn tail.
     let report =
-        Db::verify(Path::new(DIR), &cred(), Options { read_only: true, ..options(sim.clone(), 64 << 10) }).unwrap();
+        Db::verify(Path::new(DIR), &cred(), options(sim.clone(), 64 << 10).with_read_only(true)).unwrap();
     assert!(report.is_ok() && report.torn_tails.is_empty(), "{report:?}");
 
     db.close().unwrap();
@@ -116,7 +113,7 @@ fn a_blank_segment_left_by_a_crash_is_skipped_and_retired() {
     drop(file);
 
     let report =
-        Db::verify(Path::new(DIR), &cred(), Options { read_only: true, ..options(sim.clone(), 64 << 10) }).unwrap();
+        Db::verify(Path::new(DIR), &cred(), options(sim.clone(), 64 << 10).with_read_only(true)).unwrap();
     assert!(report.is_ok(), "{report:?}");
     let db = Db::open(Path::new(DIR), &cred(), options(sim.clone(), 64 << 10)).unwrap();
     check_many(&db, 0, 20);

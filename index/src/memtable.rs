@@ -1,5 +1,7 @@
-//! The memtable: a concurrent skiplist of internal keys. One writer at a time
-//! inserts (the engine serializes writers); any number of readers read concurrently.
+//! The memtable: a concurrent skiplist of internal keys. Any number of threads
+//! insert at once (the engine inserts one batch's entries on several threads,
+//! `Options::memtable_insert_threads`; the counters are atomics) while any number
+//! of readers read.
 //!
 //! Iterators own an `Arc<Memtable>` together with a skiplist range cursor that
 //! borrows it (a self-referential pair, kept safe by `self_cell`), so each step is
@@ -56,7 +58,11 @@ impl KeyBytes {
     #[inline]
     fn as_slice(&self) -> &[u8] {
         match self {
-            KeyBytes::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or_default(),
+            KeyBytes::Inline { len, buf } => {
+                // Invariant: `len <= INLINE_KEY_BYTES`; only `new` makes an inline key.
+                debug_assert!(usize::from(*len) <= buf.len());
+                buf.get(..usize::from(*len)).unwrap_or_default()
+            }
             KeyBytes::Heap(b) => b,
         }
     }

@@ -36,12 +36,70 @@ pub enum Error {
     Poisoned {
         /// File name.
         file: String,
-        /// The first failure.
+        /// The first failure's message.
         reason: String,
+        /// The first failure, typed: which operation and which kind of I/O error.
+        cause: FailureCause,
     },
     /// Other crypto-layer errors.
     #[error(transparent)]
     Crypto(crypto::Error),
+}
+
+/// The operation whose failure stopped a log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailedOp {
+    /// Writing a frame (the frames before it can still be synced).
+    Append,
+    /// An fsync (nothing more is written or synced).
+    Sync,
+}
+
+/// Why a log stopped: the failed operation and the kind of its I/O error, kept
+/// beside the message so that callers decide on a type, never on text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureCause {
+    /// The operation that failed.
+    pub op: FailedOp,
+    /// The error's kind; [`std::io::ErrorKind::StorageFull`] for a full disk
+    /// (ENOSPC), whatever the platform reported it as.
+    pub kind: std::io::ErrorKind,
+}
+
+impl FailureCause {
+    /// The cause of `op` failing with `e`.
+    pub fn new(op: FailedOp, e: &std::io::Error) -> FailureCause {
+        FailureCause { op, kind: io_error_kind(e) }
+    }
+
+    /// Whether the file system was full.
+    pub fn is_storage_full(&self) -> bool {
+        self.kind == std::io::ErrorKind::StorageFull
+    }
+}
+
+/// The kind of `e`, with ENOSPC always reported as
+/// [`std::io::ErrorKind::StorageFull`].
+pub fn io_error_kind(e: &std::io::Error) -> std::io::ErrorKind {
+    if e.raw_os_error() == Some(libc::ENOSPC) {
+        std::io::ErrorKind::StorageFull
+    } else {
+        e.kind()
+    }
+}
+
+impl Error {
+    /// The kind of the I/O error behind this error, if one is: a failed read,
+    /// write or sync, or the first failure of a poisoned log.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            Error::Io { source, .. } => Some(io_error_kind(source)),
+            Error::Poisoned { cause, .. } => Some(cause.kind),
+            Error::Crypto(crypto::Error::Io { source, .. }) => Some(io_error_kind(source)),
+            _ => None,
+        }
+    }
 }
 
 impl From<crypto::Error> for Error {

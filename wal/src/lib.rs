@@ -35,13 +35,14 @@
 mod error;
 mod format;
 #[doc(hidden)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod reader;
 #[cfg(all(feature = "io-uring", target_os = "linux"))]
 pub mod uring;
 mod writer;
 
-pub use error::{Error, Result};
+pub use error::{io_error_kind, Error, FailedOp, FailureCause, Result};
 pub use format::{FRAME_HEADER_LEN, MAX_RECORD_BYTES};
 pub use reader::{LogReader, RecoveredLog};
 pub use writer::{LogWriter, Preallocation};

@@ -24,7 +24,7 @@ use crypto::vfs::{Vfs, WritableFile};
 use crypto::{BlockKind, FileCipher, FileKind, KeyManager};
 use parking_lot::{Condvar, Mutex};
 
-use crate::error::{Error, Result};
+use crate::error::{io_error_kind, Error, FailedOp, FailureCause, Result};
 use crate::format::{block_kind_for, FrameHeader, FIRST_FRAME_OFFSET, FRAME_HEADER_LEN, MAX_RECORD_BYTES};
 
 /// Preallocation sizes are rounded up to this (a file-system block), so extensions
@@ -58,7 +58,7 @@ fn round_up(len: u64) -> u64 {
 }
 
 fn is_no_space(e: &std::io::Error) -> bool {
-    e.raw_os_error() == Some(libc::ENOSPC) || e.kind() == std::io::ErrorKind::StorageFull
+    io_error_kind(e) == std::io::ErrorKind::StorageFull
 }
 
 /// Group-commit state, guarded by one mutex and announced through one condvar.
@@ -69,10 +69,10 @@ struct SyncState {
     /// A leader is inside `WritableFile::sync`; others wait for it instead of syncing.
     sync_in_progress: bool,
     /// The first sync failure; once set, nothing more is written or synced.
-    poisoned: Option<String>,
+    poisoned: Option<(String, FailureCause)>,
     /// The first append failure; once set, nothing more is appended, but the
     /// frames before the failed one can still be synced.
-    append_failed: Option<String>,
+    append_failed: Option<(String, FailureCause)>,
 }
 
 /// Appends records to one log file.
@@ -216,7 +216,9 @@ impl LogWriter {
         // One append per frame: a crash can tear only the last frame, never interleave
         // two. Room for it is made first, so a full disk fails before anything is written.
         if let Err(source) = self.make_room(end).and_then(|()| self.file.append(&frame)) {
-            self.state.lock().append_failed.get_or_insert(format!("append at offset {offset} failed: {source}"));
+            self.state.lock().append_failed.get_or_insert_with(|| {
+                (format!("append at offset {offset} failed: {source}"), FailureCause::new(FailedOp::Append, &source))
+            });
             return Err(Error::Io { file: self.name.clone(), source });
         }
         self.len.store(end, Ordering::Release);
@@ -261,8 +263,8 @@ impl LogWriter {
             if state.synced_offset >= offset {
                 return Ok(());
             }
-            if let Some(reason) = &state.poisoned {
-                return Err(Error::Poisoned { file: self.name.clone(), reason: reason.clone() });
+            if let Some((reason, cause)) = &state.poisoned {
+                return Err(Error::Poisoned { file: self.name.clone(), reason: reason.clone(), cause: *cause });
             }
             if !state.sync_in_progress {
                 break;
@@ -285,7 +287,9 @@ impl LogWriter {
                 Ok(())
             }
             Err(source) => {
-                state.poisoned.get_or_insert_with(|| format!("fsync failed: {source}"));
+                state
+                    .poisoned
+                    .get_or_insert_with(|| (format!("fsync failed: {source}"), FailureCause::new(FailedOp::Sync, &source)));
                 Err(Error::Io { file: self.name.clone(), source })
             }
         };
@@ -345,7 +349,9 @@ impl LogWriter {
     fn check_not_poisoned(&self) -> Result<()> {
         let state = self.state.lock();
         match state.poisoned.as_ref().or(state.append_failed.as_ref()) {
-            Some(reason) => Err(Error::Poisoned { file: self.name.clone(), reason: reason.clone() }),
+            Some((reason, cause)) => {
+                Err(Error::Poisoned { file: self.name.clone(), reason: reason.clone(), cause: *cause })
+            }
             None => Ok(()),
         }
     }

@@ -120,9 +120,11 @@ fn a_failed_append_stops_appends_but_earlier_frames_still_sync() {
         faults.fail_append.store(false, Ordering::SeqCst);
         // The file works again, but the log does not: the failure is final.
         match w.append(b"after") {
-            Err(Error::Poisoned { file, reason }) => {
+            Err(Error::Poisoned { file, reason, cause }) => {
                 assert_eq!(file, "000001.wal");
                 assert!(reason.contains("injected append failure"), "{reason}");
+                assert_eq!(cause.op, wal::FailedOp::Append);
+                assert!(!cause.is_storage_full(), "{cause:?}");
             }
             other => panic!("{vfs_name}: expected Poisoned, got {other:?}"),
         }

@@ -286,7 +286,13 @@ fn a_full_disk_fails_the_append_before_it_writes_anything() {
         other => panic!("{other:?}"),
     }
     assert_eq!(sim.read_live(&path).unwrap(), before, "nothing of the refused append was written");
-    assert!(matches!(w.append(b"x"), Err(Error::Poisoned { .. })));
+    match w.append(b"x") {
+        Err(Error::Poisoned { cause, .. }) => {
+            assert_eq!(cause.op, wal::FailedOp::Append);
+            assert!(cause.is_storage_full(), "a full disk is kept as a typed cause: {cause:?}");
+        }
+        other => panic!("{other:?}"),
+    }
     // The records appended before still sync.
     w.sync_to(second).unwrap();
     vfs.sync_dir(Path::new("/db")).unwrap();

@@ -18,13 +18,13 @@ use index::SeqNo;
 
 use super::VersionSet;
 use crate::edit::{FileMeta, VersionEdit};
-use crate::error::{Error, Result};
+use crate::error::{Error, ManifestFailure, Result};
 use crate::manifest::{read_current_and_replay, write_current, write_new_manifest, ManifestState};
 use crate::version::Version;
 
 impl VersionSet {
     /// Why the manifest stopped accepting edits, if it did.
-    pub fn manifest_failure(&self) -> Option<String> {
+    pub fn manifest_failure(&self) -> Option<ManifestFailure> {
         self.manifest.lock().poisoned.clone()
     }
 
@@ -146,8 +146,9 @@ mod tests {
             ..VersionEdit::default()
         };
         assert!(vs.log_and_apply(edit.clone()).is_err());
-        let reason = vs.manifest_failure().unwrap();
-        assert!(reason.contains("os error 28"), "{reason}");
+        let failure = vs.manifest_failure().unwrap();
+        assert!(failure.reason.contains("os error 28"), "{failure:?}");
+        assert!(failure.is_storage_full(), "a full disk is kept as a typed cause: {failure:?}");
         // Still full: the restart fails and leaves the set stopped.
         assert!(vs.restart_manifest().is_err());
         assert!(vs.log_and_apply(edit.clone()).is_err());

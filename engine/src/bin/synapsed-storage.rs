@@ -278,12 +278,10 @@ impl GlobalArgs {
     }
 
     fn options(&self, read_only: bool) -> anyhow::Result<Options> {
-        let mut options = Options {
-            read_only,
-            argon2: self.argon2()?,
-            insecure_kdf_for_tests: self.insecure_kdf_for_tests,
-            ..Options::default()
-        };
+        let mut options = Options::default()
+            .with_read_only(read_only)
+            .with_argon2(self.argon2()?)
+            .with_insecure_kdf_for_tests(self.insecure_kdf_for_tests);
         if let Some(bytes) = self.memtable_size_bytes {
             options.memtable_size_bytes = bytes;
         }

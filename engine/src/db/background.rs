@@ -12,7 +12,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use compaction::{Compaction, FileMeta, VersionEdit};
 use index::Memtable;
@@ -20,6 +20,7 @@ use index::Memtable;
 use crate::db::inner::{file_number, Inner};
 use crate::db::readers;
 use crate::error::{Error, Result};
+use crate::events::{BackgroundError, CompactionBegin, CompactionEnd, EventListener, FileDeleted, FlushBegin, FlushEnd, TableFileCreated};
 
 /// How often an idle background thread looks for work it was not told about.
 const IDLE_POLL: Duration = Duration::from_millis(200);
@@ -53,9 +54,23 @@ impl Inner {
                 (frozen, next_log)
             };
             let attempt = self.begin_attempt();
-            self.restart_full_manifest()
+            let memtable_bytes = frozen.approximate_bytes() as u64;
+            let span = tracing::info_span!("flush", job = attempt, memtable_bytes);
+            let _entered = span.enter();
+            let started = Instant::now();
+            if let Some(l) = self.listener() {
+                l.on_flush_begin(&FlushBegin { job: attempt, memtable_bytes });
+            }
+            let added = self
+                .restart_full_manifest()
                 .and_then(|()| self.flush_one(&frozen, next_log, parts))
                 .inspect_err(|e| self.background_failed("memtable flush", e, attempt))?;
+            let (output_files, output_bytes) = self.tables_created(&added);
+            let duration = started.elapsed();
+            tracing::info!(output_files = output_files.len(), output_bytes, duration_us = duration.as_micros() as u64, "flush finished");
+            if let Some(l) = self.listener() {
+                l.on_flush_end(&FlushEnd { job: attempt, output_files, output_bytes, duration });
+            }
             {
                 let mut mems = self.mems.write();
                 if mems.immutables.front().is_some_and(|m| Arc::ptr_eq(m, &frozen)) {
@@ -70,7 +85,8 @@ impl Inner {
         }
     }
 
-    fn flush_one(&self, frozen: &Arc<Memtable>, next_log: u64, parts: usize) -> Result<()> {
+    /// Writes `frozen` to level-0 tables and installs them; returns what it added.
+    fn flush_one(&self, frozen: &Arc<Memtable>, next_log: u64, parts: usize) -> Result<Vec<(usize, FileMeta)>> {
         let mut edit = VersionEdit {
             log_number: Some(next_log),
             last_seqno: Some(self.last_logged.load(Ordering::Acquire)),
@@ -92,8 +108,30 @@ impl Inner {
                 edit.added.push((0, meta));
             }
         }
+        let added = edit.added.clone();
         self.versions.log_and_apply(edit)?;
-        Ok(())
+        Ok(added)
+    }
+
+    /// The listener of `Options::event_listener`, if one is set.
+    pub(crate) fn listener(&self) -> Option<&dyn EventListener> {
+        self.options.event_listener.as_deref()
+    }
+
+    /// Reports each table of `added` as created; returns their names and total size.
+    fn tables_created(&self, added: &[(usize, FileMeta)]) -> (Vec<String>, u64) {
+        let mut names = Vec::with_capacity(added.len());
+        let mut bytes = 0u64;
+        for (level, meta) in added {
+            let file = table_file_name(meta.number);
+            tracing::debug!(file = %file, level, bytes = meta.size, "table file created");
+            if let Some(l) = self.listener() {
+                l.on_table_file_created(&TableFileCreated { file: file.clone(), level: *level, bytes: meta.size });
+            }
+            bytes = bytes.saturating_add(meta.size);
+            names.push(file);
+        }
+        (names, bytes)
     }
 
     /// Flushes, then runs compactions until no level is over its target (or the
@@ -114,15 +152,38 @@ impl Inner {
     /// Runs one compaction and installs its result. Caller holds `work`.
     pub(crate) fn run_compaction(&self, c: &Compaction) -> Result<()> {
         let attempt = self.begin_attempt();
+        let input_files: Vec<String> = c.inputs.iter().chain(&c.next_inputs).map(|f| table_file_name(f.number)).collect();
+        let input_bytes = c.inputs.iter().chain(&c.next_inputs).fold(0u64, |sum, f| sum.saturating_add(f.size));
+        let span = tracing::info_span!("compaction", job = attempt, level = c.level, inputs = input_files.len(), input_bytes);
+        let _entered = span.enter();
+        let started = Instant::now();
+        if let Some(l) = self.listener() {
+            l.on_compaction_begin(&CompactionBegin { job: attempt, level: c.level, input_files: input_files.clone(), input_bytes });
+        }
         let result = (|| {
             self.restart_full_manifest()?;
             let snapshots = self.snapshots.list();
             // Output tables come back synced, directory entries included.
             let edit = compaction::run_compaction(&self.ctx, c, &snapshots, &|| self.versions.new_file_number())?;
+            let added = edit.added.clone();
             self.versions.log_and_apply(edit)?;
-            Ok(())
+            Ok(added)
         })();
-        result.inspect_err(|e| self.background_failed("compaction", e, attempt))?;
+        let added = result.inspect_err(|e| self.background_failed("compaction", e, attempt))?;
+        let (output_files, output_bytes) = self.tables_created(&added);
+        let duration = started.elapsed();
+        tracing::info!(output_files = output_files.len(), output_bytes, duration_us = duration.as_micros() as u64, "compaction finished");
+        if let Some(l) = self.listener() {
+            l.on_compaction_end(&CompactionEnd {
+                job: attempt,
+                level: c.level,
+                input_files,
+                input_bytes,
+                output_files,
+                output_bytes,
+                duration,
+            });
+        }
         self.compactions.fetch_add(1, Ordering::Relaxed);
         self.notify_progress();
         // Unlinking a table whose reader is open only removes its name; the
@@ -217,11 +278,21 @@ impl Inner {
                     if let Some(number) = file_number(&name, "sst") {
                         self.tables.evict(number);
                     }
+                    tracing::debug!(file = %name, overwritten = passes > 0, "file deleted");
+                    if let Some(l) = self.listener() {
+                        l.on_file_deleted(&FileDeleted { file: name, overwritten: passes > 0 });
+                    }
                 }
             }
             Err(e) => {
-                if !self.failure_logged.swap(true, Ordering::AcqRel) {
-                    eprintln!("synapsed-storage: removing obsolete files in {} failed: {e}", self.dir.display());
+                // Nothing is lost: the next removal retries.
+                tracing::warn!(dir = %self.dir.display(), error = %e, "removing obsolete files failed");
+                if let Some(l) = self.listener() {
+                    l.on_background_error(&BackgroundError {
+                        operation: "obsolete file removal".into(),
+                        message: e.to_string(),
+                        writes_stopped: false,
+                    });
                 }
             }
         }
@@ -310,6 +381,10 @@ impl Inner {
     /// instead of stopping writes.
     fn background_failed(&self, what: &str, e: &Error, attempt: u64) {
         if let Error::StorageFull { file } = e {
+            tracing::warn!(operation = what, file = %file, "storage full: background work postponed until space is freed");
+            if let Some(l) = self.listener() {
+                l.on_background_error(&BackgroundError { operation: what.into(), message: e.to_string(), writes_stopped: false });
+            }
             self.bg.lock().full = Some((file.clone(), attempt));
             self.bg_done.notify_all();
         } else {
@@ -320,8 +395,8 @@ impl Inner {
     /// After a manifest write failed on a full disk, starts a fresh manifest so
     /// that edits are accepted again (fails with `StorageFull` while still full).
     pub(crate) fn restart_full_manifest(&self) -> Result<()> {
-        if let Some(reason) = self.versions.manifest_failure() {
-            if crate::db::reason_is_enospc(&reason) {
+        if let Some(failure) = self.versions.manifest_failure() {
+            if failure.is_storage_full() {
                 self.versions.restart_manifest()?;
             }
         }
@@ -338,6 +413,11 @@ impl Inner {
         }
         compaction::pick_compaction(&self.versions.current(), &self.ctx.options).is_some()
     }
+}
+
+/// The name of table `number` in the store directory (`compaction/FORMAT.md`).
+fn table_file_name(number: u64) -> String {
+    format!("{number:06}.sst")
 }
 
 /// Obsolete files still in the directory: tables by number, and whether any at all.

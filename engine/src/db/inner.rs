@@ -3,9 +3,11 @@
 //! reader sees.
 //!
 //! Lock order (never take an earlier one while holding a later one):
-//! `work` -> `writer` -> `bg` -> `mems` -> `failure`. The `work` mutex serializes
-//! everything that creates or removes tables (flush, compaction, obsolete-file
-//! removal), so the removal can never delete a table that is still being written.
+//! `writer` -> `work` -> `bg` -> `mems` -> `failure` (an ingest and a key
+//! rotation hold `writer` while they take `work`; docs/design.md, "Threading
+//! and lock order", lists every lock). The `work` mutex serializes everything
+//! that creates or removes tables (flush, compaction, obsolete-file removal),
+//! so the removal can never delete a table that is still being written.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -163,7 +165,14 @@ impl Inner {
         }
         drop(slot);
         if !self.failure_logged.swap(true, Ordering::AcqRel) {
-            eprintln!("synapsed-storage: {what} failed in {}: {e}; writes are stopped, reads continue", self.dir.display());
+            tracing::error!(operation = what, dir = %self.dir.display(), error = %e, "failed: writes are stopped, reads continue");
+            if let Some(l) = self.options.event_listener.as_deref() {
+                l.on_background_error(&crate::events::BackgroundError {
+                    operation: what.into(),
+                    message: e.to_string(),
+                    writes_stopped: true,
+                });
+            }
         }
         self.bg_done.notify_all();
     }

@@ -43,6 +43,7 @@ static ROTATIONS: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
 /// The files of the store directory under one data-key epoch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct EpochFiles {
     /// The epoch.
     pub epoch: u32,
@@ -52,6 +53,7 @@ pub struct EpochFiles {
 
 /// Progress of a key rotation, reported after each step.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RotationProgress {
     /// The epoch everything is being moved to.
     pub new_epoch: u32,
@@ -65,6 +67,7 @@ pub struct RotationProgress {
 
 /// What a finished key rotation did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct RotationReport {
     /// The new current epoch.
     pub new_epoch: u32,
@@ -86,6 +89,7 @@ pub struct RotationReport {
 
 /// What [`Db::rekey`] did.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct RekeyReport {
     /// Keyslots removed because they cannot be re-made without their own secret
     /// (other passphrases, raw keys, device keys, the old recovery slot), as
@@ -227,11 +231,16 @@ impl Db {
 
 impl Inner {
     pub(crate) fn rotate_keys(&self, progress: &mut dyn FnMut(&RotationProgress)) -> Result<RotationReport> {
+        let span = tracing::info_span!("key_rotation", dir = %self.dir.display());
+        let _entered = span.enter();
         self.check_writable()?;
         let _one_at_a_time = ROTATIONS.lock();
-        // Held from before the new keyring is written: obsolete-file removal
-        // (run under `work` by background compactions) takes any `*.tmp` for a
-        // leftover and would remove `KEYRING.tmp` between its write and its rename.
+        // `writer` before `work` (the lock order of `db/inner.rs`; an ingest
+        // takes `work` while it holds `writer`). `work` is held from before the
+        // new keyring is written: obsolete-file removal (run under `work` by
+        // background compactions) takes any `*.tmp` for a leftover and would
+        // remove `KEYRING.tmp` between its write and its rename.
+        let mut writer = self.writer.lock();
         let work = self.work.lock();
         let new_epoch = self.keys.rotate(&self.vfs, &self.dir)?;
         let mut report = RotationReport {
@@ -248,10 +257,8 @@ impl Inner {
         };
 
         // A new segment under the new epoch; the flush then retires the old ones.
-        {
-            let mut writer = self.writer.lock();
-            self.switch_memtable(&mut writer)?;
-        }
+        self.switch_memtable(&mut writer)?;
+        drop(writer);
         let _work = work;
         self.flush_immutables()?;
         tell("wal", &report, 0);

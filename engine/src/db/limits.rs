@@ -15,30 +15,24 @@ pub(crate) const TABLE_MAX_VALUE_BYTES: usize = 64 << 20;
 
 /// Whether `e` says the file system is out of space.
 pub(crate) fn is_enospc(e: &std::io::Error) -> bool {
-    e.raw_os_error() == Some(libc::ENOSPC) || e.kind() == std::io::ErrorKind::StorageFull
+    wal::io_error_kind(e) == std::io::ErrorKind::StorageFull
 }
 
-/// Whether a poisoned log's recorded reason is a full disk (the log keeps only
-/// the message of the original error).
-pub(crate) fn reason_is_enospc(reason: &str) -> bool {
-    reason.contains(&format!("os error {}", libc::ENOSPC))
-}
+/// How a full manifest is named in [`crate::Error::StorageFull`]: the manifest
+/// records only the failure's kind, not which of its files (the live manifest
+/// or the one a roll was writing) it was.
+pub(crate) const MANIFEST_FILE_DESCRIPTION: &str = "MANIFEST";
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn enospc_is_recognised_by_code_and_message() {
+    fn enospc_is_recognised_by_code_and_kind() {
         let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
         assert!(is_enospc(&full));
+        assert!(is_enospc(&std::io::Error::from(std::io::ErrorKind::StorageFull)));
         assert!(!is_enospc(&std::io::Error::from_raw_os_error(libc::EIO)));
-        assert!(reason_is_enospc(&format!(
-            "append at offset 40 failed: {full}"
-        )));
-        assert!(!reason_is_enospc(&format!(
-            "fsync failed: {}",
-            std::io::Error::from_raw_os_error(libc::EIO)
-        )));
+        assert!(!is_enospc(&std::io::Error::other(format!("{full}"))), "a message is not a cause");
     }
 }

@@ -129,6 +129,8 @@ fn remove_interrupted_create(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
 
 /// Opens the store in `dir`: unlock, lock, recover, replay.
 pub(crate) fn open(dir: &Path, credential: &Credential, options: Options) -> Result<Arc<Inner>> {
+    let span = tracing::info_span!("open", dir = %dir.display(), read_only = options.read_only);
+    let _entered = span.enter();
     options.validate()?;
     let real_vfs = options.vfs.clone();
     if !real_vfs.exists(&dir.join(KEYSLOTS_FILE)) || is_interrupted_create(&*real_vfs, dir) {

@@ -36,6 +36,7 @@ pub const LOST_DIR: &str = "lost";
 
 /// One file `repair` could not fully read.
 #[derive(Debug, Clone, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct LostFile {
     /// File name (relative to the store directory).
     pub file: String,
@@ -56,6 +57,7 @@ pub struct LostFile {
 
 /// Data blocks of a damaged table.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct BlockCounts {
     /// Data blocks the table's index lists.
     pub total: u64,
@@ -65,6 +67,7 @@ pub struct BlockCounts {
 
 /// What `repair` did and what it could not save.
 #[derive(Debug, Clone, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct RepairReport {
     /// Whether the old manifest could be read (if not, every table in the
     /// directory was used, including leftovers an interrupted compaction may

@@ -29,6 +29,7 @@ const DELETES_PER_BATCH: usize = 256;
 
 /// What a secure deletion did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct SecureDeleteReport {
     /// Live keys that were deleted (0 when the key was already absent; its older
     /// versions are purged all the same).

@@ -332,14 +332,20 @@ impl Inner {
                     for _ in 1..threads {
                         let helper = || {
                             while let Some(run) = claims.claim(false) {
-                                insert_run(order.get(run).unwrap_or_default());
+                                // Invariant: `RunClaims` hands out runs inside `0..order.len()`.
+                                let claimed = order.get(run);
+                                debug_assert!(claimed.is_some());
+                                insert_run(claimed.unwrap_or_default());
                             }
                         };
                         // A thread that cannot be started leaves its share to this one.
                         let _ = std::thread::Builder::new().spawn_scoped(scope, helper);
                     }
                     while let Some(run) = claims.claim(true) {
-                        insert_run(order.get(run).unwrap_or_default());
+                        // Invariant: `RunClaims` hands out runs inside `0..order.len()`.
+                        let claimed = order.get(run);
+                        debug_assert!(claimed.is_some());
+                        insert_run(claimed.unwrap_or_default());
                     }
                 });
             } else {
@@ -402,8 +408,8 @@ impl Inner {
     /// A log stopped by a full disk on append is not a failure of the store: the
     /// writer that hit it has already arranged to move to a fresh segment.
     fn wal_failed(&self, what: &str, e: wal::Error) -> Error {
-        let full_on_append = matches!(&e, wal::Error::Poisoned { reason, .. }
-            if reason.starts_with("append") && crate::db::reason_is_enospc(reason));
+        let full_on_append = matches!(&e, wal::Error::Poisoned { cause, .. }
+            if cause.op == wal::FailedOp::Append && cause.is_storage_full());
         let err: Error = e.into();
         if !full_on_append && !matches!(err, Error::InvalidArgument(_)) {
             self.record_failure(what, &err);
@@ -459,6 +465,16 @@ impl Inner {
     /// and stalls while the flush queue or level 0 is over its limit. Returns
     /// whether the caller must flush inline (background work off).
     fn make_room(&self, writer: &mut MutexGuard<'_, WriterState>) -> Result<bool> {
+        let mut stalled_since = None;
+        let result = self.make_room_stalling(writer, &mut stalled_since);
+        if let Some(since) = stalled_since {
+            self.stall_ended(since);
+        }
+        result
+    }
+
+    /// [`Self::make_room`]'s loop; sets `stalled_since` when it first stalls.
+    fn make_room_stalling(&self, writer: &mut MutexGuard<'_, WriterState>, stalled_since: &mut Option<std::time::Instant>) -> Result<bool> {
         let background = self.options.background_compaction;
         loop {
             let (active_bytes, immutables) = {
@@ -470,6 +486,18 @@ impl Inner {
                 && (self.l0_files() >= self.options.l0_stop_trigger
                     || (full && immutables >= self.options.max_immutable_memtables));
             if stall {
+                if stalled_since.is_none() {
+                    *stalled_since = Some(std::time::Instant::now());
+                    let cause = if self.l0_files() >= self.options.l0_stop_trigger {
+                        crate::events::StallCause::Level0Files
+                    } else {
+                        crate::events::StallCause::FrozenMemtables
+                    };
+                    tracing::info!(?cause, "write stall begun");
+                    if let Some(l) = self.listener() {
+                        l.on_write_stall_begin(&crate::events::WriteStallBegin { cause });
+                    }
+                }
                 self.wait_for_background()?;
                 continue;
             }
@@ -481,6 +509,15 @@ impl Inner {
                 self.wake_background();
             }
             return Ok(!background);
+        }
+    }
+
+    /// Reports the end of a write stall begun at `since`.
+    fn stall_ended(&self, since: std::time::Instant) {
+        let duration = since.elapsed();
+        tracing::info!(duration_us = duration.as_micros() as u64, "write stall ended");
+        if let Some(l) = self.listener() {
+            l.on_write_stall_end(&crate::events::WriteStallEnd { duration });
         }
     }
 

@@ -44,6 +44,8 @@ impl BlockBuilder {
         } else {
             self.last_key.iter().zip(key).take_while(|(a, b)| a == b).count()
         };
+        // Invariant: `shared` counts a common prefix of `key`, so `shared <= key.len()`.
+        debug_assert!(shared <= key.len());
         let unshared = key.get(shared..).unwrap_or_default();
         put_varint32(&mut self.buf, shared as u32);
         put_varint32(&mut self.buf, unshared.len() as u32);
@@ -191,6 +193,8 @@ impl Block {
     }
 
     pub(crate) fn value(&self, r: Range<usize>) -> &[u8] {
+        // Invariant: `r` is a range `decode` checked against `data`.
+        debug_assert!(r.end <= self.data.len() && r.start <= r.end);
         self.data.get(r).unwrap_or_default()
     }
 
@@ -275,6 +279,8 @@ impl BlockIter {
         self.advance()
     }
 
+    // Used by the fuzzing module today; the seekable iterators will use it too.
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     /// Positions at the first entry whose key is >= the encoded key `target`
     /// (invalid if none).
     pub(crate) fn seek(&mut self, target: &[u8]) -> Result<(), &'static str> {

@@ -54,6 +54,8 @@ impl IndexBlock {
     pub(crate) fn key(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.key_ends.get(i - 1).copied().unwrap_or(0) };
         let end = self.key_ends.get(i).copied().unwrap_or(start);
+        // Invariant: decoding checked that `key_ends` rises and stays within `keys`.
+        debug_assert!(start <= end && end <= self.keys.len());
         self.keys.get(start..end).unwrap_or_default()
     }
 
@@ -64,6 +66,8 @@ impl IndexBlock {
         self.handles.push(handle);
     }
 
+    // Used by the fuzzing module today; the seekable iterators will use it too.
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     /// The first block whose last key is >= the encoded key `target`.
     pub(crate) fn find(&self, target: &[u8]) -> Option<usize> {
         self.find_key(SeekKey::from_encoded(target))

@@ -331,7 +331,7 @@ impl Demo<'_> {
         ))?;
 
         let t = Instant::now();
-        let options = Options { read_only: true, ..self.options.clone() };
+        let options = self.options.clone().with_read_only(true);
         let report = Db::verify(self.store, self.credential, options).context("verify")?;
         if !report.is_ok() {
             let names: Vec<String> = report.damaged.iter().map(|(f, why)| format!("{f}: {why}")).collect();

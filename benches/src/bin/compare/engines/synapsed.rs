@@ -19,7 +19,7 @@ pub struct Synapsed {
 impl Synapsed {
     /// Creates the store in `dir`.
     pub fn open(dir: &Path, cache_bytes: usize) -> Result<Self> {
-        let options = Options { sync: SyncPolicy::EveryCommit, block_cache_bytes: cache_bytes, ..Options::default() };
+        let options = Options::default().with_sync(SyncPolicy::EveryCommit).with_block_cache_bytes(cache_bytes);
         let db = Db::create(&dir.join("db"), &Credential::passphrase("compare harness passphrase"), options)?;
         Ok(Synapsed { db, dir: dir.to_path_buf() })
     }

@@ -1,0 +1,20 @@
+//! What the engine's integration tests share: the passphrase and credential
+//! their stores are made with, and the options most of them open stores with.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use synapsed_storage::{Credential, Options};
+
+/// The passphrase of the test stores (given to the CLI as well).
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// The credential of the test stores.
+pub fn cred() -> Credential {
+    Credential::passphrase(PASSPHRASE)
+}
+
+/// Tiny structures (many flushes, compactions and blocks from little data),
+/// a cheap key derivation, and no background thread, so that a test decides
+/// when flushes and compactions happen.
+pub fn options() -> Options {
+    Options::tiny_for_tests().with_background_compaction(false)
+}
