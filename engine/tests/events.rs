@@ -177,3 +177,39 @@ fn without_a_listener_the_store_works_as_before() {
     db.compact_range(None, None).unwrap();
     assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
 }
+
+/// Counts write stalls begun and ended.
+#[derive(Debug, Default)]
+struct Stalls {
+    begun: std::sync::atomic::AtomicUsize,
+    ended: std::sync::atomic::AtomicUsize,
+}
+
+impl EventListener for Stalls {
+    fn on_write_stall_begin(&self, _: &synapsed_storage::WriteStallBegin) {
+        self.begun.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn on_write_stall_end(&self, e: &synapsed_storage::WriteStallEnd) {
+        assert!(e.duration > std::time::Duration::ZERO);
+        self.ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn every_write_stall_that_begins_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let stalls = Arc::new(Stalls::default());
+    let options = Options::tiny_for_tests()
+        .with_background_compaction(true)
+        .with_max_immutable_memtables(1)
+        .with_event_listener(Some(Arc::clone(&stalls) as Arc<dyn EventListener>));
+    let db = Db::create(dir.path(), &Credential::passphrase(PASS_MARK), options).unwrap();
+    let value = vec![3u8; 512];
+    for i in 0..4000 {
+        db.put(format!("{i:08}").as_bytes(), &value).unwrap();
+    }
+    db.close().unwrap();
+    let begun = stalls.begun.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(begun > 0, "4000 writes of 512 bytes into 4 KiB memtables with one frozen memtable allowed never stalled");
+    assert_eq!(begun, stalls.ended.load(std::sync::atomic::Ordering::SeqCst));
+}
