@@ -250,19 +250,32 @@ impl Inner {
     /// Removes files no live version needs. A failure here loses nothing (the
     /// next attempt retries), so it is reported but does not stop writes.
     pub(crate) fn delete_obsolete(&self) {
+        self.remove_obsolete(true);
+    }
+
+    /// [`Inner::delete_obsolete`]; with `spare_readers` false, also what reader
+    /// processes hold (once their wait is over: see
+    /// [`Inner::remove_obsolete_waiting_for_readers`]). Returns whether a
+    /// reader held an obsolete file back (one still opening holds back all).
+    fn remove_obsolete(&self, spare_readers: bool) -> bool {
         if self.options.read_only {
-            return;
+            return false;
         }
         let mut live = self.versions.live_files();
         let passes = self.options.secure_delete_passes.max(self.min_overwrite_passes.load(Ordering::Acquire));
-        if passes > 0 {
+        let mut held_back = false;
+        if passes > 0 && spare_readers {
             // Overwriting a file a reader process still reads would break its
             // reads: what readers hold stays for a later pass (`db/readers.rs`).
             // Plain unlinking needs no such care: an open descriptor keeps reading.
             let pins = readers::reader_pins(&*self.vfs, &self.dir);
             if pins.all {
-                return;
+                return true;
             }
+            held_back = pins
+                .tables
+                .iter()
+                .any(|t| !live.contains(t) && self.vfs.exists(&self.dir.join(format!("{t:06}.sst"))));
             live.extend(pins.tables);
         }
         match compaction::delete_obsolete_files(
@@ -296,6 +309,7 @@ impl Inner {
                 }
             }
         }
+        held_back
     }
 
     /// With overwriting on, waits (up to `Options::reader_wait_ms`) until no
@@ -307,30 +321,29 @@ impl Inner {
     pub(crate) fn remove_obsolete_waiting_for_readers(&self) {
         let deadline = std::time::Instant::now() + Duration::from_millis(self.options.reader_wait_ms);
         loop {
-            self.delete_obsolete();
-            let passes = self.options.secure_delete_passes.max(self.min_overwrite_passes.load(Ordering::Acquire));
-            if passes == 0 {
-                return;
-            }
-            let pins = readers::reader_pins(&*self.vfs, &self.dir);
-            let left = self.obsolete_left();
-            let holding: Vec<&String> = pins
-                .readers
-                .iter()
-                .filter(|(_, held)| match held {
-                    None => left.any,
-                    Some(tables) => tables.iter().any(|t| left.tables.contains(t)),
-                })
-                .map(|(name, _)| name)
-                .collect();
-            if holding.is_empty() {
+            // Whether a reader held something back is judged from the same
+            // listing of readers the pass used: a reader that was still opening
+            // then (holding back everything) may have finished since.
+            if !self.remove_obsolete(true) {
                 return;
             }
             if std::time::Instant::now() >= deadline {
-                for name in holding {
-                    readers::evict(&*self.vfs, &self.dir, name);
+                let pins = readers::reader_pins(&*self.vfs, &self.dir);
+                let left = self.obsolete_left();
+                for (name, held) in &pins.readers {
+                    let holds = match held {
+                        None => left.any,
+                        Some(tables) => tables.iter().any(|t| left.tables.contains(t)),
+                    };
+                    if holds {
+                        readers::evict(&*self.vfs, &self.dir, name);
+                    }
                 }
-                self.delete_obsolete();
+                // Readers that register from now on (still opening, so holding
+                // back everything) must not hold the files past the bound
+                // either: a reader that meets a removed or overwritten file
+                // starts over on the current version, or gets `Error::Retired`.
+                self.remove_obsolete(false);
                 return;
             }
             std::thread::sleep(READER_POLL);
