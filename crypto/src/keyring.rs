@@ -124,14 +124,7 @@ impl Keyring {
         let mut body = Zeroizing::new(Vec::with_capacity(body_len + AEAD_TAG_LEN));
         body.extend_from_slice(&self.integrity_root.0[..]);
         self.push_entries(&mut body);
-        let key = sealing_key_v2(keyring_key);
-        let cipher = Aes256GcmSiv::new((&*key).into());
-        if cipher.encrypt_in_place(Nonce::from_slice(&nonce), &out, &mut *body).is_err() {
-            unreachable!("AES-GCM-SIV refused a keyring body below 1 MiB");
-        }
-        out.extend_from_slice(&body);
-        append_crc(&mut out);
-        out
+        seal_body(out, &nonce, body, &sealing_key_v2(keyring_key))
     }
 
     /// Current epoch, count, then every (epoch, key) pair: the body after any prefix.
@@ -230,14 +223,7 @@ impl Keyring {
         // Reserved up front so encryption never reallocates and leaves plaintext keys behind.
         let mut body = Zeroizing::new(Vec::with_capacity(body_len + AEAD_TAG_LEN));
         self.push_entries(&mut body);
-        let key = sealing_key(master);
-        let cipher = Aes256GcmSiv::new((&*key).into());
-        if cipher.encrypt_in_place(Nonce::from_slice(&nonce), &out, &mut *body).is_err() {
-            unreachable!("AES-GCM-SIV refused a keyring body below 1 MiB");
-        }
-        out.extend_from_slice(&body);
-        append_crc(&mut out);
-        out
+        seal_body(out, &nonce, body, &sealing_key(master))
     }
 
     /// Opens a sealed keyring file; `file` names it in errors.
@@ -269,6 +255,18 @@ impl Keyring {
         let (epochs, current) = read_entries(&mut br, file, KEYRING_HEADER_LEN)?;
         Ok(Keyring { epochs, current, generation: 0, integrity_root: IntegrityRoot::legacy(master) })
     }
+}
+
+/// Seals `body` under `key` with the header `out` (ending in `nonce`) as AAD,
+/// appends it and the crc: the keyring file of either version.
+fn seal_body(mut out: Vec<u8>, nonce: &[u8; NONCE_LEN], mut body: Zeroizing<Vec<u8>>, key: &[u8; 32]) -> Vec<u8> {
+    let cipher = Aes256GcmSiv::new(key.into());
+    if cipher.encrypt_in_place(Nonce::from_slice(nonce), &out, &mut *body).is_err() {
+        unreachable!("AES-GCM-SIV refused a keyring body below 1 MiB");
+    }
+    out.extend_from_slice(&body);
+    append_crc(&mut out);
+    out
 }
 
 /// Opens the sealed body that follows a keyring header of `header_len` bytes
