@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use std::io;
 use std::path::Path;
 
+use crypto::names;
 use crypto::vfs::Vfs;
 
 use crate::error::{Error, Result};
@@ -38,23 +39,16 @@ fn is_obsolete(name: &str, live_tables: &HashSet<u64>, min_log_number: u64, mani
     if is_temporary(name) {
         return true;
     }
-    if let Some(rest) = name.strip_prefix("MANIFEST-") {
-        return parse_number(rest).is_some_and(|n| n != manifest_number);
+    if let Some(n) = names::manifest_number(name) {
+        return n != manifest_number;
     }
-    if let Some(stem) = name.strip_suffix(".sst") {
-        return parse_number(stem).is_some_and(|n| !live_tables.contains(&n));
+    if let Some(n) = names::table_number(name) {
+        return !live_tables.contains(&n);
     }
-    if let Some(stem) = name.strip_suffix(".wal") {
-        return parse_number(stem).is_some_and(|n| n < min_log_number);
+    if let Some(n) = names::wal_number(name) {
+        return n < min_log_number;
     }
     false
-}
-
-fn parse_number(digits: &str) -> Option<u64> {
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
 }
 
 /// Removes from `dir` every table not in `live_tables`, every WAL segment numbered

@@ -37,5 +37,5 @@ pub use version_set::VersionSet;
 
 /// The path of manifest `number` in `dir`.
 pub fn manifest_path(dir: &std::path::Path, number: u64) -> std::path::PathBuf {
-    dir.join(format!("MANIFEST-{number:06}"))
+    dir.join(crypto::names::manifest_file(number))
 }

@@ -61,7 +61,7 @@ pub(crate) enum CurrentForm {
 
 /// The name of manifest `number` (as used in errors).
 pub(crate) fn manifest_name(number: u64) -> String {
-    format!("MANIFEST-{number:06}")
+    crypto::names::manifest_file(number)
 }
 
 /// The 48 bytes of a `CURRENT` naming manifest `number`, tagged under `keys`.
@@ -203,7 +203,7 @@ const CURRENT_RACE_RETRIES: u32 = 20;
 /// read are skipped: such an orphan is never live.
 fn later_manifest(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &KeyManager, number: u64) -> Result<Option<(u64, u64)>> {
     let names = vfs.list_dir(dir).map_err(|e| Error::io(".", e))?;
-    let later = names.iter().filter_map(|n| n.strip_prefix("MANIFEST-")?.parse::<u64>().ok()).filter(|&n| n > number);
+    let later = names.iter().filter_map(|n| crypto::names::manifest_number(n)).filter(|&n| n > number);
     for newer in later {
         let Ok(mut reader) = LogReader::open(vfs, &manifest_path(dir, newer), keys, FileKind::Manifest, newer) else { continue };
         let Ok(Some(record)) = reader.next_record() else { continue };

@@ -16,7 +16,7 @@ use crate::edit::FileMeta;
 use crate::error::{Error, Result};
 
 fn table_name(number: u64) -> String {
-    format!("{number:06}.sst")
+    crypto::names::table_file(number)
 }
 
 /// Writes tables one after another for one flush or one part of a compaction.

@@ -28,6 +28,7 @@ mod keyring;
 mod keys;
 mod keyslot;
 mod manager;
+pub mod names;
 mod recovery;
 #[cfg(test)]
 mod test_vectors;

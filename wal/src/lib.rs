@@ -49,5 +49,5 @@ pub use writer::{LogWriter, Preallocation};
 
 /// The path of WAL segment `number` in `dir`.
 pub fn segment_path(dir: &std::path::Path, number: u64) -> std::path::PathBuf {
-    dir.join(format!("{number:06}.wal"))
+    dir.join(crypto::names::wal_file(number))
 }

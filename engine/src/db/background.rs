@@ -275,7 +275,7 @@ impl Inner {
             held_back = pins
                 .tables
                 .iter()
-                .any(|t| !live.contains(t) && self.vfs.exists(&self.dir.join(format!("{t:06}.sst"))));
+                .any(|t| !live.contains(t) && self.vfs.exists(&self.dir.join(table_file_name(*t))));
             live.extend(pins.tables);
         }
         match compaction::delete_obsolete_files(
@@ -360,7 +360,7 @@ impl Inner {
                 left.tables.insert(number);
                 left.any = true;
             } else if file_number(&name, "wal").is_some_and(|n| n < log_number)
-                || name.strip_prefix("MANIFEST-").and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n != manifest_number)
+                || crypto::names::manifest_number(&name).is_some_and(|n| n != manifest_number)
             {
                 left.any = true;
             }
@@ -430,7 +430,7 @@ impl Inner {
 
 /// The name of table `number` in the store directory (`compaction/FORMAT.md`).
 fn table_file_name(number: u64) -> String {
-    format!("{number:06}.sst")
+    crypto::names::table_file(number)
 }
 
 /// Obsolete files still in the directory: tables by number, and whether any at all.

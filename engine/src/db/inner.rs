@@ -208,7 +208,7 @@ pub(crate) fn sync_dir(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
 
 /// The name of WAL segment `number`, as errors report it.
 pub(crate) fn wal_name(number: u64) -> String {
-    format!("{number:06}.wal")
+    crypto::names::wal_file(number)
 }
 
 /// Whether WAL segment `number` holds no record and is not read as a log: it is
@@ -247,13 +247,14 @@ pub(crate) fn wal_segment_is_blank(vfs: &dyn Vfs, dir: &Path, number: u64) -> Re
     Ok(true)
 }
 
-/// The file number of a store file named `NNNNNN.ext`, if `name` is one.
+/// The file number of a store file named `NNNNNN.ext` (`ext` is `sst` or
+/// `wal`; `crypto::names` parses them), if `name` is one.
 pub(crate) fn file_number(name: &str, ext: &str) -> Option<u64> {
-    let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
-    if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+    match ext {
+        "sst" => crypto::names::table_number(name),
+        "wal" => crypto::names::wal_number(name),
+        _ => None,
     }
-    stem.parse().ok()
 }
 
 /// The largest file number any store file in `names` carries (WAL, table, manifest).
@@ -263,7 +264,7 @@ pub(crate) fn max_file_number(names: &[String]) -> u64 {
         .filter_map(|n| {
             file_number(n, "wal")
                 .or_else(|| file_number(n, "sst"))
-                .or_else(|| n.strip_prefix("MANIFEST-").and_then(|s| s.parse().ok()))
+                .or_else(|| crypto::names::manifest_number(n))
         })
         .max()
         .unwrap_or(0)

@@ -99,7 +99,7 @@ fn left_by_interrupted_create(name: &str) -> bool {
     name == LOCK_FILE
         || [KEYSLOTS_FILE, KEYRING_FILE].contains(&base.unwrap_or(name))
         || base == Some(compaction::CURRENT_FILE)
-        || name.strip_prefix("MANIFEST-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        || crypto::names::manifest_number(name).is_some()
 }
 
 /// Whether `dir` holds what an interrupted `create` leaves and no `CURRENT`.
@@ -235,12 +235,12 @@ fn tables_present(versions: &VersionSet, names: &[String]) -> std::result::Resul
     for level in 0..version.num_levels() {
         if let Some(file) = version.level_files(level).iter().find(|f| !on_disk.contains(&f.number)) {
             return Err(ReplayFailure::Disagrees(Error::Corruption {
-                file: format!("{:06}.sst", file.number),
+                file: crypto::names::table_file(file.number),
                 offset: 0,
                 reason: format!(
-                    "listed in the manifest (MANIFEST-{:06}) but missing: the table was deleted, or the \
+                    "listed in the manifest ({}) but missing: the table was deleted, or the \
                      manifest is from an earlier state (run `synapsed-storage verify`, then `repair`)",
-                    versions.manifest_number()
+                    crypto::names::manifest_file(versions.manifest_number())
                 ),
             }));
         }
@@ -314,8 +314,8 @@ pub(crate) fn replay_wal_checked(
                 *missing,
                 format!(
                     "the manifest lists this WAL segment but it is missing: writes it held are lost \
-                     (the segment was deleted, or the manifest is from a later state: MANIFEST-{:06})",
-                    versions.manifest_number()
+                     (the segment was deleted, or the manifest is from a later state: {})",
+                    crypto::names::manifest_file(versions.manifest_number())
                 ),
             ));
         }

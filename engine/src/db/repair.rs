@@ -247,7 +247,7 @@ pub(crate) fn repair(
         log_number,
     )?;
     sync_dir(&*vfs, dir)?;
-    report.new_manifest = format!("MANIFEST-{manifest_number:06}");
+    report.new_manifest = crypto::names::manifest_file(manifest_number);
     report.last_seqno = last_seqno;
 
     if !quarantine.is_empty() {
@@ -270,7 +270,7 @@ pub(crate) fn repair(
 }
 
 fn table_name(number: u64) -> String {
-    format!("{number:06}.sst")
+    crypto::names::table_file(number)
 }
 
 /// What one table gave up.

@@ -69,7 +69,7 @@ impl View {
         if let Some(number) = file_number(name, "wal") {
             return number >= self.log_number;
         }
-        if let Some(number) = name.strip_prefix("MANIFEST-").and_then(|n| n.parse::<u64>().ok()) {
+        if let Some(number) = crypto::names::manifest_number(name) {
             return number == self.manifest_number;
         }
         // `CURRENT` read again without trouble: it was being replaced.
@@ -184,7 +184,7 @@ fn verify_once(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, options: 
         for level in 0..version.num_levels() {
             for file in version.level_files(level) {
                 live.insert(file.number);
-                let name = format!("{:06}.sst", file.number);
+                let name = crypto::names::table_file(file.number);
                 if !names.contains(&name) {
                     report.damaged.push((name, "listed in the manifest but missing".into()));
                 }

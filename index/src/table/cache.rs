@@ -274,7 +274,7 @@ impl TableCache {
         }
         // Opened outside the lock: two racing opens of one table are harmless, and a
         // slow open must not hold up lookups of tables already open.
-        let name = format!("{file_number:06}.sst");
+        let name = crypto::names::table_file(file_number);
         let path = Self::table_path(&self.dir, file_number);
         let file = self.vfs.open(&path).map_err(|source| Error::Io { file: name.clone(), source })?;
         let reader = TableReader::open(file, &self.keys, file_number, &name, self.block_cache.clone())?;
@@ -320,7 +320,7 @@ impl TableCache {
 
     /// The path of table `file_number`.
     pub fn table_path(dir: &Path, file_number: u64) -> PathBuf {
-        dir.join(format!("{file_number:06}.sst"))
+        dir.join(crypto::names::table_file(file_number))
     }
 }
 
