@@ -398,12 +398,7 @@ fn damaged_file() {
             .unwrap();
     }
     drop(db);
-    let wal = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".wal"))
-        .max()
-        .unwrap();
+    let wal = common::newest_wal(&dir).unwrap();
     let path = dir.join(&wal);
     let mut bytes = std::fs::read(&path).unwrap();
     let at = bytes.len() / 2;
@@ -436,12 +431,7 @@ fn torn_wal_tail() {
             .unwrap();
     }
     drop(db);
-    let wal = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".wal"))
-        .max()
-        .unwrap();
+    let wal = common::newest_wal(&dir).unwrap();
     let path = dir.join(&wal);
     let len = std::fs::metadata(&path).unwrap().len();
     // Cut the last record short, as a crash mid-append does.
@@ -607,22 +597,13 @@ fn argon2_cost_below_the_floor() {
     assert!(!dir.join("KEYSLOTS").exists());
 }
 
-/// The newest segment of this closed store, or `None` if it has none.
-fn newest_wal(dir: &Path) -> Option<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".wal"))
-        .max()
-}
-
 #[test]
 fn file_of_another_state() {
     let (_tmp, dir) = new_store();
     let db = Db::open(&dir, &cred(), options()).unwrap();
     db.put(b"k", b"acknowledged").unwrap();
     db.close().unwrap();
-    let wal = newest_wal(&dir).unwrap();
+    let wal = common::newest_wal(&dir).unwrap();
     std::fs::remove_file(dir.join(&wal)).unwrap();
     match Db::open(&dir, &cred(), options()) {
         Err(Error::Corruption { file, reason, .. }) => {
@@ -644,7 +625,7 @@ fn frame_cut_in_its_last_bytes() {
     db.put(b"kept", b"1").unwrap();
     db.put(b"cut", b"2").unwrap();
     db.close().unwrap();
-    let path = dir.join(newest_wal(&dir).unwrap());
+    let path = dir.join(common::newest_wal(&dir).unwrap());
     let mut bytes = std::fs::read(&path).unwrap();
     let n = bytes.len();
     bytes[n - 3..].fill(0);

@@ -246,12 +246,7 @@ fn repair_replays_a_damaged_log_up_to_the_damage() {
     let mut logged = Model::new();
     write_generation(&db, "logged", 40, false, &mut logged);
     drop(db);
-    let wal = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".wal"))
-        .max()
-        .unwrap();
+    let wal = common::newest_wal(&dir).unwrap();
     let path = dir.join(&wal);
     let mut bytes = std::fs::read(&path).unwrap();
     let at = bytes.len() * 3 / 5;
@@ -346,12 +341,7 @@ fn repair_rebuilds_a_store_whose_listed_segment_was_deleted() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
     let (model, _) = build(&dir);
-    let wal = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".wal"))
-        .max()
-        .unwrap();
+    let wal = common::newest_wal(&dir).unwrap();
     std::fs::remove_file(dir.join(&wal)).unwrap();
     let err = Db::open(&dir, &cred(), options()).unwrap_err().to_string();
     assert!(err.contains(&wal) && err.contains("missing"), "open error: {err}");

@@ -2,6 +2,8 @@
 //! their stores are made with, and the options most of them open stores with.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+use std::path::Path;
+
 use synapsed_storage::{Credential, Options};
 
 /// The passphrase of the test stores (given to the CLI as well).
@@ -17,4 +19,14 @@ pub fn cred() -> Credential {
 /// when flushes and compactions happen.
 pub fn options() -> Options {
     Options::tiny_for_tests().with_background_compaction(false)
+}
+
+/// The newest WAL segment in the directory of a closed store, or `None` if it
+/// has none.
+pub fn newest_wal(dir: &Path) -> Option<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".wal"))
+        .max()
 }
