@@ -487,3 +487,5 @@ mod hygiene_tests;
 mod key_files_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod test_support;

@@ -9,19 +9,9 @@ use std::path::PathBuf;
 use super::*;
 use crate::codec::{append_crc, hkdf_sha256};
 use crate::header::FileKind;
-use crate::vfs::{SimVfs, StdVfs};
+use crate::vfs::StdVfs;
 
-const TINY: Argon2Params = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
-
-fn pass(p: &str) -> Credential {
-    Credential::passphrase(p)
-}
-
-fn sim() -> (Arc<SimVfs>, Arc<dyn Vfs>, PathBuf) {
-    let sim = SimVfs::new();
-    let vfs: Arc<dyn Vfs> = sim.clone();
-    (sim, vfs, PathBuf::from("/store"))
-}
+use crate::manager::test_support::{pass, sim, TINY};
 
 fn read(vfs: &Arc<dyn Vfs>, dir: &Path, name: &str) -> Vec<u8> {
     vfs.read_all(&dir.join(name)).unwrap()

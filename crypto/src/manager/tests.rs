@@ -7,19 +7,9 @@ use std::path::PathBuf;
 use super::*;
 use crate::envelope::BlockKind;
 use crate::format::{MAX_KEYRING_FILE_LEN, MAX_KEYSLOTS_FILE_LEN};
-use crate::vfs::{SimVfs, StdVfs};
+use crate::vfs::StdVfs;
 
-const TINY: Argon2Params = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
-
-fn pass(p: &str) -> Credential {
-    Credential::passphrase(p)
-}
-
-fn sim() -> (Arc<SimVfs>, Arc<dyn Vfs>, PathBuf) {
-    let sim = SimVfs::new();
-    let vfs: Arc<dyn Vfs> = sim.clone();
-    (sim, vfs, PathBuf::from("/store"))
-}
+use crate::manager::test_support::{pass, sim, TINY};
 
 /// Creates a store, writes a block under it, unlocks it again and reads the block back.
 fn create_unlock_round_trip(vfs: &Arc<dyn Vfs>, dir: &Path) {

@@ -3,7 +3,6 @@
 //! sync of the key-file writes.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use std::path::PathBuf;
 
 use super::*;
 use crate::manager::KEYRING_FILE;
@@ -11,19 +10,9 @@ use crate::envelope::BlockKind;
 use crate::format::FILE_HEADER_LEN;
 use crate::header::FileKind;
 use crate::hybrid::{HybridKeypair, HybridSecretKey};
-use crate::vfs::{SimVfs, StdVfs};
+use crate::vfs::StdVfs;
 
-const TINY: Argon2Params = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
-
-fn pass(p: &str) -> Credential {
-    Credential::passphrase(p)
-}
-
-fn sim() -> (Arc<SimVfs>, Arc<dyn Vfs>, PathBuf) {
-    let sim = SimVfs::new();
-    let vfs: Arc<dyn Vfs> = sim.clone();
-    (sim, vfs, PathBuf::from("/store"))
-}
+use crate::manager::test_support::{pass, sim, TINY};
 
 fn unlock(vfs: &Arc<dyn Vfs>, dir: &Path, credential: &Credential) -> Result<Arc<KeyManager>> {
     KeyManager::unlock(vfs, dir, credential)
