@@ -38,8 +38,10 @@ pub const KEYSLOTS_FILE: &str = "KEYSLOTS";
 pub const KEYRING_FILE: &str = "KEYRING";
 
 /// How often `unlock` reads the key files again when a writer changed them
-/// between its two reads; each retry needs a further change by that writer, so
-/// this only bounds a writer that changes keys without pause.
+/// between its two reads, or a key file read as damaged (a writer may have been
+/// replacing it: the replaced file is overwritten with zeros). A retry after a
+/// changed `KEYSLOTS` needs a further change by that writer; a damaged key file
+/// costs this many extra reads (no second key derivation) before it is reported.
 const MAX_UNLOCK_RETRIES: usize = 8;
 
 mod admin;
@@ -171,7 +173,17 @@ impl KeyManager {
             let Some(keyslots_bytes) = read_key_file(&**vfs, dir, KEYSLOTS_FILE, MAX_KEYSLOTS_FILE_LEN)? else {
                 return Err(Error::NotFound(dir.display().to_string()));
             };
-            let keyslots = KeyslotFile::decode(&keyslots_bytes, KEYSLOTS_FILE)?;
+            let keyslots = match KeyslotFile::decode(&keyslots_bytes, KEYSLOTS_FILE) {
+                Ok(keyslots) => keyslots,
+                // Read through a handle opened just before a writer replaced the
+                // file and overwrote the old one with zeros: the name now holds
+                // the new file. A damaged file fails the same way every time.
+                Err(Error::Corruption { .. }) if attempt < MAX_UNLOCK_RETRIES => {
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             // A retry after a concurrent change reuses the key when it is still the
             // store's (no second Argon2 run), and unlocks again after a rekey.
             let key = match master.take() {
@@ -182,11 +194,15 @@ impl KeyManager {
             match open_keyring(&**vfs, dir, &keyslots, &key) {
                 Ok((keyring, _)) => return Ok(Arc::new(KeyManager::new(key, store_id, keyring))),
                 // A writer changed the key files between the two reads (its first
-                // write replaces KEYSLOTS before KEYRING changes): read both again.
-                // An older file put back fails the same way every time.
+                // write replaces KEYSLOTS before KEYRING changes), or replaced
+                // KEYRING while it was read (the replaced file is overwritten with
+                // zeros through a handle opened before the rename, so a read of it
+                // can meet the zeros): read both again. An older file put back, or
+                // a damaged one, fails the same way every time.
                 Err(e @ Error::Corruption { .. }) if attempt < MAX_UNLOCK_RETRIES => {
+                    let keyring_failed = matches!(&e, Error::Corruption { file, .. } if file == KEYRING_FILE);
                     let now = read_key_file(&**vfs, dir, KEYSLOTS_FILE, MAX_KEYSLOTS_FILE_LEN)?;
-                    if now.as_deref() == Some(keyslots_bytes.as_slice()) {
+                    if !keyring_failed && now.as_deref() == Some(keyslots_bytes.as_slice()) {
                         return Err(e);
                     }
                     attempt += 1;
