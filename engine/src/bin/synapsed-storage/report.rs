@@ -18,7 +18,13 @@ pub(crate) fn dir_files(dir: &Path) -> anyhow::Result<Vec<FileSize>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
-        let meta = entry.metadata().with_context(|| format!("cannot stat {}", entry.path().display()))?;
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            // Removed since the listing (the store's own cleanup of obsolete
+            // files runs beside this): no longer one of its files.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot stat {}", entry.path().display())),
+        };
         if meta.is_file() {
             files.push(FileSize { name: entry.file_name().to_string_lossy().into_owned(), bytes: meta.len() });
         }
