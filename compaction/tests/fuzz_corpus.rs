@@ -5,7 +5,7 @@
 //! `compaction::fuzzing::seed_corpus` (see `fuzz/README.md`).
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use crypto::fuzzing::CorpusReplay;
+use fuzz_support::CorpusReplay;
 use compaction::fuzzing;
 
 const CORPUS: CorpusReplay =

@@ -11,8 +11,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-mod corpus;
-pub use corpus::CorpusReplay;
+use fuzz_support::{must, FuzzInput, MAX_DAMAGE_OPS};
 
 use crate::codec::append_crc;
 use crate::format::{
@@ -39,65 +38,8 @@ pub fn run(target: &str, data: &[u8]) -> bool {
     true
 }
 
-/// Reads fixed-width little-endian fields off the front of a fuzz input; past
-/// the end every read yields zeros, so any input drives a whole run. Shared by the
-/// fuzzing modules of the crates above this one.
-#[derive(Debug)]
-pub struct FuzzInput<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> FuzzInput<'a> {
-    /// A reader over `data`.
-    pub fn new(data: &'a [u8]) -> Self {
-        FuzzInput { rest: data }
-    }
-
-    /// Whether every byte was read.
-    pub fn is_empty(&self) -> bool {
-        self.rest.is_empty()
-    }
-
-    /// The next byte, or 0.
-    pub fn u8(&mut self) -> u8 {
-        let (first, rest) = self.rest.split_first().map_or((0, &[][..]), |(f, r)| (*f, r));
-        self.rest = rest;
-        first
-    }
-
-    /// The next two bytes, little-endian.
-    pub fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-
-    /// The next four bytes, little-endian.
-    pub fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-
-    /// The next eight bytes, little-endian.
-    pub fn u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        for x in &mut b {
-            *x = self.u8();
-        }
-        u64::from_le_bytes(b)
-    }
-
-    /// The next `n` bytes, or fewer at the end.
-    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let n = n.min(self.rest.len());
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        head
-    }
-}
-
-/// Most damage operations one input applies.
-const MAX_DAMAGE_OPS: usize = 16;
-
 /// Applies the damage described by the rest of `input` to `bytes`: up to 16
-/// operations, each `op u8` then its arguments; positions are taken modulo the
+/// operations ([`MAX_DAMAGE_OPS`]), each `op u8` then its arguments; positions are taken modulo the
 /// current length so most operations land inside the file.
 ///
 /// | op % 5 | arguments | effect |
@@ -136,13 +78,6 @@ fn damage(bytes: &mut Vec<u8>, input: &mut FuzzInput<'_>) {
                 }
             }
         }
-    }
-}
-
-fn must<T, E: std::fmt::Debug>(result: Result<T, E>, what: &str) -> T {
-    match result {
-        Ok(v) => v,
-        Err(e) => panic!("fuzz harness: {what} failed: {e:?}"),
     }
 }
 
@@ -189,7 +124,7 @@ pub fn file_header(data: &[u8]) {
     let sel = input.u8();
     let expected = KINDS.get(usize::from((sel >> 1) & 3)).copied().unwrap_or(FileKind::Wal);
     let bytes = if sel & 1 == 0 {
-        input.rest.to_vec()
+        input.rest().to_vec()
     } else {
         let (header, _) = fx.headers.get(usize::from((sel >> 3) & 3)).unwrap_or_else(|| unreachable!());
         let mut b = header.to_vec();
@@ -272,7 +207,7 @@ pub fn envelope(data: &[u8]) {
     let offset = input.u64();
     let kind = BLOCK_KINDS.get(usize::from(input.u8() % 8)).copied().unwrap_or(BlockKind::SstData);
     let ciphertext = if sel & 1 == 0 {
-        input.rest.to_vec()
+        input.rest().to_vec()
     } else {
         let index = usize::from(sel >> 1) % sealed.len().max(1);
         let mut ct = sealed.get(index).map(|s| s.3.clone()).unwrap_or_default();
@@ -345,7 +280,7 @@ pub fn keyslot_file(data: &[u8]) {
     let fx = keyslot_fixture();
     let mut input = FuzzInput::new(data);
     let bytes = if input.u8() & 1 == 0 {
-        input.rest.to_vec()
+        input.rest().to_vec()
     } else {
         let mut b = fx.bytes.clone();
         damage(&mut b, &mut input);
@@ -430,7 +365,7 @@ pub fn keyring_file(data: &[u8]) {
     let fx = keyring_fixture();
     let mut input = FuzzInput::new(data);
     let bytes = if input.u8() & 1 == 0 {
-        input.rest.to_vec()
+        input.rest().to_vec()
     } else {
         let mut b = fx.bytes.clone();
         damage(&mut b, &mut input);

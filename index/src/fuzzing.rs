@@ -15,7 +15,7 @@ use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use crypto::fuzzing::FuzzInput;
+use fuzz_support::{apply_damage, must, Damage, FuzzInput};
 use crypto::vfs::{SimVfs, Vfs};
 use crypto::{KeyManager, FILE_HEADER_LEN};
 
@@ -51,13 +51,6 @@ const DOC_FOOTER_MAGIC: [u8; 8] = [0x53, 0x59, 0x4e, 0x53, 0x53, 0x54, 0x01, 0x0
 const DOC_MAX_KEY_FIELD: usize = (1 << 20) + 8;
 
 const _: () = assert!(DOC_HEADER_LEN == FILE_HEADER_LEN as u64);
-
-fn must<T, E: std::fmt::Debug>(result: Result<T, E>, what: &str) -> T {
-    match result {
-        Ok(v) => v,
-        Err(e) => panic!("fuzz harness: {what} failed: {e:?}"),
-    }
-}
 
 fn le_u32(data: &[u8], at: usize) -> Option<u32> {
     let b = data.get(at..at.checked_add(4)?)?;
@@ -445,53 +438,14 @@ pub fn sst_properties(data: &[u8]) {
 // ---------------------------------------------------------------------------
 // Whole tables.
 
-/// Applies up to 16 damage operations read from `input` to `bytes`: `0` xor one
-/// byte (`pos u32, mask u8`), `1` truncate (`len u32`), `2` append (`n u8`, then
-/// `n` bytes), `3` zero a range (`pos u32, n u8`), `4` copy a range elsewhere
-/// (`from u32, to u32, n u16`), `5` insert (`pos u32, n u8`, then `n` bytes).
-/// Positions are taken modulo the current length, so every operation applies.
+/// The damage a whole-table input can do, by operation byte modulo 6: xor one
+/// byte, truncate, append, zero a range, copy a range elsewhere, insert (see
+/// [`fuzz_support::Damage`] for each one's arguments).
+const TABLE_DAMAGE: [Damage; 6] =
+    [Damage::Xor, Damage::Truncate, Damage::Append, Damage::ZeroRange, Damage::CopyRange, Damage::Insert];
+
 fn apply_ops(bytes: &mut Vec<u8>, input: &mut FuzzInput<'_>) {
-    for _ in 0..16 {
-        if input.is_empty() {
-            return;
-        }
-        let op = input.u8() % 6;
-        let len = bytes.len();
-        let pos = |v: u32, n: usize| if n == 0 { 0 } else { v as usize % n };
-        match op {
-            0 => {
-                let (at, mask) = (pos(input.u32(), len), input.u8());
-                if let Some(b) = bytes.get_mut(at) {
-                    *b ^= mask;
-                }
-            }
-            1 => bytes.truncate(pos(input.u32(), len + 1)),
-            2 => {
-                let n = usize::from(input.u8());
-                bytes.extend_from_slice(input.bytes(n));
-            }
-            3 => {
-                let (at, n) = (pos(input.u32(), len), usize::from(input.u8()));
-                for b in bytes.iter_mut().skip(at).take(n) {
-                    *b = 0;
-                }
-            }
-            4 => {
-                let (from, to, n) = (pos(input.u32(), len), pos(input.u32(), len), usize::from(input.u16()));
-                let chunk: Vec<u8> = bytes.iter().skip(from).take(n).copied().collect();
-                for (dst, src) in bytes.iter_mut().skip(to).zip(chunk) {
-                    *dst = src;
-                }
-            }
-            _ => {
-                let (at, n) = (pos(input.u32(), len + 1), usize::from(input.u8()));
-                let insert = input.bytes(n).to_vec();
-                let tail = bytes.split_off(at.min(len));
-                bytes.extend_from_slice(&insert);
-                bytes.extend_from_slice(&tail);
-            }
-        }
-    }
+    apply_damage(bytes, input, &TABLE_DAMAGE);
 }
 
 /// A table's bytes and what it holds, sorted in internal-key order.

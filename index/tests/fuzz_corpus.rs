@@ -5,7 +5,7 @@
 //! `index::fuzzing::seed_corpus` (see `fuzz/README.md`).
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use crypto::fuzzing::CorpusReplay;
+use fuzz_support::CorpusReplay;
 use index::fuzzing;
 
 const CORPUS: CorpusReplay =

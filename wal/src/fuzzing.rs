@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use crypto::fuzzing::FuzzInput;
+use fuzz_support::{apply_damage, must, Damage, FuzzInput};
 use crypto::vfs::{SimVfs, Vfs};
 use crypto::{FileKind, KeyManager, FILE_HEADER_LEN, TAG_LEN};
 
@@ -56,13 +56,6 @@ fn fixture() -> &'static Fixture {
         let (header, _cipher) = keys.new_file(FileKind::Wal, LOG_FILE_ID, LOG_NAME);
         Fixture { keys, header }
     })
-}
-
-fn must<T, E: std::fmt::Debug>(result: Result<T, E>, what: &str) -> T {
-    match result {
-        Ok(v) => v,
-        Err(e) => panic!("fuzz harness: {what} failed: {e:?}"),
-    }
 }
 
 fn scratch_vfs() -> (Arc<dyn Vfs>, PathBuf) {
@@ -217,65 +210,22 @@ pub fn wal_record(data: &[u8]) {
 
 /// Most records one `wal_log` input describes, and the size cap of each.
 const MAX_LOG_RECORDS: usize = 12;
-/// Most damage operations one `wal_log` input applies.
-const MAX_OPS: usize = 16;
+/// The damage a log input can do, by operation byte modulo 7: xor one byte,
+/// truncate, append, append zeros, zero a range, copy a range elsewhere, insert
+/// (see [`fuzz_support::Damage`] for each one's arguments).
+const LOG_DAMAGE: [Damage; 7] = [
+    Damage::Xor,
+    Damage::Truncate,
+    Damage::Append,
+    Damage::AppendZeros,
+    Damage::ZeroRange,
+    Damage::CopyRange,
+    Damage::Insert,
+];
 
 /// Applies the damage operations read from `input` to `bytes`.
-///
-/// Operation bytes: `0` xor one byte (`pos u32, mask u8`), `1` truncate
-/// (`len u32`), `2` append (`n u8`, then `n` bytes), `3` append `n u16` zeros,
-/// `4` zero a range (`pos u32, n u8`), `5` copy a range elsewhere (`from u32,
-/// to u32, n u16`), `6` insert (`pos u32, n u8`, then `n` bytes). Positions are
-/// taken modulo the current length, so every operation applies.
 pub(crate) fn apply_ops(bytes: &mut Vec<u8>, input: &mut FuzzInput<'_>) {
-    for _ in 0..MAX_OPS {
-        if input.is_empty() {
-            return;
-        }
-        let op = input.u8() % 7;
-        let len = bytes.len();
-        let pos = |v: u32, n: usize| if n == 0 { 0 } else { v as usize % n };
-        match op {
-            0 => {
-                let (at, mask) = (pos(input.u32(), len), input.u8());
-                if let Some(b) = bytes.get_mut(at) {
-                    *b ^= mask;
-                }
-            }
-            1 => {
-                let keep = pos(input.u32(), len + 1);
-                bytes.truncate(keep);
-            }
-            2 => {
-                let n = usize::from(input.u8());
-                bytes.extend_from_slice(input.bytes(n));
-            }
-            3 => {
-                let n = usize::from(input.u16() % 8192);
-                bytes.resize(len + n, 0);
-            }
-            4 => {
-                let (at, n) = (pos(input.u32(), len), usize::from(input.u8()));
-                for b in bytes.iter_mut().skip(at).take(n) {
-                    *b = 0;
-                }
-            }
-            5 => {
-                let (from, to, n) = (pos(input.u32(), len), pos(input.u32(), len), usize::from(input.u16()));
-                let chunk: Vec<u8> = bytes.iter().skip(from).take(n).copied().collect();
-                for (dst, src) in bytes.iter_mut().skip(to).zip(chunk) {
-                    *dst = src;
-                }
-            }
-            _ => {
-                let (at, n) = (pos(input.u32(), len + 1), usize::from(input.u8()));
-                let insert = input.bytes(n).to_vec();
-                let tail = bytes.split_off(at.min(len));
-                bytes.extend_from_slice(&insert);
-                bytes.extend_from_slice(&tail);
-            }
-        }
-    }
+    apply_damage(bytes, input, &LOG_DAMAGE);
 }
 
 /// The record `i` of a `wal_log` input: `len` bytes that differ between records.

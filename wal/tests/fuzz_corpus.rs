@@ -5,7 +5,7 @@
 //! `wal::fuzzing::seed_corpus` (see `fuzz/README.md`).
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use crypto::fuzzing::CorpusReplay;
+use fuzz_support::CorpusReplay;
 use wal::fuzzing;
 
 const CORPUS: CorpusReplay =
