@@ -99,6 +99,15 @@ pub fn compiled(name: &str) -> bool {
     }
 }
 
+/// Why `name`'s "durable" rows are not durable, for engines whose commit does
+/// not flush the device's write cache: their durable cells are marked in the table.
+pub fn weaker_durability(name: &str) -> Option<&'static str> {
+    match name {
+        "sled" => Some("sled's flush ends with sync_file_range, not fsync: its commits are not durable across a power cut on a write-back cache (see the \"not durable\" device row)"),
+        _ => None,
+    }
+}
+
 /// Opens engine `name` in the fresh directory `dir` with a cache of `cache_bytes`.
 pub fn open(name: &str, dir: &Path, cache_bytes: usize) -> Result<Box<dyn Engine>> {
     std::fs::create_dir_all(dir)?;

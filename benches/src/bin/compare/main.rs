@@ -47,6 +47,11 @@ struct Args {
     /// Workload seed.
     #[arg(long, default_value_t = 0x5eed)]
     seed: u64,
+    /// Rounds: every engine runs the workload once per round, in an order
+    /// rotated by one each round (so no engine always runs first, on a cooler
+    /// device), and the table reports each cell's median over the rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Keep each engine's directory after its run.
     #[arg(long)]
     keep: bool,
@@ -116,34 +121,44 @@ fn real_main() -> Result<()> {
     eprintln!("machine: {machine}");
     eprintln!("n = {}, cache = {} MiB, engines: {}", args.n, args.cache_mb, engines.join(", "));
 
+    if args.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
     let results = args.dir.join("rows");
     std::fs::create_dir_all(&results)?;
-    let device_rows = results.join("device.jsonl");
-    remove_if_exists(&device_rows)?;
-    device::fsync_floor(&args.dir, 2_000, Duration::from_secs(5), &mut rows::Recorder::create("device", &device_rows)?)?;
-    let mut all = rows::read_rows(&device_rows)?;
-
+    let mut all = Vec::new();
     let mut failed = Vec::new();
-    for name in &engines {
-        eprintln!("== {name}");
-        let dir = args.dir.join(name);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
-        }
-        let result = results.join(format!("{name}.jsonl"));
-        remove_if_exists(&result)?;
-        let status = child_command(&args, name, &dir, &result)?.status().context("starting the child process")?;
-        if !status.success() {
-            eprintln!("warning: {name} failed ({status}); its table cells are partial");
-            failed.push(name.clone());
-        }
-        all.extend(rows::read_rows(&result)?);
-        if !args.keep && dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
+    for round in 0..args.rounds {
+        let device_rows = results.join(format!("device.r{round}.jsonl"));
+        remove_if_exists(&device_rows)?;
+        let mut recorder = rows::Recorder::create("device", &device_rows)?;
+        device::fsync_floor(&args.dir, 2_000, Duration::from_secs(5), &mut recorder)?;
+        all.extend(rows::read_rows(&device_rows)?.into_iter().map(|r| r.in_round(round)));
+        for name in rotated(&engines, round) {
+            eprintln!("== {name} (round {} of {})", round + 1, args.rounds);
+            let dir = args.dir.join(name);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+            }
+            let result = results.join(format!("{name}.r{round}.jsonl"));
+            remove_if_exists(&result)?;
+            let status = child_command(&args, name, &dir, &result)?.status().context("starting the child process")?;
+            if !status.success() {
+                eprintln!("warning: {name} failed in round {} ({status}); its table cells are partial", round + 1);
+                if !failed.contains(name) {
+                    failed.push(name.clone());
+                }
+            }
+            all.extend(rows::read_rows(&result)?.into_iter().map(|r| r.in_round(round)));
+            if !args.keep && dir.exists() {
+                std::fs::remove_dir_all(&dir)?;
+            }
         }
     }
 
-    let table = report::markdown(&all, &engines);
+    let medians = report::medians(&all);
+    let mut table = report::markdown(&medians, &engines);
+    table.push_str(&report::rounds_note(&all, args.rounds));
     println!("n = {}, cache = {} MiB per engine; {machine}\n", args.n, args.cache_mb);
     println!("{table}");
     if let Some(path) = &args.json {
@@ -154,6 +169,12 @@ fn real_main() -> Result<()> {
         bail!("engines that failed: {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// `engines` in the order round `round` runs them: rotated left by `round`.
+fn rotated(engines: &[String], round: u32) -> impl Iterator<Item = &String> {
+    let shift = if engines.is_empty() { 0 } else { round as usize % engines.len() };
+    engines.iter().skip(shift).chain(engines.iter().take(shift))
 }
 
 fn remove_if_exists(path: &Path) -> Result<()> {
@@ -184,4 +205,20 @@ fn child_command(args: &Args, engine: &str, dir: &Path, result: &Path) -> Result
         cmd.arg("--workloads").arg(args.workloads.join(","));
     }
     Ok(cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_round_starts_with_the_next_engine() {
+        let engines: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let order = |round| rotated(&engines, round).map(String::as_str).collect::<Vec<_>>();
+        assert_eq!(order(0), ["a", "b", "c"]);
+        assert_eq!(order(1), ["b", "c", "a"]);
+        assert_eq!(order(2), ["c", "a", "b"]);
+        assert_eq!(order(3), ["a", "b", "c"]);
+        assert_eq!(rotated(&[], 5).count(), 0);
+    }
 }

@@ -55,13 +55,16 @@ pub fn markdown(rows: &[Row], engines: &[String]) -> String {
         out.push_str(&format!("| {w} |"));
         let base = find(BASELINE, w).map(Row::value);
         for e in engines {
-            let text = match find(e, w) {
+            let mut text = match find(e, w) {
                 None => "n/a".to_string(),
                 Some(r) => match base {
                     Some(b) if e != BASELINE && b > 0.0 => format!("{} ({:.2}x)", cell(r), r.value() / b),
                     _ => cell(r),
                 },
             };
+            if w.contains("durable") && crate::engine::weaker_durability(e).is_some() && text != "n/a" {
+                text.push_str(" †");
+            }
             out.push_str(&format!(" {text} |"));
         }
         out.push('\n');
@@ -69,12 +72,87 @@ pub fn markdown(rows: &[Row], engines: &[String]) -> String {
     out.push_str(&format!(
         "\nRatios are peer / {BASELINE}: above 1 means the peer took longer (or used more bytes).\n"
     ));
+    for e in engines {
+        if let Some(why) = crate::engine::weaker_durability(e) {
+            out.push_str(&format!("† not durable: {why}.\n"));
+        }
+    }
     if engines.iter().any(|e| e == crate::engine::NULL_CIPHER) {
         out.push_str(&format!(
             "`{}` is {BASELINE} with its cipher replaced by a plain copy (a benchmark-only build): \
              1 minus its ratio is the share of each row spent on encryption.\n",
             crate::engine::NULL_CIPHER
         ));
+    }
+    out
+}
+
+/// One row per (engine, workload), in the order first measured, holding the
+/// median of that cell's values over the rounds (the mean of the middle two
+/// for an even count).
+pub fn medians(rows: &[Row]) -> Vec<Row> {
+    let mut cells: Vec<(&Row, Vec<f64>)> = Vec::new();
+    for r in rows {
+        match cells.iter_mut().find(|(first, _)| first.engine == r.engine && first.workload == r.workload) {
+            Some((_, values)) => values.push(r.value()),
+            None => cells.push((r, vec![r.value()])),
+        }
+    }
+    cells
+        .into_iter()
+        .map(|(first, mut values)| {
+            values.sort_by(f64::total_cmp);
+            let mid = values.len() / 2;
+            let median = match (values.len() % 2, values.get(mid), mid.checked_sub(1).and_then(|i| values.get(i))) {
+                (1, Some(m), _) => *m,
+                (_, Some(hi), Some(lo)) => (lo + hi) / 2.0,
+                _ => first.value(),
+            };
+            let measure = match first.measure {
+                Measure::Ms(_) => Measure::Ms(median),
+                Measure::Bytes(_) => Measure::Bytes(median.round() as u64),
+                Measure::PeakRssBytes(_) => Measure::PeakRssBytes(median.round() as u64),
+            };
+            Row { engine: first.engine.clone(), workload: first.workload.clone(), measure, round: 0 }
+        })
+        .collect()
+}
+
+/// What the table's cells are over `rounds` rounds, and every (peer, row) whose
+/// per-round ratio to the baseline fell on both sides of 1: those comparisons
+/// are within this machine's noise and the table cannot settle them.
+pub fn rounds_note(rows: &[Row], rounds: u32) -> String {
+    if rounds < 2 {
+        return "\nOne round: single measurements, not medians.\n".to_string();
+    }
+    let mut out = format!(
+        "\nEach cell is the median of {rounds} rounds; the engines ran in an order rotated by one each round.\n"
+    );
+    let mut split = Vec::new();
+    for r in rows.iter().filter(|r| r.engine != BASELINE && r.engine != "device") {
+        if split.iter().any(|(e, w, _, _): &(String, String, f64, f64)| *e == r.engine && *w == r.workload) {
+            continue;
+        }
+        let ratios: Vec<f64> = rows
+            .iter()
+            .filter(|p| p.engine == r.engine && p.workload == r.workload)
+            .filter_map(|p| {
+                let base = rows.iter().find(|b| b.engine == BASELINE && b.workload == p.workload && b.round == p.round)?;
+                (base.value() > 0.0).then(|| p.value() / base.value())
+            })
+            .collect();
+        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        split.push((r.engine.clone(), r.workload.clone(), lo, hi));
+    }
+    let crossing: Vec<_> = split.into_iter().filter(|(_, _, lo, hi)| *lo < 1.0 && *hi > 1.0).collect();
+    if crossing.is_empty() {
+        out.push_str("No peer's ratio crossed 1 between rounds.\n");
+    } else {
+        out.push_str("Ratios that crossed 1 between rounds (within noise; not settled by this run):\n");
+        for (engine, workload, lo, hi) in crossing {
+            out.push_str(&format!("- {workload}, {engine}: {lo:.2}x to {hi:.2}x\n"));
+        }
     }
     out
 }
@@ -146,7 +224,44 @@ mod tests {
     use super::*;
 
     fn row(engine: &str, workload: &str, measure: Measure) -> Row {
-        Row { engine: engine.into(), workload: workload.into(), measure }
+        Row { engine: engine.into(), workload: workload.into(), measure, round: 0 }
+    }
+
+    #[test]
+    fn medians_per_cell_and_crossings_named() {
+        let rows = vec![
+            row(BASELINE, "put p99", Measure::Ms(10.0)),
+            row("fjall", "put p99", Measure::Ms(9.0)),
+            row(BASELINE, "put p99", Measure::Ms(10.0)).in_round(1),
+            row("fjall", "put p99", Measure::Ms(12.0)).in_round(1),
+            row(BASELINE, "put p99", Measure::Ms(40.0)).in_round(2),
+            row("fjall", "put p99", Measure::Ms(50.0)).in_round(2),
+            row("fjall", "size after load", Measure::Bytes(4)),
+            row("fjall", "size after load", Measure::Bytes(6)).in_round(1),
+        ];
+        let m = medians(&rows);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].measure, Measure::Ms(10.0));
+        assert_eq!(m[1].measure, Measure::Ms(12.0));
+        assert_eq!(m[2].measure, Measure::Bytes(5), "mean of the middle two");
+        let note = rounds_note(&rows, 3);
+        assert!(note.contains("median of 3 rounds"), "{note}");
+        assert!(note.contains("- put p99, fjall: 0.90x to 1.25x"), "{note}");
+        let steady = vec![row(BASELINE, "w", Measure::Ms(1.0)), row("redb", "w", Measure::Ms(2.0))];
+        assert!(rounds_note(&steady, 2).contains("No peer's ratio crossed 1"));
+    }
+
+    #[test]
+    fn weaker_durability_marks_only_durable_cells() {
+        let rows = vec![
+            row(BASELINE, "individual writes (1000, durable)", Measure::Ms(100.0)),
+            row("sled", "individual writes (1000, durable)", Measure::Ms(50.0)),
+            row("sled", "random reads", Measure::Ms(50.0)),
+        ];
+        let t = markdown(&rows, &[BASELINE.to_string(), "sled".to_string()]);
+        assert!(t.contains("50.0 ms (0.50x) †"), "{t}");
+        assert!(t.contains("| random reads | n/a | 50.0 ms |"), "{t}");
+        assert!(t.contains("† not durable: sled's flush"), "{t}");
     }
 
     #[test]

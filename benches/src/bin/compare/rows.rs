@@ -29,16 +29,24 @@ pub struct Row {
     pub workload: String,
     /// The measurement.
     pub measure: Measure,
+    /// The round it was measured in (0-based; `--rounds`).
+    pub round: u32,
 }
 
 impl Row {
     /// The JSON object of this row.
     pub fn to_json(&self) -> Value {
+        let (e, w, r) = (&self.engine, &self.workload, self.round);
         match self.measure {
-            Measure::Ms(ms) => json!({"engine": self.engine, "workload": self.workload, "ms": ms}),
-            Measure::Bytes(b) => json!({"engine": self.engine, "workload": self.workload, "bytes": b}),
-            Measure::PeakRssBytes(b) => json!({"engine": self.engine, "workload": self.workload, "peak_rss_bytes": b}),
+            Measure::Ms(ms) => json!({"engine": e, "workload": w, "round": r, "ms": ms}),
+            Measure::Bytes(b) => json!({"engine": e, "workload": w, "round": r, "bytes": b}),
+            Measure::PeakRssBytes(b) => json!({"engine": e, "workload": w, "round": r, "peak_rss_bytes": b}),
         }
+    }
+
+    /// This row, as measured in round `round`.
+    pub fn in_round(self, round: u32) -> Row {
+        Row { round, ..self }
     }
 
     /// Parses a row written by [`Row::to_json`].
@@ -52,7 +60,8 @@ impl Row {
         } else {
             Measure::PeakRssBytes(v.get("peak_rss_bytes")?.as_u64()?)
         };
-        Some(Row { engine, workload, measure })
+        let round = v.get("round").and_then(Value::as_u64).map_or(Some(0), |r| u32::try_from(r).ok())?;
+        Some(Row { engine, workload, measure, round })
     }
 
     /// The number compared across engines.
@@ -82,7 +91,7 @@ impl Recorder {
     }
 
     fn push(&mut self, workload: &str, measure: Measure) -> Result<()> {
-        let row = Row { engine: self.engine.clone(), workload: workload.to_string(), measure };
+        let row = Row { engine: self.engine.clone(), workload: workload.to_string(), measure, round: 0 };
         eprintln!("  {:<16} {:<40} {}", self.engine, workload, crate::report::cell(&row));
         writeln!(self.file, "{}", row.to_json())?;
         self.file.flush()?;
