@@ -1,8 +1,9 @@
 //! Workload data after redb's published benchmark: random 24-byte keys and
-//! random 150-byte values. Key and value `i` are a pure function of the seed and
-//! `i`, so a reader can pick a random index and know both the key to ask for and
-//! the value it must get back, and the harness never holds N pairs in memory
-//! (which would inflate every engine's peak RSS alike).
+//! random 150-byte values. Key `i` is a pure function of the seed and `i`, and
+//! each value a pure function of the seed and its key, so a reader can pick a
+//! random index and know both the key to ask for and the value it must get
+//! back, a range read can check every pair it meets, and the harness never
+//! holds N pairs in memory (which would inflate every engine's peak RSS alike).
 
 /// Key length of the standard workload.
 pub const KEY_BYTES: usize = 24;
@@ -46,10 +47,22 @@ impl Workload {
         k
     }
 
-    /// Value number `i`.
+    /// Value number `i`: the value of key `i`.
     pub fn value(&self, i: u64) -> [u8; VALUE_BYTES] {
+        self.value_of_key(&self.key(i))
+    }
+
+    /// The value that belongs to `key` (any bytes): what a reader must find
+    /// beside it, whichever index it was written as.
+    pub fn value_of_key(&self, key: &[u8]) -> [u8; VALUE_BYTES] {
+        let mut state = splitmix64(!self.seed ^ key.len() as u64);
+        for chunk in key.chunks(8) {
+            let mut b = [0u8; 8];
+            b.get_mut(..chunk.len()).unwrap_or(&mut []).copy_from_slice(chunk);
+            state = splitmix64(state ^ u64::from_le_bytes(b));
+        }
         let mut v = [0u8; VALUE_BYTES];
-        fill(&mut v, !self.seed ^ i.wrapping_mul(0xe703_7ed1_a0b4_28db));
+        fill(&mut v, state.wrapping_mul(0xe703_7ed1_a0b4_28db));
         v
     }
 }
@@ -94,6 +107,17 @@ mod tests {
         assert_ne!(w.value(3), w.value(4));
         let keys: std::collections::HashSet<_> = (0..10_000).map(|i| w.key(i)).collect();
         assert_eq!(keys.len(), 10_000);
+    }
+
+    #[test]
+    fn every_value_follows_from_its_key() {
+        let w = Workload::new(7);
+        for i in 0..100 {
+            assert_eq!(w.value(i), w.value_of_key(&w.key(i)));
+        }
+        assert_ne!(w.value_of_key(b"a"), w.value_of_key(b"b"));
+        assert_ne!(w.value_of_key(b"a"), w.value_of_key(b"a\0"), "a key and its zero-padded form differ");
+        assert_ne!(Workload::new(8).value_of_key(b"a"), w.value_of_key(b"a"), "the seed matters");
     }
 
     #[test]

@@ -43,9 +43,10 @@ impl Pairs<'_> {
 pub trait Reader {
     /// Copies the value of `key` into `out` (cleared first); false if absent.
     fn get(&mut self, key: &[u8], out: &mut Vec<u8>) -> Result<bool>;
-    /// Reads up to `count` pairs from the first key at or after `start`;
-    /// returns how many were read and their value bytes.
-    fn range(&mut self, start: &[u8], count: usize) -> Result<(usize, usize)>;
+    /// Reads up to `count` pairs from the first key at or after `start`, in key
+    /// order, handing each (key, value) to `visit` (which checks it); returns
+    /// how many were read.
+    fn range(&mut self, start: &[u8], count: usize, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<usize>;
 }
 
 /// An engine opened on a directory, with every write durable when it returns.
@@ -70,8 +71,8 @@ pub trait Engine: Send + Sync {
         self.reader()?.get(key, out)
     }
     /// One range read in a session of its own.
-    fn range(&self, start: &[u8], count: usize) -> Result<(usize, usize)> {
-        self.reader()?.range(start, count)
+    fn range(&self, start: &[u8], count: usize, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<usize> {
+        self.reader()?.range(start, count, visit)
     }
 }
 

@@ -151,9 +151,16 @@ fn run(cfg: &ChildConfig, rec: &mut Recorder) -> Result<()> {
             let mut rng = Rng::new(cfg.seed ^ 0x7a11);
             for _ in 0..n / 2 {
                 let i = rng.below(n);
-                let (items, bytes) = reader.range(&w.key(i), RANGE_ITEMS)?;
-                // The start key exists, so at least it comes back.
-                ensure!(items >= 1 && bytes >= items, "range from key {i} returned {items} items");
+                let start = w.key(i);
+                let mut first = true;
+                let items = reader.range(&start, RANGE_ITEMS, &mut |k, v| {
+                    // The start key exists, so it comes back first; every value is checked.
+                    ensure!(!first || k == start, "range from key {i} began at another key");
+                    ensure!(v == w.value_of_key(k), "range from key {i} read back a wrong value");
+                    first = false;
+                    Ok(())
+                })?;
+                ensure!(items >= 1, "range from key {i} returned nothing");
             }
             Ok(())
         })?;
@@ -190,7 +197,7 @@ fn run(cfg: &ChildConfig, rec: &mut Recorder) -> Result<()> {
         let mut out = Vec::new();
         ensure!(!e.get(&w.key(0), &mut out)?, "key 0 survived its removal");
         ensure!(e.get(&w.key(n - 1), &mut out)?, "key {} was removed but should not be", n - 1);
-        ensure!(e.range(&w.key(n - 1), 1)?.0 == 1, "a range from key {} finds nothing", n - 1);
+        ensure!(e.range(&w.key(n - 1), 1, &mut |_, _| Ok(()))? == 1, "a range from key {} finds nothing", n - 1);
     }
 
     if cfg.wants("compaction") {

@@ -71,15 +71,15 @@ impl Reader for LmdbReader<'_> {
         }
     }
 
-    fn range(&mut self, start: &[u8], count: usize) -> Result<(usize, usize)> {
-        let (mut n, mut bytes) = (0, 0);
+    fn range(&mut self, start: &[u8], count: usize, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<usize> {
+        let mut n = 0;
         let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(start), Bound::Unbounded);
         for item in self.db.range(&self.txn, &bounds)?.take(count) {
-            let (_, v) = item?;
+            let (k, v) = item?;
+            visit(k, v)?;
             n += 1;
-            bytes += v.len();
         }
-        Ok((n, bytes))
+        Ok(n)
     }
 }
 

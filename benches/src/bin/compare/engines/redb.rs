@@ -67,14 +67,14 @@ impl Reader for RedbReader {
         }
     }
 
-    fn range(&mut self, start: &[u8], count: usize) -> Result<(usize, usize)> {
-        let (mut n, mut bytes) = (0, 0);
+    fn range(&mut self, start: &[u8], count: usize, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<usize> {
+        let mut n = 0;
         for item in self.table.range(start..)?.take(count) {
-            let (_, v) = item?;
+            let (k, v) = item?;
+            visit(k.value(), v.value())?;
             n += 1;
-            bytes += v.value().len();
         }
-        Ok((n, bytes))
+        Ok(n)
     }
 }
 

@@ -56,18 +56,18 @@ impl Reader for RocksReader<'_> {
         }
     }
 
-    fn range(&mut self, start: &[u8], count: usize) -> Result<(usize, usize)> {
+    fn range(&mut self, start: &[u8], count: usize, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<usize> {
         let mut it = self.db.raw_iterator();
         it.seek(start);
-        let (mut n, mut bytes) = (0, 0);
+        let mut n = 0;
         while n < count {
-            let Some(v) = it.value() else { break };
-            bytes += v.len();
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            visit(k, v)?;
             n += 1;
             it.next();
         }
         it.status()?;
-        Ok((n, bytes))
+        Ok(n)
     }
 }
 

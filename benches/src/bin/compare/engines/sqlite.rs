@@ -16,7 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::engine::{dir_bytes, Engine, Pairs, Reader};
 
 const GET: &str = "SELECT v FROM kv WHERE k = ?1";
-const RANGE: &str = "SELECT length(v) FROM kv WHERE k >= ?1 ORDER BY k LIMIT ?2";
+const RANGE: &str = "SELECT k, v FROM kv WHERE k >= ?1 ORDER BY k LIMIT ?2";
 const PUT: &str = "INSERT OR REPLACE INTO kv (k, v) VALUES (?1, ?2)";
 const DELETE: &str = "DELETE FROM kv WHERE k = ?1";
 
@@ -132,16 +132,19 @@ impl Reader for SqliteReader<'_> {
         Ok(found.is_some())
     }
 
-    fn range(&mut self, start: &[u8], count: usize) -> Result<(usize, usize)> {
+    fn range(&mut self, start: &[u8], count: usize, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<usize> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(RANGE)?;
         let mut rows = stmt.query(params![start, count as i64])?;
-        let (mut n, mut bytes) = (0, 0);
+        let mut n = 0;
         while let Some(row) = rows.next()? {
+            // Borrowed blobs, as the other adapters hand out slices.
+            let k = row.get_ref(0)?.as_blob()?;
+            let v = row.get_ref(1)?.as_blob()?;
+            visit(k, v)?;
             n += 1;
-            bytes += usize::try_from(row.get::<_, i64>(0)?)?;
         }
-        Ok((n, bytes))
+        Ok(n)
     }
 }
 
