@@ -23,8 +23,8 @@ mod version_set;
 mod writer;
 
 pub use compact::{
-    flush_memtable, flush_memtable_in_parts, run_compaction, write_sorted_table, Compaction, CompactionContext,
-    CompactionOptions,
+    flush_memtable, flush_memtable_in, flush_memtable_in_parts, flush_memtable_in_parts_in, run_compaction,
+    write_sorted_table, write_sorted_table_in, Compaction, CompactionContext, CompactionOptions,
 };
 pub use edit::{FileMeta, VersionEdit, WalSegment};
 pub use error::{Error, ManifestFailure, Result};

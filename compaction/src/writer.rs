@@ -26,11 +26,14 @@ pub(crate) struct TableWriter<'a> {
     last_user_key: Vec<u8>,
     finished: Vec<FileMeta>,
     created: Vec<PathBuf>,
+    /// The keyspace whose keys the tables hold.
+    keyspace: u32,
 }
 
 impl<'a> TableWriter<'a> {
-    pub(crate) fn new(ctx: &'a CompactionContext) -> Self {
-        TableWriter { ctx, open: None, last_user_key: Vec::new(), finished: Vec::new(), created: Vec::new() }
+    /// A writer of tables of `keyspace`.
+    pub(crate) fn new(ctx: &'a CompactionContext, keyspace: u32) -> Self {
+        TableWriter { ctx, open: None, last_user_key: Vec::new(), finished: Vec::new(), created: Vec::new(), keyspace }
     }
 
     fn start(&mut self, number: u64) -> Result<()> {
@@ -84,6 +87,7 @@ impl<'a> TableWriter<'a> {
                 min_seqno: info.min_seqno,
                 max_seqno: info.max_seqno,
                 epoch,
+                keyspace: self.keyspace,
             });
         }
         Ok(())
