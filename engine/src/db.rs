@@ -7,6 +7,7 @@ mod cursor;
 mod inner;
 mod keys;
 mod iter;
+mod keyspace_io;
 mod keyspaces;
 mod limits;
 mod open;
@@ -40,6 +41,7 @@ use parking_lot::Mutex;
 
 use crate::batch::WriteBatch;
 use crate::error::Result;
+use crate::keyspace::Keyspace;
 use crate::options::{Options, SyncPolicy};
 
 use inner::Inner;
@@ -430,7 +432,22 @@ impl<'db> Transaction<'db> {
     pub fn seqno(&self) -> u64 {
         self.state.seqno()
     }
-    /// Commits atomically, or fails with `Error::Conflict` and writes nothing.
+    /// Reads `key` of `keyspace` through the transaction (own writes first,
+    /// then its snapshot, which sees every keyspace at one seqno).
+    pub fn get_in(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.state.get_in(&self.db.inner, keyspace, key)
+    }
+    /// Buffers a put into `keyspace`.
+    pub fn put_in(&mut self, keyspace: &Keyspace, key: &[u8], value: &[u8]) {
+        self.state.write_in(keyspace, key, Some(value));
+    }
+    /// Buffers a delete in `keyspace`.
+    pub fn delete_in(&mut self, keyspace: &Keyspace, key: &[u8]) {
+        self.state.write_in(keyspace, key, None);
+    }
+    /// Commits atomically, or fails with `Error::Conflict` and writes nothing
+    /// ([`crate::Error::NoSuchKeyspace`], nothing written, if a keyspace it
+    /// writes to or read from was dropped meanwhile).
     pub fn commit(self) -> Result<u64> {
         self.state.commit(&self.db.inner)
     }

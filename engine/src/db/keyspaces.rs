@@ -51,9 +51,20 @@ impl Inner {
             return Err(Error::NoSuchKeyspace(name.to_owned()));
         };
         self.check_writable()?;
+        // The writer mutex orders the drop with writes: a batch into the
+        // keyspace is either appended before it or refused after it. `work`
+        // keeps flushes and compactions out while the keyspace's levels go:
+        // none is then writing a table for a keyspace that no longer exists.
+        let _writer = self.writer.lock();
+        let _work = self.work.lock();
         self.restart_full_manifest()?;
         match self.versions.drop_keyspace(meta.id) {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                // The keyspace's tables left the version with it: remove them
+                // now (overwritten first when secure delete is on).
+                self.delete_obsolete();
+                Ok(())
+            }
             // Another drop of it won the race.
             Ok(false) => Err(Error::NoSuchKeyspace(name.to_owned())),
             Err(e) => Err(self.manifest_edit_failed("dropping a keyspace", e.into())),

@@ -69,10 +69,7 @@ impl Inner {
             .list_dir(&self.dir)
             .map(|names| names.iter().filter_map(|n| self.vfs.file_size(&self.dir.join(n)).ok()).sum())
             .unwrap_or(0);
-        let memtable_bytes = {
-            let mems = self.mems.read();
-            std::iter::once(&mems.active).chain(mems.immutables.iter()).map(|m| m.approximate_bytes() as u64).sum()
-        };
+        let memtable_bytes = self.mems.read().total_bytes();
         let (block_cache_hits, block_cache_misses) = self.block_cache.as_ref().map_or((0, 0), |c| c.hit_stats());
         Stats {
             last_seqno: self.visible.load(Ordering::Acquire),
