@@ -115,13 +115,13 @@ pub struct Transaction<'db> {
 pub struct Stats {
     /// Last committed sequence number.
     pub last_seqno: u64,
-    /// Number of SSTables per level.
+    /// Number of SSTables per level, of every keyspace together.
     pub files_per_level: Vec<usize>,
-    /// Bytes of SSTables per level.
+    /// Bytes of SSTables per level, of every keyspace together.
     pub bytes_per_level: Vec<u64>,
     /// Total bytes of all files in the store directory.
     pub disk_bytes: u64,
-    /// Bytes in the active and immutable memtables.
+    /// Bytes in the active and immutable memtables of every keyspace.
     pub memtable_bytes: u64,
     /// Block-cache hits.
     pub block_cache_hits: u64,

@@ -8,11 +8,14 @@
 
 mod common;
 
+use std::io;
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::Arc;
 
 use common::{cred, options};
-use synapsed_storage::{Db, Error, IterOptions, Keyspace, KeyspaceOptions, Options, WriteBatch};
+use synapsed_storage::vfs::{ForwardingVfs, WritableFile};
+use synapsed_storage::{Db, Error, IterOptions, Keyspace, KeyspaceOptions, Options, StdVfs, Vfs, WriteBatch};
 
 fn all_in(db: &Db, ks: &Keyspace) -> Vec<(Vec<u8>, Vec<u8>)> {
     db.range_in(ks, Bound::Unbounded, Bound::Unbounded, false, None).unwrap().map(Result::unwrap).collect()
@@ -288,4 +291,65 @@ fn transactions_read_and_write_keyspaces_and_detect_conflicts_per_keyspace() {
     db.drop_keyspace("a").unwrap();
     assert!(matches!(t.commit(), Err(Error::NoSuchKeyspace(_))));
     assert_eq!(db.get(b"zz").unwrap(), None);
+}
+
+/// The real file system, recording overwrites and removals by file name.
+#[derive(Debug, Default)]
+struct RecordingVfs {
+    inner: StdVfs,
+    events: parking_lot::Mutex<Vec<(bool, String)>>,
+}
+
+impl ForwardingVfs for RecordingVfs {
+    fn inner(&self) -> &dyn Vfs {
+        &self.inner
+    }
+    fn open_for_overwrite(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.events.lock().push((true, path.file_name().unwrap().to_string_lossy().into_owned()));
+        self.inner.open_for_overwrite(path)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.events.lock().push((false, path.file_name().unwrap().to_string_lossy().into_owned()));
+        self.inner.remove_file(path)
+    }
+}
+
+#[test]
+fn with_secure_delete_on_a_dropped_keyspace_s_tables_are_overwritten_before_removal() {
+    const SECRET: &[u8] = b"keyspace-secret-71c3";
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let vfs = Arc::new(RecordingVfs::default());
+    let db = Db::create(&dir, &cred(), options().with_vfs(vfs.clone()).with_secure_delete_passes(2)).unwrap();
+    db.put(b"d", b"stays").unwrap();
+    db.flush().unwrap();
+    let base = tables(&dir);
+    let a = db.create_keyspace("a", KeyspaceOptions::default()).unwrap();
+    for i in 0..100 {
+        db.put_in(&a, format!("k{i:03}").as_bytes(), &[SECRET, format!("{i}").as_bytes()].concat()).unwrap();
+    }
+    db.flush().unwrap();
+    let ours: Vec<String> = tables(&dir).into_iter().filter(|t| !base.contains(t)).collect();
+    assert!(!ours.is_empty());
+    let copies: Vec<Vec<u8>> = ours.iter().map(|t| std::fs::read(dir.join(t)).unwrap()).collect();
+    vfs.events.lock().clear();
+    db.drop_keyspace("a").unwrap();
+    let events = vfs.events.lock().clone();
+    for (name, copy) in ours.iter().zip(&copies) {
+        assert!(!dir.join(name).exists(), "{name} removed");
+        let overwrites: Vec<usize> = events.iter().enumerate().filter(|(_, e)| **e == (true, name.clone())).map(|(i, _)| i).collect();
+        let removal = events.iter().position(|e| *e == (false, name.clone())).unwrap();
+        assert_eq!(overwrites.len(), 2, "{name}: {events:?}");
+        assert!(overwrites.iter().all(|&i| i < removal), "{name} overwritten before its removal");
+        // None of the removed table's bytes are left in any file of the store.
+        let probe = &copy[copy.len() / 2..copy.len() / 2 + 32];
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(!bytes.windows(probe.len()).any(|w| w == probe), "{name}'s bytes in {}", path.display());
+            }
+        }
+    }
+    assert_eq!(db.get(b"d").unwrap(), Some(b"stays".to_vec()));
 }

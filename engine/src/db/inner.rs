@@ -259,9 +259,10 @@ impl Inner {
         self.bg.lock().shutdown
     }
 
-    /// Number of tables in level 0 of the current version.
+    /// Number of tables in level 0 of the current version: of the keyspace
+    /// with the most, since each keyspace's level 0 is compacted on its own.
     pub(crate) fn l0_files(&self) -> usize {
-        self.versions.current().level_files(0).len()
+        self.versions.current().all_keyspace_levels().map(|t| t.level_files(0).len()).max().unwrap_or(0)
     }
 
     /// Makes the directory's entries durable.

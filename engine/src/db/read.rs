@@ -62,8 +62,15 @@ impl Inner {
     pub(crate) fn stats(&self) -> Stats {
         let version = self.versions.current();
         let levels = version.num_levels();
-        let files_per_level = (0..levels).map(|l| version.level_files(l).len()).collect();
-        let bytes_per_level = (0..levels).map(|l| version.level_files(l).iter().map(|f| f.size).sum()).collect();
+        // Every keyspace's tables, level by level.
+        let mut files_per_level = vec![0; levels];
+        let mut bytes_per_level = vec![0u64; levels];
+        for (level, f) in version.all_files() {
+            if let (Some(files), Some(bytes)) = (files_per_level.get_mut(level), bytes_per_level.get_mut(level)) {
+                *files += 1;
+                *bytes += f.size;
+            }
+        }
         let disk_bytes = self
             .vfs
             .list_dir(&self.dir)
