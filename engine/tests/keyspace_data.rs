@@ -353,3 +353,65 @@ fn with_secure_delete_on_a_dropped_keyspace_s_tables_are_overwritten_before_remo
     }
     assert_eq!(db.get(b"d").unwrap(), Some(b"stays".to_vec()));
 }
+
+#[test]
+fn repair_keeps_each_keyspace_s_tables_and_log_in_their_keyspace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let db = Db::create(&dir, &cred(), options()).unwrap();
+    let a = db.create_keyspace("a", KeyspaceOptions::default()).unwrap();
+    let gone = db.create_keyspace("gone", KeyspaceOptions::default()).unwrap();
+    let b = db.create_keyspace("b", KeyspaceOptions::default()).unwrap();
+    for i in 0..100 {
+        let key = format!("k{i:03}");
+        let mut batch = WriteBatch::new();
+        batch.put(&key, b"d").put_in(&a, &key, b"a").put_in(&gone, &key, b"gone");
+        db.write(batch).unwrap();
+    }
+    db.flush().unwrap();
+    // In the log only: a write of b, and one of a keyspace dropped after it.
+    db.put_in(&b, b"log", b"b").unwrap();
+    db.put_in(&gone, b"log", b"gone").unwrap();
+    db.put_in(&a, b"log", b"a").unwrap();
+    db.drop_keyspace("gone").unwrap();
+    db.close().unwrap();
+
+    let report = Db::repair(&dir, &cred(), options()).unwrap();
+    assert!(report.manifest_readable && report.nothing_lost(), "{report:?}");
+    assert_eq!(report.new_tables.len(), 3, "default, a and b: {report:?}");
+    let db = Db::open(&dir, &cred(), options()).unwrap();
+    let names: Vec<(u32, String)> = db.keyspaces().iter().map(|k| (k.id(), k.name().to_string())).collect();
+    assert_eq!(names, vec![(0, "default".into()), (a.id(), "a".into()), (b.id(), "b".into())]);
+    assert_eq!(all(&db).len(), 100);
+    assert!(all(&db).iter().all(|(_, v)| v == b"d"), "no other keyspace's data in the default one");
+    assert_eq!(all_in(&db, &a).len(), 101);
+    assert!(all_in(&db, &a).iter().all(|(_, v)| v == b"a"));
+    assert_eq!(all_in(&db, &b), vec![kv("log", "b")]);
+    // Ids stay taken: the next keyspace gets a new one.
+    let next = db.create_keyspace("next", KeyspaceOptions::default()).unwrap();
+    assert!(next.id() > b.id());
+}
+
+#[test]
+fn repair_without_a_readable_manifest_leaves_out_and_reports_other_keyspaces_log_operations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let db = Db::create(&dir, &cred(), options()).unwrap();
+    let a = db.create_keyspace("a", KeyspaceOptions::default()).unwrap();
+    db.put(b"d", b"d").unwrap();
+    db.put_in(&a, b"d", b"in a").unwrap();
+    db.close().unwrap();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_name().to_string_lossy().starts_with("MANIFEST-") {
+            std::fs::write(e.path(), b"destroyed").unwrap();
+        }
+    }
+    let report = Db::repair(&dir, &cred(), options()).unwrap();
+    assert!(!report.manifest_readable);
+    let left_out: Vec<_> = report.lost.iter().filter(|l| l.reason.contains("keyspaces other than the default")).collect();
+    assert_eq!(left_out.len(), 1, "{report:?}");
+    assert_eq!(left_out[0].approx_lost_entries, Some(1));
+    let db = Db::open(&dir, &cred(), options()).unwrap();
+    assert_eq!(all(&db), vec![kv("d", "d")], "a's write is not moved into the default keyspace");
+}
