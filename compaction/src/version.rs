@@ -91,6 +91,11 @@ impl Version {
         std::iter::once(self).chain(self.trees.values().map(|t| &**t))
     }
 
+    /// The levels of the live keyspaces other than this version's own.
+    pub(crate) fn keyspace_trees(&self) -> impl Iterator<Item = &Arc<Version>> + '_ {
+        self.trees.values()
+    }
+
     /// Every table of every keyspace, with its level.
     pub fn all_files(&self) -> impl Iterator<Item = (usize, &Arc<FileMeta>)> + '_ {
         self.all_keyspace_levels().flat_map(|t| t.levels.iter().enumerate().flat_map(|(l, files)| files.iter().map(move |f| (l, f))))

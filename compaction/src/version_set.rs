@@ -116,7 +116,7 @@ impl VersionSet {
             keys: Arc::clone(keys),
             num_levels,
             manifest: Mutex::new(ManifestSlot { writer, poisoned: None }),
-            installed: Mutex::new(vec![Arc::downgrade(&version)]),
+            installed: Mutex::new(std::iter::once(&version).chain(version.keyspace_trees()).map(Arc::downgrade).collect()),
             current: RwLock::new(version),
             next_file_number: AtomicU64::new(state.next_file_number),
             last_seqno: AtomicU64::new(state.last_seqno),
@@ -296,6 +296,9 @@ impl VersionSet {
         let mut installed = self.installed.lock();
         installed.retain(|w| w.strong_count() > 0);
         installed.push(Arc::downgrade(&version));
+        // A reader of one keyspace holds only that keyspace's levels
+        // (`Version::keyspace_levels`): they keep their tables live alone.
+        installed.extend(version.keyspace_trees().map(Arc::downgrade));
         *self.current.write() = version;
     }
 
@@ -439,6 +442,35 @@ mod tests {
         assert_eq!(vs.current().next_keyspace_id(), 4);
         assert_eq!(vs.current().level_files(0).len(), 1);
         assert!(matches!(vs.create_keyspace("c", Vec::new()), Err(Error::ReadOnly)));
+    }
+
+    #[test]
+    fn keyspace_tables_survive_recovery_and_a_keyspace_s_levels_held_alone_keep_their_tables_live() {
+        let sim = SimVfs::new();
+        let vfs: Arc<dyn Vfs> = sim.clone();
+        let dir = PathBuf::from("/db");
+        vfs.create_dir_all(&dir).unwrap();
+        let keys = KeyManager::ephemeral();
+        let vs = VersionSet::create(&vfs, &dir, &keys, 3).unwrap();
+        let a = vs.create_keyspace("a", Vec::new()).unwrap().id;
+        let in_a = |n: u64| crate::edit::FileMeta { keyspace: a, ..meta(n, "k", "m") };
+        vs.log_and_apply(VersionEdit { added: vec![(0, meta(50, "k", "m")), (0, in_a(51))], ..VersionEdit::default() }).unwrap();
+        // A reader of keyspace a holds only a's levels.
+        let held = vs.current().keyspace_levels(a).unwrap();
+        vs.log_and_apply(VersionEdit { deleted: vec![(0, 51)], added: vec![(1, in_a(52))], ..VersionEdit::default() }).unwrap();
+        let live = vs.live_files();
+        assert!(live.contains(&51), "a table a reader of the keyspace still reads is live: {live:?}");
+        drop(held);
+        assert!(!vs.live_files().contains(&51));
+        drop(vs);
+        for _ in 0..2 {
+            // Replayed from the log, then from the snapshot recovery wrote.
+            let vs = VersionSet::recover(&vfs, &dir, &keys, 3).unwrap();
+            let v = vs.current();
+            assert_eq!(v.level_files(0).iter().map(|f| f.number).collect::<Vec<_>>(), vec![50]);
+            let a_levels = v.keyspace_levels(a).unwrap();
+            assert_eq!(a_levels.level_files(1).iter().map(|f| (f.number, f.keyspace)).collect::<Vec<_>>(), vec![(52, a)]);
+        }
     }
 
     #[test]
