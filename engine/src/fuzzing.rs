@@ -589,6 +589,11 @@ fn batch_record_seeds() -> Vec<(String, Vec<u8>)> {
         ("count_zero".to_string(), encode_batch(3, &[])),
         ("empty_key".to_string(), encode_batch(3, &[put(b"", b"v")])),
         ("cut_short".to_string(), mixed.get(..mixed.len() - 3).unwrap_or_default().to_vec()),
+        (
+            "keyspaces_v2".to_string(),
+            encode_batch(9, &[BatchOp::put(3, b"k1".to_vec(), b"v1".to_vec()), del(b"k2"), BatchOp::delete(u32::MAX, b"k3".to_vec())]),
+        ),
+        ("keyspaces_v2_doc_example".to_string(), encode_batch(7, &[BatchOp::put(5, b"a".to_vec(), b"xy".to_vec())])),
     ];
     let mut trailing = example.clone();
     trailing.push(0);
