@@ -157,6 +157,36 @@ mod tests {
     }
 
     #[test]
+    fn each_keyspace_is_scored_on_its_own_levels_and_its_compaction_stays_in_it() {
+        use crate::keyspace::KeyspaceMeta;
+        let ks = |id: u32| KeyspaceMeta { id, name: format!("k{id}"), options: Vec::new() };
+        let inks = |id: u32, m: FileMeta| FileMeta { keyspace: id, ..m };
+        // Keyspace 2's L1 is over its target (score 3); the default keyspace's L0
+        // has one table (score 0.5), keyspace 1's two (score 1). Together they
+        // would be three L0 tables, but scores never mix keyspaces.
+        let v = Version::empty(4)
+            .apply(&VersionEdit {
+                created_keyspaces: vec![ks(1), ks(2)],
+                added: vec![
+                    (0, sized(1, "a", "z", 10, 50)),
+                    (0, inks(1, sized(2, "a", "m", 10, 40))),
+                    (0, inks(1, sized(3, "n", "z", 10, 41))),
+                    (1, inks(2, sized(4, "a", "c", 300, 10))),
+                    (2, inks(2, sized(5, "b", "d", 10, 5))),
+                ],
+                ..Default::default()
+            })
+            .unwrap();
+        let c = pick_compaction(&v, &options()).unwrap();
+        assert_eq!((c.keyspace, c.level, numbers(&c.inputs), numbers(&c.next_inputs)), (2, 1, vec![4], vec![5]));
+        // Without keyspace 2's backlog, keyspace 1's level 0 is next; the
+        // default keyspace's single table is not pulled in.
+        let v = v.apply(&VersionEdit { deleted: vec![(1, 4)], ..Default::default() }).unwrap();
+        let c = pick_compaction(&v, &options()).unwrap();
+        assert_eq!((c.keyspace, c.level, numbers(&c.inputs)), (1, 0, vec![2, 3]));
+    }
+
+    #[test]
     fn nothing_to_do_under_the_targets() {
         let v = version(vec![(0, sized(1, "a", "z", 10, 50)), (1, sized(2, "a", "c", 99, 10)), (2, sized(3, "a", "c", 999, 5))]);
         assert!(pick_compaction(&v, &options()).is_none());
