@@ -78,6 +78,30 @@ pub struct CompactionContext {
     pub tables: Arc<TableCache>,
     /// Tree shape.
     pub options: CompactionOptions,
+    /// Table options of keyspaces whose tables are built otherwise than
+    /// `options.table` says (their create records' options), by keyspace id.
+    pub keyspace_tables: KeyspaceTables,
+}
+
+/// Table options per keyspace, shared by the flushes and compactions of a store.
+pub type KeyspaceTables = Arc<parking_lot::RwLock<std::collections::BTreeMap<u32, TableOptions>>>;
+
+impl CompactionContext {
+    /// How the tables of `keyspace` are built: its own options, else the store's.
+    pub fn table_options(&self, keyspace: u32) -> TableOptions {
+        self.keyspace_tables.read().get(&keyspace).cloned().unwrap_or_else(|| self.options.table.clone())
+    }
+
+    /// Records how the tables of the keyspace described by `meta` are built
+    /// (its encoded options over the store's); options that do not decode
+    /// leave the store's in force.
+    pub fn set_keyspace_options(&self, meta: &crate::KeyspaceMeta) {
+        if let Ok(options) = crate::KeyspaceTableOptions::decode(&meta.options) {
+            if options != crate::KeyspaceTableOptions::default() {
+                self.keyspace_tables.write().insert(meta.id, options.apply(&self.options.table));
+            }
+        }
+    }
 }
 
 /// A chosen compaction: inputs from `level` and `level + 1`, output into `level + 1`.

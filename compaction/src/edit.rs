@@ -13,7 +13,7 @@ use crate::format::{
     TAG_ADDED_FILE_IN_KEYSPACE, TAG_NEXT_FILE_NUMBER, TAG_NEXT_KEYSPACE_ID, TAG_PREDECESSOR, TAG_WAL_SEGMENT, WAL_SEGMENT_LEN,
     WAL_SEGMENT_PREDECESSOR_SYNCED,
 };
-use crate::keyspace::{check_keyspace_name, KeyspaceMeta, DEFAULT_KEYSPACE_ID};
+use crate::keyspace::{check_keyspace_name, KeyspaceMeta, KeyspaceTableOptions, DEFAULT_KEYSPACE_ID};
 
 /// A WAL segment as the manifest records it when the segment is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,10 +218,9 @@ impl VersionEdit {
                     check_keyspace_name(&name).map_err(|reason| r.error_at(name_pos, reason))?;
                     let options_pos = r.pos;
                     let options_len = usize::from(u16::from_le_bytes(r.array()?));
-                    if options_len != 0 {
-                        return Err(r.error_at(options_pos, format!("keyspace options of {options_len} bytes; this format defines none")));
-                    }
-                    edit.created_keyspaces.push(KeyspaceMeta { id, name, options: Vec::new() });
+                    let options = r.take(options_len)?.to_vec();
+                    KeyspaceTableOptions::decode(&options).map_err(|reason| r.error_at(options_pos, reason))?;
+                    edit.created_keyspaces.push(KeyspaceMeta { id, name, options });
                 }
                 TAG_DROP_KEYSPACE => {
                     let id = r.u32()?;
@@ -449,7 +448,7 @@ pub(crate) mod tests {
         refused(&[1, 9, 0, 0, 0, 0, 0], "default keyspace");
         refused(&[1, 8, 7, 0, 0, 0, 0, 0, 0, 0], "empty");
         refused(&[1, 8, 7, 0, 0, 0, 2, 0xff, 0xfe, 0, 0, 0], "UTF-8");
-        refused(&[1, 8, 7, 0, 0, 0, 2, b'a', b'b', 1, 0, 9, 0], "options");
+        refused(&[1, 8, 7, 0, 0, 0, 2, b'a', b'b', 1, 0, 9, 0], "option tag");
         refused(&[1, 10, 1, 0, 0, 0, 10, 1, 0, 0, 0, 0], "twice");
         let dropped = VersionEdit { dropped_keyspaces: vec![9], next_keyspace_id: Some(12), ..Default::default() };
         assert_eq!(dropped.encode(), [1, 10, 12, 0, 0, 0, 9, 9, 0, 0, 0, 0]);

@@ -237,16 +237,14 @@ impl VersionSet {
         Ok(())
     }
 
-    /// Creates keyspace `name` with encoded `options` (empty in this format) in one
+    /// Creates keyspace `name` with encoded `options` ([`crate::KeyspaceTableOptions`]) in one
     /// manifest edit, and returns it with its new id. Fails with
     /// [`Error::InvalidArgument`] if the name is invalid or a live keyspace has it.
     /// Checking the name against the reserved names of the caller (the default
     /// keyspace's) is the caller's business.
     pub fn create_keyspace(&self, name: &str, options: Vec<u8>) -> Result<Arc<KeyspaceMeta>> {
         check_keyspace_name(name).map_err(Error::InvalidArgument)?;
-        if !options.is_empty() {
-            return Err(Error::InvalidArgument("keyspace options are not defined in this format".into()));
-        }
+        crate::keyspace::KeyspaceTableOptions::decode(&options).map_err(Error::InvalidArgument)?;
         let _serial = self.keyspace_edits.lock();
         let current = self.current();
         if current.keyspace_by_name(name).is_some() {
@@ -417,7 +415,7 @@ mod tests {
         assert!(matches!(vs.create_keyspace("a", Vec::new()), Err(Error::InvalidArgument(_))));
         assert!(matches!(vs.create_keyspace("", Vec::new()), Err(Error::InvalidArgument(_))));
         assert!(matches!(vs.create_keyspace(&"x".repeat(256), Vec::new()), Err(Error::InvalidArgument(_))));
-        assert!(matches!(vs.create_keyspace("c", vec![1]), Err(Error::InvalidArgument(_))));
+        assert!(matches!(vs.create_keyspace("c", vec![9]), Err(Error::InvalidArgument(_))), "options that do not decode");
         assert!(vs.drop_keyspace(2).unwrap());
         assert!(!vs.drop_keyspace(2).unwrap());
         assert!(!vs.drop_keyspace(0).unwrap(), "the default keyspace is never dropped");

@@ -415,3 +415,52 @@ fn repair_without_a_readable_manifest_leaves_out_and_reports_other_keyspaces_log
     let db = Db::open(&dir, &cred(), options()).unwrap();
     assert_eq!(all(&db), vec![kv("d", "d")], "a's write is not moved into the default keyspace");
 }
+
+#[test]
+fn a_keyspace_s_options_build_its_tables_and_are_kept_by_the_manifest() {
+    use synapsed_storage::Compression;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    // One table per keyspace and flush or compaction.
+    let opts = options().with_compression(Compression::Zstd(3)).with_memtable_size_bytes(8 << 20).with_target_file_size_bytes(64 << 20);
+    let db = Db::create(&dir, &cred(), opts.clone()).unwrap();
+    let plain = db.create_keyspace("plain", KeyspaceOptions::default().with_compression(Compression::None).with_bloom_bits_per_key(0).with_block_size_bytes(1024)).unwrap();
+    let same = db.create_keyspace("same", KeyspaceOptions::default()).unwrap();
+    assert!(matches!(db.create_keyspace("bad", KeyspaceOptions::default().with_block_size_bytes(0)), Err(Error::InvalidArgument(_))));
+    assert!(db.keyspace("bad").unwrap().is_none());
+    // Very compressible values, the same in both keyspaces.
+    let fill = |db: &Db, round: usize| {
+        for i in 0..400 {
+            let key = format!("key{i:04}");
+            let value = format!("{round} {}", "abcdefgh".repeat(40));
+            let mut batch = WriteBatch::new();
+            batch.put_in(&plain, &key, &value).put_in(&same, &key, &value);
+            db.write(batch).unwrap();
+        }
+    };
+    let sizes = |dir: &Path, before: &[String]| -> Vec<u64> {
+        let mut v: Vec<u64> = tables(dir).iter().filter(|t| !before.contains(t)).map(|t| std::fs::metadata(dir.join(t)).unwrap().len()).collect();
+        v.sort_unstable();
+        v
+    };
+    let before = tables(&dir);
+    fill(&db, 0);
+    db.flush().unwrap();
+    let new = sizes(&dir, &before);
+    assert_eq!(new.len(), 2, "{new:?}");
+    // The uncompressed keyspace's table is several times the compressed one's.
+    assert!(new[1] > 4 * new[0], "uncompressed {} vs compressed {}", new[1], new[0]);
+    db.close().unwrap();
+    // After a reopen the options come from the manifest: a compaction of each
+    // keyspace builds its tables the same way.
+    let db = Db::open(&dir, &cred(), opts).unwrap();
+    fill(&db, 1);
+    db.flush().unwrap();
+    db.compact_range_in(&plain, None, None).unwrap();
+    db.compact_range_in(&same, None, None).unwrap();
+    let compacted = sizes(&dir, &before);
+    assert_eq!(compacted.len(), 2, "{compacted:?}");
+    assert!(compacted[1] > 4 * compacted[0], "after compaction: uncompressed {} vs compressed {}", compacted[1], compacted[0]);
+    assert_eq!(db.get_in(&plain, b"key0007").unwrap(), Some(format!("1 {}", "abcdefgh".repeat(40)).into_bytes()));
+    assert_eq!(db.get_in(&same, b"key0399").unwrap(), Some(format!("1 {}", "abcdefgh".repeat(40)).into_bytes()));
+}

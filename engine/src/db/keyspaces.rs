@@ -30,10 +30,15 @@ impl Inner {
         if name == DEFAULT_KEYSPACE || self.versions.current().keyspace_by_name(name).is_some() {
             return Err(Error::KeyspaceExists(name.to_owned()));
         }
+        let options = options.encode()?;
         self.check_writable()?;
         self.restart_full_manifest()?;
-        match self.versions.create_keyspace(name, options.encode()) {
-            Ok(meta) => Ok(Keyspace::new(meta.id, &meta.name)),
+        match self.versions.create_keyspace(name, options) {
+            Ok(meta) => {
+                // Its tables are built with its options from now on.
+                self.ctx.set_keyspace_options(&meta);
+                Ok(Keyspace::new(meta.id, &meta.name))
+            }
             // Lost a race with another create of the same name.
             Err(compaction::Error::InvalidArgument(_)) if self.versions.current().keyspace_by_name(name).is_some() => {
                 Err(Error::KeyspaceExists(name.to_owned()))

@@ -522,7 +522,12 @@ fn start(
         keys: keys.clone(),
         tables: tables.clone(),
         options: options.compaction_options(),
+        keyspace_tables: Default::default(),
     };
+    // Each keyspace's tables are built with the options of its create record.
+    for meta in versions.current().keyspaces() {
+        ctx.set_keyspace_options(meta);
+    }
     let (replayed_mem, replayed_in, last_seqno) = match replayed {
         Some(r) => (Some(r.memtable), r.memtables_in, r.last_seqno),
         None => (None, Default::default(), versions.last_seqno()),

@@ -270,7 +270,11 @@ pub(crate) fn repair(
         keys: keys.clone(),
         tables: TableCache::new(vfs.clone(), dir.to_path_buf(), keys.clone(), block_cache),
         options: options.compaction_options(),
+        keyspace_tables: Default::default(),
     };
+    for meta in keyspaces.iter().flat_map(|(k, _)| k) {
+        ctx.set_keyspace_options(meta);
+    }
     let mut tables = Vec::new();
     for (keyspace, memtable) in &memtables {
         table_number += 1;
