@@ -464,3 +464,25 @@ fn a_keyspace_s_options_build_its_tables_and_are_kept_by_the_manifest() {
     assert_eq!(db.get_in(&plain, b"key0007").unwrap(), Some(format!("1 {}", "abcdefgh".repeat(40)).into_bytes()));
     assert_eq!(db.get_in(&same, b"key0399").unwrap(), Some(format!("1 {}", "abcdefgh".repeat(40)).into_bytes()));
 }
+
+#[test]
+fn a_read_only_handle_sees_a_keyspace_created_after_it_opened_once_it_refreshes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let db = Db::create(&dir, &cred(), options()).unwrap();
+    db.put(b"d", b"1").unwrap();
+    let reader = Db::open(&dir, &cred(), options().with_read_only(true)).unwrap();
+    let a = db.create_keyspace("a", KeyspaceOptions::default()).unwrap();
+    let mut batch = WriteBatch::new();
+    batch.put(b"d", b"2").put_in(&a, b"k", b"in a");
+    db.write(batch).unwrap();
+    reader.refresh().unwrap();
+    let seen = reader.keyspace("a").unwrap().expect("the new keyspace");
+    assert_eq!(reader.get(b"d").unwrap(), Some(b"2".to_vec()));
+    assert_eq!(reader.get_in(&seen, b"k").unwrap(), Some(b"in a".to_vec()), "its writes, still only in the WAL");
+    // And once they are in tables.
+    db.flush().unwrap();
+    reader.refresh().unwrap();
+    assert_eq!(reader.get_in(&seen, b"k").unwrap(), Some(b"in a".to_vec()));
+    assert!(matches!(reader.put_in(&seen, b"k", b"x"), Err(Error::ReadOnly(_))));
+}
