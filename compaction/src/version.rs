@@ -98,7 +98,12 @@ impl Version {
 
     /// Every table of every keyspace, with its level.
     pub fn all_files(&self) -> impl Iterator<Item = (usize, &Arc<FileMeta>)> + '_ {
-        self.all_keyspace_levels().flat_map(|t| t.levels.iter().enumerate().flat_map(|(l, files)| files.iter().map(move |f| (l, f))))
+        self.all_keyspace_levels().flat_map(Version::own_files)
+    }
+
+    /// The tables of this version's own levels (its keyspace's only), with their level.
+    pub fn own_files(&self) -> impl Iterator<Item = (usize, &Arc<FileMeta>)> + '_ {
+        self.levels.iter().enumerate().flat_map(|(l, files)| files.iter().map(move |f| (l, f)))
     }
 
     /// Live keyspaces other than the default one (id 0), by id.

@@ -486,3 +486,61 @@ fn a_read_only_handle_sees_a_keyspace_created_after_it_opened_once_it_refreshes(
     assert_eq!(reader.get_in(&seen, b"k").unwrap(), Some(b"in a".to_vec()));
     assert!(matches!(reader.put_in(&seen, b"k", b"x"), Err(Error::ReadOnly(_))));
 }
+
+#[test]
+fn secure_delete_in_a_keyspace_purges_its_key_there_and_keeps_the_same_key_elsewhere() {
+    const SECRET: &[u8] = b"ks-secret-value-90ab";
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let db = Db::create(&dir, &cred(), options()).unwrap();
+    let a = db.create_keyspace("a", KeyspaceOptions::default()).unwrap();
+    db.put(b"victim", b"the default keyspace's own").unwrap();
+    db.put_in(&a, b"victim", &[SECRET, b"-v1"].concat()).unwrap();
+    for i in 0..200 {
+        db.put_in(&a, format!("k{i:03}").as_bytes(), b"filler").unwrap();
+    }
+    db.compact_range_in(&a, None, None).unwrap();
+    db.put_in(&a, b"victim", &[SECRET, b"-v2"].concat()).unwrap();
+    db.flush().unwrap();
+    db.put_in(&a, b"victim", &[SECRET, b"-v3"].concat()).unwrap();
+    let before: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+
+    // A snapshot that still sees it refuses the deletion.
+    let snap = db.snapshot();
+    assert!(matches!(db.secure_delete_in(&a, b"victim"), Err(Error::InvalidArgument(_))));
+    drop(snap);
+    let report = db.secure_delete_in(&a, b"victim").unwrap();
+    assert_eq!(report.keys_deleted, 1);
+    assert_eq!(db.get_in(&a, b"victim").unwrap(), None);
+    assert!(all_in(&db, &a).iter().all(|(k, v)| k != b"victim" && !v.windows(SECRET.len()).any(|w| w == SECRET)));
+    assert_eq!(all_in(&db, &a).len(), 200);
+    assert_eq!(db.get(b"victim").unwrap(), Some(b"the default keyspace's own".to_vec()));
+    // Every table, log and manifest from before is gone (rewritten under new keys).
+    for name in before.iter().filter(|n| n.ends_with(".sst") || n.ends_with(".wal") || n.starts_with("MANIFEST-")) {
+        assert!(!dir.join(name).exists(), "{name} survived");
+    }
+    // A prefix in a keyspace too.
+    let report = db.secure_delete_prefix_in(&a, b"k1").unwrap();
+    assert_eq!(report.keys_deleted, 100);
+    assert_eq!(all_in(&db, &a).len(), 100);
+}
+
+#[test]
+fn a_key_rotation_rewrites_the_tables_of_every_keyspace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let db = Db::create(&dir, &cred(), options()).unwrap();
+    let a = db.create_keyspace("a", KeyspaceOptions::default()).unwrap();
+    // Tables in keyspace a only: the default keyspace has none to rewrite.
+    for i in 0..300 {
+        db.put_in(&a, format!("k{i:03}").as_bytes(), b"value").unwrap();
+    }
+    db.compact_range_in(&a, None, None).unwrap();
+    db.flush().unwrap();
+    let old = db.stats().current_epoch;
+    let report = db.rotate_keys().unwrap();
+    assert!(report.epochs_destroyed.contains(&old), "{report:?}");
+    let stats = db.stats();
+    assert_eq!(stats.files_per_epoch.iter().map(|e| e.epoch).collect::<Vec<_>>(), vec![stats.current_epoch], "{stats:?}");
+    assert_eq!(all_in(&db, &a).len(), 300);
+}

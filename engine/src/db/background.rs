@@ -118,7 +118,7 @@ impl Inner {
             if parts > 1 {
                 // The tables of one flush hold disjoint key ranges, so a key is in
                 // at most one of them, as in the single table of a plain flush.
-                let like: Vec<Arc<FileMeta>> = levels.all_files().map(|(_, f)| Arc::clone(f)).collect();
+                let like: Vec<Arc<FileMeta>> = levels.own_files().map(|(_, f)| Arc::clone(f)).collect();
                 let tables = compaction::flush_memtable_in_parts_in(&self.ctx, keyspace, memtable, &like, parts, &|| self.versions.new_file_number())?;
                 edit.added.extend(tables.into_iter().map(|meta| (0, meta)));
             } else if !memtable.is_empty() {

@@ -324,7 +324,8 @@ impl Inner {
     fn next_rewrite(&self) -> Option<Compaction> {
         let current = self.keys.current_epoch();
         let store = self.versions.current();
-        let version = store.all_keyspace_levels().find(|t| t.all_files().any(|(_, f)| f.epoch != current))?;
+        // The first keyspace whose own levels hold a table under an old epoch.
+        let version = store.all_keyspace_levels().find(|t| t.own_files().any(|(_, f)| f.epoch != current))?;
         let levels = version.num_levels();
         let (level, file) = (0..levels).find_map(|l| {
             version
