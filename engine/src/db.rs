@@ -346,14 +346,17 @@ impl Db {
         Transaction { db: self, state: txn::TxnState::begin(&self.inner) }
     }
 
-    /// Writes the memtable to an SSTable and waits for it. A large memtable is
-    /// written as several level-0 tables with disjoint key ranges, on up to
-    /// [`Options::max_subcompactions`] threads.
+    /// Writes the memtable to an SSTable and waits for it: the memtables of
+    /// every keyspace, one table (or more) each, installed together. A large
+    /// memtable is written as several level-0 tables with disjoint key ranges,
+    /// on up to [`Options::max_subcompactions`] threads.
     pub fn flush(&self) -> Result<()> {
         self.inner.flush()
     }
 
-    /// Compacts every table overlapping [`start`, `end`] down to the bottom level and waits.
+    /// Compacts every table of the default keyspace overlapping [`start`, `end`]
+    /// down to the bottom level and waits (another keyspace:
+    /// [`Db::compact_range_in`]).
     /// Each compaction it runs is cut into key ranges merged on up to
     /// [`Options::max_subcompactions`] threads.
     pub fn compact_range(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> Result<()> {
