@@ -29,6 +29,12 @@ type Keyspaces = Arc<BTreeMap<u32, Arc<KeyspaceMeta>>>;
 /// The levels of each live keyspace other than the default one, by id.
 type Trees = Arc<BTreeMap<u32, Arc<Version>>>;
 
+/// Tables per level.
+type Levels = Vec<Vec<Arc<FileMeta>>>;
+
+/// Per level, where its next compaction starts.
+type CompactPointers = Vec<Option<Vec<u8>>>;
+
 /// An immutable picture of the levels.
 ///
 /// The levels of the store's version are the default keyspace's; each other
@@ -251,7 +257,7 @@ impl Version {
     /// removals from them and additions of tables of this version's keyspace
     /// (tables of other keyspaces, and removals of tables not in these
     /// levels, are left to [`Version::apply`]).
-    fn apply_tables(&self, edit: &VersionEdit) -> Result<(Vec<Vec<Arc<FileMeta>>>, Vec<Option<Vec<u8>>>)> {
+    fn apply_tables(&self, edit: &VersionEdit) -> Result<(Levels, CompactPointers)> {
         let num_levels = self.num_levels();
         let mut levels = self.levels.clone();
         let mut compact_pointers = self.compact_pointers.clone();

@@ -28,6 +28,9 @@ use synapsed_storage::{Argon2Params, Credential, Db, Error, Keyspace, KeyspaceOp
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
+/// A snapshot, the default keyspace's model then and the other keyspaces' then.
+type SnapshotModel = (Snapshot, Model, Vec<(Keyspace, Model)>);
+
 const KEY_SPACE: u32 = 500;
 const MAX_SNAPSHOTS: usize = 8;
 
@@ -46,7 +49,7 @@ struct Harness {
     /// Keyspaces created so far (names them).
     keyspaces_created: u32,
     /// Each snapshot with the default keyspace's model and the other keyspaces' at that time.
-    snapshots: Vec<(Snapshot, Model, Vec<(Keyspace, Model)>)>,
+    snapshots: Vec<SnapshotModel>,
     ops_done: u64,
     /// Flushes and compactions of every store instance so far.
     flushes: u64,

@@ -228,7 +228,6 @@ pub(crate) fn repair(
             // Otherwise the keyspace was dropped after the write: its data is gone with it.
         };
         let (records, max_seqno, damage) = salvage_log(&vfs, &path, &keys, number, &name, &mut insert);
-        drop(insert);
         report.entries_recovered += records.1 - unattributed;
         last_seqno = last_seqno.max(max_seqno);
         if unattributed > 0 {
@@ -327,6 +326,9 @@ fn table_name(number: u64) -> String {
     crypto::names::table_file(number)
 }
 
+/// Takes one salvaged log operation: keyspace, key, seqno, kind, value.
+type SalvagedOp<'a> = dyn FnMut(u32, &[u8], SeqNo, index::ValueKind, &[u8]) + 'a;
+
 /// What one table gave up.
 struct TableSalvage {
     entries: u64,
@@ -388,7 +390,7 @@ fn salvage_log(
     keys: &KeyManager,
     number: u64,
     name: &str,
-    insert: &mut dyn FnMut(u32, &[u8], SeqNo, index::ValueKind, &[u8]),
+    insert: &mut SalvagedOp<'_>,
 ) -> ((u64, u64), SeqNo, Option<String>) {
     let mut records = 0;
     let mut entries = 0;
