@@ -46,7 +46,8 @@ impl BatchOp {
 pub struct WriteBatch {
     pub(crate) ops: Vec<BatchOp>,
     pub(crate) bytes: usize,
-    /// The keyspaces other than the default one the batch writes to, for error messages.
+    /// The keyspaces other than the default one the batch writes to, each
+    /// once: empty exactly when every operation is in the default keyspace.
     pub(crate) keyspaces: Vec<Keyspace>,
 }
 

@@ -51,7 +51,8 @@ impl Inner {
     /// which a drop also takes, so a drop is either after the batch or
     /// refuses it; nothing of a refused batch is written.
     pub(crate) fn check_keyspaces_live(&self, batch: &WriteBatch) -> Result<()> {
-        if batch.ops.iter().all(|op| op.keyspace == DEFAULT_KEYSPACE_ID) {
+        if batch.keyspaces.is_empty() {
+            // Every operation is in the default keyspace.
             return Ok(());
         }
         let version = self.versions.current();
@@ -65,10 +66,11 @@ impl Inner {
     /// keyspace at its first write in this generation. Caller holds the
     /// writer mutex (no switch runs meanwhile).
     pub(crate) fn memtables_for(&self, batch: &WriteBatch) -> BatchTargets {
-        let ids = self.batch_keyspaces(batch);
-        if ids.iter().all(|&id| id == DEFAULT_KEYSPACE_ID) {
+        if batch.keyspaces.is_empty() {
+            // Every operation is in the default keyspace: the path of a store without keyspaces.
             return BatchTargets { default: self.mems.read().active.clone(), others: Vec::new() };
         }
+        let ids = self.batch_keyspaces(batch);
         let mut mems = self.mems.write();
         let (number, bytes) = (mems.active.id(), self.options.memtable_size_bytes);
         let others = ids
