@@ -21,6 +21,7 @@ use index::{
 
 use crate::edit::{FileMeta, VersionEdit};
 use crate::error::{Error, Result};
+use crate::keyspace::DEFAULT_KEYSPACE_ID;
 use crate::level_iter::LevelIterator;
 use crate::retain::Retainer;
 use crate::split;
@@ -77,6 +78,30 @@ pub struct CompactionContext {
     pub tables: Arc<TableCache>,
     /// Tree shape.
     pub options: CompactionOptions,
+    /// Table options of keyspaces whose tables are built otherwise than
+    /// `options.table` says (their create records' options), by keyspace id.
+    pub keyspace_tables: KeyspaceTables,
+}
+
+/// Table options per keyspace, shared by the flushes and compactions of a store.
+pub type KeyspaceTables = Arc<parking_lot::RwLock<std::collections::BTreeMap<u32, TableOptions>>>;
+
+impl CompactionContext {
+    /// How the tables of `keyspace` are built: its own options, else the store's.
+    pub fn table_options(&self, keyspace: u32) -> TableOptions {
+        self.keyspace_tables.read().get(&keyspace).cloned().unwrap_or_else(|| self.options.table.clone())
+    }
+
+    /// Records how the tables of the keyspace described by `meta` are built
+    /// (its encoded options over the store's); options that do not decode
+    /// leave the store's in force.
+    pub fn set_keyspace_options(&self, meta: &crate::KeyspaceMeta) {
+        if let Ok(options) = crate::KeyspaceTableOptions::decode(&meta.options) {
+            if options != crate::KeyspaceTableOptions::default() {
+                self.keyspace_tables.write().insert(meta.id, options.apply(&self.options.table));
+            }
+        }
+    }
 }
 
 /// A chosen compaction: inputs from `level` and `level + 1`, output into `level + 1`.
@@ -97,6 +122,8 @@ pub struct Compaction {
     /// is small (at most one per `target_file_size_bytes` of input), never more
     /// than [`MAX_SUBCOMPACTIONS`](crate::MAX_SUBCOMPACTIONS).
     pub max_subcompactions: usize,
+    /// The keyspace whose levels the inputs come from; the outputs stay in it.
+    pub keyspace: u32,
 }
 
 /// Writes `memtable` as a level-0 table numbered `file_number`; `None` if it is empty.
@@ -104,11 +131,17 @@ pub struct Compaction {
 /// Every version is kept (dropping by snapshot is compaction's job). The table is
 /// synced and the directory synced before this returns.
 pub fn flush_memtable(ctx: &CompactionContext, memtable: &Arc<Memtable>, file_number: u64) -> Result<Option<FileMeta>> {
+    flush_memtable_in(ctx, DEFAULT_KEYSPACE_ID, memtable, file_number)
+}
+
+/// [`flush_memtable`] for the memtable of `keyspace`: the table is recorded as
+/// one of that keyspace's.
+pub fn flush_memtable_in(ctx: &CompactionContext, keyspace: u32, memtable: &Arc<Memtable>, file_number: u64) -> Result<Option<FileMeta>> {
     if memtable.is_empty() {
         return Ok(None);
     }
     let mut iter = memtable.iter(KeyRange::all(), Direction::Forward);
-    let mut writer = TableWriter::new(ctx);
+    let mut writer = TableWriter::new(ctx, keyspace);
     let number = || file_number;
     while let Some(entry) = iter.next_entry()? {
         writer.add(&entry, None, &number)?;
@@ -124,7 +157,17 @@ pub fn write_sorted_table<'a>(
     entries: impl Iterator<Item = EntryRef<'a>>,
     file_number: u64,
 ) -> Result<Option<FileMeta>> {
-    let mut writer = TableWriter::new(ctx);
+    write_sorted_table_in(ctx, DEFAULT_KEYSPACE_ID, entries, file_number)
+}
+
+/// [`write_sorted_table`] for a table of `keyspace`.
+pub fn write_sorted_table_in<'a>(
+    ctx: &CompactionContext,
+    keyspace: u32,
+    entries: impl Iterator<Item = EntryRef<'a>>,
+    file_number: u64,
+) -> Result<Option<FileMeta>> {
+    let mut writer = TableWriter::new(ctx, keyspace);
     let number = || file_number;
     let mut entry = Entry { key: InternalKey { user_key: Vec::new(), seqno: 0, kind: ValueKind::Put }, value: Vec::new() };
     for e in entries {
@@ -223,6 +266,19 @@ pub fn flush_memtable_in_parts(
     max_parts: usize,
     new_file_number: &(dyn Fn() -> u64 + Sync),
 ) -> Result<Vec<FileMeta>> {
+    flush_memtable_in_parts_in(ctx, DEFAULT_KEYSPACE_ID, memtable, like, max_parts, new_file_number)
+}
+
+/// [`flush_memtable_in_parts`] for the memtable of `keyspace`: the tables are
+/// recorded as that keyspace's.
+pub fn flush_memtable_in_parts_in(
+    ctx: &CompactionContext,
+    keyspace: u32,
+    memtable: &Arc<Memtable>,
+    like: &[Arc<FileMeta>],
+    max_parts: usize,
+    new_file_number: &(dyn Fn() -> u64 + Sync),
+) -> Result<Vec<FileMeta>> {
     if memtable.is_empty() {
         return Ok(Vec::new());
     }
@@ -230,7 +286,7 @@ pub fn flush_memtable_in_parts(
     let stop = AtomicBool::new(false);
     let results = run_parts(&parts, &stop, |range| {
         let mut iter = memtable.iter(range.clone(), Direction::Forward);
-        let mut writer = TableWriter::new(ctx);
+        let mut writer = TableWriter::new(ctx, keyspace);
         while let Some(entry) = iter.next_entry()? {
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -273,7 +329,7 @@ fn run_part<'a>(
     }
     let mut merged = MergingIterator::new(children, Direction::Forward);
     let mut retainer = Retainer::new(snapshots, compaction.bottommost);
-    let mut writer = TableWriter::new(ctx);
+    let mut writer = TableWriter::new(ctx, compaction.keyspace);
     let split_at = Some(ctx.options.target_file_size_bytes.max(1));
     while let Some(entry) = merged.next_entry()? {
         if stop.load(Ordering::Relaxed) {

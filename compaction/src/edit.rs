@@ -10,10 +10,10 @@ use index::{InternalKey, SeqNo};
 use crate::format::{
     ADDED_FILE_FIXED_LEN, EDIT_FORMAT_VERSION, MAX_ENCODED_KEY_LEN, MAX_LEVELS, MIN_ENCODED_KEY_LEN, TAG_ADDED_FILE,
     TAG_CREATE_KEYSPACE, TAG_DELETED_FILE, TAG_DROP_KEYSPACE, TAG_END, TAG_LAST_SEQNO, TAG_LOG_NUMBER,
-    TAG_NEXT_FILE_NUMBER, TAG_NEXT_KEYSPACE_ID, TAG_PREDECESSOR, TAG_WAL_SEGMENT, WAL_SEGMENT_LEN,
+    TAG_ADDED_FILE_IN_KEYSPACE, TAG_NEXT_FILE_NUMBER, TAG_NEXT_KEYSPACE_ID, TAG_PREDECESSOR, TAG_WAL_SEGMENT, WAL_SEGMENT_LEN,
     WAL_SEGMENT_PREDECESSOR_SYNCED,
 };
-use crate::keyspace::{check_keyspace_name, KeyspaceMeta, DEFAULT_KEYSPACE_ID};
+use crate::keyspace::{check_keyspace_name, KeyspaceMeta, KeyspaceTableOptions, DEFAULT_KEYSPACE_ID};
 
 /// A WAL segment as the manifest records it when the segment is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,10 @@ pub struct FileMeta {
     pub max_seqno: SeqNo,
     /// Data-key epoch the file's key is wrapped under.
     pub epoch: u32,
+    /// The keyspace whose keys the table holds ([`DEFAULT_KEYSPACE_ID`] for the
+    /// default keyspace). Recorded with tag 5 for the default keyspace and tag
+    /// 11 for any other (`compaction/FORMAT.md`).
+    pub keyspace: u32,
 }
 
 impl FileMeta {
@@ -133,7 +137,14 @@ impl VersionEdit {
             out.extend_from_slice(&number.to_le_bytes());
         }
         for (level, f) in &self.added {
-            out.push(TAG_ADDED_FILE);
+            // A default-keyspace table keeps the tag it always had, so a store
+            // without keyspaces writes its manifests byte for byte as before.
+            if f.keyspace == DEFAULT_KEYSPACE_ID {
+                out.push(TAG_ADDED_FILE);
+            } else {
+                out.push(TAG_ADDED_FILE_IN_KEYSPACE);
+                out.extend_from_slice(&f.keyspace.to_le_bytes());
+            }
             out.push(level_byte(*level));
             for v in [f.number, f.size, f.entries, f.min_seqno, f.max_seqno] {
                 out.extend_from_slice(&v.to_le_bytes());
@@ -207,10 +218,9 @@ impl VersionEdit {
                     check_keyspace_name(&name).map_err(|reason| r.error_at(name_pos, reason))?;
                     let options_pos = r.pos;
                     let options_len = usize::from(u16::from_le_bytes(r.array()?));
-                    if options_len != 0 {
-                        return Err(r.error_at(options_pos, format!("keyspace options of {options_len} bytes; this format defines none")));
-                    }
-                    edit.created_keyspaces.push(KeyspaceMeta { id, name, options: Vec::new() });
+                    let options = r.take(options_len)?.to_vec();
+                    KeyspaceTableOptions::decode(&options).map_err(|reason| r.error_at(options_pos, reason))?;
+                    edit.created_keyspaces.push(KeyspaceMeta { id, name, options });
                 }
                 TAG_DROP_KEYSPACE => {
                     let id = r.u32()?;
@@ -224,7 +234,11 @@ impl VersionEdit {
                     let number = r.u64()?;
                     edit.deleted.push((level, number));
                 }
-                TAG_ADDED_FILE => {
+                TAG_ADDED_FILE | TAG_ADDED_FILE_IN_KEYSPACE => {
+                    let keyspace = if tag == TAG_ADDED_FILE { DEFAULT_KEYSPACE_ID } else { r.u32()? };
+                    if tag == TAG_ADDED_FILE_IN_KEYSPACE && keyspace == DEFAULT_KEYSPACE_ID {
+                        return Err(r.error_at(tag_pos, "a table of the default keyspace under tag 11"));
+                    }
                     r.need(ADDED_FILE_FIXED_LEN)?;
                     let level = r.level()?;
                     let number = r.u64()?;
@@ -241,7 +255,7 @@ impl VersionEdit {
                     if min_seqno > max_seqno {
                         return Err(r.error_at(tag_pos, "table's min seqno exceeds its max seqno"));
                     }
-                    let meta = FileMeta { number, size, smallest, largest, entries, min_seqno, max_seqno, epoch };
+                    let meta = FileMeta { number, size, smallest, largest, entries, min_seqno, max_seqno, epoch, keyspace };
                     edit.added.push((level, meta));
                 }
                 other => return Err(r.error_at(tag_pos, format!("unknown field tag {other}"))),
@@ -360,6 +374,7 @@ pub(crate) mod tests {
             min_seqno: 3 + number,
             max_seqno: 9 + number,
             epoch: 2,
+            keyspace: DEFAULT_KEYSPACE_ID,
         }
     }
 
@@ -368,7 +383,7 @@ pub(crate) mod tests {
             log_number: Some(12),
             next_file_number: Some(99),
             last_seqno: Some(123_456),
-            added: vec![(0, meta(5, "apple", "pear")), (3, meta(6, "", "zz\u{0}z"))],
+            added: vec![(0, meta(5, "apple", "pear")), (3, meta(6, "", "zz\u{0}z")), (1, FileMeta { keyspace: 3, ..meta(7, "k", "m") })],
             deleted: vec![(1, 4), (2, 77)],
             wal_segments: vec![(12, WalSegment { first_seqno: 123_400, predecessor_synced: true }), (13, WalSegment { first_seqno: 0, predecessor_synced: false })],
             predecessor: Some((11, 123_399)),
@@ -433,11 +448,28 @@ pub(crate) mod tests {
         refused(&[1, 9, 0, 0, 0, 0, 0], "default keyspace");
         refused(&[1, 8, 7, 0, 0, 0, 0, 0, 0, 0], "empty");
         refused(&[1, 8, 7, 0, 0, 0, 2, 0xff, 0xfe, 0, 0, 0], "UTF-8");
-        refused(&[1, 8, 7, 0, 0, 0, 2, b'a', b'b', 1, 0, 9, 0], "options");
+        refused(&[1, 8, 7, 0, 0, 0, 2, b'a', b'b', 1, 0, 9, 0], "option tag");
         refused(&[1, 10, 1, 0, 0, 0, 10, 1, 0, 0, 0, 0], "twice");
         let dropped = VersionEdit { dropped_keyspaces: vec![9], next_keyspace_id: Some(12), ..Default::default() };
         assert_eq!(dropped.encode(), [1, 10, 12, 0, 0, 0, 9, 9, 0, 0, 0, 0]);
         assert_eq!(VersionEdit::decode(&dropped.encode()).unwrap(), dropped);
+    }
+
+    #[test]
+    fn a_table_of_another_keyspace_has_tag_11_and_a_default_one_keeps_tag_5() {
+        let default = VersionEdit { added: vec![(2, meta(5, "a", "b"))], ..Default::default() };
+        let in_ks = VersionEdit { added: vec![(2, FileMeta { keyspace: 7, ..meta(5, "a", "b") })], ..Default::default() };
+        let (d, k) = (default.encode(), in_ks.encode());
+        assert_eq!(d[1], TAG_ADDED_FILE);
+        // Tag 11, then the keyspace id, then exactly tag 5's fields.
+        assert_eq!(k[1], TAG_ADDED_FILE_IN_KEYSPACE);
+        assert_eq!(&k[2..6], &7u32.to_le_bytes());
+        assert_eq!(&k[6..], &d[2..]);
+        assert_eq!(VersionEdit::decode(&k).unwrap(), in_ks);
+        // Keyspace 0 under tag 11 is not the canonical form and is refused.
+        let mut zero = k.clone();
+        zero[2..6].copy_from_slice(&0u32.to_le_bytes());
+        assert!(VersionEdit::decode(&zero).unwrap_err().reason.contains("default keyspace"));
     }
 
     #[test]

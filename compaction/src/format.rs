@@ -53,6 +53,10 @@ pub(crate) const TAG_DROP_KEYSPACE: u8 = 9;
 /// `u32` the next keyspace id to hand out (in a snapshot, so ids of dropped
 /// keyspaces are never reused).
 pub(crate) const TAG_NEXT_KEYSPACE_ID: u8 = 10;
+/// `keyspace u32`, then the fields of [`TAG_ADDED_FILE`]: a table of keyspace
+/// `keyspace` (never 0: a default-keyspace table is written with tag 5) joins a
+/// level of that keyspace.
+pub(crate) const TAG_ADDED_FILE_IN_KEYSPACE: u8 = 11;
 /// Flag of [`TAG_WAL_SEGMENT`]: the segments before it were synced whole.
 pub(crate) const WAL_SEGMENT_PREDECESSOR_SYNCED: u8 = 1;
 /// Fixed-width part of a WAL segment field, after its tag.

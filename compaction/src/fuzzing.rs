@@ -179,6 +179,7 @@ fn meta(number: u64, lo: &str, hi: &str) -> FileMeta {
         min_seqno: 5,
         max_seqno: 10,
         epoch: 1,
+        keyspace: 0,
     }
 }
 

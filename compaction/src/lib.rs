@@ -23,12 +23,13 @@ mod version_set;
 mod writer;
 
 pub use compact::{
-    flush_memtable, flush_memtable_in_parts, run_compaction, write_sorted_table, Compaction, CompactionContext,
-    CompactionOptions,
+    KeyspaceTables,
+    flush_memtable, flush_memtable_in, flush_memtable_in_parts, flush_memtable_in_parts_in, run_compaction,
+    write_sorted_table, write_sorted_table_in, Compaction, CompactionContext, CompactionOptions,
 };
 pub use edit::{FileMeta, VersionEdit, WalSegment};
 pub use error::{Error, ManifestFailure, Result};
-pub use keyspace::{check_keyspace_name, KeyspaceMeta, DEFAULT_KEYSPACE_ID, MAX_KEYSPACE_NAME_LEN};
+pub use keyspace::{check_keyspace_name, KeyspaceMeta, KeyspaceTableOptions, DEFAULT_KEYSPACE_ID, MAX_KEYSPACE_NAME_LEN, MAX_KEYSPACE_OPTIONS_LEN};
 pub use gc::{delete_obsolete_files, overwrite_and_remove};
 pub use pick::{pick_compaction, pick_range_compaction};
 pub use split::MAX_SUBCOMPACTIONS;

@@ -29,7 +29,7 @@ fn complete(version: &Version, level: usize, inputs: Vec<Arc<FileMeta>>) -> Opti
     let next_inputs = version.overlapping_files(level + 1, Some(&lo), Some(&hi));
     let (lo, hi) = user_range(inputs.iter().chain(&next_inputs))?;
     let bottommost = (level + 2..version.num_levels()).all(|l| version.overlapping_files(l, Some(&lo), Some(&hi)).is_empty());
-    Some(Compaction { level, inputs, next_inputs, bottommost, max_subcompactions: 1 })
+    Some(Compaction { level, inputs, next_inputs, bottommost, max_subcompactions: 1, keyspace: version.keyspace_id() })
 }
 
 /// Level-0 tables overlap and are ordered by age, so a compaction taking one of
@@ -46,12 +46,29 @@ fn expand_level0(version: &Version, mut inputs: Vec<Arc<FileMeta>>) -> Vec<Arc<F
     }
 }
 
-/// The most urgent compaction for `version`, if any level is over its target.
+/// The most urgent compaction for `version`, if any level of any keyspace is
+/// over its target.
 ///
-/// Scores: L0 = table count / `l0_compaction_trigger`; Ln = level bytes / target.
-/// The highest score of at least 1 wins (the shallower level on a tie). The last
-/// level is never an input.
+/// Scores: L0 = table count / `l0_compaction_trigger`; Ln = level bytes / target,
+/// each keyspace's levels scored on their own. The highest score of at least 1
+/// wins (the shallower level, then the default keyspace and lower ids, on a
+/// tie). The last level is never an input. The compaction's inputs and outputs
+/// are all in the keyspace of the level it picked.
 pub fn pick_compaction(version: &Version, options: &CompactionOptions) -> Option<Compaction> {
+    let mut best: Option<(f64, usize, &Version)> = None;
+    for tree in version.all_keyspace_levels() {
+        if let Some((score, level)) = best_level(tree, options) {
+            if !matches!(best, Some((s, _, _)) if score <= s) {
+                best = Some((score, level, tree));
+            }
+        }
+    }
+    let (_, level, tree) = best?;
+    pick_at(tree, level)
+}
+
+/// The level of `version`'s own levels most over its target, with its score.
+fn best_level(version: &Version, options: &CompactionOptions) -> Option<(f64, usize)> {
     let num_levels = version.num_levels();
     let mut best: Option<(f64, usize)> = None;
     for level in 0..num_levels.saturating_sub(1) {
@@ -64,7 +81,11 @@ pub fn pick_compaction(version: &Version, options: &CompactionOptions) -> Option
             best = Some((score, level));
         }
     }
-    let (_, level) = best?;
+    best
+}
+
+/// The compaction out of `level` of `version`'s own levels.
+fn pick_at(version: &Version, level: usize) -> Option<Compaction> {
     if level == 0 {
         return complete(version, 0, version.level_files(0).to_vec());
     }
@@ -77,7 +98,9 @@ pub fn pick_compaction(version: &Version, options: &CompactionOptions) -> Option
     complete(version, level, vec![Arc::clone(pick)])
 }
 
-/// A compaction of the tables of `level` overlapping [`start`, `end`] (None = unbounded).
+/// A compaction of the tables of `level` overlapping [`start`, `end`] (None =
+/// unbounded), in `version`'s own levels (for another keyspace, pass its levels:
+/// [`Version::keyspace_levels`]).
 ///
 /// `None` when nothing in `level` overlaps or `level` is the last level.
 pub fn pick_range_compaction(version: &Version, level: usize, start: Option<&[u8]>, end: Option<&[u8]>) -> Option<Compaction> {
@@ -131,6 +154,36 @@ mod tests {
         assert_eq!(o.level_target_bytes(2), 1000);
         assert_eq!(o.level_target_bytes(3), 10_000);
         assert_eq!(CompactionOptions { level_size_multiplier: u64::MAX, ..o }.level_target_bytes(9), u64::MAX);
+    }
+
+    #[test]
+    fn each_keyspace_is_scored_on_its_own_levels_and_its_compaction_stays_in_it() {
+        use crate::keyspace::KeyspaceMeta;
+        let ks = |id: u32| KeyspaceMeta { id, name: format!("k{id}"), options: Vec::new() };
+        let inks = |id: u32, m: FileMeta| FileMeta { keyspace: id, ..m };
+        // Keyspace 2's L1 is over its target (score 3); the default keyspace's L0
+        // has one table (score 0.5), keyspace 1's two (score 1). Together they
+        // would be three L0 tables, but scores never mix keyspaces.
+        let v = Version::empty(4)
+            .apply(&VersionEdit {
+                created_keyspaces: vec![ks(1), ks(2)],
+                added: vec![
+                    (0, sized(1, "a", "z", 10, 50)),
+                    (0, inks(1, sized(2, "a", "m", 10, 40))),
+                    (0, inks(1, sized(3, "n", "z", 10, 41))),
+                    (1, inks(2, sized(4, "a", "c", 300, 10))),
+                    (2, inks(2, sized(5, "b", "d", 10, 5))),
+                ],
+                ..Default::default()
+            })
+            .unwrap();
+        let c = pick_compaction(&v, &options()).unwrap();
+        assert_eq!((c.keyspace, c.level, numbers(&c.inputs), numbers(&c.next_inputs)), (2, 1, vec![4], vec![5]));
+        // Without keyspace 2's backlog, keyspace 1's level 0 is next; the
+        // default keyspace's single table is not pulled in.
+        let v = v.apply(&VersionEdit { deleted: vec![(1, 4)], ..Default::default() }).unwrap();
+        let c = pick_compaction(&v, &options()).unwrap();
+        assert_eq!((c.keyspace, c.level, numbers(&c.inputs)), (1, 0, vec![2, 3]));
     }
 
     #[test]

@@ -26,13 +26,32 @@ pub const CURRENT_FILE: &str = "CURRENT";
 /// Live keyspaces other than the default one, by id.
 type Keyspaces = Arc<BTreeMap<u32, Arc<KeyspaceMeta>>>;
 
+/// The levels of each live keyspace other than the default one, by id.
+type Trees = Arc<BTreeMap<u32, Arc<Version>>>;
+
+/// Tables per level.
+type Levels = Vec<Vec<Arc<FileMeta>>>;
+
+/// Per level, where its next compaction starts.
+type CompactPointers = Vec<Option<Vec<u8>>>;
+
 /// An immutable picture of the levels.
+///
+/// The levels of the store's version are the default keyspace's; each other
+/// live keyspace has levels of its own, held as a version of their own
+/// ([`Version::keyspace_levels`], [`Version::all_keyspace_levels`]) on which
+/// reads ([`Version::get`], [`Version::iterators`]) and the pickers work
+/// exactly as on the default keyspace's.
 #[derive(Debug, Clone, Default)]
 pub struct Version {
     levels: Vec<Vec<Arc<FileMeta>>>,
     /// Per level, the largest user key of the last compaction out of it, so the
     /// next compaction of that level starts after it and rotates through the key space.
     compact_pointers: Vec<Option<Vec<u8>>>,
+    /// The keyspace whose levels `levels` are: 0 in the store's version.
+    keyspace: u32,
+    /// The levels of every other live keyspace (empty in a keyspace's own levels).
+    trees: Trees,
     /// Live keyspaces other than the default one, by id.
     keyspaces: Keyspaces,
     /// The next keyspace id to hand out: above every id ever created, dropped ones included.
@@ -45,9 +64,52 @@ impl Version {
         Version {
             levels: vec![Vec::new(); num_levels],
             compact_pointers: vec![None; num_levels],
+            keyspace: DEFAULT_KEYSPACE_ID,
+            trees: Arc::default(),
             keyspaces: Arc::default(),
             next_keyspace_id: DEFAULT_KEYSPACE_ID + 1,
         }
+    }
+
+    /// The empty levels of keyspace `id`, as a version of their own.
+    fn empty_tree(num_levels: usize, id: u32) -> Self {
+        Version { keyspace: id, ..Version::empty(num_levels) }
+    }
+
+    /// The keyspace whose levels this version's levels are (0 for the store's
+    /// version, the default keyspace).
+    pub fn keyspace_id(&self) -> u32 {
+        self.keyspace
+    }
+
+    /// The levels of live keyspace `id` as a version of their own (this
+    /// version itself for its own keyspace); `None` if `id` is not live.
+    pub fn keyspace_levels(self: &Arc<Self>, id: u32) -> Option<Arc<Version>> {
+        if id == self.keyspace {
+            return Some(Arc::clone(self));
+        }
+        self.trees.get(&id).cloned()
+    }
+
+    /// The levels of every live keyspace, each as a version of its own: this
+    /// version's (the default keyspace's) first, then the others by id.
+    pub fn all_keyspace_levels(&self) -> impl Iterator<Item = &Version> + '_ {
+        std::iter::once(self).chain(self.trees.values().map(|t| &**t))
+    }
+
+    /// The levels of the live keyspaces other than this version's own.
+    pub(crate) fn keyspace_trees(&self) -> impl Iterator<Item = &Arc<Version>> + '_ {
+        self.trees.values()
+    }
+
+    /// Every table of every keyspace, with its level.
+    pub fn all_files(&self) -> impl Iterator<Item = (usize, &Arc<FileMeta>)> + '_ {
+        self.all_keyspace_levels().flat_map(Version::own_files)
+    }
+
+    /// The tables of this version's own levels (its keyspace's only), with their level.
+    pub fn own_files(&self) -> impl Iterator<Item = (usize, &Arc<FileMeta>)> + '_ {
+        self.levels.iter().enumerate().flat_map(|(l, files)| files.iter().map(move |f| (l, f)))
     }
 
     /// Live keyspaces other than the default one (id 0), by id.
@@ -111,9 +173,9 @@ impl Version {
         self.level_files(level).iter().map(|f| f.size).sum()
     }
 
-    /// Numbers of every table in this version.
+    /// Numbers of every table in this version, of every keyspace.
     pub fn table_numbers(&self) -> impl Iterator<Item = u64> + '_ {
-        self.levels.iter().flatten().map(|f| f.number)
+        self.all_files().map(|(_, f)| f.number)
     }
 
     /// Adds this version's table numbers to `out`.
@@ -128,7 +190,74 @@ impl Version {
     /// The version that results from applying `edit`; refuses edits that break
     /// the invariants. Scalar fields of the edit (log number, ...) are the version
     /// set's business and are ignored here.
+    ///
+    /// Order within an edit: keyspaces are created, then tables are removed and
+    /// added (each in the keyspace its `FileMeta::keyspace` names; a removed
+    /// table is found by its number, unique in the version), then keyspaces
+    /// are dropped with whatever tables they still hold (those become
+    /// obsolete files).
     pub(crate) fn apply(&self, edit: &VersionEdit) -> Result<Version> {
+        let (keyspaces, next_keyspace_id) = self.apply_keyspaces(edit)?;
+        let num_levels = self.num_levels();
+        let mut trees = if edit.created_keyspaces.is_empty() && edit.dropped_keyspaces.is_empty() && edit.added.iter().all(|(_, f)| f.keyspace == self.keyspace) && edit.deleted.iter().all(|&(level, n)| self.level_files(level).iter().any(|f| f.number == n)) {
+            None
+        } else {
+            Some(BTreeMap::clone(&self.trees))
+        };
+        if let Some(trees) = trees.as_mut() {
+            for ks in &edit.created_keyspaces {
+                trees.insert(ks.id, Arc::new(Version::empty_tree(num_levels, ks.id)));
+            }
+            // The tables of other keyspaces, grouped by keyspace.
+            let mut deleted: BTreeMap<u32, Vec<(usize, u64)>> = BTreeMap::new();
+            for &(level, number) in &edit.deleted {
+                if self.level_files(level).iter().any(|f| f.number == number) {
+                    continue;
+                }
+                let owner = trees.iter().find(|(_, t)| t.level_files(level).iter().any(|f| f.number == number)).map(|(id, _)| *id);
+                let owner = owner.ok_or_else(|| Error::InvalidEdit(format!("deletes table {number}, which is not in level {level}")))?;
+                deleted.entry(owner).or_default().push((level, number));
+            }
+            let mut added: BTreeMap<u32, Vec<(usize, FileMeta)>> = BTreeMap::new();
+            for (level, meta) in edit.added.iter().filter(|(_, f)| f.keyspace != self.keyspace) {
+                added.entry(meta.keyspace).or_default().push((*level, meta.clone()));
+            }
+            let touched: std::collections::BTreeSet<u32> = deleted.keys().chain(added.keys()).copied().collect();
+            for id in touched {
+                let tree = trees.get(&id).ok_or_else(|| Error::InvalidEdit(format!("adds a table to keyspace {id}, which is not live")))?;
+                let sub = VersionEdit {
+                    deleted: deleted.remove(&id).unwrap_or_default(),
+                    added: added.remove(&id).unwrap_or_default(),
+                    ..VersionEdit::default()
+                };
+                let (levels, compact_pointers) = tree.apply_tables(&sub)?;
+                let mut tree = Version { levels, compact_pointers, ..Version::empty_tree(num_levels, id) };
+                tree.sort_and_check()?;
+                trees.insert(id, Arc::new(tree));
+            }
+            for id in &edit.dropped_keyspaces {
+                trees.remove(id);
+            }
+        }
+        let (levels, compact_pointers) = self.apply_tables(edit)?;
+        let trees = trees.map_or_else(|| Arc::clone(&self.trees), Arc::new);
+        let mut v = Version { levels, compact_pointers, keyspace: self.keyspace, trees, keyspaces, next_keyspace_id };
+        v.sort_and_check()?;
+        if !v.trees.is_empty() {
+            // Table numbers are unique across keyspaces too.
+            let mut seen = HashSet::new();
+            if let Some((_, f)) = v.all_files().find(|(_, f)| !seen.insert(f.number)) {
+                return Err(Error::InvalidEdit(format!("table {} appears twice", f.number)));
+            }
+        }
+        Ok(v)
+    }
+
+    /// This version's own levels and compaction pointers after the edit's
+    /// removals from them and additions of tables of this version's keyspace
+    /// (tables of other keyspaces, and removals of tables not in these
+    /// levels, are left to [`Version::apply`]).
+    fn apply_tables(&self, edit: &VersionEdit) -> Result<(Levels, CompactPointers)> {
         let num_levels = self.num_levels();
         let mut levels = self.levels.clone();
         let mut compact_pointers = self.compact_pointers.clone();
@@ -137,10 +266,14 @@ impl Version {
             let files = levels
                 .get_mut(level)
                 .ok_or_else(|| Error::InvalidEdit(format!("deletes table {number} from level {level} of {num_levels}")))?;
-            let pos = files
-                .iter()
-                .position(|f| f.number == number)
-                .ok_or_else(|| Error::InvalidEdit(format!("deletes table {number}, which is not in level {level}")))?;
+            let Some(pos) = files.iter().position(|f| f.number == number) else {
+                // In another keyspace's levels (or nowhere, which `apply` reports),
+                // unless this very edit already removed it from here.
+                if self.level_files(level).iter().any(|f| f.number == number) {
+                    return Err(Error::InvalidEdit(format!("deletes table {number}, which is not in level {level}")));
+                }
+                continue;
+            };
             let gone = files.remove(pos);
             if let Some(slot) = deleted_per_level.get_mut(level) {
                 let key = &gone.largest.user_key;
@@ -150,7 +283,7 @@ impl Version {
             }
         }
         let mut added_levels = vec![false; num_levels];
-        for (level, meta) in &edit.added {
+        for (level, meta) in edit.added.iter().filter(|(_, f)| f.keyspace == self.keyspace) {
             let files = levels
                 .get_mut(*level)
                 .ok_or_else(|| Error::InvalidEdit(format!("adds table {} to level {level} of {num_levels}", meta.number)))?;
@@ -169,10 +302,7 @@ impl Version {
                 }
             }
         }
-        let (keyspaces, next_keyspace_id) = self.apply_keyspaces(edit)?;
-        let mut v = Version { levels, compact_pointers, keyspaces, next_keyspace_id };
-        v.sort_and_check()?;
-        Ok(v)
+        Ok((levels, compact_pointers))
     }
 
     fn sort_and_check(&mut self) -> Result<()> {
@@ -202,13 +332,10 @@ impl Version {
         Ok(())
     }
 
-    /// The edit that builds this version from an empty one (the manifest snapshot).
+    /// The edit that builds this version from an empty one (the manifest
+    /// snapshot): the tables of every keyspace.
     pub(crate) fn snapshot_files(&self) -> Vec<(usize, FileMeta)> {
-        let mut out = Vec::new();
-        for (level, files) in self.levels.iter().enumerate() {
-            out.extend(files.iter().map(|f| (level, FileMeta::clone(f))));
-        }
-        out
+        self.all_files().map(|(level, f)| (level, FileMeta::clone(f))).collect()
     }
 
     /// Tables of `level` whose user-key range meets [`start`, `end`] (None = unbounded).
@@ -374,6 +501,53 @@ mod tests {
         for edit in cases {
             assert!(matches!(v.apply(&edit), Err(Error::InvalidEdit(_))), "{edit:?} accepted");
         }
+    }
+
+    #[test]
+    fn each_keyspace_has_its_own_levels() {
+        let ks = |id: u32, name: &str| KeyspaceMeta { id, name: name.into(), options: Vec::new() };
+        let inks = |id: u32, m: FileMeta| FileMeta { keyspace: id, ..m };
+        let v = Version::empty(3)
+            .apply(&VersionEdit { created_keyspaces: vec![ks(1, "a"), ks(2, "b")], added: vec![(1, meta(1, "a", "f"))], ..Default::default() })
+            .unwrap();
+        // The same key range in level 1 of three keyspaces: no overlap, each has its own levels.
+        let v = Arc::new(
+            v.apply(&VersionEdit { added: vec![(1, inks(1, meta(2, "a", "f"))), (1, inks(2, meta(3, "b", "c"))), (0, inks(1, meta(4, "a", "z")))], ..Default::default() })
+                .unwrap(),
+        );
+        assert_eq!(numbers(&v, 1), vec![1]);
+        let one = v.keyspace_levels(1).unwrap();
+        assert_eq!((one.keyspace_id(), numbers(&one, 0), numbers(&one, 1)), (1, vec![4], vec![2]));
+        assert_eq!(numbers(&v.keyspace_levels(2).unwrap(), 1), vec![3]);
+        assert!(v.keyspace_levels(9).is_none());
+        let mut all: Vec<u64> = v.table_numbers().collect();
+        all.sort_unstable();
+        assert_eq!(all, vec![1, 2, 3, 4]);
+        assert_eq!(v.snapshot_files().len(), 4);
+        // A removal finds its table in whichever keyspace holds it; a compaction
+        // out of keyspace 1's level 0 moves that keyspace's pointer only.
+        let v2 = v.apply(&VersionEdit { deleted: vec![(0, 4)], added: vec![(1, inks(1, meta(5, "g", "z")))], ..Default::default() }).unwrap();
+        let one = Arc::new(v2.clone()).keyspace_levels(1).unwrap();
+        assert_eq!((numbers(&one, 0), numbers(&one, 1)), (vec![], vec![2, 5]));
+        assert_eq!(one.compact_pointer(0), Some(&b"z"[..]));
+        assert_eq!(v2.compact_pointer(0), None);
+        // Refused: overlap inside one keyspace's level, a table twice across
+        // keyspaces, a table of a keyspace that is not live, a missing table.
+        let cases = [
+            VersionEdit { added: vec![(1, inks(1, meta(6, "e", "g")))], ..Default::default() },
+            VersionEdit { added: vec![(1, inks(2, meta(2, "x", "y")))], ..Default::default() },
+            VersionEdit { added: vec![(1, inks(7, meta(6, "x", "y")))], ..Default::default() },
+            VersionEdit { deleted: vec![(1, 4)], ..Default::default() },
+        ];
+        for edit in cases {
+            assert!(matches!(v.apply(&edit), Err(Error::InvalidEdit(_))), "{edit:?} accepted");
+        }
+        // A drop takes the keyspace's levels with it.
+        let v3 = Arc::new(v.apply(&VersionEdit { dropped_keyspaces: vec![1], ..Default::default() }).unwrap());
+        assert!(v3.keyspace_levels(1).is_none());
+        let mut left: Vec<u64> = v3.table_numbers().collect();
+        left.sort_unstable();
+        assert_eq!(left, vec![1, 3]);
     }
 
     #[test]

@@ -116,7 +116,7 @@ impl VersionSet {
             keys: Arc::clone(keys),
             num_levels,
             manifest: Mutex::new(ManifestSlot { writer, poisoned: None }),
-            installed: Mutex::new(vec![Arc::downgrade(&version)]),
+            installed: Mutex::new(std::iter::once(&version).chain(version.keyspace_trees()).map(Arc::downgrade).collect()),
             current: RwLock::new(version),
             next_file_number: AtomicU64::new(state.next_file_number),
             last_seqno: AtomicU64::new(state.last_seqno),
@@ -237,16 +237,14 @@ impl VersionSet {
         Ok(())
     }
 
-    /// Creates keyspace `name` with encoded `options` (empty in this format) in one
+    /// Creates keyspace `name` with encoded `options` ([`crate::KeyspaceTableOptions`]) in one
     /// manifest edit, and returns it with its new id. Fails with
     /// [`Error::InvalidArgument`] if the name is invalid or a live keyspace has it.
     /// Checking the name against the reserved names of the caller (the default
     /// keyspace's) is the caller's business.
     pub fn create_keyspace(&self, name: &str, options: Vec<u8>) -> Result<Arc<KeyspaceMeta>> {
         check_keyspace_name(name).map_err(Error::InvalidArgument)?;
-        if !options.is_empty() {
-            return Err(Error::InvalidArgument("keyspace options are not defined in this format".into()));
-        }
+        crate::keyspace::KeyspaceTableOptions::decode(&options).map_err(Error::InvalidArgument)?;
         let _serial = self.keyspace_edits.lock();
         let current = self.current();
         if current.keyspace_by_name(name).is_some() {
@@ -296,6 +294,9 @@ impl VersionSet {
         let mut installed = self.installed.lock();
         installed.retain(|w| w.strong_count() > 0);
         installed.push(Arc::downgrade(&version));
+        // A reader of one keyspace holds only that keyspace's levels
+        // (`Version::keyspace_levels`): they keep their tables live alone.
+        installed.extend(version.keyspace_trees().map(Arc::downgrade));
         *self.current.write() = version;
     }
 
@@ -414,7 +415,7 @@ mod tests {
         assert!(matches!(vs.create_keyspace("a", Vec::new()), Err(Error::InvalidArgument(_))));
         assert!(matches!(vs.create_keyspace("", Vec::new()), Err(Error::InvalidArgument(_))));
         assert!(matches!(vs.create_keyspace(&"x".repeat(256), Vec::new()), Err(Error::InvalidArgument(_))));
-        assert!(matches!(vs.create_keyspace("c", vec![1]), Err(Error::InvalidArgument(_))));
+        assert!(matches!(vs.create_keyspace("c", vec![9]), Err(Error::InvalidArgument(_))), "options that do not decode");
         assert!(vs.drop_keyspace(2).unwrap());
         assert!(!vs.drop_keyspace(2).unwrap());
         assert!(!vs.drop_keyspace(0).unwrap(), "the default keyspace is never dropped");
@@ -439,6 +440,35 @@ mod tests {
         assert_eq!(vs.current().next_keyspace_id(), 4);
         assert_eq!(vs.current().level_files(0).len(), 1);
         assert!(matches!(vs.create_keyspace("c", Vec::new()), Err(Error::ReadOnly)));
+    }
+
+    #[test]
+    fn keyspace_tables_survive_recovery_and_a_keyspace_s_levels_held_alone_keep_their_tables_live() {
+        let sim = SimVfs::new();
+        let vfs: Arc<dyn Vfs> = sim.clone();
+        let dir = PathBuf::from("/db");
+        vfs.create_dir_all(&dir).unwrap();
+        let keys = KeyManager::ephemeral();
+        let vs = VersionSet::create(&vfs, &dir, &keys, 3).unwrap();
+        let a = vs.create_keyspace("a", Vec::new()).unwrap().id;
+        let in_a = |n: u64| crate::edit::FileMeta { keyspace: a, ..meta(n, "k", "m") };
+        vs.log_and_apply(VersionEdit { added: vec![(0, meta(50, "k", "m")), (0, in_a(51))], ..VersionEdit::default() }).unwrap();
+        // A reader of keyspace a holds only a's levels.
+        let held = vs.current().keyspace_levels(a).unwrap();
+        vs.log_and_apply(VersionEdit { deleted: vec![(0, 51)], added: vec![(1, in_a(52))], ..VersionEdit::default() }).unwrap();
+        let live = vs.live_files();
+        assert!(live.contains(&51), "a table a reader of the keyspace still reads is live: {live:?}");
+        drop(held);
+        assert!(!vs.live_files().contains(&51));
+        drop(vs);
+        for _ in 0..2 {
+            // Replayed from the log, then from the snapshot recovery wrote.
+            let vs = VersionSet::recover(&vfs, &dir, &keys, 3).unwrap();
+            let v = vs.current();
+            assert_eq!(v.level_files(0).iter().map(|f| f.number).collect::<Vec<_>>(), vec![50]);
+            let a_levels = v.keyspace_levels(a).unwrap();
+            assert_eq!(a_levels.level_files(1).iter().map(|f| (f.number, f.keyspace)).collect::<Vec<_>>(), vec![(52, a)]);
+        }
     }
 
     #[test]

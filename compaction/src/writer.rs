@@ -26,11 +26,17 @@ pub(crate) struct TableWriter<'a> {
     last_user_key: Vec<u8>,
     finished: Vec<FileMeta>,
     created: Vec<PathBuf>,
+    /// The keyspace whose keys the tables hold.
+    keyspace: u32,
+    /// How its tables are built.
+    table: index::TableOptions,
 }
 
 impl<'a> TableWriter<'a> {
-    pub(crate) fn new(ctx: &'a CompactionContext) -> Self {
-        TableWriter { ctx, open: None, last_user_key: Vec::new(), finished: Vec::new(), created: Vec::new() }
+    /// A writer of tables of `keyspace`.
+    pub(crate) fn new(ctx: &'a CompactionContext, keyspace: u32) -> Self {
+        let table = ctx.table_options(keyspace);
+        TableWriter { ctx, open: None, last_user_key: Vec::new(), finished: Vec::new(), created: Vec::new(), keyspace, table }
     }
 
     fn start(&mut self, number: u64) -> Result<()> {
@@ -42,7 +48,7 @@ impl<'a> TableWriter<'a> {
         let epoch = self.ctx.keys.current_epoch();
         let file = self.ctx.vfs.create(&path).map_err(|e| Error::io(&name, e))?;
         self.created.push(path);
-        let builder = TableBuilder::new(file, &self.ctx.keys, number, &name, self.ctx.options.table.clone())?;
+        let builder = TableBuilder::new(file, &self.ctx.keys, number, &name, self.table.clone())?;
         self.open = Some((number, epoch, builder));
         Ok(())
     }
@@ -84,6 +90,7 @@ impl<'a> TableWriter<'a> {
                 min_seqno: info.min_seqno,
                 max_seqno: info.max_seqno,
                 epoch,
+                keyspace: self.keyspace,
             });
         }
         Ok(())

@@ -57,6 +57,7 @@ fn table(number: u64, lo: &str, hi: &str, seqnos: (u64, u64)) -> FileMeta {
         min_seqno: seqnos.0,
         max_seqno: seqnos.1,
         epoch: 1,
+        keyspace: 0,
     }
 }
 

@@ -1,27 +1,54 @@
-//! Write batches: a group of puts and deletes applied atomically.
+//! Write batches: a group of puts and deletes applied atomically, in one or
+//! several keyspaces.
 
-/// One operation of a batch.
+use index::ValueKind;
+
+use crate::keyspace::Keyspace;
+
+/// One operation of a batch, as the batch record carries it: its kind, the
+/// keyspace it writes to, its key and its value (empty for a delete). The
+/// record format is driven by the kind (`engine/src/format.rs`), so a new kind
+/// needs no new variant here.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum BatchOp {
-    Put { key: Vec<u8>, value: Vec<u8> },
-    Delete { key: Vec<u8> },
+pub(crate) struct BatchOp {
+    /// What the operation does.
+    pub(crate) kind: ValueKind,
+    /// The keyspace it writes to (0: the default keyspace).
+    pub(crate) keyspace: u32,
+    /// The key it writes.
+    pub(crate) key: Vec<u8>,
+    /// Its value; empty for a delete.
+    pub(crate) value: Vec<u8>,
 }
 
 impl BatchOp {
+    /// A put of `key` = `value` into `keyspace`.
+    pub(crate) fn put(keyspace: u32, key: Vec<u8>, value: Vec<u8>) -> Self {
+        BatchOp { kind: ValueKind::Put, keyspace, key, value }
+    }
+
+    /// A delete of `key` in `keyspace`.
+    pub(crate) fn delete(keyspace: u32, key: Vec<u8>) -> Self {
+        BatchOp { kind: ValueKind::Delete, keyspace, key, value: Vec::new() }
+    }
+
     /// The key the operation writes.
     pub(crate) fn key(&self) -> &[u8] {
-        match self {
-            BatchOp::Put { key, .. } | BatchOp::Delete { key } => key,
-        }
+        &self.key
     }
 }
 
 /// Puts and deletes applied atomically: after a crash either all of a committed
-/// batch is visible or none of it; readers never see part of one.
+/// batch is visible or none of it; readers never see part of one. The
+/// operations may address several keyspaces ([`WriteBatch::put_in`]); the batch
+/// is still one WAL record, committed at one seqno range.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteBatch {
     pub(crate) ops: Vec<BatchOp>,
     pub(crate) bytes: usize,
+    /// The keyspaces other than the default one the batch writes to, each
+    /// once: empty exactly when every operation is in the default keyspace.
+    pub(crate) keyspaces: Vec<Keyspace>,
 }
 
 impl WriteBatch {
@@ -30,19 +57,44 @@ impl WriteBatch {
         Self::default()
     }
 
-    /// Adds a put.
+    /// Adds a put into the default keyspace.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
-        let (key, value) = (key.as_ref().to_vec(), value.as_ref().to_vec());
-        self.bytes += key.len() + value.len();
-        self.ops.push(BatchOp::Put { key, value });
-        self
+        self.push(BatchOp::put(compaction::DEFAULT_KEYSPACE_ID, key.as_ref().to_vec(), value.as_ref().to_vec()))
     }
 
-    /// Adds a delete.
+    /// Adds a delete in the default keyspace.
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
-        let key = key.as_ref().to_vec();
-        self.bytes += key.len();
-        self.ops.push(BatchOp::Delete { key });
+        self.push(BatchOp::delete(compaction::DEFAULT_KEYSPACE_ID, key.as_ref().to_vec()))
+    }
+
+    /// Adds a put into `keyspace`. The write fails with
+    /// [`crate::Error::NoSuchKeyspace`], writing nothing of the batch, if
+    /// `keyspace` has been dropped by then.
+    pub fn put_in(&mut self, keyspace: &Keyspace, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
+        self.note(keyspace);
+        self.push(BatchOp::put(keyspace.id(), key.as_ref().to_vec(), value.as_ref().to_vec()))
+    }
+
+    /// Adds a delete in `keyspace` (see [`WriteBatch::put_in`] for a dropped one).
+    pub fn delete_in(&mut self, keyspace: &Keyspace, key: impl AsRef<[u8]>) -> &mut Self {
+        self.note(keyspace);
+        self.push(BatchOp::delete(keyspace.id(), key.as_ref().to_vec()))
+    }
+
+    fn note(&mut self, keyspace: &Keyspace) {
+        if keyspace.id() != compaction::DEFAULT_KEYSPACE_ID && !self.keyspaces.iter().any(|k| k.id() == keyspace.id()) {
+            self.keyspaces.push(keyspace.clone());
+        }
+    }
+
+    /// The name of keyspace `id` as the batch's handles give it.
+    pub(crate) fn keyspace_name(&self, id: u32) -> String {
+        self.keyspaces.iter().find(|k| k.id() == id).map_or_else(|| format!("#{id}"), |k| k.name().to_owned())
+    }
+
+    fn push(&mut self, op: BatchOp) -> &mut Self {
+        self.bytes += op.key.len() + op.value.len();
+        self.ops.push(op);
         self
     }
 
@@ -65,5 +117,6 @@ impl WriteBatch {
     pub fn clear(&mut self) {
         self.ops.clear();
         self.bytes = 0;
+        self.keyspaces.clear();
     }
 }

@@ -7,6 +7,7 @@ mod cursor;
 mod inner;
 mod keys;
 mod iter;
+mod keyspace_io;
 mod keyspaces;
 mod limits;
 mod open;
@@ -40,6 +41,7 @@ use parking_lot::Mutex;
 
 use crate::batch::WriteBatch;
 use crate::error::Result;
+use crate::keyspace::Keyspace;
 use crate::options::{Options, SyncPolicy};
 
 use inner::Inner;
@@ -113,13 +115,13 @@ pub struct Transaction<'db> {
 pub struct Stats {
     /// Last committed sequence number.
     pub last_seqno: u64,
-    /// Number of SSTables per level.
+    /// Number of SSTables per level, of every keyspace together.
     pub files_per_level: Vec<usize>,
-    /// Bytes of SSTables per level.
+    /// Bytes of SSTables per level, of every keyspace together.
     pub bytes_per_level: Vec<u64>,
     /// Total bytes of all files in the store directory.
     pub disk_bytes: u64,
-    /// Bytes in the active and immutable memtables.
+    /// Bytes in the active and immutable memtables of every keyspace.
     pub memtable_bytes: u64,
     /// Block-cache hits.
     pub block_cache_hits: u64,
@@ -344,14 +346,17 @@ impl Db {
         Transaction { db: self, state: txn::TxnState::begin(&self.inner) }
     }
 
-    /// Writes the memtable to an SSTable and waits for it. A large memtable is
-    /// written as several level-0 tables with disjoint key ranges, on up to
-    /// [`Options::max_subcompactions`] threads.
+    /// Writes the memtable to an SSTable and waits for it: the memtables of
+    /// every keyspace, one table (or more) each, installed together. A large
+    /// memtable is written as several level-0 tables with disjoint key ranges,
+    /// on up to [`Options::max_subcompactions`] threads.
     pub fn flush(&self) -> Result<()> {
         self.inner.flush()
     }
 
-    /// Compacts every table overlapping [`start`, `end`] down to the bottom level and waits.
+    /// Compacts every table of the default keyspace overlapping [`start`, `end`]
+    /// down to the bottom level and waits (another keyspace:
+    /// [`Db::compact_range_in`]).
     /// Each compaction it runs is cut into key ranges merged on up to
     /// [`Options::max_subcompactions`] threads.
     pub fn compact_range(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> Result<()> {
@@ -430,7 +435,22 @@ impl<'db> Transaction<'db> {
     pub fn seqno(&self) -> u64 {
         self.state.seqno()
     }
-    /// Commits atomically, or fails with `Error::Conflict` and writes nothing.
+    /// Reads `key` of `keyspace` through the transaction (own writes first,
+    /// then its snapshot, which sees every keyspace at one seqno).
+    pub fn get_in(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.state.get_in(&self.db.inner, keyspace, key)
+    }
+    /// Buffers a put into `keyspace`.
+    pub fn put_in(&mut self, keyspace: &Keyspace, key: &[u8], value: &[u8]) {
+        self.state.write_in(keyspace, key, Some(value));
+    }
+    /// Buffers a delete in `keyspace`.
+    pub fn delete_in(&mut self, keyspace: &Keyspace, key: &[u8]) {
+        self.state.write_in(keyspace, key, None);
+    }
+    /// Commits atomically, or fails with `Error::Conflict` and writes nothing
+    /// ([`crate::Error::NoSuchKeyspace`], nothing written, if a keyspace it
+    /// writes to or read from was dropped meanwhile).
     pub fn commit(self) -> Result<u64> {
         self.state.commit(&self.db.inner)
     }

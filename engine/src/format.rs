@@ -10,25 +10,29 @@ use crate::error::{Error, Result};
 
 /// First byte of every batch record.
 pub(crate) const BATCH_MAGIC: u8 = 0xB7;
-/// Version of the batch record layout.
+/// Version of the batch record layout whose operations are all in the default
+/// keyspace: no keyspace field. Written for every batch that addresses only
+/// the default keyspace, so such a record is byte for byte what earlier
+/// versions wrote.
 pub(crate) const BATCH_VERSION: u8 = 1;
+/// Version of the layout in which each operation also carries its keyspace id
+/// (a `u32` after the kind), written for a batch that addresses any other keyspace.
+pub(crate) const BATCH_VERSION_KEYSPACES: u8 = 2;
 /// magic u8 + version u8 + first seqno u64 + op count u32.
 pub(crate) const BATCH_HEADER_LEN: usize = 1 + 1 + 8 + 4;
 /// kind u8 + key length u32 + value length u32.
 pub(crate) const OP_OVERHEAD_LEN: usize = 1 + 4 + 4;
+/// Version 2: kind u8 + keyspace u32 + key length u32 + value length u32.
+pub(crate) const OP_OVERHEAD_LEN_KEYSPACES: usize = OP_OVERHEAD_LEN + 4;
 
 const _: () = assert!(BATCH_HEADER_LEN == 14);
 const _: () = assert!(OP_OVERHEAD_LEN == 9);
 // A deleted key carries an empty value, so a tombstone needs no separate layout.
 const _: () = assert!(ValueKind::Delete as u8 == 0 && ValueKind::Put as u8 == 1);
 
-/// One operation read back from a batch record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RecordOp {
-    pub(crate) kind: ValueKind,
-    pub(crate) key: Vec<u8>,
-    pub(crate) value: Vec<u8>,
-}
+/// One operation read back from a batch record: the same fields as a
+/// [`BatchOp`] (a version 1 record's operations are in keyspace 0).
+pub(crate) type RecordOp = BatchOp;
 
 /// A batch record read back from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,16 +49,41 @@ impl BatchRecord {
     }
 }
 
+/// The record version `ops` are written in: 1 while every operation is in the
+/// default keyspace, 2 otherwise.
+pub(crate) fn record_version(ops: &[BatchOp]) -> u8 {
+    if ops.iter().all(|op| op.keyspace == compaction::DEFAULT_KEYSPACE_ID) {
+        BATCH_VERSION
+    } else {
+        BATCH_VERSION_KEYSPACES
+    }
+}
+
+/// Bytes per operation besides its key and value, in record `version`.
+fn op_overhead(version: u8) -> usize {
+    if version == BATCH_VERSION {
+        OP_OVERHEAD_LEN
+    } else {
+        OP_OVERHEAD_LEN_KEYSPACES
+    }
+}
+
 /// Bytes `encode_batch` produces for `ops`.
 pub(crate) fn encoded_len(ops: &[BatchOp]) -> usize {
-    BATCH_HEADER_LEN
-        + ops
-            .iter()
-            .map(|op| match op {
-                BatchOp::Put { key, value } => OP_OVERHEAD_LEN + key.len() + value.len(),
-                BatchOp::Delete { key } => OP_OVERHEAD_LEN + key.len(),
-            })
-            .sum::<usize>()
+    let overhead = op_overhead(record_version(ops));
+    BATCH_HEADER_LEN + ops.iter().map(|op| overhead + op.key.len() + op.value.len()).sum::<usize>()
+}
+
+/// What a record allows for an operation of `kind`: `Err(reason)` for one the
+/// record refuses. New kinds are added here; encoding needs nothing else.
+fn check_op(kind: ValueKind, key: &[u8], value: &[u8]) -> std::result::Result<(), &'static str> {
+    if key.is_empty() {
+        return Err("empty key in batch record");
+    }
+    if kind == ValueKind::Delete && !value.is_empty() {
+        return Err("a delete in a batch record carries a value");
+    }
+    Ok(())
 }
 
 #[cfg(any(test, feature = "fuzzing"))]
@@ -66,22 +95,23 @@ pub(crate) fn encode_batch(first_seqno: SeqNo, ops: &[BatchOp]) -> Vec<u8> {
     out
 }
 
-/// Appends the record [`encode_batch`] makes to `out` (`encoded_len(ops)` bytes).
+/// Appends the record [`encode_batch`] makes to `out` (`encoded_len(ops)` bytes):
+/// version 1 when every operation is in the default keyspace, else version 2.
 pub(crate) fn encode_batch_into(first_seqno: SeqNo, ops: &[BatchOp], out: &mut Vec<u8>) {
+    let version = record_version(ops);
     out.push(BATCH_MAGIC);
-    out.push(BATCH_VERSION);
+    out.push(version);
     out.extend_from_slice(&first_seqno.to_le_bytes());
     out.extend_from_slice(&(ops.len() as u32).to_le_bytes());
     for op in ops {
-        let (kind, key, value) = match op {
-            BatchOp::Put { key, value } => (ValueKind::Put, key, value.as_slice()),
-            BatchOp::Delete { key } => (ValueKind::Delete, key, &[][..]),
-        };
-        out.push(kind as u8);
-        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        out.extend_from_slice(key);
-        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-        out.extend_from_slice(value);
+        out.push(op.kind as u8);
+        if version == BATCH_VERSION_KEYSPACES {
+            out.extend_from_slice(&op.keyspace.to_le_bytes());
+        }
+        out.extend_from_slice(&(op.key.len() as u32).to_le_bytes());
+        out.extend_from_slice(&op.key);
+        out.extend_from_slice(&(op.value.len() as u32).to_le_bytes());
+        out.extend_from_slice(&op.value);
     }
 }
 
@@ -139,8 +169,8 @@ pub(crate) fn decode_batch(bytes: &[u8], file: &str, offset: u64) -> Result<Batc
         return Err(c.corrupt(format!("batch record magic {magic:#04x}, expected {BATCH_MAGIC:#04x}")));
     }
     let version = c.u8("the version")?;
-    if version != BATCH_VERSION {
-        return Err(Error::UnsupportedVersion { file: file.to_string(), found: version, supported: BATCH_VERSION });
+    if version != BATCH_VERSION && version != BATCH_VERSION_KEYSPACES {
+        return Err(Error::UnsupportedVersion { file: file.to_string(), found: version, supported: BATCH_VERSION_KEYSPACES });
     }
     let first_seqno = c.u64("the first seqno")?;
     let count = c.u32("the op count")?;
@@ -151,23 +181,19 @@ pub(crate) fn decode_batch(bytes: &[u8], file: &str, offset: u64) -> Result<Batc
     if first_seqno == 0 || !in_range {
         return Err(c.corrupt(format!("seqno range {first_seqno}+{count} is outside 1..={MAX_SEQNO}")));
     }
-    // Every op takes at least OP_OVERHEAD_LEN bytes: bound the allocation by the input.
-    if (count as usize).saturating_mul(OP_OVERHEAD_LEN) > c.rest.len() {
+    // Every op takes at least its fixed overhead: bound the allocation by the input.
+    if (count as usize).saturating_mul(op_overhead(version)) > c.rest.len() {
         return Err(c.corrupt(format!("op count {count} does not fit in {} bytes", c.rest.len())));
     }
     let mut ops = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let kind_byte = c.u8("an op kind")?;
         let kind = ValueKind::from_u8(kind_byte).ok_or_else(|| c.corrupt(format!("unknown op kind {kind_byte}")))?;
+        let keyspace = if version == BATCH_VERSION { compaction::DEFAULT_KEYSPACE_ID } else { c.u32("a keyspace id")? };
         let key = c.bytes("a key")?;
         let value = c.bytes("a value")?;
-        if key.is_empty() {
-            return Err(c.corrupt("empty key in batch record"));
-        }
-        if kind == ValueKind::Delete && !value.is_empty() {
-            return Err(c.corrupt("a delete in a batch record carries a value"));
-        }
-        ops.push(RecordOp { kind, key, value });
+        check_op(kind, &key, &value).map_err(|reason| c.corrupt(reason))?;
+        ops.push(RecordOp { kind, keyspace, key, value });
     }
     if !c.rest.is_empty() {
         return Err(c.corrupt(format!("{} trailing bytes after the last op", c.rest.len())));
@@ -182,10 +208,41 @@ mod tests {
 
     fn sample() -> Vec<BatchOp> {
         vec![
-            BatchOp::Put { key: b"k1".to_vec(), value: b"v1".to_vec() },
-            BatchOp::Delete { key: b"k2".to_vec() },
-            BatchOp::Put { key: b"k3".to_vec(), value: Vec::new() },
+            BatchOp::put(0, b"k1".to_vec(), b"v1".to_vec()),
+            BatchOp::delete(0, b"k2".to_vec()),
+            BatchOp::put(0, b"k3".to_vec(), Vec::new()),
         ]
+    }
+
+    fn sample_keyspaces() -> Vec<BatchOp> {
+        vec![BatchOp::put(3, b"k1".to_vec(), b"v1".to_vec()), BatchOp::delete(0, b"k2".to_vec()), BatchOp::put(u32::MAX, b"k3".to_vec(), Vec::new())]
+    }
+
+    #[test]
+    fn a_batch_in_other_keyspaces_is_version_2_and_round_trips() {
+        let ops = sample_keyspaces();
+        let bytes = encode_batch(42, &ops);
+        assert_eq!(bytes[1], BATCH_VERSION_KEYSPACES);
+        assert_eq!(bytes.len(), encoded_len(&ops));
+        let rec = decode_batch(&bytes, "000001.wal", 0).unwrap();
+        assert_eq!((rec.first_seqno, rec.ops), (42, ops));
+        // Version 1 decodes as keyspace 0, and a default-only batch stays version 1.
+        let v1 = encode_batch(42, &sample());
+        assert_eq!(v1[1], BATCH_VERSION);
+        assert!(decode_batch(&v1, "f", 0).unwrap().ops.iter().all(|op| op.keyspace == 0));
+        for cut in 0..bytes.len() {
+            assert!(decode_batch(&bytes[..cut], "f", 0).unwrap_err().is_corruption(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn worked_example_of_version_2_matches_format_doc() {
+        // The example in engine/FORMAT.md: put_in(keyspace 5, "a", "xy") at seqno 7.
+        let bytes = encode_batch(7, &[BatchOp::put(5, b"a".to_vec(), b"xy".to_vec())]);
+        let expected: Vec<u8> = vec![
+            0xB7, 0x02, 7, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x01, 5, 0, 0, 0, 1, 0, 0, 0, b'a', 2, 0, 0, 0, b'x', b'y',
+        ];
+        assert_eq!(bytes, expected);
     }
 
     #[test]
@@ -206,7 +263,7 @@ mod tests {
     #[test]
     fn worked_example_matches_format_doc() {
         // The example in engine/FORMAT.md: put("a", "xy") at seqno 7.
-        let bytes = encode_batch(7, &[BatchOp::Put { key: b"a".to_vec(), value: b"xy".to_vec() }]);
+        let bytes = encode_batch(7, &[BatchOp::put(0, b"a".to_vec(), b"xy".to_vec())]);
         let expected: Vec<u8> = vec![
             0xB7, 0x01, 7, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x01, 1, 0, 0, 0, b'a', 2, 0, 0, 0, b'x', b'y',
         ];

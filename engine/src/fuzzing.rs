@@ -76,7 +76,9 @@ const RECORD_OFFSET: u64 = 84;
 /// wherever the document says the record is refused.
 fn model_decode(bytes: &[u8]) -> Option<(u64, Vec<RecordOp>)> {
     let mut input = Input { rest: bytes };
-    if input.take(2)? != [0xB7, 1] {
+    let header = input.take(2)?;
+    let version = *header.get(1)?;
+    if header.first() != Some(&0xB7) || !(version == 1 || version == 2) {
         return None;
     }
     let first = input.u64()?;
@@ -87,6 +89,7 @@ fn model_decode(bytes: &[u8]) -> Option<(u64, Vec<RecordOp>)> {
     let mut ops = Vec::new();
     for _ in 0..count {
         let kind = ValueKind::from_u8(input.take(1)?.first().copied()?)?;
+        let keyspace = if version == 2 { input.u32()? } else { 0 };
         let key_len = input.u32()?;
         let key = input.take(usize::try_from(key_len).ok()?)?;
         let value_len = input.u32()?;
@@ -94,7 +97,7 @@ fn model_decode(bytes: &[u8]) -> Option<(u64, Vec<RecordOp>)> {
         if key.is_empty() || (kind == ValueKind::Delete && !value.is_empty()) {
             return None;
         }
-        ops.push(RecordOp { kind, key, value });
+        ops.push(RecordOp { kind, keyspace, key, value });
     }
     if !input.rest.is_empty() {
         return None;
@@ -118,8 +121,7 @@ pub fn batch_record(data: &[u8]) {
                 .ops
                 .iter()
                 .map(|op| match op.kind {
-                    ValueKind::Put => Some(BatchOp::Put { key: op.key.clone(), value: op.value.clone() }),
-                    ValueKind::Delete => Some(BatchOp::Delete { key: op.key.clone() }),
+                    ValueKind::Put | ValueKind::Delete => Some(op.clone()),
                     _ => None,
                 })
                 .collect();
@@ -573,8 +575,8 @@ pub fn seed_corpus(target: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 fn batch_record_seeds() -> Vec<(String, Vec<u8>)> {
-    let put = |k: &[u8], v: &[u8]| BatchOp::Put { key: k.to_vec(), value: v.to_vec() };
-    let del = |k: &[u8]| BatchOp::Delete { key: k.to_vec() };
+    let put = |k: &[u8], v: &[u8]| BatchOp::put(0, k.to_vec(), v.to_vec());
+    let del = |k: &[u8]| BatchOp::delete(0, k.to_vec());
     let example = encode_batch(7, &[put(b"a", b"xy")]);
     let mixed = encode_batch(42, &[put(b"k1", b"v1"), del(b"k2"), put(b"k3", b"")]);
     let mut seeds = vec![
@@ -587,6 +589,11 @@ fn batch_record_seeds() -> Vec<(String, Vec<u8>)> {
         ("count_zero".to_string(), encode_batch(3, &[])),
         ("empty_key".to_string(), encode_batch(3, &[put(b"", b"v")])),
         ("cut_short".to_string(), mixed.get(..mixed.len() - 3).unwrap_or_default().to_vec()),
+        (
+            "keyspaces_v2".to_string(),
+            encode_batch(9, &[BatchOp::put(3, b"k1".to_vec(), b"v1".to_vec()), del(b"k2"), BatchOp::delete(u32::MAX, b"k3".to_vec())]),
+        ),
+        ("keyspaces_v2_doc_example".to_string(), encode_batch(7, &[BatchOp::put(5, b"a".to_vec(), b"xy".to_vec())])),
     ];
     let mut trailing = example.clone();
     trailing.push(0);

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use index::Compression;
+
 /// Name of the default keyspace: id 0, present in every store, never created or
 /// dropped. `Db::put`, `Db::get` and the other methods without a keyspace use it.
 pub const DEFAULT_KEYSPACE: &str = "default";
@@ -42,16 +44,55 @@ impl Keyspace {
     }
 }
 
-/// Options of one keyspace, fixed when it is created. This version defines
-/// none: every keyspace uses the store's [`crate::Options`]. Per-keyspace
-/// settings will be added as fields; `Default` stays the store's behaviour.
+/// Options of one keyspace, fixed when it is created and kept in its create
+/// record in the manifest: how its tables are built. Each setting left `None`
+/// is the store's ([`crate::Options`]); `Default` leaves them all so.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct KeyspaceOptions {}
+pub struct KeyspaceOptions {
+    /// Block compression of the keyspace's tables (the store's
+    /// `Options::compression` if `None`).
+    pub compression: Option<Compression>,
+    /// Bloom filter bits per key of the keyspace's tables, 0 for no filter
+    /// (the store's `Options::bloom_bits_per_key` if `None`).
+    pub bloom_bits_per_key: Option<u32>,
+    /// Target size of an uncompressed data block of the keyspace's tables,
+    /// 1..=`u32::MAX` bytes (the store's `Options::block_size_bytes` if `None`).
+    pub block_size_bytes: Option<usize>,
+}
 
 impl KeyspaceOptions {
-    /// The options as the manifest's create record stores them (empty in this version).
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        Vec::new()
+    /// Sets [`KeyspaceOptions::compression`].
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = Some(compression);
+        self
+    }
+
+    /// Sets [`KeyspaceOptions::bloom_bits_per_key`].
+    pub fn with_bloom_bits_per_key(mut self, bits: u32) -> Self {
+        self.bloom_bits_per_key = Some(bits);
+        self
+    }
+
+    /// Sets [`KeyspaceOptions::block_size_bytes`].
+    pub fn with_block_size_bytes(mut self, bytes: usize) -> Self {
+        self.block_size_bytes = Some(bytes);
+        self
+    }
+
+    /// The options as the manifest's create record stores them
+    /// (`compaction/FORMAT.md`, tag 8): no bytes when every setting is the
+    /// store's. [`crate::Error::InvalidArgument`] for a block size outside
+    /// 1..=`u32::MAX`.
+    pub(crate) fn encode(&self) -> crate::Result<Vec<u8>> {
+        let block_size_bytes = match self.block_size_bytes {
+            None => None,
+            Some(size) => match u32::try_from(size) {
+                Ok(size) if size > 0 => Some(size),
+                _ => return Err(crate::Error::InvalidArgument(format!("keyspace block_size_bytes {size} is outside 1..=u32::MAX"))),
+            },
+        };
+        let options = compaction::KeyspaceTableOptions { compression: self.compression, bloom_bits_per_key: self.bloom_bits_per_key, block_size_bytes };
+        Ok(options.encode())
     }
 }

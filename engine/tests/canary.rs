@@ -20,6 +20,8 @@ struct Markers {
     all: Vec<String>,
     /// What the store must hold: key -> value.
     model: Vec<(Vec<u8>, Vec<u8>)>,
+    /// What the keyspace the test creates must hold.
+    ks_model: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 fn marker(rng: &mut impl RngCore, role: &str) -> String {
@@ -102,6 +104,12 @@ fn assert_reads_back(db: &Db, markers: &Markers, stage: &str) {
     expected.sort();
     assert_eq!(scanned.len(), expected.len(), "{stage}: scan count");
     assert!(scanned == expected, "{stage}: scan differs from what was written");
+    if let Some(ks) = db.keyspaces().get(1) {
+        let scanned: Vec<(Vec<u8>, Vec<u8>)> = db.scan_prefix_in(ks, b"").unwrap().map(Result::unwrap).collect();
+        let mut expected = markers.ks_model.clone();
+        expected.sort();
+        assert!(scanned == expected, "{stage}: the keyspace's scan differs from what was written into it");
+    }
 }
 
 fn run(compression: Compression) {
@@ -114,7 +122,7 @@ fn run(compression: Compression) {
         .with_background_compaction(false)
         .with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 });
     let db = Db::create(&dir, &cred, options.clone()).unwrap();
-    let mut markers = Markers { all: Vec::new(), model: Vec::new() };
+    let mut markers = Markers { all: Vec::new(), model: Vec::new(), ks_model: Vec::new() };
     let tag = format!("{compression:?}");
 
     // Stage 1: single puts, still only in the WAL (and memtable).
@@ -130,10 +138,22 @@ fn run(compression: Compression) {
 
     // Keyspace names live in the manifest (create records and every snapshot).
     let ks_names = [marker(&mut rng, "keyspace"), format!("_{}", marker(&mut rng, "internal-keyspace"))];
-    db.create_keyspace(&ks_names[0], KeyspaceOptions::default()).unwrap();
+    let ks = db.create_keyspace(&ks_names[0], KeyspaceOptions::default()).unwrap();
     db.create_internal_keyspace(&ks_names[1], KeyspaceOptions::default()).unwrap();
     markers.all.extend(ks_names.iter().cloned());
     assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after creating keyspaces"));
+
+    // Keys and values written into a keyspace (version 2 batch records, then
+    // that keyspace's memtable and tables).
+    for i in 0..3 {
+        let (km, vm) = (marker(&mut rng, "kskey"), marker(&mut rng, "ksval"));
+        let key = format!("{km}/{i}").into_bytes();
+        let value = if i == 0 { big_value(&mut rng, &vm) } else { format!("in a keyspace {vm}").into_bytes() };
+        db.put_in(&ks, &key, &value).unwrap();
+        markers.all.extend([km, vm]);
+        markers.ks_model.push((key, value));
+    }
+    assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after puts into a keyspace (WAL)"));
 
     // Stage 2: batches, with a large value and a key that is later deleted (its
     // tombstone carries the key to disk too).
@@ -151,6 +171,13 @@ fn run(compression: Compression) {
         batch.put(doomed.as_bytes(), doomed.as_bytes());
         batch.delete(doomed.as_bytes());
         markers.all.push(doomed);
+        // The same batch writes into the keyspace too.
+        let (km, vm) = (marker(&mut rng, "ksbatchkey"), marker(&mut rng, "ksbatchval"));
+        batch.put_in(&ks, km.as_bytes(), vm.as_bytes());
+        markers.ks_model.push((km.clone().into_bytes(), vm.clone().into_bytes()));
+        let ks_doomed = marker(&mut rng, "ksdeleted");
+        batch.put_in(&ks, ks_doomed.as_bytes(), b"x").delete_in(&ks, ks_doomed.as_bytes());
+        markers.all.extend([km, vm, ks_doomed]);
         db.write(batch).unwrap();
     }
     assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after batches (WAL)"));
@@ -176,6 +203,7 @@ fn run(compression: Compression) {
 
     // Stage 4: compaction rewrites everything into the bottom level.
     db.compact_range(None, None).unwrap();
+    db.compact_range_in(&ks, None, None).unwrap();
     assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after compaction"));
     assert_reads_back(&db, &markers, &format!("{tag}: after compaction"));
 
@@ -183,7 +211,7 @@ fn run(compression: Compression) {
     db.close().unwrap();
     let scanned = assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after close"));
     // The data is really on disk (so the search above had something to search).
-    let raw: usize = markers.model.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let raw: usize = markers.model.iter().chain(&markers.ks_model).map(|(k, v)| k.len() + v.len()).sum();
     if compression == Compression::None {
         assert!(scanned >= raw as u64, "{tag}: {scanned} bytes on disk for {raw} bytes of data");
     }
@@ -220,7 +248,7 @@ fn the_search_finds_a_marker_in_plaintext() {
     let tmp = tempfile::tempdir().unwrap();
     let mut rng = rand::thread_rng();
     let m = marker(&mut rng, "self-test");
-    let markers = Markers { all: vec![m.clone()], model: Vec::new() };
+    let markers = Markers { all: vec![m.clone()], model: Vec::new(), ks_model: Vec::new() };
     let half = &m.as_bytes()[m.len() / 2..];
     std::fs::write(tmp.path().join("leak"), [b"xx".as_slice(), half, b"yy"].concat()).unwrap();
     let found = search_markers_on_disk(tmp.path(), &markers);

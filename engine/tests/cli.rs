@@ -422,3 +422,25 @@ fn write_secret(path: impl AsRef<std::path::Path>, contents: impl AsRef<[u8]>) -
     std::fs::write(&path, contents)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
 }
+
+#[test]
+fn compact_compacts_every_keyspace() {
+    use synapsed_storage::{Credential, Db, KeyspaceOptions, Options};
+    let (_tmp, dir) = new_store();
+    let options = || Options::tiny_for_tests().with_background_compaction(false);
+    let db = Db::open(&dir, &Credential::passphrase(PASSPHRASE), options()).unwrap();
+    let a = db.create_keyspace("a", KeyspaceOptions::default()).unwrap();
+    for round in 0..2 {
+        for i in 0..50 {
+            db.put_in(&a, format!("k{i:02}").as_bytes(), format!("round {round}").as_bytes()).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    assert!(db.stats().files_per_level[0] > 0);
+    db.close().unwrap();
+    run(&dir, &["compact"]).ok();
+    let db = Db::open(&dir, &Credential::passphrase(PASSPHRASE), options()).unwrap();
+    let stats = db.stats();
+    assert_eq!(stats.files_per_level[0], 0, "keyspace a's level 0 was compacted too: {stats:?}");
+    assert_eq!(db.get_in(&a, b"k07").unwrap(), Some(b"round 1".to_vec()));
+}

@@ -6,6 +6,12 @@
 //! and without conflicts, under three option sets (manual compactions on one
 //! thread under "tiny", cut into up to 4 parts under the others).
 //!
+//! Keyspaces: up to three besides the default one are created and dropped at
+//! random (each with its own model), batches span them and the default one,
+//! reads in them (`get_in`, `range_in`, also at snapshots) are checked, and a
+//! write to a dropped keyspace must fail with `NoSuchKeyspace` and change
+//! nothing.
+//!
 //! A failure names the seed and the op index; `SYNAPSED_MODEL_SEED=<n>` replays
 //! that one seed under every option set.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -18,9 +24,12 @@ use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use synapsed_storage::{Argon2Params, Credential, Db, Error, Options, SimVfs, Snapshot, SyncPolicy, WriteBatch};
+use synapsed_storage::{Argon2Params, Credential, Db, Error, Keyspace, KeyspaceOptions, Options, SimVfs, Snapshot, SyncPolicy, WriteBatch};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// A snapshot, the default keyspace's model then and the other keyspaces' then.
+type SnapshotModel = (Snapshot, Model, Vec<(Keyspace, Model)>);
 
 const KEY_SPACE: u32 = 500;
 const MAX_SNAPSHOTS: usize = 8;
@@ -35,7 +44,12 @@ struct Harness {
     options: Options,
     db: Option<Db>,
     model: Model,
-    snapshots: Vec<(Snapshot, Model)>,
+    /// Live keyspaces other than the default one, each with its model.
+    keyspaces: Vec<(Keyspace, Model)>,
+    /// Keyspaces created so far (names them).
+    keyspaces_created: u32,
+    /// Each snapshot with the default keyspace's model and the other keyspaces' at that time.
+    snapshots: Vec<SnapshotModel>,
     ops_done: u64,
     /// Flushes and compactions of every store instance so far.
     flushes: u64,
@@ -178,7 +192,7 @@ impl Harness {
         match self.rng.gen_range(0..4) {
             0 if self.snapshots.len() < MAX_SNAPSHOTS => {
                 let s = self.db().snapshot();
-                self.snapshots.push((s, self.model.clone()));
+                self.snapshots.push((s, self.model.clone(), self.keyspaces.clone()));
             }
             1 if !self.snapshots.is_empty() => {
                 let i = self.rng.gen_range(0..self.snapshots.len());
@@ -297,8 +311,105 @@ impl Harness {
             }
             900..=904 => self.compact(),
             905..=907 => self.reopen(),
+            908..=919 => self.keyspace_create_or_drop(),
+            920..=959 => {
+                let n = self.rng.gen_range(1..=30);
+                self.keyspace_batch(n)
+            }
+            960..=989 => self.keyspace_check(),
             _ => self.check_get(),
         }
+    }
+
+    /// Creates a keyspace (up to three live), or drops one: its data goes, and
+    /// a write to it is refused and changes nothing.
+    fn keyspace_create_or_drop(&mut self) {
+        if self.keyspaces.len() < 3 && (self.keyspaces.is_empty() || self.rng.gen_bool(0.6)) {
+            self.keyspaces_created += 1;
+            let name = format!("ks{}", self.keyspaces_created);
+            let ks = self.ok(self.db().create_keyspace(&name, KeyspaceOptions::default()), "create_keyspace");
+            self.keyspaces.push((ks, Model::new()));
+        } else if !self.keyspaces.is_empty() {
+            let i = self.rng.gen_range(0..self.keyspaces.len());
+            let (ks, _) = self.keyspaces.swap_remove(i);
+            self.ok(self.db().drop_keyspace(ks.name()), "drop_keyspace");
+            let mut batch = WriteBatch::new();
+            batch.put(b"after-drop", b"x").put_in(&ks, b"k", b"x");
+            let r = self.db().write(batch);
+            assert!(matches!(r, Err(Error::NoSuchKeyspace(_))), "{}: write to a dropped keyspace: {r:?}", self.ctx());
+            let got = self.ok(self.db().get(b"after-drop"), "get");
+            assert_eq!(got, None, "{}: part of a refused batch was written", self.ctx());
+        }
+        self.ops_done += 1;
+    }
+
+    /// A batch across the default keyspace and the live others.
+    fn keyspace_batch(&mut self, n: usize) {
+        let mut batch = WriteBatch::new();
+        let mut applied = self.model.clone();
+        let mut applied_in: Vec<Model> = self.keyspaces.iter().map(|(_, m)| m.clone()).collect();
+        for _ in 0..n {
+            let k = self.random_key();
+            let target = self.rng.gen_range(0..=self.keyspaces.len());
+            let put = self.rng.gen_bool(0.75);
+            let v = self.random_value();
+            let (model, ks) = match target.checked_sub(1) {
+                None => (&mut applied, None),
+                Some(i) => (&mut applied_in[i], Some(&self.keyspaces[i].0)),
+            };
+            match (put, ks) {
+                (true, None) => batch.put(&k, &v),
+                (true, Some(ks)) => batch.put_in(ks, &k, &v),
+                (false, None) => batch.delete(&k),
+                (false, Some(ks)) => batch.delete_in(ks, &k),
+            };
+            if put {
+                model.insert(k, v);
+            } else {
+                model.remove(&k);
+            }
+        }
+        self.ok(self.db().write(batch), "write batch across keyspaces");
+        self.model = applied;
+        for ((_, m), a) in self.keyspaces.iter_mut().zip(applied_in) {
+            *m = a;
+        }
+        self.ops_done += n as u64;
+    }
+
+    /// A point read and a range in a live keyspace, now or at a snapshot that
+    /// saw it.
+    fn keyspace_check(&mut self) {
+        if self.keyspaces.is_empty() {
+            return;
+        }
+        let i = self.rng.gen_range(0..self.keyspaces.len());
+        let ks = self.keyspaces[i].0.clone();
+        let snap = if !self.snapshots.is_empty() && self.rng.gen_bool(0.3) { Some(self.rng.gen_range(0..self.snapshots.len())) } else { None };
+        let model = match snap {
+            // A snapshot taken before the keyspace existed sees it empty.
+            Some(s) => self.snapshots[s].2.iter().find(|(k, _)| k.id() == ks.id()).map(|(_, m)| m.clone()).unwrap_or_default(),
+            None => self.keyspaces[i].1.clone(),
+        };
+        let snapshot = snap.map(|s| &self.snapshots[s].0);
+        let k = key(self.rng.gen_range(0..KEY_SPACE));
+        let got = match snapshot {
+            Some(s) => self.db().get_at_in(&ks, &k, s),
+            None => self.db().get_in(&ks, &k),
+        };
+        let got = self.ok(got, "get_in");
+        assert_eq!(got.as_ref(), model.get(&k), "{}: get_in {} snapshot {snap:?}", self.ctx(), ks.name());
+        let (start, end) = (self.random_bound(), self.random_bound());
+        let reverse = self.rng.gen_bool(0.5);
+        let snapshot = snap.map(|s| &self.snapshots[s].0);
+        let iter = self.ok(self.db().range_in(&ks, as_ref(&start), as_ref(&end), reverse, snapshot), "range_in");
+        let got: Vec<_> = iter.map(|r| self.ok(r, "range_in item")).collect();
+        let mut expected: Vec<_> = model.iter().filter(|(k, _)| in_bounds(k, &start, &end)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        if reverse {
+            expected.reverse();
+        }
+        assert!(got == expected, "{}: range_in {} {start:?}..{end:?} reverse={reverse} snapshot={snap:?}", self.ctx(), ks.name());
+        self.ops_done += 1;
     }
 
     /// Every key of the model and the whole store agree.
@@ -309,13 +420,31 @@ impl Harness {
             .collect();
         let expected: Vec<_> = self.model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         assert!(got == expected, "{}: full scan differs ({} vs {} pairs)", self.ctx(), got.len(), expected.len());
-        for (s, m) in &self.snapshots {
+        for (s, m, _) in &self.snapshots {
             let got: Vec<_> = self
                 .ok(self.db().range(Bound::Unbounded, Bound::Unbounded, true, Some(s)), "snapshot scan")
                 .map(|r| self.ok(r, "scan item"))
                 .collect();
             let expected: Vec<_> = m.iter().rev().map(|(k, v)| (k.clone(), v.clone())).collect();
             assert!(got == expected, "{}: snapshot scan differs", self.ctx());
+        }
+        for (ks, m) in &self.keyspaces {
+            let got: Vec<_> = self
+                .ok(self.db().range_in(ks, Bound::Unbounded, Bound::Unbounded, false, None), "keyspace scan")
+                .map(|r| self.ok(r, "scan item"))
+                .collect();
+            let expected: Vec<_> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            assert!(got == expected, "{}: full scan of keyspace {} differs ({} vs {} pairs)", self.ctx(), ks.name(), got.len(), expected.len());
+        }
+        for (s, _, at) in &self.snapshots {
+            for (ks, m) in at.iter().filter(|(k, _)| self.keyspaces.iter().any(|(l, _)| l.id() == k.id())) {
+                let got: Vec<_> = self
+                    .ok(self.db().range_in(ks, Bound::Unbounded, Bound::Unbounded, false, Some(s)), "keyspace snapshot scan")
+                    .map(|r| self.ok(r, "scan item"))
+                    .collect();
+                let expected: Vec<_> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                assert!(got == expected, "{}: snapshot scan of keyspace {} differs", self.ctx(), ks.name());
+            }
         }
     }
 }
@@ -356,6 +485,8 @@ fn run(name: &'static str, seed: u64, ops: usize, big_batches: bool) -> (u64, u6
         options,
         db: Some(db),
         model: Model::new(),
+        keyspaces: Vec::new(),
+        keyspaces_created: 0,
         snapshots: Vec::new(),
         ops_done: 0,
         flushes: 0,

@@ -553,3 +553,129 @@ fn keyspace_create_and_drop_survive_power_loss_at_every_sync() {
     assert!(outcomes.len() == steps.len() + 1, "{outcomes:?}");
     eprintln!("keyspace power-loss outcomes: {outcomes:?}");
 }
+
+/// One step of [`keyspace_data_survives_power_loss_at_every_sync`].
+#[derive(Clone, Copy)]
+enum KsStep {
+    Create(&'static str),
+    Drop(&'static str),
+    /// A batch: (keyspace, key, value) with "" for the default keyspace.
+    Write(&'static [(&'static str, &'static str, &'static str)]),
+    Flush,
+    Compact(&'static str),
+}
+
+/// What a store holds: live keyspaces (the default one as ""), each with its pairs.
+type KsState = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
+
+/// A power loss at every sync (and at every append) of a sequence of keyspace
+/// creates, writes across keyspaces, flushes, compactions and a drop: after
+/// reopening, the store holds the state after every acknowledged step and at
+/// most the one interrupted, never part of a batch, never a dropped keyspace's
+/// data.
+#[test]
+fn keyspace_data_survives_power_loss_at_every_sync() {
+    use synapsed_storage::KeyspaceOptions;
+
+    let dir = Path::new("/stores/keyspace-data");
+    let cred = Credential::passphrase("keyspace data");
+    let steps = [
+        KsStep::Create("a"),
+        KsStep::Write(&[("a", "k1", "v1")]),
+        KsStep::Write(&[("", "d1", "x"), ("a", "k2", "v2"), ("a", "k1", "v1'")]),
+        KsStep::Flush,
+        KsStep::Create("b"),
+        KsStep::Write(&[("b", "k1", "b1"), ("a", "k3", "v3"), ("", "d2", "y")]),
+        KsStep::Drop("a"),
+        KsStep::Write(&[("b", "k2", "b2"), ("", "d1", "x'")]),
+        KsStep::Flush,
+        KsStep::Compact("b"),
+    ];
+    let mut states: Vec<KsState> = vec![KsState::from([(String::new(), BTreeMap::new())])];
+    for step in &steps {
+        let mut s = states.last().unwrap().clone();
+        match *step {
+            KsStep::Create(n) => {
+                s.insert(n.to_string(), BTreeMap::new());
+            }
+            KsStep::Drop(n) => {
+                s.remove(n);
+            }
+            KsStep::Write(ops) => {
+                for (ks, k, v) in ops {
+                    s.get_mut(*ks).unwrap().insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+                }
+            }
+            KsStep::Flush | KsStep::Compact(_) => {}
+        }
+        states.push(s);
+    }
+    let read_state = |db: &Db| -> KsState {
+        db.keyspaces()
+            .iter()
+            .map(|ks| {
+                let pairs = db.range_in(ks, Bound::Unbounded, Bound::Unbounded, false, None).unwrap().map(Result::unwrap).collect();
+                (if ks.id() == 0 { String::new() } else { ks.name().to_string() }, pairs)
+            })
+            .collect()
+    };
+    let mut outcomes = BTreeMap::new();
+    for fail_writes in [false, true] {
+        for n in 0.. {
+            let sim = SimVfs::new();
+            let options = |vfs: Arc<dyn Vfs>| {
+                Options::tiny_for_tests().with_vfs(vfs).with_sync(SyncPolicy::EveryCommit).with_background_compaction(false)
+            };
+            let killable = KillableVfs::new(sim.clone());
+            let db = Db::create(dir, &cred, options(killable.clone())).unwrap();
+            if fail_writes {
+                sim.fail_write_after(n);
+            } else {
+                sim.fail_sync_after(n);
+            }
+            let mut acknowledged = 0;
+            for step in &steps {
+                let done = match *step {
+                    KsStep::Create(name) => db.create_keyspace(name, KeyspaceOptions::default()).map(|_| ()),
+                    KsStep::Drop(name) => db.drop_keyspace(name),
+                    KsStep::Write(ops) => {
+                        let mut batch = WriteBatch::new();
+                        for (ks, k, v) in ops {
+                            match ks {
+                                &"" => batch.put(k, v),
+                                name => batch.put_in(&db.keyspace(name).unwrap().unwrap(), k, v),
+                            };
+                        }
+                        db.write(batch).map(|_| ())
+                    }
+                    KsStep::Flush => db.flush(),
+                    KsStep::Compact(name) => db.compact_range_in(&db.keyspace(name).unwrap().unwrap(), None, None),
+                };
+                if done.is_err() {
+                    break;
+                }
+                acknowledged += 1;
+            }
+            killable.kill();
+            drop(db);
+            sim.clear_faults();
+            let all_done = acknowledged == steps.len();
+            let db = Db::open(dir, &cred, options(sim.clone()))
+                .unwrap_or_else(|e| panic!("writes {fail_writes}, n {n}: reopen after a crash: {e}"));
+            let found = read_state(&db);
+            let ok = [acknowledged, acknowledged + 1].iter().any(|&at| states.get(at) == Some(&found));
+            assert!(ok, "writes {fail_writes}, n {n}: {acknowledged} steps acknowledged, found {found:?}");
+            db.close().unwrap();
+            // Once more: what the reopen kept stays.
+            let db = Db::open(dir, &cred, options(sim.clone())).unwrap();
+            assert_eq!(read_state(&db), found, "writes {fail_writes}, n {n}: a second reopen changed the store");
+            db.close().unwrap();
+            *outcomes.entry(format!("{acknowledged} acknowledged")).or_insert(0) += 1;
+            if all_done {
+                break;
+            }
+        }
+    }
+    assert!(outcomes.len() == steps.len() + 1, "crashes landed in every step: {outcomes:?}");
+    eprintln!("keyspace data power-loss outcomes: {outcomes:?}");
+}

@@ -27,6 +27,14 @@
 //! master key too). Those choices come from a second generator, so even seeds
 //! run exactly as they did before key changes were added (the regression seeds
 //! below among them).
+//!
+//! Seeds whose remainder by 4 is 2 or 3 also run over keyspaces: two are
+//! created at the start, and each batch spreads its private keys over the
+//! default keyspace and them, so a batch is checked whole across keyspaces.
+//! Once, at a step a third generator picks, the second keyspace is dropped
+//! (under the same faults): from an acknowledged drop on, its keys are gone and
+//! stay gone; a drop that failed is settled by the next reopen. Seeds 0 and 1
+//! modulo 4 run exactly as before keyspaces existed.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,7 +44,7 @@ use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use synapsed_storage::{Credential, Db, Options, SimVfs, SyncPolicy, WriteBatch};
+use synapsed_storage::{Credential, Db, Keyspace, KeyspaceOptions, Options, SimVfs, SyncPolicy, WriteBatch};
 
 const SHARED_KEYS: u32 = 24;
 const STEPS: usize = 48;
@@ -53,7 +61,19 @@ enum Status {
 struct Batch {
     status: Status,
     private: u32,
+    /// How many keyspaces its private keys were spread over (private key `i`
+    /// is in keyspace `i % spread` of [default, first, second]).
+    spread: u32,
     shared: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// Where the second keyspace stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DropState {
+    Live,
+    /// The drop failed: done or not is settled by the next reopen.
+    Unknown,
+    Dropped,
 }
 
 fn marker(id: usize) -> Vec<u8> {
@@ -87,6 +107,13 @@ struct Sim {
     /// Key changes attempted, and those that completed.
     key_changes: usize,
     key_changes_done: usize,
+    /// The two keyspaces besides the default one (seeds 2 and 3 modulo 4).
+    keyspaces: Vec<Keyspace>,
+    /// The step at which the second keyspace is dropped, and its state.
+    drop_at: Option<usize>,
+    second: DropState,
+    /// Keyspace drops attempted and acknowledged.
+    drops: usize,
 }
 
 const DIR: &str = "/sim";
@@ -113,6 +140,13 @@ impl Sim {
             .with_sync_overlap_min_ops(0);
         let cred = Credential::passphrase("sim");
         let db = Db::create(Path::new(DIR), &cred, options.clone()).unwrap();
+        let (keyspaces, drop_at) = if seed % 4 >= 2 {
+            let mut ks_rng = StdRng::seed_from_u64(seed ^ 0x6b73_7063);
+            let made = ["first", "second"].iter().map(|n| db.create_keyspace(n, KeyspaceOptions::default()).unwrap()).collect();
+            (made, ks_rng.gen_bool(0.7).then(|| ks_rng.gen_range(0..STEPS)))
+        } else {
+            (Vec::new(), None)
+        };
         Sim {
             seed,
             rng,
@@ -130,6 +164,36 @@ impl Sim {
             key_rng: key_changes.then(|| StdRng::seed_from_u64(seed ^ 0x6b65_7973)),
             key_changes: 0,
             key_changes_done: 0,
+            keyspaces,
+            drop_at,
+            second: DropState::Live,
+            drops: 0,
+        }
+    }
+
+    /// The keyspaces a new batch spreads its private keys over.
+    fn spread(&self) -> u32 {
+        match (self.keyspaces.len(), self.second) {
+            (0, _) => 1,
+            (_, DropState::Live) => 3,
+            _ => 2,
+        }
+    }
+
+    /// Drops the second keyspace.
+    fn drop_second(&mut self) {
+        if self.second != DropState::Live {
+            return;
+        }
+        self.drops += 1;
+        match self.db().drop_keyspace("second") {
+            Ok(()) => self.second = DropState::Dropped,
+            // A full disk fails the drop alone: the keyspace stays.
+            Err(e) if e.is_storage_full() => {}
+            Err(_) => {
+                self.second = DropState::Unknown;
+                self.stopped = true;
+            }
         }
     }
 
@@ -173,8 +237,12 @@ impl Sim {
             .collect();
         let mut wb = WriteBatch::new();
         wb.put(marker(id), format!("b{id}"));
+        let spread = self.spread();
         for i in 0..private {
-            wb.put(private_key(id, i), format!("b{id}"));
+            match (i % spread).checked_sub(1) {
+                None => wb.put(private_key(id, i), format!("b{id}")),
+                Some(k) => wb.put_in(&self.keyspaces[k as usize], private_key(id, i), format!("b{id}")),
+            };
         }
         for (k, v) in &shared {
             match v {
@@ -197,6 +265,7 @@ impl Sim {
         self.batches.push(Batch {
             status,
             private,
+            spread,
             shared,
         });
     }
@@ -219,11 +288,27 @@ impl Sim {
             assert_eq!(v, format!("b{id}").into_bytes(), "{ctx}: marker {id} value");
             present.insert(id);
         }
-        let privates: Vec<(Vec<u8>, Vec<u8>)> = db
+        // The second keyspace's keys count while it is live in this store.
+        let second_live = match self.second {
+            DropState::Live => true,
+            DropState::Dropped => false,
+            DropState::Unknown => db.keyspace("second").unwrap().is_some(),
+        };
+        let mut privates: Vec<(Vec<u8>, Vec<u8>)> = db
             .scan_prefix(b"p")
             .unwrap()
             .map(|r| r.unwrap_or_else(|e| panic!("{ctx}: scan p: {e}")))
             .collect();
+        for (k, ks) in self.keyspaces.iter().enumerate() {
+            if k == 1 && !second_live {
+                assert!(db.keyspace("second").unwrap().is_none(), "{ctx}: a dropped keyspace is back");
+                continue;
+            }
+            privates.extend(
+                db.scan_prefix_in(ks, b"p").unwrap_or_else(|e| panic!("{ctx}: scan p in {}: {e}", ks.name())).map(|r| r.unwrap_or_else(|e| panic!("{ctx}: scan p: {e}"))),
+            );
+        }
+        privates.sort();
         let mut expected_private = Vec::new();
         for (id, b) in self.batches.iter().enumerate() {
             match b.status {
@@ -237,7 +322,7 @@ impl Sim {
                 Status::Unknown => {}
             }
             if present.contains(&id) {
-                for i in 0..b.private {
+                for i in (0..b.private).filter(|i| second_live || i % b.spread != 2) {
                     expected_private.push((private_key(id, i), format!("b{id}").into_bytes()));
                 }
             }
@@ -329,6 +414,9 @@ impl Sim {
         };
         self.db = Some(db);
         self.stopped = false;
+        if self.second == DropState::Unknown {
+            self.second = if self.db().keyspace("second").unwrap().is_some() { DropState::Live } else { DropState::Dropped };
+        }
         let present = self.check(when);
         for (id, b) in self.batches.iter_mut().enumerate() {
             if b.status == Status::Unknown {
@@ -351,6 +439,13 @@ impl Sim {
             if self.stopped {
                 self.crash_and_reopen();
                 continue;
+            }
+            if self.drop_at == Some(step) {
+                self.drop_second();
+                if self.stopped {
+                    self.crash_and_reopen();
+                    continue;
+                }
             }
             let roll = self.rng.gen_range(0..100);
             match roll {
@@ -395,11 +490,11 @@ impl Sim {
     }
 }
 
-fn run_seed(seed: u64) -> [usize; 9] {
+fn run_seed(seed: u64) -> [usize; 10] {
     run_sim(Sim::new(seed))
 }
 
-fn run_sim(mut sim: Sim) -> [usize; 9] {
+fn run_sim(mut sim: Sim) -> [usize; 10] {
     sim.run();
     let acked = sim
         .batches
@@ -416,6 +511,7 @@ fn run_sim(mut sim: Sim) -> [usize; 9] {
         usize::try_from(sim.ingests).unwrap_or(usize::MAX),
         sim.key_changes,
         sim.key_changes_done,
+        sim.drops,
     ]
 }
 
@@ -434,7 +530,7 @@ fn simulation_seeds_lose_nothing_acknowledged_and_show_no_partial_batch() {
     // Failures inside the engine print to stderr once per store; the outcome is
     // what the model checks.
     let started = std::time::Instant::now();
-    let mut totals = [0usize; 9];
+    let mut totals = [0usize; 10];
     for &seed in &seeds {
         match catch_unwind(AssertUnwindSafe(|| run_seed(seed))) {
             Ok(counts) => {
@@ -447,12 +543,12 @@ fn simulation_seeds_lose_nothing_acknowledged_and_show_no_partial_batch() {
             }
         }
     }
-    let [written, acked, crashes, full, failed, repairs, ingests, key_changes, key_changes_done] = totals;
+    let [written, acked, crashes, full, failed, repairs, ingests, key_changes, key_changes_done, drops] = totals;
     println!(
         "{} seeds in {:.1?}: {written} batches written, {acked} acknowledged or settled present, \
          {crashes} crashes, {full} writes refused on a full disk, {failed} failed by other faults, \
          {repairs} repairs of a WAL frame a crash cut in its last bytes, {ingests} batches written as tables, \
-         {key_changes} key rotations or rekeys ({key_changes_done} completed)",
+         {key_changes} key rotations or rekeys ({key_changes_done} completed), {drops} keyspace drops",
         seeds.len(),
         started.elapsed()
     );
@@ -463,7 +559,7 @@ fn simulation_seeds_lose_nothing_acknowledged_and_show_no_partial_batch() {
     );
     if seeds.len() >= 100 {
         assert!(
-            crashes > seeds.len() && full > 0 && failed > 0 && ingests > 0 && key_changes_done > 0 && key_changes > key_changes_done,
+            crashes > seeds.len() && full > 0 && failed > 0 && ingests > 0 && key_changes_done > 0 && key_changes > key_changes_done && drops > 0,
             "the faults never fired: {totals:?}"
         );
     }

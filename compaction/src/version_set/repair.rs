@@ -81,6 +81,27 @@ impl VersionSet {
         last_seqno: SeqNo,
         log_number: u64,
     ) -> Result<()> {
+        Self::rebuild_with_keyspaces(vfs, dir, keys, num_levels, manifest_number, tables, last_seqno, log_number, Vec::new(), 0)
+    }
+
+    /// [`VersionSet::rebuild`] for a store with keyspaces: the manifest also
+    /// creates `keyspaces` (live keyspaces other than the default one, with
+    /// their ids) and records `next_keyspace_id` (kept as it was, so no id is
+    /// ever handed out twice), and each table goes to level 0 of the keyspace
+    /// its `FileMeta::keyspace` names.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rebuild_with_keyspaces(
+        vfs: &Arc<dyn Vfs>,
+        dir: &Path,
+        keys: &KeyManager,
+        num_levels: usize,
+        manifest_number: u64,
+        tables: Vec<FileMeta>,
+        last_seqno: SeqNo,
+        log_number: u64,
+        keyspaces: Vec<crate::keyspace::KeyspaceMeta>,
+        next_keyspace_id: u32,
+    ) -> Result<()> {
         let next_file_number = tables
             .iter()
             .map(|t| t.number)
@@ -91,6 +112,8 @@ impl VersionSet {
         super::check_levels(num_levels)?;
         let edit = VersionEdit {
             added: tables.into_iter().map(|t| (0, t)).collect(),
+            created_keyspaces: keyspaces,
+            next_keyspace_id: Some(next_keyspace_id).filter(|&id| id > crate::keyspace::DEFAULT_KEYSPACE_ID + 1),
             ..VersionEdit::default()
         };
         let version = Version::empty(num_levels).apply(&edit)?;

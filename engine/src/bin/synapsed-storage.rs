@@ -129,7 +129,7 @@ enum Command {
     /// Rebuilds the manifest from the tables and logs that survived damage;
     /// damaged files move to DIR/lost/ and what was lost is listed.
     Repair,
-    /// Compacts the whole key range down to the bottom level.
+    /// Compacts the whole key range of every keyspace down to the bottom level.
     Compact,
     /// Prints counters and sizes of the store.
     Stats {
@@ -413,6 +413,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let before = report::dir_bytes(dir)?;
             let started = std::time::Instant::now();
             db.compact_range(None, None)?;
+            for keyspace in db.keyspaces().iter().skip(1) {
+                db.compact_range_in(keyspace, None, None)?;
+            }
             let after = db.stats();
             db.close()?;
             writeln!(

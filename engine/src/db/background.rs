@@ -10,6 +10,7 @@
 //! are removed only after the edit that retired them, so a crash in between
 //! leaves garbage that the next open removes, never a hole.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,16 +46,17 @@ impl Inner {
     /// `compaction::flush_memtable_in_parts`). Caller holds `work`.
     fn flush_immutables_in(&self, parts: usize) -> Result<()> {
         loop {
-            let (frozen, next_log) = {
+            let (frozen, frozen_in, next_log) = {
                 let mems = self.mems.read();
                 let Some(frozen) = mems.immutables.front().cloned() else { return Ok(()) };
+                let frozen_in = mems.immutables_in.front().cloned().unwrap_or_default();
                 // Once `frozen` is in a table, the oldest segment still needed is
                 // the one behind the next memtable.
                 let next_log = mems.immutables.get(1).map_or_else(|| mems.active.id(), |m| m.id());
-                (frozen, next_log)
+                (frozen, frozen_in, next_log)
             };
             let attempt = self.begin_attempt();
-            let memtable_bytes = frozen.approximate_bytes() as u64;
+            let memtable_bytes = (frozen.approximate_bytes() + frozen_in.values().map(|m| m.approximate_bytes()).sum::<usize>()) as u64;
             let span = tracing::info_span!("flush", job = attempt, memtable_bytes);
             let _entered = span.enter();
             let started = Instant::now();
@@ -63,7 +65,7 @@ impl Inner {
             }
             let added = self
                 .restart_full_manifest()
-                .and_then(|()| self.flush_one(&frozen, next_log, parts))
+                .and_then(|()| self.flush_one(&frozen, &frozen_in, next_log, parts))
                 .inspect_err(|e| self.background_failed("memtable flush", e, attempt))?;
             let (output_files, output_bytes) = self.tables_created(&added);
             let duration = started.elapsed();
@@ -75,6 +77,7 @@ impl Inner {
                 let mut mems = self.mems.write();
                 if mems.immutables.front().is_some_and(|m| Arc::ptr_eq(m, &frozen)) {
                     mems.immutables.pop_front();
+                    mems.immutables_in.pop_front();
                 }
             }
             self.flushes.fetch_add(1, Ordering::Relaxed);
@@ -82,32 +85,52 @@ impl Inner {
             self.delete_obsolete();
             let bytes = frozen.approximate_bytes();
             release(frozen, bytes);
+            for (_, m) in frozen_in {
+                let bytes = m.approximate_bytes();
+                release(m, bytes);
+            }
         }
     }
 
-    /// Writes `frozen` to level-0 tables and installs them; returns what it added.
-    fn flush_one(&self, frozen: &Arc<Memtable>, next_log: u64, parts: usize) -> Result<Vec<(usize, FileMeta)>> {
+    /// Writes `frozen` (the default keyspace's) and `frozen_in` (every other
+    /// keyspace's memtable of the same generation) to level-0 tables and
+    /// installs them all with one edit (an atomic flush: the log number then
+    /// moves past the generation's segment only once every keyspace's data in
+    /// it is in tables); returns what it added. The memtable of a keyspace
+    /// dropped meanwhile is discarded (a drop holds `work`, as this does, so
+    /// the version read here stays right until the edit). Caller holds `work`.
+    fn flush_one(
+        &self,
+        frozen: &Arc<Memtable>,
+        frozen_in: &BTreeMap<u32, Arc<Memtable>>,
+        next_log: u64,
+        parts: usize,
+    ) -> Result<Vec<(usize, FileMeta)>> {
         let mut edit = VersionEdit {
             log_number: Some(next_log),
             last_seqno: Some(self.last_logged.load(Ordering::Acquire)),
             ..VersionEdit::default()
         };
-        if parts > 1 {
-            // The tables of one flush hold disjoint key ranges, so a key is in
-            // at most one of them, as in the single table of a plain flush.
-            let version = self.versions.current();
-            let like: Vec<Arc<FileMeta>> = (0..version.num_levels()).flat_map(|l| version.level_files(l).iter().cloned()).collect();
-            drop(version);
-            let tables = compaction::flush_memtable_in_parts(&self.ctx, frozen, &like, parts, &|| self.versions.new_file_number())?;
-            edit.added.extend(tables.into_iter().map(|meta| (0, meta)));
-        } else if !frozen.is_empty() {
-            let number = self.versions.new_file_number();
-            // The table is synced and its directory entry made durable by
-            // `flush_memtable` itself, before the edit below names it.
-            if let Some(meta) = compaction::flush_memtable(&self.ctx, frozen, number)? {
-                edit.added.push((0, meta));
+        let version = self.versions.current();
+        let memtables = std::iter::once((compaction::DEFAULT_KEYSPACE_ID, frozen)).chain(frozen_in.iter().map(|(id, m)| (*id, m)));
+        for (keyspace, memtable) in memtables {
+            let Some(levels) = version.keyspace_levels(keyspace) else { continue };
+            if parts > 1 {
+                // The tables of one flush hold disjoint key ranges, so a key is in
+                // at most one of them, as in the single table of a plain flush.
+                let like: Vec<Arc<FileMeta>> = levels.own_files().map(|(_, f)| Arc::clone(f)).collect();
+                let tables = compaction::flush_memtable_in_parts_in(&self.ctx, keyspace, memtable, &like, parts, &|| self.versions.new_file_number())?;
+                edit.added.extend(tables.into_iter().map(|meta| (0, meta)));
+            } else if !memtable.is_empty() {
+                let number = self.versions.new_file_number();
+                // The table is synced and its directory entry made durable by
+                // `flush_memtable_in` itself, before the edit below names it.
+                if let Some(meta) = compaction::flush_memtable_in(&self.ctx, keyspace, memtable, number)? {
+                    edit.added.push((0, meta));
+                }
             }
         }
+        drop(version);
         let added = edit.added.clone();
         self.versions.log_and_apply(edit)?;
         Ok(added)
@@ -211,7 +234,7 @@ impl Inner {
         self.check_writable()?;
         {
             let mut writer = self.writer.lock();
-            let empty = self.mems.read().active.is_empty();
+            let empty = self.mems.read().active_is_empty();
             if !empty {
                 self.switch_memtable(&mut writer)?;
             }
@@ -228,9 +251,24 @@ impl Inner {
     /// Compacts every table overlapping [`start`, `end`] level by level until the
     /// range's data sits in one level (the deepest that held any of it, at least L1).
     pub(crate) fn compact_range(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> Result<()> {
+        self.compact_range_in_keyspace(compaction::DEFAULT_KEYSPACE_ID, start, end)
+    }
+
+    /// [`Inner::compact_range`] over the levels of `keyspace`;
+    /// [`Error::NoSuchKeyspace`] if it is not live.
+    pub(crate) fn compact_range_of(&self, keyspace: &crate::Keyspace, start: Option<&[u8]>, end: Option<&[u8]>) -> Result<()> {
+        if !self.versions.current().has_keyspace(keyspace.id()) {
+            return Err(Error::NoSuchKeyspace(keyspace.name().to_owned()));
+        }
+        self.compact_range_in_keyspace(keyspace.id(), start, end)
+    }
+
+    /// [`Inner::compact_range`] over the levels of keyspace `id` (none if it
+    /// was dropped meanwhile).
+    fn compact_range_in_keyspace(&self, id: u32, start: Option<&[u8]>, end: Option<&[u8]>) -> Result<()> {
         self.flush()?;
         let _work = self.work.lock();
-        let version = self.versions.current();
+        let Some(version) = self.versions.current().keyspace_levels(id) else { return Ok(()) };
         let overlapping = |level: usize| version.level_files(level).iter().any(|f| overlaps(f, start, end));
         let Some(deepest) = (0..version.num_levels()).rev().find(|&l| overlapping(l)) else { return Ok(()) };
         let target = deepest.max(1);
@@ -238,7 +276,7 @@ impl Inner {
         for level in 0..target {
             for _ in 0..MAX_RANGE_STEPS {
                 self.flush_immutables()?;
-                let version = self.versions.current();
+                let Some(version) = self.versions.current().keyspace_levels(id) else { return Ok(()) };
                 let Some(c) = compaction::pick_range_compaction(&version, level, start, end) else { break };
                 drop(version);
                 self.run_compaction(&self.waited_for(c))?;

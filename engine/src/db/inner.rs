@@ -9,7 +9,7 @@
 //! that creates or removes tables (flush, compaction, obsolete-file removal),
 //! so the removal can never delete a table that is still being written.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,9 +41,70 @@ pub(crate) struct WriterState {
 }
 
 /// The memtables: one active, plus frozen ones waiting for flush (oldest first).
+///
+/// `active` and `immutables` are the default keyspace's. Every other keyspace
+/// has a memtable of its own in the active generation once it is written to
+/// (`active_in`); a switch freezes all of them together with the default one
+/// (`immutables_in[i]` goes with `immutables[i]`), and a flush writes one
+/// generation of all keyspaces with one manifest edit (docs/design.md,
+/// "Keyspaces").
 pub(crate) struct Memtables {
     pub(crate) active: Arc<Memtable>,
     pub(crate) immutables: VecDeque<Arc<Memtable>>,
+    /// Active memtables of keyspaces other than the default one, by id.
+    pub(crate) active_in: BTreeMap<u32, Arc<Memtable>>,
+    /// Frozen memtables of other keyspaces, one map per entry of `immutables`.
+    pub(crate) immutables_in: VecDeque<BTreeMap<u32, Arc<Memtable>>>,
+}
+
+impl Memtables {
+    /// Memtables with `active` as the default keyspace's and nothing frozen.
+    pub(crate) fn new(active: Arc<Memtable>) -> Self {
+        Memtables { active, immutables: VecDeque::new(), active_in: BTreeMap::new(), immutables_in: VecDeque::new() }
+    }
+
+    /// Freezes the active generation (every keyspace's memtable) and makes
+    /// `next` the default keyspace's active memtable.
+    pub(crate) fn freeze(&mut self, next: Arc<Memtable>) {
+        let frozen = std::mem::replace(&mut self.active, next);
+        self.immutables.push_back(frozen);
+        self.immutables_in.push_back(std::mem::take(&mut self.active_in));
+    }
+
+    /// Replaces everything with `active` alone (a read-only refresh).
+    pub(crate) fn reset(&mut self, active: Arc<Memtable>) {
+        *self = Memtables::new(active);
+    }
+
+    /// The memtables of keyspace `keyspace`, newest first.
+    pub(crate) fn of_keyspace(&self, keyspace: u32) -> Vec<Arc<Memtable>> {
+        if keyspace == compaction::DEFAULT_KEYSPACE_ID {
+            let mut v = Vec::with_capacity(1 + self.immutables.len());
+            v.push(self.active.clone());
+            v.extend(self.immutables.iter().rev().cloned());
+            return v;
+        }
+        let mut v = Vec::new();
+        v.extend(self.active_in.get(&keyspace).cloned());
+        v.extend(self.immutables_in.iter().rev().filter_map(|g| g.get(&keyspace).cloned()));
+        v
+    }
+
+    /// Bytes held by the active generation, every keyspace's memtable together.
+    pub(crate) fn active_bytes(&self) -> usize {
+        self.active.approximate_bytes() + self.active_in.values().map(|m| m.approximate_bytes()).sum::<usize>()
+    }
+
+    /// Whether the active generation holds nothing in any keyspace.
+    pub(crate) fn active_is_empty(&self) -> bool {
+        self.active.is_empty() && self.active_in.values().all(|m| m.is_empty())
+    }
+
+    /// Bytes of every memtable, active and frozen, of every keyspace.
+    pub(crate) fn total_bytes(&self) -> u64 {
+        let others = self.active_in.values().chain(self.immutables_in.iter().flat_map(|g| g.values()));
+        std::iter::once(&self.active).chain(self.immutables.iter()).chain(others).map(|m| m.approximate_bytes() as u64).sum()
+    }
 }
 
 /// Coordination with the background threads.
@@ -132,6 +193,22 @@ impl Inner {
         ReadView { memtables, version, seqno }
     }
 
+    /// [`Inner::read_view`] of keyspace `keyspace`: its memtables and its own
+    /// levels (`version` is then that keyspace's levels, see
+    /// `Version::keyspace_levels`), at the same kind of seqno, so a snapshot
+    /// reads every keyspace at one seqno. [`Error::NoSuchKeyspace`] if it is
+    /// not live.
+    pub(crate) fn read_view_of(&self, keyspace: &crate::Keyspace, snapshot: Option<SeqNo>) -> Result<ReadView> {
+        let id = keyspace.id();
+        if id == compaction::DEFAULT_KEYSPACE_ID {
+            return Ok(self.read_view(snapshot));
+        }
+        let visible = self.visible.load(Ordering::Acquire);
+        let memtables = self.mems.read().of_keyspace(id);
+        let version = self.versions.current().keyspace_levels(id).ok_or_else(|| Error::NoSuchKeyspace(keyspace.name().to_owned()))?;
+        Ok(ReadView { memtables, version, seqno: snapshot.unwrap_or(visible) })
+    }
+
     /// `e` as a read-only handle reports it: damage seen in a file after the
     /// writer evicted this reader is the writer's overwrite of a file it
     /// retired, not damage (see `db/readers.rs`).
@@ -182,9 +259,10 @@ impl Inner {
         self.bg.lock().shutdown
     }
 
-    /// Number of tables in level 0 of the current version.
+    /// Number of tables in level 0 of the current version: of the keyspace
+    /// with the most, since each keyspace's level 0 is compacted on its own.
     pub(crate) fn l0_files(&self) -> usize {
-        self.versions.current().level_files(0).len()
+        self.versions.current().all_keyspace_levels().map(|t| t.level_files(0).len()).max().unwrap_or(0)
     }
 
     /// Makes the directory's entries durable.

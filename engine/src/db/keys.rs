@@ -313,25 +313,19 @@ impl Inner {
     fn tables_under_old_epochs(&self) -> Vec<u64> {
         let current = self.keys.current_epoch();
         let version = self.versions.current();
-        (0..version.num_levels())
-            .flat_map(|l| {
-                version
-                    .level_files(l)
-                    .iter()
-                    .filter(|f| f.epoch != current)
-                    .map(|f| f.number)
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+        version.all_files().filter(|(_, f)| f.epoch != current).map(|(_, f)| f.number).collect()
     }
 
     /// A compaction that rewrites the first table under an old epoch: for a
     /// level-0 table, the level-0 tables it overlaps and what they overlap below;
     /// for a deeper table, that table alone, rewritten into its own level (its
-    /// key range does not change, so the level stays disjoint).
+    /// key range does not change, so the level stays disjoint). Tables of
+    /// every keyspace are rewritten, each within its keyspace's levels.
     fn next_rewrite(&self) -> Option<Compaction> {
         let current = self.keys.current_epoch();
-        let version = self.versions.current();
+        let store = self.versions.current();
+        // The first keyspace whose own levels hold a table under an old epoch.
+        let version = store.all_keyspace_levels().find(|t| t.own_files().any(|(_, f)| f.epoch != current))?;
         let levels = version.num_levels();
         let (level, file) = (0..levels).find_map(|l| {
             version
@@ -342,7 +336,7 @@ impl Inner {
         })?;
         let (lo, hi) = (file.smallest.user_key.as_slice(), file.largest.user_key.as_slice());
         if level == 0 {
-            return compaction::pick_range_compaction(&version, 0, Some(lo), Some(hi));
+            return compaction::pick_range_compaction(version, 0, Some(lo), Some(hi));
         }
         let bottommost = (level + 1..levels).all(|l| version.overlapping_files(l, Some(lo), Some(hi)).is_empty());
         Some(Compaction {
@@ -351,6 +345,7 @@ impl Inner {
             next_inputs: vec![file],
             bottommost,
             max_subcompactions: 1,
+            keyspace: version.keyspace_id(),
         })
     }
 

@@ -30,10 +30,15 @@ impl Inner {
         if name == DEFAULT_KEYSPACE || self.versions.current().keyspace_by_name(name).is_some() {
             return Err(Error::KeyspaceExists(name.to_owned()));
         }
+        let options = options.encode()?;
         self.check_writable()?;
         self.restart_full_manifest()?;
-        match self.versions.create_keyspace(name, options.encode()) {
-            Ok(meta) => Ok(Keyspace::new(meta.id, &meta.name)),
+        match self.versions.create_keyspace(name, options) {
+            Ok(meta) => {
+                // Its tables are built with its options from now on.
+                self.ctx.set_keyspace_options(&meta);
+                Ok(Keyspace::new(meta.id, &meta.name))
+            }
             // Lost a race with another create of the same name.
             Err(compaction::Error::InvalidArgument(_)) if self.versions.current().keyspace_by_name(name).is_some() => {
                 Err(Error::KeyspaceExists(name.to_owned()))
@@ -51,9 +56,20 @@ impl Inner {
             return Err(Error::NoSuchKeyspace(name.to_owned()));
         };
         self.check_writable()?;
+        // The writer mutex orders the drop with writes: a batch into the
+        // keyspace is either appended before it or refused after it. `work`
+        // keeps flushes and compactions out while the keyspace's levels go:
+        // none is then writing a table for a keyspace that no longer exists.
+        let _writer = self.writer.lock();
+        let _work = self.work.lock();
         self.restart_full_manifest()?;
         match self.versions.drop_keyspace(meta.id) {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                // The keyspace's tables left the version with it: remove them
+                // now (overwritten first when secure delete is on).
+                self.delete_obsolete();
+                Ok(())
+            }
             // Another drop of it won the race.
             Ok(false) => Err(Error::NoSuchKeyspace(name.to_owned())),
             Err(e) => Err(self.manifest_edit_failed("dropping a keyspace", e.into())),

@@ -8,7 +8,6 @@
 //! cycles do not pile segments up. A crash anywhere in here leaves either the
 //! old state (segments still named by the manifest) or the new one.
 
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::Arc;
@@ -33,7 +32,11 @@ use crate::options::Options;
 
 /// What WAL replay recovered.
 pub(crate) struct Replayed {
+    /// The default keyspace's operations.
     pub(crate) memtable: Memtable,
+    /// Other live keyspaces' operations, by keyspace id (operations of a
+    /// keyspace dropped since are skipped).
+    pub(crate) memtables_in: std::collections::BTreeMap<u32, Memtable>,
     pub(crate) last_seqno: SeqNo,
 }
 
@@ -232,8 +235,9 @@ pub(crate) fn probe_and_replay(
 fn tables_present(versions: &VersionSet, names: &[String]) -> std::result::Result<(), ReplayFailure> {
     let on_disk: std::collections::HashSet<u64> = names.iter().filter_map(|n| file_number(n, "sst")).collect();
     let version = versions.current();
-    for level in 0..version.num_levels() {
-        if let Some(file) = version.level_files(level).iter().find(|f| !on_disk.contains(&f.number)) {
+    {
+        // The tables of every keyspace.
+        if let Some((_, file)) = version.all_files().find(|(_, f)| !on_disk.contains(&f.number)) {
             return Err(ReplayFailure::Disagrees(Error::Corruption {
                 file: crypto::names::table_file(file.number),
                 offset: 0,
@@ -322,6 +326,8 @@ pub(crate) fn replay_wal_checked(
     }
     let newest = on_disk.last().copied();
     let memtable = Memtable::new(newest.unwrap_or(0));
+    let mut memtables_in: std::collections::BTreeMap<u32, Memtable> = std::collections::BTreeMap::new();
+    let version = versions.current();
     let mut last_seqno = versions.last_seqno();
     // The last seqno of the batches replayed so far, and of the listed segment
     // just before the current one (if it held any batch).
@@ -378,7 +384,14 @@ pub(crate) fn replay_wal_checked(
                 }
             }
             for (i, op) in batch.ops.iter().enumerate() {
-                memtable.insert(&op.key, batch.first_seqno + i as u64, op.kind, &op.value);
+                let seqno = batch.first_seqno + i as u64;
+                if op.keyspace == compaction::DEFAULT_KEYSPACE_ID {
+                    memtable.insert(&op.key, seqno, op.kind, &op.value);
+                } else if version.has_keyspace(op.keyspace) {
+                    let m = memtables_in.entry(op.keyspace).or_insert_with(|| Memtable::new(newest.unwrap_or(0)));
+                    m.insert(&op.key, seqno, op.kind, &op.value);
+                }
+                // Otherwise the keyspace was dropped after the batch: its data is gone with it.
             }
             last_seqno = last_seqno.max(batch.last_seqno());
             previous_batch = Some(previous_batch.map_or(batch.last_seqno(), |p| p.max(batch.last_seqno())));
@@ -405,7 +418,7 @@ pub(crate) fn replay_wal_checked(
             vfs.truncate(&path, log.valid_len).map_err(|source| Error::Io { file: name, source })?;
         }
     }
-    Ok(Replayed { memtable, last_seqno })
+    Ok(Replayed { memtable, memtables_in, last_seqno })
 }
 
 /// Whether the frame at `offset` of the segment at `path` is whole but for its
@@ -509,10 +522,15 @@ fn start(
         keys: keys.clone(),
         tables: tables.clone(),
         options: options.compaction_options(),
+        keyspace_tables: Default::default(),
     };
-    let (replayed_mem, last_seqno) = match replayed {
-        Some(r) => (Some(r.memtable), r.last_seqno),
-        None => (None, versions.last_seqno()),
+    // Each keyspace's tables are built with the options of its create record.
+    for meta in versions.current().keyspaces() {
+        ctx.set_keyspace_options(meta);
+    }
+    let (replayed_mem, replayed_in, last_seqno) = match replayed {
+        Some(r) => (Some(r.memtable), r.memtables_in, r.last_seqno),
+        None => (None, Default::default(), versions.last_seqno()),
     };
     let read_only = options.read_only;
     let inner = Arc::new(Inner {
@@ -525,10 +543,7 @@ fn start(
         block_cache,
         ctx,
         writer: Mutex::new(WriterState { wal: None, last_seqno, wal_full: false }),
-        mems: RwLock::new(Memtables {
-            active: Arc::new(Memtable::new(0)),
-            immutables: VecDeque::new(),
-        }),
+        mems: RwLock::new(Memtables::new(Arc::new(Memtable::new(0)))),
         visible: AtomicU64::new(last_seqno),
         last_logged: AtomicU64::new(last_seqno),
         snapshots: Arc::new(SnapshotRegistry::default()),
@@ -549,7 +564,9 @@ fn start(
     open_tables(&inner).map_err(|e| inner.reader_error(e))?;
     if read_only {
         if let Some(mem) = replayed_mem {
-            inner.mems.write().active = Arc::new(mem);
+            let mut mems = inner.mems.write();
+            mems.active = Arc::new(mem);
+            mems.active_in = replayed_in.into_iter().map(|(id, m)| (id, Arc::new(m))).collect();
         }
         if let Some(reader) = &inner.reader {
             // Every table of the version is open: from now on it reads only those.
@@ -568,9 +585,17 @@ fn start(
         wal_segments: vec![(number, segment)],
         ..VersionEdit::default()
     };
+    // Every keyspace's replayed operations go to level-0 tables in the same
+    // edit (an atomic flush, as at a memtable switch).
     if let Some(mem) = replayed_mem.filter(|m| !m.is_empty()) {
         let table = inner.versions.new_file_number();
         if let Some(meta) = compaction::flush_memtable(&inner.ctx, &Arc::new(mem), table)? {
+            edit.added.push((0, meta));
+        }
+    }
+    for (id, mem) in replayed_in.into_iter().filter(|(_, m)| !m.is_empty()) {
+        let table = inner.versions.new_file_number();
+        if let Some(meta) = compaction::flush_memtable_in(&inner.ctx, id, &Arc::new(mem), table)? {
             edit.added.push((0, meta));
         }
     }
@@ -589,7 +614,7 @@ fn start(
 /// `max_open_files`; a read-write handle's cache closes the least recently used.
 pub(crate) fn open_tables(inner: &Inner) -> Result<()> {
     let version = inner.versions.current();
-    let count: usize = (0..version.num_levels()).map(|level| version.level_files(level).len()).sum();
+    let count = version.all_files().count();
     if inner.options.read_only && count > inner.options.max_open_files {
         return Err(Error::InvalidArgument(format!(
             "the store has {count} tables and a read-only handle keeps every one open, \
@@ -598,10 +623,8 @@ pub(crate) fn open_tables(inner: &Inner) -> Result<()> {
             inner.options.max_open_files
         )));
     }
-    for level in 0..version.num_levels() {
-        for file in version.level_files(level) {
-            inner.tables.get(file.number).map_err(|e| with_repair_hint(e.into()))?;
-        }
+    for (_, file) in version.all_files() {
+        inner.tables.get(file.number).map_err(|e| with_repair_hint(e.into()))?;
     }
     Ok(())
 }

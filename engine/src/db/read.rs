@@ -62,17 +62,21 @@ impl Inner {
     pub(crate) fn stats(&self) -> Stats {
         let version = self.versions.current();
         let levels = version.num_levels();
-        let files_per_level = (0..levels).map(|l| version.level_files(l).len()).collect();
-        let bytes_per_level = (0..levels).map(|l| version.level_files(l).iter().map(|f| f.size).sum()).collect();
+        // Every keyspace's tables, level by level.
+        let mut files_per_level = vec![0; levels];
+        let mut bytes_per_level = vec![0u64; levels];
+        for (level, f) in version.all_files() {
+            if let (Some(files), Some(bytes)) = (files_per_level.get_mut(level), bytes_per_level.get_mut(level)) {
+                *files += 1;
+                *bytes += f.size;
+            }
+        }
         let disk_bytes = self
             .vfs
             .list_dir(&self.dir)
             .map(|names| names.iter().filter_map(|n| self.vfs.file_size(&self.dir.join(n)).ok()).sum())
             .unwrap_or(0);
-        let memtable_bytes = {
-            let mems = self.mems.read();
-            std::iter::once(&mems.active).chain(mems.immutables.iter()).map(|m| m.approximate_bytes() as u64).sum()
-        };
+        let memtable_bytes = self.mems.read().total_bytes();
         let (block_cache_hits, block_cache_misses) = self.block_cache.as_ref().map_or((0, 0), |c| c.hit_stats());
         Stats {
             last_seqno: self.visible.load(Ordering::Acquire),

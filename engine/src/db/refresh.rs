@@ -111,8 +111,8 @@ impl Inner {
         self.tables.retain(|n| live.contains(&n));
         {
             let mut mems = self.mems.write();
-            mems.active = Arc::new(replayed.memtable);
-            mems.immutables.clear();
+            mems.reset(Arc::new(replayed.memtable));
+            mems.active_in = replayed.memtables_in.into_iter().map(|(id, m)| (id, Arc::new(m))).collect();
         }
         self.last_logged
             .fetch_max(replayed.last_seqno, Ordering::AcqRel);

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use compaction::{CompactionContext, FileMeta, VersionSet};
+use compaction::{CompactionContext, FileMeta, KeyspaceMeta, VersionSet};
 use crypto::vfs::{LockError, Vfs};
 use crypto::{Credential, FileKind, KeyManager, KEYSLOTS_FILE};
 use index::{Memtable, SeqNo, TableCache};
@@ -81,8 +81,12 @@ pub struct RepairReport {
     pub entries_recovered: u64,
     /// Highest seqno found; the rebuilt store continues after it.
     pub last_seqno: u64,
-    /// The table the salvaged entries were written to (`None` if there were none).
+    /// The table the salvaged entries were written to (`None` if there were
+    /// none); with keyspaces, the default keyspace's (see `new_tables`).
     pub new_table: Option<String>,
+    /// Every table the salvaged entries were written to: one per keyspace
+    /// that kept any entry.
+    pub new_tables: Vec<String>,
     /// The new manifest.
     pub new_manifest: String,
     /// Damaged or missing files and what was lost with them.
@@ -124,7 +128,8 @@ pub(crate) fn repair(
         source,
     })?;
     let mut report = RepairReport::default();
-    let memtable = Arc::new(Memtable::new(0));
+    // One memtable per keyspace the salvaged entries belong to (0: the default).
+    let mut memtables: BTreeMap<u32, Arc<Memtable>> = BTreeMap::new();
     let mut last_seqno: SeqNo = 0;
     let mut quarantine: Vec<String> = Vec::new();
 
@@ -133,15 +138,22 @@ pub(crate) fn repair(
     let listed = VersionSet::recover_read_only(&vfs, dir, &keys, options.num_levels).ok();
     report.manifest_readable = listed.is_some();
     let mut next_number = max_file_number(&names);
+    // The keyspaces the manifest records, kept by the rebuilt store. Without a
+    // readable manifest nothing says which keyspace a table belongs to: tables
+    // then go to the default keyspace, and WAL operations of other keyspaces
+    // are left out and reported (docs/design.md, "Keyspaces").
+    let keyspaces = listed.as_ref().map(|versions| {
+        let version = versions.current();
+        (version.keyspaces().map(|k| KeyspaceMeta::clone(k)).collect::<Vec<_>>(), version.next_keyspace_id())
+    });
     let (live, min_log): (Option<BTreeMap<u64, FileMeta>>, u64) = match &listed {
         Some(versions) => {
             last_seqno = versions.last_seqno();
             let version = versions.current();
             let mut live = BTreeMap::new();
-            for level in 0..version.num_levels() {
-                for f in version.level_files(level) {
-                    live.insert(f.number, FileMeta::clone(f));
-                }
+            // The tables of every keyspace, each with the keyspace it belongs to.
+            for (_, f) in version.all_files() {
+                live.insert(f.number, FileMeta::clone(f));
             }
             next_number = next_number.max(versions.new_file_number());
             (Some(live), versions.log_number())
@@ -172,7 +184,9 @@ pub(crate) fn repair(
             .as_ref()
             .and_then(|l| l.get(&number))
             .map(|m| m.entries);
-        let salvage = salvage_table(&vfs, dir, &keys, number, &name, &memtable);
+        let keyspace = live.as_ref().and_then(|l| l.get(&number)).map_or(compaction::DEFAULT_KEYSPACE_ID, |m| m.keyspace);
+        let memtable = memtables.entry(keyspace).or_insert_with(|| Arc::new(Memtable::new(0)));
+        let salvage = salvage_table(&vfs, dir, &keys, number, &name, memtable);
         report.entries_recovered += salvage.entries;
         last_seqno = last_seqno.max(salvage.max_seqno);
         if let Some(reason) = salvage.damage {
@@ -202,9 +216,33 @@ pub(crate) fn repair(
             continue;
         }
         report.logs_replayed += 1;
-        let (records, max_seqno, damage) = salvage_log(&vfs, &path, &keys, number, &name, &memtable);
-        report.entries_recovered += records.1;
+        let live_keyspaces: Option<Vec<u32>> = keyspaces.as_ref().map(|(k, _)| k.iter().map(|m| m.id).collect());
+        let mut unattributed = 0u64;
+        let mut insert = |keyspace: u32, key: &[u8], seqno: SeqNo, kind: index::ValueKind, value: &[u8]| {
+            let known = keyspace == compaction::DEFAULT_KEYSPACE_ID || live_keyspaces.as_ref().is_some_and(|l| l.contains(&keyspace));
+            if known {
+                memtables.entry(keyspace).or_insert_with(|| Arc::new(Memtable::new(0))).insert(key, seqno, kind, value);
+            } else if live_keyspaces.is_none() {
+                unattributed += 1;
+            }
+            // Otherwise the keyspace was dropped after the write: its data is gone with it.
+        };
+        let (records, max_seqno, damage) = salvage_log(&vfs, &path, &keys, number, &name, &mut insert);
+        report.entries_recovered += records.1 - unattributed;
         last_seqno = last_seqno.max(max_seqno);
+        if unattributed > 0 {
+            report.lost.push(LostFile {
+                file: name.clone(),
+                reason: format!(
+                    "{unattributed} operations of keyspaces other than the default one left out: \
+                     the manifest, which names the keyspaces, could not be read"
+                ),
+                salvaged: records.0,
+                approx_lost_entries: Some(unattributed),
+                blocks: None,
+                quarantined_to: None,
+            });
+        }
         if let Some(reason) = damage {
             report.lost.push(LostFile {
                 file: name.clone(),
@@ -218,11 +256,12 @@ pub(crate) fn repair(
         }
     }
 
-    // New numbers past everything in the directory and the manifest: the table,
-    // the manifest, and the log number that retires every old segment.
-    let table_number = next_number + 1;
-    let manifest_number = next_number + 2;
-    let log_number = next_number + 3;
+    // New numbers past everything in the directory and the manifest: one
+    // table per keyspace, the manifest, and the log number that retires every
+    // old segment.
+    let mut table_number = next_number;
+    let manifest_number = next_number + memtables.len().max(1) as u64 + 1;
+    let log_number = manifest_number + 1;
     let block_cache = None;
     let ctx = CompactionContext {
         vfs: vfs.clone(),
@@ -230,13 +269,25 @@ pub(crate) fn repair(
         keys: keys.clone(),
         tables: TableCache::new(vfs.clone(), dir.to_path_buf(), keys.clone(), block_cache),
         options: options.compaction_options(),
+        keyspace_tables: Default::default(),
     };
-    let mut tables = Vec::new();
-    if let Some(meta) = compaction::flush_memtable(&ctx, &memtable, table_number)? {
-        report.new_table = Some(table_name(meta.number));
-        tables.push(meta);
+    for meta in keyspaces.iter().flat_map(|(k, _)| k) {
+        ctx.set_keyspace_options(meta);
     }
-    VersionSet::rebuild(
+    let mut tables = Vec::new();
+    for (keyspace, memtable) in &memtables {
+        table_number += 1;
+        if let Some(meta) = compaction::flush_memtable_in(&ctx, *keyspace, memtable, table_number)? {
+            // The default keyspace's table, or the first one there is.
+            if report.new_table.is_none() || *keyspace == compaction::DEFAULT_KEYSPACE_ID {
+                report.new_table = Some(table_name(meta.number));
+            }
+            tables.push(meta);
+        }
+    }
+    report.new_tables = tables.iter().map(|t| table_name(t.number)).collect();
+    let (keyspaces, next_keyspace_id) = keyspaces.unwrap_or_default();
+    VersionSet::rebuild_with_keyspaces(
         &vfs,
         dir,
         &keys,
@@ -245,6 +296,8 @@ pub(crate) fn repair(
         tables,
         last_seqno,
         log_number,
+        keyspaces,
+        next_keyspace_id,
     )?;
     sync_dir(&*vfs, dir)?;
     report.new_manifest = crypto::names::manifest_file(manifest_number);
@@ -272,6 +325,9 @@ pub(crate) fn repair(
 fn table_name(number: u64) -> String {
     crypto::names::table_file(number)
 }
+
+/// Takes one salvaged log operation: keyspace, key, seqno, kind, value.
+type SalvagedOp<'a> = dyn FnMut(u32, &[u8], SeqNo, index::ValueKind, &[u8]) + 'a;
 
 /// What one table gave up.
 struct TableSalvage {
@@ -334,7 +390,7 @@ fn salvage_log(
     keys: &KeyManager,
     number: u64,
     name: &str,
-    memtable: &Memtable,
+    insert: &mut SalvagedOp<'_>,
 ) -> ((u64, u64), SeqNo, Option<String>) {
     let mut records = 0;
     let mut entries = 0;
@@ -349,7 +405,7 @@ fn salvage_log(
             Ok(Some(record)) => match decode_batch(&record, name, offset) {
                 Ok(batch) => {
                     for (i, op) in batch.ops.iter().enumerate() {
-                        memtable.insert(&op.key, batch.first_seqno + i as u64, op.kind, &op.value);
+                        insert(op.keyspace, &op.key, batch.first_seqno + i as u64, op.kind, &op.value);
                         entries += 1;
                     }
                     records += 1;

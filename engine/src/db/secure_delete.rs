@@ -19,10 +19,11 @@ use index::{Direction, KeyRange, SeqNo};
 
 use crate::batch::WriteBatch;
 use crate::db::inner::Inner;
-use crate::db::iter::prefix_successor;
+use crate::db::iter::{prefix_successor, RangeIter};
 use crate::db::keys::RotationReport;
 use crate::db::{Db, LOST_DIR};
 use crate::error::{Error, Result};
+use crate::keyspace::Keyspace;
 
 /// Deletes per write batch, so a large prefix never exceeds the WAL record limit.
 const DELETES_PER_BATCH: usize = 256;
@@ -101,21 +102,41 @@ impl Db {
         if key.is_empty() {
             return Err(Error::InvalidArgument("secure delete of an empty key".into()));
         }
-        self.inner.secure_delete(&Target::Key(key))
+        self.inner.secure_delete(&default_keyspace(), &Target::Key(key))
     }
 
     /// [`Db::secure_delete`] for every key starting with `prefix` (an empty prefix
     /// is every key of the store).
     pub fn secure_delete_prefix(&self, prefix: &[u8]) -> Result<SecureDeleteReport> {
-        self.inner.secure_delete(&Target::Prefix(prefix))
+        self.inner.secure_delete(&default_keyspace(), &Target::Prefix(prefix))
+    }
+
+    /// [`Db::secure_delete`] of `key` in `keyspace`: its tombstone, flush and
+    /// compaction are in that keyspace; the key rotation that follows rewrites
+    /// every table of every keyspace.
+    pub fn secure_delete_in(&self, keyspace: &Keyspace, key: &[u8]) -> Result<SecureDeleteReport> {
+        if key.is_empty() {
+            return Err(Error::InvalidArgument("secure delete of an empty key".into()));
+        }
+        self.inner.secure_delete(keyspace, &Target::Key(key))
+    }
+
+    /// [`Db::secure_delete_prefix`] in `keyspace`.
+    pub fn secure_delete_prefix_in(&self, keyspace: &Keyspace, prefix: &[u8]) -> Result<SecureDeleteReport> {
+        self.inner.secure_delete(keyspace, &Target::Prefix(prefix))
     }
 }
 
+/// The handle of the default keyspace.
+fn default_keyspace() -> Keyspace {
+    Keyspace::new(compaction::DEFAULT_KEYSPACE_ID, crate::DEFAULT_KEYSPACE)
+}
+
 impl Inner {
-    fn secure_delete(&self, target: &Target<'_>) -> Result<SecureDeleteReport> {
+    fn secure_delete(&self, keyspace: &Keyspace, target: &Target<'_>) -> Result<SecureDeleteReport> {
         self.check_writable()?;
         let _one_at_a_time = SECURE_DELETES.lock();
-        self.refuse_if_seen(target, SeqNo::MAX)?;
+        self.refuse_if_seen(keyspace, target, SeqNo::MAX)?;
         let passes = self.options.secure_delete_passes.max(1);
         let _overwrite = OverwriteGuard::raise(self, passes);
         let before = self.vfs.list_dir(&self.dir).map_err(|source| Error::Io {
@@ -123,13 +144,17 @@ impl Inner {
             source,
         })?;
 
-        let (keys_deleted, tombstone_seqno) = self.write_tombstones(target)?;
+        let (keys_deleted, tombstone_seqno) = self.write_tombstones(keyspace, target)?;
         // A snapshot taken between the first check and the tombstones.
-        self.refuse_if_seen(target, tombstone_seqno)?;
+        self.refuse_if_seen(keyspace, target, tombstone_seqno)?;
 
         self.flush()?;
         let (start, end) = target.compaction_bounds();
-        self.compact_range(start.as_deref(), end.as_deref())?;
+        if keyspace.id() == compaction::DEFAULT_KEYSPACE_ID {
+            self.compact_range(start.as_deref(), end.as_deref())?;
+        } else {
+            self.compact_range_of(keyspace, start.as_deref(), end.as_deref())?;
+        }
         // Tables `repair` quarantined are copies of old data under old epochs:
         // they may hold the value, so they go too (docs/security.md, "Files in lost/").
         let lost_removed = self.shred_lost(passes)?;
@@ -183,12 +208,30 @@ impl Inner {
         Ok(removed)
     }
 
+    /// The value of `key` in `keyspace` at `snapshot`.
+    fn get_of(&self, keyspace: &Keyspace, key: &[u8], snapshot: Option<SeqNo>) -> Result<Option<Vec<u8>>> {
+        if keyspace.id() == compaction::DEFAULT_KEYSPACE_ID {
+            self.get(key, snapshot)
+        } else {
+            self.get_in(keyspace, key, snapshot)
+        }
+    }
+
+    /// An iterator over `range` of `keyspace` at `snapshot`.
+    fn range_of(&self, keyspace: &Keyspace, range: KeyRange, snapshot: Option<SeqNo>) -> Result<Option<RangeIter>> {
+        if keyspace.id() == compaction::DEFAULT_KEYSPACE_ID {
+            self.range_iter(range, Direction::Forward, snapshot)
+        } else {
+            self.range_iter_in(&self.read_view_of(keyspace, snapshot)?, range, Direction::Forward)
+        }
+    }
+
     /// Fails if a live snapshot below `below` still sees a value in `target`.
-    fn refuse_if_seen(&self, target: &Target<'_>, below: SeqNo) -> Result<()> {
+    fn refuse_if_seen(&self, keyspace: &Keyspace, target: &Target<'_>, below: SeqNo) -> Result<()> {
         for seqno in self.snapshots.list().into_iter().filter(|&s| s < below) {
             let seen = match target {
-                Target::Key(k) => self.get(k, Some(seqno))?.is_some(),
-                Target::Prefix(_) => match self.range_iter(target.range(), Direction::Forward, Some(seqno))? {
+                Target::Key(k) => self.get_of(keyspace, k, Some(seqno))?.is_some(),
+                Target::Prefix(_) => match self.range_of(keyspace, target.range(), Some(seqno))? {
                     Some(mut it) => it.next_ref().transpose()?.is_some(),
                     None => false,
                 },
@@ -205,17 +248,17 @@ impl Inner {
 
     /// Writes a tombstone for the key, or for every live key under the prefix.
     /// Returns how many live keys there were and the seqno of the last tombstone.
-    fn write_tombstones(&self, target: &Target<'_>) -> Result<(usize, SeqNo)> {
+    fn write_tombstones(&self, keyspace: &Keyspace, target: &Target<'_>) -> Result<(usize, SeqNo)> {
         match target {
             Target::Key(k) => {
-                let existed = self.get(k, None)?.is_some();
+                let existed = self.get_of(keyspace, k, None)?.is_some();
                 let mut batch = WriteBatch::new();
-                batch.delete(k);
+                batch.delete_in(keyspace, k);
                 Ok((usize::from(existed), self.write(&batch)?))
             }
             Target::Prefix(_) => {
                 let mut keys = Vec::new();
-                if let Some(mut it) = self.range_iter(target.range(), Direction::Forward, None)? {
+                if let Some(mut it) = self.range_of(keyspace, target.range(), None)? {
                     while let Some(pair) = it.next_ref() {
                         keys.push(pair?.0.to_vec());
                     }
@@ -224,7 +267,7 @@ impl Inner {
                 for chunk in keys.chunks(DELETES_PER_BATCH) {
                     let mut batch = WriteBatch::new();
                     for k in chunk {
-                        batch.delete(k);
+                        batch.delete_in(keyspace, k);
                     }
                     last = self.write(&batch)?;
                 }

@@ -7,24 +7,29 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use compaction::DEFAULT_KEYSPACE_ID;
 use index::SeqNo;
 
 use crate::batch::WriteBatch;
 use crate::db::inner::Inner;
 use crate::db::snapshot::SnapshotHandle;
 use crate::error::{Error, Result};
+use crate::keyspace::Keyspace;
 
 /// The state of an open transaction.
 pub(crate) struct TxnState {
     snapshot: SnapshotHandle,
-    /// Buffered writes: `None` is a delete.
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    reads: BTreeSet<Vec<u8>>,
+    /// Buffered writes by (keyspace id, key): `None` is a delete.
+    writes: BTreeMap<(u32, Vec<u8>), Option<Vec<u8>>>,
+    /// Keys read, by (keyspace id, key).
+    reads: BTreeSet<(u32, Vec<u8>)>,
+    /// Handles of the keyspaces other than the default one it touched.
+    keyspaces: Vec<Keyspace>,
 }
 
 impl TxnState {
     pub(crate) fn begin(inner: &Inner) -> Self {
-        TxnState { snapshot: inner.snapshots.acquire(&inner.visible), writes: BTreeMap::new(), reads: BTreeSet::new() }
+        TxnState { snapshot: inner.snapshots.acquire(&inner.visible), writes: BTreeMap::new(), reads: BTreeSet::new(), keyspaces: Vec::new() }
     }
 
     /// The seqno the transaction reads at.
@@ -33,19 +38,49 @@ impl TxnState {
     }
 
     pub(crate) fn get(&mut self, inner: &Inner, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(buffered) = self.writes.get(key) {
-            return Ok(buffered.clone());
-        }
-        self.reads.insert(key.to_vec());
-        inner.get(key, Some(self.seqno()))
+        let default = Keyspace::new(DEFAULT_KEYSPACE_ID, crate::DEFAULT_KEYSPACE);
+        self.get_in(inner, &default, key)
     }
 
     pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) {
-        self.writes.insert(key.to_vec(), Some(value.to_vec()));
+        self.writes.insert((DEFAULT_KEYSPACE_ID, key.to_vec()), Some(value.to_vec()));
     }
 
     pub(crate) fn delete(&mut self, key: &[u8]) {
-        self.writes.insert(key.to_vec(), None);
+        self.writes.insert((DEFAULT_KEYSPACE_ID, key.to_vec()), None);
+    }
+
+    /// Reads `key` of `keyspace` through the transaction.
+    pub(crate) fn get_in(&mut self, inner: &Inner, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let id = (keyspace.id(), key.to_vec());
+        if let Some(buffered) = self.writes.get(&id) {
+            return Ok(buffered.clone());
+        }
+        let found = if keyspace.id() == DEFAULT_KEYSPACE_ID {
+            inner.get(key, Some(self.seqno()))
+        } else {
+            inner.get_in(keyspace, key, Some(self.seqno()))
+        }?;
+        self.note(keyspace);
+        self.reads.insert(id);
+        Ok(found)
+    }
+
+    /// Buffers a put (`Some`) or delete (`None`) of `key` in `keyspace`.
+    pub(crate) fn write_in(&mut self, keyspace: &Keyspace, key: &[u8], value: Option<&[u8]>) {
+        self.note(keyspace);
+        self.writes.insert((keyspace.id(), key.to_vec()), value.map(<[u8]>::to_vec));
+    }
+
+    fn note(&mut self, keyspace: &Keyspace) {
+        if keyspace.id() != DEFAULT_KEYSPACE_ID && !self.keyspaces.iter().any(|k| k.id() == keyspace.id()) {
+            self.keyspaces.push(keyspace.clone());
+        }
+    }
+
+    /// The handle of keyspace `id` among those the transaction touched.
+    fn handle(&self, id: u32) -> Keyspace {
+        self.keyspaces.iter().find(|k| k.id() == id).cloned().unwrap_or_else(|| Keyspace::new(id, crate::DEFAULT_KEYSPACE))
     }
 
     /// Commits: `Error::Conflict` (nothing written) if any key read or written
@@ -53,10 +88,11 @@ impl TxnState {
     /// snapshot's seqno when there was nothing to write.
     pub(crate) fn commit(self, inner: &Inner) -> Result<SeqNo> {
         let mut batch = WriteBatch::new();
-        for (key, value) in &self.writes {
+        for ((id, key), value) in &self.writes {
+            let keyspace = self.handle(*id);
             match value {
-                Some(v) => batch.put(key, v),
-                None => batch.delete(key),
+                Some(v) => batch.put_in(&keyspace, key, v),
+                None => batch.delete_in(&keyspace, key),
             };
         }
         inner.check_writable()?;
@@ -64,8 +100,10 @@ impl TxnState {
         let pending = {
             let mut writer = inner.writer.lock();
             let begin = self.seqno();
-            for key in self.reads.iter().chain(self.writes.keys()) {
-                if inner.newest_seqno(key)?.is_some_and(|s| s > begin) {
+            inner.check_keyspaces_live(&batch)?;
+            for (id, key) in self.reads.iter().chain(self.writes.keys()) {
+                let newest = if *id == DEFAULT_KEYSPACE_ID { inner.newest_seqno(key)? } else { inner.newest_seqno_in(&self.handle(*id), key)? };
+                if newest.is_some_and(|s| s > begin) {
                     return Err(Error::Conflict);
                 }
             }

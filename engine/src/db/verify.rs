@@ -181,13 +181,12 @@ fn verify_once(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, options: 
         report.files_checked += 1;
         let version = versions.current();
         let mut live = HashSet::new();
-        for level in 0..version.num_levels() {
-            for file in version.level_files(level) {
-                live.insert(file.number);
-                let name = crypto::names::table_file(file.number);
-                if !names.contains(&name) {
-                    report.damaged.push((name, "listed in the manifest but missing".into()));
-                }
+        // The tables of every keyspace.
+        for (_, file) in version.all_files() {
+            live.insert(file.number);
+            let name = crypto::names::table_file(file.number);
+            if !names.contains(&name) {
+                report.damaged.push((name, "listed in the manifest but missing".into()));
             }
         }
         live_tables = Some(live);

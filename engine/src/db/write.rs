@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use compaction::VersionEdit;
-use index::{user_key_prefix, EntryRef, Memtable, SeqNo, ValueKind, MAX_SEQNO};
+use index::{user_key_prefix, EntryRef, Memtable, SeqNo, MAX_SEQNO};
 use parking_lot::MutexGuard;
 use wal::{LogWriter, Preallocation};
 
@@ -155,6 +155,7 @@ impl Inner {
     /// installed (read views load `visible` first, then memtables and version).
     fn ingest_locked(&self, writer: &mut MutexGuard<'_, WriterState>, batch: &WriteBatch) -> Result<SeqNo> {
         self.check_writable()?;
+        self.check_keyspaces_live(batch)?;
         let background = self.options.background_compaction;
         while background && self.l0_files() >= self.options.l0_stop_trigger {
             self.wait_for_background()?;
@@ -169,16 +170,19 @@ impl Inner {
         let work = self.work.lock();
         self.flush_immutables()?;
         let order = table_order(batch);
-        let entries = order.iter().filter_map(|&(_, i)| {
-            let seqno = first + i as u64;
-            batch.ops.get(i).map(|op| match op {
-                BatchOp::Put { key, value } => EntryRef { user_key: key, seqno, kind: ValueKind::Put, value },
-                BatchOp::Delete { key } => EntryRef { user_key: key, seqno, kind: ValueKind::Delete, value: &[] },
-            })
+        // One table per keyspace the batch writes to, all added by one edit.
+        let applied = self.batch_keyspaces(batch).into_iter().try_fold(Vec::new(), |mut added, keyspace| {
+            let entries = order.iter().filter_map(|&(_, i)| {
+                let seqno = first + i as u64;
+                batch.ops.get(i).filter(|op| op.keyspace == keyspace).map(|op| EntryRef { user_key: &op.key, seqno, kind: op.kind, value: &op.value })
+            });
+            let number = self.versions.new_file_number();
+            let meta = compaction::write_sorted_table_in(&self.ctx, keyspace, entries, number)?;
+            added.extend(meta.map(|m| (0, m)));
+            Ok::<_, compaction::Error>(added)
         });
-        let number = self.versions.new_file_number();
-        let applied = compaction::write_sorted_table(&self.ctx, entries, number).map_err(Error::from).and_then(|meta| {
-            let edit = VersionEdit { last_seqno: Some(last), added: meta.into_iter().map(|m| (0, m)).collect(), ..VersionEdit::default() };
+        let applied = applied.map_err(Error::from).and_then(|added| {
+            let edit = VersionEdit { last_seqno: Some(last), added, ..VersionEdit::default() };
             self.versions.log_and_apply(edit).map_err(Error::from)
         });
         if let Err(e) = applied {
@@ -215,10 +219,7 @@ impl Inner {
             )));
         }
         for op in &batch.ops {
-            let (key, value) = match op {
-                BatchOp::Put { key, value } => (key, Some(value)),
-                BatchOp::Delete { key } => (key, None),
-            };
+            let (key, value) = (&op.key, Some(&op.value));
             if key.is_empty() {
                 return Err(Error::InvalidArgument("empty key".into()));
             }
@@ -282,6 +283,9 @@ impl Inner {
             return Err(Error::ReadOnly("sequence numbers exhausted".into()));
         }
         let wal = writer.wal.clone().ok_or_else(|| Error::ReadOnly("opened read-only".into()))?;
+        // Under the writer mutex, which a drop takes too: a keyspace dropped
+        // from here on is dropped after this batch.
+        self.check_keyspaces_live(batch)?;
         let end_offset = match wal.append_with(record_len, &mut |buf| format::encode_batch_into(first, &batch.ops, buf)) {
             Ok(end) => end,
             Err(wal::Error::Io { file, source }) if crate::db::is_enospc(&source) => {
@@ -298,13 +302,10 @@ impl Inner {
         if self.options.sync == SyncPolicy::EveryCommit && overlap > 0 && batch.ops.len() >= overlap {
             start_sync(&wal, end_offset);
         }
-        let active = self.mems.read().active.clone();
+        let targets = self.memtables_for(batch);
         let insert = |i: usize, op: &BatchOp| {
             let seqno = first + i as u64;
-            match op {
-                BatchOp::Put { key, value } => active.insert(key, seqno, ValueKind::Put, value),
-                BatchOp::Delete { key } => active.insert(key, seqno, ValueKind::Delete, &[]),
-            }
+            targets.of(op.keyspace).insert(&op.key, seqno, op.kind, &op.value);
         };
         if batch.ops.len() >= SORTED_INSERT_MIN_OPS {
             // Inserting in key order keeps each skiplist search on the nodes the
@@ -479,7 +480,7 @@ impl Inner {
         loop {
             let (active_bytes, immutables) = {
                 let mems = self.mems.read();
-                (mems.active.approximate_bytes(), mems.immutables.len())
+                (mems.active_bytes(), mems.immutables.len())
             };
             let full = active_bytes >= self.options.memtable_size_bytes;
             let stall = background
@@ -585,9 +586,8 @@ impl Inner {
             }
         })?;
         writer.wal = Some(Arc::new(wal));
-        let mut mems = self.mems.write();
-        let frozen = std::mem::replace(&mut mems.active, Arc::new(Memtable::with_expected_bytes(number, self.options.memtable_size_bytes)));
-        mems.immutables.push_back(frozen);
+        // Every keyspace's memtable is frozen with the default one (atomic flush).
+        self.mems.write().freeze(Arc::new(Memtable::with_expected_bytes(number, self.options.memtable_size_bytes)));
         Ok(())
     }
 
