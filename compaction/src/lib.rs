@@ -7,11 +7,13 @@
 mod compact;
 mod edit;
 mod error;
+mod filter;
 mod format;
 #[doc(hidden)]
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod gc;
+mod hooks;
 mod keyspace;
 mod level_iter;
 mod manifest;
@@ -23,9 +25,11 @@ mod version_set;
 mod writer;
 
 pub use compact::{
-    flush_memtable, flush_memtable_in_parts, run_compaction, write_sorted_table, Compaction, CompactionContext,
-    CompactionOptions,
+    flush_memtable, flush_memtable_in_parts, run_compaction, run_compaction_with, write_sorted_table, Compaction,
+    CompactionContext, CompactionOptions,
 };
+pub use filter::{CompactionFilter, FilterDecision, FilterEntry, FilterReport};
+pub use hooks::{CompactionOutput, TableHooks};
 pub use edit::{FileMeta, VersionEdit, WalSegment};
 pub use error::{Error, ManifestFailure, Result};
 pub use keyspace::{check_keyspace_name, KeyspaceMeta, DEFAULT_KEYSPACE_ID, MAX_KEYSPACE_NAME_LEN};

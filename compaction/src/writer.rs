@@ -9,11 +9,12 @@
 
 use std::path::PathBuf;
 
-use index::{Entry, TableBuilder, TableCache};
+use index::{Entry, TableBuilder, TableCache, TableContext, TableReason};
 
 use crate::compact::CompactionContext;
 use crate::edit::FileMeta;
 use crate::error::{Error, Result};
+use crate::hooks::TableHooks;
 
 fn table_name(number: u64) -> String {
     crypto::names::table_file(number)
@@ -26,11 +27,15 @@ pub(crate) struct TableWriter<'a> {
     last_user_key: Vec<u8>,
     finished: Vec<FileMeta>,
     created: Vec<PathBuf>,
+    /// The keyspace's hooks, and why its tables are written (for the collector).
+    hooks: &'a TableHooks,
+    reason: TableReason,
 }
 
 impl<'a> TableWriter<'a> {
-    pub(crate) fn new(ctx: &'a CompactionContext) -> Self {
-        TableWriter { ctx, open: None, last_user_key: Vec::new(), finished: Vec::new(), created: Vec::new() }
+    /// A writer of tables for `reason`, each given a collector of `hooks`' factory, if any.
+    pub(crate) fn new(ctx: &'a CompactionContext, hooks: &'a TableHooks, reason: TableReason) -> Self {
+        TableWriter { ctx, open: None, last_user_key: Vec::new(), finished: Vec::new(), created: Vec::new(), hooks, reason }
     }
 
     fn start(&mut self, number: u64) -> Result<()> {
@@ -42,7 +47,10 @@ impl<'a> TableWriter<'a> {
         let epoch = self.ctx.keys.current_epoch();
         let file = self.ctx.vfs.create(&path).map_err(|e| Error::io(&name, e))?;
         self.created.push(path);
-        let builder = TableBuilder::new(file, &self.ctx.keys, number, &name, self.ctx.options.table.clone())?;
+        let mut builder = TableBuilder::new(file, &self.ctx.keys, number, &name, self.ctx.options.table.clone())?;
+        if let Some(factory) = &self.hooks.properties {
+            builder.set_properties_collector(factory.create(&TableContext::new(number, self.reason)));
+        }
         self.open = Some((number, epoch, builder));
         Ok(())
     }

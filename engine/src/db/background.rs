@@ -98,13 +98,15 @@ impl Inner {
             let version = self.versions.current();
             let like: Vec<Arc<FileMeta>> = (0..version.num_levels()).flat_map(|l| version.level_files(l).iter().cloned()).collect();
             drop(version);
-            let tables = compaction::flush_memtable_in_parts(&self.ctx, frozen, &like, parts, &|| self.versions.new_file_number())?;
+            let hooks = self.table_hooks(compaction::DEFAULT_KEYSPACE_ID);
+            let tables = compaction::flush_memtable_in_parts(&self.ctx, &hooks, frozen, &like, parts, &|| self.versions.new_file_number())?;
             edit.added.extend(tables.into_iter().map(|meta| (0, meta)));
         } else if !frozen.is_empty() {
             let number = self.versions.new_file_number();
             // The table is synced and its directory entry made durable by
             // `flush_memtable` itself, before the edit below names it.
-            if let Some(meta) = compaction::flush_memtable(&self.ctx, frozen, number)? {
+            let hooks = self.table_hooks(compaction::DEFAULT_KEYSPACE_ID);
+            if let Some(meta) = compaction::flush_memtable(&self.ctx, &hooks, frozen, number)? {
                 edit.added.push((0, meta));
             }
         }
@@ -162,12 +164,8 @@ impl Inner {
         }
         let result = (|| {
             self.restart_full_manifest()?;
-            let snapshots = self.snapshots.list();
-            // Output tables come back synced, directory entries included.
-            let edit = compaction::run_compaction(&self.ctx, c, &snapshots, &|| self.versions.new_file_number())?;
-            let added = edit.added.clone();
-            self.versions.log_and_apply(edit)?;
-            Ok(added)
+            // With the keyspace's filter and collector (`db/filters.rs`).
+            self.compact_and_install(c)
         })();
         let added = result.inspect_err(|e| self.background_failed("compaction", e, attempt))?;
         let (output_files, output_bytes) = self.tables_created(&added);
@@ -234,6 +232,9 @@ impl Inner {
         let overlapping = |level: usize| version.level_files(level).iter().any(|f| overlaps(f, start, end));
         let Some(deepest) = (0..version.num_levels()).rev().find(|&l| overlapping(l)) else { return Ok(()) };
         let target = deepest.max(1);
+        // With a compaction filter, tables of the target level that no step
+        // below rewrites are rewritten too, so the filter sees them (`db/filters.rs`).
+        let refilter = self.tables_to_refilter(&version, target);
         drop(version);
         for level in 0..target {
             for _ in 0..MAX_RANGE_STEPS {
@@ -244,7 +245,7 @@ impl Inner {
                 self.run_compaction(&self.waited_for(c))?;
             }
         }
-        Ok(())
+        self.refilter_level(target, &refilter, start, end)
     }
 
     /// Removes files no live version needs. A failure here loses nothing (the
@@ -456,7 +457,7 @@ fn release<T: Send + 'static>(done: T, bytes: usize) {
 }
 
 /// Whether `file` holds user keys in [`start`, `end`] (None = unbounded).
-fn overlaps(file: &FileMeta, start: Option<&[u8]>, end: Option<&[u8]>) -> bool {
+pub(crate) fn overlaps(file: &FileMeta, start: Option<&[u8]>, end: Option<&[u8]>) -> bool {
     let after_start = start.is_none() || start.is_some_and(|s| file.largest.user_key.as_slice() >= s);
     let before_end = end.is_none() || end.is_some_and(|e| file.smallest.user_key.as_slice() <= e);
     after_start && before_end

@@ -570,7 +570,8 @@ fn start(
     };
     if let Some(mem) = replayed_mem.filter(|m| !m.is_empty()) {
         let table = inner.versions.new_file_number();
-        if let Some(meta) = compaction::flush_memtable(&inner.ctx, &Arc::new(mem), table)? {
+        let hooks = inner.table_hooks(compaction::DEFAULT_KEYSPACE_ID);
+        if let Some(meta) = compaction::flush_memtable(&inner.ctx, &hooks, &Arc::new(mem), table)? {
             edit.added.push((0, meta));
         }
     }

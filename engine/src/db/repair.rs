@@ -232,7 +232,8 @@ pub(crate) fn repair(
         options: options.compaction_options(),
     };
     let mut tables = Vec::new();
-    if let Some(meta) = compaction::flush_memtable(&ctx, &memtable, table_number)? {
+    let hooks = options.hooks.for_keyspace(crate::keyspace::DEFAULT_KEYSPACE);
+    if let Some(meta) = compaction::flush_memtable(&ctx, &hooks, &memtable, table_number)? {
         report.new_table = Some(table_name(meta.number));
         tables.push(meta);
     }

@@ -177,7 +177,8 @@ impl Inner {
             })
         });
         let number = self.versions.new_file_number();
-        let applied = compaction::write_sorted_table(&self.ctx, entries, number).map_err(Error::from).and_then(|meta| {
+        let hooks = self.table_hooks(compaction::DEFAULT_KEYSPACE_ID);
+        let applied = compaction::write_sorted_table(&self.ctx, &hooks, entries, number).map_err(Error::from).and_then(|meta| {
             let edit = VersionEdit { last_seqno: Some(last), added: meta.into_iter().map(|m| (0, m)).collect(), ..VersionEdit::default() };
             self.versions.log_and_apply(edit).map_err(Error::from)
         });

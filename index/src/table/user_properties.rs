@@ -66,6 +66,13 @@ pub struct TableContext {
     pub reason: TableReason,
 }
 
+impl TableContext {
+    /// The context of table `file_number`, written for `reason`.
+    pub fn new(file_number: u64, reason: TableReason) -> Self {
+        TableContext { file_number, reason }
+    }
+}
+
 /// Sees each entry added to one table and returns the table's user properties
 /// at its end.
 pub trait TablePropertiesCollector: Send {
