@@ -164,7 +164,8 @@ pub fn run_compaction(
 }
 
 /// [`run_compaction`] with a keyspace's hooks: `hooks.filter` sees the entries
-/// [`crate::filter`] allows (its report comes back with the edit) and
+/// the rules of [`CompactionFilter`](crate::CompactionFilter) allow (its report
+/// comes back with the edit) and
 /// `hooks.properties` collects every output table's user properties.
 pub fn run_compaction_with(
     ctx: &CompactionContext,

@@ -65,9 +65,13 @@ pub struct FilterEntry<'a> {
 /// or rewrites each one. Called from compaction threads, possibly several at
 /// once (a compaction cut into parts), so it must be `Send + Sync`.
 ///
-/// Only entries no live snapshot can read are offered, and only the newest
-/// version of a key with a full value (see the module documentation of the
-/// engine's `Options::with_compaction_filter`).
+/// Offered, in compaction order, only the newest version of each user key
+/// among the compaction's inputs, only when it holds a full value (a `Put`),
+/// and only when its seqno is above every snapshot the compaction knows of, so
+/// no snapshot can read what it changes. Removing writes a tombstone at the
+/// entry's seqno (older versions stay hidden; at the bottommost level the
+/// tombstone and every older version are dropped). Filters run in
+/// compactions only, never in flushes or ingests.
 pub trait CompactionFilter: Send + Sync {
     /// Decides what happens to `entry`. An error keeps the entry unchanged.
     fn filter(&self, entry: &FilterEntry<'_>) -> Result<FilterDecision, HookError>;

@@ -271,6 +271,24 @@ impl Options {
     /// reaches the bottom), so no older version reappears. An error from the
     /// filter keeps the entry as it is and is reported to the event listener
     /// (`docs/design.md`, "Compaction filters").
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use synapsed_storage::{CompactionFilter, FilterDecision, FilterEntry, HookError, Options, DEFAULT_KEYSPACE};
+    ///
+    /// /// Values start with their expiry time (8 bytes, big-endian, ms).
+    /// struct Ttl { now_ms: u64 }
+    ///
+    /// impl CompactionFilter for Ttl {
+    ///     fn filter(&self, entry: &FilterEntry<'_>) -> Result<FilterDecision, HookError> {
+    ///         let expiry = entry.value.get(..8).ok_or_else(|| HookError::new("value without expiry"))?;
+    ///         let expiry = u64::from_be_bytes(expiry.try_into().map_err(|_| HookError::new("short expiry"))?);
+    ///         Ok(if expiry < self.now_ms { FilterDecision::Remove } else { FilterDecision::Keep })
+    ///     }
+    /// }
+    ///
+    /// let options = Options::default().with_compaction_filter(DEFAULT_KEYSPACE, Arc::new(Ttl { now_ms: 1_700_000_000_000 }));
+    /// ```
     #[must_use]
     pub fn with_compaction_filter(mut self, keyspace: &str, filter: Arc<dyn crate::CompactionFilter>) -> Self {
         self.hooks.set_filter(keyspace, filter);
