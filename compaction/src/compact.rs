@@ -16,11 +16,13 @@ use crypto::vfs::Vfs;
 use crypto::KeyManager;
 use index::{
     Direction, Entry, EntryRef, InternalIterator, InternalKey, KeyRange, Memtable, MergingIterator, SeqNo, TableCache,
-    TableOptions, ValueKind,
+    TableOptions, TableReason, ValueKind,
 };
 
 use crate::edit::{FileMeta, VersionEdit};
 use crate::error::{Error, Result};
+use crate::filter::{EntryFilter, FilterTally};
+use crate::hooks::{CompactionOutput, TableHooks};
 use crate::keyspace::DEFAULT_KEYSPACE_ID;
 use crate::level_iter::LevelIterator;
 use crate::retain::Retainer;
@@ -128,20 +130,27 @@ pub struct Compaction {
 
 /// Writes `memtable` as a level-0 table numbered `file_number`; `None` if it is empty.
 ///
-/// Every version is kept (dropping by snapshot is compaction's job). The table is
-/// synced and the directory synced before this returns.
-pub fn flush_memtable(ctx: &CompactionContext, memtable: &Arc<Memtable>, file_number: u64) -> Result<Option<FileMeta>> {
-    flush_memtable_in(ctx, DEFAULT_KEYSPACE_ID, memtable, file_number)
+/// Every version is kept (dropping by snapshot is compaction's job; a flush
+/// runs no compaction filter). The table is synced and the directory synced
+/// before this returns. `hooks.properties` collects its user properties.
+pub fn flush_memtable(ctx: &CompactionContext, hooks: &TableHooks, memtable: &Arc<Memtable>, file_number: u64) -> Result<Option<FileMeta>> {
+    flush_memtable_in(ctx, DEFAULT_KEYSPACE_ID, hooks, memtable, file_number)
 }
 
 /// [`flush_memtable`] for the memtable of `keyspace`: the table is recorded as
-/// one of that keyspace's.
-pub fn flush_memtable_in(ctx: &CompactionContext, keyspace: u32, memtable: &Arc<Memtable>, file_number: u64) -> Result<Option<FileMeta>> {
+/// one of that keyspace's, built with its table options.
+pub fn flush_memtable_in(
+    ctx: &CompactionContext,
+    keyspace: u32,
+    hooks: &TableHooks,
+    memtable: &Arc<Memtable>,
+    file_number: u64,
+) -> Result<Option<FileMeta>> {
     if memtable.is_empty() {
         return Ok(None);
     }
     let mut iter = memtable.iter(KeyRange::all(), Direction::Forward);
-    let mut writer = TableWriter::new(ctx, keyspace);
+    let mut writer = TableWriter::new(ctx, keyspace, hooks, TableReason::Flush);
     let number = || file_number;
     while let Some(entry) = iter.next_entry()? {
         writer.add(&entry, None, &number)?;
@@ -152,22 +161,25 @@ pub fn flush_memtable_in(ctx: &CompactionContext, keyspace: u32, memtable: &Arc<
 /// Writes `entries` to table `file_number` as [`flush_memtable`] writes a
 /// memtable (synced, directory entry included). The entries must come in table
 /// order: user key ascending, then seqno descending. `None` when there are none.
+/// `hooks.properties` collects its user properties; no filter runs.
 pub fn write_sorted_table<'a>(
     ctx: &CompactionContext,
+    hooks: &TableHooks,
     entries: impl Iterator<Item = EntryRef<'a>>,
     file_number: u64,
 ) -> Result<Option<FileMeta>> {
-    write_sorted_table_in(ctx, DEFAULT_KEYSPACE_ID, entries, file_number)
+    write_sorted_table_in(ctx, DEFAULT_KEYSPACE_ID, hooks, entries, file_number)
 }
 
 /// [`write_sorted_table`] for a table of `keyspace`.
 pub fn write_sorted_table_in<'a>(
     ctx: &CompactionContext,
     keyspace: u32,
+    hooks: &TableHooks,
     entries: impl Iterator<Item = EntryRef<'a>>,
     file_number: u64,
 ) -> Result<Option<FileMeta>> {
-    let mut writer = TableWriter::new(ctx, keyspace);
+    let mut writer = TableWriter::new(ctx, keyspace, hooks, TableReason::Ingest);
     let number = || file_number;
     let mut entry = Entry { key: InternalKey { user_key: Vec::new(), seqno: 0, kind: ValueKind::Put }, value: Vec::new() };
     for e in entries {
@@ -198,6 +210,20 @@ pub fn run_compaction(
     snapshots: &[SeqNo],
     new_file_number: &(dyn Fn() -> u64 + Sync),
 ) -> Result<VersionEdit> {
+    run_compaction_with(ctx, compaction, snapshots, &TableHooks::default(), new_file_number).map(|out| out.edit)
+}
+
+/// [`run_compaction`] with a keyspace's hooks: `hooks.filter` sees the entries
+/// the rules of [`CompactionFilter`](crate::CompactionFilter) allow (its report
+/// comes back with the edit) and
+/// `hooks.properties` collects every output table's user properties.
+pub fn run_compaction_with(
+    ctx: &CompactionContext,
+    compaction: &Compaction,
+    snapshots: &[SeqNo],
+    hooks: &TableHooks,
+    new_file_number: &(dyn Fn() -> u64 + Sync),
+) -> Result<CompactionOutput> {
     let level = compaction.level;
     let output_level = level + 1;
     if output_level >= ctx.options.num_levels.max(2) {
@@ -206,13 +232,16 @@ pub fn run_compaction(
     let parts = split::plan(ctx, compaction)?;
     // Set by a part that failed, so the others stop early; its error is the one returned.
     let stop = AtomicBool::new(false);
-    let results = run_parts(&parts, &stop, |range| run_part(ctx, compaction, range, snapshots, new_file_number, &stop));
+    let tally = FilterTally::default();
+    let job = PartJob { ctx, compaction, snapshots, hooks, tally: &tally, new_file_number, stop: &stop };
+    let results = run_parts(&parts, &stop, |range| run_part(&job, range));
     // Returning early drops every writer, which removes all their tables.
     let writers = results.into_iter().collect::<Result<Vec<_>>>()?;
     let outputs = writer::commit(ctx, writers)?;
     let mut deleted: Vec<(usize, u64)> = compaction.inputs.iter().map(|f| (level, f.number)).collect();
     deleted.extend(compaction.next_inputs.iter().map(|f| (output_level, f.number)));
-    Ok(VersionEdit { deleted, added: outputs.into_iter().map(|f| (output_level, f)).collect(), ..Default::default() })
+    let edit = VersionEdit { deleted, added: outputs.into_iter().map(|f| (output_level, f)).collect(), ..Default::default() };
+    Ok(CompactionOutput { edit, filter: tally.report() })
 }
 
 /// Runs `run` for every range of `parts`: the first on the calling thread, each
@@ -261,12 +290,13 @@ fn run_parts<'a>(
 /// the directory; on error none is left.
 pub fn flush_memtable_in_parts(
     ctx: &CompactionContext,
+    hooks: &TableHooks,
     memtable: &Arc<Memtable>,
     like: &[Arc<FileMeta>],
     max_parts: usize,
     new_file_number: &(dyn Fn() -> u64 + Sync),
 ) -> Result<Vec<FileMeta>> {
-    flush_memtable_in_parts_in(ctx, DEFAULT_KEYSPACE_ID, memtable, like, max_parts, new_file_number)
+    flush_memtable_in_parts_in(ctx, DEFAULT_KEYSPACE_ID, hooks, memtable, like, max_parts, new_file_number)
 }
 
 /// [`flush_memtable_in_parts`] for the memtable of `keyspace`: the tables are
@@ -274,6 +304,7 @@ pub fn flush_memtable_in_parts(
 pub fn flush_memtable_in_parts_in(
     ctx: &CompactionContext,
     keyspace: u32,
+    hooks: &TableHooks,
     memtable: &Arc<Memtable>,
     like: &[Arc<FileMeta>],
     max_parts: usize,
@@ -286,7 +317,7 @@ pub fn flush_memtable_in_parts_in(
     let stop = AtomicBool::new(false);
     let results = run_parts(&parts, &stop, |range| {
         let mut iter = memtable.iter(range.clone(), Direction::Forward);
-        let mut writer = TableWriter::new(ctx, keyspace);
+        let mut writer = TableWriter::new(ctx, keyspace, hooks, TableReason::Flush);
         while let Some(entry) = iter.next_entry()? {
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -300,17 +331,23 @@ pub fn flush_memtable_in_parts_in(
     writer::commit(ctx, writers)
 }
 
+/// What every part of one compaction shares.
+#[derive(Clone, Copy)]
+struct PartJob<'a> {
+    ctx: &'a CompactionContext,
+    compaction: &'a Compaction,
+    snapshots: &'a [SeqNo],
+    hooks: &'a TableHooks,
+    tally: &'a FilterTally,
+    new_file_number: &'a (dyn Fn() -> u64 + Sync),
+    stop: &'a AtomicBool,
+}
+
 /// Merges the part of every input of `compaction` that lies in `range` and
 /// writes what the drop rules keep. Stops early, with what it wrote so far,
 /// once `stop` is set.
-fn run_part<'a>(
-    ctx: &'a CompactionContext,
-    compaction: &Compaction,
-    range: &KeyRange,
-    snapshots: &[SeqNo],
-    new_file_number: &(dyn Fn() -> u64 + Sync),
-    stop: &AtomicBool,
-) -> Result<TableWriter<'a>> {
+fn run_part<'a>(job: &PartJob<'a>, range: &KeyRange) -> Result<TableWriter<'a>> {
+    let PartJob { ctx, compaction, snapshots, hooks, tally, new_file_number, stop } = *job;
     let in_range = |files: &[Arc<FileMeta>]| -> Vec<Arc<FileMeta>> { files.iter().filter(|f| overlaps_range(f, range)).cloned().collect() };
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
     if compaction.level == 0 {
@@ -329,12 +366,15 @@ fn run_part<'a>(
     }
     let mut merged = MergingIterator::new(children, Direction::Forward);
     let mut retainer = Retainer::new(snapshots, compaction.bottommost);
-    let mut writer = TableWriter::new(ctx, compaction.keyspace);
+    let mut filter = EntryFilter::new(hooks.filter.as_deref(), snapshots, compaction.level + 1, tally);
+    let mut writer = TableWriter::new(ctx, compaction.keyspace, hooks, TableReason::Compaction);
     let split_at = Some(ctx.options.target_file_size_bytes.max(1));
-    while let Some(entry) = merged.next_entry()? {
+    while let Some(mut entry) = merged.next_entry()? {
         if stop.load(Ordering::Relaxed) {
             break;
         }
+        // The filter may turn the entry into a tombstone before the drop rules see it.
+        filter.apply(&mut entry);
         if retainer.keep(&entry.key) {
             writer.add(&entry, split_at, new_file_number)?;
         }

@@ -7,11 +7,13 @@
 mod compact;
 mod edit;
 mod error;
+mod filter;
 mod format;
 #[doc(hidden)]
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod gc;
+mod hooks;
 mod keyspace;
 mod level_iter;
 mod manifest;
@@ -23,10 +25,12 @@ mod version_set;
 mod writer;
 
 pub use compact::{
-    KeyspaceTables,
     flush_memtable, flush_memtable_in, flush_memtable_in_parts, flush_memtable_in_parts_in, run_compaction,
-    write_sorted_table, write_sorted_table_in, Compaction, CompactionContext, CompactionOptions,
+    run_compaction_with, write_sorted_table, write_sorted_table_in, Compaction, CompactionContext, CompactionOptions,
+    KeyspaceTables,
 };
+pub use filter::{CompactionFilter, FilterDecision, FilterEntry, FilterReport};
+pub use hooks::{CompactionOutput, TableHooks};
 pub use edit::{FileMeta, VersionEdit, WalSegment};
 pub use error::{Error, ManifestFailure, Result};
 pub use keyspace::{check_keyspace_name, KeyspaceMeta, KeyspaceTableOptions, DEFAULT_KEYSPACE_ID, MAX_KEYSPACE_NAME_LEN, MAX_KEYSPACE_OPTIONS_LEN};

@@ -9,11 +9,12 @@
 
 use std::path::PathBuf;
 
-use index::{Entry, TableBuilder, TableCache};
+use index::{Entry, TableBuilder, TableCache, TableContext, TableReason};
 
 use crate::compact::CompactionContext;
 use crate::edit::FileMeta;
 use crate::error::{Error, Result};
+use crate::hooks::TableHooks;
 
 fn table_name(number: u64) -> String {
     crypto::names::table_file(number)
@@ -30,13 +31,27 @@ pub(crate) struct TableWriter<'a> {
     keyspace: u32,
     /// How its tables are built.
     table: index::TableOptions,
+    /// The keyspace's hooks, and why its tables are written (for the collector).
+    hooks: &'a TableHooks,
+    reason: TableReason,
 }
 
 impl<'a> TableWriter<'a> {
-    /// A writer of tables of `keyspace`.
-    pub(crate) fn new(ctx: &'a CompactionContext, keyspace: u32) -> Self {
+    /// A writer of tables of `keyspace` for `reason`, each given a collector of
+    /// `hooks`' factory, if any.
+    pub(crate) fn new(ctx: &'a CompactionContext, keyspace: u32, hooks: &'a TableHooks, reason: TableReason) -> Self {
         let table = ctx.table_options(keyspace);
-        TableWriter { ctx, open: None, last_user_key: Vec::new(), finished: Vec::new(), created: Vec::new(), keyspace, table }
+        TableWriter {
+            ctx,
+            open: None,
+            last_user_key: Vec::new(),
+            finished: Vec::new(),
+            created: Vec::new(),
+            keyspace,
+            table,
+            hooks,
+            reason,
+        }
     }
 
     fn start(&mut self, number: u64) -> Result<()> {
@@ -48,7 +63,10 @@ impl<'a> TableWriter<'a> {
         let epoch = self.ctx.keys.current_epoch();
         let file = self.ctx.vfs.create(&path).map_err(|e| Error::io(&name, e))?;
         self.created.push(path);
-        let builder = TableBuilder::new(file, &self.ctx.keys, number, &name, self.table.clone())?;
+        let mut builder = TableBuilder::new(file, &self.ctx.keys, number, &name, self.table.clone())?;
+        if let Some(factory) = &self.hooks.properties {
+            builder.set_properties_collector(factory.create(&TableContext::new(number, self.reason)));
+        }
         self.open = Some((number, epoch, builder));
         Ok(())
     }

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use compaction::{
-    flush_memtable, pick_compaction, pick_range_compaction, run_compaction, CompactionContext, CompactionOptions, Version, VersionSet,
+    flush_memtable, pick_compaction, pick_range_compaction, run_compaction, CompactionContext, CompactionOptions, TableHooks, Version,
+    VersionSet,
 };
 use crypto::vfs::{SimVfs, Vfs};
 use crypto::KeyManager;
@@ -77,7 +78,7 @@ impl Fixture {
             model.insert((k, *seqno), (kind, value));
         }
         let number = self.vs.new_file_number();
-        let meta = flush_memtable(&self.ctx, &mem, number).unwrap().unwrap();
+        let meta = flush_memtable(&self.ctx, &TableHooks::default(), &mem, number).unwrap().unwrap();
         assert_eq!(meta.number, number);
         assert_eq!(meta.entries, n as u64);
         assert_eq!(meta.max_seqno, *seqno);
@@ -303,7 +304,7 @@ fn bottom_compaction_without_snapshots_keeps_exactly_the_live_keys() {
 fn empty_memtable_flushes_to_nothing() {
     let f = fixture();
     let files = f.sim.list_files();
-    assert!(flush_memtable(&f.ctx, &Arc::new(Memtable::new(1)), 99).unwrap().is_none());
+    assert!(flush_memtable(&f.ctx, &TableHooks::default(), &Arc::new(Memtable::new(1)), 99).unwrap().is_none());
     assert_eq!(f.sim.list_files(), files);
 }
 
@@ -595,7 +596,7 @@ fn a_flush_in_parts_writes_the_memtable_as_disjoint_tables() {
         want.push(e);
     }
     for (parts, like) in [(1, &like[..]), (4, &like[..]), (4, &[][..])] {
-        let tables = compaction::flush_memtable_in_parts(&f.ctx, &mem, like, parts, &|| f.vs.new_file_number()).unwrap();
+        let tables = compaction::flush_memtable_in_parts(&f.ctx, &TableHooks::default(), &mem, like, parts, &|| f.vs.new_file_number()).unwrap();
         let edit = compaction::VersionEdit { added: tables.iter().map(|m| (0, m.clone())).collect(), ..Default::default() };
         assert_eq!(written(&f, &edit), want, "{parts} parts, {} tables to follow", like.len());
         let expect = if like.is_empty() { 1 } else { parts };
@@ -606,7 +607,7 @@ fn a_flush_in_parts_writes_the_memtable_as_disjoint_tables() {
     let mut k = 0;
     while let Err(e) = {
         f.sim.fail_write_after(k);
-        let result = compaction::flush_memtable_in_parts(&f.ctx, &mem, &like, 4, &|| f.vs.new_file_number());
+        let result = compaction::flush_memtable_in_parts(&f.ctx, &TableHooks::default(), &mem, &like, 4, &|| f.vs.new_file_number());
         f.sim.clear_faults();
         result
     } {

@@ -4,6 +4,7 @@
 
 mod background;
 mod cursor;
+mod filters;
 mod inner;
 mod keys;
 mod iter;
@@ -20,6 +21,7 @@ mod refresh;
 mod repair;
 mod secure_delete;
 mod snapshot;
+mod table_properties;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -50,6 +52,7 @@ pub use cursor::{Cursor, IterOptions};
 
 pub use keys::{EpochFiles, RekeyReport, RotationProgress, RotationReport};
 pub use secure_delete::SecureDeleteReport;
+pub use table_properties::TableProperties;
 pub(crate) use limits::{is_enospc, MANIFEST_FILE_DESCRIPTION, TABLE_MAX_KEY_BYTES, TABLE_MAX_VALUE_BYTES};
 
 /// How often a read-only open starts over when a file vanished under it.

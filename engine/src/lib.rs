@@ -30,6 +30,7 @@ mod format;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod freshness;
+mod hooks;
 mod keyspace;
 mod options;
 
@@ -43,6 +44,11 @@ pub use events::{
 };
 pub use db::{BlockCounts, LostFile, RepairReport, LOST_DIR};
 pub use freshness::FreshnessCounter;
+pub use hooks::{
+    CollectedEntry, CompactionFilter, FilterDecision, FilterEntry, HookError, TableContext, TablePropertiesCollector,
+    TablePropertiesCollectorFactory, TableReason, UserProperties, ValueKind, MAX_PROPERTY_NAME_BYTES, MAX_USER_PROPERTIES_BYTES,
+};
+pub use db::TableProperties;
 pub use keyspace::{Keyspace, KeyspaceOptions, DEFAULT_KEYSPACE, INTERNAL_KEYSPACE_PREFIX};
 pub use options::{Options, SyncPolicy};
 

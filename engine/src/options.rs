@@ -160,6 +160,10 @@ pub struct Options {
     /// Told of flushes, compactions, write stalls, background failures and
     /// files created and removed (see [`crate::EventListener`]); none by default.
     pub event_listener: Option<Arc<dyn crate::EventListener>>,
+    /// Compaction filters and table-properties collectors by keyspace name
+    /// (set with [`Options::with_compaction_filter`] and
+    /// [`Options::with_table_properties_collector`]).
+    pub(crate) hooks: crate::hooks::HookRegistry,
 }
 
 impl Default for Options {
@@ -199,6 +203,7 @@ impl Default for Options {
             read_only: false,
             freshness_counter: None,
             event_listener: None,
+            hooks: crate::hooks::HookRegistry::default(),
         }
     }
 }
@@ -253,6 +258,59 @@ setters! {
     with_read_only => read_only: bool;
     with_freshness_counter => freshness_counter: Option<Arc<dyn crate::FreshnessCounter>>;
     with_event_listener => event_listener: Option<Arc<dyn crate::EventListener>>;
+}
+
+impl Options {
+    /// Returns these options with `filter` as the compaction filter of the
+    /// keyspace named `keyspace` ([`crate::DEFAULT_KEYSPACE`] for the default
+    /// keyspace), replacing any set before. The filter sees entries as
+    /// compactions rewrite them (not at flush or ingest) and keeps, removes or
+    /// rewrites each one. It is offered only the newest version of a key
+    /// holding a value, and only when no snapshot can read it; a removal
+    /// writes a tombstone (dropped with every older version once a compaction
+    /// reaches the bottom), so no older version reappears. An error from the
+    /// filter keeps the entry as it is and is reported to the event listener
+    /// (`docs/design.md`, "Compaction filters").
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use synapsed_storage::{CompactionFilter, FilterDecision, FilterEntry, HookError, Options, DEFAULT_KEYSPACE};
+    ///
+    /// /// Values start with their expiry time (8 bytes, big-endian, ms).
+    /// struct Ttl { now_ms: u64 }
+    ///
+    /// impl CompactionFilter for Ttl {
+    ///     fn filter(&self, entry: &FilterEntry<'_>) -> Result<FilterDecision, HookError> {
+    ///         let expiry = entry.value.get(..8).ok_or_else(|| HookError::new("value without expiry"))?;
+    ///         let expiry = u64::from_be_bytes(expiry.try_into().map_err(|_| HookError::new("short expiry"))?);
+    ///         Ok(if expiry < self.now_ms { FilterDecision::Remove } else { FilterDecision::Keep })
+    ///     }
+    /// }
+    ///
+    /// let options = Options::default().with_compaction_filter(DEFAULT_KEYSPACE, Arc::new(Ttl { now_ms: 1_700_000_000_000 }));
+    /// ```
+    #[must_use]
+    pub fn with_compaction_filter(mut self, keyspace: &str, filter: Arc<dyn crate::CompactionFilter>) -> Self {
+        self.hooks.set_filter(keyspace, filter);
+        self
+    }
+
+    /// Returns these options with `factory` making a collector for every table
+    /// written for the keyspace named `keyspace` (by flushes, compactions and
+    /// large batches written straight to a table). What a collector returns is
+    /// sealed into its table's properties block and read back with
+    /// [`crate::Db::table_properties`]; at most
+    /// [`MAX_USER_PROPERTIES_BYTES`](crate::MAX_USER_PROPERTIES_BYTES) per
+    /// table, else that table's write fails.
+    #[must_use]
+    pub fn with_table_properties_collector(
+        mut self,
+        keyspace: &str,
+        factory: Arc<dyn crate::TablePropertiesCollectorFactory>,
+    ) -> Self {
+        self.hooks.set_collector(keyspace, factory);
+        self
+    }
 }
 
 impl Options {
@@ -355,6 +413,10 @@ impl Options {
         }
         if self.l0_slowdown_trigger > self.l0_stop_trigger {
             return bad("l0_slowdown_trigger must not exceed l0_stop_trigger");
+        }
+        for name in self.hooks.names() {
+            compaction::check_keyspace_name(name)
+                .map_err(|e| crate::Error::InvalidArgument(format!("option compaction filter or properties collector: {e}")))?;
         }
         Ok(())
     }

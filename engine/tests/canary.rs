@@ -4,14 +4,20 @@
 //! every file under the store directory is searched for every marker (and for
 //! halves of them, so a marker split across a boundary is found too). Runs with
 //! compression on and off, since an uncompressed block is the easiest place for
-//! plaintext to slip through.
+//! plaintext to slip through. Every table also carries a user property whose
+//! name and value are markers (the value with the table's first key).
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use rand::{Rng, RngCore};
-use synapsed_storage::{Argon2Params, Compression, Credential, Db, KeyspaceOptions, Options, WriteBatch};
+use synapsed_storage::{
+    Argon2Params, CollectedEntry, Compression, Credential, Db, HookError, KeyspaceOptions, Options, TableContext,
+    TablePropertiesCollector, TablePropertiesCollectorFactory, UserProperties, WriteBatch, DEFAULT_KEYSPACE,
+};
 
 const PASSPHRASE: &str = "canary passphrase";
 
@@ -39,6 +45,47 @@ fn big_value(rng: &mut impl Rng, marker: &str) -> Vec<u8> {
     }
     v.truncate(100 << 10);
     v
+}
+
+/// Writes a user property named by a marker into every table, whose value is
+/// another marker followed by the table's first key (a key marker too).
+struct MarkerProperties {
+    name: String,
+    value: String,
+}
+
+struct MarkerCollector {
+    name: String,
+    value: Vec<u8>,
+}
+
+impl TablePropertiesCollectorFactory for MarkerProperties {
+    fn create(&self, _: &TableContext) -> Box<dyn TablePropertiesCollector> {
+        Box::new(MarkerCollector { name: self.name.clone(), value: self.value.clone().into_bytes() })
+    }
+}
+
+impl TablePropertiesCollector for MarkerCollector {
+    fn add(&mut self, entry: &CollectedEntry<'_>) {
+        if !self.value.contains(&b'|') {
+            self.value.push(b'|');
+            self.value.extend_from_slice(entry.key);
+        }
+    }
+
+    fn finish(&mut self) -> Result<UserProperties, HookError> {
+        Ok(UserProperties::from([(self.name.clone(), self.value.clone())]))
+    }
+}
+
+/// Every table carries the marker property (so the search had it to find).
+fn assert_tables_have_property(db: &Db, name: &str, value: &str, stage: &str) {
+    let tables = db.table_properties().unwrap();
+    assert!(!tables.is_empty(), "{stage}: no table");
+    for t in tables {
+        let v = t.user_properties.get(name).unwrap_or_else(|| panic!("{stage}: table {} lacks the property", t.file_number));
+        assert!(v.starts_with(value.as_bytes()), "{stage}: table {} property differs", t.file_number);
+    }
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -117,12 +164,16 @@ fn run(compression: Compression) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
     let cred = Credential::passphrase(PASSPHRASE);
+    // Table user properties: names and values are sealed with the properties block.
+    let (prop_name, prop_value) = (marker(&mut rng, "property-name"), marker(&mut rng, "property-value"));
+    let collector = Arc::new(MarkerProperties { name: prop_name.clone(), value: prop_value.clone() });
     let options = Options::tiny_for_tests()
         .with_compression(compression)
         .with_background_compaction(false)
-        .with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 });
+        .with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 })
+        .with_table_properties_collector(DEFAULT_KEYSPACE, collector);
     let db = Db::create(&dir, &cred, options.clone()).unwrap();
-    let mut markers = Markers { all: Vec::new(), model: Vec::new(), ks_model: Vec::new() };
+    let mut markers = Markers { all: vec![prop_name.clone(), prop_value.clone()], model: Vec::new(), ks_model: Vec::new() };
     let tag = format!("{compression:?}");
 
     // Stage 1: single puts, still only in the WAL (and memtable).
@@ -189,6 +240,7 @@ fn run(compression: Compression) {
     let after_flush = db.stats();
     assert!(after_flush.files_per_level.iter().sum::<usize>() > 0, "{tag}: flush made no table");
     assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after flush"));
+    assert_tables_have_property(&db, &prop_name, &prop_value, &format!("{tag}: after flush"));
 
     // More writes after the flush, so compaction merges overlapping tables.
     for i in 0..30 {
@@ -206,6 +258,7 @@ fn run(compression: Compression) {
     db.compact_range_in(&ks, None, None).unwrap();
     assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after compaction"));
     assert_reads_back(&db, &markers, &format!("{tag}: after compaction"));
+    assert_tables_have_property(&db, &prop_name, &prop_value, &format!("{tag}: after compaction"));
 
     // Stage 5: close.
     db.close().unwrap();
@@ -219,6 +272,7 @@ fn run(compression: Compression) {
     // Stage 6: reopen, read everything, write a little more, close again.
     let db = Db::open(&dir, &cred, options.clone()).unwrap();
     assert_reads_back(&db, &markers, &format!("{tag}: after reopen"));
+    assert_tables_have_property(&db, &prop_name, &prop_value, &format!("{tag}: after reopen"));
     for name in &ks_names {
         assert!(db.keyspace(name).unwrap().is_some(), "{tag}: keyspace lost by the reopen");
     }

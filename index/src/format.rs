@@ -39,11 +39,21 @@ pub(crate) const MAX_VALUE_BYTES: usize = 64 << 20;
 pub(crate) const INDEX_RESTART_INTERVAL: usize = 16;
 /// The builder hands its buffer to the file once this many bytes are pending.
 pub(crate) const WRITE_BUFFER_BYTES: usize = 64 << 10;
+/// Version byte that starts the user-properties section of a properties block
+/// (the fixed part without a section is the block's first layout, version 1).
+pub(crate) const USER_PROPERTIES_VERSION: u8 = 2;
+/// Most bytes the user-properties section of one table may take: small
+/// per-table facts (timestamps, fingerprints), not data.
+pub const MAX_USER_PROPERTIES_BYTES: usize = 64 << 10;
+/// Longest user property name in bytes (its length is one byte on disk).
+pub const MAX_PROPERTY_NAME_BYTES: usize = 255;
 
 const _: () = assert!(FOOTER_LEN == 28);
 const _: () = assert!(FOOTER_CRC_AT + 4 + TABLE_MAGIC.len() == FOOTER_LEN);
 const _: () = assert!(MAX_USER_KEY_BYTES + 8 + MAX_VALUE_BYTES + 64 < MAX_BLOCK_BYTES);
 const _: () = assert!(MAX_BLOCK_BYTES < u32::MAX as usize);
+const _: () = assert!(MAX_PROPERTY_NAME_BYTES <= u8::MAX as usize);
+const _: () = assert!(MAX_USER_PROPERTIES_BYTES + 2 * (MAX_USER_KEY_BYTES + 12) + 56 < MAX_BLOCK_BYTES);
 
 /// Where a block lives: its offset in the file and its size on disk (tags included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

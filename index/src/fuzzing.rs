@@ -49,6 +49,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
 const DOC_HEADER_LEN: u64 = 84;
 const DOC_FOOTER_MAGIC: [u8; 8] = [0x53, 0x59, 0x4e, 0x53, 0x53, 0x54, 0x01, 0x00];
 const DOC_MAX_KEY_FIELD: usize = (1 << 20) + 8;
+const DOC_MAX_USER_PROPERTIES: usize = 64 << 10;
 
 const _: () = assert!(DOC_HEADER_LEN == FILE_HEADER_LEN as u64);
 
@@ -420,7 +421,31 @@ pub fn sst_properties(data: &[u8]) {
             keys.push(key);
             pos += 4 + len;
         }
-        (pos == data.len()).then_some(keys)
+        if pos == data.len() {
+            return Some(keys);
+        }
+        // The user-properties section: version 2, count u32 >= 1, then per
+        // property name_len u8 >= 1 | UTF-8 name | value_len u32 | value, names
+        // strictly ascending, at most 64 KiB in all, nothing after.
+        if data.len() - pos > DOC_MAX_USER_PROPERTIES || *data.get(pos)? != 2 {
+            return None;
+        }
+        let count = le_u32(data, pos + 1)?;
+        pos += 5;
+        let mut last: Option<&[u8]> = None;
+        for _ in 0..count {
+            let name_len = usize::from(*data.get(pos)?);
+            let name = data.get(pos + 1..pos + 1 + name_len)?;
+            if name_len == 0 || std::str::from_utf8(name).is_err() || last.is_some_and(|l| l >= name) {
+                return None;
+            }
+            last = Some(name);
+            pos += 1 + name_len;
+            let value_len = usize::try_from(le_u32(data, pos)?).ok()?;
+            data.get(pos + 4..pos + 4 + value_len)?;
+            pos += 4 + value_len;
+        }
+        (count > 0 && pos == data.len()).then_some(keys)
     })();
     match (Properties::decode(data), model) {
         (Ok(props), Some(keys)) => {
@@ -922,6 +947,7 @@ fn properties_seeds() -> Vec<(String, Vec<u8>)> {
         max_seqno: 3,
         smallest: InternalKey::new(smallest.to_vec(), 3, ValueKind::Put),
         largest: InternalKey::new(largest.to_vec(), 2, ValueKind::Delete),
+        user: Default::default(),
     };
     let good = props(b"apple", b"apricot").encode();
     let n = good.len();
@@ -936,6 +962,15 @@ fn properties_seeds() -> Vec<(String, Vec<u8>)> {
         ("key_len_huge".to_string(), with_byte(good.clone(), 59, 0xff)),
         ("unknown_kind".to_string(), with_byte(good.clone(), 60 + 5, 9)),
         ("empty".to_string(), Vec::new()),
+        ("user_properties".to_string(), {
+            let mut p = props(b"apple", b"apricot");
+            p.user.insert("ts.max".into(), 9u64.to_le_bytes().to_vec());
+            p.user.insert("ts.min".into(), 1u64.to_le_bytes().to_vec());
+            p.encode()
+        }),
+        ("user_properties_unsorted".to_string(), {
+            [good.clone(), vec![2, 2, 0, 0, 0, 1, b'b', 0, 0, 0, 0, 1, b'a', 0, 0, 0, 0]].concat()
+        }),
     ]
 }
 

@@ -21,3 +21,8 @@ pub use memtable::Memtable;
 pub use table::{
     salvage_table, BlockCache, Compression, Salvage, TableBuilder, TableCache, TableInfo, TableOptions, TableReader,
 };
+pub use format::{MAX_PROPERTY_NAME_BYTES, MAX_USER_PROPERTIES_BYTES};
+pub use table::{
+    CollectedEntry, HookError, TableContext, TablePropertiesCollector, TablePropertiesCollectorFactory, TableReason,
+    UserProperties,
+};

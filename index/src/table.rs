@@ -10,11 +10,16 @@ mod cache;
 pub(crate) mod properties;
 pub(crate) mod reader;
 mod salvage;
+mod user_properties;
 
 pub use builder::TableBuilder;
 pub use cache::{BlockCache, TableCache};
 pub use reader::TableReader;
 pub use salvage::{salvage_table, Salvage};
+pub use user_properties::{
+    CollectedEntry, HookError, TableContext, TablePropertiesCollector, TablePropertiesCollectorFactory, TableReason,
+    UserProperties,
+};
 
 use crate::key::{InternalKey, SeqNo};
 

@@ -115,17 +115,26 @@ impl Inner {
         let memtables = std::iter::once((compaction::DEFAULT_KEYSPACE_ID, frozen)).chain(frozen_in.iter().map(|(id, m)| (*id, m)));
         for (keyspace, memtable) in memtables {
             let Some(levels) = version.keyspace_levels(keyspace) else { continue };
+            let hooks = self.table_hooks(keyspace);
             if parts > 1 {
                 // The tables of one flush hold disjoint key ranges, so a key is in
                 // at most one of them, as in the single table of a plain flush.
                 let like: Vec<Arc<FileMeta>> = levels.own_files().map(|(_, f)| Arc::clone(f)).collect();
-                let tables = compaction::flush_memtable_in_parts_in(&self.ctx, keyspace, memtable, &like, parts, &|| self.versions.new_file_number())?;
+                let tables = compaction::flush_memtable_in_parts_in(
+                    &self.ctx,
+                    keyspace,
+                    &hooks,
+                    memtable,
+                    &like,
+                    parts,
+                    &|| self.versions.new_file_number(),
+                )?;
                 edit.added.extend(tables.into_iter().map(|meta| (0, meta)));
             } else if !memtable.is_empty() {
                 let number = self.versions.new_file_number();
                 // The table is synced and its directory entry made durable by
                 // `flush_memtable_in` itself, before the edit below names it.
-                if let Some(meta) = compaction::flush_memtable_in(&self.ctx, keyspace, memtable, number)? {
+                if let Some(meta) = compaction::flush_memtable_in(&self.ctx, keyspace, &hooks, memtable, number)? {
                     edit.added.push((0, meta));
                 }
             }
@@ -185,12 +194,8 @@ impl Inner {
         }
         let result = (|| {
             self.restart_full_manifest()?;
-            let snapshots = self.snapshots.list();
-            // Output tables come back synced, directory entries included.
-            let edit = compaction::run_compaction(&self.ctx, c, &snapshots, &|| self.versions.new_file_number())?;
-            let added = edit.added.clone();
-            self.versions.log_and_apply(edit)?;
-            Ok(added)
+            // With the keyspace's filter and collector (`db/filters.rs`).
+            self.compact_and_install(c)
         })();
         let added = result.inspect_err(|e| self.background_failed("compaction", e, attempt))?;
         let (output_files, output_bytes) = self.tables_created(&added);
@@ -272,6 +277,9 @@ impl Inner {
         let overlapping = |level: usize| version.level_files(level).iter().any(|f| overlaps(f, start, end));
         let Some(deepest) = (0..version.num_levels()).rev().find(|&l| overlapping(l)) else { return Ok(()) };
         let target = deepest.max(1);
+        // With a compaction filter, tables of the target level that no step
+        // below rewrites are rewritten too, so the filter sees them (`db/filters.rs`).
+        let refilter = self.tables_to_refilter(&version, target);
         drop(version);
         for level in 0..target {
             for _ in 0..MAX_RANGE_STEPS {
@@ -282,7 +290,7 @@ impl Inner {
                 self.run_compaction(&self.waited_for(c))?;
             }
         }
-        Ok(())
+        self.refilter_level(id, target, &refilter, start, end)
     }
 
     /// Removes files no live version needs. A failure here loses nothing (the
@@ -494,7 +502,7 @@ fn release<T: Send + 'static>(done: T, bytes: usize) {
 }
 
 /// Whether `file` holds user keys in [`start`, `end`] (None = unbounded).
-fn overlaps(file: &FileMeta, start: Option<&[u8]>, end: Option<&[u8]>) -> bool {
+pub(crate) fn overlaps(file: &FileMeta, start: Option<&[u8]>, end: Option<&[u8]>) -> bool {
     let after_start = start.is_none() || start.is_some_and(|s| file.largest.user_key.as_slice() >= s);
     let before_end = end.is_none() || end.is_some_and(|e| file.smallest.user_key.as_slice() <= e);
     after_start && before_end

@@ -589,13 +589,15 @@ fn start(
     // edit (an atomic flush, as at a memtable switch).
     if let Some(mem) = replayed_mem.filter(|m| !m.is_empty()) {
         let table = inner.versions.new_file_number();
-        if let Some(meta) = compaction::flush_memtable(&inner.ctx, &Arc::new(mem), table)? {
+        let hooks = inner.table_hooks(compaction::DEFAULT_KEYSPACE_ID);
+        if let Some(meta) = compaction::flush_memtable(&inner.ctx, &hooks, &Arc::new(mem), table)? {
             edit.added.push((0, meta));
         }
     }
     for (id, mem) in replayed_in.into_iter().filter(|(_, m)| !m.is_empty()) {
         let table = inner.versions.new_file_number();
-        if let Some(meta) = compaction::flush_memtable_in(&inner.ctx, id, &Arc::new(mem), table)? {
+        let hooks = inner.table_hooks(id);
+        if let Some(meta) = compaction::flush_memtable_in(&inner.ctx, id, &hooks, &Arc::new(mem), table)? {
             edit.added.push((0, meta));
         }
     }

@@ -277,7 +277,13 @@ pub(crate) fn repair(
     let mut tables = Vec::new();
     for (keyspace, memtable) in &memtables {
         table_number += 1;
-        if let Some(meta) = compaction::flush_memtable_in(&ctx, *keyspace, memtable, table_number)? {
+        let name = if *keyspace == compaction::DEFAULT_KEYSPACE_ID {
+            Some(crate::keyspace::DEFAULT_KEYSPACE.to_owned())
+        } else {
+            keyspaces.iter().flat_map(|(k, _)| k).find(|k| k.id == *keyspace).map(|k| k.name.clone())
+        };
+        let hooks = name.map(|n| options.hooks.for_keyspace(&n)).unwrap_or_default();
+        if let Some(meta) = compaction::flush_memtable_in(&ctx, *keyspace, &hooks, memtable, table_number)? {
             // The default keyspace's table, or the first one there is.
             if report.new_table.is_none() || *keyspace == compaction::DEFAULT_KEYSPACE_ID {
                 report.new_table = Some(table_name(meta.number));

@@ -40,6 +40,20 @@ impl SnapshotRegistry {
         self.live.lock().keys().copied().collect()
     }
 
+    /// Runs `install` while no snapshot can be taken, unless a live snapshot
+    /// is at or above `seqno` (then `None`, and `install` is not run). A
+    /// compaction whose filter changed an entry at `seqno` installs its output
+    /// through this, so a snapshot taken while it ran, which could read the
+    /// entry, never sees it change: either the check finds it, or it is taken
+    /// after the install and reads the new version from the start.
+    pub(crate) fn install_unless_any_at_or_above<R>(&self, seqno: SeqNo, install: impl FnOnce() -> R) -> Option<R> {
+        let live = self.live.lock();
+        if live.range(seqno..).next().is_some() {
+            return None;
+        }
+        Some(install())
+    }
+
     fn release(&self, seqno: SeqNo) {
         let mut live = self.live.lock();
         if let Some(count) = live.get_mut(&seqno) {
@@ -83,5 +97,17 @@ mod tests {
         assert_eq!(reg.list(), vec![9]);
         drop(c);
         assert!(reg.list().is_empty());
+    }
+
+    #[test]
+    fn install_runs_only_without_a_snapshot_at_or_above() {
+        let reg = Arc::new(SnapshotRegistry::default());
+        let visible = AtomicU64::new(5);
+        let a = reg.acquire(&visible);
+        assert_eq!(reg.install_unless_any_at_or_above(6, || 1), Some(1));
+        assert_eq!(reg.install_unless_any_at_or_above(5, || 2), None);
+        assert_eq!(reg.install_unless_any_at_or_above(3, || 3), None);
+        drop(a);
+        assert_eq!(reg.install_unless_any_at_or_above(3, || 4), Some(4));
     }
 }

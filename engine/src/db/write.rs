@@ -177,7 +177,8 @@ impl Inner {
                 batch.ops.get(i).filter(|op| op.keyspace == keyspace).map(|op| EntryRef { user_key: &op.key, seqno, kind: op.kind, value: &op.value })
             });
             let number = self.versions.new_file_number();
-            let meta = compaction::write_sorted_table_in(&self.ctx, keyspace, entries, number)?;
+            let hooks = self.table_hooks(keyspace);
+            let meta = compaction::write_sorted_table_in(&self.ctx, keyspace, &hooks, entries, number)?;
             added.extend(meta.map(|m| (0, m)));
             Ok::<_, compaction::Error>(added)
         });

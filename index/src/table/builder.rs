@@ -11,6 +11,7 @@ use crypto::{BlockKind, FileCipher, FileKind, KeyManager};
 use super::block::BlockBuilder;
 use super::bloom::BloomBuilder;
 use super::properties::Properties;
+use super::user_properties::{self, CollectedEntry, TablePropertiesCollector};
 use super::{Compression, TableInfo, TableOptions};
 use crate::error::{Error, Result};
 use crate::format::{
@@ -147,6 +148,8 @@ pub struct TableBuilder {
     raw_value_bytes: u64,
     min_seqno: u64,
     max_seqno: u64,
+    /// The application's collector of user properties, if any.
+    collector: Option<Box<dyn TablePropertiesCollector>>,
 }
 
 impl TableBuilder {
@@ -203,7 +206,15 @@ impl TableBuilder {
             raw_value_bytes: 0,
             min_seqno: u64::MAX,
             max_seqno: 0,
+            collector: None,
         })
+    }
+
+    /// Gives every entry added from now on to `collector`, and writes what it
+    /// returns at `finish` as the table's user properties. Set it before the
+    /// first `add`.
+    pub fn set_properties_collector(&mut self, collector: Box<dyn TablePropertiesCollector>) {
+        self.collector = Some(collector);
     }
 
     /// Adds an entry; keys must come in strictly increasing internal-key order.
@@ -241,6 +252,9 @@ impl TableBuilder {
         self.raw_value_bytes += value.len() as u64;
         self.min_seqno = self.min_seqno.min(key.seqno);
         self.max_seqno = self.max_seqno.max(key.seqno);
+        if let Some(c) = self.collector.as_mut() {
+            c.add(&CollectedEntry { key: &key.user_key, value, seqno: key.seqno, kind: key.kind });
+        }
         if self.data_block.estimated_size() >= self.options.block_size_bytes {
             self.flush_data_block()?;
         }
@@ -284,6 +298,13 @@ impl TableBuilder {
             None => BlockHandle::default(),
         };
         let index = self.writer.write_block(self.index_block.finish(), BlockKind::SstIndex)?;
+        let user = match self.collector.as_mut() {
+            Some(c) => c.finish().map_err(|e| {
+                Error::InvalidArgument(format!("{}: the table properties collector failed: {e}", self.writer.name))
+            })?,
+            None => Default::default(),
+        };
+        user_properties::check(&user).map_err(|e| Error::InvalidArgument(format!("{}: {e}", self.writer.name)))?;
         let props = Properties {
             file_id: self.file_id,
             entries: self.entries,
@@ -294,6 +315,7 @@ impl TableBuilder {
             max_seqno: self.max_seqno,
             smallest: smallest.clone(),
             largest: largest.clone(),
+            user,
         };
         let properties = self.writer.write_block(&props.encode(), BlockKind::SstProperties)?;
         let mut meta_body = Vec::with_capacity(META_LEN);

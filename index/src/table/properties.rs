@@ -3,9 +3,14 @@
 //! `file_id u64 | entries u64 | data_blocks u64 | raw_key_bytes u64 |
 //! raw_value_bytes u64 | min_seqno u64 | max_seqno u64 |
 //! smallest_len u32 | smallest (encoded internal key) | largest_len u32 | largest`
+//! and, from block version 2 on, the user-properties section of
+//! [`super::user_properties`] when the table has any. A block without the
+//! section (every table written before it existed) has no user properties.
 
 use crate::format::{read_u32, read_u64, MAX_USER_KEY_BYTES};
 use crate::key::InternalKey;
+
+use super::user_properties::{self, UserProperties};
 
 /// Decoded properties.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +24,8 @@ pub(crate) struct Properties {
     pub(crate) max_seqno: u64,
     pub(crate) smallest: InternalKey,
     pub(crate) largest: InternalKey,
+    /// What the table's collector returned; empty when it had none.
+    pub(crate) user: UserProperties,
 }
 
 impl Properties {
@@ -39,6 +46,7 @@ impl Properties {
             out.extend_from_slice(&((k.user_key.len() + 8) as u32).to_le_bytes());
             k.encode_into(&mut out);
         }
+        user_properties::encode_into(&self.user, &mut out);
         out
     }
 
@@ -60,11 +68,9 @@ impl Properties {
         };
         let smallest = key()?;
         let largest = key()?;
-        if pos != b.len() {
-            return Err("trailing bytes after properties");
-        }
+        let user = user_properties::decode(b.get(pos..).unwrap_or_default())?;
         let [file_id, entries, data_blocks, raw_key_bytes, raw_value_bytes, min_seqno, max_seqno] = fixed;
-        Ok(Properties { file_id, entries, data_blocks, raw_key_bytes, raw_value_bytes, min_seqno, max_seqno, smallest, largest })
+        Ok(Properties { file_id, entries, data_blocks, raw_key_bytes, raw_value_bytes, min_seqno, max_seqno, smallest, largest, user })
     }
 }
 
@@ -86,6 +92,7 @@ mod tests {
             max_seqno: 9,
             smallest: InternalKey::new(b"a".to_vec(), 9, ValueKind::Put),
             largest: InternalKey::new(b"zz".to_vec(), 2, ValueKind::Delete),
+            user: UserProperties::new(),
         };
         let enc = p.encode();
         assert_eq!(Properties::decode(&enc).unwrap(), p);
@@ -95,5 +102,33 @@ mod tests {
         let mut longer = enc.clone();
         longer.push(0);
         assert!(Properties::decode(&longer).is_err());
+    }
+
+    /// A block of the first layout (no section) reads as no user properties;
+    /// one with a section round-trips and starts with the fixed part unchanged.
+    #[test]
+    fn user_properties_extend_the_first_layout() {
+        let mut p = Properties {
+            file_id: 7,
+            entries: 3,
+            data_blocks: 1,
+            raw_key_bytes: 30,
+            raw_value_bytes: 40,
+            min_seqno: 2,
+            max_seqno: 9,
+            smallest: InternalKey::new(b"a".to_vec(), 9, ValueKind::Put),
+            largest: InternalKey::new(b"zz".to_vec(), 2, ValueKind::Delete),
+            user: UserProperties::new(),
+        };
+        let first = p.encode();
+        assert!(Properties::decode(&first).unwrap().user.is_empty());
+        p.user.insert("ts.min".into(), vec![1, 2, 3]);
+        let second = p.encode();
+        assert_eq!(&second[..first.len()], &first[..]);
+        assert_eq!(second[first.len()], 2, "the section starts with its version byte");
+        assert_eq!(Properties::decode(&second).unwrap(), p);
+        for cut in first.len() + 1..second.len() {
+            assert!(Properties::decode(&second[..cut]).is_err());
+        }
     }
 }

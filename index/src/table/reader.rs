@@ -16,6 +16,7 @@ use super::block::{Block, BlockIter};
 use super::bloom::BloomFilter;
 use super::cache::BlockCache;
 use super::properties::Properties;
+use super::user_properties::UserProperties;
 use super::TableInfo;
 use crate::error::{Error, Result};
 use crate::format::{
@@ -104,6 +105,7 @@ pub struct TableReader {
     index: IndexBlock,
     filter: Option<BloomFilter>,
     info: TableInfo,
+    user_properties: UserProperties,
 }
 
 impl std::fmt::Debug for TableReader {
@@ -328,7 +330,8 @@ impl TableReader {
     /// properties. `name` names the file in errors.
     pub fn open(file: Arc<dyn RandomAccessFile>, keys: &KeyManager, file_id: u64, name: &str, cache: Option<Arc<BlockCache>>) -> Result<Arc<Self>> {
         let cipher = open_cipher(file.as_ref(), keys, file_id, name)?;
-        let layout = load_layout(file.as_ref(), &cipher, name, file_id)?;
+        let mut layout = load_layout(file.as_ref(), &cipher, name, file_id)?;
+        let user_properties = std::mem::take(&mut layout.props.user);
         let p = &layout.props;
         let info = TableInfo {
             file_size: file.len(),
@@ -347,6 +350,7 @@ impl TableReader {
             index: layout.index,
             filter: layout.filter,
             info,
+            user_properties,
         }))
     }
 
@@ -445,6 +449,12 @@ impl TableReader {
     /// The table's info (from its properties block).
     pub fn info(&self) -> &TableInfo {
         &self.info
+    }
+
+    /// The user properties its collector wrote (empty for a table written
+    /// without a collector, or before user properties existed).
+    pub fn user_properties(&self) -> &UserProperties {
+        &self.user_properties
     }
 
     /// The table's file name, as used in errors.
