@@ -15,8 +15,8 @@ use std::sync::Arc;
 use crypto::vfs::Vfs;
 use crypto::KeyManager;
 use index::{
-    Direction, Entry, EntryRef, InternalIterator, InternalKey, KeyRange, Memtable, MergingIterator, SeqNo, TableCache,
-    TableOptions, ValueKind,
+    Direction, Entry, EntryRef, InternalIterator, InternalKey, KeyRange, Memtable, MergingIterator, RangeTombstones, SeqNo,
+    TableCache, TableOptions, ValueKind,
 };
 
 use crate::edit::{FileMeta, VersionEdit};
@@ -155,6 +155,22 @@ pub fn run_compaction(
     snapshots: &[SeqNo],
     new_file_number: &(dyn Fn() -> u64 + Sync),
 ) -> Result<VersionEdit> {
+    run_compaction_with(ctx, compaction, snapshots, &RangeTombstones::default(), new_file_number)
+}
+
+/// [`run_compaction`] under the range tombstones of the version the
+/// compaction was picked from: an entry a tombstone hides is dropped too when
+/// no live snapshot lies between the two (`[entry seqno, tombstone seqno)`),
+/// since then no reader can see the one without the other. Tombstones stay
+/// in the version; the caller drops those with nothing older left under them
+/// (`Version::retirable_range_tombstones`).
+pub fn run_compaction_with(
+    ctx: &CompactionContext,
+    compaction: &Compaction,
+    snapshots: &[SeqNo],
+    range_tombstones: &RangeTombstones,
+    new_file_number: &(dyn Fn() -> u64 + Sync),
+) -> Result<VersionEdit> {
     let level = compaction.level;
     let output_level = level + 1;
     if output_level >= ctx.options.num_levels.max(2) {
@@ -163,7 +179,7 @@ pub fn run_compaction(
     let parts = split::plan(ctx, compaction)?;
     // Set by a part that failed, so the others stop early; its error is the one returned.
     let stop = AtomicBool::new(false);
-    let results = run_parts(&parts, &stop, |range| run_part(ctx, compaction, range, snapshots, new_file_number, &stop));
+    let results = run_parts(&parts, &stop, |range| run_part(ctx, compaction, range, snapshots, range_tombstones, new_file_number, &stop));
     // Returning early drops every writer, which removes all their tables.
     let writers = results.into_iter().collect::<Result<Vec<_>>>()?;
     let outputs = writer::commit(ctx, writers)?;
@@ -252,6 +268,7 @@ fn run_part<'a>(
     compaction: &Compaction,
     range: &KeyRange,
     snapshots: &[SeqNo],
+    range_tombstones: &RangeTombstones,
     new_file_number: &(dyn Fn() -> u64 + Sync),
     stop: &AtomicBool,
 ) -> Result<TableWriter<'a>> {
@@ -279,7 +296,14 @@ fn run_part<'a>(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        if retainer.keep(&entry.key) {
+        // The retainer sees every entry, so its state stays that of the whole
+        // history of the key; an entry it keeps may still go under a tombstone.
+        let keep = retainer.keep(&entry.key);
+        let hidden = !range_tombstones.is_empty()
+            && range_tombstones
+                .oldest_covering_above(crate::keyspace::DEFAULT_KEYSPACE_ID, &entry.key.user_key, entry.key.seqno)
+                .is_some_and(|t| retainer.same_stripe(entry.key.seqno, t));
+        if keep && !hidden {
             writer.add(&entry, split_at, new_file_number)?;
         }
     }

@@ -23,7 +23,7 @@ mod version_set;
 mod writer;
 
 pub use compact::{
-    flush_memtable, flush_memtable_in_parts, run_compaction, write_sorted_table, Compaction, CompactionContext,
+    flush_memtable, flush_memtable_in_parts, run_compaction, run_compaction_with, write_sorted_table, Compaction, CompactionContext,
     CompactionOptions,
 };
 pub use edit::{FileMeta, VersionEdit, WalSegment};

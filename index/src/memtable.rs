@@ -14,7 +14,7 @@
 //! nodes, and that second miss per node was most of its cost.
 
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_skiplist::SkipMap;
@@ -22,6 +22,7 @@ use crossbeam_skiplist::SkipMap;
 use crate::error::Result;
 use crate::iter::{Direction, InternalIterator, KeyRange};
 use crate::key::{cmp_user_keys, EntryRef, SeqNo, ValueKind, MAX_SEQNO};
+use crate::range_del::{RangeTombstone, RangeTombstones};
 
 /// Per-entry bookkeeping charged on top of key and value bytes (skiplist node with
 /// its tower, the key's and value's heap headers).
@@ -175,6 +176,14 @@ pub struct Memtable {
     map: SkipMap<MemKey, Vec<u8>>,
     filter: KeyFilter,
     bytes: AtomicUsize,
+    /// Range tombstones applied to this memtable, replaced whole on each one
+    /// added (range deletes are rare; reads clone the `Arc`).
+    range_tombstones: parking_lot::RwLock<Arc<RangeTombstones>>,
+    /// Set (after the set above is stored) once a range tombstone was added, so
+    /// reads of a memtable without any take no lock. A reader only looks for
+    /// tombstones at or below a published seqno, and a tombstone is added before
+    /// its batch is published.
+    has_range_tombstones: AtomicBool,
 }
 
 impl std::fmt::Debug for Memtable {
@@ -193,7 +202,14 @@ impl Memtable {
     /// (the engine's memtable budget).
     pub fn with_expected_bytes(id: u64, bytes: usize) -> Self {
         let bits = (bytes / FILTER_BYTES_PER_ENTRY).saturating_mul(FILTER_BITS_PER_ENTRY);
-        Memtable { id, map: SkipMap::new(), filter: KeyFilter::new(bits), bytes: AtomicUsize::new(0) }
+        Memtable {
+            id,
+            map: SkipMap::new(),
+            filter: KeyFilter::new(bits),
+            bytes: AtomicUsize::new(0),
+            range_tombstones: parking_lot::RwLock::default(),
+            has_range_tombstones: AtomicBool::new(false),
+        }
     }
 
     /// The WAL segment number that backs this memtable.
@@ -207,6 +223,25 @@ impl Memtable {
         self.bytes.fetch_add(user_key.len() + 8 + value.len() + ENTRY_OVERHEAD_BYTES, Ordering::Relaxed);
         self.filter.add(user_key);
         self.map.insert(MemKey::new(user_key, seqno, kind), value.to_vec());
+    }
+
+    /// Adds a range tombstone (one `delete_range` of a batch). Costs a copy of
+    /// the memtable's tombstones, not a write per key covered.
+    pub fn add_range_tombstone(&self, tombstone: RangeTombstone) {
+        debug_assert!(tombstone.seqno <= MAX_SEQNO, "seqno above MAX_SEQNO");
+        self.bytes.fetch_add(tombstone.start.len() + tombstone.end.len() + 12 + ENTRY_OVERHEAD_BYTES, Ordering::Relaxed);
+        let mut set = self.range_tombstones.write();
+        *set = Arc::new(set.with([tombstone]));
+        drop(set);
+        self.has_range_tombstones.store(true, Ordering::Release);
+    }
+
+    /// The range tombstones of this memtable; `None` when it holds none.
+    pub fn range_tombstones(&self) -> Option<Arc<RangeTombstones>> {
+        if !self.has_range_tombstones.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(Arc::clone(&self.range_tombstones.read()))
     }
 
     /// The newest version of `user_key` with seqno <= `snapshot`, with its seqno.
@@ -230,9 +265,9 @@ impl Memtable {
         self.map.len()
     }
 
-    /// Whether the memtable holds no entry.
+    /// Whether the memtable holds no entry and no range tombstone.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len() == 0 && !self.has_range_tombstones.load(Ordering::Acquire)
     }
 
     /// An iterator over every version in `range` (no seqno filtering), in `direction`.
