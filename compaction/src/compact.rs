@@ -8,6 +8,7 @@
 //! synced before the function returns, so the edit the caller logs next never
 //! refers to a file whose directory entry could vanish in a crash.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -155,20 +156,41 @@ pub fn run_compaction(
     snapshots: &[SeqNo],
     new_file_number: &(dyn Fn() -> u64 + Sync),
 ) -> Result<VersionEdit> {
-    run_compaction_with(ctx, compaction, snapshots, &RangeTombstones::default(), new_file_number)
+    let still_under = parking_lot::Mutex::new(HashSet::new());
+    run_compaction_under(ctx, compaction, snapshots, &RangeTombstones::default(), &still_under, new_file_number)
 }
 
-/// [`run_compaction`] under the range tombstones of the version the
-/// compaction was picked from: an entry a tombstone hides is dropped too when
-/// no live snapshot lies between the two (`[entry seqno, tombstone seqno)`),
-/// since then no reader can see the one without the other. Tombstones stay
-/// in the version; the caller drops those with nothing older left under them
-/// (`Version::retirable_range_tombstones`).
+/// [`run_compaction`] under the range tombstones of `version`, the version
+/// the compaction was picked from: an entry a tombstone hides is dropped too
+/// when no live snapshot lies between the two (`[entry seqno, tombstone
+/// seqno)`), since then no reader can see the one without the other. The edit
+/// also drops every tombstone with nothing older left under it
+/// ([`Version::retirable_range_tombstones`](crate::Version::retirable_range_tombstones),
+/// told which tombstones still hide an entry this compaction kept).
 pub fn run_compaction_with(
     ctx: &CompactionContext,
     compaction: &Compaction,
     snapshots: &[SeqNo],
+    version: &crate::Version,
+    new_file_number: &(dyn Fn() -> u64 + Sync),
+) -> Result<VersionEdit> {
+    let range_tombstones = version.range_tombstones();
+    let still_under = parking_lot::Mutex::new(HashSet::new());
+    let mut edit = run_compaction_under(ctx, compaction, snapshots, range_tombstones, &still_under, new_file_number)?;
+    if !range_tombstones.is_empty() {
+        edit.dropped_range_tombstones = version.retirable_range_tombstones(&edit, &still_under.lock())?;
+    }
+    Ok(edit)
+}
+
+/// [`run_compaction_with`] without the retirement of tombstones: adds to
+/// `still_under` the seqno of every tombstone that hides an entry kept.
+fn run_compaction_under(
+    ctx: &CompactionContext,
+    compaction: &Compaction,
+    snapshots: &[SeqNo],
     range_tombstones: &RangeTombstones,
+    still_under: &parking_lot::Mutex<HashSet<SeqNo>>,
     new_file_number: &(dyn Fn() -> u64 + Sync),
 ) -> Result<VersionEdit> {
     let level = compaction.level;
@@ -179,7 +201,7 @@ pub fn run_compaction_with(
     let parts = split::plan(ctx, compaction)?;
     // Set by a part that failed, so the others stop early; its error is the one returned.
     let stop = AtomicBool::new(false);
-    let results = run_parts(&parts, &stop, |range| run_part(ctx, compaction, range, snapshots, range_tombstones, new_file_number, &stop));
+    let results = run_parts(&parts, &stop, |range| run_part(ctx, compaction, range, snapshots, (range_tombstones, still_under), new_file_number, &stop));
     // Returning early drops every writer, which removes all their tables.
     let writers = results.into_iter().collect::<Result<Vec<_>>>()?;
     let outputs = writer::commit(ctx, writers)?;
@@ -268,7 +290,7 @@ fn run_part<'a>(
     compaction: &Compaction,
     range: &KeyRange,
     snapshots: &[SeqNo],
-    range_tombstones: &RangeTombstones,
+    (range_tombstones, still_under): (&RangeTombstones, &parking_lot::Mutex<HashSet<SeqNo>>),
     new_file_number: &(dyn Fn() -> u64 + Sync),
     stop: &AtomicBool,
 ) -> Result<TableWriter<'a>> {
@@ -299,11 +321,17 @@ fn run_part<'a>(
         // The retainer sees every entry, so its state stays that of the whole
         // history of the key; an entry it keeps may still go under a tombstone.
         let keep = retainer.keep(&entry.key);
-        let hidden = !range_tombstones.is_empty()
-            && range_tombstones
-                .oldest_covering_above(crate::keyspace::DEFAULT_KEYSPACE_ID, &entry.key.user_key, entry.key.seqno)
-                .is_some_and(|t| retainer.same_stripe(entry.key.seqno, t));
+        let over: &[SeqNo] = if range_tombstones.is_empty() {
+            &[]
+        } else {
+            range_tombstones.covering_above(crate::keyspace::DEFAULT_KEYSPACE_ID, &entry.key.user_key, entry.key.seqno)
+        };
+        let hidden = over.last().is_some_and(|&t| retainer.same_stripe(entry.key.seqno, t));
         if keep && !hidden {
+            if !over.is_empty() {
+                // Kept for a snapshot below these tombstones: they must stay.
+                still_under.lock().extend(over.iter().copied());
+            }
             writer.add(&entry, split_at, new_file_number)?;
         }
     }

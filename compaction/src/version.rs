@@ -59,30 +59,31 @@ impl Version {
         &self.range_tombstones
     }
 
-    /// Seqnos of the range tombstones that `edit` would leave with nothing
-    /// older under them: no table of the version after `edit` that meets a
-    /// tombstone's range holds a version older than it (by the tables'
-    /// seqno bounds). Memtables hold only newer data than any tombstone in the
-    /// version (a tombstone joins it with the flush of its memtable, after every
-    /// older one), so such a tombstone hides nothing any read could find, and
-    /// the compaction whose `edit` this is may drop it along.
-    pub fn retirable_range_tombstones(&self, edit: &VersionEdit) -> Result<Vec<SeqNo>> {
+    /// Seqnos of the range tombstones that the compaction whose result is
+    /// `edit` leaves with nothing older under them. The tables it wrote
+    /// (`edit.added`) hold an entry under a tombstone only if its seqno is in
+    /// `still_under` (what the compaction kept for a snapshot); every other
+    /// table of the version after `edit` is judged by its bounds: it meets the
+    /// tombstone's range and its smallest seqno is older. Memtables hold only
+    /// newer data than any tombstone in the version (a tombstone joins it with
+    /// the flush of its memtable, after every older one), so such a tombstone
+    /// hides nothing any read could find, and `edit` may drop it along.
+    pub fn retirable_range_tombstones(&self, edit: &VersionEdit, still_under: &HashSet<SeqNo>) -> Result<Vec<SeqNo>> {
         if self.range_tombstones.is_empty() {
             return Ok(Vec::new());
         }
         let after = self.apply(edit)?;
-        let files: Vec<&Arc<FileMeta>> = after.levels.iter().flatten().collect();
+        let written: HashSet<u64> = edit.added.iter().map(|(_, f)| f.number).collect();
+        let others: Vec<&Arc<FileMeta>> = after.levels.iter().flatten().filter(|f| !written.contains(&f.number)).collect();
         Ok(after
             .range_tombstones
             .tombstones()
             .iter()
             .filter(|t| {
                 // Tables of other keyspaces live apart; this build has only the default one.
-                !files.iter().any(|f| {
-                    t.keyspace == DEFAULT_KEYSPACE_ID
-                        && f.min_seqno < t.seqno
-                        && t.overlaps(&f.smallest.user_key, &f.largest.user_key)
-                })
+                t.keyspace == DEFAULT_KEYSPACE_ID
+                    && !still_under.contains(&t.seqno)
+                    && !others.iter().any(|f| f.min_seqno < t.seqno && t.overlaps(&f.smallest.user_key, &f.largest.user_key))
             })
             .map(|t| t.seqno)
             .collect())
@@ -448,13 +449,21 @@ mod tests {
         let v = v.apply(&VersionEdit { added_range_tombstones: vec![t("b", "d", 10), t("x", "z", 11), t("n", "o", 15)], ..Default::default() }).unwrap();
         assert_eq!(v.range_tombstones().len(), 3);
         assert!(v.range_tombstones().hides(0, b"b", 4, 10));
+        let none = HashSet::new();
         // Nothing is under "x".."z"; table 20 (seqnos 23..) is newer than the tombstone at 15.
-        assert_eq!(v.retirable_range_tombstones(&VersionEdit::default()).unwrap(), vec![11, 15]);
+        assert_eq!(v.retirable_range_tombstones(&VersionEdit::default(), &none).unwrap(), vec![11, 15]);
         // A compaction that removes table 1 (seqnos 4..=10) frees the tombstone over it.
         let gone = VersionEdit { deleted: vec![(1, 1)], added: vec![(2, meta(2, "a", "a"))], ..Default::default() };
-        assert_eq!(v.retirable_range_tombstones(&gone).unwrap(), vec![10, 11, 15]);
-        let keep_older = VersionEdit { deleted: vec![(1, 1)], added: vec![(2, meta(3, "b", "b"))], ..Default::default() };
-        assert_eq!(v.retirable_range_tombstones(&keep_older).unwrap(), vec![11, 15], "table 3 holds seqno 6 under b..d");
+        assert_eq!(v.retirable_range_tombstones(&gone, &none).unwrap(), vec![10, 11, 15]);
+        // An output overlapping the range with older seqnos counts only if the
+        // compaction says it kept an entry under the tombstone.
+        let straddles = VersionEdit { deleted: vec![(1, 1)], added: vec![(2, meta(3, "b", "b"))], ..Default::default() };
+        assert_eq!(v.retirable_range_tombstones(&straddles, &none).unwrap(), vec![10, 11, 15]);
+        let kept: HashSet<SeqNo> = [10].into();
+        assert_eq!(v.retirable_range_tombstones(&straddles, &kept).unwrap(), vec![11, 15], "kept for a snapshot");
+        // A table outside the compaction is judged by its bounds.
+        let v3 = v.apply(&VersionEdit { added: vec![(0, meta(4, "c", "c"))], ..Default::default() }).unwrap();
+        assert_eq!(v3.retirable_range_tombstones(&gone, &none).unwrap(), vec![11, 15], "table 4 holds seqno 7 under b..d");
         let v2 = v.apply(&VersionEdit { dropped_range_tombstones: vec![11], ..Default::default() }).unwrap();
         assert_eq!(v2.range_tombstones().tombstones().iter().map(|t| t.seqno).collect::<Vec<_>>(), vec![10, 15]);
         assert_eq!(v.range_tombstones().len(), 3, "the old version is unchanged");

@@ -5,13 +5,17 @@
 pub(crate) enum BatchOp {
     Put { key: Vec<u8>, value: Vec<u8> },
     Delete { key: Vec<u8> },
+    /// Deletes every key in `[start, end)` older than the operation, as one
+    /// range tombstone (record op kind 6; `engine/FORMAT.md`).
+    DeleteRange { start: Vec<u8>, end: Vec<u8> },
 }
 
 impl BatchOp {
-    /// The key the operation writes.
+    /// The key the operation writes (a range delete: its start).
     pub(crate) fn key(&self) -> &[u8] {
         match self {
             BatchOp::Put { key, .. } | BatchOp::Delete { key } => key,
+            BatchOp::DeleteRange { start, .. } => start,
         }
     }
 }
@@ -43,6 +47,19 @@ impl WriteBatch {
         let key = key.as_ref().to_vec();
         self.bytes += key.len();
         self.ops.push(BatchOp::Delete { key });
+        self
+    }
+
+    /// Adds a range delete: every key `k` with `start <= k < end` written
+    /// before this operation (earlier in this batch included) is deleted;
+    /// writes after it (later in the batch included) are not. One operation
+    /// and one range tombstone, whatever the number of keys covered.
+    /// `start >= end` fails the write with `Error::InvalidArgument`, and both
+    /// bounds are subject to `max_key_bytes`.
+    pub fn delete_range(&mut self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>) -> &mut Self {
+        let (start, end) = (start.as_ref().to_vec(), end.as_ref().to_vec());
+        self.bytes += start.len() + end.len();
+        self.ops.push(BatchOp::DeleteRange { start, end });
         self
     }
 

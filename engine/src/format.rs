@@ -3,7 +3,7 @@
 //! this module only decides what is inside. Layout and a worked example are in
 //! `engine/FORMAT.md` ("Batch record").
 
-use index::{SeqNo, ValueKind, MAX_SEQNO};
+use index::{Memtable, RangeTombstone, SeqNo, ValueKind, MAX_SEQNO};
 
 use crate::batch::BatchOp;
 use crate::error::{Error, Result};
@@ -21,6 +21,12 @@ const _: () = assert!(BATCH_HEADER_LEN == 14);
 const _: () = assert!(OP_OVERHEAD_LEN == 9);
 // A deleted key carries an empty value, so a tombstone needs no separate layout.
 const _: () = assert!(ValueKind::Delete as u8 == 0 && ValueKind::Put as u8 == 1);
+/// Op kind of a range delete: key = start (inclusive), value = end (exclusive).
+/// Not a value kind: a range tombstone is never an entry of a memtable or table.
+pub(crate) const OP_DELETE_RANGE: u8 = 6;
+const _: () = assert!(ValueKind::DeleteWithMeta as u8 + 1 == OP_DELETE_RANGE);
+/// The keyspace every range delete of this record version belongs to.
+pub(crate) const RANGE_DELETE_KEYSPACE: u32 = compaction::DEFAULT_KEYSPACE_ID;
 
 /// One operation read back from a batch record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +34,25 @@ pub(crate) struct RecordOp {
     pub(crate) kind: ValueKind,
     pub(crate) key: Vec<u8>,
     pub(crate) value: Vec<u8>,
+    /// A range delete (op kind 6): `key` is the start, `value` the end, and
+    /// `kind` is `Delete` (unused).
+    pub(crate) range_delete: bool,
+}
+
+impl RecordOp {
+    /// Applies the operation at `seqno` to `memtable` (recovery, refresh, repair).
+    pub(crate) fn apply(&self, memtable: &Memtable, seqno: SeqNo) {
+        if self.range_delete {
+            memtable.add_range_tombstone(self.range_tombstone(seqno));
+        } else {
+            memtable.insert(&self.key, seqno, self.kind, &self.value);
+        }
+    }
+
+    /// The range tombstone of a range delete at `seqno`.
+    pub(crate) fn range_tombstone(&self, seqno: SeqNo) -> RangeTombstone {
+        RangeTombstone { keyspace: RANGE_DELETE_KEYSPACE, start: self.key.clone(), end: self.value.clone(), seqno }
+    }
 }
 
 /// A batch record read back from the log.
@@ -53,6 +78,7 @@ pub(crate) fn encoded_len(ops: &[BatchOp]) -> usize {
             .map(|op| match op {
                 BatchOp::Put { key, value } => OP_OVERHEAD_LEN + key.len() + value.len(),
                 BatchOp::Delete { key } => OP_OVERHEAD_LEN + key.len(),
+                BatchOp::DeleteRange { start, end } => OP_OVERHEAD_LEN + start.len() + end.len(),
             })
             .sum::<usize>()
 }
@@ -74,10 +100,11 @@ pub(crate) fn encode_batch_into(first_seqno: SeqNo, ops: &[BatchOp], out: &mut V
     out.extend_from_slice(&(ops.len() as u32).to_le_bytes());
     for op in ops {
         let (kind, key, value) = match op {
-            BatchOp::Put { key, value } => (ValueKind::Put, key, value.as_slice()),
-            BatchOp::Delete { key } => (ValueKind::Delete, key, &[][..]),
+            BatchOp::Put { key, value } => (ValueKind::Put as u8, key, value.as_slice()),
+            BatchOp::Delete { key } => (ValueKind::Delete as u8, key, &[][..]),
+            BatchOp::DeleteRange { start, end } => (OP_DELETE_RANGE, start, end.as_slice()),
         };
-        out.push(kind as u8);
+        out.push(kind);
         out.extend_from_slice(&(key.len() as u32).to_le_bytes());
         out.extend_from_slice(key);
         out.extend_from_slice(&(value.len() as u32).to_le_bytes());
@@ -158,16 +185,24 @@ pub(crate) fn decode_batch(bytes: &[u8], file: &str, offset: u64) -> Result<Batc
     let mut ops = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let kind_byte = c.u8("an op kind")?;
-        let kind = ValueKind::from_u8(kind_byte).ok_or_else(|| c.corrupt(format!("unknown op kind {kind_byte}")))?;
+        let range_delete = kind_byte == OP_DELETE_RANGE;
+        let kind = match ValueKind::from_u8(kind_byte) {
+            Some(kind) => kind,
+            None if range_delete => ValueKind::Delete,
+            None => return Err(c.corrupt(format!("unknown op kind {kind_byte}"))),
+        };
         let key = c.bytes("a key")?;
         let value = c.bytes("a value")?;
         if key.is_empty() {
             return Err(c.corrupt("empty key in batch record"));
         }
-        if kind == ValueKind::Delete && !value.is_empty() {
+        if range_delete && key >= value {
+            return Err(c.corrupt("a range delete in a batch record does not end after its start"));
+        }
+        if kind == ValueKind::Delete && !range_delete && !value.is_empty() {
             return Err(c.corrupt("a delete in a batch record carries a value"));
         }
-        ops.push(RecordOp { kind, key, value });
+        ops.push(RecordOp { kind, key, value, range_delete });
     }
     if !c.rest.is_empty() {
         return Err(c.corrupt(format!("{} trailing bytes after the last op", c.rest.len())));
@@ -211,6 +246,33 @@ mod tests {
             0xB7, 0x01, 7, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x01, 1, 0, 0, 0, b'a', 2, 0, 0, 0, b'x', b'y',
         ];
         assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn range_delete_round_trips_and_matches_format_doc() {
+        // The example in engine/FORMAT.md: delete_range("a", "c") at seqno 9.
+        let ops = vec![BatchOp::DeleteRange { start: b"a".to_vec(), end: b"c".to_vec() }];
+        let bytes = encode_batch(9, &ops);
+        let expected: Vec<u8> = vec![
+            0xB7, 0x01, 9, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x06, 1, 0, 0, 0, b'a', 1, 0, 0, 0, b'c',
+        ];
+        assert_eq!(bytes, expected);
+        assert_eq!(bytes.len(), encoded_len(&ops));
+        let rec = decode_batch(&bytes, "f", 0).unwrap();
+        assert!(rec.ops[0].range_delete);
+        assert_eq!((rec.ops[0].key.as_slice(), rec.ops[0].value.as_slice()), (&b"a"[..], &b"c"[..]));
+        let t = rec.ops[0].range_tombstone(9);
+        assert_eq!((t.keyspace, t.seqno), (0, 9));
+        // An empty or backwards range is damage.
+        for end in [&b"a"[..], b"", b"0"] {
+            let mut bad = bytes[..20].to_vec();
+            bad.extend_from_slice(&(end.len() as u32).to_le_bytes());
+            bad.extend_from_slice(end);
+            assert!(decode_batch(&bad, "f", 0).unwrap_err().is_corruption(), "end {end:?}");
+        }
+        let mut unknown = bytes.clone();
+        unknown[14] = 7;
+        assert!(decode_batch(&unknown, "f", 0).unwrap_err().is_corruption());
     }
 
     #[test]

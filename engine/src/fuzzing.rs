@@ -86,15 +86,21 @@ fn model_decode(bytes: &[u8]) -> Option<(u64, Vec<RecordOp>)> {
     }
     let mut ops = Vec::new();
     for _ in 0..count {
-        let kind = ValueKind::from_u8(input.take(1)?.first().copied()?)?;
+        let kind_byte = input.take(1)?.first().copied()?;
+        // Kind 6 is a range delete: key = start, value = end, start < end.
+        let range_delete = kind_byte == 6;
+        let kind = if range_delete { ValueKind::Delete } else { ValueKind::from_u8(kind_byte)? };
         let key_len = input.u32()?;
         let key = input.take(usize::try_from(key_len).ok()?)?;
         let value_len = input.u32()?;
         let value = input.take(usize::try_from(value_len).ok()?)?;
-        if key.is_empty() || (kind == ValueKind::Delete && !value.is_empty()) {
+        if key.is_empty() || (kind == ValueKind::Delete && !range_delete && !value.is_empty()) {
             return None;
         }
-        ops.push(RecordOp { kind, key, value });
+        if range_delete && key >= value {
+            return None;
+        }
+        ops.push(RecordOp { kind, key, value, range_delete });
     }
     if !input.rest.is_empty() {
         return None;
@@ -118,6 +124,7 @@ pub fn batch_record(data: &[u8]) {
                 .ops
                 .iter()
                 .map(|op| match op.kind {
+                    _ if op.range_delete => Some(BatchOp::DeleteRange { start: op.key.clone(), end: op.value.clone() }),
                     ValueKind::Put => Some(BatchOp::Put { key: op.key.clone(), value: op.value.clone() }),
                     ValueKind::Delete => Some(BatchOp::Delete { key: op.key.clone() }),
                     _ => None,

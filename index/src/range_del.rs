@@ -122,10 +122,17 @@ impl RangeTombstones {
         self.seqnos_over(keyspace, key).iter().copied().find(|&s| s <= read_seqno)
     }
 
+    /// The seqnos of the tombstones over `key` of `keyspace` that are newer
+    /// than `seqno` (those that hide a version at `seqno`), newest first.
+    pub fn covering_above(&self, keyspace: u32, key: &[u8], seqno: SeqNo) -> &[SeqNo] {
+        let over = self.seqnos_over(keyspace, key);
+        over.get(..over.partition_point(|&s| s > seqno)).unwrap_or_default()
+    }
+
     /// The seqno of the oldest tombstone over `key` of `keyspace` that is
     /// newer than `seqno`: the first one that hides a version at `seqno`.
     pub fn oldest_covering_above(&self, keyspace: u32, key: &[u8], seqno: SeqNo) -> Option<SeqNo> {
-        self.seqnos_over(keyspace, key).iter().copied().take_while(|&s| s > seqno).last()
+        self.covering_above(keyspace, key, seqno).last().copied()
     }
 
     /// Whether a version of `key` at `seqno`, read at `read_seqno`, is hidden
@@ -205,6 +212,8 @@ mod tests {
         assert_eq!(set.oldest_covering_above(0, b"e", 5), Some(10));
         assert_eq!(set.oldest_covering_above(0, b"e", 10), Some(20));
         assert_eq!(set.oldest_covering_above(0, b"e", 20), None);
+        assert_eq!(set.covering_above(0, b"e", 5), &[20, 10]);
+        assert_eq!(set.covering_above(0, b"e", 15), &[20]);
         assert_eq!(set.without(|s| s == 20).newest_covering(0, b"g", 100), None);
         assert_eq!(set.with([t("a", "b", 5)]).len(), 4);
     }

@@ -81,6 +81,23 @@ impl VersionSet {
         last_seqno: SeqNo,
         log_number: u64,
     ) -> Result<()> {
+        Self::rebuild_with_range_tombstones(vfs, dir, keys, num_levels, manifest_number, tables, Vec::new(), last_seqno, log_number)
+    }
+
+    /// [`VersionSet::rebuild`] with the range tombstones the new version holds
+    /// besides `tables` (those salvaged from the old manifest and the logs).
+    #[allow(clippy::too_many_arguments)]
+    pub fn rebuild_with_range_tombstones(
+        vfs: &Arc<dyn Vfs>,
+        dir: &Path,
+        keys: &KeyManager,
+        num_levels: usize,
+        manifest_number: u64,
+        tables: Vec<FileMeta>,
+        range_tombstones: Vec<index::RangeTombstone>,
+        last_seqno: SeqNo,
+        log_number: u64,
+    ) -> Result<()> {
         let next_file_number = tables
             .iter()
             .map(|t| t.number)
@@ -91,6 +108,7 @@ impl VersionSet {
         super::check_levels(num_levels)?;
         let edit = VersionEdit {
             added: tables.into_iter().map(|t| (0, t)).collect(),
+            added_range_tombstones: range_tombstones,
             ..VersionEdit::default()
         };
         let version = Version::empty(num_levels).apply(&edit)?;

@@ -90,9 +90,13 @@ impl Inner {
         let mut edit = VersionEdit {
             log_number: Some(next_log),
             last_seqno: Some(self.last_logged.load(Ordering::Acquire)),
+            // The memtable's range tombstones leave the WAL with this edit.
+            added_range_tombstones: crate::db::range_del::not_in_version(frozen, &self.versions.current()),
             ..VersionEdit::default()
         };
-        if parts > 1 {
+        if frozen.len() == 0 {
+            // Only range tombstones: no table to write.
+        } else if parts > 1 {
             // The tables of one flush hold disjoint key ranges, so a key is in
             // at most one of them, as in the single table of a plain flush.
             let version = self.versions.current();
@@ -163,8 +167,11 @@ impl Inner {
         let result = (|| {
             self.restart_full_manifest()?;
             let snapshots = self.snapshots.list();
+            let version = self.versions.current();
             // Output tables come back synced, directory entries included.
-            let edit = compaction::run_compaction(&self.ctx, c, &snapshots, &|| self.versions.new_file_number())?;
+            // Range tombstones with nothing older left under them leave with it.
+            let edit = compaction::run_compaction_with(&self.ctx, c, &snapshots, &version, &|| self.versions.new_file_number())?;
+            drop(version);
             let added = edit.added.clone();
             self.versions.log_and_apply(edit)?;
             Ok(added)

@@ -21,6 +21,7 @@ use index::{BlockCache, Memtable, SeqNo, TableCache};
 use parking_lot::{Condvar, Mutex, RwLock};
 use wal::LogWriter;
 
+use crate::db::range_del::RangeDelView;
 use crate::db::readers::ReaderRegistration;
 use crate::db::snapshot::SnapshotRegistry;
 use crate::error::{Error, Result};
@@ -105,6 +106,8 @@ pub(crate) struct ReadView {
     pub(crate) memtables: Vec<Arc<Memtable>>,
     pub(crate) version: Arc<Version>,
     pub(crate) seqno: SeqNo,
+    /// The range tombstones of those memtables and that version.
+    pub(crate) range_dels: RangeDelView,
 }
 
 impl Inner {
@@ -129,7 +132,8 @@ impl Inner {
         };
         let version = self.versions.current();
         let seqno = snapshot.unwrap_or(visible);
-        ReadView { memtables, version, seqno }
+        let range_dels = RangeDelView::collect(&memtables, &version);
+        ReadView { memtables, version, seqno, range_dels }
     }
 
     /// `e` as a read-only handle reports it: damage seen in a file after the

@@ -378,7 +378,7 @@ pub(crate) fn replay_wal_checked(
                 }
             }
             for (i, op) in batch.ops.iter().enumerate() {
-                memtable.insert(&op.key, batch.first_seqno + i as u64, op.kind, &op.value);
+                op.apply(&memtable, batch.first_seqno + i as u64);
             }
             last_seqno = last_seqno.max(batch.last_seqno());
             previous_batch = Some(previous_batch.map_or(batch.last_seqno(), |p| p.max(batch.last_seqno())));
@@ -569,9 +569,14 @@ fn start(
         ..VersionEdit::default()
     };
     if let Some(mem) = replayed_mem.filter(|m| !m.is_empty()) {
+        // The replayed range tombstones leave the WAL with the segments this
+        // edit retires, so they join the version in the same edit.
+        edit.added_range_tombstones = crate::db::range_del::not_in_version(&mem, &inner.versions.current());
         let table = inner.versions.new_file_number();
-        if let Some(meta) = compaction::flush_memtable(&inner.ctx, &Arc::new(mem), table)? {
-            edit.added.push((0, meta));
+        if mem.len() > 0 {
+            if let Some(meta) = compaction::flush_memtable(&inner.ctx, &Arc::new(mem), table)? {
+                edit.added.push((0, meta));
+            }
         }
     }
     inner.versions.log_and_apply(edit)?;

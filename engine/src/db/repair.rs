@@ -144,6 +144,11 @@ pub(crate) fn repair(
                 }
             }
             next_number = next_number.max(versions.new_file_number());
+            // Range tombstones already moved out of the logs live only in the
+            // manifest; they go on hiding what they hid.
+            for t in version.range_tombstones().tombstones() {
+                memtable.add_range_tombstone(t.clone());
+            }
             (Some(live), versions.log_number())
         }
         None => (None, 0),
@@ -236,13 +241,15 @@ pub(crate) fn repair(
         report.new_table = Some(table_name(meta.number));
         tables.push(meta);
     }
-    VersionSet::rebuild(
+    let range_tombstones = memtable.range_tombstones().map(|s| s.tombstones().to_vec()).unwrap_or_default();
+    VersionSet::rebuild_with_range_tombstones(
         &vfs,
         dir,
         &keys,
         options.num_levels,
         manifest_number,
         tables,
+        range_tombstones,
         last_seqno,
         log_number,
     )?;
@@ -349,7 +356,7 @@ fn salvage_log(
             Ok(Some(record)) => match decode_batch(&record, name, offset) {
                 Ok(batch) => {
                     for (i, op) in batch.ops.iter().enumerate() {
-                        memtable.insert(&op.key, batch.first_seqno + i as u64, op.kind, &op.value);
+                        op.apply(&memtable, batch.first_seqno + i as u64);
                         entries += 1;
                     }
                     records += 1;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use compaction::VersionEdit;
-use index::{user_key_prefix, EntryRef, Memtable, SeqNo, ValueKind, MAX_SEQNO};
+use index::{user_key_prefix, EntryRef, Memtable, RangeTombstone, SeqNo, ValueKind, MAX_SEQNO};
 use parking_lot::MutexGuard;
 use wal::{LogWriter, Preallocation};
 
@@ -171,14 +171,22 @@ impl Inner {
         let order = table_order(batch);
         let entries = order.iter().filter_map(|&(_, i)| {
             let seqno = first + i as u64;
-            batch.ops.get(i).map(|op| match op {
-                BatchOp::Put { key, value } => EntryRef { user_key: key, seqno, kind: ValueKind::Put, value },
-                BatchOp::Delete { key } => EntryRef { user_key: key, seqno, kind: ValueKind::Delete, value: &[] },
+            batch.ops.get(i).and_then(|op| match op {
+                BatchOp::Put { key, value } => Some(EntryRef { user_key: key, seqno, kind: ValueKind::Put, value }),
+                BatchOp::Delete { key } => Some(EntryRef { user_key: key, seqno, kind: ValueKind::Delete, value: &[] }),
+                BatchOp::DeleteRange { .. } => None,
             })
         });
+        // The batch's range deletes join the version in the edit that adds its table.
+        let range_tombstones = crate::db::range_del::batch_tombstones(batch, first);
         let number = self.versions.new_file_number();
         let applied = compaction::write_sorted_table(&self.ctx, entries, number).map_err(Error::from).and_then(|meta| {
-            let edit = VersionEdit { last_seqno: Some(last), added: meta.into_iter().map(|m| (0, m)).collect(), ..VersionEdit::default() };
+            let edit = VersionEdit {
+                last_seqno: Some(last),
+                added: meta.into_iter().map(|m| (0, m)).collect(),
+                added_range_tombstones: range_tombstones,
+                ..VersionEdit::default()
+            };
             self.versions.log_and_apply(edit).map_err(Error::from)
         });
         if let Err(e) = applied {
@@ -218,6 +226,10 @@ impl Inner {
             let (key, value) = match op {
                 BatchOp::Put { key, value } => (key, Some(value)),
                 BatchOp::Delete { key } => (key, None),
+                BatchOp::DeleteRange { start, end } => {
+                    crate::db::range_del::validate_bounds(start, end, self.options.max_key_bytes)?;
+                    continue;
+                }
             };
             if key.is_empty() {
                 return Err(Error::InvalidArgument("empty key".into()));
@@ -304,6 +316,12 @@ impl Inner {
             match op {
                 BatchOp::Put { key, value } => active.insert(key, seqno, ValueKind::Put, value),
                 BatchOp::Delete { key } => active.insert(key, seqno, ValueKind::Delete, &[]),
+                BatchOp::DeleteRange { start, end } => active.add_range_tombstone(RangeTombstone {
+                    keyspace: format::RANGE_DELETE_KEYSPACE,
+                    start: start.clone(),
+                    end: end.clone(),
+                    seqno,
+                }),
             }
         };
         if batch.ops.len() >= SORTED_INSERT_MIN_OPS {
