@@ -116,7 +116,7 @@ fn bad_bounds_are_refused_before_anything_is_written() {
     let db = Db::create(tmp.path(), &cred(), opts).unwrap();
     db.put(b"b", b"v").unwrap();
     let seqno = db.stats().last_seqno;
-    let long = vec![b'z'; 17];
+    let long = [b'z'; 17];
     for (start, end) in [(&b"b"[..], &b"b"[..]), (b"c", b"a"), (b"", b"c"), (b"a", b""), (b"a", &long[..]), (&long[..], b"zz")] {
         match db.delete_range(start, end) {
             Err(Error::InvalidArgument(_)) => {}
@@ -280,7 +280,7 @@ fn a_range_delete_in_a_batch_written_as_a_table_hides_older_keys() {
     for i in 0..200 {
         batch.put(format!("big/{i:04}"), vec![b'v'; 64]);
     }
-    batch.delete_range(&key(20), &key(60));
+    batch.delete_range(key(20), key(60));
     db.write(batch).unwrap();
     assert!(db.stats().ingests >= 1, "the batch went straight to a table");
     check_every_read_path(&db);

@@ -265,6 +265,12 @@ impl Memtable {
         self.map.len()
     }
 
+    /// Whether the memtable holds an entry (a put or a delete; range
+    /// tombstones aside): whether a flush of it writes a table.
+    pub fn has_entries(&self) -> bool {
+        !self.map.is_empty()
+    }
+
     /// Whether the memtable holds no entry and no range tombstone.
     pub fn is_empty(&self) -> bool {
         self.len() == 0 && !self.has_range_tombstones.load(Ordering::Acquire)

@@ -65,7 +65,7 @@ pub struct RangeTombstones {
 impl RangeTombstones {
     /// A set holding `list` (any order; a tombstone listed twice counts once).
     pub fn new(mut list: Vec<RangeTombstone>) -> Self {
-        list.sort_by(|a, b| a.seqno.cmp(&b.seqno));
+        list.sort_by_key(|t| t.seqno);
         list.dedup();
         let fragments = fragment(&list);
         RangeTombstones { list, fragments }

@@ -94,7 +94,7 @@ impl Inner {
             added_range_tombstones: crate::db::range_del::not_in_version(frozen, &self.versions.current()),
             ..VersionEdit::default()
         };
-        if frozen.len() == 0 {
+        if !frozen.has_entries() {
             // Only range tombstones: no table to write.
         } else if parts > 1 {
             // The tables of one flush hold disjoint key ranges, so a key is in

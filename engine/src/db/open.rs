@@ -573,7 +573,7 @@ fn start(
         // edit retires, so they join the version in the same edit.
         edit.added_range_tombstones = crate::db::range_del::not_in_version(&mem, &inner.versions.current());
         let table = inner.versions.new_file_number();
-        if mem.len() > 0 {
+        if mem.has_entries() {
             if let Some(meta) = compaction::flush_memtable(&inner.ctx, &Arc::new(mem), table)? {
                 edit.added.push((0, meta));
             }

@@ -356,7 +356,7 @@ fn salvage_log(
             Ok(Some(record)) => match decode_batch(&record, name, offset) {
                 Ok(batch) => {
                     for (i, op) in batch.ops.iter().enumerate() {
-                        op.apply(&memtable, batch.first_seqno + i as u64);
+                        op.apply(memtable, batch.first_seqno + i as u64);
                         entries += 1;
                     }
                     records += 1;
