@@ -322,3 +322,41 @@ fn a_secure_delete_after_a_range_delete_purges_the_covered_data() {
     // Tables and logs hold the 60 live keys and nothing of the deleted ones.
     assert_eq!(entries_on_disk(tmp.path(), &opts), 60);
 }
+
+#[test]
+fn thousands_of_range_deletes_in_one_batch_and_one_by_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = options().with_memtable_size_bytes(4 << 20);
+    let db = Db::create(tmp.path(), &cred(), opts.clone()).unwrap();
+    let mut batch = WriteBatch::new();
+    for i in 0..4000 {
+        batch.put(format!("s/{i:05}/a"), b"x").put(format!("s/{i:05}/b"), b"x");
+    }
+    db.write(batch).unwrap();
+    db.flush().unwrap();
+    // Series 0..2000 dropped in one batch, 2000..3000 one by one; 3000.. stay.
+    let mut batch = WriteBatch::new();
+    for i in 0..2000 {
+        batch.delete_range(format!("s/{i:05}/"), format!("s/{i:05}0"));
+    }
+    db.write(batch).unwrap();
+    for i in 2000..3000 {
+        db.delete_range(format!("s/{i:05}/").as_bytes(), format!("s/{i:05}0").as_bytes()).unwrap();
+    }
+    assert_eq!(db.stats().range_tombstones, 3000);
+    let check = |db: &Db| {
+        assert_eq!(db.scan_prefix(b"s/").unwrap().count(), 2000);
+        for i in [0, 1999, 2000, 2999] {
+            assert_eq!(db.get(format!("s/{i:05}/a").as_bytes()).unwrap(), None, "{i}");
+        }
+        assert_eq!(db.get(b"s/03000/b").unwrap(), Some(b"x".to_vec()));
+    };
+    check(&db);
+    db.close().unwrap();
+    let db = Db::open(tmp.path(), &cred(), opts).unwrap();
+    check(&db);
+    db.compact_range(None, None).unwrap();
+    check(&db);
+    assert_eq!(db.stats().range_tombstones, 0, "every tombstone retired with the data under it");
+    db.close().unwrap();
+}

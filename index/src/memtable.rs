@@ -176,9 +176,10 @@ pub struct Memtable {
     map: SkipMap<MemKey, Vec<u8>>,
     filter: KeyFilter,
     bytes: AtomicUsize,
-    /// Range tombstones applied to this memtable, replaced whole on each one
-    /// added (range deletes are rare; reads clone the `Arc`).
-    range_tombstones: parking_lot::RwLock<Arc<RangeTombstones>>,
+    /// Range tombstones applied to this memtable, as a few fragmented sets
+    /// (see [`Memtable::add_range_tombstones`]); replaced whole on each add,
+    /// reads clone the `Arc`.
+    range_tombstones: parking_lot::RwLock<Arc<Vec<Arc<RangeTombstones>>>>,
     /// Set (after the set above is stored) once a range tombstone was added, so
     /// reads of a memtable without any take no lock. A reader only looks for
     /// tombstones at or below a published seqno, and a tombstone is added before
@@ -225,23 +226,56 @@ impl Memtable {
         self.map.insert(MemKey::new(user_key, seqno, kind), value.to_vec());
     }
 
-    /// Adds a range tombstone (one `delete_range` of a batch). Costs a copy of
-    /// the memtable's tombstones, not a write per key covered.
+    /// Adds a range tombstone (one `delete_range` of a batch): never a write
+    /// per key covered.
     pub fn add_range_tombstone(&self, tombstone: RangeTombstone) {
-        debug_assert!(tombstone.seqno <= MAX_SEQNO, "seqno above MAX_SEQNO");
-        self.bytes.fetch_add(tombstone.start.len() + tombstone.end.len() + 12 + ENTRY_OVERHEAD_BYTES, Ordering::Relaxed);
-        let mut set = self.range_tombstones.write();
-        *set = Arc::new(set.with([tombstone]));
-        drop(set);
+        self.add_range_tombstones([tombstone]);
+    }
+
+    /// Adds range tombstones (those of one batch at once). The memtable keeps
+    /// them as fragmented sets of sizes falling by more than half from the
+    /// oldest to the newest (the logarithmic method): the new ones form a set,
+    /// merged with the newest sets while those are at most twice its size. A
+    /// tombstone is therefore rebuilt into a set O(log n) times, a memtable of n
+    /// of them holds O(log n) sets, and a lookup costs one binary search per set
+    /// (measured need: one set rebuilt per add made 10,000 range deletes in one
+    /// memtable cost O(n² log n)).
+    pub fn add_range_tombstones(&self, tombstones: impl IntoIterator<Item = RangeTombstone>) {
+        let added: Vec<RangeTombstone> = tombstones.into_iter().collect();
+        if added.is_empty() {
+            return;
+        }
+        let bytes: usize = added.iter().map(|t| t.start.len() + t.end.len() + 12 + ENTRY_OVERHEAD_BYTES).sum();
+        debug_assert!(added.iter().all(|t| t.seqno <= MAX_SEQNO), "seqno above MAX_SEQNO");
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        let mut slot = self.range_tombstones.write();
+        let mut sets: Vec<Arc<RangeTombstones>> = slot.as_ref().clone();
+        let mut merged = RangeTombstones::new(added);
+        while let Some(newest) = sets.last().filter(|s| s.len() <= 2 * merged.len()) {
+            merged = newest.with(merged.tombstones().iter().cloned());
+            sets.pop();
+        }
+        sets.push(Arc::new(merged));
+        *slot = Arc::new(sets);
+        drop(slot);
         self.has_range_tombstones.store(true, Ordering::Release);
     }
 
-    /// The range tombstones of this memtable; `None` when it holds none.
-    pub fn range_tombstones(&self) -> Option<Arc<RangeTombstones>> {
+    /// The range tombstones of this memtable, as the sets it keeps them in;
+    /// `None` when it holds none.
+    pub fn range_tombstones(&self) -> Option<Arc<Vec<Arc<RangeTombstones>>>> {
         if !self.has_range_tombstones.load(Ordering::Acquire) {
             return None;
         }
         Some(Arc::clone(&self.range_tombstones.read()))
+    }
+
+    /// Every range tombstone of this memtable, ascending by seqno.
+    pub fn range_tombstone_list(&self) -> Vec<RangeTombstone> {
+        let mut list: Vec<RangeTombstone> =
+            self.range_tombstones().iter().flat_map(|sets| sets.iter()).flat_map(|s| s.tombstones().iter().cloned()).collect();
+        list.sort_by_key(|t| t.seqno);
+        list
     }
 
     /// The newest version of `user_key` with seqno <= `snapshot`, with its seqno.
@@ -523,5 +557,26 @@ mod tests {
             assert!(r.join().unwrap() > 0);
         }
         assert_eq!(mt.len() as u64, writes);
+    }
+
+    #[test]
+    fn range_tombstones_stay_in_few_sets_and_all_are_found() {
+        use crate::range_del::RangeTombstone;
+        let mem = Memtable::new(1);
+        assert!(mem.is_empty() && mem.range_tombstones().is_none());
+        let t = |i: u64| RangeTombstone { keyspace: 0, start: format!("k{i:05}").into_bytes(), end: format!("k{i:05}~").into_bytes(), seqno: i + 1 };
+        for i in 0..1000 {
+            mem.add_range_tombstone(t(i));
+        }
+        mem.add_range_tombstones((1000..1100).map(t));
+        assert!(!mem.is_empty() && !mem.has_entries());
+        let sets = mem.range_tombstones().unwrap();
+        assert!(sets.len() <= 12, "{} sets for 1,100 tombstones", sets.len());
+        assert!(sets.windows(2).all(|w| w[0].len() > 2 * w[1].len()), "sizes fall by more than half");
+        assert_eq!(mem.range_tombstone_list(), (0..1100).map(t).collect::<Vec<_>>());
+        for i in [0, 1, 517, 1099] {
+            let hit: Vec<_> = sets.iter().filter_map(|s| s.newest_covering(0, format!("k{i:05}x").as_bytes(), MAX_SEQNO)).collect();
+            assert_eq!(hit, vec![i + 1]);
+        }
     }
 }

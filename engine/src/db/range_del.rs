@@ -68,7 +68,10 @@ pub(crate) struct RangeDelView {
 impl RangeDelView {
     /// The tombstones of `memtables` and `version`.
     pub(crate) fn collect(memtables: &[Arc<Memtable>], version: &Version) -> Self {
-        let mut sets: Vec<Arc<RangeTombstones>> = memtables.iter().filter_map(|m| m.range_tombstones()).collect();
+        let mut sets: Vec<Arc<RangeTombstones>> = Vec::new();
+        for held in memtables.iter().filter_map(|m| m.range_tombstones()) {
+            sets.extend(held.iter().cloned());
+        }
         if !version.range_tombstones().is_empty() {
             sets.push(Arc::clone(version.range_tombstones()));
         }
@@ -95,15 +98,11 @@ impl RangeDelView {
 /// The range tombstones of `memtable` that `version` does not hold yet: what
 /// the edit retiring the memtable's WAL segments must add.
 pub(crate) fn not_in_version(memtable: &Memtable, version: &Version) -> Vec<RangeTombstone> {
-    let Some(set) = memtable.range_tombstones() else { return Vec::new() };
+    if memtable.range_tombstones().is_none() {
+        return Vec::new();
+    }
     let held = seqnos(version);
-    set.tombstones().iter().filter(|t| !held.contains(&t.seqno)).cloned().collect()
-}
-
-/// How many tombstones of `set` (a memtable's) `version` does not hold.
-pub(crate) fn not_in_version_count(set: &RangeTombstones, version: &Version) -> usize {
-    let held = seqnos(version);
-    set.tombstones().iter().filter(|t| !held.contains(&t.seqno)).count()
+    memtable.range_tombstone_list().into_iter().filter(|t| !held.contains(&t.seqno)).collect()
 }
 
 fn seqnos(version: &Version) -> std::collections::HashSet<SeqNo> {

@@ -90,8 +90,7 @@ impl Inner {
             let mems = self.mems.read();
             let in_memtables: usize = std::iter::once(&mems.active)
                 .chain(mems.immutables.iter())
-                .filter_map(|m| m.range_tombstones())
-                .map(|set| crate::db::range_del::not_in_version_count(&set, &version))
+                .map(|m| crate::db::range_del::not_in_version(m, &version).len())
                 .sum();
             in_memtables + version.range_tombstones().len()
         };

@@ -241,7 +241,7 @@ pub(crate) fn repair(
         report.new_table = Some(table_name(meta.number));
         tables.push(meta);
     }
-    let range_tombstones = memtable.range_tombstones().map(|s| s.tombstones().to_vec()).unwrap_or_default();
+    let range_tombstones = memtable.range_tombstone_list();
     VersionSet::rebuild_with_range_tombstones(
         &vfs,
         dir,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use compaction::VersionEdit;
-use index::{user_key_prefix, EntryRef, Memtable, RangeTombstone, SeqNo, ValueKind, MAX_SEQNO};
+use index::{user_key_prefix, EntryRef, Memtable, SeqNo, ValueKind, MAX_SEQNO};
 use parking_lot::MutexGuard;
 use wal::{LogWriter, Preallocation};
 
@@ -316,12 +316,8 @@ impl Inner {
             match op {
                 BatchOp::Put { key, value } => active.insert(key, seqno, ValueKind::Put, value),
                 BatchOp::Delete { key } => active.insert(key, seqno, ValueKind::Delete, &[]),
-                BatchOp::DeleteRange { start, end } => active.add_range_tombstone(RangeTombstone {
-                    keyspace: format::RANGE_DELETE_KEYSPACE,
-                    start: start.clone(),
-                    end: end.clone(),
-                    seqno,
-                }),
+                // Added below, all of the batch's at once.
+                BatchOp::DeleteRange { .. } => {}
             }
         };
         if batch.ops.len() >= SORTED_INSERT_MIN_OPS {
@@ -374,6 +370,7 @@ impl Inner {
                 insert(i, op);
             }
         }
+        active.add_range_tombstones(crate::db::range_del::batch_tombstones(batch, first));
         writer.last_seqno = last;
         self.last_logged.store(last, Ordering::Release);
         Ok(Pending { last_seqno: last, wal, end_offset, flush_inline })
