@@ -231,6 +231,9 @@ fn range_deletes_survive_reopen_from_the_wal_and_from_the_manifest() {
     db.flush().unwrap();
     db.delete_range(&key(20), &key(60)).unwrap();
     db.close().unwrap();
+    // `verify` reads the range delete in the WAL as a valid record.
+    let report = Db::verify(tmp.path(), &cred(), options()).unwrap();
+    assert!(report.is_ok(), "{:?}", report.damaged);
     // Replayed from the WAL (and flushed by the open).
     let db = Db::open(tmp.path(), &cred(), options()).unwrap();
     check_every_read_path(&db);
