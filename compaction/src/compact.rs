@@ -8,6 +8,7 @@
 //! synced before the function returns, so the edit the caller logs next never
 //! refers to a file whose directory entry could vanish in a crash.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,8 +16,8 @@ use std::sync::Arc;
 use crypto::vfs::Vfs;
 use crypto::KeyManager;
 use index::{
-    Direction, Entry, EntryRef, InternalIterator, InternalKey, KeyRange, Memtable, MergingIterator, SeqNo, TableCache,
-    TableOptions, TableReason, ValueKind,
+    Direction, Entry, EntryRef, InternalIterator, InternalKey, KeyRange, Memtable, MergingIterator, RangeTombstones, SeqNo,
+    TableCache, TableOptions, TableReason, ValueKind,
 };
 
 use crate::edit::{FileMeta, VersionEdit};
@@ -210,18 +211,49 @@ pub fn run_compaction(
     snapshots: &[SeqNo],
     new_file_number: &(dyn Fn() -> u64 + Sync),
 ) -> Result<VersionEdit> {
-    run_compaction_with(ctx, compaction, snapshots, &TableHooks::default(), new_file_number).map(|out| out.edit)
+    let still_under = parking_lot::Mutex::new(HashSet::new());
+    run_compaction_under(ctx, compaction, snapshots, &TableHooks::default(), &RangeTombstones::default(), &still_under, new_file_number)
+        .map(|out| out.edit)
 }
 
-/// [`run_compaction`] with a keyspace's hooks: `hooks.filter` sees the entries
-/// the rules of [`CompactionFilter`](crate::CompactionFilter) allow (its report
-/// comes back with the edit) and
-/// `hooks.properties` collects every output table's user properties.
+/// [`run_compaction`] with a keyspace's hooks, under the range tombstones of
+/// `version` (the store's version the compaction was picked from).
+///
+/// `hooks.filter` sees the entries the rules of
+/// [`CompactionFilter`](crate::CompactionFilter) allow (its report comes back
+/// with the edit) and `hooks.properties` collects every output table's user
+/// properties. An entry a range tombstone of the compaction's keyspace hides
+/// is dropped too when no live snapshot lies between the two (`[entry seqno,
+/// tombstone seqno)`), since then no reader can see the one without the
+/// other. The edit also drops every tombstone with nothing older left under it
+/// ([`Version::retirable_range_tombstones`](crate::Version::retirable_range_tombstones),
+/// told which tombstones still hide an entry this compaction kept).
 pub fn run_compaction_with(
     ctx: &CompactionContext,
     compaction: &Compaction,
     snapshots: &[SeqNo],
     hooks: &TableHooks,
+    version: &crate::Version,
+    new_file_number: &(dyn Fn() -> u64 + Sync),
+) -> Result<CompactionOutput> {
+    let range_tombstones = version.range_tombstones();
+    let still_under = parking_lot::Mutex::new(HashSet::new());
+    let mut out = run_compaction_under(ctx, compaction, snapshots, hooks, range_tombstones, &still_under, new_file_number)?;
+    if !range_tombstones.is_empty() {
+        out.edit.dropped_range_tombstones = version.retirable_range_tombstones(&out.edit, &still_under.lock())?;
+    }
+    Ok(out)
+}
+
+/// [`run_compaction_with`] without the retirement of tombstones: adds to
+/// `still_under` the seqno of every tombstone that hides an entry kept.
+fn run_compaction_under(
+    ctx: &CompactionContext,
+    compaction: &Compaction,
+    snapshots: &[SeqNo],
+    hooks: &TableHooks,
+    range_tombstones: &RangeTombstones,
+    still_under: &parking_lot::Mutex<HashSet<SeqNo>>,
     new_file_number: &(dyn Fn() -> u64 + Sync),
 ) -> Result<CompactionOutput> {
     let level = compaction.level;
@@ -233,7 +265,7 @@ pub fn run_compaction_with(
     // Set by a part that failed, so the others stop early; its error is the one returned.
     let stop = AtomicBool::new(false);
     let tally = FilterTally::default();
-    let job = PartJob { ctx, compaction, snapshots, hooks, tally: &tally, new_file_number, stop: &stop };
+    let job = PartJob { ctx, compaction, snapshots, hooks, tally: &tally, range_tombstones, still_under, new_file_number, stop: &stop };
     let results = run_parts(&parts, &stop, |range| run_part(&job, range));
     // Returning early drops every writer, which removes all their tables.
     let writers = results.into_iter().collect::<Result<Vec<_>>>()?;
@@ -339,6 +371,10 @@ struct PartJob<'a> {
     snapshots: &'a [SeqNo],
     hooks: &'a TableHooks,
     tally: &'a FilterTally,
+    /// The store's range tombstones, and the seqnos of those that still hide
+    /// an entry some part kept (for a snapshot).
+    range_tombstones: &'a RangeTombstones,
+    still_under: &'a parking_lot::Mutex<HashSet<SeqNo>>,
     new_file_number: &'a (dyn Fn() -> u64 + Sync),
     stop: &'a AtomicBool,
 }
@@ -347,7 +383,7 @@ struct PartJob<'a> {
 /// writes what the drop rules keep. Stops early, with what it wrote so far,
 /// once `stop` is set.
 fn run_part<'a>(job: &PartJob<'a>, range: &KeyRange) -> Result<TableWriter<'a>> {
-    let PartJob { ctx, compaction, snapshots, hooks, tally, new_file_number, stop } = *job;
+    let PartJob { ctx, compaction, snapshots, hooks, tally, range_tombstones, still_under, new_file_number, stop } = *job;
     let in_range = |files: &[Arc<FileMeta>]| -> Vec<Arc<FileMeta>> { files.iter().filter(|f| overlaps_range(f, range)).cloned().collect() };
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
     if compaction.level == 0 {
@@ -375,7 +411,20 @@ fn run_part<'a>(job: &PartJob<'a>, range: &KeyRange) -> Result<TableWriter<'a>> 
         }
         // The filter may turn the entry into a tombstone before the drop rules see it.
         filter.apply(&mut entry);
-        if retainer.keep(&entry.key) {
+        // The retainer sees every entry, so its state stays that of the whole
+        // history of the key; an entry it keeps may still go under a tombstone.
+        let keep = retainer.keep(&entry.key);
+        let over: &[SeqNo] = if range_tombstones.is_empty() {
+            &[]
+        } else {
+            range_tombstones.covering_above(compaction.keyspace, &entry.key.user_key, entry.key.seqno)
+        };
+        let hidden = over.last().is_some_and(|&t| retainer.same_stripe(entry.key.seqno, t));
+        if keep && !hidden {
+            if !over.is_empty() {
+                // Kept for a snapshot below these tombstones: they must stay.
+                still_under.lock().extend(over.iter().copied());
+            }
             writer.add(&entry, split_at, new_file_number)?;
         }
     }

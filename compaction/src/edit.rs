@@ -5,13 +5,14 @@
 //! new tag, and an old reader refuses it as corruption instead of misreading it.
 //! The decoder never trusts a length before checking it against the bytes left.
 
-use index::{InternalKey, SeqNo};
+use index::{InternalKey, RangeTombstone, SeqNo, MAX_SEQNO};
 
 use crate::format::{
     ADDED_FILE_FIXED_LEN, EDIT_FORMAT_VERSION, MAX_ENCODED_KEY_LEN, MAX_LEVELS, MIN_ENCODED_KEY_LEN, TAG_ADDED_FILE,
     TAG_CREATE_KEYSPACE, TAG_DELETED_FILE, TAG_DROP_KEYSPACE, TAG_END, TAG_LAST_SEQNO, TAG_LOG_NUMBER,
     TAG_ADDED_FILE_IN_KEYSPACE, TAG_NEXT_FILE_NUMBER, TAG_NEXT_KEYSPACE_ID, TAG_PREDECESSOR, TAG_WAL_SEGMENT, WAL_SEGMENT_LEN,
-    WAL_SEGMENT_PREDECESSOR_SYNCED,
+    WAL_SEGMENT_PREDECESSOR_SYNCED, MAX_RANGE_BOUND_LEN, RANGE_TOMBSTONE_FIXED_LEN, TAG_ADD_RANGE_TOMBSTONE,
+    TAG_DROP_RANGE_TOMBSTONE,
 };
 use crate::keyspace::{check_keyspace_name, KeyspaceMeta, KeyspaceTableOptions, DEFAULT_KEYSPACE_ID};
 
@@ -81,6 +82,11 @@ pub struct VersionEdit {
     pub dropped_keyspaces: Vec<u32>,
     /// The next keyspace id to hand out (tag 10; in snapshots).
     pub next_keyspace_id: Option<u32>,
+    /// Range tombstones that join the version (tag 12), applied after the
+    /// tables of the edit are added and removed.
+    pub added_range_tombstones: Vec<RangeTombstone>,
+    /// Seqnos of range tombstones that leave the version (tag 13).
+    pub dropped_range_tombstones: Vec<SeqNo>,
 }
 
 impl VersionEdit {
@@ -152,6 +158,17 @@ impl VersionEdit {
             out.extend_from_slice(&f.epoch.to_le_bytes());
             put_key(&mut out, &f.smallest);
             put_key(&mut out, &f.largest);
+        }
+        for t in &self.added_range_tombstones {
+            out.push(TAG_ADD_RANGE_TOMBSTONE);
+            out.extend_from_slice(&t.keyspace.to_le_bytes());
+            out.extend_from_slice(&t.seqno.to_le_bytes());
+            put_bytes(&mut out, &t.start);
+            put_bytes(&mut out, &t.end);
+        }
+        for seqno in &self.dropped_range_tombstones {
+            out.push(TAG_DROP_RANGE_TOMBSTONE);
+            out.extend_from_slice(&seqno.to_le_bytes());
         }
         out.push(TAG_END);
         out
@@ -258,6 +275,21 @@ impl VersionEdit {
                     let meta = FileMeta { number, size, smallest, largest, entries, min_seqno, max_seqno, epoch, keyspace };
                     edit.added.push((level, meta));
                 }
+                TAG_ADD_RANGE_TOMBSTONE => {
+                    r.need(RANGE_TOMBSTONE_FIXED_LEN)?;
+                    let keyspace = r.u32()?;
+                    let seqno = r.u64()?;
+                    let start = r.range_bound()?;
+                    let end = r.range_bound()?;
+                    if start >= end {
+                        return Err(r.error_at(tag_pos, "range tombstone's start is not below its end"));
+                    }
+                    if seqno == 0 || seqno > MAX_SEQNO {
+                        return Err(r.error_at(tag_pos, format!("range tombstone seqno {seqno} is outside 1..={MAX_SEQNO}")));
+                    }
+                    edit.added_range_tombstones.push(RangeTombstone { keyspace, start, end, seqno });
+                }
+                TAG_DROP_RANGE_TOMBSTONE => edit.dropped_range_tombstones.push(r.u64()?),
                 other => return Err(r.error_at(tag_pos, format!("unknown field tag {other}"))),
             }
         }
@@ -284,6 +316,13 @@ fn put_key(out: &mut Vec<u8>, key: &InternalKey) {
     let len = u32::try_from(encoded.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&encoded);
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Range bounds are user keys, under the engine's key-size limit.
+    let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(bytes);
 }
 
 fn set_once(slot: &mut Option<u64>, value: u64, pos: usize, what: &str) -> Result<(), DecodeError> {
@@ -336,6 +375,16 @@ impl Reader<'_> {
 
     fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    /// A range tombstone bound: u32 length (1..=[`MAX_RANGE_BOUND_LEN`]), bytes.
+    fn range_bound(&mut self) -> Result<Vec<u8>, DecodeError> {
+        let pos = self.pos;
+        let len = self.u32()? as usize;
+        if len == 0 || len > MAX_RANGE_BOUND_LEN {
+            return Err(self.error_at(pos, format!("range tombstone bound of {len} bytes")));
+        }
+        Ok(self.take(len)?.to_vec())
     }
 
     fn level(&mut self) -> Result<usize, DecodeError> {
@@ -393,7 +442,49 @@ pub(crate) mod tests {
             ],
             dropped_keyspaces: vec![2],
             next_keyspace_id: Some(9),
+            added_range_tombstones: vec![RangeTombstone { keyspace: 0, start: b"b".to_vec(), end: b"d\0".to_vec(), seqno: 123_401 }],
+            dropped_range_tombstones: vec![55, 77],
         }
+    }
+
+    #[test]
+    fn range_tombstone_records_round_trip_and_bad_ones_are_refused() {
+        let edit = VersionEdit {
+            added_range_tombstones: vec![RangeTombstone { keyspace: 0, start: b"a".to_vec(), end: b"c".to_vec(), seqno: 5 }],
+            dropped_range_tombstones: vec![3],
+            ..Default::default()
+        };
+        let bytes = edit.encode();
+        // The worked example of compaction/FORMAT.md: version, add range
+        // tombstone (keyspace 0, seqno 5, start "a", end "c"), drop the range
+        // tombstone of seqno 3, end.
+        let expected: Vec<u8> = vec![
+            1, 12, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, b'a', 1, 0, 0, 0, b'c', 13, 3, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(bytes, expected);
+        assert_eq!(VersionEdit::decode(&bytes).unwrap(), edit);
+        let refused = |bytes: &[u8], what: &str| {
+            let err = VersionEdit::decode(bytes).unwrap_err();
+            assert!(err.reason.contains(what), "{err:?} should say {what}");
+        };
+        let with = |start: &[u8], end: &[u8], seqno: u64| {
+            let mut b = vec![1, 12, 0, 0, 0, 0];
+            b.extend_from_slice(&seqno.to_le_bytes());
+            for bound in [start, end] {
+                b.extend_from_slice(&(bound.len() as u32).to_le_bytes());
+                b.extend_from_slice(bound);
+            }
+            b.push(0);
+            b
+        };
+        refused(&with(b"c", b"a", 5), "not below");
+        refused(&with(b"a", b"a", 5), "not below");
+        refused(&with(b"", b"a", 5), "bound of 0 bytes");
+        refused(&with(b"a", b"b", 0), "seqno 0");
+        refused(&with(b"a", b"b", MAX_SEQNO + 1), "outside");
+        let mut huge = vec![1, 12, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0];
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        refused(&huge, "bound of");
     }
 
     #[test]

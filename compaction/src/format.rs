@@ -57,6 +57,17 @@ pub(crate) const TAG_NEXT_KEYSPACE_ID: u8 = 10;
 /// `keyspace` (never 0: a default-keyspace table is written with tag 5) joins a
 /// level of that keyspace.
 pub(crate) const TAG_ADDED_FILE_IN_KEYSPACE: u8 = 11;
+/// `keyspace u32 | seqno u64 | start (u32 len + bytes) | end (u32 len + bytes)`:
+/// a range tombstone joins the version (written by the flush, or the ingest,
+/// that moves it out of the WAL; `start < end`, both non-empty).
+pub(crate) const TAG_ADD_RANGE_TOMBSTONE: u8 = 12;
+/// `seqno u64`: the range tombstone of that seqno leaves the version (nothing
+/// older than it is left under its range).
+pub(crate) const TAG_DROP_RANGE_TOMBSTONE: u8 = 13;
+/// Fixed-width part of a range tombstone field, after its tag.
+pub(crate) const RANGE_TOMBSTONE_FIXED_LEN: usize = 4 + 8;
+/// Largest bound of a range tombstone accepted in an edit (a user key).
+pub(crate) const MAX_RANGE_BOUND_LEN: usize = MAX_ENCODED_KEY_LEN - MIN_ENCODED_KEY_LEN;
 /// Flag of [`TAG_WAL_SEGMENT`]: the segments before it were synced whole.
 pub(crate) const WAL_SEGMENT_PREDECESSOR_SYNCED: u8 = 1;
 /// Fixed-width part of a WAL segment field, after its tag.

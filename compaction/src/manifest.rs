@@ -264,6 +264,20 @@ pub(crate) fn snapshot_edits(state: &ManifestState) -> Vec<VersionEdit> {
             }
         }
     }
+    for t in state.version.range_tombstones().tombstones() {
+        let approx = 32 + t.start.len() + t.end.len();
+        let full = bytes.saturating_add(approx) > SNAPSHOT_RECORD_BYTES;
+        match edits.last_mut().filter(|_| !full) {
+            Some(e) => {
+                e.added_range_tombstones.push(t.clone());
+                bytes = bytes.saturating_add(approx);
+            }
+            None => {
+                edits.push(VersionEdit { added_range_tombstones: vec![t.clone()], ..Default::default() });
+                bytes = approx;
+            }
+        }
+    }
     edits
 }
 

@@ -63,6 +63,12 @@ impl Retainer {
         self.snapshots.get(idx).copied().unwrap_or(MAX_SEQNO)
     }
 
+    /// Whether no live snapshot lies in `[older, newer)`: a reader that sees a
+    /// version at `newer` sees nothing at `older` that it hides.
+    pub(crate) fn same_stripe(&self, older: SeqNo, newer: SeqNo) -> bool {
+        self.stripe_of(older) == self.stripe_of(newer)
+    }
+
     /// Whether to keep the entry with key `key`; entries must come in compaction order.
     pub(crate) fn keep(&mut self, key: &InternalKey) -> bool {
         if !self.started || self.user_key != key.user_key {

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use index::{Direction, InternalIterator, KeyRange, SeqNo, TableCache, ValueKind};
+use index::{Direction, InternalIterator, KeyRange, RangeTombstones, SeqNo, TableCache, ValueKind};
 
 use crate::edit::{FileMeta, VersionEdit};
 use crate::error::{Error, Result};
@@ -56,6 +56,9 @@ pub struct Version {
     keyspaces: Keyspaces,
     /// The next keyspace id to hand out: above every id ever created, dropped ones included.
     next_keyspace_id: u32,
+    /// Range tombstones moved out of the WAL by flushes and ingests, fragmented
+    /// for reads; each leaves once nothing older than it is left under its range.
+    range_tombstones: Arc<RangeTombstones>,
 }
 
 impl Version {
@@ -68,6 +71,7 @@ impl Version {
             trees: Arc::default(),
             keyspaces: Arc::default(),
             next_keyspace_id: DEFAULT_KEYSPACE_ID + 1,
+            range_tombstones: Arc::default(),
         }
     }
 
@@ -110,6 +114,69 @@ impl Version {
     /// The tables of this version's own levels (its keyspace's only), with their level.
     pub fn own_files(&self) -> impl Iterator<Item = (usize, &Arc<FileMeta>)> + '_ {
         self.levels.iter().enumerate().flat_map(|(l, files)| files.iter().map(move |f| (l, f)))
+    }
+
+    /// The range tombstones of this version (those no longer in a WAL segment).
+    pub fn range_tombstones(&self) -> &Arc<RangeTombstones> {
+        &self.range_tombstones
+    }
+
+    /// Seqnos of the range tombstones that the compaction whose result is
+    /// `edit` leaves with nothing older under them. The tables it wrote
+    /// (`edit.added`) hold an entry under a tombstone only if its seqno is in
+    /// `still_under` (what the compaction kept for a snapshot); every other
+    /// table of the version after `edit` is judged by its bounds: it meets the
+    /// tombstone's range and its smallest seqno is older. Memtables hold only
+    /// newer data than any tombstone in the version (a tombstone joins it with
+    /// the flush of its memtable, after every older one), so such a tombstone
+    /// hides nothing any read could find, and `edit` may drop it along.
+    pub fn retirable_range_tombstones(&self, edit: &VersionEdit, still_under: &HashSet<SeqNo>) -> Result<Vec<SeqNo>> {
+        if self.range_tombstones.is_empty() {
+            return Ok(Vec::new());
+        }
+        let after = self.apply(edit)?;
+        let written: HashSet<u64> = edit.added.iter().map(|(_, f)| f.number).collect();
+        Ok(after
+            .range_tombstones
+            .tombstones()
+            .iter()
+            .filter(|t| {
+                // Only the tables of the tombstone's own keyspace can hold what
+                // it hides (none, once that keyspace is dropped).
+                let tree = after.all_keyspace_levels().find(|v| v.keyspace_id() == t.keyspace);
+                let older_under = tree.is_some_and(|tree| {
+                    tree.own_files().any(|(_, f)| {
+                        !written.contains(&f.number)
+                            && f.min_seqno < t.seqno
+                            && t.overlaps(&f.smallest.user_key, &f.largest.user_key)
+                    })
+                });
+                !still_under.contains(&t.seqno) && !older_under
+            })
+            .map(|t| t.seqno)
+            .collect())
+    }
+
+    /// Applies the range-tombstone part of `edit`: adds, then drops; a drop of
+    /// a tombstone not in the version, or an add of one already in it, is refused.
+    fn apply_range_tombstones(&self, edit: &VersionEdit) -> Result<Arc<RangeTombstones>> {
+        if edit.added_range_tombstones.is_empty() && edit.dropped_range_tombstones.is_empty() {
+            return Ok(Arc::clone(&self.range_tombstones));
+        }
+        let mut seqnos: HashSet<SeqNo> = self.range_tombstones.tombstones().iter().map(|t| t.seqno).collect();
+        for t in &edit.added_range_tombstones {
+            if !seqnos.insert(t.seqno) {
+                return Err(Error::InvalidEdit(format!("adds range tombstone {}, which is in the version", t.seqno)));
+            }
+        }
+        for seqno in &edit.dropped_range_tombstones {
+            if !seqnos.remove(seqno) {
+                return Err(Error::InvalidEdit(format!("drops range tombstone {seqno}, which is not in the version")));
+            }
+        }
+        let dropped: HashSet<SeqNo> = edit.dropped_range_tombstones.iter().copied().collect();
+        let added = self.range_tombstones.with(edit.added_range_tombstones.iter().cloned());
+        Ok(Arc::new(added.without(|s| dropped.contains(&s))))
     }
 
     /// Live keyspaces other than the default one (id 0), by id.
@@ -241,7 +308,8 @@ impl Version {
         }
         let (levels, compact_pointers) = self.apply_tables(edit)?;
         let trees = trees.map_or_else(|| Arc::clone(&self.trees), Arc::new);
-        let mut v = Version { levels, compact_pointers, keyspace: self.keyspace, trees, keyspaces, next_keyspace_id };
+        let range_tombstones = self.apply_range_tombstones(edit)?;
+        let mut v = Version { levels, compact_pointers, keyspace: self.keyspace, trees, keyspaces, next_keyspace_id, range_tombstones };
         v.sort_and_check()?;
         if !v.trees.is_empty() {
             // Table numbers are unique across keyspaces too.
@@ -548,6 +616,43 @@ mod tests {
         let mut left: Vec<u64> = v3.table_numbers().collect();
         left.sort_unstable();
         assert_eq!(left, vec![1, 3]);
+    }
+
+    #[test]
+    fn range_tombstones_join_leave_and_retire_when_nothing_older_is_under_them() {
+        use index::RangeTombstone;
+        let t = |start: &str, end: &str, seqno: SeqNo| RangeTombstone { keyspace: 0, start: start.into(), end: end.into(), seqno };
+        // meta(n, ..) holds seqnos n + 3 ..= n + 9.
+        let v = Version::empty(3)
+            .apply(&VersionEdit { added: vec![(1, meta(1, "a", "c")), (1, meta(20, "m", "p"))], ..Default::default() })
+            .unwrap();
+        let v = v.apply(&VersionEdit { added_range_tombstones: vec![t("b", "d", 10), t("x", "z", 11), t("n", "o", 15)], ..Default::default() }).unwrap();
+        assert_eq!(v.range_tombstones().len(), 3);
+        assert!(v.range_tombstones().hides(0, b"b", 4, 10));
+        let none = HashSet::new();
+        // Nothing is under "x".."z"; table 20 (seqnos 23..) is newer than the tombstone at 15.
+        assert_eq!(v.retirable_range_tombstones(&VersionEdit::default(), &none).unwrap(), vec![11, 15]);
+        // A compaction that removes table 1 (seqnos 4..=10) frees the tombstone over it.
+        let gone = VersionEdit { deleted: vec![(1, 1)], added: vec![(2, meta(2, "a", "a"))], ..Default::default() };
+        assert_eq!(v.retirable_range_tombstones(&gone, &none).unwrap(), vec![10, 11, 15]);
+        // An output overlapping the range with older seqnos counts only if the
+        // compaction says it kept an entry under the tombstone.
+        let straddles = VersionEdit { deleted: vec![(1, 1)], added: vec![(2, meta(3, "b", "b"))], ..Default::default() };
+        assert_eq!(v.retirable_range_tombstones(&straddles, &none).unwrap(), vec![10, 11, 15]);
+        let kept: HashSet<SeqNo> = [10].into();
+        assert_eq!(v.retirable_range_tombstones(&straddles, &kept).unwrap(), vec![11, 15], "kept for a snapshot");
+        // A table outside the compaction is judged by its bounds.
+        let v3 = v.apply(&VersionEdit { added: vec![(0, meta(4, "c", "c"))], ..Default::default() }).unwrap();
+        assert_eq!(v3.retirable_range_tombstones(&gone, &none).unwrap(), vec![11, 15], "table 4 holds seqno 7 under b..d");
+        let v2 = v.apply(&VersionEdit { dropped_range_tombstones: vec![11], ..Default::default() }).unwrap();
+        assert_eq!(v2.range_tombstones().tombstones().iter().map(|t| t.seqno).collect::<Vec<_>>(), vec![10, 15]);
+        assert_eq!(v.range_tombstones().len(), 3, "the old version is unchanged");
+        for bad in [
+            VersionEdit { dropped_range_tombstones: vec![12], ..Default::default() },
+            VersionEdit { added_range_tombstones: vec![t("a", "b", 10)], ..Default::default() },
+        ] {
+            assert!(matches!(v.apply(&bad), Err(Error::InvalidEdit(_))), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -616,3 +616,48 @@ fn a_flush_in_parts_writes_the_memtable_as_disjoint_tables() {
     }
     assert!(k >= 4, "four tables need at least four writes, the flush failed only {k} times");
 }
+
+/// A range tombstone of the version: the compaction drops every entry it hides
+/// unless a snapshot lies between the two, and retires the tombstone in its own
+/// edit once no output kept anything under it.
+#[test]
+fn range_tombstones_drop_what_they_hide_unless_a_snapshot_needs_it() {
+    use compaction::{run_compaction_with, TableHooks, VersionEdit};
+    use index::RangeTombstone;
+    for with_snapshots in [false, true] {
+        let f = fixture();
+        let (model, snapshots, c) = layered(&f, 21, true);
+        let snapshots = if with_snapshots { snapshots } else { Vec::new() };
+        let seqno = model.keys().map(|(_, s)| *s).max().unwrap() + 1;
+        let t = RangeTombstone { keyspace: 0, start: key(100), end: key(300), seqno };
+        f.vs.log_and_apply(VersionEdit { last_seqno: Some(seqno), added_range_tombstones: vec![t.clone()], ..Default::default() })
+            .unwrap();
+        let version = f.vs.current();
+        let edit = run_compaction_with(&f.ctx, &c, &snapshots, &TableHooks::default(), &version, &|| f.vs.new_file_number())
+            .unwrap()
+            .edit;
+        let all = written(&f, &edit);
+        let under: Vec<_> = all.iter().filter(|e| t.contains(0, &e.key.user_key)).collect();
+        assert!(all.len() > under.len(), "keys outside the range stay");
+        if with_snapshots {
+            assert!(!under.is_empty(), "the snapshots read some of the hidden keys");
+            for e in &under {
+                assert!(snapshots.iter().any(|&s| e.key.seqno <= s && s < seqno), "{:?} kept with no snapshot to read it", e.key);
+            }
+            assert!(edit.dropped_range_tombstones.is_empty(), "entries kept under the tombstone keep it");
+        } else {
+            assert!(under.is_empty(), "{} hidden entries kept", under.len());
+            assert_eq!(edit.dropped_range_tombstones, vec![seqno], "nothing older is left under it");
+        }
+        f.vs.log_and_apply(edit).unwrap();
+        assert_eq!(f.vs.current().range_tombstones().len(), usize::from(with_snapshots));
+        // Reads at every snapshot see what the model says, under the tombstone.
+        for &s in &snapshots {
+            for i in (100..300).step_by(7) {
+                let got = f.vs.current().get(&f.ctx.tables, &key(i), s).unwrap();
+                let want = expected(&model, &key(i), s);
+                assert_eq!(got.filter(|(_, kind, _)| *kind == ValueKind::Put).map(|(sq, _, v)| (sq, v)), want, "key {i} at {s}");
+            }
+        }
+    }
+}

@@ -89,7 +89,7 @@ impl Fixture {
     fn compact(&self, level: usize, snapshots: &[SeqNo], hooks: &TableHooks, parts: usize) -> FilterReport {
         let mut c = pick_range_compaction(&self.vs.current(), level, None, None).unwrap();
         c.max_subcompactions = parts;
-        let out = run_compaction_with(&self.ctx, &c, snapshots, hooks, &|| self.vs.new_file_number()).unwrap();
+        let out = run_compaction_with(&self.ctx, &c, snapshots, hooks, &self.vs.current(), &|| self.vs.new_file_number()).unwrap();
         self.vs.log_and_apply(out.edit).unwrap();
         out.filter
     }

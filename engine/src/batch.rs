@@ -11,28 +11,37 @@ use crate::keyspace::Keyspace;
 /// needs no new variant here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BatchOp {
-    /// What the operation does.
+    /// What the operation does (`Delete`, unused, for a range delete).
     pub(crate) kind: ValueKind,
     /// The keyspace it writes to (0: the default keyspace).
     pub(crate) keyspace: u32,
-    /// The key it writes.
+    /// The key it writes (a range delete: its start, inclusive).
     pub(crate) key: Vec<u8>,
-    /// Its value; empty for a delete.
+    /// Its value; empty for a delete (a range delete: its end, exclusive).
     pub(crate) value: Vec<u8>,
+    /// A range delete (record op kind 6; `engine/FORMAT.md`): every key in
+    /// `[key, value)` older than the operation is deleted, as one range
+    /// tombstone. Not a value kind, so it never becomes a table entry.
+    pub(crate) range_delete: bool,
 }
 
 impl BatchOp {
     /// A put of `key` = `value` into `keyspace`.
     pub(crate) fn put(keyspace: u32, key: Vec<u8>, value: Vec<u8>) -> Self {
-        BatchOp { kind: ValueKind::Put, keyspace, key, value }
+        BatchOp { kind: ValueKind::Put, keyspace, key, value, range_delete: false }
     }
 
     /// A delete of `key` in `keyspace`.
     pub(crate) fn delete(keyspace: u32, key: Vec<u8>) -> Self {
-        BatchOp { kind: ValueKind::Delete, keyspace, key, value: Vec::new() }
+        BatchOp { kind: ValueKind::Delete, keyspace, key, value: Vec::new(), range_delete: false }
     }
 
-    /// The key the operation writes.
+    /// A range delete of `[start, end)` in `keyspace`.
+    pub(crate) fn delete_range(keyspace: u32, start: Vec<u8>, end: Vec<u8>) -> Self {
+        BatchOp { kind: ValueKind::Delete, keyspace, key: start, value: end, range_delete: true }
+    }
+
+    /// The key the operation writes (a range delete: its start).
     pub(crate) fn key(&self) -> &[u8] {
         &self.key
     }
@@ -96,6 +105,16 @@ impl WriteBatch {
         self.bytes += op.key.len() + op.value.len();
         self.ops.push(op);
         self
+    }
+
+    /// Adds a range delete: every key `k` with `start <= k < end` written
+    /// before this operation (earlier in this batch included) is deleted;
+    /// writes after it (later in the batch included) are not. One operation
+    /// and one range tombstone, whatever the number of keys covered.
+    /// `start >= end` fails the write with `Error::InvalidArgument`, and both
+    /// bounds are subject to `max_key_bytes`.
+    pub fn delete_range(&mut self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>) -> &mut Self {
+        self.push(BatchOp::delete_range(compaction::DEFAULT_KEYSPACE_ID, start.as_ref().to_vec(), end.as_ref().to_vec()))
     }
 
     /// Number of operations.

@@ -12,6 +12,7 @@ mod keyspace_io;
 mod keyspaces;
 mod limits;
 mod open;
+mod range_del;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use open::frame_cut_in_its_last_bytes;
 mod read;
@@ -146,6 +147,10 @@ pub struct Stats {
     pub current_epoch: u32,
     /// For each epoch that some file in the store directory is under, those files.
     pub files_per_epoch: Vec<EpochFiles>,
+    /// Live range tombstones (`Db::delete_range`), in memtables and in the
+    /// current version. Each is held in memory and, once flushed, in the
+    /// manifest, until nothing older than it is left under its range.
+    pub range_tombstones: usize,
 }
 
 /// What `verify` found: each damaged file and why.
@@ -286,6 +291,16 @@ impl Db {
     pub fn delete(&self, key: &[u8]) -> Result<()> {
         let mut batch = WriteBatch::new();
         batch.delete(key);
+        self.inner.write(&batch).map(|_| ())
+    }
+
+    /// Deletes every key `k` with `start <= k < end`, as one range tombstone:
+    /// one WAL record of one operation, whatever the number of keys covered.
+    /// `start >= end` is `Error::InvalidArgument`; both bounds are subject to
+    /// `max_key_bytes`. See [`WriteBatch::delete_range`].
+    pub fn delete_range(&self, start: &[u8], end: &[u8]) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete_range(start, end);
         self.inner.write(&batch).map(|_| ())
     }
 

@@ -3,7 +3,7 @@
 //! this module only decides what is inside. Layout and a worked example are in
 //! `engine/FORMAT.md` ("Batch record").
 
-use index::{SeqNo, ValueKind, MAX_SEQNO};
+use index::{Memtable, RangeTombstone, SeqNo, ValueKind, MAX_SEQNO};
 
 use crate::batch::BatchOp;
 use crate::error::{Error, Result};
@@ -29,10 +29,39 @@ const _: () = assert!(BATCH_HEADER_LEN == 14);
 const _: () = assert!(OP_OVERHEAD_LEN == 9);
 // A deleted key carries an empty value, so a tombstone needs no separate layout.
 const _: () = assert!(ValueKind::Delete as u8 == 0 && ValueKind::Put as u8 == 1);
+/// Op kind of a range delete: key = start (inclusive), value = end (exclusive).
+/// Not a value kind: a range tombstone is never an entry of a memtable or table.
+pub(crate) const OP_DELETE_RANGE: u8 = 6;
+const _: () = assert!(ValueKind::DeleteWithMeta as u8 + 1 == OP_DELETE_RANGE);
 
 /// One operation read back from a batch record: the same fields as a
 /// [`BatchOp`] (a version 1 record's operations are in keyspace 0).
 pub(crate) type RecordOp = BatchOp;
+
+impl BatchOp {
+    /// Applies the operation at `seqno` to `memtable` (recovery, refresh, repair).
+    pub(crate) fn apply(&self, memtable: &Memtable, seqno: SeqNo) {
+        if self.range_delete {
+            memtable.add_range_tombstone(self.range_tombstone(seqno));
+        } else {
+            memtable.insert(&self.key, seqno, self.kind, &self.value);
+        }
+    }
+
+    /// The range tombstone of a range delete at `seqno`.
+    pub(crate) fn range_tombstone(&self, seqno: SeqNo) -> RangeTombstone {
+        RangeTombstone { keyspace: self.keyspace, start: self.key.clone(), end: self.value.clone(), seqno }
+    }
+
+    /// The kind byte the record carries for this operation.
+    pub(crate) fn kind_byte(&self) -> u8 {
+        if self.range_delete {
+            OP_DELETE_RANGE
+        } else {
+            self.kind as u8
+        }
+    }
+}
 
 /// A batch record read back from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,13 +103,18 @@ pub(crate) fn encoded_len(ops: &[BatchOp]) -> usize {
     BATCH_HEADER_LEN + ops.iter().map(|op| overhead + op.key.len() + op.value.len()).sum::<usize>()
 }
 
-/// What a record allows for an operation of `kind`: `Err(reason)` for one the
-/// record refuses. New kinds are added here; encoding needs nothing else.
-fn check_op(kind: ValueKind, key: &[u8], value: &[u8]) -> std::result::Result<(), &'static str> {
+/// What a record allows for an operation of `kind` (a range delete when
+/// `range_delete`): `Err(reason)` for one the record refuses. New kinds are
+/// added here; encoding needs nothing else.
+fn check_op(kind: ValueKind, range_delete: bool, key: &[u8], value: &[u8]) -> std::result::Result<(), &'static str> {
     if key.is_empty() {
         return Err("empty key in batch record");
     }
-    if kind == ValueKind::Delete && !value.is_empty() {
+    if range_delete {
+        if key >= value {
+            return Err("a range delete in a batch record does not end after its start");
+        }
+    } else if kind == ValueKind::Delete && !value.is_empty() {
         return Err("a delete in a batch record carries a value");
     }
     Ok(())
@@ -104,7 +138,7 @@ pub(crate) fn encode_batch_into(first_seqno: SeqNo, ops: &[BatchOp], out: &mut V
     out.extend_from_slice(&first_seqno.to_le_bytes());
     out.extend_from_slice(&(ops.len() as u32).to_le_bytes());
     for op in ops {
-        out.push(op.kind as u8);
+        out.push(op.kind_byte());
         if version == BATCH_VERSION_KEYSPACES {
             out.extend_from_slice(&op.keyspace.to_le_bytes());
         }
@@ -188,12 +222,17 @@ pub(crate) fn decode_batch(bytes: &[u8], file: &str, offset: u64) -> Result<Batc
     let mut ops = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let kind_byte = c.u8("an op kind")?;
-        let kind = ValueKind::from_u8(kind_byte).ok_or_else(|| c.corrupt(format!("unknown op kind {kind_byte}")))?;
+        let range_delete = kind_byte == OP_DELETE_RANGE;
+        let kind = match ValueKind::from_u8(kind_byte) {
+            Some(kind) => kind,
+            None if range_delete => ValueKind::Delete,
+            None => return Err(c.corrupt(format!("unknown op kind {kind_byte}"))),
+        };
         let keyspace = if version == BATCH_VERSION { compaction::DEFAULT_KEYSPACE_ID } else { c.u32("a keyspace id")? };
         let key = c.bytes("a key")?;
         let value = c.bytes("a value")?;
-        check_op(kind, &key, &value).map_err(|reason| c.corrupt(reason))?;
-        ops.push(RecordOp { kind, keyspace, key, value });
+        check_op(kind, range_delete, &key, &value).map_err(|reason| c.corrupt(reason))?;
+        ops.push(RecordOp { kind, keyspace, key, value, range_delete });
     }
     if !c.rest.is_empty() {
         return Err(c.corrupt(format!("{} trailing bytes after the last op", c.rest.len())));
@@ -268,6 +307,33 @@ mod tests {
             0xB7, 0x01, 7, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x01, 1, 0, 0, 0, b'a', 2, 0, 0, 0, b'x', b'y',
         ];
         assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn range_delete_round_trips_and_matches_format_doc() {
+        // The example in engine/FORMAT.md: delete_range("a", "c") at seqno 9.
+        let ops = vec![BatchOp::delete_range(0, b"a".to_vec(), b"c".to_vec())];
+        let bytes = encode_batch(9, &ops);
+        let expected: Vec<u8> = vec![
+            0xB7, 0x01, 9, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x06, 1, 0, 0, 0, b'a', 1, 0, 0, 0, b'c',
+        ];
+        assert_eq!(bytes, expected);
+        assert_eq!(bytes.len(), encoded_len(&ops));
+        let rec = decode_batch(&bytes, "f", 0).unwrap();
+        assert!(rec.ops[0].range_delete);
+        assert_eq!((rec.ops[0].key.as_slice(), rec.ops[0].value.as_slice()), (&b"a"[..], &b"c"[..]));
+        let t = rec.ops[0].range_tombstone(9);
+        assert_eq!((t.keyspace, t.seqno), (0, 9));
+        // An empty or backwards range is damage.
+        for end in [&b"a"[..], b"", b"0"] {
+            let mut bad = bytes[..20].to_vec();
+            bad.extend_from_slice(&(end.len() as u32).to_le_bytes());
+            bad.extend_from_slice(end);
+            assert!(decode_batch(&bad, "f", 0).unwrap_err().is_corruption(), "end {end:?}");
+        }
+        let mut unknown = bytes.clone();
+        unknown[14] = 7;
+        assert!(decode_batch(&unknown, "f", 0).unwrap_err().is_corruption());
     }
 
     #[test]

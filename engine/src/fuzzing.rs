@@ -88,16 +88,22 @@ fn model_decode(bytes: &[u8]) -> Option<(u64, Vec<RecordOp>)> {
     }
     let mut ops = Vec::new();
     for _ in 0..count {
-        let kind = ValueKind::from_u8(input.take(1)?.first().copied()?)?;
+        let kind_byte = input.take(1)?.first().copied()?;
+        // Kind 6 is a range delete: key = start, value = end, start < end.
+        let range_delete = kind_byte == 6;
+        let kind = if range_delete { ValueKind::Delete } else { ValueKind::from_u8(kind_byte)? };
         let keyspace = if version == 2 { input.u32()? } else { 0 };
         let key_len = input.u32()?;
         let key = input.take(usize::try_from(key_len).ok()?)?;
         let value_len = input.u32()?;
         let value = input.take(usize::try_from(value_len).ok()?)?;
-        if key.is_empty() || (kind == ValueKind::Delete && !value.is_empty()) {
+        if key.is_empty() || (kind == ValueKind::Delete && !range_delete && !value.is_empty()) {
             return None;
         }
-        ops.push(RecordOp { kind, keyspace, key, value });
+        if range_delete && key >= value {
+            return None;
+        }
+        ops.push(RecordOp { kind, keyspace, key, value, range_delete });
     }
     if !input.rest.is_empty() {
         return None;

@@ -231,6 +231,16 @@ fn run(compression: Compression) {
         markers.all.extend([km, vm, ks_doomed]);
         db.write(batch).unwrap();
     }
+    // A range delete: both bounds go to the WAL record, and with the flush
+    // below into the manifest (the range holds none of the keys above).
+    let (start_marker, end_marker) = (marker(&mut rng, "rangestart"), marker(&mut rng, "rangeend"));
+    let range_start = start_marker.clone().into_bytes();
+    let range_end = format!("{start_marker}~{end_marker}").into_bytes();
+    let mut batch = WriteBatch::new();
+    batch.put(&range_end, b"after the range").delete_range(&range_start, &range_end);
+    db.write(batch).unwrap();
+    markers.all.extend([start_marker, end_marker]);
+    markers.model.push((range_end, b"after the range".to_vec()));
     assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after batches (WAL)"));
     assert_reads_back(&db, &markers, &format!("{tag}: after batches"));
 
@@ -239,6 +249,7 @@ fn run(compression: Compression) {
     db.flush().unwrap();
     let after_flush = db.stats();
     assert!(after_flush.files_per_level.iter().sum::<usize>() > 0, "{tag}: flush made no table");
+    assert_eq!(after_flush.range_tombstones, 1, "{tag}: the range delete is in the manifest");
     assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after flush"));
     assert_tables_have_property(&db, &prop_name, &prop_value, &format!("{tag}: after flush"));
 

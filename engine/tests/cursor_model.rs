@@ -1,5 +1,5 @@
-//! Property test of the seekable cursor: random writes (puts, deletes,
-//! batches), flushes, compactions and snapshots taken in between, then random
+//! Property test of the seekable cursor: random writes (puts, deletes, range
+//! deletes, batches), flushes, compactions and snapshots taken in between, then random
 //! cursor programs (seeks, seek_for_prev, seeks to either end, next/prev runs
 //! that turn in the middle, random bounds) over the store as it is now and over
 //! every snapshot. After every cursor step its position must be the one a
@@ -27,6 +27,8 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 enum Write {
     Put(Vec<u8>, Vec<u8>),
     Delete(Vec<u8>),
+    /// A range delete of [lower, higher) of the two keys (nothing if equal).
+    DeleteRange(Vec<u8>, Vec<u8>),
     Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     Flush,
     Compact(Option<Vec<u8>>, Option<Vec<u8>>),
@@ -65,6 +67,7 @@ fn write() -> impl Strategy<Value = Write> {
     prop_oneof![
         8 => (key(), value()).prop_map(|(k, v)| Write::Put(k, v)),
         4 => key().prop_map(Write::Delete),
+        2 => (key(), key()).prop_map(|(a, b)| Write::DeleteRange(a, b)),
         2 => prop::collection::vec((key(), prop::option::of(value())), 1..8).prop_map(Write::Batch),
         1 => Just(Write::Flush),
         1 => (prop::option::of(key()), prop::option::of(key())).prop_map(|(a, b)| Write::Compact(a, b)),
@@ -148,6 +151,13 @@ fn apply_write(db: &Db, model: &mut Model, snapshots: &mut Vec<(Snapshot, Model)
         Write::Delete(k) => {
             db.delete(k).unwrap();
             model.remove(k);
+        }
+        Write::DeleteRange(a, b) => {
+            let (start, end) = if a <= b { (a, b) } else { (b, a) };
+            if start < end {
+                db.delete_range(start, end).unwrap();
+                model.retain(|k, _| k < start || k >= end);
+            }
         }
         Write::Batch(ops) => {
             let mut batch = WriteBatch::new();

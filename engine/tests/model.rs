@@ -1,5 +1,6 @@
 //! Model test: seeded random operations against the store and against a
-//! `BTreeMap`, which must agree after every read. Covers puts, deletes, batches
+//! `BTreeMap`, which must agree after every read. Covers puts, deletes, range
+//! deletes (alone and inside batches), batches
 //! (1..50 ops, plus one of 1,000 and one of 100,000), snapshots (each with its
 //! own frozen model), forward and reverse ranges with random bounds, prefix
 //! scans, flush, compact_range, close/reopen and optimistic transactions with
@@ -131,7 +132,11 @@ impl Harness {
         let mut applied = self.model.clone();
         for _ in 0..n {
             let k = self.random_key();
-            if self.rng.gen_bool(0.75) {
+            if self.rng.gen_ratio(1, 40) {
+                let (start, end) = self.random_span();
+                batch.delete_range(&start, &end);
+                applied.retain(|k, _| *k < start || *k >= end);
+            } else if self.rng.gen_bool(0.75) {
                 let v = self.random_value();
                 batch.put(&k, &v);
                 applied.insert(k, v);
@@ -143,6 +148,24 @@ impl Harness {
         self.ok(self.db().write(batch), "write batch");
         self.model = applied;
         self.ops_done += n as u64;
+    }
+
+    /// A range of up to 30 keys, its end sometimes a key that never exists.
+    fn random_span(&mut self) -> (Vec<u8>, Vec<u8>) {
+        let first = self.rng.gen_range(0..KEY_SPACE);
+        let start = key(first);
+        let mut end = key(first + self.rng.gen_range(1..=30));
+        if self.rng.gen_bool(0.3) {
+            end.push(b'x');
+        }
+        (start, end)
+    }
+
+    fn delete_range(&mut self) {
+        let (start, end) = self.random_span();
+        self.ok(self.db().delete_range(&start, &end), "delete_range");
+        self.model.retain(|k, _| *k < start || *k >= end);
+        self.ops_done += 1;
     }
 
     fn check_get(&mut self) {
@@ -316,7 +339,8 @@ impl Harness {
                 let n = self.rng.gen_range(1..=30);
                 self.keyspace_batch(n)
             }
-            960..=989 => self.keyspace_check(),
+            960..=979 => self.delete_range(),
+            980..=999 => self.keyspace_check(),
             _ => self.check_get(),
         }
     }

@@ -679,3 +679,105 @@ fn keyspace_data_survives_power_loss_at_every_sync() {
     assert!(outcomes.len() == steps.len() + 1, "crashes landed in every step: {outcomes:?}");
     eprintln!("keyspace data power-loss outcomes: {outcomes:?}");
 }
+
+/// Power fails at every write and every sync in turn while range deletes are
+/// written, flushed into the manifest and compacted: after reopening, the
+/// store holds exactly the state after the acknowledged steps (or after the
+/// one step the failure interrupted, if it reached the disk whole).
+#[test]
+fn range_deletes_survive_power_loss_at_every_sync() {
+    #[derive(Clone, Copy)]
+    enum Step {
+        DeleteRange(usize, usize),
+        Put(usize),
+        Flush,
+        Compact,
+    }
+    let dir = Path::new("/stores/range-deletes");
+    let cred = Credential::passphrase("range deletes");
+    let key = |i: usize| format!("k/{i:02}").into_bytes();
+    let steps = [
+        Step::DeleteRange(5, 15),
+        Step::Put(10),
+        Step::Flush,
+        Step::DeleteRange(20, 30),
+        Step::Compact,
+        Step::DeleteRange(0, 3),
+        Step::Flush,
+    ];
+    let mut states: Vec<BTreeMap<Vec<u8>, Vec<u8>>> = vec![(0..40).map(|i| (key(i), b"old".to_vec())).collect()];
+    for step in steps {
+        let mut s = states.last().unwrap().clone();
+        match step {
+            Step::DeleteRange(a, b) => s.retain(|k, _| *k < key(a) || *k >= key(b)),
+            Step::Put(i) => {
+                s.insert(key(i), b"new".to_vec());
+            }
+            Step::Flush | Step::Compact => {}
+        }
+        states.push(s);
+    }
+    let mut crashes = 0;
+    for fail_writes in [false, true] {
+        for n in 0.. {
+            let sim = SimVfs::new();
+            let options = |vfs: Arc<dyn Vfs>| {
+                Options::tiny_for_tests().with_vfs(vfs).with_sync(SyncPolicy::EveryCommit).with_background_compaction(false)
+            };
+            let killable = KillableVfs::new(sim.clone());
+            let db = Db::create(dir, &cred, options(killable.clone())).unwrap();
+            let mut batch = WriteBatch::new();
+            for i in 0..40 {
+                batch.put(key(i), b"old");
+            }
+            db.write(batch).unwrap();
+            db.flush().unwrap();
+            if fail_writes {
+                sim.fail_write_after(n);
+            } else {
+                sim.fail_sync_after(n);
+            }
+            let mut acknowledged = 0;
+            for step in steps {
+                let done = match step {
+                    Step::DeleteRange(a, b) => db.delete_range(&key(a), &key(b)),
+                    Step::Put(i) => db.put(&key(i), b"new"),
+                    Step::Flush => db.flush(),
+                    Step::Compact => db.compact_range(None, None),
+                };
+                if done.is_err() {
+                    break;
+                }
+                acknowledged += 1;
+            }
+            killable.kill();
+            drop(db);
+            sim.clear_faults();
+            let all_done = acknowledged == steps.len();
+            let (db, _) = Db::open_or_repair(dir, &cred, options(sim.clone()))
+                .unwrap_or_else(|e| panic!("writes {fail_writes}, n {n}: reopen after a crash: {e}"));
+            let found: BTreeMap<Vec<u8>, Vec<u8>> =
+                db.range(Bound::Unbounded, Bound::Unbounded, false, None).unwrap().map(Result::unwrap).collect();
+            let reverse: Vec<Vec<u8>> = db.range(Bound::Unbounded, Bound::Unbounded, true, None).unwrap().map(|r| r.unwrap().0).collect();
+            assert!(reverse.iter().rev().eq(found.keys()), "writes {fail_writes}, n {n}: reverse scan differs");
+            let matches = |at: usize| states.get(at).is_some_and(|s| *s == found);
+            assert!(
+                matches(acknowledged) || matches(acknowledged + 1),
+                "writes {fail_writes}, n {n}: {acknowledged} steps acknowledged, found {:?}",
+                found.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect::<Vec<_>>()
+            );
+            // Later writes and a compaction keep the state.
+            db.compact_range(None, None).unwrap();
+            let again: BTreeMap<Vec<u8>, Vec<u8>> =
+                db.range(Bound::Unbounded, Bound::Unbounded, false, None).unwrap().map(Result::unwrap).collect();
+            assert_eq!(again, found, "writes {fail_writes}, n {n}: a compaction after recovery changed the contents");
+            db.close().unwrap();
+            crashes += 1;
+            if all_done {
+                break;
+            }
+        }
+    }
+    assert!(crashes > steps.len(), "only {crashes} crash points");
+    eprintln!("range delete power-loss crash points: {crashes}");
+}

@@ -12,12 +12,14 @@ pub mod fuzzing;
 mod iter;
 mod key;
 mod memtable;
+mod range_del;
 mod table;
 
 pub use error::{Error, Result};
 pub use iter::{Direction, InternalIterator, KeyRange, MergingIterator};
 pub use key::{cmp_user_keys, compare_encoded, user_key_prefix, Entry, EntryRef, InternalKey, SeqNo, ValueKind, MAX_SEQNO};
 pub use memtable::Memtable;
+pub use range_del::{RangeTombstone, RangeTombstones};
 pub use table::{
     salvage_table, BlockCache, Compression, Salvage, TableBuilder, TableCache, TableInfo, TableOptions, TableReader,
 };

@@ -14,7 +14,7 @@
 //! nodes, and that second miss per node was most of its cost.
 
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_skiplist::SkipMap;
@@ -22,6 +22,7 @@ use crossbeam_skiplist::SkipMap;
 use crate::error::Result;
 use crate::iter::{Direction, InternalIterator, KeyRange};
 use crate::key::{cmp_user_keys, EntryRef, SeqNo, ValueKind, MAX_SEQNO};
+use crate::range_del::{RangeTombstone, RangeTombstones};
 
 /// Per-entry bookkeeping charged on top of key and value bytes (skiplist node with
 /// its tower, the key's and value's heap headers).
@@ -175,6 +176,15 @@ pub struct Memtable {
     map: SkipMap<MemKey, Vec<u8>>,
     filter: KeyFilter,
     bytes: AtomicUsize,
+    /// Range tombstones applied to this memtable, as a few fragmented sets
+    /// (see [`Memtable::add_range_tombstones`]); replaced whole on each add,
+    /// reads clone the `Arc`.
+    range_tombstones: parking_lot::RwLock<Arc<Vec<Arc<RangeTombstones>>>>,
+    /// Set (after the set above is stored) once a range tombstone was added, so
+    /// reads of a memtable without any take no lock. A reader only looks for
+    /// tombstones at or below a published seqno, and a tombstone is added before
+    /// its batch is published.
+    has_range_tombstones: AtomicBool,
 }
 
 impl std::fmt::Debug for Memtable {
@@ -193,7 +203,14 @@ impl Memtable {
     /// (the engine's memtable budget).
     pub fn with_expected_bytes(id: u64, bytes: usize) -> Self {
         let bits = (bytes / FILTER_BYTES_PER_ENTRY).saturating_mul(FILTER_BITS_PER_ENTRY);
-        Memtable { id, map: SkipMap::new(), filter: KeyFilter::new(bits), bytes: AtomicUsize::new(0) }
+        Memtable {
+            id,
+            map: SkipMap::new(),
+            filter: KeyFilter::new(bits),
+            bytes: AtomicUsize::new(0),
+            range_tombstones: parking_lot::RwLock::default(),
+            has_range_tombstones: AtomicBool::new(false),
+        }
     }
 
     /// The WAL segment number that backs this memtable.
@@ -207,6 +224,58 @@ impl Memtable {
         self.bytes.fetch_add(user_key.len() + 8 + value.len() + ENTRY_OVERHEAD_BYTES, Ordering::Relaxed);
         self.filter.add(user_key);
         self.map.insert(MemKey::new(user_key, seqno, kind), value.to_vec());
+    }
+
+    /// Adds a range tombstone (one `delete_range` of a batch): never a write
+    /// per key covered.
+    pub fn add_range_tombstone(&self, tombstone: RangeTombstone) {
+        self.add_range_tombstones([tombstone]);
+    }
+
+    /// Adds range tombstones (those of one batch at once). The memtable keeps
+    /// them as fragmented sets of sizes falling by more than half from the
+    /// oldest to the newest (the logarithmic method): the new ones form a set,
+    /// merged with the newest sets while those are at most twice its size. A
+    /// tombstone is therefore rebuilt into a set O(log n) times, a memtable of n
+    /// of them holds O(log n) sets, and a lookup costs one binary search per set
+    /// (measured need: one set rebuilt per add made 10,000 range deletes in one
+    /// memtable cost O(n² log n)).
+    pub fn add_range_tombstones(&self, tombstones: impl IntoIterator<Item = RangeTombstone>) {
+        let added: Vec<RangeTombstone> = tombstones.into_iter().collect();
+        if added.is_empty() {
+            return;
+        }
+        let bytes: usize = added.iter().map(|t| t.start.len() + t.end.len() + 12 + ENTRY_OVERHEAD_BYTES).sum();
+        debug_assert!(added.iter().all(|t| t.seqno <= MAX_SEQNO), "seqno above MAX_SEQNO");
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        let mut slot = self.range_tombstones.write();
+        let mut sets: Vec<Arc<RangeTombstones>> = slot.as_ref().clone();
+        let mut merged = RangeTombstones::new(added);
+        while let Some(newest) = sets.last().filter(|s| s.len() <= 2 * merged.len()) {
+            merged = newest.with(merged.tombstones().iter().cloned());
+            sets.pop();
+        }
+        sets.push(Arc::new(merged));
+        *slot = Arc::new(sets);
+        drop(slot);
+        self.has_range_tombstones.store(true, Ordering::Release);
+    }
+
+    /// The range tombstones of this memtable, as the sets it keeps them in;
+    /// `None` when it holds none.
+    pub fn range_tombstones(&self) -> Option<Arc<Vec<Arc<RangeTombstones>>>> {
+        if !self.has_range_tombstones.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(Arc::clone(&self.range_tombstones.read()))
+    }
+
+    /// Every range tombstone of this memtable, ascending by seqno.
+    pub fn range_tombstone_list(&self) -> Vec<RangeTombstone> {
+        let mut list: Vec<RangeTombstone> =
+            self.range_tombstones().iter().flat_map(|sets| sets.iter()).flat_map(|s| s.tombstones().iter().cloned()).collect();
+        list.sort_by_key(|t| t.seqno);
+        list
     }
 
     /// The newest version of `user_key` with seqno <= `snapshot`, with its seqno.
@@ -230,9 +299,15 @@ impl Memtable {
         self.map.len()
     }
 
-    /// Whether the memtable holds no entry.
+    /// Whether the memtable holds an entry (a put or a delete; range
+    /// tombstones aside): whether a flush of it writes a table.
+    pub fn has_entries(&self) -> bool {
+        !self.map.is_empty()
+    }
+
+    /// Whether the memtable holds no entry and no range tombstone.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len() == 0 && !self.has_range_tombstones.load(Ordering::Acquire)
     }
 
     /// An iterator over every version in `range` (no seqno filtering), in `direction`.
@@ -482,5 +557,26 @@ mod tests {
             assert!(r.join().unwrap() > 0);
         }
         assert_eq!(mt.len() as u64, writes);
+    }
+
+    #[test]
+    fn range_tombstones_stay_in_few_sets_and_all_are_found() {
+        use crate::range_del::RangeTombstone;
+        let mem = Memtable::new(1);
+        assert!(mem.is_empty() && mem.range_tombstones().is_none());
+        let t = |i: u64| RangeTombstone { keyspace: 0, start: format!("k{i:05}").into_bytes(), end: format!("k{i:05}~").into_bytes(), seqno: i + 1 };
+        for i in 0..1000 {
+            mem.add_range_tombstone(t(i));
+        }
+        mem.add_range_tombstones((1000..1100).map(t));
+        assert!(!mem.is_empty() && !mem.has_entries());
+        let sets = mem.range_tombstones().unwrap();
+        assert!(sets.len() <= 12, "{} sets for 1,100 tombstones", sets.len());
+        assert!(sets.windows(2).all(|w| w[0].len() > 2 * w[1].len()), "sizes fall by more than half");
+        assert_eq!(mem.range_tombstone_list(), (0..1100).map(t).collect::<Vec<_>>());
+        for i in [0, 1, 517, 1099] {
+            let hit: Vec<_> = sets.iter().filter_map(|s| s.newest_covering(0, format!("k{i:05}x").as_bytes(), MAX_SEQNO)).collect();
+            assert_eq!(hit, vec![i + 1]);
+        }
     }
 }

@@ -81,14 +81,15 @@ impl VersionSet {
         last_seqno: SeqNo,
         log_number: u64,
     ) -> Result<()> {
-        Self::rebuild_with_keyspaces(vfs, dir, keys, num_levels, manifest_number, tables, last_seqno, log_number, Vec::new(), 0)
+        Self::rebuild_with_keyspaces(vfs, dir, keys, num_levels, manifest_number, tables, Vec::new(), last_seqno, log_number, Vec::new(), 0)
     }
 
-    /// [`VersionSet::rebuild`] for a store with keyspaces: the manifest also
-    /// creates `keyspaces` (live keyspaces other than the default one, with
-    /// their ids) and records `next_keyspace_id` (kept as it was, so no id is
-    /// ever handed out twice), and each table goes to level 0 of the keyspace
-    /// its `FileMeta::keyspace` names.
+    /// [`VersionSet::rebuild`] for a store with keyspaces and range
+    /// tombstones: the manifest also creates `keyspaces` (live keyspaces other
+    /// than the default one, with their ids), records `next_keyspace_id` (kept
+    /// as it was, so no id is ever handed out twice) and holds
+    /// `range_tombstones` (those salvaged from the old manifest and the logs);
+    /// each table goes to level 0 of the keyspace its `FileMeta::keyspace` names.
     #[allow(clippy::too_many_arguments)]
     pub fn rebuild_with_keyspaces(
         vfs: &Arc<dyn Vfs>,
@@ -97,6 +98,7 @@ impl VersionSet {
         num_levels: usize,
         manifest_number: u64,
         tables: Vec<FileMeta>,
+        range_tombstones: Vec<index::RangeTombstone>,
         last_seqno: SeqNo,
         log_number: u64,
         keyspaces: Vec<crate::keyspace::KeyspaceMeta>,
@@ -114,6 +116,7 @@ impl VersionSet {
             added: tables.into_iter().map(|t| (0, t)).collect(),
             created_keyspaces: keyspaces,
             next_keyspace_id: Some(next_keyspace_id).filter(|&id| id > crate::keyspace::DEFAULT_KEYSPACE_ID + 1),
+            added_range_tombstones: range_tombstones,
             ..VersionEdit::default()
         };
         let version = Version::empty(num_levels).apply(&edit)?;

@@ -109,12 +109,18 @@ impl Inner {
         let mut edit = VersionEdit {
             log_number: Some(next_log),
             last_seqno: Some(self.last_logged.load(Ordering::Acquire)),
+            // The memtable's range tombstones leave the WAL with this edit.
+            added_range_tombstones: crate::db::range_del::not_in_version(frozen, &self.versions.current()),
             ..VersionEdit::default()
         };
         let version = self.versions.current();
         let memtables = std::iter::once((compaction::DEFAULT_KEYSPACE_ID, frozen)).chain(frozen_in.iter().map(|(id, m)| (*id, m)));
         for (keyspace, memtable) in memtables {
             let Some(levels) = version.keyspace_levels(keyspace) else { continue };
+            if !memtable.has_entries() {
+                // Empty, or only range tombstones (the edit carries those): no table.
+                continue;
+            }
             let hooks = self.table_hooks(keyspace);
             if parts > 1 {
                 // The tables of one flush hold disjoint key ranges, so a key is in
@@ -130,7 +136,7 @@ impl Inner {
                     &|| self.versions.new_file_number(),
                 )?;
                 edit.added.extend(tables.into_iter().map(|meta| (0, meta)));
-            } else if !memtable.is_empty() {
+            } else {
                 let number = self.versions.new_file_number();
                 // The table is synced and its directory entry made durable by
                 // `flush_memtable_in` itself, before the edit below names it.
@@ -194,7 +200,8 @@ impl Inner {
         }
         let result = (|| {
             self.restart_full_manifest()?;
-            // With the keyspace's filter and collector (`db/filters.rs`).
+            // With the keyspace's filter and collector (`db/filters.rs`); range
+            // tombstones with nothing older left under them leave with it.
             self.compact_and_install(c)
         })();
         let added = result.inspect_err(|e| self.background_failed("compaction", e, attempt))?;

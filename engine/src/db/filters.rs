@@ -48,8 +48,10 @@ impl Inner {
         let mut attempt = 0;
         loop {
             let snapshots = self.snapshots.list();
+            let version = self.versions.current();
             // Output tables come back synced, directory entries included.
-            let out = compaction::run_compaction_with(&self.ctx, c, &snapshots, &hooks, &|| self.versions.new_file_number())?;
+            let out = compaction::run_compaction_with(&self.ctx, c, &snapshots, &hooks, &version, &|| self.versions.new_file_number())?;
+            drop(version);
             self.report_filter_errors(&out.filter);
             let added = out.edit.added.clone();
             let Some(changed_from) = out.filter.min_changed_seqno else {

@@ -21,6 +21,7 @@ use index::{BlockCache, Memtable, SeqNo, TableCache};
 use parking_lot::{Condvar, Mutex, RwLock};
 use wal::LogWriter;
 
+use crate::db::range_del::RangeDelView;
 use crate::db::readers::ReaderRegistration;
 use crate::db::snapshot::SnapshotRegistry;
 use crate::error::{Error, Result};
@@ -166,6 +167,8 @@ pub(crate) struct ReadView {
     pub(crate) memtables: Vec<Arc<Memtable>>,
     pub(crate) version: Arc<Version>,
     pub(crate) seqno: SeqNo,
+    /// The range tombstones of those memtables and that version.
+    pub(crate) range_dels: RangeDelView,
 }
 
 impl Inner {
@@ -190,7 +193,8 @@ impl Inner {
         };
         let version = self.versions.current();
         let seqno = snapshot.unwrap_or(visible);
-        ReadView { memtables, version, seqno }
+        let range_dels = RangeDelView::collect(&memtables, &version);
+        ReadView { memtables, version, seqno, range_dels }
     }
 
     /// [`Inner::read_view`] of keyspace `keyspace`: its memtables and its own
@@ -206,7 +210,8 @@ impl Inner {
         let visible = self.visible.load(Ordering::Acquire);
         let memtables = self.mems.read().of_keyspace(id);
         let version = self.versions.current().keyspace_levels(id).ok_or_else(|| Error::NoSuchKeyspace(keyspace.name().to_owned()))?;
-        Ok(ReadView { memtables, version, seqno: snapshot.unwrap_or(visible) })
+        // Range deletes are written in the default keyspace only (`db/range_del.rs`).
+        Ok(ReadView { memtables, version, seqno: snapshot.unwrap_or(visible), range_dels: RangeDelView::default() })
     }
 
     /// `e` as a read-only handle reports it: damage seen in a file after the

@@ -14,6 +14,7 @@ use compaction::Version;
 use index::{cmp_user_keys, Direction, EntryRef, InternalIterator, KeyRange, Memtable, MergingIterator, SeqNo, ValueKind};
 
 use crate::db::inner::{retired_if_evicted, Inner, ReadView};
+use crate::db::range_del::RangeDelView;
 use crate::db::readers::ReaderRegistration;
 use crate::db::read::is_live;
 use crate::error::{Error, Result};
@@ -34,8 +35,11 @@ pub(crate) struct RangeIter {
     key: Vec<u8>,
     has_key: bool,
     /// Reverse: the kind of the newest version of `key` at or below `seqno` so
-    /// far, its value in `best_value`.
+    /// far, its value in `best_value`, its seqno in `best_seqno`.
     best: Option<ValueKind>,
+    best_seqno: SeqNo,
+    /// The range tombstones of the view: a version they hide reads as deleted.
+    range_dels: RangeDelView,
     best_value: Vec<u8>,
     /// Reverse: the pair last decided.
     out_key: Vec<u8>,
@@ -113,6 +117,8 @@ impl Inner {
             key: Vec::new(),
             has_key: false,
             best: None,
+            best_seqno: 0,
+            range_dels: view.range_dels.clone(),
             best_value: Vec::new(),
             out_key: Vec::new(),
             out_value: Vec::new(),
@@ -177,7 +183,7 @@ impl RangeIter {
             self.key.clear();
             self.key.extend_from_slice(e.user_key);
             self.has_key = true;
-            if is_live(e.kind)? {
+            if is_live(e.kind)? && !self.range_dels.hides(e.user_key, e.seqno, self.seqno) {
                 return Ok(true);
             }
         }
@@ -194,7 +200,7 @@ impl RangeIter {
             let mut decided = false;
             if !same_key {
                 if let Some(kind) = self.best.take() {
-                    if is_live(kind)? {
+                    if is_live(kind)? && !self.range_dels.hides(&self.key, self.best_seqno, self.seqno) {
                         std::mem::swap(&mut self.out_key, &mut self.key);
                         std::mem::swap(&mut self.out_value, &mut self.best_value);
                         decided = true;
@@ -209,6 +215,7 @@ impl RangeIter {
             if let Some(e) = &entry {
                 if e.seqno <= self.seqno {
                     self.best = Some(e.kind);
+                    self.best_seqno = e.seqno;
                     self.best_value.clear();
                     self.best_value.extend_from_slice(e.value);
                 }

@@ -386,10 +386,10 @@ pub(crate) fn replay_wal_checked(
             for (i, op) in batch.ops.iter().enumerate() {
                 let seqno = batch.first_seqno + i as u64;
                 if op.keyspace == compaction::DEFAULT_KEYSPACE_ID {
-                    memtable.insert(&op.key, seqno, op.kind, &op.value);
+                    op.apply(&memtable, seqno);
                 } else if version.has_keyspace(op.keyspace) {
                     let m = memtables_in.entry(op.keyspace).or_insert_with(|| Memtable::new(newest.unwrap_or(0)));
-                    m.insert(&op.key, seqno, op.kind, &op.value);
+                    op.apply(m, seqno);
                 }
                 // Otherwise the keyspace was dropped after the batch: its data is gone with it.
             }
@@ -588,13 +588,18 @@ fn start(
     // Every keyspace's replayed operations go to level-0 tables in the same
     // edit (an atomic flush, as at a memtable switch).
     if let Some(mem) = replayed_mem.filter(|m| !m.is_empty()) {
+        // The replayed range tombstones leave the WAL with the segments this
+        // edit retires, so they join the version in the same edit.
+        edit.added_range_tombstones = crate::db::range_del::not_in_version(&mem, &inner.versions.current());
         let table = inner.versions.new_file_number();
-        let hooks = inner.table_hooks(compaction::DEFAULT_KEYSPACE_ID);
-        if let Some(meta) = compaction::flush_memtable(&inner.ctx, &hooks, &Arc::new(mem), table)? {
-            edit.added.push((0, meta));
+        if mem.has_entries() {
+            let hooks = inner.table_hooks(compaction::DEFAULT_KEYSPACE_ID);
+            if let Some(meta) = compaction::flush_memtable(&inner.ctx, &hooks, &Arc::new(mem), table)? {
+                edit.added.push((0, meta));
+            }
         }
     }
-    for (id, mem) in replayed_in.into_iter().filter(|(_, m)| !m.is_empty()) {
+    for (id, mem) in replayed_in.into_iter().filter(|(_, m)| m.has_entries()) {
         let table = inner.versions.new_file_number();
         let hooks = inner.table_hooks(id);
         if let Some(meta) = compaction::flush_memtable_in(&inner.ctx, id, &hooks, &Arc::new(mem), table)? {

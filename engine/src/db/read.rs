@@ -41,9 +41,21 @@ impl Inner {
         }
     }
 
-    /// The newest version of `key` at or below the read seqno, with its seqno.
+    /// The newest version of `key` at or below the read seqno, with its seqno;
+    /// a version a range tombstone hides reads as a `Delete` at the tombstone's seqno.
     fn newest_version(&self, key: &[u8], snapshot: Option<SeqNo>) -> Result<Option<(SeqNo, ValueKind, Vec<u8>)>> {
         let view = self.read_view(snapshot);
+        let found = self.newest_point_version(&view, key)?;
+        if let Some(t) = view.range_dels.newest_covering(key, view.seqno) {
+            if found.as_ref().is_none_or(|(seqno, ..)| *seqno < t) {
+                return Ok(Some((t, ValueKind::Delete, Vec::new())));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The newest point version (put or delete) of `key` in `view`.
+    fn newest_point_version(&self, view: &crate::db::inner::ReadView, key: &[u8]) -> Result<Option<(SeqNo, ValueKind, Vec<u8>)>> {
         for mem in &view.memtables {
             if let Some(found) = mem.get(key, view.seqno) {
                 return Ok(Some(found));
@@ -52,8 +64,9 @@ impl Inner {
         Ok(view.version.get(&self.tables, key, view.seqno)?)
     }
 
-    /// Seqno of the newest write of `key` in the store, applied or in flight.
-    /// Transactions call it holding the writer mutex, so nothing newer can appear.
+    /// Seqno of the newest write of `key` in the store, applied or in flight,
+    /// a range delete over it included. Transactions call it holding the
+    /// writer mutex, so nothing newer can appear.
     pub(crate) fn newest_seqno(&self, key: &[u8]) -> Result<Option<SeqNo>> {
         Ok(self.newest_version(key, Some(MAX_SEQNO))?.map(|(seqno, _, _)| seqno))
     }
@@ -77,6 +90,14 @@ impl Inner {
             .map(|names| names.iter().filter_map(|n| self.vfs.file_size(&self.dir.join(n)).ok()).sum())
             .unwrap_or(0);
         let memtable_bytes = self.mems.read().total_bytes();
+        let range_tombstones = {
+            let mems = self.mems.read();
+            let in_memtables: usize = std::iter::once(&mems.active)
+                .chain(mems.immutables.iter())
+                .map(|m| crate::db::range_del::not_in_version(m, &version).len())
+                .sum();
+            in_memtables + version.range_tombstones().len()
+        };
         let (block_cache_hits, block_cache_misses) = self.block_cache.as_ref().map_or((0, 0), |c| c.hit_stats());
         Stats {
             last_seqno: self.visible.load(Ordering::Acquire),
@@ -93,6 +114,7 @@ impl Inner {
             live_epochs: self.keys.epochs(),
             current_epoch: self.keys.current_epoch(),
             files_per_epoch: self.files_per_epoch().unwrap_or_default(),
+            range_tombstones,
         }
     }
 }

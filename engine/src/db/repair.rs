@@ -28,7 +28,7 @@ use wal::LogReader;
 
 use crate::db::inner::{file_number, max_file_number, sync_dir, wal_name, wal_segment_is_blank, LOCK_FILE};
 use crate::error::{Error, Result};
-use crate::format::decode_batch;
+use crate::format::{decode_batch, RecordOp};
 use crate::options::Options;
 
 /// Directory (under the store directory) that damaged files are moved to.
@@ -156,6 +156,11 @@ pub(crate) fn repair(
                 live.insert(f.number, FileMeta::clone(f));
             }
             next_number = next_number.max(versions.new_file_number());
+            // Range tombstones already moved out of the logs live only in the
+            // manifest; they go on hiding what they hid.
+            for t in version.range_tombstones().tombstones() {
+                memtables.entry(t.keyspace).or_insert_with(|| Arc::new(Memtable::new(0))).add_range_tombstone(t.clone());
+            }
             (Some(live), versions.log_number())
         }
         None => (None, 0),
@@ -218,10 +223,11 @@ pub(crate) fn repair(
         report.logs_replayed += 1;
         let live_keyspaces: Option<Vec<u32>> = keyspaces.as_ref().map(|(k, _)| k.iter().map(|m| m.id).collect());
         let mut unattributed = 0u64;
-        let mut insert = |keyspace: u32, key: &[u8], seqno: SeqNo, kind: index::ValueKind, value: &[u8]| {
+        let mut insert = |op: &RecordOp, seqno: SeqNo| {
+            let keyspace = op.keyspace;
             let known = keyspace == compaction::DEFAULT_KEYSPACE_ID || live_keyspaces.as_ref().is_some_and(|l| l.contains(&keyspace));
             if known {
-                memtables.entry(keyspace).or_insert_with(|| Arc::new(Memtable::new(0))).insert(key, seqno, kind, value);
+                op.apply(memtables.entry(keyspace).or_insert_with(|| Arc::new(Memtable::new(0))), seqno);
             } else if live_keyspaces.is_none() {
                 unattributed += 1;
             }
@@ -292,6 +298,7 @@ pub(crate) fn repair(
         }
     }
     report.new_tables = tables.iter().map(|t| table_name(t.number)).collect();
+    let range_tombstones: Vec<index::RangeTombstone> = memtables.values().flat_map(|m| m.range_tombstone_list()).collect();
     let (keyspaces, next_keyspace_id) = keyspaces.unwrap_or_default();
     VersionSet::rebuild_with_keyspaces(
         &vfs,
@@ -300,6 +307,7 @@ pub(crate) fn repair(
         options.num_levels,
         manifest_number,
         tables,
+        range_tombstones,
         last_seqno,
         log_number,
         keyspaces,
@@ -333,7 +341,7 @@ fn table_name(number: u64) -> String {
 }
 
 /// Takes one salvaged log operation: keyspace, key, seqno, kind, value.
-type SalvagedOp<'a> = dyn FnMut(u32, &[u8], SeqNo, index::ValueKind, &[u8]) + 'a;
+type SalvagedOp<'a> = dyn FnMut(&RecordOp, SeqNo) + 'a;
 
 /// What one table gave up.
 struct TableSalvage {
@@ -411,7 +419,7 @@ fn salvage_log(
             Ok(Some(record)) => match decode_batch(&record, name, offset) {
                 Ok(batch) => {
                     for (i, op) in batch.ops.iter().enumerate() {
-                        insert(op.keyspace, &op.key, batch.first_seqno + i as u64, op.kind, &op.value);
+                        insert(op, batch.first_seqno + i as u64);
                         entries += 1;
                     }
                     records += 1;

@@ -170,11 +170,16 @@ impl Inner {
         let work = self.work.lock();
         self.flush_immutables()?;
         let order = table_order(batch);
-        // One table per keyspace the batch writes to, all added by one edit.
+        // One table per keyspace the batch writes to, all added by one edit;
+        // range deletes are no table entries.
         let applied = self.batch_keyspaces(batch).into_iter().try_fold(Vec::new(), |mut added, keyspace| {
             let entries = order.iter().filter_map(|&(_, i)| {
                 let seqno = first + i as u64;
-                batch.ops.get(i).filter(|op| op.keyspace == keyspace).map(|op| EntryRef { user_key: &op.key, seqno, kind: op.kind, value: &op.value })
+                batch
+                    .ops
+                    .get(i)
+                    .filter(|op| op.keyspace == keyspace && !op.range_delete)
+                    .map(|op| EntryRef { user_key: &op.key, seqno, kind: op.kind, value: &op.value })
             });
             let number = self.versions.new_file_number();
             let hooks = self.table_hooks(keyspace);
@@ -182,8 +187,10 @@ impl Inner {
             added.extend(meta.map(|m| (0, m)));
             Ok::<_, compaction::Error>(added)
         });
+        // The batch's range deletes join the version in the edit that adds its tables.
+        let range_tombstones = crate::db::range_del::batch_tombstones(batch, first);
         let applied = applied.map_err(Error::from).and_then(|added| {
-            let edit = VersionEdit { last_seqno: Some(last), added, ..VersionEdit::default() };
+            let edit = VersionEdit { last_seqno: Some(last), added, added_range_tombstones: range_tombstones, ..VersionEdit::default() };
             self.versions.log_and_apply(edit).map_err(Error::from)
         });
         if let Err(e) = applied {
@@ -220,6 +227,10 @@ impl Inner {
             )));
         }
         for op in &batch.ops {
+            if op.range_delete {
+                crate::db::range_del::validate_bounds(&op.key, &op.value, self.options.max_key_bytes)?;
+                continue;
+            }
             let (key, value) = (&op.key, Some(&op.value));
             if key.is_empty() {
                 return Err(Error::InvalidArgument("empty key".into()));
@@ -306,7 +317,10 @@ impl Inner {
         let targets = self.memtables_for(batch);
         let insert = |i: usize, op: &BatchOp| {
             let seqno = first + i as u64;
-            targets.of(op.keyspace).insert(&op.key, seqno, op.kind, &op.value);
+            // Range deletes are added below, all of the batch's at once.
+            if !op.range_delete {
+                targets.of(op.keyspace).insert(&op.key, seqno, op.kind, &op.value);
+            }
         };
         if batch.ops.len() >= SORTED_INSERT_MIN_OPS {
             // Inserting in key order keeps each skiplist search on the nodes the
@@ -358,6 +372,7 @@ impl Inner {
                 insert(i, op);
             }
         }
+        targets.of(crate::db::range_del::RANGE_DELETE_KEYSPACE).add_range_tombstones(crate::db::range_del::batch_tombstones(batch, first));
         writer.last_seqno = last;
         self.last_logged.store(last, Ordering::Release);
         Ok(Pending { last_seqno: last, wal, end_offset, flush_inline })
