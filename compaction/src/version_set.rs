@@ -223,7 +223,8 @@ impl VersionSet {
                 "WAL segment {number} kept as a change-feed segment is not below the log number {log_number}"
             )));
         }
-        if !self.tracks_wal && !(edit.feed_segments.is_empty() && edit.feed_released.is_empty()) {
+        let touches_feed = !edit.feed_segments.is_empty() || !edit.feed_released.is_empty();
+        if touches_feed && !self.tracks_wal {
             return Err(Error::InvalidEdit("change-feed segments in a manifest that does not list its WAL".into()));
         }
         apply_feed_edit(&mut feed, &edit);
@@ -245,8 +246,10 @@ impl VersionSet {
             }
         }
         self.install(new_version);
-        *self.wal_segments.lock() = segments;
+        // Kept before dropped: a reader of both listings (the change feed reads
+        // the live one first) finds a retired segment in one of them.
         *self.feed_segments.lock() = feed;
+        *self.wal_segments.lock() = segments;
         self.last_seqno.store(last_seqno, Ordering::Release);
         self.log_number.store(log_number, Ordering::Release);
         Ok(())

@@ -4,6 +4,7 @@
 
 mod background;
 mod cursor;
+mod feed;
 mod inner;
 mod keys;
 mod iter;
@@ -45,6 +46,7 @@ use crate::options::{Options, SyncPolicy};
 use inner::Inner;
 pub use repair::{BlockCounts, LostFile, RepairReport, LOST_DIR};
 pub use cursor::{Cursor, IterOptions};
+pub use feed::{Change, ChangeFeed, ChangeKind};
 
 pub use keys::{EpochFiles, RekeyReport, RotationProgress, RotationReport};
 pub use secure_delete::SecureDeleteReport;

@@ -1,6 +1,7 @@
 //! Options of an open store.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crypto::vfs::{StdVfs, Vfs};
 use crypto::Argon2Params;
@@ -160,6 +161,55 @@ pub struct Options {
     /// Told of flushes, compactions, write stalls, background failures and
     /// files created and removed (see [`crate::EventListener`]); none by default.
     pub event_listener: Option<Arc<dyn crate::EventListener>>,
+    /// How long the change feed ([`crate::Db::changes_since`]) keeps changes
+    /// after they are in tables: with a retention, the WAL segments a flush
+    /// retires are kept (still encrypted, recorded in the manifest) until they
+    /// fall out of it, and batches are never written straight to a table
+    /// (`ingest_min_bytes` is ignored), so every change is in a segment. `None`
+    /// (the default) keeps today's behaviour: segments go once their data is in
+    /// tables, and the feed covers only the segments still live.
+    pub change_feed_retention: Option<ChangeFeedRetention>,
+}
+
+/// How long retired WAL segments are kept for the change feed
+/// (`Options::change_feed_retention`). A segment goes once it is older than
+/// `max_age` (judged from when it was retired: none of its changes is younger),
+/// or, oldest first, while the kept segments take more than `max_bytes`
+/// together. At least one limit must be set. A key rotation (and so
+/// `rekey` and `secure_delete`) ends the retention of every kept segment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChangeFeedRetention {
+    /// Kept segments older than this go (none: no age limit).
+    pub max_age: Option<Duration>,
+    /// Kept segments beyond this many bytes in total go, oldest first (none: no byte limit).
+    pub max_bytes: Option<u64>,
+}
+
+impl ChangeFeedRetention {
+    /// A retention with an age limit only.
+    pub fn max_age(age: Duration) -> Self {
+        ChangeFeedRetention { max_age: Some(age), max_bytes: None }
+    }
+
+    /// A retention with a byte limit only.
+    pub fn max_bytes(bytes: u64) -> Self {
+        ChangeFeedRetention { max_age: None, max_bytes: Some(bytes) }
+    }
+
+    /// Returns this retention with an age limit of `age` as well.
+    #[must_use]
+    pub fn with_max_age(mut self, age: Duration) -> Self {
+        self.max_age = Some(age);
+        self
+    }
+
+    /// Returns this retention with a byte limit of `bytes` as well.
+    #[must_use]
+    pub fn with_max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
 }
 
 impl Default for Options {
@@ -199,6 +249,7 @@ impl Default for Options {
             read_only: false,
             freshness_counter: None,
             event_listener: None,
+            change_feed_retention: None,
         }
     }
 }
@@ -253,6 +304,7 @@ setters! {
     with_read_only => read_only: bool;
     with_freshness_counter => freshness_counter: Option<Arc<dyn crate::FreshnessCounter>>;
     with_event_listener => event_listener: Option<Arc<dyn crate::EventListener>>;
+    with_change_feed_retention => change_feed_retention: Option<ChangeFeedRetention>;
 }
 
 impl Options {
@@ -355,6 +407,9 @@ impl Options {
         }
         if self.l0_slowdown_trigger > self.l0_stop_trigger {
             return bad("l0_slowdown_trigger must not exceed l0_stop_trigger");
+        }
+        if self.change_feed_retention.is_some_and(|r| r.max_age.is_none() && r.max_bytes.is_none()) {
+            return bad("change_feed_retention must set max_age or max_bytes (or both)");
         }
         Ok(())
     }

@@ -57,8 +57,8 @@ impl VersionSet {
     pub fn reload(&self) -> Result<()> {
         let (number, state) = read_current_and_replay(&self.vfs, &self.dir, &self.keys, self.num_levels)?;
         self.install(state.version);
-        *self.wal_segments.lock() = state.wal_segments;
         *self.feed_segments.lock() = state.feed_segments;
+        *self.wal_segments.lock() = state.wal_segments;
         self.last_seqno
             .fetch_max(state.last_seqno, Ordering::AcqRel);
         self.log_number
