@@ -423,3 +423,36 @@ fn a_retention_needs_a_limit() {
     let none = options().with_change_feed_retention(Some(ChangeFeedRetention::default()));
     assert!(matches!(Db::create(&tmp.path().join("s"), &cred(), none), Err(Error::InvalidArgument(_))));
 }
+
+#[test]
+fn damage_in_a_kept_segment_is_reported_and_one_overwritten_after_its_release_is_a_gap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let db = Db::create(&dir, &cred(), retained()).unwrap();
+    write_rounds(&db, 2, 10);
+    let reader = Db::open(&dir, &cred(), retained().with_read_only(true)).unwrap();
+    let first = dir.join(&wal_files(&dir)[0]);
+    let original = std::fs::read(&first).unwrap();
+    let mut damaged = original.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x40;
+    std::fs::write(&first, &damaged).unwrap();
+    // Damage in a segment the manifest keeps is damage, in both kinds of handle.
+    for handle in [&db, &reader] {
+        match handle.changes_since(0).unwrap().next() {
+            Some(Err(e)) => assert!(e.is_corruption(), "{e}"),
+            other => panic!("damage in a kept segment was not reported: {other:?}"),
+        }
+    }
+    std::fs::write(&first, &original).unwrap();
+    assert_eq!(reader.changes_since(0).unwrap().count(), 20);
+
+    // The writer ends the retention (a rotation); the segment is caught
+    // overwritten in place, before its removal. The reader's view still lists it,
+    // but the manifest no longer does: a gap, not damage.
+    db.rotate_keys().unwrap();
+    assert!(!first.exists());
+    std::fs::write(&first, vec![0x5a; original.len()]).unwrap();
+    let mut feed = reader.changes_since(0).unwrap();
+    assert_eq!(truncated(feed.next().unwrap()), (0, 11));
+}

@@ -223,9 +223,9 @@ impl Inner {
             Ok(true) => Vec::new(),
             Ok(false) => match read_wal_segment(&self.vfs, &path, source.number, &self.keys, true) {
                 Ok(log) => log.records,
-                Err(e) if !self.vfs.exists(&path) => {
-                    // Removed while it was read (it aged out, or was retired).
-                    drop(e);
+                Err(_) if !self.segment_still_listed(source.number) => {
+                    // Released (it aged out, or a rotation ended its retention) or
+                    // retired while it was read, and removed or overwritten.
                     read.end = Some(gone(after_gap));
                     return read;
                 }
@@ -298,6 +298,26 @@ impl Inner {
         read
     }
 
+    /// Whether the manifest still lists WAL segment `number`, live or kept. A
+    /// read-only handle reads the writer's manifest afresh (without installing
+    /// it): its own view is as old as its last refresh. A manifest sealed under
+    /// an epoch this handle's keyring lacks was written by a key rotation since,
+    /// which retired every segment this handle lists and released every kept
+    /// one. When the manifest cannot be read otherwise, the segment is taken as
+    /// listed, so a read error is reported as it is.
+    fn segment_still_listed(&self, number: u64) -> bool {
+        let listed = |versions: &compaction::VersionSet| {
+            versions.feed_segments().contains_key(&number) || versions.wal_segments().is_none_or(|live| live.contains_key(&number))
+        };
+        if !self.options.read_only {
+            return listed(&self.versions);
+        }
+        match compaction::VersionSet::recover_read_only(&self.vfs, &self.dir, &self.keys, self.options.num_levels) {
+            Ok(versions) => listed(&versions),
+            Err(e) => !matches!(Error::from(e), Error::MissingEpoch { .. }),
+        }
+    }
+
     /// Adds to `edit`, which moves the log number past some WAL segments, a
     /// change-feed record for each of them when a retention is configured: a
     /// flush then retires them from recovery but keeps them for the feed. A
@@ -366,7 +386,7 @@ impl Inner {
     /// Whether a kept segment has fallen out of the retention since the last
     /// removal (an idle store's segments age out without any flush).
     pub(crate) fn feed_expiry_due(&self) -> bool {
-        !self.options.read_only && !self.expired_feed_segments().is_empty()
+        !self.options.read_only && self.failure.lock().is_none() && !self.expired_feed_segments().is_empty()
     }
 
     /// Ends the retention of every kept segment (a key rotation: they are sealed
