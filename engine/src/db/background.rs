@@ -478,8 +478,9 @@ pub(crate) fn run_background(inner: Arc<Inner>) {
             }
             if !inner.has_background_work() {
                 inner.bg_wake.wait_for(&mut bg, IDLE_POLL);
+                let shutdown = bg.shutdown;
                 drop(bg);
-                if inner.feed_expiry_due() {
+                if !shutdown && inner.feed_expiry_due() {
                     // Kept change-feed segments age out on an idle store too.
                     let _work = inner.work.lock();
                     inner.delete_obsolete();
