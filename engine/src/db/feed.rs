@@ -99,8 +99,8 @@ impl Db {
     /// Every committed change after seqno `after`, in commit order, up to the
     /// seqno visible now (call again with the last seqno handed out to go on:
     /// the feed is resumable from any seqno it handed out, across flushes,
-    /// compactions and restarts). `changes_since(0)` starts at the oldest
-    /// change kept.
+    /// compactions and restarts). `changes_since(0)` asks for every change
+    /// since the store was created.
     ///
     /// Changes are read back from the WAL: the live segments and, with
     /// [`Options::change_feed_retention`](crate::Options::change_feed_retention),
@@ -456,6 +456,11 @@ impl Iterator for ChangeFeed {
 }
 
 impl std::iter::FusedIterator for ChangeFeed {}
+
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<ChangeFeed>();
+};
 
 /// The change `op` at `seqno` made.
 fn change_of(op: &RecordOp, seqno: SeqNo) -> Result<Change> {
