@@ -515,3 +515,27 @@ fn kept_segments_survive_a_power_loss_at_every_sync_and_write() {
     eprintln!("{checked} crashes checked through the feed, {repaired} repaired");
     assert!(checked > 20, "{checked} crashes checked");
 }
+
+#[test]
+fn a_retention_can_be_turned_on_and_off_between_opens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    // A store written without a retention: its segments go as before.
+    let db = Db::create(&dir, &cred(), options()).unwrap();
+    write_rounds(&db, 2, 10);
+    db.put(b"unflushed", b"1").unwrap();
+    db.close().unwrap();
+    assert_eq!(wal_files(&dir).len(), 1);
+    // Opened with one, the segment the open replays and retires is kept.
+    let db = Db::open(&dir, &cred(), retained()).unwrap();
+    assert_eq!(truncated(db.changes_since(0)), (0, 21));
+    write_rounds(&db, 1, 10);
+    assert_eq!(db.changes_since(20).unwrap().map(|c| c.unwrap().seqno).collect::<Vec<_>>(), (21..=31).collect::<Vec<_>>());
+    db.close().unwrap();
+    assert!(wal_files(&dir).len() > 1);
+    // Opened without one again, every kept segment is released and removed.
+    let db = Db::open(&dir, &cred(), options()).unwrap();
+    assert_eq!(wal_files(&dir).len(), 1, "{:?}", wal_files(&dir));
+    assert_eq!(truncated(db.changes_since(20)), (20, 32));
+    assert_eq!(db.get(b"unflushed").unwrap().as_deref(), Some(&b"1"[..]));
+}
