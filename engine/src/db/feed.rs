@@ -42,6 +42,9 @@ pub enum ChangeKind {
     Delete,
     /// [`Change::value`] is a merge operand for the key.
     Merge,
+    /// Every key from [`Change::key`] (included) to [`Change::value`]
+    /// (excluded) was deleted: a range delete. Not written by this version.
+    DeleteRange,
 }
 
 /// One committed change, as [`Db::changes_since`] hands it out.
