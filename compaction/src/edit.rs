@@ -14,6 +14,7 @@ use crate::format::{
     WAL_SEGMENT_PREDECESSOR_SYNCED, MAX_RANGE_BOUND_LEN, RANGE_TOMBSTONE_FIXED_LEN, TAG_ADD_RANGE_TOMBSTONE,
     TAG_DROP_RANGE_TOMBSTONE,
 };
+use crate::format::{FEED_SEGMENT_LEN, TAG_FEED_RELEASED, TAG_FEED_SEGMENT};
 use crate::keyspace::{check_keyspace_name, KeyspaceMeta, KeyspaceTableOptions, DEFAULT_KEYSPACE_ID};
 
 /// A WAL segment as the manifest records it when the segment is created.
@@ -24,6 +25,23 @@ pub struct WalSegment {
     /// Every earlier segment was synced whole before this one was created, so
     /// the one before it ends exactly at `first_seqno - 1`.
     pub predecessor_synced: bool,
+}
+
+/// A WAL segment retired from recovery but kept for the change feed, as the
+/// manifest records it when the segment is retired (`compaction/FORMAT.md`, tag 16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedSegment {
+    /// Every batch of the segment has a seqno at or above this one.
+    pub first_seqno: SeqNo,
+    /// Every batch of the segment has a seqno below this one: the first seqno
+    /// of the segment that followed it.
+    pub end_seqno: SeqNo,
+    /// The segment's length in bytes when it was retired; it never changes
+    /// after, so a file of another length is not this segment.
+    pub bytes: u64,
+    /// When the segment was retired, in milliseconds since the Unix epoch: no
+    /// change in it is younger.
+    pub retired_at_ms: u64,
 }
 
 /// One SSTable as the manifest records it.
@@ -87,6 +105,11 @@ pub struct VersionEdit {
     pub added_range_tombstones: Vec<RangeTombstone>,
     /// Seqnos of range tombstones that leave the version (tag 13).
     pub dropped_range_tombstones: Vec<SeqNo>,
+    /// WAL segments kept as change-feed segments (tag 16): each must be below
+    /// the edit's log number once it is applied.
+    pub feed_segments: Vec<(u64, FeedSegment)>,
+    /// Change-feed segments no longer kept (tag 17), applied after `feed_segments`.
+    pub feed_released: Vec<u64>,
 }
 
 impl VersionEdit {
@@ -136,6 +159,16 @@ impl VersionEdit {
         for id in &self.dropped_keyspaces {
             out.push(TAG_DROP_KEYSPACE);
             out.extend_from_slice(&id.to_le_bytes());
+        }
+        for (number, f) in &self.feed_segments {
+            out.push(TAG_FEED_SEGMENT);
+            for v in [*number, f.first_seqno, f.end_seqno, f.bytes, f.retired_at_ms] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        for number in &self.feed_released {
+            out.push(TAG_FEED_RELEASED);
+            out.extend_from_slice(&number.to_le_bytes());
         }
         for &(level, number) in &self.deleted {
             out.push(TAG_DELETED_FILE);
@@ -246,6 +279,19 @@ impl VersionEdit {
                     }
                     edit.dropped_keyspaces.push(id);
                 }
+                TAG_FEED_SEGMENT => {
+                    r.need(FEED_SEGMENT_LEN)?;
+                    let number = r.u64()?;
+                    let first_seqno = r.u64()?;
+                    let end_seqno = r.u64()?;
+                    let bytes = r.u64()?;
+                    let retired_at_ms = r.u64()?;
+                    if first_seqno == 0 || end_seqno < first_seqno {
+                        return Err(r.error_at(tag_pos, format!("change-feed segment seqnos {first_seqno}..{end_seqno} are not a range")));
+                    }
+                    edit.feed_segments.push((number, FeedSegment { first_seqno, end_seqno, bytes, retired_at_ms }));
+                }
+                TAG_FEED_RELEASED => edit.feed_released.push(r.u64()?),
                 TAG_DELETED_FILE => {
                     let level = r.level()?;
                     let number = r.u64()?;
@@ -444,6 +490,36 @@ pub(crate) mod tests {
             next_keyspace_id: Some(9),
             added_range_tombstones: vec![RangeTombstone { keyspace: 0, start: b"b".to_vec(), end: b"d\0".to_vec(), seqno: 123_401 }],
             dropped_range_tombstones: vec![55, 77],
+            feed_segments: vec![(8, FeedSegment { first_seqno: 100, end_seqno: 150, bytes: 4096, retired_at_ms: 1_700_000_000_000 })],
+            feed_released: vec![3, 4],
+        }
+    }
+
+    #[test]
+    fn feed_segment_records_round_trip_and_bad_ones_are_refused() {
+        let edit = VersionEdit {
+            feed_segments: vec![(5, FeedSegment { first_seqno: 1, end_seqno: 3, bytes: 9, retired_at_ms: 2 })],
+            feed_released: vec![4],
+            ..Default::default()
+        };
+        let bytes = edit.encode();
+        // The worked example of compaction/FORMAT.md.
+        let mut expected = vec![1, 16];
+        for v in [5u64, 1, 3, 9, 2] {
+            expected.extend_from_slice(&v.to_le_bytes());
+        }
+        expected.push(17);
+        expected.extend_from_slice(&4u64.to_le_bytes());
+        expected.push(0);
+        assert_eq!(bytes, expected);
+        assert_eq!(VersionEdit::decode(&bytes).unwrap(), edit);
+        for (first, end) in [(0u64, 3u64), (5, 4)] {
+            let mut bad = vec![1, 16];
+            for v in [5u64, first, end, 9, 2] {
+                bad.extend_from_slice(&v.to_le_bytes());
+            }
+            bad.push(0);
+            assert!(VersionEdit::decode(&bad).unwrap_err().reason.contains("not a range"), "{first}..{end}");
         }
     }
 

@@ -68,6 +68,18 @@ pub(crate) const TAG_DROP_RANGE_TOMBSTONE: u8 = 13;
 pub(crate) const RANGE_TOMBSTONE_FIXED_LEN: usize = 4 + 8;
 /// Largest bound of a range tombstone accepted in an edit (a user key).
 pub(crate) const MAX_RANGE_BOUND_LEN: usize = MAX_ENCODED_KEY_LEN - MIN_ENCODED_KEY_LEN;
+/// `number u64 | first seqno u64 | end seqno u64 | bytes u64 | retired at u64`:
+/// WAL segment `number`, retired from recovery (below the log number), is kept
+/// as a change-feed segment. Its batches carry seqnos in `first seqno..end seqno`
+/// (end exclusive), the file is `bytes` long, and it was retired at `retired at`
+/// (milliseconds since the Unix epoch). Written only by a store with a change-feed
+/// retention; a manifest without one carries none.
+pub(crate) const TAG_FEED_SEGMENT: u8 = 16;
+/// `number u64`: change-feed segment `number` is no longer kept (it aged out, or
+/// a key rotation ended its retention); the file is obsolete from then on.
+pub(crate) const TAG_FEED_RELEASED: u8 = 17;
+/// Fixed-width part of a change-feed segment field, after its tag.
+pub(crate) const FEED_SEGMENT_LEN: usize = 8 * 5;
 /// Flag of [`TAG_WAL_SEGMENT`]: the segments before it were synced whole.
 pub(crate) const WAL_SEGMENT_PREDECESSOR_SYNCED: u8 = 1;
 /// Fixed-width part of a WAL segment field, after its tag.

@@ -261,6 +261,16 @@ fn manifest_edit_seeds() -> Vec<(String, Vec<u8>)> {
     let dropped = VersionEdit { dropped_keyspaces: vec![1], ..VersionEdit::default() }.encode();
     seeds.push(("keyspaces_created_then_dropped".to_string(), records(&[created.clone(), dropped.clone()])));
     seeds.push(("keyspace_dropped_twice".to_string(), records(&[created, dropped.clone(), dropped])));
+    let feed_segment = |first, end| crate::edit::FeedSegment { first_seqno: first, end_seqno: end, bytes: 4096, retired_at_ms: 1 };
+    let kept = VersionEdit {
+        log_number: Some(9),
+        feed_segments: vec![(3, feed_segment(1, 40)), (8, feed_segment(40, 77))],
+        ..VersionEdit::default()
+    }
+    .encode();
+    let released = VersionEdit { feed_released: vec![3], ..VersionEdit::default() }.encode();
+    seeds.push(("feed_segments_kept_then_released".to_string(), records(&[kept.clone(), released])));
+    seeds.push(("feed_segment_cut_short".to_string(), records(&[kept.get(..30).unwrap_or_default().to_vec()])));
     let mut current = vec![1u8];
     current.extend_from_slice(&encode_legacy_current(12));
     seeds.push(("current_valid".to_string(), current.clone()));

@@ -31,8 +31,10 @@ const PROTECTED: [&str; 6] = ["KEYSLOTS", "KEYRING", "KEYSLOTS.tmp", "KEYRING.tm
 /// Bytes written per append while overwriting.
 const OVERWRITE_CHUNK_BYTES: usize = 64 << 10;
 
-/// Whether a file in the store directory is obsolete.
-fn is_obsolete(name: &str, live_tables: &HashSet<u64>, min_log_number: u64, manifest_number: u64) -> bool {
+/// Whether a file in the store directory is obsolete. `live` holds file
+/// numbers: tables still needed, and WAL segments below `min_log_number` kept
+/// for the change feed (numbers are unique across file kinds).
+fn is_obsolete(name: &str, live: &HashSet<u64>, min_log_number: u64, manifest_number: u64) -> bool {
     if PROTECTED.contains(&name) {
         return false;
     }
@@ -43,16 +45,17 @@ fn is_obsolete(name: &str, live_tables: &HashSet<u64>, min_log_number: u64, mani
         return n != manifest_number;
     }
     if let Some(n) = names::table_number(name) {
-        return !live_tables.contains(&n);
+        return !live.contains(&n);
     }
     if let Some(n) = names::wal_number(name) {
-        return n < min_log_number;
+        return n < min_log_number && !live.contains(&n);
     }
     false
 }
 
 /// Removes from `dir` every table not in `live_tables`, every WAL segment numbered
-/// below `min_log_number`, every manifest other than `manifest_number`, and stale
+/// below `min_log_number` and not in `live_tables` (a segment kept for the change
+/// feed is listed there by its number), every manifest other than `manifest_number`, and stale
 /// temporary files. Overwrites each `passes` times before unlinking (0 = plain
 /// unlink). Returns the names removed.
 ///
@@ -149,7 +152,7 @@ mod tests {
 
     #[test]
     fn obsolete_rules() {
-        let live: HashSet<u64> = [5, 7].into_iter().collect();
+        let live: HashSet<u64> = [2, 5, 7].into_iter().collect();
         let cases = [
             ("000005.sst", false),
             ("000006.sst", true),
@@ -157,6 +160,8 @@ mod tests {
             ("000003.wal", true),
             ("000004.wal", false),
             ("000009.wal", false),
+            // Below the log number but kept for the change feed.
+            ("000002.wal", false),
             ("MANIFEST-000008", false),
             ("MANIFEST-000002", true),
             ("MANIFEST-000010", true),

@@ -31,7 +31,7 @@ pub use compact::{
 };
 pub use filter::{CompactionFilter, FilterDecision, FilterEntry, FilterReport};
 pub use hooks::{CompactionOutput, TableHooks};
-pub use edit::{FileMeta, VersionEdit, WalSegment};
+pub use edit::{FeedSegment, FileMeta, VersionEdit, WalSegment};
 pub use error::{Error, ManifestFailure, Result};
 pub use keyspace::{check_keyspace_name, KeyspaceMeta, KeyspaceTableOptions, DEFAULT_KEYSPACE_ID, MAX_KEYSPACE_NAME_LEN, MAX_KEYSPACE_OPTIONS_LEN};
 pub use gc::{delete_obsolete_files, overwrite_and_remove};

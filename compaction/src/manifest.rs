@@ -16,7 +16,7 @@ use crypto::{FileKind, KeyManager};
 use index::SeqNo;
 use wal::{LogReader, LogWriter};
 
-use crate::edit::{VersionEdit, WalSegment};
+use crate::edit::{FeedSegment, VersionEdit, WalSegment};
 use crate::error::{Error, Result};
 use crate::format::{
     CURRENT_LEN, CURRENT_MAGIC, CURRENT_PURPOSE, CURRENT_TAG_OFFSET, LEGACY_CURRENT_CRC_OFFSET, LEGACY_CURRENT_LEN,
@@ -36,6 +36,8 @@ pub(crate) struct ManifestState {
     pub(crate) last_seqno: SeqNo,
     /// WAL segments at or above `log_number` that the manifest expects.
     pub(crate) wal_segments: BTreeMap<u64, WalSegment>,
+    /// WAL segments below `log_number` kept for the change feed.
+    pub(crate) feed_segments: BTreeMap<u64, FeedSegment>,
     /// The manifest this one replaced (`None`: a manifest of format 1, which
     /// neither chains nor lists its WAL segments).
     pub(crate) predecessor: Option<(u64, SeqNo)>,
@@ -229,6 +231,7 @@ pub(crate) fn snapshot_edits(state: &ManifestState) -> Vec<VersionEdit> {
         last_seqno: Some(state.last_seqno),
         predecessor: state.predecessor,
         wal_segments: state.wal_segments.iter().map(|(n, s)| (*n, *s)).collect(),
+        feed_segments: state.feed_segments.iter().map(|(n, s)| (*n, *s)).collect(),
         // Only a store that ever created a keyspace records the next id, so the
         // manifest of a store without keyspaces is written as before.
         next_keyspace_id: Some(state.version.next_keyspace_id()).filter(|&id| id > DEFAULT_KEYSPACE_ID + 1),
@@ -320,6 +323,7 @@ pub(crate) fn replay(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &KeyManager, number: 
     let mut last_seqno = None;
     let mut predecessor = None;
     let mut wal_segments = BTreeMap::new();
+    let mut feed_segments = BTreeMap::new();
     let mut index = 0usize;
     loop {
         // Errors name the frame's offset in the file; the record itself is ciphertext there.
@@ -345,6 +349,10 @@ pub(crate) fn replay(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &KeyManager, number: 
             }
             wal_segments.insert(*segment, *info);
         }
+        if predecessor.is_none() && !(edit.feed_segments.is_empty() && edit.feed_released.is_empty()) {
+            return Err(Error::corruption(&name, offset, format!("edit #{index} records change-feed segments in a manifest that does not chain")));
+        }
+        apply_feed_edit(&mut feed_segments, &edit);
         index += 1;
     }
     let end = reader.valid_len();
@@ -356,8 +364,18 @@ pub(crate) fn replay(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &KeyManager, number: 
         next_file_number: next_file_number.ok_or_else(|| missing("next file number"))?,
         last_seqno: last_seqno.ok_or_else(|| missing("last seqno"))?,
         wal_segments: wal_segments.split_off(&log_number),
+        feed_segments,
         predecessor,
     })
+}
+
+/// Applies the change-feed fields of `edit` to `segments`: the kept ones
+/// first, then the released ones.
+pub(crate) fn apply_feed_edit(segments: &mut BTreeMap<u64, FeedSegment>, edit: &VersionEdit) {
+    segments.extend(edit.feed_segments.iter().copied());
+    for number in &edit.feed_released {
+        segments.remove(number);
+    }
 }
 
 #[cfg(test)]
@@ -511,6 +529,7 @@ mod tests {
             next_file_number: 900,
             last_seqno: 77,
             wal_segments: BTreeMap::from([(4, WalSegment { first_seqno: 70, predecessor_synced: true })]),
+            feed_segments: BTreeMap::new(),
             predecessor: Some((3, 69)),
         };
         let edits = snapshot_edits(&state);

@@ -20,12 +20,12 @@ use index::SeqNo;
 use parking_lot::{Mutex, RwLock};
 use wal::LogWriter;
 
-use crate::edit::{VersionEdit, WalSegment};
+use crate::edit::{FeedSegment, VersionEdit, WalSegment};
 use crate::error::{Error, ManifestFailure, Result};
 use crate::format::{MANIFEST_ROLL_BYTES, MAX_LEVELS};
 use crate::gc;
 use crate::keyspace::{check_keyspace_name, KeyspaceMeta, DEFAULT_KEYSPACE_ID};
-use crate::manifest::{read_current_and_replay, write_current, write_new_manifest, ManifestState};
+use crate::manifest::{apply_feed_edit, read_current_and_replay, write_current, write_new_manifest, ManifestState};
 use crate::version::{Version, CURRENT_FILE};
 
 mod repair;
@@ -58,6 +58,8 @@ pub struct VersionSet {
     roll_bytes: AtomicU64,
     /// WAL segments at or above the log number that the manifest lists.
     wal_segments: Mutex<BTreeMap<u64, WalSegment>>,
+    /// WAL segments below the log number kept for the change feed.
+    feed_segments: Mutex<BTreeMap<u64, FeedSegment>>,
     /// Whether the manifest lists its WAL segments (false only for a store of
     /// format 1 opened read-only, which nothing upgrades).
     tracks_wal: bool,
@@ -110,6 +112,7 @@ impl VersionSet {
         let tracks_wal = state.predecessor.is_some();
         VersionSet {
             wal_segments: Mutex::new(state.wal_segments),
+            feed_segments: Mutex::new(state.feed_segments),
             tracks_wal,
             vfs: Arc::clone(vfs),
             dir: dir.to_path_buf(),
@@ -139,6 +142,7 @@ impl VersionSet {
             next_file_number: FIRST_MANIFEST_NUMBER + 1,
             last_seqno: 0,
             wal_segments: BTreeMap::new(),
+            feed_segments: BTreeMap::new(),
             predecessor: Some((0, 0)),
         };
         let writer = write_new_manifest(vfs, dir, keys, FIRST_MANIFEST_NUMBER, &state)?;
@@ -213,8 +217,19 @@ impl VersionSet {
         let mut segments = self.wal_segments.lock().clone();
         segments.extend(edit.wal_segments.iter().copied());
         let segments = segments.split_off(&log_number);
+        let mut feed = self.feed_segments.lock().clone();
+        if let Some((number, _)) = edit.feed_segments.iter().find(|(n, _)| *n >= log_number) {
+            return Err(Error::InvalidEdit(format!(
+                "WAL segment {number} kept as a change-feed segment is not below the log number {log_number}"
+            )));
+        }
+        let touches_feed = !edit.feed_segments.is_empty() || !edit.feed_released.is_empty();
+        if touches_feed && !self.tracks_wal {
+            return Err(Error::InvalidEdit("change-feed segments in a manifest that does not list its WAL".into()));
+        }
+        apply_feed_edit(&mut feed, &edit);
         let result = if writer.len() >= self.roll_bytes.load(Ordering::Relaxed) {
-            self.roll(new_version.clone(), log_number, last_seqno, segments.clone()).map(|(w, number)| Some((w, number)))
+            self.roll(new_version.clone(), log_number, last_seqno, segments.clone(), feed.clone()).map(|(w, number)| Some((w, number)))
         } else {
             edit.next_file_number = Some(self.next_file_number.load(Ordering::Acquire));
             writer.append(&edit.encode()).and_then(|_| writer.sync()).map(|_| None).map_err(Error::from)
@@ -231,6 +246,9 @@ impl VersionSet {
             }
         }
         self.install(new_version);
+        // Kept before dropped: a reader of both listings (the change feed reads
+        // the live one first) finds a retired segment in one of them.
+        *self.feed_segments.lock() = feed;
         *self.wal_segments.lock() = segments;
         self.last_seqno.store(last_seqno, Ordering::Release);
         self.log_number.store(log_number, Ordering::Release);
@@ -274,7 +292,14 @@ impl VersionSet {
     }
 
     /// Starts a new manifest whose snapshot already includes the edit being applied.
-    fn roll(&self, version: Version, log_number: u64, last_seqno: SeqNo, wal_segments: BTreeMap<u64, WalSegment>) -> Result<(LogWriter, u64)> {
+    fn roll(
+        &self,
+        version: Version,
+        log_number: u64,
+        last_seqno: SeqNo,
+        wal_segments: BTreeMap<u64, WalSegment>,
+        feed_segments: BTreeMap<u64, FeedSegment>,
+    ) -> Result<(LogWriter, u64)> {
         let number = self.new_file_number();
         let state = ManifestState {
             version,
@@ -282,6 +307,7 @@ impl VersionSet {
             next_file_number: self.next_file_number.load(Ordering::Acquire),
             last_seqno,
             wal_segments,
+            feed_segments,
             predecessor: Some((self.manifest_number(), self.last_seqno())),
         };
         let writer = write_new_manifest(&self.vfs, &self.dir, &self.keys, number, &state)?;
@@ -325,6 +351,13 @@ impl VersionSet {
     /// or `None` for a store of format 1 opened read-only, whose manifest lists none.
     pub fn wal_segments(&self) -> Option<BTreeMap<u64, WalSegment>> {
         self.tracks_wal.then(|| self.wal_segments.lock().clone())
+    }
+
+    /// The WAL segments below [`VersionSet::log_number`] that the manifest keeps
+    /// for the change feed, by number (empty unless a change-feed retention
+    /// made the engine keep some).
+    pub fn feed_segments(&self) -> BTreeMap<u64, FeedSegment> {
+        self.feed_segments.lock().clone()
     }
 
     /// The live manifest's file number.
@@ -488,12 +521,39 @@ mod tests {
             next_file_number: 9,
             last_seqno: 1,
             wal_segments: BTreeMap::new(),
+            feed_segments: BTreeMap::new(),
             predecessor: Some((0, 0)),
         };
         for edit in crate::manifest::snapshot_edits(&state) {
             assert!(edit.created_keyspaces.is_empty() && edit.dropped_keyspaces.is_empty() && edit.next_keyspace_id.is_none());
             assert_eq!(VersionEdit::decode(&edit.encode()).unwrap(), edit);
         }
+    }
+
+    #[test]
+    fn feed_segments_survive_recovery_and_rolls_until_released() {
+        let sim = SimVfs::new();
+        let vfs: Arc<dyn Vfs> = sim.clone();
+        let dir = PathBuf::from("/db");
+        vfs.create_dir_all(&dir).unwrap();
+        let keys = KeyManager::ephemeral();
+        let vs = VersionSet::create(&vfs, &dir, &keys, 3).unwrap();
+        let seg = |first, end| FeedSegment { first_seqno: first, end_seqno: end, bytes: 100 + first, retired_at_ms: 5 };
+        // A segment at or above the log number is still needed for recovery.
+        let early = VersionEdit { log_number: Some(4), feed_segments: vec![(4, seg(1, 10))], ..VersionEdit::default() };
+        assert!(matches!(vs.log_and_apply(early), Err(Error::InvalidEdit(_))));
+        vs.log_and_apply(VersionEdit { log_number: Some(4), feed_segments: vec![(2, seg(1, 10)), (3, seg(10, 20))], ..VersionEdit::default() })
+            .unwrap();
+        assert_eq!(vs.feed_segments().keys().copied().collect::<Vec<_>>(), vec![2, 3]);
+        drop(vs);
+        // Replayed from the edits, then from the snapshot recovery wrote.
+        let vs = VersionSet::recover(&vfs, &dir, &keys, 3).unwrap();
+        assert_eq!(vs.feed_segments().get(&3), Some(&seg(10, 20)));
+        vs.set_manifest_roll_bytes(0);
+        vs.log_and_apply(VersionEdit { feed_released: vec![2], ..VersionEdit::default() }).unwrap();
+        drop(vs);
+        let vs = VersionSet::recover_read_only(&vfs, &dir, &keys, 3).unwrap();
+        assert_eq!(vs.feed_segments().into_iter().collect::<Vec<_>>(), vec![(3, seg(10, 20))]);
     }
 
     #[test]

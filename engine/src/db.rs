@@ -5,6 +5,7 @@
 mod background;
 mod cursor;
 mod filters;
+mod feed;
 mod inner;
 mod keys;
 mod iter;
@@ -50,6 +51,7 @@ use crate::options::{Options, SyncPolicy};
 use inner::Inner;
 pub use repair::{BlockCounts, LostFile, RepairReport, LOST_DIR};
 pub use cursor::{Cursor, IterOptions};
+pub use feed::{Change, ChangeFeed, ChangeKind};
 
 pub use keys::{EpochFiles, RekeyReport, RotationProgress, RotationReport};
 pub use secure_delete::SecureDeleteReport;

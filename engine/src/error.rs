@@ -99,6 +99,23 @@ pub enum Error {
         /// Highest seqno the counter recorded.
         expected: u64,
     },
+    /// [`crate::Db::changes_since`] cannot hand out every change after
+    /// `requested`: the changes up to `oldest_available - 1` are no longer kept
+    /// (they fell out of `Options::change_feed_retention`, a key rotation ended
+    /// their retention, a kept WAL segment is missing, or the change was never
+    /// logged: see `docs/design.md`, "The change feed"). Nothing was skipped
+    /// silently: a consumer rebuilds from a full scan of a snapshot and resumes
+    /// from its seqno. Resuming from `oldest_available - 1` or later may work.
+    #[error(
+        "the change feed no longer holds every change after seqno {requested}: the oldest it can hand out \
+         after it is seqno {oldest_available} (resync from a snapshot)"
+    )]
+    ChangeFeedTruncated {
+        /// The seqno the feed was asked to continue after.
+        requested: u64,
+        /// The oldest seqno the feed can still hand out after `requested`.
+        oldest_available: u64,
+    },
     /// The store is closed.
     #[error("store is closed")]
     Closed,
@@ -267,6 +284,9 @@ impl Error {
             Error::MissingEpoch { file, epoch } => Error::MissingEpoch { file: file.clone(), epoch: *epoch },
             Error::TornLastFrame { file, offset } => Error::TornLastFrame { file: file.clone(), offset: *offset },
             Error::RolledBack { found, expected } => Error::RolledBack { found: *found, expected: *expected },
+            Error::ChangeFeedTruncated { requested, oldest_available } => {
+                Error::ChangeFeedTruncated { requested: *requested, oldest_available: *oldest_available }
+            }
             Error::Closed => Error::Closed,
             Error::Retired { file } => Error::Retired { file: file.clone() },
             Error::Unsupported(s) => Error::Unsupported(s.clone()),

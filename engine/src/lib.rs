@@ -35,7 +35,7 @@ mod keyspace;
 mod options;
 
 pub use batch::WriteBatch;
-pub use db::{Cursor, Db, DbIterator, IterOptions, Snapshot, Stats, Transaction, VerifyReport};
+pub use db::{Change, ChangeFeed, ChangeKind, Cursor, Db, DbIterator, IterOptions, Snapshot, Stats, Transaction, VerifyReport};
 pub use db::{EpochFiles, RekeyReport, RotationProgress, RotationReport, SecureDeleteReport};
 pub use error::{Error, Result};
 pub use events::{
@@ -50,7 +50,7 @@ pub use hooks::{
 };
 pub use db::TableProperties;
 pub use keyspace::{Keyspace, KeyspaceOptions, DEFAULT_KEYSPACE, INTERNAL_KEYSPACE_PREFIX};
-pub use options::{Options, SyncPolicy};
+pub use options::{ChangeFeedRetention, Options, SyncPolicy};
 
 pub use crypto::vfs::{SimVfs, StdVfs, Vfs};
 /// The file-system layer every store file goes through: implement [`Vfs`] to

@@ -1,6 +1,7 @@
 //! Options of an open store.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crypto::vfs::{StdVfs, Vfs};
 use crypto::Argon2Params;
@@ -164,6 +165,55 @@ pub struct Options {
     /// (set with [`Options::with_compaction_filter`] and
     /// [`Options::with_table_properties_collector`]).
     pub(crate) hooks: crate::hooks::HookRegistry,
+    /// How long the change feed ([`crate::Db::changes_since`]) keeps changes
+    /// after they are in tables: with a retention, the WAL segments a flush
+    /// retires are kept (still encrypted, recorded in the manifest) until they
+    /// fall out of it, and batches are never written straight to a table
+    /// (`ingest_min_bytes` is ignored), so every change is in a segment. `None`
+    /// (the default) keeps today's behaviour: segments go once their data is in
+    /// tables, and the feed covers only the segments still live.
+    pub change_feed_retention: Option<ChangeFeedRetention>,
+}
+
+/// How long retired WAL segments are kept for the change feed
+/// (`Options::change_feed_retention`). A segment goes once it is older than
+/// `max_age` (judged from when it was retired: none of its changes is younger),
+/// or, oldest first, while the kept segments take more than `max_bytes`
+/// together. At least one limit must be set. A key rotation (and so
+/// `rekey` and `secure_delete`) ends the retention of every kept segment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChangeFeedRetention {
+    /// Kept segments older than this go (none: no age limit).
+    pub max_age: Option<Duration>,
+    /// Kept segments beyond this many bytes in total go, oldest first (none: no byte limit).
+    pub max_bytes: Option<u64>,
+}
+
+impl ChangeFeedRetention {
+    /// A retention with an age limit only.
+    pub fn max_age(age: Duration) -> Self {
+        ChangeFeedRetention { max_age: Some(age), max_bytes: None }
+    }
+
+    /// A retention with a byte limit only.
+    pub fn max_bytes(bytes: u64) -> Self {
+        ChangeFeedRetention { max_age: None, max_bytes: Some(bytes) }
+    }
+
+    /// Returns this retention with an age limit of `age` as well.
+    #[must_use]
+    pub fn with_max_age(mut self, age: Duration) -> Self {
+        self.max_age = Some(age);
+        self
+    }
+
+    /// Returns this retention with a byte limit of `bytes` as well.
+    #[must_use]
+    pub fn with_max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
 }
 
 impl Default for Options {
@@ -204,6 +254,7 @@ impl Default for Options {
             freshness_counter: None,
             event_listener: None,
             hooks: crate::hooks::HookRegistry::default(),
+            change_feed_retention: None,
         }
     }
 }
@@ -258,6 +309,7 @@ setters! {
     with_read_only => read_only: bool;
     with_freshness_counter => freshness_counter: Option<Arc<dyn crate::FreshnessCounter>>;
     with_event_listener => event_listener: Option<Arc<dyn crate::EventListener>>;
+    with_change_feed_retention => change_feed_retention: Option<ChangeFeedRetention>;
 }
 
 impl Options {
@@ -417,6 +469,9 @@ impl Options {
         for name in self.hooks.names() {
             compaction::check_keyspace_name(name)
                 .map_err(|e| crate::Error::InvalidArgument(format!("option compaction filter or properties collector: {e}")))?;
+        }
+        if self.change_feed_retention.is_some_and(|r| r.max_age.is_none() && r.max_bytes.is_none()) {
+            return bad("change_feed_retention must set max_age or max_bytes (or both)");
         }
         Ok(())
     }

@@ -6,6 +6,8 @@
 //! compression on and off, since an uncompressed block is the easiest place for
 //! plaintext to slip through. Every table also carries a user property whose
 //! name and value are markers (the value with the table's first key).
+//! Also with a change-feed retention, which keeps the WAL segments a flush
+//! retires (and hands their changes back decrypted).
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -15,8 +17,8 @@ use std::sync::Arc;
 
 use rand::{Rng, RngCore};
 use synapsed_storage::{
-    Argon2Params, CollectedEntry, Compression, Credential, Db, HookError, KeyspaceOptions, Options, TableContext,
-    TablePropertiesCollector, TablePropertiesCollectorFactory, UserProperties, WriteBatch, DEFAULT_KEYSPACE,
+    Argon2Params, ChangeFeedRetention, CollectedEntry, Compression, Credential, Db, HookError, KeyspaceOptions, Options,
+    TableContext, TablePropertiesCollector, TablePropertiesCollectorFactory, UserProperties, WriteBatch, DEFAULT_KEYSPACE,
 };
 
 const PASSPHRASE: &str = "canary passphrase";
@@ -159,7 +161,7 @@ fn assert_reads_back(db: &Db, markers: &Markers, stage: &str) {
     }
 }
 
-fn run(compression: Compression) {
+fn run(compression: Compression, feed: bool) {
     let mut rng = rand::thread_rng();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
@@ -171,10 +173,11 @@ fn run(compression: Compression) {
         .with_compression(compression)
         .with_background_compaction(false)
         .with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 })
-        .with_table_properties_collector(DEFAULT_KEYSPACE, collector);
+        .with_table_properties_collector(DEFAULT_KEYSPACE, collector)
+        .with_change_feed_retention(feed.then(|| ChangeFeedRetention::max_bytes(1 << 30)));
     let db = Db::create(&dir, &cred, options.clone()).unwrap();
     let mut markers = Markers { all: vec![prop_name.clone(), prop_value.clone()], model: Vec::new(), ks_model: Vec::new() };
-    let tag = format!("{compression:?}");
+    let tag = format!("{compression:?}{}", if feed { " with a change-feed retention" } else { "" });
 
     // Stage 1: single puts, still only in the WAL (and memtable).
     for i in 0..4 {
@@ -274,6 +277,10 @@ fn run(compression: Compression) {
     // Stage 5: close.
     db.close().unwrap();
     let scanned = assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after close"));
+    if feed {
+        let segments = std::fs::read_dir(&dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".wal")).count();
+        assert!(segments > 1, "{tag}: no retired segment was kept, so none was searched");
+    }
     // The data is really on disk (so the search above had something to search).
     let raw: usize = markers.model.iter().chain(&markers.ks_model).map(|(k, v)| k.len() + v.len()).sum();
     if compression == Compression::None {
@@ -284,6 +291,11 @@ fn run(compression: Compression) {
     let db = Db::open(&dir, &cred, options.clone()).unwrap();
     assert_reads_back(&db, &markers, &format!("{tag}: after reopen"));
     assert_tables_have_property(&db, &prop_name, &prop_value, &format!("{tag}: after reopen"));
+    if feed {
+        // The kept segments hand every marker back, decrypted.
+        let values: std::collections::HashSet<Vec<u8>> = db.changes_since(0).unwrap().map(|c| c.unwrap().value).collect();
+        assert!(markers.model.iter().all(|(_, v)| values.contains(v)), "{tag}: the change feed lost a value");
+    }
     for name in &ks_names {
         assert!(db.keyspace(name).unwrap().is_some(), "{tag}: keyspace lost by the reopen");
     }
@@ -299,12 +311,17 @@ fn run(compression: Compression) {
 
 #[test]
 fn no_marker_on_disk_with_compression() {
-    run(Compression::Zstd(3));
+    run(Compression::Zstd(3), false);
 }
 
 #[test]
 fn no_marker_on_disk_without_compression() {
-    run(Compression::None);
+    run(Compression::None, false);
+}
+
+#[test]
+fn no_marker_on_disk_in_kept_change_feed_segments() {
+    run(Compression::None, true);
 }
 
 #[test]

@@ -42,7 +42,8 @@ impl VersionSet {
         }
         let version = Version::clone(&self.current());
         let segments = self.wal_segments.lock().clone();
-        let (writer, number) = self.roll(version, self.log_number(), self.last_seqno(), segments)?;
+        let feed = self.feed_segments.lock().clone();
+        let (writer, number) = self.roll(version, self.log_number(), self.last_seqno(), segments, feed)?;
         slot.writer = Some(writer);
         slot.poisoned = None;
         self.manifest_number.store(number, Ordering::Release);
@@ -56,6 +57,7 @@ impl VersionSet {
     pub fn reload(&self) -> Result<()> {
         let (number, state) = read_current_and_replay(&self.vfs, &self.dir, &self.keys, self.num_levels)?;
         self.install(state.version);
+        *self.feed_segments.lock() = state.feed_segments;
         *self.wal_segments.lock() = state.wal_segments;
         self.last_seqno
             .fetch_max(state.last_seqno, Ordering::AcqRel);
@@ -128,6 +130,7 @@ impl VersionSet {
             // Every segment the repair read is below `log_number`; the next open
             // lists the segment it starts.
             wal_segments: std::collections::BTreeMap::new(),
+            feed_segments: std::collections::BTreeMap::new(),
             predecessor: Some((0, last_seqno)),
         };
         let writer = write_new_manifest(vfs, dir, keys, manifest_number, &state)?;

@@ -113,6 +113,7 @@ impl Inner {
             added_range_tombstones: crate::db::range_del::not_in_version(frozen, &self.versions.current()),
             ..VersionEdit::default()
         };
+        self.keep_retired_for_feed(&mut edit);
         let version = self.versions.current();
         let memtables = std::iter::once((compaction::DEFAULT_KEYSPACE_ID, frozen)).chain(frozen_in.iter().map(|(id, m)| (*id, m)));
         for (keyspace, memtable) in memtables {
@@ -314,7 +315,10 @@ impl Inner {
         if self.options.read_only {
             return false;
         }
+        self.expire_feed_segments();
         let mut live = self.versions.live_files();
+        // Segments kept for the change feed are live until they are released.
+        live.extend(self.kept_feed_segments());
         let passes = self.options.secure_delete_passes.max(self.min_overwrite_passes.load(Ordering::Acquire));
         let mut held_back = false;
         if passes > 0 && spare_readers {
@@ -406,13 +410,14 @@ impl Inner {
     /// The obsolete files still in the directory.
     fn obsolete_left(&self) -> ObsoleteLeft {
         let live = self.versions.live_files();
+        let kept: std::collections::HashSet<u64> = self.kept_feed_segments().collect();
         let (log_number, manifest_number) = (self.versions.log_number(), self.versions.manifest_number());
         let mut left = ObsoleteLeft::default();
         for name in self.vfs.list_dir(&self.dir).unwrap_or_default() {
             if let Some(number) = file_number(&name, "sst").filter(|n| !live.contains(n)) {
                 left.tables.insert(number);
                 left.any = true;
-            } else if file_number(&name, "wal").is_some_and(|n| n < log_number)
+            } else if file_number(&name, "wal").is_some_and(|n| n < log_number && !kept.contains(&n))
                 || crypto::names::manifest_number(&name).is_some_and(|n| n != manifest_number)
             {
                 left.any = true;
@@ -526,6 +531,13 @@ pub(crate) fn run_background(inner: Arc<Inner>) {
             }
             if !inner.has_background_work() {
                 inner.bg_wake.wait_for(&mut bg, IDLE_POLL);
+                let shutdown = bg.shutdown;
+                drop(bg);
+                if !shutdown && inner.feed_expiry_due() {
+                    // Kept change-feed segments age out on an idle store too.
+                    let _work = inner.work.lock();
+                    inner.delete_obsolete();
+                }
                 continue;
             }
         }

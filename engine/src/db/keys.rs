@@ -261,6 +261,10 @@ impl Inner {
         drop(writer);
         let _work = work;
         self.flush_immutables()?;
+        // Segments kept for the change feed are sealed under the epochs this
+        // rotation destroys: their retention ends here, and the removal below
+        // takes them with the other obsolete files (docs/design.md, "The change feed").
+        self.release_all_feed_segments()?;
         tell("wal", &report, 0);
 
         // The roll writes a snapshot of the whole version into a new manifest,

@@ -218,7 +218,10 @@ pub(crate) fn probe_and_replay(
     loop {
         let probe = VersionSet::recover_read_only(vfs, dir, keys, num_levels)?;
         let names = vfs.list_dir(dir).map_err(|source| Error::Io { file: ".".into(), source })?;
-        match tables_present(&probe, &names).and_then(|()| replay_wal_checked(vfs, dir, keys, &probe, &names, truncate)) {
+        let checked = tables_present(&probe, &names)
+            .and_then(|()| feed_segments_match(vfs, dir, &probe, &names))
+            .and_then(|()| replay_wal_checked(vfs, dir, keys, &probe, &names, truncate));
+        match checked {
             Ok(replayed) => return Ok(replayed),
             Err(ReplayFailure::Disagrees(_)) if !truncate && attempts < STALE_VIEW_RETRIES => {
                 attempts += 1;
@@ -245,6 +248,38 @@ fn tables_present(versions: &VersionSet, names: &[String]) -> std::result::Resul
                     "listed in the manifest ({}) but missing: the table was deleted, or the \
                      manifest is from an earlier state (run `synapsed-storage verify`, then `repair`)",
                     crypto::names::manifest_file(versions.manifest_number())
+                ),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Every WAL segment the manifest keeps for the change feed that is on disk
+/// must have the length recorded when it was retired (it never changes after):
+/// a segment of another length was replaced, or is an older copy put back, and
+/// is refused before anything is written. A missing one is not refused here:
+/// the change feed reports the changes it held as truncated.
+fn feed_segments_match(vfs: &Arc<dyn Vfs>, dir: &Path, versions: &VersionSet, names: &[String]) -> std::result::Result<(), ReplayFailure> {
+    for (number, segment) in versions.feed_segments() {
+        let name = wal_name(number);
+        if !names.contains(&name) {
+            continue;
+        }
+        let size = match vfs.file_size(&wal::segment_path(dir, number)) {
+            Ok(size) => size,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(ReplayFailure::Failed(Error::Io { file: name, source })),
+        };
+        if size != segment.bytes {
+            return Err(ReplayFailure::Disagrees(Error::Corruption {
+                file: name,
+                offset: 0,
+                reason: format!(
+                    "the manifest keeps this WAL segment for the change feed with {} bytes, but it has {size}: \
+                     it was replaced, or an earlier copy was put back (run `synapsed-storage verify`; \
+                     `repair` rebuilds from what is on disk and drops the change feed's segments)",
+                    segment.bytes
                 ),
             }));
         }
@@ -585,6 +620,8 @@ fn start(
         wal_segments: vec![(number, segment)],
         ..VersionEdit::default()
     };
+    // With a change-feed retention the replayed segments are kept for the feed.
+    inner.keep_retired_for_feed(&mut edit);
     // Every keyspace's replayed operations go to level-0 tables in the same
     // edit (an atomic flush, as at a memtable switch).
     if let Some(mem) = replayed_mem.filter(|m| !m.is_empty()) {

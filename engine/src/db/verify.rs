@@ -47,6 +47,8 @@ const VERIFY_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis
 struct View {
     tables: HashSet<u64>,
     log_number: u64,
+    /// WAL segments below the log number kept for the change feed.
+    kept: HashSet<u64>,
     manifest_number: u64,
 }
 
@@ -56,6 +58,7 @@ impl View {
         Ok(View {
             tables: versions.live_files(),
             log_number: versions.log_number(),
+            kept: versions.feed_segments().into_keys().collect(),
             manifest_number: versions.manifest_number(),
         })
     }
@@ -67,7 +70,7 @@ impl View {
             return self.tables.contains(&number);
         }
         if let Some(number) = file_number(name, "wal") {
-            return number >= self.log_number;
+            return number >= self.log_number || self.kept.contains(&number);
         }
         if let Some(number) = crypto::names::manifest_number(name) {
             return number == self.manifest_number;
@@ -177,6 +180,8 @@ fn verify_once(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, options: 
     // (leftovers of an interrupted flush are garbage the next open removes).
     let mut live_tables: Option<HashSet<u64>> = None;
     let mut min_log = 0;
+    // WAL segments below `min_log` kept for the change feed: checked like the others.
+    let mut kept: HashSet<u64> = HashSet::new();
     if let Some(versions) = &versions {
         report.files_checked += 1;
         let version = versions.current();
@@ -191,6 +196,7 @@ fn verify_once(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, options: 
         }
         live_tables = Some(live);
         min_log = versions.log_number();
+        kept = versions.feed_segments().into_keys().collect();
     }
 
     for name in &names {
@@ -204,7 +210,7 @@ fn verify_once(vfs: &Arc<dyn Vfs>, dir: &Path, keys: &Arc<KeyManager>, options: 
                 Err(e) => note(&mut report, name, &e),
             }
         } else if let Some(number) = file_number(name, "wal") {
-            if number < min_log {
+            if number < min_log && !kept.contains(&number) {
                 continue;
             }
             report.files_checked += 1;

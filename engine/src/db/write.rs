@@ -132,7 +132,9 @@ impl Inner {
             return Ok(self.visible.load(Ordering::Acquire));
         }
         self.throttle();
-        if record_len >= self.options.ingest_min_bytes {
+        // With a change-feed retention every batch goes through the WAL, which
+        // the feed reads (docs/design.md, "The change feed").
+        if record_len >= self.options.ingest_min_bytes && self.options.change_feed_retention.is_none() {
             let mut writer = self.writer.lock();
             return self.ingest_locked(&mut writer, batch);
         }
