@@ -22,6 +22,7 @@ use index::{
 use crate::edit::{FileMeta, VersionEdit};
 use crate::error::{Error, Result};
 use crate::level_iter::LevelIterator;
+use crate::merge::{MergeFolder, MergeOperator};
 use crate::retain::Retainer;
 use crate::split;
 use crate::version::overlaps_range;
@@ -77,6 +78,9 @@ pub struct CompactionContext {
     pub tables: Arc<TableCache>,
     /// Tree shape.
     pub options: CompactionOptions,
+    /// Folds merge operands during compaction (see [`crate::merge`]); none:
+    /// operands are kept as they are.
+    pub merge_operator: Option<Arc<dyn MergeOperator>>,
 }
 
 /// A chosen compaction: inputs from `level` and `level + 1`, output into `level + 1`.
@@ -273,16 +277,19 @@ fn run_part<'a>(
     }
     let mut merged = MergingIterator::new(children, Direction::Forward);
     let mut retainer = Retainer::new(snapshots, compaction.bottommost);
+    let mut folder = MergeFolder::new(ctx.merge_operator.as_deref(), compaction.bottommost);
     let mut writer = TableWriter::new(ctx);
     let split_at = Some(ctx.options.target_file_size_bytes.max(1));
+    let mut write = |e: &Entry| writer.add(e, split_at, new_file_number);
     while let Some(entry) = merged.next_entry()? {
         if stop.load(Ordering::Relaxed) {
             break;
         }
         if retainer.keep(&entry.key) {
-            writer.add(&entry, split_at, new_file_number)?;
+            folder.add(&entry, retainer.stripe_of(entry.key.seqno), &mut write)?;
         }
     }
+    folder.finish(&mut write)?;
     // The last table is finished (and synced) on this part's thread.
     writer.finish_open()?;
     Ok(writer)

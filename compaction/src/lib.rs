@@ -15,6 +15,7 @@ mod gc;
 mod keyspace;
 mod level_iter;
 mod manifest;
+mod merge;
 mod pick;
 mod retain;
 mod split;
@@ -29,6 +30,7 @@ pub use compact::{
 pub use edit::{FileMeta, VersionEdit, WalSegment};
 pub use error::{Error, ManifestFailure, Result};
 pub use keyspace::{check_keyspace_name, KeyspaceMeta, DEFAULT_KEYSPACE_ID, MAX_KEYSPACE_NAME_LEN};
+pub use merge::{MergeError, MergeOperator};
 pub use gc::{delete_obsolete_files, overwrite_and_remove};
 pub use pick::{pick_compaction, pick_range_compaction};
 pub use split::MAX_SUBCOMPACTIONS;

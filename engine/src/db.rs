@@ -284,6 +284,16 @@ impl Db {
         self.inner.write(&batch).map(|_| ())
     }
 
+    /// Writes the merge operand `operand` for `key`: later reads fold it over
+    /// the key's earlier value with the default keyspace's merge operator
+    /// (see [`crate::MergeOperator`]). Without an operator for the keyspace
+    /// it is `Error::InvalidArgument` and nothing is written.
+    pub fn merge(&self, key: &[u8], operand: &[u8]) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.merge(key, operand);
+        self.inner.write(&batch).map(|_| ())
+    }
+
     /// The value of `key`, `None` if absent.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.inner.get(key, None)

@@ -21,6 +21,8 @@ const _: () = assert!(BATCH_HEADER_LEN == 14);
 const _: () = assert!(OP_OVERHEAD_LEN == 9);
 // A deleted key carries an empty value, so a tombstone needs no separate layout.
 const _: () = assert!(ValueKind::Delete as u8 == 0 && ValueKind::Put as u8 == 1);
+// A merge operand is op kind 2, the value kind it is stored under.
+const _: () = assert!(ValueKind::Merge as u8 == 2);
 
 /// One operation read back from a batch record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +53,7 @@ pub(crate) fn encoded_len(ops: &[BatchOp]) -> usize {
         + ops
             .iter()
             .map(|op| match op {
-                BatchOp::Put { key, value } => OP_OVERHEAD_LEN + key.len() + value.len(),
+                BatchOp::Put { key, value } | BatchOp::Merge { key, value } => OP_OVERHEAD_LEN + key.len() + value.len(),
                 BatchOp::Delete { key } => OP_OVERHEAD_LEN + key.len(),
             })
             .sum::<usize>()
@@ -73,10 +75,7 @@ pub(crate) fn encode_batch_into(first_seqno: SeqNo, ops: &[BatchOp], out: &mut V
     out.extend_from_slice(&first_seqno.to_le_bytes());
     out.extend_from_slice(&(ops.len() as u32).to_le_bytes());
     for op in ops {
-        let (kind, key, value) = match op {
-            BatchOp::Put { key, value } => (ValueKind::Put, key, value.as_slice()),
-            BatchOp::Delete { key } => (ValueKind::Delete, key, &[][..]),
-        };
+        let (kind, key, value) = op.parts();
         out.push(kind as u8);
         out.extend_from_slice(&(key.len() as u32).to_le_bytes());
         out.extend_from_slice(key);

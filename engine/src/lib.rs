@@ -31,6 +31,7 @@ mod format;
 pub mod fuzzing;
 mod freshness;
 mod keyspace;
+mod merge;
 mod options;
 
 pub use batch::WriteBatch;
@@ -44,6 +45,7 @@ pub use events::{
 pub use db::{BlockCounts, LostFile, RepairReport, LOST_DIR};
 pub use freshness::FreshnessCounter;
 pub use keyspace::{Keyspace, KeyspaceOptions, DEFAULT_KEYSPACE, INTERNAL_KEYSPACE_PREFIX};
+pub use merge::{MergeError, MergeOperator, MergeOperators, SortedSetUnion, U64AddOperator};
 pub use options::{Options, SyncPolicy};
 
 pub use crypto::vfs::{SimVfs, StdVfs, Vfs};

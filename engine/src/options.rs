@@ -160,6 +160,12 @@ pub struct Options {
     /// Told of flushes, compactions, write stalls, background failures and
     /// files created and removed (see [`crate::EventListener`]); none by default.
     pub event_listener: Option<Arc<dyn crate::EventListener>>,
+    /// Merge operators by keyspace name (see [`crate::MergeOperator`]); none by
+    /// default, and a merge into a keyspace without one is refused. Set with
+    /// [`Options::with_merge_operator`]. A store holding merge operands must be
+    /// opened with the same operators again: a read of a key holding operands
+    /// of a keyspace without one is [`crate::Error::NoMergeOperator`].
+    pub merge_operators: crate::MergeOperators,
 }
 
 impl Default for Options {
@@ -199,6 +205,7 @@ impl Default for Options {
             read_only: false,
             freshness_counter: None,
             event_listener: None,
+            merge_operators: crate::MergeOperators::new(),
         }
     }
 }
@@ -256,6 +263,15 @@ setters! {
 }
 
 impl Options {
+    /// Returns these options with `operator` registered as the merge operator
+    /// of the keyspace named `keyspace` ([`crate::DEFAULT_KEYSPACE`] for the
+    /// default one), replacing an earlier one (see [`Options::merge_operators`]).
+    #[must_use]
+    pub fn with_merge_operator(mut self, keyspace: impl Into<String>, operator: Arc<dyn crate::MergeOperator>) -> Self {
+        self.merge_operators.insert(keyspace.into(), operator);
+        self
+    }
+
     /// Options that make every structure tiny, so tests exercise flushes,
     /// compactions and many blocks with little data.
     pub fn tiny_for_tests() -> Self {

@@ -509,6 +509,7 @@ fn start(
         keys: keys.clone(),
         tables: tables.clone(),
         options: options.compaction_options(),
+        merge_operator: options.merge_operators.for_keyspace(crate::keyspace::DEFAULT_KEYSPACE).operator().cloned(),
     };
     let (replayed_mem, last_seqno) = match replayed {
         Some(r) => (Some(r.memtable), r.last_seqno),

@@ -5,11 +5,15 @@
 
 use std::sync::atomic::Ordering;
 
-use index::{SeqNo, ValueKind, MAX_SEQNO};
+use std::ops::Bound;
 
-use crate::db::inner::Inner;
+use index::{Direction, KeyRange, SeqNo, ValueKind, MAX_SEQNO};
+
+use crate::db::inner::{Inner, ReadView};
 use crate::db::Stats;
 use crate::error::{Error, Result};
+use crate::keyspace::DEFAULT_KEYSPACE;
+use crate::merge::KeyspaceMerge;
 
 /// What a found version means to a reader: a value, a deletion, or a kind this
 /// build reserves but does not implement.
@@ -35,15 +39,38 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        match self.newest_version(key, snapshot).map_err(|e| self.reader_error(e))? {
+        let view = self.read_view(snapshot);
+        match self.newest_version(&view, key).map_err(|e| self.reader_error(e))? {
+            // Operands need every version down to their base: a scan of the
+            // one key over the same view folds them (`iter.rs`).
+            Some((_, ValueKind::Merge, _)) => self.fold_key(&view, key),
             Some((_, kind, value)) => resolve(kind, value),
             None => Ok(None),
         }
     }
 
-    /// The newest version of `key` at or below the read seqno, with its seqno.
-    fn newest_version(&self, key: &[u8], snapshot: Option<SeqNo>) -> Result<Option<(SeqNo, ValueKind, Vec<u8>)>> {
-        let view = self.read_view(snapshot);
+    /// The value of `key` in `view` when its newest visible version is a merge
+    /// operand: the operands folded over their base.
+    fn fold_key(&self, view: &ReadView, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let range = KeyRange { start: Bound::Included(key.to_vec()), end: Bound::Included(key.to_vec()) };
+        let Some(mut iter) = self.range_iter_in(view, range, Direction::Forward)? else {
+            return Ok(None);
+        };
+        match iter.next_ref() {
+            Some(Ok((_, value))) => Ok(Some(value.to_vec())),
+            Some(Err(e)) => Err(e),
+            None => Ok(None),
+        }
+    }
+
+    /// The merge operator of the default keyspace (reads and writes of the
+    /// other keyspaces look theirs up by name the same way).
+    pub(crate) fn merge_operator(&self) -> KeyspaceMerge {
+        self.options.merge_operators.for_keyspace(DEFAULT_KEYSPACE)
+    }
+
+    /// The newest version of `key` at or below the view's seqno, with its seqno.
+    fn newest_version(&self, view: &ReadView, key: &[u8]) -> Result<Option<(SeqNo, ValueKind, Vec<u8>)>> {
         for mem in &view.memtables {
             if let Some(found) = mem.get(key, view.seqno) {
                 return Ok(Some(found));
@@ -55,7 +82,7 @@ impl Inner {
     /// Seqno of the newest write of `key` in the store, applied or in flight.
     /// Transactions call it holding the writer mutex, so nothing newer can appear.
     pub(crate) fn newest_seqno(&self, key: &[u8]) -> Result<Option<SeqNo>> {
-        Ok(self.newest_version(key, Some(MAX_SEQNO))?.map(|(seqno, _, _)| seqno))
+        Ok(self.newest_version(&self.read_view(Some(MAX_SEQNO)), key)?.map(|(seqno, _, _)| seqno))
     }
 
     /// Counters and sizes.

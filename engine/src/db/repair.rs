@@ -230,6 +230,7 @@ pub(crate) fn repair(
         keys: keys.clone(),
         tables: TableCache::new(vfs.clone(), dir.to_path_buf(), keys.clone(), block_cache),
         options: options.compaction_options(),
+        merge_operator: None,
     };
     let mut tables = Vec::new();
     if let Some(meta) = compaction::flush_memtable(&ctx, &memtable, table_number)? {

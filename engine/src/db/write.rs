@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use compaction::VersionEdit;
-use index::{user_key_prefix, EntryRef, Memtable, SeqNo, ValueKind, MAX_SEQNO};
+use index::{user_key_prefix, EntryRef, Memtable, SeqNo, MAX_SEQNO};
 use parking_lot::MutexGuard;
 use wal::{LogWriter, Preallocation};
 
@@ -171,9 +171,9 @@ impl Inner {
         let order = table_order(batch);
         let entries = order.iter().filter_map(|&(_, i)| {
             let seqno = first + i as u64;
-            batch.ops.get(i).map(|op| match op {
-                BatchOp::Put { key, value } => EntryRef { user_key: key, seqno, kind: ValueKind::Put, value },
-                BatchOp::Delete { key } => EntryRef { user_key: key, seqno, kind: ValueKind::Delete, value: &[] },
+            batch.ops.get(i).map(|op| {
+                let (kind, user_key, value) = op.parts();
+                EntryRef { user_key, seqno, kind, value }
             })
         });
         let number = self.versions.new_file_number();
@@ -214,10 +214,18 @@ impl Inner {
                 self.options.max_batch_ops
             )));
         }
+        let mut checked_merge = false;
         for op in &batch.ops {
             let (key, value) = match op {
                 BatchOp::Put { key, value } => (key, Some(value)),
                 BatchOp::Delete { key } => (key, None),
+                BatchOp::Merge { key, value } => {
+                    if !checked_merge {
+                        self.merge_operator().check_writable()?;
+                        checked_merge = true;
+                    }
+                    (key, Some(value))
+                }
             };
             if key.is_empty() {
                 return Err(Error::InvalidArgument("empty key".into()));
@@ -301,10 +309,8 @@ impl Inner {
         let active = self.mems.read().active.clone();
         let insert = |i: usize, op: &BatchOp| {
             let seqno = first + i as u64;
-            match op {
-                BatchOp::Put { key, value } => active.insert(key, seqno, ValueKind::Put, value),
-                BatchOp::Delete { key } => active.insert(key, seqno, ValueKind::Delete, &[]),
-            }
+            let (kind, key, value) = op.parts();
+            active.insert(key, seqno, kind, value)
         };
         if batch.ops.len() >= SORTED_INSERT_MIN_OPS {
             // Inserting in key order keeps each skiplist search on the nodes the
