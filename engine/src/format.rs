@@ -213,6 +213,20 @@ mod tests {
     }
 
     #[test]
+    fn merge_worked_example_matches_format_doc() {
+        // The example in engine/FORMAT.md: merge("c", 1 as u64 LE) at seqno 9.
+        let ops = [BatchOp::Merge { key: b"c".to_vec(), value: 1u64.to_le_bytes().to_vec() }];
+        let bytes = encode_batch(9, &ops);
+        let expected: Vec<u8> = vec![
+            0xB7, 0x01, 9, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x02, 1, 0, 0, 0, b'c', 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(bytes, expected);
+        assert_eq!(bytes.len(), encoded_len(&ops));
+        let rec = decode_batch(&bytes, "000001.wal", 0).unwrap();
+        assert_eq!(rec.ops, vec![RecordOp { kind: ValueKind::Merge, key: b"c".to_vec(), value: 1u64.to_le_bytes().to_vec() }]);
+    }
+
+    #[test]
     fn every_truncation_and_bad_header_is_an_error() {
         let bytes = encode_batch(5, &sample());
         for cut in 0..bytes.len() {

@@ -2,16 +2,19 @@
 //! (small ones and 100 KiB ones) through single puts and batches, and after each
 //! stage — WAL only, memtable flushes, compaction, close, reopen — every byte of
 //! every file under the store directory is searched for every marker (and for
-//! halves of them, so a marker split across a boundary is found too). Runs with
+//! halves of them, so a marker split across a boundary is found too). Merge
+//! operands carry markers too (keys and operands, unfolded in the WAL and the
+//! level-0 tables, folded after compaction). Runs with
 //! compression on and off, since an uncompressed block is the easiest place for
 //! plaintext to slip through.
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rand::{Rng, RngCore};
-use synapsed_storage::{Argon2Params, Compression, Credential, Db, KeyspaceOptions, Options, WriteBatch};
+use synapsed_storage::{Argon2Params, Compression, Credential, Db, KeyspaceOptions, Options, SortedSetUnion, WriteBatch, DEFAULT_KEYSPACE};
 
 const PASSPHRASE: &str = "canary passphrase";
 
@@ -112,7 +115,8 @@ fn run(compression: Compression) {
     let options = Options::tiny_for_tests()
         .with_compression(compression)
         .with_background_compaction(false)
-        .with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 });
+        .with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 })
+        .with_merge_operator(DEFAULT_KEYSPACE, Arc::new(SortedSetUnion));
     let db = Db::create(&dir, &cred, options.clone()).unwrap();
     let mut markers = Markers { all: Vec::new(), model: Vec::new() };
     let tag = format!("{compression:?}");
@@ -147,6 +151,12 @@ fn run(compression: Compression) {
             markers.all.extend([km, vm]);
             markers.model.push((key, value));
         }
+        // A set built from merge operands: the key and each operand are markers.
+        let (mk, m1, m2) = (marker(&mut rng, "mergekey"), marker(&mut rng, "operand"), marker(&mut rng, "operand"));
+        batch.merge(mk.as_bytes(), SortedSetUnion::encode([&m1]));
+        batch.merge(mk.as_bytes(), SortedSetUnion::encode([&m2]));
+        markers.model.push((mk.clone().into_bytes(), SortedSetUnion::encode([&m1, &m2])));
+        markers.all.extend([mk, m1, m2]);
         let doomed = marker(&mut rng, "deleted");
         batch.put(doomed.as_bytes(), doomed.as_bytes());
         batch.delete(doomed.as_bytes());
