@@ -9,6 +9,8 @@ mod keys;
 mod iter;
 mod keyspaces;
 mod limits;
+#[cfg(test)]
+mod merge_tests;
 mod open;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use open::frame_cut_in_its_last_bytes;

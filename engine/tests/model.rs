@@ -1,5 +1,6 @@
 //! Model test: seeded random operations against the store and against a
-//! `BTreeMap`, which must agree after every read. Covers puts, deletes, batches
+//! `BTreeMap`, which must agree after every read. Covers puts, deletes, merges
+//! (an appending merge operator: the model appends the operand), batches
 //! (1..50 ops, plus one of 1,000 and one of 100,000), snapshots (each with its
 //! own frozen model), forward and reverse ranges with random bounds, prefix
 //! scans, flush, compact_range, close/reopen and optimistic transactions with
@@ -18,11 +19,38 @@ use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use synapsed_storage::{Argon2Params, Credential, Db, Error, Options, SimVfs, Snapshot, SyncPolicy, WriteBatch};
+use synapsed_storage::{
+    Argon2Params, Credential, Db, Error, MergeError, MergeOperator, Options, SimVfs, Snapshot, SyncPolicy, WriteBatch, DEFAULT_KEYSPACE,
+};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 const KEY_SPACE: u32 = 500;
+
+/// Appends operands to the value: associative (partial merge concatenates), and
+/// any bytes are a valid value or operand, so the model is one line per merge.
+struct Append;
+
+impl MergeOperator for Append {
+    fn name(&self) -> &str {
+        "model.append"
+    }
+
+    fn full_merge(&self, _key: &[u8], base: Option<&[u8]>, operands: &[&[u8]]) -> Result<Vec<u8>, MergeError> {
+        let mut v = base.unwrap_or_default().to_vec();
+        operands.iter().for_each(|o| v.extend_from_slice(o));
+        Ok(v)
+    }
+
+    fn partial_merge(&self, _key: &[u8], operands: &[&[u8]]) -> Result<Option<Vec<u8>>, MergeError> {
+        Ok(Some(operands.concat()))
+    }
+}
+
+/// The model's value of a key after a merge of `operand`.
+fn model_merge(model: &mut Model, key: Vec<u8>, operand: &[u8]) {
+    model.entry(key).or_default().extend_from_slice(operand);
+}
 const MAX_SNAPSHOTS: usize = 8;
 
 struct Harness {
@@ -112,15 +140,26 @@ impl Harness {
         self.ops_done += 1;
     }
 
+    fn merge(&mut self) {
+        let (k, v) = (self.random_key(), self.random_value());
+        self.ok(self.db().merge(&k, &v), "merge");
+        model_merge(&mut self.model, k, &v);
+        self.ops_done += 1;
+    }
+
     fn batch(&mut self, n: usize) {
         let mut batch = WriteBatch::new();
         let mut applied = self.model.clone();
         for _ in 0..n {
             let k = self.random_key();
-            if self.rng.gen_bool(0.75) {
+            if self.rng.gen_bool(0.65) {
                 let v = self.random_value();
                 batch.put(&k, &v);
                 applied.insert(k, v);
+            } else if self.rng.gen_bool(0.4) {
+                let v = self.random_value();
+                batch.merge(&k, &v);
+                model_merge(&mut applied, k, &v);
             } else {
                 batch.delete(&k);
                 applied.remove(&k);
@@ -297,6 +336,7 @@ impl Harness {
             }
             900..=904 => self.compact(),
             905..=907 => self.reopen(),
+            908..=959 => self.merge(),
             _ => self.check_get(),
         }
     }
@@ -330,11 +370,20 @@ fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 
 fn option_sets(vfs: Arc<SimVfs>) -> Vec<(&'static str, Options)> {
     let cheap_kdf = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
-    let tiny = Options::tiny_for_tests().with_vfs(vfs.clone()).with_max_subcompactions(1);
+    let append: Arc<dyn MergeOperator> = Arc::new(Append);
+    let tiny = Options::tiny_for_tests().with_vfs(vfs.clone()).with_max_subcompactions(1).with_merge_operator(DEFAULT_KEYSPACE, append.clone());
     vec![
         ("tiny", tiny.clone()),
         ("tiny-no-cache", tiny.with_block_cache_bytes(0).with_sync(SyncPolicy::Never).with_max_subcompactions(4)),
-        ("defaults", Options::default().with_vfs(vfs).with_argon2(cheap_kdf).with_insecure_kdf_for_tests(true).with_max_subcompactions(4)),
+        (
+            "defaults",
+            Options::default()
+                .with_vfs(vfs)
+                .with_argon2(cheap_kdf)
+                .with_insecure_kdf_for_tests(true)
+                .with_max_subcompactions(4)
+                .with_merge_operator(DEFAULT_KEYSPACE, append),
+        ),
     ]
 }
 

@@ -44,6 +44,8 @@ pub(crate) struct RangeIter {
     best_value: Vec<u8>,
     /// Reverse: the merge operands of `key` above `best`, oldest first.
     operands: Vec<Vec<u8>>,
+    /// Reverse: the seqno of the last version of `key` taken.
+    last_seqno: Option<SeqNo>,
     /// Reverse: the pair last decided. Forward: `out_value` holds a folded value.
     out_key: Vec<u8>,
     out_value: Vec<u8>,
@@ -129,6 +131,7 @@ impl Inner {
             best: None,
             best_value: Vec::new(),
             operands: Vec::new(),
+            last_seqno: None,
             out_key: Vec::new(),
             out_value: Vec::new(),
             folded: false,
@@ -223,13 +226,20 @@ impl RangeIter {
         // versions of a key have smaller seqnos).
         let mut operands: Vec<Vec<u8>> = Vec::new();
         let mut base: Option<Vec<u8>> = None;
+        let mut last_seqno = None;
         if let Some(e) = self.merged.current() {
             operands.push(e.value.to_vec());
+            last_seqno = Some(e.seqno);
         }
         while let Some(e) = next_in_range(&mut self.merged, &mut self.exhausted, &self.range, self.direction)? {
             if !cmp_user_keys(e.user_key, &self.key).is_eq() {
                 self.held = true;
                 break;
+            }
+            // A view can hold one version twice (a memtable and the table it
+            // was just flushed to); an operand counts once.
+            if last_seqno.replace(e.seqno) == Some(e.seqno) {
+                continue;
             }
             match e.kind {
                 ValueKind::Merge => operands.push(e.value.to_vec()),
@@ -278,12 +288,16 @@ impl RangeIter {
                 }
                 self.key.clear();
                 self.has_key = more;
+                self.last_seqno = None;
                 if let Some(e) = &entry {
                     self.key.extend_from_slice(e.user_key);
                 }
             }
             if let Some(e) = &entry {
-                if e.seqno <= self.seqno {
+                // A view can hold one version twice (a memtable and the table
+                // it was just flushed to); an operand counts once.
+                let repeated = self.last_seqno.replace(e.seqno) == Some(e.seqno);
+                if e.seqno <= self.seqno && !repeated {
                     if e.kind == ValueKind::Merge {
                         self.operands.push(e.value.to_vec());
                     } else {
