@@ -53,6 +53,10 @@ pub(crate) const TAG_DROP_KEYSPACE: u8 = 9;
 /// `u32` the next keyspace id to hand out (in a snapshot, so ids of dropped
 /// keyspaces are never reused).
 pub(crate) const TAG_NEXT_KEYSPACE_ID: u8 = 10;
+/// `keyspace id u32 | name length u8 | name (UTF-8)`: the merge operator the
+/// keyspace's operands are written for (recorded with its first merge, kept
+/// until the keyspace is dropped).
+pub(crate) const TAG_MERGE_OPERATOR: u8 = 11;
 /// Flag of [`TAG_WAL_SEGMENT`]: the segments before it were synced whole.
 pub(crate) const WAL_SEGMENT_PREDECESSOR_SYNCED: u8 = 1;
 /// Fixed-width part of a WAL segment field, after its tag.

@@ -27,7 +27,7 @@ pub use compact::{
     flush_memtable, flush_memtable_in_parts, run_compaction, write_sorted_table, Compaction, CompactionContext,
     CompactionOptions,
 };
-pub use edit::{FileMeta, VersionEdit, WalSegment};
+pub use edit::{check_merge_operator_name, FileMeta, VersionEdit, WalSegment};
 pub use error::{Error, ManifestFailure, Result};
 pub use keyspace::{check_keyspace_name, KeyspaceMeta, DEFAULT_KEYSPACE_ID, MAX_KEYSPACE_NAME_LEN};
 pub use merge::{MergeError, MergeOperator};

@@ -37,6 +37,8 @@ pub struct Version {
     keyspaces: Keyspaces,
     /// The next keyspace id to hand out: above every id ever created, dropped ones included.
     next_keyspace_id: u32,
+    /// The merge operator recorded for each keyspace that has had a merge, by id.
+    merge_operators: Arc<BTreeMap<u32, String>>,
 }
 
 impl Version {
@@ -47,7 +49,35 @@ impl Version {
             compact_pointers: vec![None; num_levels],
             keyspaces: Arc::default(),
             next_keyspace_id: DEFAULT_KEYSPACE_ID + 1,
+            merge_operators: Arc::default(),
         }
+    }
+
+    /// The merge operator name recorded for keyspace `id`, if it has had a merge.
+    pub fn merge_operator_name(&self, id: u32) -> Option<&str> {
+        self.merge_operators.get(&id).map(String::as_str)
+    }
+
+    /// Every recorded (keyspace id, merge operator name).
+    pub fn merge_operator_names(&self) -> impl Iterator<Item = (u32, &str)> + '_ {
+        self.merge_operators.iter().map(|(id, name)| (*id, name.as_str()))
+    }
+
+    /// Applies the merge operator part of `edit` (after its keyspace part): a
+    /// dropped keyspace's record goes with it.
+    fn apply_merge_operators(&self, edit: &VersionEdit) -> Arc<BTreeMap<u32, String>> {
+        let dropped = edit.dropped_keyspaces.iter().any(|id| self.merge_operators.contains_key(id));
+        if edit.merge_operators.is_empty() && !dropped {
+            return Arc::clone(&self.merge_operators);
+        }
+        let mut map = BTreeMap::clone(&self.merge_operators);
+        for id in &edit.dropped_keyspaces {
+            map.remove(id);
+        }
+        for (id, name) in &edit.merge_operators {
+            map.insert(*id, name.clone());
+        }
+        Arc::new(map)
     }
 
     /// Live keyspaces other than the default one (id 0), by id.
@@ -170,7 +200,8 @@ impl Version {
             }
         }
         let (keyspaces, next_keyspace_id) = self.apply_keyspaces(edit)?;
-        let mut v = Version { levels, compact_pointers, keyspaces, next_keyspace_id };
+        let merge_operators = self.apply_merge_operators(edit);
+        let mut v = Version { levels, compact_pointers, keyspaces, next_keyspace_id, merge_operators };
         v.sort_and_check()?;
         Ok(v)
     }

@@ -9,6 +9,7 @@ mod keys;
 mod iter;
 mod keyspaces;
 mod limits;
+mod merge;
 #[cfg(test)]
 mod merge_tests;
 mod open;

@@ -38,6 +38,11 @@ impl MergeOperators {
         self.by_keyspace.get(keyspace)
     }
 
+    /// Every (keyspace name, operator), in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<dyn MergeOperator>)> + '_ {
+        self.by_keyspace.iter().map(|(k, op)| (k.as_str(), op))
+    }
+
     /// Registers `operator` for `keyspace`, replacing an earlier one.
     pub(crate) fn insert(&mut self, keyspace: String, operator: Arc<dyn MergeOperator>) {
         self.by_keyspace.insert(keyspace, operator);

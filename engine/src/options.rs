@@ -369,6 +369,11 @@ impl Options {
         if !(1..=MAX_MEMTABLE_INSERT_THREADS).contains(&self.memtable_insert_threads) {
             return bad("memtable_insert_threads must be in 1..=16 (1 = the committing thread only)");
         }
+        for (keyspace, operator) in self.merge_operators.iter() {
+            if let Err(reason) = compaction::check_merge_operator_name(operator.name()) {
+                return Err(crate::Error::InvalidArgument(format!("merge operator of keyspace {keyspace:?}: {reason}")));
+            }
+        }
         if self.l0_slowdown_trigger > self.l0_stop_trigger {
             return bad("l0_slowdown_trigger must not exceed l0_stop_trigger");
         }

@@ -287,3 +287,66 @@ fn an_operator_error_names_the_operator() {
     }
     db.close().unwrap();
 }
+
+fn dir_bytes(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_reopen_with_another_operator_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = || options().with_merge_operator(DEFAULT_KEYSPACE, Arc::new(SortedSetUnion));
+    // A store that never merged takes any operator.
+    let db = Db::create(dir.path(), &cred(), options()).unwrap();
+    db.put(b"a", b"1").unwrap();
+    db.close().unwrap();
+    Db::open(dir.path(), &cred(), sets()).unwrap().close().unwrap();
+    // Its first merge records the operator, kept across reopens and manifest rolls.
+    let db = Db::open(dir.path(), &cred(), counter_options()).unwrap();
+    db.merge(b"k", &n(3)).unwrap();
+    db.close().unwrap();
+    for _ in 0..2 {
+        let db = Db::open(dir.path(), &cred(), counter_options()).unwrap();
+        db.flush().unwrap();
+        db.close().unwrap();
+    }
+    let before = dir_bytes(dir.path());
+    match Db::open(dir.path(), &cred(), sets()) {
+        Err(Error::InvalidArgument(msg)) => {
+            assert!(msg.contains(U64AddOperator::NAME) && msg.contains(SortedSetUnion::NAME), "{msg}");
+        }
+        other => panic!("expected InvalidArgument, got {:?}", other.map(|_| ())),
+    }
+    assert!(dir_bytes(dir.path()) == before, "a refused open changed the store's files");
+    let ro = Db::open(dir.path(), &cred(), sets().with_read_only(true));
+    assert!(matches!(ro, Err(Error::InvalidArgument(_))));
+    // Without an operator it opens (reads of operands fail), and with its own it reads.
+    Db::open(dir.path(), &cred(), options()).unwrap().close().unwrap();
+    let db = Db::open(dir.path(), &cred(), counter_options()).unwrap();
+    assert_eq!(count(&db, b"k"), Some(3));
+    db.close().unwrap();
+}
+
+struct Unnamed;
+impl MergeOperator for Unnamed {
+    fn name(&self) -> &str {
+        ""
+    }
+    fn full_merge(&self, _: &[u8], _: Option<&[u8]>, _: &[&[u8]]) -> Result<Vec<u8>, MergeError> {
+        Ok(Vec::new())
+    }
+}
+
+#[test]
+fn an_operator_without_a_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options().with_merge_operator(DEFAULT_KEYSPACE, Arc::new(Unnamed));
+    assert!(matches!(Db::create(dir.path(), &cred(), opts), Err(Error::InvalidArgument(_))));
+}

@@ -158,6 +158,12 @@ pub(crate) fn open(dir: &Path, credential: &Credential, options: Options) -> Res
     let recovered = (|| {
         let replayed = probe_and_replay(&vfs, dir, &keys, options.num_levels, !options.read_only)?;
         check_freshness(&options, &keys, replayed.last_seqno)?;
+        if options.merge_operators.iter().next().is_some() {
+            // Another read of the manifest, only for stores opened with merge
+            // operators, so that a wrong one is refused before anything is written.
+            let probe = VersionSet::recover_read_only(&vfs, dir, &keys, options.num_levels)?;
+            crate::db::merge::check_recorded_operators(&probe.current(), &options)?;
+        }
         let versions = VersionSet::recover(&vfs, dir, &keys, options.num_levels)?;
         let names = vfs.list_dir(dir).map_err(|source| Error::Io { file: ".".into(), source })?;
         if !options.read_only {

@@ -12,8 +12,6 @@ use index::{Direction, KeyRange, SeqNo, ValueKind, MAX_SEQNO};
 use crate::db::inner::{Inner, ReadView};
 use crate::db::Stats;
 use crate::error::{Error, Result};
-use crate::keyspace::DEFAULT_KEYSPACE;
-use crate::merge::KeyspaceMerge;
 
 /// What a found version means to a reader: a value, a deletion, or a kind this
 /// build reserves but does not implement.
@@ -61,12 +59,6 @@ impl Inner {
             Some(Err(e)) => Err(e),
             None => Ok(None),
         }
-    }
-
-    /// The merge operator of the default keyspace (reads and writes of the
-    /// other keyspaces look theirs up by name the same way).
-    pub(crate) fn merge_operator(&self) -> KeyspaceMerge {
-        self.options.merge_operators.for_keyspace(DEFAULT_KEYSPACE)
     }
 
     /// The newest version of `key` at or below the view's seqno, with its seqno.

@@ -131,6 +131,9 @@ impl Inner {
         if batch.is_empty() {
             return Ok(self.visible.load(Ordering::Acquire));
         }
+        if batch.ops.iter().any(|op| matches!(op, BatchOp::Merge { .. })) {
+            self.record_merge_operator()?;
+        }
         self.throttle();
         if record_len >= self.options.ingest_min_bytes {
             let mut writer = self.writer.lock();
