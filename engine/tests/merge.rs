@@ -350,3 +350,62 @@ fn an_operator_without_a_name_is_refused() {
     let opts = options().with_merge_operator(DEFAULT_KEYSPACE, Arc::new(Unnamed));
     assert!(matches!(Db::create(dir.path(), &cred(), opts), Err(Error::InvalidArgument(_))));
 }
+
+/// A read-only handle's memtable holds operands that the writer meanwhile
+/// folded by compaction; while a refresh swaps in the new version, no read may
+/// combine the old memtable with the new version (it would fold the operands
+/// over a version that already holds them folded, without their base). The
+/// counter read must only ever grow, and never pass what the writer wrote.
+#[test]
+fn reads_of_a_read_only_handle_stay_right_while_it_refreshes_past_folded_operands() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Db::create(dir.path(), &cred(), counter_options()).unwrap();
+    writer.put(b"k", &n(1_000)).unwrap();
+    writer.merge(b"k", &n(1)).unwrap();
+    let reader = Arc::new(Db::open(dir.path(), &cred(), counter_options().with_read_only(true)).unwrap());
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(1_001));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let refresher = {
+        let (reader, stop) = (Arc::clone(&reader), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                reader.refresh().unwrap();
+            }
+        })
+    };
+    let checker = {
+        let (reader, stop, written) = (Arc::clone(&reader), Arc::clone(&stop), Arc::clone(&written));
+        std::thread::spawn(move || {
+            let mut last = 0;
+            let mut reads = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let now = U64AddOperator::decode(&reader.get(b"k").unwrap().unwrap()).unwrap();
+                assert!(now >= last, "the counter went back from {last} to {now}");
+                assert!(now <= written.load(std::sync::atomic::Ordering::SeqCst), "the counter read {now}, more than was written");
+                last = now;
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let started = std::time::Instant::now();
+    let mut round = 0u64;
+    while started.elapsed() < std::time::Duration::from_millis(1_500) {
+        round += 1;
+        written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        writer.merge(b"k", &n(1)).unwrap();
+        if round % 5 == 0 {
+            writer.flush().unwrap();
+        }
+        if round % 15 == 0 {
+            writer.compact_range(None, None).unwrap();
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    refresher.join().unwrap();
+    let reads = checker.join().unwrap();
+    assert!(reads > 0);
+    reader.refresh().unwrap();
+    assert_eq!(count(&reader, b"k"), Some(written.load(std::sync::atomic::Ordering::SeqCst)));
+    writer.close().unwrap();
+}

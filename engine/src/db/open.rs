@@ -537,6 +537,7 @@ fn start(
             immutables: VecDeque::new(),
         }),
         visible: AtomicU64::new(last_seqno),
+        mems_generation: AtomicU64::new(0),
         last_logged: AtomicU64::new(last_seqno),
         snapshots: Arc::new(SnapshotRegistry::default()),
         bg: Mutex::new(BgState::default()),

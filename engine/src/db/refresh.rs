@@ -41,7 +41,20 @@ impl Inner {
             // It may read any file until it holds the tables of its new version.
             reader.pin_all();
         }
+        // With a merge operator, no read view may mix the old memtables with a
+        // newer version (which may hold the memtables' operands already folded
+        // by the writer's compactions, or lazily open tables the writer has
+        // removed): reads wait while the generation is odd (`Inner::read_view`).
+        // Without one, this handle's reads never fold operands (they fail
+        // with `NoMergeOperator`), so reads go on as before.
+        let guard = self.options.merge_operators.iter().next().is_some();
+        if guard {
+            self.mems_generation.fetch_add(1, Ordering::SeqCst);
+        }
         let result = self.refresh_attempts().map_err(|e| self.reader_error(e));
+        if guard {
+            self.mems_generation.fetch_add(1, Ordering::SeqCst);
+        }
         if result.is_err() {
             // The version set may already hold the writer's newer version while the
             // memtables are still the old ones; reading that mix could miss data,
