@@ -394,11 +394,13 @@ fn reads_of_a_read_only_handle_stay_right_while_it_refreshes_past_folded_operand
         round += 1;
         written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         writer.merge(b"k", &n(1)).unwrap();
-        if round % 5 == 0 {
-            writer.flush().unwrap();
-        }
-        if round % 15 == 0 {
-            writer.compact_range(None, None).unwrap();
+        match round % 15 {
+            0 => {
+                writer.flush().unwrap();
+                writer.compact_range(None, None).unwrap();
+            }
+            5 | 10 => writer.flush().unwrap(),
+            _ => {}
         }
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
