@@ -27,6 +27,11 @@
 //! master key too). Those choices come from a second generator, so even seeds
 //! run exactly as they did before key changes were added (the regression seeds
 //! below among them).
+//!
+//! Seeds 2 and 3 mod 4 also turn some shared puts into merge operands (an
+//! appending merge operator; the model appends), chosen by a third generator:
+//! operands then cross faults, crashes, WAL replay, flushes and compactions.
+//! Their draws leave the main generator's untouched.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,7 +41,24 @@ use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use synapsed_storage::{Credential, Db, Options, SimVfs, SyncPolicy, WriteBatch};
+use synapsed_storage::{Credential, Db, MergeError, MergeOperator, Options, SimVfs, SyncPolicy, WriteBatch, DEFAULT_KEYSPACE};
+
+/// Appends operands to the value; the model of a merge is an append.
+struct Append;
+
+impl MergeOperator for Append {
+    fn name(&self) -> &str {
+        "sim.append"
+    }
+
+    fn full_merge(&self, _key: &[u8], base: Option<&[u8]>, operands: &[&[u8]]) -> Result<Vec<u8>, MergeError> {
+        Ok([base.unwrap_or_default()].into_iter().chain(operands.iter().copied()).collect::<Vec<_>>().concat())
+    }
+
+    fn partial_merge(&self, _key: &[u8], operands: &[&[u8]]) -> Result<Option<Vec<u8>>, MergeError> {
+        Ok(Some(operands.concat()))
+    }
+}
 
 const SHARED_KEYS: u32 = 24;
 const STEPS: usize = 48;
@@ -54,6 +76,8 @@ struct Batch {
     status: Status,
     private: u32,
     shared: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Which of `shared` are merge operands (their value appended) rather than puts.
+    merges: Vec<bool>,
 }
 
 fn marker(id: usize) -> Vec<u8> {
@@ -87,6 +111,8 @@ struct Sim {
     /// Key changes attempted, and those that completed.
     key_changes: usize,
     key_changes_done: usize,
+    /// Chooses which shared puts become merges (seeds 2 and 3 mod 4).
+    merge_rng: Option<StdRng>,
 }
 
 const DIR: &str = "/sim";
@@ -110,7 +136,8 @@ impl Sim {
             // file operations (and so where a fault lands) differently per run; so
             // would a WAL sync started on a thread of its own.
             .with_max_subcompactions(1)
-            .with_sync_overlap_min_ops(0);
+            .with_sync_overlap_min_ops(0)
+            .with_merge_operator(DEFAULT_KEYSPACE, Arc::new(Append));
         let cred = Credential::passphrase("sim");
         let db = Db::create(Path::new(DIR), &cred, options.clone()).unwrap();
         Sim {
@@ -130,6 +157,7 @@ impl Sim {
             key_rng: key_changes.then(|| StdRng::seed_from_u64(seed ^ 0x6b65_7973)),
             key_changes: 0,
             key_changes_done: 0,
+            merge_rng: (seed % 4 >= 2).then(|| StdRng::seed_from_u64(seed ^ 0x6d65_7267)),
         }
     }
 
@@ -171,13 +199,18 @@ impl Sim {
                 (k, v)
             })
             .collect();
+        let merges: Vec<bool> = match self.merge_rng.as_mut() {
+            Some(rng) => shared.iter().map(|(_, v)| v.is_some() && rng.gen_bool(0.5)).collect(),
+            None => vec![false; shared.len()],
+        };
         let mut wb = WriteBatch::new();
         wb.put(marker(id), format!("b{id}"));
         for i in 0..private {
             wb.put(private_key(id, i), format!("b{id}"));
         }
-        for (k, v) in &shared {
+        for ((k, v), &merge) in shared.iter().zip(&merges) {
             match v {
+                Some(v) if merge => wb.merge(k, v),
                 Some(v) => wb.put(k, v),
                 None => wb.delete(k),
             };
@@ -198,6 +231,7 @@ impl Sim {
             status,
             private,
             shared,
+            merges,
         });
     }
 
@@ -249,10 +283,12 @@ impl Sim {
         );
         let mut shared: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for &id in &present {
-            for (k, v) in &self.batches[id].shared {
+            let batch = &self.batches[id];
+            for ((k, v), &merge) in batch.shared.iter().zip(&batch.merges) {
                 match v {
-                    Some(v) => shared.insert(k.clone(), v.clone()),
-                    None => shared.remove(k),
+                    Some(v) if merge => shared.entry(k.clone()).or_default().extend_from_slice(v),
+                    Some(v) => drop(shared.insert(k.clone(), v.clone())),
+                    None => drop(shared.remove(k)),
                 };
             }
         }
