@@ -78,7 +78,7 @@ pub struct CompactionContext {
     pub tables: Arc<TableCache>,
     /// Tree shape.
     pub options: CompactionOptions,
-    /// Folds merge operands during compaction (see [`crate::merge`]); none:
+    /// Folds merge operands during compaction (see `compaction/src/merge.rs`); none:
     /// operands are kept as they are.
     pub merge_operator: Option<Arc<dyn MergeOperator>>,
 }
