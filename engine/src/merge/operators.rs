@@ -13,6 +13,21 @@ use super::{MergeError, MergeOperator};
 /// commutative, and an operand of `n.wrapping_neg()` subtracts `n`, so one
 /// counter can go both ways. A value or operand that is not exactly 8 bytes
 /// is a [`MergeError`]; a key with no value counts from 0.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use synapsed_storage::{Credential, Db, Options, U64AddOperator, DEFAULT_KEYSPACE};
+///
+/// let options = Options::default().with_merge_operator(DEFAULT_KEYSPACE, Arc::new(U64AddOperator));
+/// let db = Db::open(std::path::Path::new("/tmp/example-store"), &Credential::passphrase("pw"), options)?;
+/// // Concurrent increments need no read and no transaction.
+/// db.merge(b"visits", &U64AddOperator::encode(1))?;
+/// if let Some(bytes) = db.get(b"visits")? {
+///     let visits = U64AddOperator::decode(&bytes).expect("a counter is 8 bytes");
+///     println!("{visits} visits");
+/// }
+/// # Ok::<(), synapsed_storage::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct U64AddOperator;
 
