@@ -19,6 +19,11 @@ use index::{Entry, InternalKey, SeqNo, ValueKind};
 
 use crate::error::Result;
 
+/// Largest value the SSTable builder accepts (`index::format::MAX_VALUE_BYTES`):
+/// a fold that would make a larger value is not done (its inputs, each within
+/// the limit, are kept), or the compaction would fail on it every time.
+const MAX_FOLDED_VALUE_BYTES: usize = 64 << 20;
+
 /// Why a merge operator could not combine its inputs (a malformed operand or
 /// base, an overflow it refuses). A value, never a panic: a read of the key
 /// reports it, a compaction keeps the inputs unfolded.
@@ -156,7 +161,8 @@ impl<'a> MergeFolder<'a> {
         } else if self.run.len() >= 2 {
             if let Some(newest) = self.run.first() {
                 let operands: Vec<&[u8]> = self.run.iter().rev().map(|e| e.value.as_slice()).collect();
-                if let Ok(Some(value)) = operator.partial_merge(&newest.key.user_key, &operands) {
+                let merged = operator.partial_merge(&newest.key.user_key, &operands);
+                if let Ok(Some(value)) = merged.map(|v| v.filter(|v| v.len() <= MAX_FOLDED_VALUE_BYTES)) {
                     let key = InternalKey::new(newest.key.user_key.clone(), newest.key.seqno, ValueKind::Merge);
                     self.run.clear();
                     return out(&Entry { key, value });
@@ -171,7 +177,7 @@ impl<'a> MergeFolder<'a> {
     fn full(&self, operator: &dyn MergeOperator, base: Option<&[u8]>) -> Option<Entry> {
         let newest = self.run.first()?;
         let operands: Vec<&[u8]> = self.run.iter().rev().map(|e| e.value.as_slice()).collect();
-        let value = operator.full_merge(&newest.key.user_key, base, &operands).ok()?;
+        let value = operator.full_merge(&newest.key.user_key, base, &operands).ok().filter(|v| v.len() <= MAX_FOLDED_VALUE_BYTES)?;
         Some(Entry { key: InternalKey::new(newest.key.user_key.clone(), newest.key.seqno, ValueKind::Put), value })
     }
 
@@ -268,6 +274,40 @@ mod tests {
         assert_eq!(out, vec![("a".into(), 9, ValueKind::Merge, "bad".into()), ("a".into(), 5, ValueKind::Put, "1".into())]);
         let out = fold(&[entry("a", 9, 'M', "2"), entry("a", 5, 'B', "ref")], &[MAX; 2], true);
         assert_eq!(out, vec![("a".into(), 9, ValueKind::Merge, "2".into()), ("a".into(), 5, ValueKind::BlobRef, "ref".into())]);
+    }
+
+    /// Makes values one byte over what a table takes.
+    struct Huge;
+    impl MergeOperator for Huge {
+        fn name(&self) -> &str {
+            "test.huge"
+        }
+        fn full_merge(&self, _key: &[u8], _base: Option<&[u8]>, _operands: &[&[u8]]) -> std::result::Result<Vec<u8>, MergeError> {
+            Ok(vec![0; MAX_FOLDED_VALUE_BYTES + 1])
+        }
+        fn partial_merge(&self, _key: &[u8], _operands: &[&[u8]]) -> std::result::Result<Option<Vec<u8>>, MergeError> {
+            Ok(Some(vec![0; MAX_FOLDED_VALUE_BYTES + 1]))
+        }
+    }
+
+    #[test]
+    fn a_fold_larger_than_a_table_value_is_not_done() {
+        for (bottommost, entries) in [
+            (true, vec![entry("a", 9, 'M', "2"), entry("a", 5, 'P', "1")]),
+            (false, vec![entry("a", 9, 'M', "3"), entry("a", 8, 'M', "2")]),
+        ] {
+            let mut folder = MergeFolder::new(Some(&Huge), bottommost);
+            let mut out = Vec::new();
+            let mut push = |e: &Entry| {
+                out.push(e.clone());
+                Ok(())
+            };
+            for e in &entries {
+                folder.add(e, MAX, &mut push).unwrap();
+            }
+            folder.finish(&mut push).unwrap();
+            assert_eq!(out, entries);
+        }
     }
 
     #[test]
