@@ -439,6 +439,15 @@ impl<'db> Transaction<'db> {
     pub fn delete(&mut self, key: &[u8]) {
         self.state.delete(key);
     }
+    /// Buffers a merge operand for `key` (see [`crate::MergeOperator`]): the
+    /// transaction's reads of `key` fold it over the value it reads (its own
+    /// put, or its snapshot's value, which then counts as read), and the
+    /// commit writes it as an operand. A key it merges into conflicts as a
+    /// key it writes does. `InvalidArgument` (nothing buffered) when the
+    /// default keyspace has no merge operator.
+    pub fn merge(&mut self, key: &[u8], operand: &[u8]) -> Result<()> {
+        self.state.merge(&self.db.inner, key, operand)
+    }
     /// The sequence number the transaction reads at.
     pub fn seqno(&self) -> u64 {
         self.state.seqno()

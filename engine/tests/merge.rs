@@ -229,6 +229,42 @@ fn transactions_read_folded_values() {
 }
 
 #[test]
+fn transactions_merge_read_their_operands_and_commit_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path(), &cred(), counter_options()).unwrap();
+    db.put(b"k", &n(10)).unwrap();
+    let mut txn = db.transaction();
+    txn.merge(b"k", &n(1)).unwrap();
+    txn.merge(b"k", &n(2)).unwrap();
+    assert_eq!(txn.get(b"k").unwrap(), Some(n(13).to_vec()));
+    txn.put(b"p", &n(5));
+    txn.merge(b"p", &n(1)).unwrap();
+    assert_eq!(txn.get(b"p").unwrap(), Some(n(6).to_vec()));
+    txn.delete(b"d");
+    txn.merge(b"d", &n(7)).unwrap();
+    assert_eq!(txn.get(b"d").unwrap(), Some(n(7).to_vec()));
+    // Nothing is visible before the commit.
+    assert_eq!(count(&db, b"k"), Some(10));
+    txn.commit().unwrap();
+    assert_eq!((count(&db, b"k"), count(&db, b"p"), count(&db, b"d")), (Some(13), Some(6), Some(7)));
+    // A key merged into conflicts with a write after the snapshot.
+    let mut txn = db.transaction();
+    txn.merge(b"k", &n(1)).unwrap();
+    db.merge(b"k", &n(100)).unwrap();
+    assert!(matches!(txn.commit(), Err(Error::Conflict)));
+    assert_eq!(count(&db, b"k"), Some(113));
+    db.close().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path(), &cred(), options()).unwrap();
+    let mut txn = db.transaction();
+    assert!(matches!(txn.merge(b"k", &n(1)), Err(Error::InvalidArgument(_))));
+    assert_eq!(txn.get(b"k").unwrap(), None);
+    txn.commit().unwrap();
+    db.close().unwrap();
+}
+
+#[test]
 fn a_malformed_operand_is_a_merge_error_and_compaction_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::create(dir.path(), &cred(), counter_options()).unwrap();

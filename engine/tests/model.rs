@@ -255,20 +255,29 @@ impl Harness {
             assert_eq!(got.as_ref(), self.model.get(&k), "{}: txn read", self.ctx());
             touched.push(k);
         }
-        let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        // What the transaction reads once its writes are applied to its snapshot.
+        let mut own_view = self.model.clone();
         for _ in 0..self.rng.gen_range(1..=3) {
             let k = self.random_key();
-            if self.rng.gen_bool(0.8) {
-                let v = self.random_value();
-                txn.put(&k, &v);
-                writes.push((k.clone(), Some(v)));
-            } else {
-                txn.delete(&k);
-                writes.push((k.clone(), None));
+            match self.rng.gen_range(0..10) {
+                0..=5 => {
+                    let v = self.random_value();
+                    txn.put(&k, &v);
+                    own_view.insert(k.clone(), v);
+                }
+                6..=7 => {
+                    let v = self.random_value();
+                    txn.merge(&k, &v).unwrap_or_else(|e| panic!("{}: txn merge: {e}", self.ctx()));
+                    model_merge(&mut own_view, k.clone(), &v);
+                }
+                _ => {
+                    txn.delete(&k);
+                    own_view.remove(&k);
+                }
             }
             // Reads of own writes see them.
             let own = txn.get(&k).unwrap();
-            assert_eq!(own, writes.last().unwrap().1, "{}: txn read-your-writes", self.ctx());
+            assert_eq!(own.as_ref(), own_view.get(&k), "{}: txn read-your-writes", self.ctx());
             touched.push(k);
         }
         if conflict {
@@ -280,12 +289,8 @@ impl Harness {
         match txn.commit() {
             Ok(_) => {
                 assert!(!conflict, "{}: commit succeeded despite a conflicting write", self.ctx());
-                for (k, v) in writes {
-                    match v {
-                        Some(v) => self.model.insert(k, v),
-                        None => self.model.remove(&k),
-                    };
-                }
+                // No other write ran since the snapshot: the store is now its view.
+                self.model = own_view;
             }
             Err(Error::Conflict) => assert!(conflict, "{}: spurious conflict", self.ctx()),
             Err(e) => panic!("{}: commit: {e}", self.ctx()),

@@ -14,11 +14,16 @@ use crate::db::inner::Inner;
 use crate::db::snapshot::SnapshotHandle;
 use crate::error::{Error, Result};
 
+/// The buffered writes of one key: the value the transaction put (`Some(None)`
+/// a delete; `None` if it wrote none) and the merge operands written after it,
+/// oldest first.
+type Buffered = (Option<Option<Vec<u8>>>, Vec<Vec<u8>>);
+
 /// The state of an open transaction.
 pub(crate) struct TxnState {
     snapshot: SnapshotHandle,
-    /// Buffered writes: `None` is a delete.
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Buffered writes by key.
+    writes: BTreeMap<Vec<u8>, Buffered>,
     reads: BTreeSet<Vec<u8>>,
 }
 
@@ -33,19 +38,37 @@ impl TxnState {
     }
 
     pub(crate) fn get(&mut self, inner: &Inner, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(buffered) = self.writes.get(key) {
-            return Ok(buffered.clone());
-        }
-        self.reads.insert(key.to_vec());
-        inner.get(key, Some(self.seqno()))
+        let (base, operands) = match self.writes.get(key) {
+            Some((Some(value), operands)) if operands.is_empty() => return Ok(value.clone()),
+            Some((Some(value), operands)) => (value.clone(), operands),
+            // Only operands: folded over the value the snapshot reads.
+            Some((None, operands)) => {
+                self.reads.insert(key.to_vec());
+                (inner.get(key, Some(self.seqno()))?, operands)
+            }
+            None => {
+                self.reads.insert(key.to_vec());
+                return inner.get(key, Some(self.seqno()));
+            }
+        };
+        let operands: Vec<&[u8]> = operands.iter().map(Vec::as_slice).collect();
+        inner.merge_operator().fold(key, base.as_deref(), &operands).map(Some)
     }
 
     pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) {
-        self.writes.insert(key.to_vec(), Some(value.to_vec()));
+        self.writes.insert(key.to_vec(), (Some(Some(value.to_vec())), Vec::new()));
     }
 
     pub(crate) fn delete(&mut self, key: &[u8]) {
-        self.writes.insert(key.to_vec(), None);
+        self.writes.insert(key.to_vec(), (Some(None), Vec::new()));
+    }
+
+    /// Buffers a merge operand; `InvalidArgument` (nothing buffered) without
+    /// a merge operator.
+    pub(crate) fn merge(&mut self, inner: &Inner, key: &[u8], operand: &[u8]) -> Result<()> {
+        inner.merge_operator().check_writable()?;
+        self.writes.entry(key.to_vec()).or_default().1.push(operand.to_vec());
+        Ok(())
     }
 
     /// Commits: `Error::Conflict` (nothing written) if any key read or written
@@ -53,14 +76,27 @@ impl TxnState {
     /// snapshot's seqno when there was nothing to write.
     pub(crate) fn commit(self, inner: &Inner) -> Result<SeqNo> {
         let mut batch = WriteBatch::new();
-        for (key, value) in &self.writes {
+        let mut merges = false;
+        for (key, (value, operands)) in &self.writes {
             match value {
-                Some(v) => batch.put(key, v),
-                None => batch.delete(key),
-            };
+                Some(Some(v)) => {
+                    batch.put(key, v);
+                }
+                Some(None) => {
+                    batch.delete(key);
+                }
+                None => {}
+            }
+            for operand in operands {
+                batch.merge(key, operand);
+                merges = true;
+            }
         }
         inner.check_writable()?;
         let record_len = inner.validate_batch(&batch)?;
+        if merges {
+            inner.record_merge_operator()?;
+        }
         let pending = {
             let mut writer = inner.writer.lock();
             let begin = self.seqno();
