@@ -26,6 +26,7 @@ use crate::filter::{EntryFilter, FilterTally};
 use crate::hooks::{CompactionOutput, TableHooks};
 use crate::keyspace::DEFAULT_KEYSPACE_ID;
 use crate::level_iter::LevelIterator;
+use crate::merge::{MergeFolder, MergeOperator};
 use crate::retain::Retainer;
 use crate::split;
 use crate::version::overlaps_range;
@@ -81,6 +82,9 @@ pub struct CompactionContext {
     pub tables: Arc<TableCache>,
     /// Tree shape.
     pub options: CompactionOptions,
+    /// Folds merge operands during compaction (see `compaction/src/merge.rs`); none:
+    /// operands are kept as they are.
+    pub merge_operator: Option<Arc<dyn MergeOperator>>,
     /// Table options of keyspaces whose tables are built otherwise than
     /// `options.table` says (their create records' options), by keyspace id.
     pub keyspace_tables: KeyspaceTables,
@@ -403,8 +407,12 @@ fn run_part<'a>(job: &PartJob<'a>, range: &KeyRange) -> Result<TableWriter<'a>> 
     let mut merged = MergingIterator::new(children, Direction::Forward);
     let mut retainer = Retainer::new(snapshots, compaction.bottommost);
     let mut filter = EntryFilter::new(hooks.filter.as_deref(), snapshots, compaction.level + 1, tally);
+    // Operands are written only in the default keyspace, whose operator the context holds.
+    let operator = if compaction.keyspace == DEFAULT_KEYSPACE_ID { ctx.merge_operator.as_deref() } else { None };
+    let mut folder = MergeFolder::new(operator, compaction.bottommost);
     let mut writer = TableWriter::new(ctx, compaction.keyspace, hooks, TableReason::Compaction);
     let split_at = Some(ctx.options.target_file_size_bytes.max(1));
+    let mut write = |e: &Entry| writer.add(e, split_at, new_file_number);
     while let Some(mut entry) = merged.next_entry()? {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -422,12 +430,15 @@ fn run_part<'a>(job: &PartJob<'a>, range: &KeyRange) -> Result<TableWriter<'a>> 
         let hidden = over.last().is_some_and(|&t| retainer.same_stripe(entry.key.seqno, t));
         if keep && !hidden {
             if !over.is_empty() {
-                // Kept for a snapshot below these tombstones: they must stay.
+                // Kept for a snapshot below these tombstones: they must stay. It
+                // is in a lower snapshot stripe than the tombstone, so no operand
+                // newer than the tombstone is folded over it.
                 still_under.lock().extend(over.iter().copied());
             }
-            writer.add(&entry, split_at, new_file_number)?;
+            folder.add(&entry, retainer.stripe_of(entry.key.seqno), &mut write)?;
         }
     }
+    folder.finish(&mut write)?;
     // The last table is finished (and synced) on this part's thread.
     writer.finish_open()?;
     Ok(writer)

@@ -9,7 +9,7 @@ use index::{InternalKey, RangeTombstone, SeqNo, MAX_SEQNO};
 
 use crate::format::{
     ADDED_FILE_FIXED_LEN, EDIT_FORMAT_VERSION, MAX_ENCODED_KEY_LEN, MAX_LEVELS, MIN_ENCODED_KEY_LEN, TAG_ADDED_FILE,
-    TAG_CREATE_KEYSPACE, TAG_DELETED_FILE, TAG_DROP_KEYSPACE, TAG_END, TAG_LAST_SEQNO, TAG_LOG_NUMBER,
+    TAG_CREATE_KEYSPACE, TAG_DELETED_FILE, TAG_DROP_KEYSPACE, TAG_END, TAG_LAST_SEQNO, TAG_LOG_NUMBER, TAG_MERGE_OPERATOR,
     TAG_ADDED_FILE_IN_KEYSPACE, TAG_NEXT_FILE_NUMBER, TAG_NEXT_KEYSPACE_ID, TAG_PREDECESSOR, TAG_WAL_SEGMENT, WAL_SEGMENT_LEN,
     WAL_SEGMENT_PREDECESSOR_SYNCED, MAX_RANGE_BOUND_LEN, RANGE_TOMBSTONE_FIXED_LEN, TAG_ADD_RANGE_TOMBSTONE,
     TAG_DROP_RANGE_TOMBSTONE,
@@ -110,6 +110,9 @@ pub struct VersionEdit {
     pub feed_segments: Vec<(u64, FeedSegment)>,
     /// Change-feed segments no longer kept (tag 17), applied after `feed_segments`.
     pub feed_released: Vec<u64>,
+    /// Merge operator names recorded (tag 14): (keyspace id, operator name),
+    /// applied after the creates and drops.
+    pub merge_operators: Vec<(u32, String)>,
 }
 
 impl VersionEdit {
@@ -169,6 +172,14 @@ impl VersionEdit {
         for number in &self.feed_released {
             out.push(TAG_FEED_RELEASED);
             out.extend_from_slice(&number.to_le_bytes());
+        }
+        for (id, name) in &self.merge_operators {
+            out.push(TAG_MERGE_OPERATOR);
+            out.extend_from_slice(&id.to_le_bytes());
+            // Names are checked to be 1..=255 bytes before an edit is built.
+            debug_assert!(check_merge_operator_name(name).is_ok(), "operator name checked before encoding");
+            out.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
+            out.extend_from_slice(name.as_bytes());
         }
         for &(level, number) in &self.deleted {
             out.push(TAG_DELETED_FILE);
@@ -292,6 +303,17 @@ impl VersionEdit {
                     edit.feed_segments.push((number, FeedSegment { first_seqno, end_seqno, bytes, retired_at_ms }));
                 }
                 TAG_FEED_RELEASED => edit.feed_released.push(r.u64()?),
+                TAG_MERGE_OPERATOR => {
+                    let id = r.u32()?;
+                    let name_len = usize::from(r.u8()?);
+                    let name_pos = r.pos;
+                    let name = match std::str::from_utf8(r.take(name_len)?) {
+                        Ok(name) => name.to_owned(),
+                        Err(_) => return Err(r.error_at(name_pos, "merge operator name is not UTF-8")),
+                    };
+                    check_merge_operator_name(&name).map_err(|reason| r.error_at(name_pos, reason))?;
+                    edit.merge_operators.push((id, name));
+                }
                 TAG_DELETED_FILE => {
                     let level = r.level()?;
                     let number = r.u64()?;
@@ -340,6 +362,15 @@ impl VersionEdit {
             }
         }
     }
+}
+
+/// Checks that `name` can be recorded as a merge operator's name (1..=255
+/// bytes; UTF-8 by type).
+pub fn check_merge_operator_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 255 {
+        return Err(format!("a merge operator name is 1..=255 bytes, not {}", name.len()));
+    }
+    Ok(())
 }
 
 /// Why a record did not decode as an edit.
@@ -492,6 +523,21 @@ pub(crate) mod tests {
             dropped_range_tombstones: vec![55, 77],
             feed_segments: vec![(8, FeedSegment { first_seqno: 100, end_seqno: 150, bytes: 4096, retired_at_ms: 1_700_000_000_000 })],
             feed_released: vec![3, 4],
+            merge_operators: vec![(0, "synapsed.u64_add".into()), (3, "x".into())],
+        }
+    }
+
+    #[test]
+    fn merge_operator_records_round_trip_and_bad_ones_are_refused() {
+        let edit = VersionEdit { merge_operators: vec![(0, "ab".into())], ..Default::default() };
+        let bytes = edit.encode();
+        // The worked example of compaction/FORMAT.md: version, merge operator of
+        // keyspace 0, name length 2, "ab", end.
+        assert_eq!(bytes, [1, 14, 0, 0, 0, 0, 2, b'a', b'b', 0]);
+        assert_eq!(VersionEdit::decode(&bytes).unwrap(), edit);
+        for (bad, what) in [(&[1u8, 14, 0, 0, 0, 0, 0, 0][..], "1..=255"), (&[1, 14, 0, 0, 0, 0, 2, 0xff, 0xfe, 0], "UTF-8")] {
+            let err = VersionEdit::decode(bad).unwrap_err();
+            assert!(err.reason.contains(what), "{err:?} should say {what}");
         }
     }
 

@@ -80,6 +80,10 @@ pub(crate) const TAG_FEED_SEGMENT: u8 = 16;
 pub(crate) const TAG_FEED_RELEASED: u8 = 17;
 /// Fixed-width part of a change-feed segment field, after its tag.
 pub(crate) const FEED_SEGMENT_LEN: usize = 8 * 5;
+/// `keyspace id u32 | name length u8 | name (UTF-8)`: the merge operator the
+/// keyspace's operands are written for (recorded with its first merge, kept
+/// until the keyspace is dropped).
+pub(crate) const TAG_MERGE_OPERATOR: u8 = 14;
 /// Flag of [`TAG_WAL_SEGMENT`]: the segments before it were synced whole.
 pub(crate) const WAL_SEGMENT_PREDECESSOR_SYNCED: u8 = 1;
 /// Fixed-width part of a WAL segment field, after its tag.

@@ -252,6 +252,13 @@ pub(crate) fn snapshot_edits(state: &ManifestState) -> Vec<VersionEdit> {
             }
         }
     }
+    // Merge operator records after the keyspaces they name, as one record (at
+    // most one per keyspace, each under 270 bytes).
+    let operators: Vec<(u32, String)> = state.version.merge_operator_names().map(|(id, name)| (id, name.to_owned())).collect();
+    if !operators.is_empty() {
+        edits.push(VersionEdit { merge_operators: operators, ..Default::default() });
+        bytes = 0;
+    }
     for (level, meta) in state.version.snapshot_files() {
         let approx = 64 + meta.smallest.user_key.len() + meta.largest.user_key.len();
         let full = bytes.saturating_add(approx) > SNAPSHOT_RECORD_BYTES;

@@ -58,7 +58,9 @@ impl Retainer {
         }
     }
 
-    fn stripe_of(&self, seqno: SeqNo) -> SeqNo {
+    /// The stripe `seqno` belongs to: the smallest snapshot at or above it
+    /// (`MAX_SEQNO` above every snapshot).
+    pub(crate) fn stripe_of(&self, seqno: SeqNo) -> SeqNo {
         let idx = self.snapshots.partition_point(|&s| s < seqno);
         self.snapshots.get(idx).copied().unwrap_or(MAX_SEQNO)
     }

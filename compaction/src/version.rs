@@ -59,6 +59,8 @@ pub struct Version {
     /// Range tombstones moved out of the WAL by flushes and ingests, fragmented
     /// for reads; each leaves once nothing older than it is left under its range.
     range_tombstones: Arc<RangeTombstones>,
+    /// The merge operator recorded for each keyspace that has had a merge, by id.
+    merge_operators: Arc<BTreeMap<u32, String>>,
 }
 
 impl Version {
@@ -72,7 +74,35 @@ impl Version {
             keyspaces: Arc::default(),
             next_keyspace_id: DEFAULT_KEYSPACE_ID + 1,
             range_tombstones: Arc::default(),
+            merge_operators: Arc::default(),
         }
+    }
+
+    /// The merge operator name recorded for keyspace `id`, if it has had a merge.
+    pub fn merge_operator_name(&self, id: u32) -> Option<&str> {
+        self.merge_operators.get(&id).map(String::as_str)
+    }
+
+    /// Every recorded (keyspace id, merge operator name).
+    pub fn merge_operator_names(&self) -> impl Iterator<Item = (u32, &str)> + '_ {
+        self.merge_operators.iter().map(|(id, name)| (*id, name.as_str()))
+    }
+
+    /// Applies the merge operator part of `edit` (after its keyspace part): a
+    /// dropped keyspace's record goes with it.
+    fn apply_merge_operators(&self, edit: &VersionEdit) -> Arc<BTreeMap<u32, String>> {
+        let dropped = edit.dropped_keyspaces.iter().any(|id| self.merge_operators.contains_key(id));
+        if edit.merge_operators.is_empty() && !dropped {
+            return Arc::clone(&self.merge_operators);
+        }
+        let mut map = BTreeMap::clone(&self.merge_operators);
+        for id in &edit.dropped_keyspaces {
+            map.remove(id);
+        }
+        for (id, name) in &edit.merge_operators {
+            map.insert(*id, name.clone());
+        }
+        Arc::new(map)
     }
 
     /// The empty levels of keyspace `id`, as a version of their own.
@@ -309,7 +339,17 @@ impl Version {
         let (levels, compact_pointers) = self.apply_tables(edit)?;
         let trees = trees.map_or_else(|| Arc::clone(&self.trees), Arc::new);
         let range_tombstones = self.apply_range_tombstones(edit)?;
-        let mut v = Version { levels, compact_pointers, keyspace: self.keyspace, trees, keyspaces, next_keyspace_id, range_tombstones };
+        let merge_operators = self.apply_merge_operators(edit);
+        let mut v = Version {
+            levels,
+            compact_pointers,
+            keyspace: self.keyspace,
+            trees,
+            keyspaces,
+            next_keyspace_id,
+            range_tombstones,
+            merge_operators,
+        };
         v.sort_and_check()?;
         if !v.trees.is_empty() {
             // Table numbers are unique across keyspaces too.

@@ -291,6 +291,19 @@ impl VersionSet {
         Ok(true)
     }
 
+    /// Records in one manifest edit that keyspace `id`'s merge operands are
+    /// written for the merge operator `name` (1..=255 bytes), unless that is
+    /// already recorded. An open with another operator for the keyspace can
+    /// then be refused.
+    pub fn record_merge_operator(&self, id: u32, name: &str) -> Result<()> {
+        crate::edit::check_merge_operator_name(name).map_err(Error::InvalidArgument)?;
+        let _serial = self.keyspace_edits.lock();
+        if self.current().merge_operator_name(id) == Some(name) {
+            return Ok(());
+        }
+        self.log_and_apply(VersionEdit { merge_operators: vec![(id, name.to_owned())], ..VersionEdit::default() })
+    }
+
     /// Starts a new manifest whose snapshot already includes the edit being applied.
     fn roll(
         &self,
@@ -502,6 +515,31 @@ mod tests {
             let a_levels = v.keyspace_levels(a).unwrap();
             assert_eq!(a_levels.level_files(1).iter().map(|f| (f.number, f.keyspace)).collect::<Vec<_>>(), vec![(52, a)]);
         }
+    }
+
+    #[test]
+    fn merge_operator_names_survive_recovery_and_rolls_and_go_with_their_keyspace() {
+        let sim = SimVfs::new();
+        let vfs: Arc<dyn Vfs> = sim.clone();
+        let dir = PathBuf::from("/db");
+        vfs.create_dir_all(&dir).unwrap();
+        let keys = KeyManager::ephemeral();
+        let vs = VersionSet::create(&vfs, &dir, &keys, 3).unwrap();
+        let a = vs.create_keyspace("a", Vec::new()).unwrap().id;
+        vs.record_merge_operator(0, "synapsed.u64_add").unwrap();
+        vs.record_merge_operator(a, "sets").unwrap();
+        assert!(matches!(vs.record_merge_operator(a, ""), Err(Error::InvalidArgument(_))));
+        drop(vs);
+        let vs = VersionSet::recover(&vfs, &dir, &keys, 3).unwrap();
+        let recorded = |vs: &VersionSet| vs.current().merge_operator_names().map(|(id, n)| (id, n.to_string())).collect::<Vec<_>>();
+        assert_eq!(recorded(&vs), vec![(0, "synapsed.u64_add".to_string()), (a, "sets".to_string())]);
+        // A roll writes them into the new manifest's snapshot; a drop removes its keyspace's.
+        vs.set_manifest_roll_bytes(0);
+        assert!(vs.drop_keyspace(a).unwrap());
+        drop(vs);
+        let vs = VersionSet::recover_read_only(&vfs, &dir, &keys, 3).unwrap();
+        assert_eq!(recorded(&vs), vec![(0, "synapsed.u64_add".to_string())]);
+        assert_eq!(vs.current().merge_operator_name(0), Some("synapsed.u64_add"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Write batches: a group of puts and deletes applied atomically, in one or
-//! several keyspaces.
+//! Write batches: a group of puts, deletes, merges and range deletes applied
+//! atomically, in one or several keyspaces.
 
 use index::ValueKind;
 
@@ -39,6 +39,11 @@ impl BatchOp {
     /// A range delete of `[start, end)` in `keyspace`.
     pub(crate) fn delete_range(keyspace: u32, start: Vec<u8>, end: Vec<u8>) -> Self {
         BatchOp { kind: ValueKind::Delete, keyspace, key: start, value: end, range_delete: true }
+    }
+
+    /// A merge operand `value` for `key` in `keyspace` (see [`crate::MergeOperator`]).
+    pub(crate) fn merge(keyspace: u32, key: Vec<u8>, value: Vec<u8>) -> Self {
+        BatchOp { kind: ValueKind::Merge, keyspace, key, value, range_delete: false }
     }
 
     /// The key the operation writes (a range delete: its start).
@@ -115,6 +120,14 @@ impl WriteBatch {
     /// bounds are subject to `max_key_bytes`.
     pub fn delete_range(&mut self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>) -> &mut Self {
         self.push(BatchOp::delete_range(compaction::DEFAULT_KEYSPACE_ID, start.as_ref().to_vec(), end.as_ref().to_vec()))
+    }
+
+    /// Adds a merge operand for `key`: reads fold it over the key's earlier
+    /// value with the keyspace's merge operator (see [`crate::MergeOperator`]).
+    /// [`crate::Db::write`] refuses the whole batch (`InvalidArgument`, nothing
+    /// written) when the keyspace has no operator.
+    pub fn merge(&mut self, key: impl AsRef<[u8]>, operand: impl AsRef<[u8]>) -> &mut Self {
+        self.push(BatchOp::merge(compaction::DEFAULT_KEYSPACE_ID, key.as_ref().to_vec(), operand.as_ref().to_vec()))
     }
 
     /// Number of operations.

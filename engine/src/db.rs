@@ -12,6 +12,9 @@ mod iter;
 mod keyspace_io;
 mod keyspaces;
 mod limits;
+mod merge;
+#[cfg(test)]
+mod merge_tests;
 mod open;
 mod range_del;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -306,6 +309,16 @@ impl Db {
         self.inner.write(&batch).map(|_| ())
     }
 
+    /// Writes the merge operand `operand` for `key`: later reads fold it over
+    /// the key's earlier value with the default keyspace's merge operator
+    /// (see [`crate::MergeOperator`]). Without an operator for the keyspace
+    /// it is `Error::InvalidArgument` and nothing is written.
+    pub fn merge(&self, key: &[u8], operand: &[u8]) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.merge(key, operand);
+        self.inner.write(&batch).map(|_| ())
+    }
+
     /// The value of `key`, `None` if absent.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.inner.get(key, None)
@@ -450,6 +463,15 @@ impl<'db> Transaction<'db> {
     /// Buffers a delete.
     pub fn delete(&mut self, key: &[u8]) {
         self.state.delete(key);
+    }
+    /// Buffers a merge operand for `key` (see [`crate::MergeOperator`]): the
+    /// transaction's reads of `key` fold it over the value it reads (its own
+    /// put, or its snapshot's value, which then counts as read), and the
+    /// commit writes it as an operand. A key it merges into conflicts as a
+    /// key it writes does. `InvalidArgument` (nothing buffered) when the
+    /// default keyspace has no merge operator.
+    pub fn merge(&mut self, key: &[u8], operand: &[u8]) -> Result<()> {
+        self.state.merge(&self.db.inner, key, operand)
     }
     /// The sequence number the transaction reads at.
     pub fn seqno(&self) -> u64 {

@@ -131,6 +131,26 @@ pub enum Error {
     /// Data this build cannot interpret yet (a reserved value kind, see `engine/FORMAT.md`).
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// A key holds merge operands but its keyspace has no merge operator (the
+    /// store was opened without the `Options::with_merge_operator` it was
+    /// written with): the operands cannot be folded, so nothing is returned
+    /// for the key rather than a wrong value. Reopen with the operator.
+    #[error("a key of keyspace {keyspace:?} holds merge operands, and no merge operator is configured for that keyspace")]
+    NoMergeOperator {
+        /// Name of the keyspace.
+        keyspace: String,
+    },
+    /// The keyspace's merge operator could not fold a key's operands (a
+    /// malformed operand or base value).
+    #[error("merge operator {operator:?} of keyspace {keyspace:?} failed: {reason}")]
+    MergeFailed {
+        /// Name of the keyspace.
+        keyspace: String,
+        /// The operator's name.
+        operator: String,
+        /// The operator's message.
+        reason: String,
+    },
     /// `create_keyspace` with the name of a live keyspace.
     #[error("keyspace {0:?} already exists")]
     KeyspaceExists(String),
@@ -290,6 +310,10 @@ impl Error {
             Error::Closed => Error::Closed,
             Error::Retired { file } => Error::Retired { file: file.clone() },
             Error::Unsupported(s) => Error::Unsupported(s.clone()),
+            Error::NoMergeOperator { keyspace } => Error::NoMergeOperator { keyspace: keyspace.clone() },
+            Error::MergeFailed { keyspace, operator, reason } => {
+                Error::MergeFailed { keyspace: keyspace.clone(), operator: operator.clone(), reason: reason.clone() }
+            }
             Error::KeyspaceExists(s) => Error::KeyspaceExists(s.clone()),
             Error::NoSuchKeyspace(s) => Error::NoSuchKeyspace(s.clone()),
             Error::ManifestFailed { reason } => Error::ManifestFailed { reason: reason.clone() },

@@ -33,6 +33,8 @@ const _: () = assert!(ValueKind::Delete as u8 == 0 && ValueKind::Put as u8 == 1)
 /// Not a value kind: a range tombstone is never an entry of a memtable or table.
 pub(crate) const OP_DELETE_RANGE: u8 = 6;
 const _: () = assert!(ValueKind::DeleteWithMeta as u8 + 1 == OP_DELETE_RANGE);
+// A merge operand is op kind 2, the value kind it is stored under.
+const _: () = assert!(ValueKind::Merge as u8 == 2);
 
 /// One operation read back from a batch record: the same fields as a
 /// [`BatchOp`] (a version 1 record's operations are in keyspace 0).
@@ -334,6 +336,20 @@ mod tests {
         let mut unknown = bytes.clone();
         unknown[14] = 7;
         assert!(decode_batch(&unknown, "f", 0).unwrap_err().is_corruption());
+    }
+
+    #[test]
+    fn merge_worked_example_matches_format_doc() {
+        // The example in engine/FORMAT.md: merge("c", 1 as u64 LE) at seqno 9.
+        let ops = [BatchOp::merge(0, b"c".to_vec(), 1u64.to_le_bytes().to_vec())];
+        let bytes = encode_batch(9, &ops);
+        let expected: Vec<u8> = vec![
+            0xB7, 0x01, 9, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x02, 1, 0, 0, 0, b'c', 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(bytes, expected);
+        assert_eq!(bytes.len(), encoded_len(&ops));
+        let rec = decode_batch(&bytes, "000001.wal", 0).unwrap();
+        assert_eq!(rec.ops, ops.to_vec());
     }
 
     #[test]

@@ -113,7 +113,7 @@ fn model_decode(bytes: &[u8]) -> Option<(u64, Vec<RecordOp>)> {
 
 /// `data` is one batch payload. `decode_batch` must accept exactly what the model
 /// decoder accepts, with the same seqno and operations; a record of puts and
-/// deletes must re-encode to its bytes; a refusal is `Corruption` naming the WAL
+/// deletes (and merges) must re-encode to its bytes; a refusal is `Corruption` naming the WAL
 /// segment at the record's offset, or `UnsupportedVersion` for another version.
 pub fn batch_record(data: &[u8]) {
     let got = decode_batch(data, WAL_NAME, RECORD_OFFSET);
@@ -127,7 +127,7 @@ pub fn batch_record(data: &[u8]) {
                 .ops
                 .iter()
                 .map(|op| match op.kind {
-                    ValueKind::Put | ValueKind::Delete => Some(op.clone()),
+                    ValueKind::Put | ValueKind::Delete | ValueKind::Merge => Some(op.clone()),
                     _ => None,
                 })
                 .collect();

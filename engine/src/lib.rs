@@ -32,6 +32,7 @@ pub mod fuzzing;
 mod freshness;
 mod hooks;
 mod keyspace;
+mod merge;
 mod options;
 
 pub use batch::WriteBatch;
@@ -50,6 +51,7 @@ pub use hooks::{
 };
 pub use db::TableProperties;
 pub use keyspace::{Keyspace, KeyspaceOptions, DEFAULT_KEYSPACE, INTERNAL_KEYSPACE_PREFIX};
+pub use merge::{MergeError, MergeOperator, MergeOperators, SortedSetUnion, U64AddOperator};
 pub use options::{ChangeFeedRetention, Options, SyncPolicy};
 
 pub use crypto::vfs::{SimVfs, StdVfs, Vfs};

@@ -173,6 +173,12 @@ pub struct Options {
     /// (the default) keeps today's behaviour: segments go once their data is in
     /// tables, and the feed covers only the segments still live.
     pub change_feed_retention: Option<ChangeFeedRetention>,
+    /// Merge operators by keyspace name (see [`crate::MergeOperator`]); none by
+    /// default, and a merge into a keyspace without one is refused. Set with
+    /// [`Options::with_merge_operator`]. A store holding merge operands must be
+    /// opened with the same operators again: a read of a key holding operands
+    /// of a keyspace without one is [`crate::Error::NoMergeOperator`].
+    pub merge_operators: crate::MergeOperators,
 }
 
 /// How long retired WAL segments are kept for the change feed
@@ -255,6 +261,7 @@ impl Default for Options {
             event_listener: None,
             hooks: crate::hooks::HookRegistry::default(),
             change_feed_retention: None,
+            merge_operators: crate::MergeOperators::new(),
         }
     }
 }
@@ -366,6 +373,15 @@ impl Options {
 }
 
 impl Options {
+    /// Returns these options with `operator` registered as the merge operator
+    /// of the keyspace named `keyspace` ([`crate::DEFAULT_KEYSPACE`] for the
+    /// default one), replacing an earlier one (see [`Options::merge_operators`]).
+    #[must_use]
+    pub fn with_merge_operator(mut self, keyspace: impl Into<String>, operator: Arc<dyn crate::MergeOperator>) -> Self {
+        self.merge_operators.insert(keyspace.into(), operator);
+        self
+    }
+
     /// Options that make every structure tiny, so tests exercise flushes,
     /// compactions and many blocks with little data.
     pub fn tiny_for_tests() -> Self {
@@ -462,6 +478,11 @@ impl Options {
         }
         if !(1..=MAX_MEMTABLE_INSERT_THREADS).contains(&self.memtable_insert_threads) {
             return bad("memtable_insert_threads must be in 1..=16 (1 = the committing thread only)");
+        }
+        for (keyspace, operator) in self.merge_operators.iter() {
+            if let Err(reason) = compaction::check_merge_operator_name(operator.name()) {
+                return Err(crate::Error::InvalidArgument(format!("merge operator of keyspace {keyspace:?}: {reason}")));
+            }
         }
         if self.l0_slowdown_trigger > self.l0_stop_trigger {
             return bad("l0_slowdown_trigger must not exceed l0_stop_trigger");

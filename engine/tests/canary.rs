@@ -2,7 +2,9 @@
 //! (small ones and 100 KiB ones) through single puts and batches, and after each
 //! stage — WAL only, memtable flushes, compaction, close, reopen — every byte of
 //! every file under the store directory is searched for every marker (and for
-//! halves of them, so a marker split across a boundary is found too). Runs with
+//! halves of them, so a marker split across a boundary is found too). Merge
+//! operands carry markers too (keys and operands, unfolded in the WAL and the
+//! level-0 tables, folded after compaction). Runs with
 //! compression on and off, since an uncompressed block is the easiest place for
 //! plaintext to slip through. Every table also carries a user property whose
 //! name and value are markers (the value with the table's first key).
@@ -12,13 +14,13 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
-
 use std::sync::Arc;
 
 use rand::{Rng, RngCore};
 use synapsed_storage::{
     Argon2Params, ChangeFeedRetention, CollectedEntry, Compression, Credential, Db, HookError, KeyspaceOptions, Options,
-    TableContext, TablePropertiesCollector, TablePropertiesCollectorFactory, UserProperties, WriteBatch, DEFAULT_KEYSPACE,
+    SortedSetUnion, TableContext, TablePropertiesCollector, TablePropertiesCollectorFactory, UserProperties, WriteBatch,
+    DEFAULT_KEYSPACE,
 };
 
 const PASSPHRASE: &str = "canary passphrase";
@@ -174,7 +176,8 @@ fn run(compression: Compression, feed: bool) {
         .with_background_compaction(false)
         .with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 })
         .with_table_properties_collector(DEFAULT_KEYSPACE, collector)
-        .with_change_feed_retention(feed.then(|| ChangeFeedRetention::max_bytes(1 << 30)));
+        .with_change_feed_retention(feed.then(|| ChangeFeedRetention::max_bytes(1 << 30)))
+        .with_merge_operator(DEFAULT_KEYSPACE, Arc::new(SortedSetUnion));
     let db = Db::create(&dir, &cred, options.clone()).unwrap();
     let mut markers = Markers { all: vec![prop_name.clone(), prop_value.clone()], model: Vec::new(), ks_model: Vec::new() };
     let tag = format!("{compression:?}{}", if feed { " with a change-feed retention" } else { "" });
@@ -221,6 +224,12 @@ fn run(compression: Compression, feed: bool) {
             markers.all.extend([km, vm]);
             markers.model.push((key, value));
         }
+        // A set built from merge operands: the key and each operand are markers.
+        let (mk, m1, m2) = (marker(&mut rng, "mergekey"), marker(&mut rng, "operand"), marker(&mut rng, "operand"));
+        batch.merge(mk.as_bytes(), SortedSetUnion::encode([&m1]));
+        batch.merge(mk.as_bytes(), SortedSetUnion::encode([&m2]));
+        markers.model.push((mk.clone().into_bytes(), SortedSetUnion::encode([&m1, &m2])));
+        markers.all.extend([mk, m1, m2]);
         let doomed = marker(&mut rng, "deleted");
         batch.put(doomed.as_bytes(), doomed.as_bytes());
         batch.delete(doomed.as_bytes());
@@ -292,9 +301,19 @@ fn run(compression: Compression, feed: bool) {
     assert_reads_back(&db, &markers, &format!("{tag}: after reopen"));
     assert_tables_have_property(&db, &prop_name, &prop_value, &format!("{tag}: after reopen"));
     if feed {
-        // The kept segments hand every marker back, decrypted.
-        let values: std::collections::HashSet<Vec<u8>> = db.changes_since(0).unwrap().map(|c| c.unwrap().value).collect();
-        assert!(markers.model.iter().all(|(_, v)| values.contains(v)), "{tag}: the change feed lost a value");
+        // The kept segments hand every marker back, decrypted: each put's
+        // value, and for a key built from merge operands, each operand.
+        let mut values: std::collections::HashMap<Vec<u8>, Vec<Vec<u8>>> = std::collections::HashMap::new();
+        for c in db.changes_since(0).unwrap() {
+            let c = c.unwrap();
+            values.entry(c.key).or_default().push(c.value);
+        }
+        for (k, v) in &markers.model {
+            let written = values.get(k).map(Vec::as_slice).unwrap_or_default();
+            let by_operands = SortedSetUnion::decode(v)
+                .is_ok_and(|members| members.len() > 1 && members.iter().all(|m| written.contains(&SortedSetUnion::encode([m]))));
+            assert!(written.contains(v) || by_operands, "{tag}: the change feed lost a value");
+        }
     }
     for name in &ks_names {
         assert!(db.keyspace(name).unwrap().is_some(), "{tag}: keyspace lost by the reopen");

@@ -1,5 +1,6 @@
 //! Property test of the seekable cursor: random writes (puts, deletes, range
-//! deletes, batches), flushes, compactions and snapshots taken in between, then random
+//! deletes, merges through an appending merge operator, batches), flushes,
+//! compactions and snapshots taken in between, then random
 //! cursor programs (seeks, seek_for_prev, seeks to either end, next/prev runs
 //! that turn in the middle, random bounds) over the store as it is now and over
 //! every snapshot. After every cursor step its position must be the one a
@@ -19,7 +20,27 @@ use std::ops::Bound;
 use std::path::Path;
 
 use proptest::prelude::*;
-use synapsed_storage::{Cursor, Db, IterOptions, Options, SimVfs, Snapshot, WriteBatch};
+use std::sync::Arc;
+
+use synapsed_storage::{Cursor, Db, IterOptions, MergeError, MergeOperator, Options, SimVfs, Snapshot, WriteBatch, DEFAULT_KEYSPACE};
+
+/// Appends operands to the value (associative; any bytes are valid), so the
+/// model of a merge is an append.
+struct Append;
+
+impl MergeOperator for Append {
+    fn name(&self) -> &str {
+        "cursor_model.append"
+    }
+
+    fn full_merge(&self, _key: &[u8], base: Option<&[u8]>, operands: &[&[u8]]) -> Result<Vec<u8>, MergeError> {
+        Ok([base.unwrap_or_default()].into_iter().chain(operands.iter().copied()).collect::<Vec<_>>().concat())
+    }
+
+    fn partial_merge(&self, _key: &[u8], operands: &[&[u8]]) -> Result<Option<Vec<u8>>, MergeError> {
+        Ok(Some(operands.concat()))
+    }
+}
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -29,6 +50,7 @@ enum Write {
     Delete(Vec<u8>),
     /// A range delete of [lower, higher) of the two keys (nothing if equal).
     DeleteRange(Vec<u8>, Vec<u8>),
+    Merge(Vec<u8>, Vec<u8>),
     Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     Flush,
     Compact(Option<Vec<u8>>, Option<Vec<u8>>),
@@ -68,6 +90,7 @@ fn write() -> impl Strategy<Value = Write> {
         8 => (key(), value()).prop_map(|(k, v)| Write::Put(k, v)),
         4 => key().prop_map(Write::Delete),
         2 => (key(), key()).prop_map(|(a, b)| Write::DeleteRange(a, b)),
+        3 => (key(), value()).prop_map(|(k, v)| Write::Merge(k, v)),
         2 => prop::collection::vec((key(), prop::option::of(value())), 1..8).prop_map(Write::Batch),
         1 => Just(Write::Flush),
         1 => (prop::option::of(key()), prop::option::of(key())).prop_map(|(a, b)| Write::Compact(a, b)),
@@ -159,6 +182,10 @@ fn apply_write(db: &Db, model: &mut Model, snapshots: &mut Vec<(Snapshot, Model)
                 model.retain(|k, _| k < start || k >= end);
             }
         }
+        Write::Merge(k, v) => {
+            db.merge(k, v).unwrap();
+            model.entry(k.clone()).or_default().extend_from_slice(v);
+        }
         Write::Batch(ops) => {
             let mut batch = WriteBatch::new();
             for (k, v) in ops {
@@ -185,6 +212,7 @@ fn check(writes: &[Write], programs: &[Program], background: bool) -> Result<(),
     let mut options = Options::tiny_for_tests();
     options.vfs = SimVfs::new();
     options.background_compaction = background;
+    let options = options.with_merge_operator(DEFAULT_KEYSPACE, Arc::new(Append));
     let db = Db::create(Path::new("/cursor/db"), &synapsed_storage::Credential::passphrase("cursor model"), options).unwrap();
     let mut model = Model::new();
     let mut snapshots = Vec::new();

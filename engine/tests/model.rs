@@ -1,6 +1,7 @@
 //! Model test: seeded random operations against the store and against a
 //! `BTreeMap`, which must agree after every read. Covers puts, deletes, range
-//! deletes (alone and inside batches), batches
+//! deletes (alone and inside batches), merges (an appending merge operator:
+//! the model appends the operand), batches
 //! (1..50 ops, plus one of 1,000 and one of 100,000), snapshots (each with its
 //! own frozen model), forward and reverse ranges with random bounds, prefix
 //! scans, flush, compact_range, close/reopen and optimistic transactions with
@@ -25,7 +26,10 @@ use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use synapsed_storage::{Argon2Params, Credential, Db, Error, Keyspace, KeyspaceOptions, Options, SimVfs, Snapshot, SyncPolicy, WriteBatch};
+use synapsed_storage::{
+    Argon2Params, Credential, Db, Error, Keyspace, KeyspaceOptions, MergeError, MergeOperator, Options, SimVfs, Snapshot,
+    SyncPolicy, WriteBatch, DEFAULT_KEYSPACE,
+};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -33,6 +37,31 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 type SnapshotModel = (Snapshot, Model, Vec<(Keyspace, Model)>);
 
 const KEY_SPACE: u32 = 500;
+
+/// Appends operands to the value: associative (partial merge concatenates), and
+/// any bytes are a valid value or operand, so the model is one line per merge.
+struct Append;
+
+impl MergeOperator for Append {
+    fn name(&self) -> &str {
+        "model.append"
+    }
+
+    fn full_merge(&self, _key: &[u8], base: Option<&[u8]>, operands: &[&[u8]]) -> Result<Vec<u8>, MergeError> {
+        let mut v = base.unwrap_or_default().to_vec();
+        operands.iter().for_each(|o| v.extend_from_slice(o));
+        Ok(v)
+    }
+
+    fn partial_merge(&self, _key: &[u8], operands: &[&[u8]]) -> Result<Option<Vec<u8>>, MergeError> {
+        Ok(Some(operands.concat()))
+    }
+}
+
+/// The model's value of a key after a merge of `operand`.
+fn model_merge(model: &mut Model, key: Vec<u8>, operand: &[u8]) {
+    model.entry(key).or_default().extend_from_slice(operand);
+}
 const MAX_SNAPSHOTS: usize = 8;
 
 struct Harness {
@@ -127,6 +156,13 @@ impl Harness {
         self.ops_done += 1;
     }
 
+    fn merge(&mut self) {
+        let (k, v) = (self.random_key(), self.random_value());
+        self.ok(self.db().merge(&k, &v), "merge");
+        model_merge(&mut self.model, k, &v);
+        self.ops_done += 1;
+    }
+
     fn batch(&mut self, n: usize) {
         let mut batch = WriteBatch::new();
         let mut applied = self.model.clone();
@@ -136,10 +172,14 @@ impl Harness {
                 let (start, end) = self.random_span();
                 batch.delete_range(&start, &end);
                 applied.retain(|k, _| *k < start || *k >= end);
-            } else if self.rng.gen_bool(0.75) {
+            } else if self.rng.gen_bool(0.65) {
                 let v = self.random_value();
                 batch.put(&k, &v);
                 applied.insert(k, v);
+            } else if self.rng.gen_bool(0.4) {
+                let v = self.random_value();
+                batch.merge(&k, &v);
+                model_merge(&mut applied, k, &v);
             } else {
                 batch.delete(&k);
                 applied.remove(&k);
@@ -253,20 +293,29 @@ impl Harness {
             assert_eq!(got.as_ref(), self.model.get(&k), "{}: txn read", self.ctx());
             touched.push(k);
         }
-        let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        // What the transaction reads once its writes are applied to its snapshot.
+        let mut own_view = self.model.clone();
         for _ in 0..self.rng.gen_range(1..=3) {
             let k = self.random_key();
-            if self.rng.gen_bool(0.8) {
-                let v = self.random_value();
-                txn.put(&k, &v);
-                writes.push((k.clone(), Some(v)));
-            } else {
-                txn.delete(&k);
-                writes.push((k.clone(), None));
+            match self.rng.gen_range(0..10) {
+                0..=5 => {
+                    let v = self.random_value();
+                    txn.put(&k, &v);
+                    own_view.insert(k.clone(), v);
+                }
+                6..=7 => {
+                    let v = self.random_value();
+                    txn.merge(&k, &v).unwrap_or_else(|e| panic!("{}: txn merge: {e}", self.ctx()));
+                    model_merge(&mut own_view, k.clone(), &v);
+                }
+                _ => {
+                    txn.delete(&k);
+                    own_view.remove(&k);
+                }
             }
             // Reads of own writes see them.
             let own = txn.get(&k).unwrap();
-            assert_eq!(own, writes.last().unwrap().1, "{}: txn read-your-writes", self.ctx());
+            assert_eq!(own.as_ref(), own_view.get(&k), "{}: txn read-your-writes", self.ctx());
             touched.push(k);
         }
         if conflict {
@@ -278,12 +327,8 @@ impl Harness {
         match txn.commit() {
             Ok(_) => {
                 assert!(!conflict, "{}: commit succeeded despite a conflicting write", self.ctx());
-                for (k, v) in writes {
-                    match v {
-                        Some(v) => self.model.insert(k, v),
-                        None => self.model.remove(&k),
-                    };
-                }
+                // No other write ran since the snapshot: the store is now its view.
+                self.model = own_view;
             }
             Err(Error::Conflict) => assert!(conflict, "{}: spurious conflict", self.ctx()),
             Err(e) => panic!("{}: commit: {e}", self.ctx()),
@@ -316,7 +361,7 @@ impl Harness {
     }
 
     fn step(&mut self) {
-        match self.rng.gen_range(0..1000) {
+        match self.rng.gen_range(0..1100) {
             0..=249 => self.put(),
             250..=349 => self.delete(),
             350..=499 => self.check_get(),
@@ -341,6 +386,7 @@ impl Harness {
             }
             960..=979 => self.delete_range(),
             980..=999 => self.keyspace_check(),
+            1000..=1051 => self.merge(),
             _ => self.check_get(),
         }
     }
@@ -483,11 +529,20 @@ fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 
 fn option_sets(vfs: Arc<SimVfs>) -> Vec<(&'static str, Options)> {
     let cheap_kdf = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
-    let tiny = Options::tiny_for_tests().with_vfs(vfs.clone()).with_max_subcompactions(1);
+    let append: Arc<dyn MergeOperator> = Arc::new(Append);
+    let tiny = Options::tiny_for_tests().with_vfs(vfs.clone()).with_max_subcompactions(1).with_merge_operator(DEFAULT_KEYSPACE, append.clone());
     vec![
         ("tiny", tiny.clone()),
         ("tiny-no-cache", tiny.with_block_cache_bytes(0).with_sync(SyncPolicy::Never).with_max_subcompactions(4)),
-        ("defaults", Options::default().with_vfs(vfs).with_argon2(cheap_kdf).with_insecure_kdf_for_tests(true).with_max_subcompactions(4)),
+        (
+            "defaults",
+            Options::default()
+                .with_vfs(vfs)
+                .with_argon2(cheap_kdf)
+                .with_insecure_kdf_for_tests(true)
+                .with_max_subcompactions(4)
+                .with_merge_operator(DEFAULT_KEYSPACE, append),
+        ),
     ]
 }
 

@@ -35,6 +35,10 @@
 //! (under the same faults): from an acknowledged drop on, its keys are gone and
 //! stay gone; a drop that failed is settled by the next reopen. Seeds 0 and 1
 //! modulo 4 run exactly as before keyspaces existed.
+//! Seeds 2 and 3 mod 4 also turn some shared puts into merge operands (an
+//! appending merge operator; the model appends), chosen by a third generator:
+//! operands then cross faults, crashes, WAL replay, flushes and compactions.
+//! Their draws leave the main generator's untouched.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,7 +48,27 @@ use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use synapsed_storage::{Credential, Db, Keyspace, KeyspaceOptions, Options, SimVfs, SyncPolicy, WriteBatch};
+use synapsed_storage::{
+    Credential, Db, Keyspace, KeyspaceOptions, MergeError, MergeOperator, Options, SimVfs, SyncPolicy, WriteBatch,
+    DEFAULT_KEYSPACE,
+};
+
+/// Appends operands to the value; the model of a merge is an append.
+struct Append;
+
+impl MergeOperator for Append {
+    fn name(&self) -> &str {
+        "sim.append"
+    }
+
+    fn full_merge(&self, _key: &[u8], base: Option<&[u8]>, operands: &[&[u8]]) -> Result<Vec<u8>, MergeError> {
+        Ok([base.unwrap_or_default()].into_iter().chain(operands.iter().copied()).collect::<Vec<_>>().concat())
+    }
+
+    fn partial_merge(&self, _key: &[u8], operands: &[&[u8]]) -> Result<Option<Vec<u8>>, MergeError> {
+        Ok(Some(operands.concat()))
+    }
+}
 
 const SHARED_KEYS: u32 = 24;
 const STEPS: usize = 48;
@@ -65,6 +89,8 @@ struct Batch {
     /// is in keyspace `i % spread` of [default, first, second]).
     spread: u32,
     shared: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Which of `shared` are merge operands (their value appended) rather than puts.
+    merges: Vec<bool>,
 }
 
 /// Where the second keyspace stands.
@@ -114,6 +140,8 @@ struct Sim {
     second: DropState,
     /// Keyspace drops attempted and acknowledged.
     drops: usize,
+    /// Chooses which shared puts become merges (seeds 2 and 3 mod 4).
+    merge_rng: Option<StdRng>,
 }
 
 const DIR: &str = "/sim";
@@ -137,7 +165,8 @@ impl Sim {
             // file operations (and so where a fault lands) differently per run; so
             // would a WAL sync started on a thread of its own.
             .with_max_subcompactions(1)
-            .with_sync_overlap_min_ops(0);
+            .with_sync_overlap_min_ops(0)
+            .with_merge_operator(DEFAULT_KEYSPACE, Arc::new(Append));
         let cred = Credential::passphrase("sim");
         let db = Db::create(Path::new(DIR), &cred, options.clone()).unwrap();
         let (keyspaces, drop_at) = if seed % 4 >= 2 {
@@ -164,6 +193,7 @@ impl Sim {
             key_rng: key_changes.then(|| StdRng::seed_from_u64(seed ^ 0x6b65_7973)),
             key_changes: 0,
             key_changes_done: 0,
+            merge_rng: (seed % 4 >= 2).then(|| StdRng::seed_from_u64(seed ^ 0x6d65_7267)),
             keyspaces,
             drop_at,
             second: DropState::Live,
@@ -235,6 +265,10 @@ impl Sim {
                 (k, v)
             })
             .collect();
+        let merges: Vec<bool> = match self.merge_rng.as_mut() {
+            Some(rng) => shared.iter().map(|(_, v)| v.is_some() && rng.gen_bool(0.5)).collect(),
+            None => vec![false; shared.len()],
+        };
         let mut wb = WriteBatch::new();
         wb.put(marker(id), format!("b{id}"));
         let spread = self.spread();
@@ -244,8 +278,9 @@ impl Sim {
                 Some(k) => wb.put_in(&self.keyspaces[k as usize], private_key(id, i), format!("b{id}")),
             };
         }
-        for (k, v) in &shared {
+        for ((k, v), &merge) in shared.iter().zip(&merges) {
             match v {
+                Some(v) if merge => wb.merge(k, v),
                 Some(v) => wb.put(k, v),
                 None => wb.delete(k),
             };
@@ -267,6 +302,7 @@ impl Sim {
             private,
             spread,
             shared,
+            merges,
         });
     }
 
@@ -334,10 +370,12 @@ impl Sim {
         );
         let mut shared: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for &id in &present {
-            for (k, v) in &self.batches[id].shared {
+            let batch = &self.batches[id];
+            for ((k, v), &merge) in batch.shared.iter().zip(&batch.merges) {
                 match v {
-                    Some(v) => shared.insert(k.clone(), v.clone()),
-                    None => shared.remove(k),
+                    Some(v) if merge => shared.entry(k.clone()).or_default().extend_from_slice(v),
+                    Some(v) => drop(shared.insert(k.clone(), v.clone())),
+                    None => drop(shared.remove(k)),
                 };
             }
         }

@@ -252,6 +252,11 @@ fn a_frame_missing_only_its_last_bytes_before_zeros_is_corruption() {
                 // A zero right before the cut would lengthen the run; not this case.
                 continue;
             }
+            if full[end - lost..].iter().all(|&b| b == 0) {
+                // The cut bytes were zeros already (the tag's random last bytes,
+                // one time in 256 for one byte): the zero fill changes nothing.
+                continue;
+            }
             bytes.resize(end + 4096, 0);
             match read_damaged(&vfs, dir.path(), &keys, &bytes, vfs_name) {
                 Error::Corruption { offset, reason, .. } => {

@@ -78,6 +78,8 @@ impl Inner {
                 if mems.immutables.front().is_some_and(|m| Arc::ptr_eq(m, &frozen)) {
                     mems.immutables.pop_front();
                     mems.immutables_in.pop_front();
+                    // Read views taken across this are taken again (`Inner::read_view`).
+                    self.mems_generation.fetch_add(2, Ordering::SeqCst);
                 }
             }
             self.flushes.fetch_add(1, Ordering::Relaxed);

@@ -377,7 +377,7 @@ mod tests {
     fn a_reserved_value_kind_is_unsupported_and_leaves_the_cursor_invalid() {
         let db = store(&["a", "c"]);
         let seqno = db.inner.visible.load(Ordering::Acquire);
-        db.inner.mems.read().active.insert(b"b", seqno, ValueKind::Merge, b"operand");
+        db.inner.mems.read().active.insert(b"b", seqno, ValueKind::BlobRef, b"reference");
         let mut c = db.cursor(IterOptions::new()).unwrap();
         c.seek_to_first().unwrap();
         assert_eq!(at(&c).as_deref(), Some("a"));
@@ -390,6 +390,21 @@ mod tests {
         assert_eq!(at(&c).as_deref(), Some("c"));
         c.seek_for_prev(b"a").unwrap();
         assert_eq!(at(&c).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn merge_operands_without_an_operator_are_an_error_and_leave_the_cursor_invalid() {
+        let db = store(&["a", "c"]);
+        let seqno = db.inner.visible.load(Ordering::Acquire);
+        db.inner.mems.read().active.insert(b"b", seqno, ValueKind::Merge, b"operand");
+        let mut c = db.cursor(IterOptions::new()).unwrap();
+        c.seek_to_first().unwrap();
+        assert!(matches!(c.next(), Err(Error::NoMergeOperator { .. })));
+        assert!(!c.valid());
+        assert!(matches!(c.seek_for_prev(b"b"), Err(Error::NoMergeOperator { .. })));
+        assert!(matches!(db.get(b"b"), Err(Error::NoMergeOperator { .. })));
+        c.seek(b"c").unwrap();
+        assert_eq!(at(&c).as_deref(), Some("c"));
     }
 
     #[test]

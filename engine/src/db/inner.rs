@@ -133,6 +133,11 @@ pub(crate) struct Inner {
     pub(crate) ctx: CompactionContext,
     pub(crate) writer: Mutex<WriterState>,
     pub(crate) mems: RwLock<Memtables>,
+    /// Raised by 2, under the `mems` write lock, when a flushed memtable leaves
+    /// `mems`; odd while a read-only refresh replaces the version and the
+    /// memtables. A read view taken while it moved is taken again (see
+    /// [`Inner::read_view`]).
+    pub(crate) mems_generation: AtomicU64,
     /// Newest seqno readers may see: every batch up to it is applied and durable
     /// (as far as the sync policy promises).
     pub(crate) visible: AtomicU64,
@@ -179,22 +184,43 @@ impl Inner {
     /// places, never in neither; and every table of the version holds only data
     /// that was visible when it was written, so nothing at or below the seqno
     /// read last has been compacted away.
+    ///
+    /// A memtable in the view may also be in the version as the table it was
+    /// just flushed to (a flush writes every version as it is, so that view
+    /// only holds exact copies, which merge folding counts once), but never
+    /// with that table already compacted: compactions run after the flushed
+    /// memtable left `mems` (both under `work`), and a view during which one
+    /// left (`mems_generation` moved) is taken again. A compaction may fold
+    /// merge operands into new entries at the same seqnos, which a reader
+    /// holding the memtable's operands too would count twice.
     pub(crate) fn read_view(&self, snapshot: Option<SeqNo>) -> ReadView {
-        // `visible` first: every batch at or below it is then in the memtables or
-        // in the version loaded after it (a batch written as a table is made
-        // visible only after its version is installed).
-        let visible = self.visible.load(Ordering::Acquire);
-        let memtables = {
-            let mems = self.mems.read();
-            let mut v = Vec::with_capacity(1 + mems.immutables.len());
-            v.push(mems.active.clone());
-            v.extend(mems.immutables.iter().rev().cloned());
-            v
-        };
-        let version = self.versions.current();
-        let seqno = snapshot.unwrap_or(visible);
-        let range_dels = RangeDelView::collect(&memtables, &version);
-        ReadView { memtables, version, seqno, range_dels }
+        loop {
+            let generation = self.mems_generation.load(Ordering::SeqCst);
+            if generation % 2 == 1 {
+                // A read-only refresh is swapping the version and the memtables.
+                std::thread::yield_now();
+                continue;
+            }
+            // `visible` first: every batch at or below it is then in the memtables or
+            // in the version loaded after it (a batch written as a table is made
+            // visible only after its version is installed).
+            let visible = self.visible.load(Ordering::Acquire);
+            let memtables = {
+                let mems = self.mems.read();
+                let mut v = Vec::with_capacity(1 + mems.immutables.len());
+                v.push(mems.active.clone());
+                v.extend(mems.immutables.iter().rev().cloned());
+                v
+            };
+            let version = self.versions.current();
+            // The version's load is ordered before the second look.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.mems_generation.load(Ordering::SeqCst) == generation {
+                let seqno = snapshot.unwrap_or(visible);
+                let range_dels = RangeDelView::collect(&memtables, &version);
+                return ReadView { memtables, version, seqno, range_dels };
+            }
+        }
     }
 
     /// [`Inner::read_view`] of keyspace `keyspace`: its memtables and its own

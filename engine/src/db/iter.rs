@@ -4,6 +4,10 @@
 //! Forward, versions of a key arrive newest first: the first one at or below the
 //! seqno decides the key. Reverse, they arrive oldest first: the last one at or
 //! below the seqno decides it, so a key is only settled when the next key starts.
+//! Merge operands are folded over the version below them (the base) with the
+//! keyspace's operator: forward, the operands of a key arrive newest first and
+//! are collected down to the base (the first entry of the next key is then held
+//! for the next step); reverse, they arrive oldest first after their base.
 //! The iterator holds the version and the memtables it reads, so the files and
 //! entries it needs stay alive for as long as it does.
 
@@ -18,6 +22,7 @@ use crate::db::range_del::RangeDelView;
 use crate::db::readers::ReaderRegistration;
 use crate::db::read::is_live;
 use crate::error::{Error, Result};
+use crate::merge::KeyspaceMerge;
 
 /// The state behind a [`crate::DbIterator`].
 ///
@@ -35,15 +40,25 @@ pub(crate) struct RangeIter {
     key: Vec<u8>,
     has_key: bool,
     /// Reverse: the kind of the newest version of `key` at or below `seqno` so
-    /// far, its value in `best_value`, its seqno in `best_seqno`.
+    /// far (`Delete` for one a range tombstone hides), its value in `best_value`.
     best: Option<ValueKind>,
-    best_seqno: SeqNo,
     /// The range tombstones of the view: a version they hide reads as deleted.
     range_dels: RangeDelView,
     best_value: Vec<u8>,
-    /// Reverse: the pair last decided.
+    /// Reverse: the merge operands of `key` above `best`, oldest first.
+    operands: Vec<Vec<u8>>,
+    /// Reverse: the seqno of the last version of `key` taken.
+    last_seqno: Option<SeqNo>,
+    /// Reverse: the pair last decided. Forward: `out_value` holds a folded value.
     out_key: Vec<u8>,
     out_value: Vec<u8>,
+    /// Forward: the pair decided last is a folded value (in `out_value`).
+    folded: bool,
+    /// Forward: the merged stream's current entry is the first of a key not
+    /// looked at yet (collecting a key's operands read one entry past them).
+    held: bool,
+    /// The keyspace's merge operator.
+    merge: KeyspaceMerge,
     /// The merged stream has ended or left the range.
     exhausted: bool,
     done: bool,
@@ -117,11 +132,15 @@ impl Inner {
             key: Vec::new(),
             has_key: false,
             best: None,
-            best_seqno: 0,
             range_dels: view.range_dels.clone(),
             best_value: Vec::new(),
+            operands: Vec::new(),
+            last_seqno: None,
             out_key: Vec::new(),
             out_value: Vec::new(),
+            folded: false,
+            held: false,
+            merge: self.merge_operator(),
             exhausted: false,
             done: false,
             _version: Arc::clone(&view.version),
@@ -174,24 +193,86 @@ fn next_in_range<'a>(
 
 impl RangeIter {
     /// Forward: versions of a key arrive newest first, so the first one at or
-    /// below the seqno decides it. The pair is the merged stream's current entry.
+    /// below the seqno decides it. The pair is the merged stream's current
+    /// entry, or a value folded from merge operands into `out_value`.
     fn step_forward(&mut self) -> Result<bool> {
-        while let Some(e) = next_in_range(&mut self.merged, &mut self.exhausted, &self.range, self.direction)? {
+        self.folded = false;
+        loop {
+            let entry = if std::mem::take(&mut self.held) {
+                self.merged.current()
+            } else {
+                next_in_range(&mut self.merged, &mut self.exhausted, &self.range, self.direction)?
+            };
+            let Some(e) = entry else {
+                return Ok(false);
+            };
             if e.seqno > self.seqno || (self.has_key && cmp_user_keys(e.user_key, &self.key).is_eq()) {
                 continue;
             }
             self.key.clear();
             self.key.extend_from_slice(e.user_key);
             self.has_key = true;
-            if is_live(e.kind)? && !self.range_dels.hides(e.user_key, e.seqno, self.seqno) {
+            if self.range_dels.hides(e.user_key, e.seqno, self.seqno) {
+                // Its newest visible version is under a range tombstone: deleted.
+                continue;
+            }
+            if e.kind == ValueKind::Merge {
+                self.fold_forward()?;
+                return Ok(true);
+            }
+            if is_live(e.kind)? {
                 return Ok(true);
             }
         }
-        Ok(false)
+    }
+
+    /// Forward, standing on the newest visible version of `key`, a merge
+    /// operand: collects it and the operands below it down to their base,
+    /// folds them into `out_value`, and holds the first entry of the next key.
+    fn fold_forward(&mut self) -> Result<()> {
+        // Newest first, as they arrive; each is at or below the seqno (older
+        // versions of a key have smaller seqnos).
+        let mut operands: Vec<Vec<u8>> = Vec::new();
+        let mut base: Option<Vec<u8>> = None;
+        let mut last_seqno = None;
+        if let Some(e) = self.merged.current() {
+            operands.push(e.value.to_vec());
+            last_seqno = Some(e.seqno);
+        }
+        while let Some(e) = next_in_range(&mut self.merged, &mut self.exhausted, &self.range, self.direction)? {
+            if !cmp_user_keys(e.user_key, &self.key).is_eq() {
+                self.held = true;
+                break;
+            }
+            // A view can hold one version twice (a memtable and the table it
+            // was just flushed to); an operand counts once.
+            if last_seqno.replace(e.seqno) == Some(e.seqno) {
+                continue;
+            }
+            if self.range_dels.hides(e.user_key, e.seqno, self.seqno) {
+                // Under a range tombstone: the operands fold over nothing.
+                break;
+            }
+            match e.kind {
+                ValueKind::Merge => operands.push(e.value.to_vec()),
+                kind => {
+                    if is_live(kind)? {
+                        base = Some(e.value.to_vec());
+                    }
+                    break;
+                }
+            }
+        }
+        let oldest_first: Vec<&[u8]> = operands.iter().rev().map(Vec::as_slice).collect();
+        self.out_value = self.merge.fold(&self.key, base.as_deref(), &oldest_first)?;
+        self.folded = true;
+        Ok(())
     }
 
     /// Reverse: versions arrive oldest first, so a key is decided when the next
-    /// key (or the end) arrives. The pair is moved to `out_key`/`out_value`.
+    /// key (or the end) arrives: its newest visible value or tombstone, with
+    /// the merge operands above it folded over it. The pair is moved to
+    /// `out_key`/`out_value`.
     fn step_reverse(&mut self) -> Result<bool> {
         loop {
             let entry = next_in_range(&mut self.merged, &mut self.exhausted, &self.range, self.direction)?;
@@ -199,8 +280,19 @@ impl RangeIter {
             let same_key = matches!(&entry, Some(e) if self.has_key && cmp_user_keys(e.user_key, &self.key).is_eq());
             let mut decided = false;
             if !same_key {
-                if let Some(kind) = self.best.take() {
-                    if is_live(kind)? && !self.range_dels.hides(&self.key, self.best_seqno, self.seqno) {
+                let best = self.best.take();
+                if !self.operands.is_empty() {
+                    let base = match best {
+                        Some(kind) if is_live(kind)? => Some(self.best_value.as_slice()),
+                        _ => None,
+                    };
+                    let operands: Vec<&[u8]> = self.operands.iter().map(Vec::as_slice).collect();
+                    self.out_value = self.merge.fold(&self.key, base, &operands)?;
+                    self.operands.clear();
+                    std::mem::swap(&mut self.out_key, &mut self.key);
+                    decided = true;
+                } else if let Some(kind) = best {
+                    if is_live(kind)? {
                         std::mem::swap(&mut self.out_key, &mut self.key);
                         std::mem::swap(&mut self.out_value, &mut self.best_value);
                         decided = true;
@@ -208,16 +300,30 @@ impl RangeIter {
                 }
                 self.key.clear();
                 self.has_key = more;
+                self.last_seqno = None;
                 if let Some(e) = &entry {
                     self.key.extend_from_slice(e.user_key);
                 }
             }
             if let Some(e) = &entry {
-                if e.seqno <= self.seqno {
-                    self.best = Some(e.kind);
-                    self.best_seqno = e.seqno;
-                    self.best_value.clear();
-                    self.best_value.extend_from_slice(e.value);
+                // A view can hold one version twice (a memtable and the table
+                // it was just flushed to); an operand counts once.
+                let repeated = self.last_seqno.replace(e.seqno) == Some(e.seqno);
+                if e.seqno <= self.seqno && !repeated {
+                    if self.range_dels.hides(e.user_key, e.seqno, self.seqno) {
+                        // Under a range tombstone: a deletion, which newer
+                        // operands fold over as over nothing.
+                        self.best = Some(ValueKind::Delete);
+                        self.best_value.clear();
+                        self.operands.clear();
+                    } else if e.kind == ValueKind::Merge {
+                        self.operands.push(e.value.to_vec());
+                    } else {
+                        self.best = Some(e.kind);
+                        self.best_value.clear();
+                        self.best_value.extend_from_slice(e.value);
+                        self.operands.clear();
+                    }
                 }
             }
             if decided {
@@ -255,6 +361,7 @@ impl RangeIter {
     /// The pair the last successful step decided.
     pub(crate) fn pair(&self) -> (&[u8], &[u8]) {
         match self.direction {
+            Direction::Forward if self.folded => (&self.key, &self.out_value),
             Direction::Forward => (&self.key, self.merged.current().map_or(&[][..], |e| e.value)),
             Direction::Reverse => (&self.out_key, &self.out_value),
         }

@@ -161,6 +161,12 @@ pub(crate) fn open(dir: &Path, credential: &Credential, options: Options) -> Res
     let recovered = (|| {
         let replayed = probe_and_replay(&vfs, dir, &keys, options.num_levels, !options.read_only)?;
         check_freshness(&options, &keys, replayed.last_seqno)?;
+        if options.merge_operators.iter().next().is_some() {
+            // Another read of the manifest, only for stores opened with merge
+            // operators, so that a wrong one is refused before anything is written.
+            let probe = VersionSet::recover_read_only(&vfs, dir, &keys, options.num_levels)?;
+            crate::db::merge::check_recorded_operators(&probe.current(), &options)?;
+        }
         let versions = VersionSet::recover(&vfs, dir, &keys, options.num_levels)?;
         let names = vfs.list_dir(dir).map_err(|source| Error::Io { file: ".".into(), source })?;
         if !options.read_only {
@@ -558,6 +564,7 @@ fn start(
         tables: tables.clone(),
         options: options.compaction_options(),
         keyspace_tables: Default::default(),
+        merge_operator: options.merge_operators.for_keyspace(crate::keyspace::DEFAULT_KEYSPACE).operator().cloned(),
     };
     // Each keyspace's tables are built with the options of its create record.
     for meta in versions.current().keyspaces() {
@@ -580,6 +587,7 @@ fn start(
         writer: Mutex::new(WriterState { wal: None, last_seqno, wal_full: false }),
         mems: RwLock::new(Memtables::new(Arc::new(Memtable::new(0)))),
         visible: AtomicU64::new(last_seqno),
+        mems_generation: AtomicU64::new(0),
         last_logged: AtomicU64::new(last_seqno),
         snapshots: Arc::new(SnapshotRegistry::default()),
         bg: Mutex::new(BgState::default()),

@@ -5,9 +5,11 @@
 
 use std::sync::atomic::Ordering;
 
-use index::{SeqNo, ValueKind, MAX_SEQNO};
+use std::ops::Bound;
 
-use crate::db::inner::Inner;
+use index::{Direction, KeyRange, SeqNo, ValueKind, MAX_SEQNO};
+
+use crate::db::inner::{Inner, ReadView};
 use crate::db::Stats;
 use crate::error::{Error, Result};
 
@@ -35,17 +37,36 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        match self.newest_version(key, snapshot).map_err(|e| self.reader_error(e))? {
+        let view = self.read_view(snapshot);
+        match self.newest_version(&view, key).map_err(|e| self.reader_error(e))? {
+            // Operands need every version down to their base: a scan of the
+            // one key over the same view folds them (`iter.rs`).
+            Some((_, ValueKind::Merge, _)) => self.fold_key(&view, key),
             Some((_, kind, value)) => resolve(kind, value),
             None => Ok(None),
         }
     }
 
-    /// The newest version of `key` at or below the read seqno, with its seqno;
-    /// a version a range tombstone hides reads as a `Delete` at the tombstone's seqno.
-    fn newest_version(&self, key: &[u8], snapshot: Option<SeqNo>) -> Result<Option<(SeqNo, ValueKind, Vec<u8>)>> {
-        let view = self.read_view(snapshot);
-        let found = self.newest_point_version(&view, key)?;
+    /// The value of `key` in `view` when its newest visible version is a merge
+    /// operand: the operands folded over their base (a scan of the one key,
+    /// which stops at a range tombstone as at any deletion).
+    fn fold_key(&self, view: &ReadView, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let range = KeyRange { start: Bound::Included(key.to_vec()), end: Bound::Included(key.to_vec()) };
+        let Some(mut iter) = self.range_iter_in(view, range, Direction::Forward)? else {
+            return Ok(None);
+        };
+        match iter.next_ref() {
+            Some(Ok((_, value))) => Ok(Some(value.to_vec())),
+            Some(Err(e)) => Err(e),
+            None => Ok(None),
+        }
+    }
+
+    /// The newest version of `key` at or below the view's seqno, with its
+    /// seqno; a version a range tombstone hides reads as a `Delete` at the
+    /// tombstone's seqno.
+    fn newest_version(&self, view: &ReadView, key: &[u8]) -> Result<Option<(SeqNo, ValueKind, Vec<u8>)>> {
+        let found = self.newest_point_version(view, key)?;
         if let Some(t) = view.range_dels.newest_covering(key, view.seqno) {
             if found.as_ref().is_none_or(|(seqno, ..)| *seqno < t) {
                 return Ok(Some((t, ValueKind::Delete, Vec::new())));
@@ -54,8 +75,8 @@ impl Inner {
         Ok(found)
     }
 
-    /// The newest point version (put or delete) of `key` in `view`.
-    fn newest_point_version(&self, view: &crate::db::inner::ReadView, key: &[u8]) -> Result<Option<(SeqNo, ValueKind, Vec<u8>)>> {
+    /// The newest point version (put, delete or operand) of `key` in `view`.
+    fn newest_point_version(&self, view: &ReadView, key: &[u8]) -> Result<Option<(SeqNo, ValueKind, Vec<u8>)>> {
         for mem in &view.memtables {
             if let Some(found) = mem.get(key, view.seqno) {
                 return Ok(Some(found));
@@ -68,7 +89,7 @@ impl Inner {
     /// a range delete over it included. Transactions call it holding the
     /// writer mutex, so nothing newer can appear.
     pub(crate) fn newest_seqno(&self, key: &[u8]) -> Result<Option<SeqNo>> {
-        Ok(self.newest_version(key, Some(MAX_SEQNO))?.map(|(seqno, _, _)| seqno))
+        Ok(self.newest_version(&self.read_view(Some(MAX_SEQNO)), key)?.map(|(seqno, _, _)| seqno))
     }
 
     /// Counters and sizes.

@@ -8,7 +8,7 @@
 //! compactions may have dropped versions they would need. Take snapshots after
 //! the refresh they should read from.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,23 @@ use crate::error::{Error, Result};
 /// How often a refresh starts over when a file vanished under it (the writer
 /// retired a manifest, table or log between listing and reading it).
 const REFRESH_ATTEMPTS: u32 = 20;
+
+/// Holds `Inner::mems_generation` odd while it lives (even again on drop, also
+/// when a refresh unwinds, so reads never wait for good).
+struct Swapping<'a>(&'a AtomicU64);
+
+impl<'a> Swapping<'a> {
+    fn begin(generation: &'a AtomicU64) -> Self {
+        generation.fetch_add(1, Ordering::SeqCst);
+        Swapping(generation)
+    }
+}
+
+impl Drop for Swapping<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
 
 impl Inner {
     pub(crate) fn refresh(&self) -> Result<()> {
@@ -41,7 +58,15 @@ impl Inner {
             // It may read any file until it holds the tables of its new version.
             reader.pin_all();
         }
+        // With a merge operator, no read view may mix the old memtables with a
+        // newer version (which may hold the memtables' operands already folded
+        // by the writer's compactions, or lazily open tables the writer has
+        // removed): reads wait while the generation is odd (`Inner::read_view`).
+        // Without one, this handle's reads never fold operands (they fail
+        // with `NoMergeOperator`), so reads go on as before.
+        let swapping = self.options.merge_operators.iter().next().is_some().then(|| Swapping::begin(&self.mems_generation));
         let result = self.refresh_attempts().map_err(|e| self.reader_error(e));
+        drop(swapping);
         if result.is_err() {
             // The version set may already hold the writer's newer version while the
             // memtables are still the old ones; reading that mix could miss data,

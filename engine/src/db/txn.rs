@@ -16,11 +16,16 @@ use crate::db::snapshot::SnapshotHandle;
 use crate::error::{Error, Result};
 use crate::keyspace::Keyspace;
 
+/// The buffered writes of one key: the value the transaction put (`Some(None)`
+/// a delete; `None` if it wrote none) and the merge operands written after it,
+/// oldest first.
+type Buffered = (Option<Option<Vec<u8>>>, Vec<Vec<u8>>);
+
 /// The state of an open transaction.
 pub(crate) struct TxnState {
     snapshot: SnapshotHandle,
-    /// Buffered writes by (keyspace id, key): `None` is a delete.
-    writes: BTreeMap<(u32, Vec<u8>), Option<Vec<u8>>>,
+    /// Buffered writes by (keyspace id, key).
+    writes: BTreeMap<(u32, Vec<u8>), Buffered>,
     /// Keys read, by (keyspace id, key).
     reads: BTreeSet<(u32, Vec<u8>)>,
     /// Handles of the keyspaces other than the default one it touched.
@@ -43,33 +48,56 @@ impl TxnState {
     }
 
     pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) {
-        self.writes.insert((DEFAULT_KEYSPACE_ID, key.to_vec()), Some(value.to_vec()));
+        self.writes.insert((DEFAULT_KEYSPACE_ID, key.to_vec()), (Some(Some(value.to_vec())), Vec::new()));
     }
 
     pub(crate) fn delete(&mut self, key: &[u8]) {
-        self.writes.insert((DEFAULT_KEYSPACE_ID, key.to_vec()), None);
+        self.writes.insert((DEFAULT_KEYSPACE_ID, key.to_vec()), (Some(None), Vec::new()));
     }
 
-    /// Reads `key` of `keyspace` through the transaction.
+    /// Buffers a merge operand (default keyspace); `InvalidArgument` (nothing
+    /// buffered) without a merge operator.
+    pub(crate) fn merge(&mut self, inner: &Inner, key: &[u8], operand: &[u8]) -> Result<()> {
+        inner.merge_operator().check_writable()?;
+        self.writes.entry((DEFAULT_KEYSPACE_ID, key.to_vec())).or_default().1.push(operand.to_vec());
+        Ok(())
+    }
+
+    /// Reads `key` of `keyspace` through the transaction: its own writes
+    /// first (operands folded over what it wrote or what the snapshot reads).
     pub(crate) fn get_in(&mut self, inner: &Inner, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let id = (keyspace.id(), key.to_vec());
-        if let Some(buffered) = self.writes.get(&id) {
-            return Ok(buffered.clone());
-        }
+        let (base, operands) = match self.writes.get(&id) {
+            Some((Some(value), operands)) if operands.is_empty() => return Ok(value.clone()),
+            Some((Some(value), operands)) => (value.clone(), operands.clone()),
+            // Only operands: folded over the value the snapshot reads.
+            Some((None, operands)) => {
+                let operands = operands.clone();
+                (self.read_through(inner, keyspace, key)?, operands)
+            }
+            None => return self.read_through(inner, keyspace, key),
+        };
+        let operands: Vec<&[u8]> = operands.iter().map(Vec::as_slice).collect();
+        inner.merge_operator().fold(key, base.as_deref(), &operands).map(Some)
+    }
+
+    /// Reads `key` of `keyspace` at the snapshot, noting the read for the
+    /// conflict check.
+    fn read_through(&mut self, inner: &Inner, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let found = if keyspace.id() == DEFAULT_KEYSPACE_ID {
             inner.get(key, Some(self.seqno()))
         } else {
             inner.get_in(keyspace, key, Some(self.seqno()))
         }?;
         self.note(keyspace);
-        self.reads.insert(id);
+        self.reads.insert((keyspace.id(), key.to_vec()));
         Ok(found)
     }
 
     /// Buffers a put (`Some`) or delete (`None`) of `key` in `keyspace`.
     pub(crate) fn write_in(&mut self, keyspace: &Keyspace, key: &[u8], value: Option<&[u8]>) {
         self.note(keyspace);
-        self.writes.insert((keyspace.id(), key.to_vec()), value.map(<[u8]>::to_vec));
+        self.writes.insert((keyspace.id(), key.to_vec()), (Some(value.map(<[u8]>::to_vec)), Vec::new()));
     }
 
     fn note(&mut self, keyspace: &Keyspace) {
@@ -88,15 +116,29 @@ impl TxnState {
     /// snapshot's seqno when there was nothing to write.
     pub(crate) fn commit(self, inner: &Inner) -> Result<SeqNo> {
         let mut batch = WriteBatch::new();
-        for ((id, key), value) in &self.writes {
+        let mut merges = false;
+        for ((id, key), (value, operands)) in &self.writes {
             let keyspace = self.handle(*id);
             match value {
-                Some(v) => batch.put_in(&keyspace, key, v),
-                None => batch.delete_in(&keyspace, key),
-            };
+                Some(Some(v)) => {
+                    batch.put_in(&keyspace, key, v);
+                }
+                Some(None) => {
+                    batch.delete_in(&keyspace, key);
+                }
+                None => {}
+            }
+            // Operands are buffered in the default keyspace only.
+            for operand in operands {
+                batch.merge(key, operand);
+                merges = true;
+            }
         }
         inner.check_writable()?;
         let record_len = inner.validate_batch(&batch)?;
+        if merges {
+            inner.record_merge_operator()?;
+        }
         let pending = {
             let mut writer = inner.writer.lock();
             let begin = self.seqno();

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use compaction::VersionEdit;
-use index::{user_key_prefix, EntryRef, Memtable, SeqNo, MAX_SEQNO};
+use index::{user_key_prefix, EntryRef, Memtable, SeqNo, MAX_SEQNO, ValueKind};
 use parking_lot::MutexGuard;
 use wal::{LogWriter, Preallocation};
 
@@ -131,6 +131,9 @@ impl Inner {
         if batch.is_empty() {
             return Ok(self.visible.load(Ordering::Acquire));
         }
+        if batch.ops.iter().any(|op| op.kind == ValueKind::Merge && !op.range_delete) {
+            self.record_merge_operator()?;
+        }
         self.throttle();
         // With a change-feed retention every batch goes through the WAL, which
         // the feed reads (docs/design.md, "The change feed").
@@ -228,10 +231,15 @@ impl Inner {
                 self.options.max_batch_ops
             )));
         }
+        let mut checked_merge = false;
         for op in &batch.ops {
             if op.range_delete {
                 crate::db::range_del::validate_bounds(&op.key, &op.value, self.options.max_key_bytes)?;
                 continue;
+            }
+            if op.kind == ValueKind::Merge && !checked_merge {
+                self.merge_operator().check_writable()?;
+                checked_merge = true;
             }
             let (key, value) = (&op.key, Some(&op.value));
             if key.is_empty() {
