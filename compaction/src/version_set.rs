@@ -444,18 +444,24 @@ mod tests {
     use super::*;
     use crate::edit::tests::meta;
 
-    fn names(vs: &VersionSet) -> Vec<(u32, String)> {
-        vs.current().keyspaces().map(|k| (k.id, k.name.clone())).collect()
-    }
-
-    #[test]
-    fn keyspaces_survive_recovery_and_rolls_and_ids_are_never_reused() {
+    /// A new version set with 3 levels in `/db` of a fresh simulated file system.
+    fn fresh() -> (Arc<SimVfs>, Arc<dyn Vfs>, PathBuf, Arc<KeyManager>, VersionSet) {
         let sim = SimVfs::new();
         let vfs: Arc<dyn Vfs> = sim.clone();
         let dir = PathBuf::from("/db");
         vfs.create_dir_all(&dir).unwrap();
         let keys = KeyManager::ephemeral();
         let vs = VersionSet::create(&vfs, &dir, &keys, 3).unwrap();
+        (sim, vfs, dir, keys, vs)
+    }
+
+    fn names(vs: &VersionSet) -> Vec<(u32, String)> {
+        vs.current().keyspaces().map(|k| (k.id, k.name.clone())).collect()
+    }
+
+    #[test]
+    fn keyspaces_survive_recovery_and_rolls_and_ids_are_never_reused() {
+        let (_, vfs, dir, keys, vs) = fresh();
         assert_eq!(vs.create_keyspace("a", Vec::new()).unwrap().id, 1);
         assert_eq!(vs.create_keyspace("b", Vec::new()).unwrap().id, 2);
         assert!(matches!(vs.create_keyspace("a", Vec::new()), Err(Error::InvalidArgument(_))));
@@ -490,12 +496,7 @@ mod tests {
 
     #[test]
     fn keyspace_tables_survive_recovery_and_a_keyspace_s_levels_held_alone_keep_their_tables_live() {
-        let sim = SimVfs::new();
-        let vfs: Arc<dyn Vfs> = sim.clone();
-        let dir = PathBuf::from("/db");
-        vfs.create_dir_all(&dir).unwrap();
-        let keys = KeyManager::ephemeral();
-        let vs = VersionSet::create(&vfs, &dir, &keys, 3).unwrap();
+        let (_, vfs, dir, keys, vs) = fresh();
         let a = vs.create_keyspace("a", Vec::new()).unwrap().id;
         let in_a = |n: u64| crate::edit::FileMeta { keyspace: a, ..meta(n, "k", "m") };
         vs.log_and_apply(VersionEdit { added: vec![(0, meta(50, "k", "m")), (0, in_a(51))], ..VersionEdit::default() }).unwrap();
@@ -519,12 +520,7 @@ mod tests {
 
     #[test]
     fn merge_operator_names_survive_recovery_and_rolls_and_go_with_their_keyspace() {
-        let sim = SimVfs::new();
-        let vfs: Arc<dyn Vfs> = sim.clone();
-        let dir = PathBuf::from("/db");
-        vfs.create_dir_all(&dir).unwrap();
-        let keys = KeyManager::ephemeral();
-        let vs = VersionSet::create(&vfs, &dir, &keys, 3).unwrap();
+        let (_, vfs, dir, keys, vs) = fresh();
         let a = vs.create_keyspace("a", Vec::new()).unwrap().id;
         vs.record_merge_operator(0, "synapsed.u64_add").unwrap();
         vs.record_merge_operator(a, "sets").unwrap();
@@ -546,12 +542,7 @@ mod tests {
     fn a_manifest_without_keyspaces_is_written_as_before() {
         // A store that never created a keyspace carries no keyspace field at all,
         // so code from before keyspaces reads it.
-        let sim = SimVfs::new();
-        let vfs: Arc<dyn Vfs> = sim.clone();
-        let dir = PathBuf::from("/db");
-        vfs.create_dir_all(&dir).unwrap();
-        let keys = KeyManager::ephemeral();
-        let vs = VersionSet::create(&vfs, &dir, &keys, 3).unwrap();
+        let (_, _, _, _, vs) = fresh();
         vs.log_and_apply(VersionEdit { added: vec![(0, meta(50, "k", "m"))], ..VersionEdit::default() }).unwrap();
         let state = ManifestState {
             version: vs.current().as_ref().clone(),
@@ -570,12 +561,7 @@ mod tests {
 
     #[test]
     fn feed_segments_survive_recovery_and_rolls_until_released() {
-        let sim = SimVfs::new();
-        let vfs: Arc<dyn Vfs> = sim.clone();
-        let dir = PathBuf::from("/db");
-        vfs.create_dir_all(&dir).unwrap();
-        let keys = KeyManager::ephemeral();
-        let vs = VersionSet::create(&vfs, &dir, &keys, 3).unwrap();
+        let (_, vfs, dir, keys, vs) = fresh();
         let seg = |first, end| FeedSegment { first_seqno: first, end_seqno: end, bytes: 100 + first, retired_at_ms: 5 };
         // A segment at or above the log number is still needed for recovery.
         let early = VersionEdit { log_number: Some(4), feed_segments: vec![(4, seg(1, 10))], ..VersionEdit::default() };

@@ -80,20 +80,25 @@ mod tests {
     use super::*;
     use crate::key::ValueKind;
 
+    /// Properties of a small table, without user properties.
+    fn sample() -> Properties {
+        Properties {
+        file_id: 7,
+        entries: 3,
+        data_blocks: 1,
+        raw_key_bytes: 30,
+        raw_value_bytes: 40,
+        min_seqno: 2,
+        max_seqno: 9,
+        smallest: InternalKey::new(b"a".to_vec(), 9, ValueKind::Put),
+        largest: InternalKey::new(b"zz".to_vec(), 2, ValueKind::Delete),
+        user: UserProperties::new(),
+    }
+    }
+
     #[test]
     fn properties_round_trip_and_truncation() {
-        let p = Properties {
-            file_id: 7,
-            entries: 3,
-            data_blocks: 1,
-            raw_key_bytes: 30,
-            raw_value_bytes: 40,
-            min_seqno: 2,
-            max_seqno: 9,
-            smallest: InternalKey::new(b"a".to_vec(), 9, ValueKind::Put),
-            largest: InternalKey::new(b"zz".to_vec(), 2, ValueKind::Delete),
-            user: UserProperties::new(),
-        };
+        let p = sample();
         let enc = p.encode();
         assert_eq!(Properties::decode(&enc).unwrap(), p);
         for cut in 0..enc.len() {
@@ -108,18 +113,7 @@ mod tests {
     /// one with a section round-trips and starts with the fixed part unchanged.
     #[test]
     fn user_properties_extend_the_first_layout() {
-        let mut p = Properties {
-            file_id: 7,
-            entries: 3,
-            data_blocks: 1,
-            raw_key_bytes: 30,
-            raw_value_bytes: 40,
-            min_seqno: 2,
-            max_seqno: 9,
-            smallest: InternalKey::new(b"a".to_vec(), 9, ValueKind::Put),
-            largest: InternalKey::new(b"zz".to_vec(), 2, ValueKind::Delete),
-            user: UserProperties::new(),
-        };
+        let mut p = sample();
         let first = p.encode();
         assert!(Properties::decode(&first).unwrap().user.is_empty());
         p.user.insert("ts.min".into(), vec![1, 2, 3]);
