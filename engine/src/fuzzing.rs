@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crypto::vfs::SimVfs;
+use fuzz_support::{must, FuzzInput};
 use crypto::{Argon2Params, Credential};
 use index::{ValueKind, MAX_SEQNO};
 
@@ -35,68 +36,34 @@ pub fn run(target: &str, data: &[u8]) -> bool {
     true
 }
 
-/// Reads fixed-width fields off the front of the input.
-struct Input<'a> {
-    rest: &'a [u8],
-}
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        let (first, rest) = self.rest.split_first().map_or((0, &[][..]), |(f, r)| (*f, r));
-        self.rest = rest;
-        first
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        let (head, tail) = self.rest.split_first_chunk::<4>()?;
-        self.rest = tail;
-        Some(u32::from_le_bytes(*head))
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        let (head, tail) = self.rest.split_first_chunk::<8>()?;
-        self.rest = tail;
-        Some(u64::from_le_bytes(*head))
-    }
-
-    fn take(&mut self, n: usize) -> Option<Vec<u8>> {
-        if self.rest.len() < n {
-            return None;
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Some(head.to_vec())
-    }
-}
-
 const WAL_NAME: &str = "000003.wal";
 const RECORD_OFFSET: u64 = 84;
 
 /// The batch record `FORMAT.md` describes, decoded from its tables alone: `None`
 /// wherever the document says the record is refused.
 fn model_decode(bytes: &[u8]) -> Option<(u64, Vec<RecordOp>)> {
-    let mut input = Input { rest: bytes };
-    let header = input.take(2)?;
+    let mut input = FuzzInput::new(bytes);
+    let header = input.bytes_exact(2)?;
     let version = *header.get(1)?;
     if header.first() != Some(&0xB7) || !(version == 1 || version == 2) {
         return None;
     }
-    let first = input.u64()?;
-    let count = input.u32()?;
+    let first = input.u64_exact()?;
+    let count = input.u32_exact()?;
     if first == 0 || count == 0 || first.checked_add(u64::from(count) - 1)? > (1u64 << 56) - 1 {
         return None;
     }
     let mut ops = Vec::new();
     for _ in 0..count {
-        let kind_byte = input.take(1)?.first().copied()?;
+        let kind_byte = input.bytes_exact(1)?.first().copied()?;
         // Kind 6 is a range delete: key = start, value = end, start < end.
         let range_delete = kind_byte == 6;
         let kind = if range_delete { ValueKind::Delete } else { ValueKind::from_u8(kind_byte)? };
-        let keyspace = if version == 2 { input.u32()? } else { 0 };
-        let key_len = input.u32()?;
-        let key = input.take(usize::try_from(key_len).ok()?)?;
-        let value_len = input.u32()?;
-        let value = input.take(usize::try_from(value_len).ok()?)?;
+        let keyspace = if version == 2 { input.u32_exact()? } else { 0 };
+        let key_len = input.u32_exact()?;
+        let key = input.bytes_exact(usize::try_from(key_len).ok()?)?.to_vec();
+        let value_len = input.u32_exact()?;
+        let value = input.bytes_exact(usize::try_from(value_len).ok()?)?.to_vec();
         if key.is_empty() || (kind == ValueKind::Delete && !range_delete && !value.is_empty()) {
             return None;
         }
@@ -105,7 +72,7 @@ fn model_decode(bytes: &[u8]) -> Option<(u64, Vec<RecordOp>)> {
         }
         ops.push(RecordOp { kind, keyspace, key, value, range_delete });
     }
-    if !input.rest.is_empty() {
+    if !input.is_empty() {
         return None;
     }
     Some((first, ops))
@@ -175,7 +142,7 @@ struct Write {
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 
 struct Model<'a> {
-    input: Input<'a>,
+    input: FuzzInput<'a>,
     sim: Arc<SimVfs>,
     options: Options,
     cred: Credential,
@@ -204,13 +171,6 @@ fn marker(id: usize) -> Vec<u8> {
 /// use it to tell that outcome from a real failure.
 pub fn frame_cut_in_its_last_bytes(log: &[u8], offset: u64) -> bool {
     crate::db::frame_cut_in_its_last_bytes(log, offset)
-}
-
-fn must<T>(result: crate::Result<T>, what: &str) -> T {
-    match result {
-        Ok(v) => v,
-        Err(e) => panic!("{what} failed: {e}"),
-    }
 }
 
 impl Model<'_> {
@@ -518,7 +478,7 @@ impl Model<'_> {
 /// cut a WAL frame in its last 1 to 15 bytes (`wal/FORMAT.md`); the store is then
 /// repaired and checked the same.
 pub fn engine_model(data: &[u8]) {
-    let mut input = Input { rest: data };
+    let mut input = FuzzInput::new(data);
     let seed = u64::from(input.u8());
     let sizing = input.u8();
     let memtable = usize::from(sizing % 4 + 1) << 10;
@@ -549,7 +509,7 @@ pub fn engine_model(data: &[u8]) {
         stopped: false,
     };
     for _ in 0..MAX_OPS {
-        if model.input.rest.is_empty() {
+        if model.input.is_empty() {
             break;
         }
         if model.stopped {
