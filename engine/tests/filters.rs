@@ -370,3 +370,36 @@ fn a_snapshot_taken_during_a_filtered_compaction_never_sees_a_change() {
     filter.db.lock().unwrap().take();
     Arc::try_unwrap(db).ok().unwrap().close().unwrap();
 }
+
+/// A keyspace's collector and compaction filter, registered under its name,
+/// run on that keyspace's tables only; `table_properties_in` lists them.
+#[test]
+fn a_keyspace_s_hooks_run_on_its_own_tables() {
+    use synapsed_storage::KeyspaceOptions;
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = options().with_table_properties_collector("series", Arc::new(TimeRange));
+    let db = Db::create(tmp.path(), &cred(), opts).unwrap();
+    let series = db.create_keyspace("series", KeyspaceOptions::default()).unwrap();
+    for i in 0..50u64 {
+        db.put_in(&series, &ts_key(i), b"1.5").unwrap();
+        db.put(&ts_key(i), b"x").unwrap();
+    }
+    db.flush().unwrap();
+    // Tiny memtables: each keyspace's data is in a few tables of its own.
+    let in_series = db.table_properties_in(&series).unwrap();
+    assert!(!in_series.is_empty());
+    for t in &in_series {
+        assert_eq!(be(&t.user_properties["ts.min"]), be(&t.smallest_key[..8]), "table {}", t.file_number);
+        assert_eq!(be(&t.user_properties["ts.max"]), be(&t.largest_key[..8]), "table {}", t.file_number);
+    }
+    let min = in_series.iter().map(|t| be(&t.user_properties["ts.min"])).min();
+    let max = in_series.iter().map(|t| be(&t.user_properties["ts.max"])).max();
+    assert_eq!((min, max), (Some(0), Some(49)));
+    let in_default = db.table_properties().unwrap();
+    assert!(!in_default.is_empty());
+    assert!(in_default.iter().all(|t| t.user_properties.is_empty()), "the default keyspace has no collector");
+    let series_tables: Vec<u64> = in_series.iter().map(|t| t.file_number).collect();
+    assert!(in_default.iter().all(|t| !series_tables.contains(&t.file_number)));
+    db.drop_keyspace("series").unwrap();
+    assert!(matches!(db.table_properties_in(&series), Err(synapsed_storage::Error::NoSuchKeyspace(_))));
+}

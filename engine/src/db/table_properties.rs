@@ -3,10 +3,12 @@
 //! built on the engine can skip tables (a time series whose query range misses
 //! a table's min/max timestamp need not read it).
 
+use compaction::Version;
 use index::{SeqNo, UserProperties};
 
 use crate::db::Db;
 use crate::error::Result;
+use crate::keyspace::Keyspace;
 
 /// One table of the current version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,25 +42,41 @@ impl Db {
     /// properties block is authenticated like every block); a damaged table
     /// is a `Corruption` error naming it.
     pub fn table_properties(&self) -> Result<Vec<TableProperties>> {
-        let inner = &self.inner;
-        let version = inner.versions.current();
-        let mut out = Vec::new();
-        for level in 0..version.num_levels() {
-            for meta in version.level_files(level) {
-                let table = inner.tables.get(meta.number)?;
-                out.push(TableProperties {
-                    file_number: meta.number,
-                    level,
-                    smallest_key: meta.smallest.user_key.clone(),
-                    largest_key: meta.largest.user_key.clone(),
-                    min_seqno: meta.min_seqno,
-                    max_seqno: meta.max_seqno,
-                    entries: meta.entries,
-                    size_bytes: meta.size,
-                    user_properties: table.user_properties().clone(),
-                });
-            }
-        }
-        Ok(out)
+        properties_of(self, &self.inner.versions.current())
     }
+
+    /// [`Db::table_properties`] of the tables of `keyspace`;
+    /// [`crate::Error::NoSuchKeyspace`] if it is not live.
+    pub fn table_properties_in(&self, keyspace: &Keyspace) -> Result<Vec<TableProperties>> {
+        let version = self
+            .inner
+            .versions
+            .current()
+            .keyspace_levels(keyspace.id())
+            .ok_or_else(|| crate::Error::NoSuchKeyspace(keyspace.name().to_owned()))?;
+        properties_of(self, &version)
+    }
+}
+
+/// The tables of `version`'s own levels (one keyspace's) with their properties.
+fn properties_of(db: &Db, version: &Version) -> Result<Vec<TableProperties>> {
+    let inner = &db.inner;
+    let mut out = Vec::new();
+    for level in 0..version.num_levels() {
+        for meta in version.level_files(level) {
+            let table = inner.tables.get(meta.number)?;
+            out.push(TableProperties {
+                file_number: meta.number,
+                level,
+                smallest_key: meta.smallest.user_key.clone(),
+                largest_key: meta.largest.user_key.clone(),
+                min_seqno: meta.min_seqno,
+                max_seqno: meta.max_seqno,
+                entries: meta.entries,
+                size_bytes: meta.size,
+                user_properties: table.user_properties().clone(),
+            });
+        }
+    }
+    Ok(out)
 }
