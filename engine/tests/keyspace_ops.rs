@@ -223,13 +223,14 @@ fn compaction_of_a_keyspace_drops_what_its_tombstone_hides_and_then_the_tombston
     db.put_in(&a, &key(0), b"again").unwrap();
     db.put_in(&a, &key(99), b"again").unwrap();
     db.flush().unwrap();
+    let expected: Vec<Vec<u8>> = keys(0..1).into_iter().chain(keys(90..100)).collect();
+    assert_eq!(all_in(&db, &a, false), expected, "hidden before the compaction too");
     db.compact_range_in(&a, None, None).unwrap();
     let after = Db::verify(tmp.path(), &cred(), opts.clone()).unwrap().entries_checked;
     // Keyspace `a` holds keys 90..100 and the new key 0 (11), the others 100 each.
     assert_eq!(before, 300);
     assert_eq!(after, 211, "the hidden entries of `a` are gone, the other keyspaces' stay");
     assert_eq!(db.stats().range_tombstones, 0, "nothing older under it: the tombstone left the version");
-    let expected: Vec<Vec<u8>> = keys(0..1).into_iter().chain(keys(90..100)).collect();
     assert_eq!(all_in(&db, &a, false), expected);
     check_untouched(&db, Some(&b));
     check_untouched(&db, None);
@@ -358,13 +359,14 @@ fn a_keyspace_s_operator_folds_its_operands_on_reads_and_in_its_compactions() {
 #[test]
 fn a_merge_into_a_keyspace_without_an_operator_is_refused_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let db = Db::create(tmp.path(), &cred(), counter_options()).unwrap();
+    // The default keyspace's operator is not the keyspace `plain`'s.
+    let opts = counter_options().with_merge_operator(synapsed_storage::DEFAULT_KEYSPACE, Arc::new(U64AddOperator));
+    let db = Db::create(tmp.path(), &cred(), opts).unwrap();
     let plain = db.create_keyspace("plain", KeyspaceOptions::default()).unwrap();
     let counts = db.create_keyspace("counts", KeyspaceOptions::default()).unwrap();
     let last = db.stats().last_seqno;
     assert!(matches!(db.merge_in(&plain, b"k", &U64AddOperator::encode(1)), Err(Error::InvalidArgument(_))));
-    // The default keyspace has no operator either.
-    assert!(matches!(db.merge(b"k", &U64AddOperator::encode(1)), Err(Error::InvalidArgument(_))));
+    assert_eq!(db.get_in(&plain, b"k").unwrap(), None);
     let mut batch = WriteBatch::new();
     batch.put_in(&counts, b"k", U64AddOperator::encode(1));
     batch.merge_in(&counts, b"k", U64AddOperator::encode(1));
@@ -374,6 +376,16 @@ fn a_merge_into_a_keyspace_without_an_operator_is_refused_and_writes_nothing() {
     assert_eq!(db.get_in(&counts, b"k").unwrap(), None);
     let mut txn = db.transaction();
     assert!(matches!(txn.merge_in(&plain, b"k", &U64AddOperator::encode(1)), Err(Error::InvalidArgument(_))));
+    txn.put_in(&plain, b"other", b"x");
+    txn.commit().unwrap();
+    assert_eq!(db.get_in(&plain, b"k").unwrap(), None, "the refused operand was not buffered");
+    // Without an operator in the default keyspace, a keyspace's own still works.
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::create(tmp.path(), &cred(), counter_options()).unwrap();
+    let counts = db.create_keyspace("counts", KeyspaceOptions::default()).unwrap();
+    assert!(matches!(db.merge(b"k", &U64AddOperator::encode(1)), Err(Error::InvalidArgument(_))));
+    db.merge_in(&counts, b"k", &U64AddOperator::encode(1)).unwrap();
+    assert_eq!(count(db.get_in(&counts, b"k").unwrap()), Some(1));
     db.close().unwrap();
 }
 
