@@ -465,3 +465,44 @@ fn a_keyspace_range_delete_ends_a_fold_of_its_operands() {
     }
     db.close().unwrap();
 }
+
+#[test]
+fn a_keyspace_range_delete_in_a_batch_written_as_a_table_hides_older_keys_of_that_keyspace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = options().with_ingest_min_bytes(4096);
+    let db = Db::create(tmp.path(), &cred(), opts.clone()).unwrap();
+    let (a, b) = three(&db);
+    fill(&db, &a, &b, 0);
+    let mut batch = WriteBatch::new();
+    for i in 0..200 {
+        batch.put_in(&b, format!("big/{i:04}"), vec![b'v'; 64]);
+    }
+    batch.delete_range_in(&a, key(20), key(60));
+    db.write(batch).unwrap();
+    assert!(db.stats().ingests >= 1, "the batch went straight to a table");
+    check_deleted_in(&db, &a);
+    check_untouched(&db, None);
+    db.close().unwrap();
+    let db = Db::open(tmp.path(), &cred(), opts).unwrap();
+    check_deleted_in(&db, &db.keyspace("a").unwrap().unwrap());
+    db.close().unwrap();
+}
+
+#[test]
+fn a_transaction_that_read_a_keyspace_key_conflicts_with_a_range_delete_over_it_in_that_keyspace_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::create(tmp.path(), &cred(), options()).unwrap();
+    let (a, b) = three(&db);
+    fill(&db, &a, &b, 0);
+    let mut txn = db.transaction();
+    assert!(txn.get_in(&a, &key(30)).unwrap().is_some());
+    txn.put(b"other", b"x");
+    db.delete_range_in(&b, &key(20), &key(60)).unwrap();
+    txn.commit().unwrap();
+    let mut txn = db.transaction();
+    assert!(txn.get_in(&a, &key(30)).unwrap().is_some());
+    txn.put(b"other", b"y");
+    db.delete_range_in(&a, &key(20), &key(60)).unwrap();
+    assert!(matches!(txn.commit(), Err(Error::Conflict)));
+    db.close().unwrap();
+}
