@@ -263,7 +263,7 @@ impl Inner {
     pub(crate) fn merge_of_view(&self, view: &ReadView) -> crate::merge::KeyspaceMerge {
         match &view.keyspace {
             None => self.merge_operator(),
-            Some(k) => self.options.merge_operators.for_keyspace(k.name()),
+            Some(k) => self.merge_operator_in(k),
         }
     }
 

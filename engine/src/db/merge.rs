@@ -19,6 +19,14 @@ impl Inner {
         self.options.merge_operators.for_keyspace(DEFAULT_KEYSPACE)
     }
 
+    /// The merge operator of `keyspace`, looked up by its name.
+    pub(crate) fn merge_operator_in(&self, keyspace: &crate::Keyspace) -> KeyspaceMerge {
+        if keyspace.id() == compaction::DEFAULT_KEYSPACE_ID {
+            return self.merge_operator();
+        }
+        self.options.merge_operators.for_keyspace(keyspace.name())
+    }
+
     /// The merge operator of keyspace `id` among those `batch` writes to
     /// (named as the batch's handles name it).
     pub(crate) fn merge_operator_of(&self, batch: &WriteBatch, id: u32) -> KeyspaceMerge {

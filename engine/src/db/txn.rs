@@ -32,14 +32,6 @@ pub(crate) struct TxnState {
     keyspaces: Vec<Keyspace>,
 }
 
-/// The merge operator of `keyspace`.
-fn merge_of(inner: &Inner, keyspace: &Keyspace) -> crate::merge::KeyspaceMerge {
-    if keyspace.id() == DEFAULT_KEYSPACE_ID {
-        return inner.merge_operator();
-    }
-    inner.options.merge_operators.for_keyspace(keyspace.name())
-}
-
 impl TxnState {
     pub(crate) fn begin(inner: &Inner) -> Self {
         TxnState { snapshot: inner.snapshots.acquire(&inner.visible), writes: BTreeMap::new(), reads: BTreeSet::new(), keyspaces: Vec::new() }
@@ -73,7 +65,7 @@ impl TxnState {
     /// Buffers a merge operand in `keyspace`; `InvalidArgument` (nothing
     /// buffered) when the keyspace has no merge operator.
     pub(crate) fn merge_in(&mut self, inner: &Inner, keyspace: &Keyspace, key: &[u8], operand: &[u8]) -> Result<()> {
-        merge_of(inner, keyspace).check_writable()?;
+        inner.merge_operator_in(keyspace).check_writable()?;
         self.note(keyspace);
         self.writes.entry((keyspace.id(), key.to_vec())).or_default().1.push(operand.to_vec());
         Ok(())
@@ -94,7 +86,7 @@ impl TxnState {
             None => return self.read_through(inner, keyspace, key),
         };
         let operands: Vec<&[u8]> = operands.iter().map(Vec::as_slice).collect();
-        merge_of(inner, keyspace).fold(key, base.as_deref(), &operands).map(Some)
+        inner.merge_operator_in(keyspace).fold(key, base.as_deref(), &operands).map(Some)
     }
 
     /// Reads `key` of `keyspace` at the snapshot, noting the read for the
