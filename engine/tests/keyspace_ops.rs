@@ -506,3 +506,23 @@ fn a_transaction_that_read_a_keyspace_key_conflicts_with_a_range_delete_over_it_
     assert!(matches!(txn.commit(), Err(Error::Conflict)));
     db.close().unwrap();
 }
+
+#[test]
+fn the_change_feed_names_the_keyspace_of_a_range_delete_and_of_a_merge() {
+    use synapsed_storage::{ChangeFeedRetention, ChangeKind};
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = counter_options().with_change_feed_retention(Some(ChangeFeedRetention::max_bytes(1 << 30)));
+    let db = Db::create(tmp.path(), &cred(), opts).unwrap();
+    let counts = db.create_keyspace("counts", KeyspaceOptions::default()).unwrap();
+    let start = db.stats().last_seqno;
+    db.merge_in(&counts, b"c", &U64AddOperator::encode(3)).unwrap();
+    db.delete_range_in(&counts, b"a", b"b").unwrap();
+    db.flush().unwrap();
+    let changes: Vec<_> = db.changes_since(start).unwrap().map(|c| c.unwrap()).collect();
+    assert_eq!(changes.len(), 2);
+    assert_eq!((changes[0].keyspace, changes[0].kind, changes[0].key.as_slice()), (counts.id(), ChangeKind::Merge, &b"c"[..]));
+    assert_eq!(changes[0].value, U64AddOperator::encode(3).to_vec());
+    assert_eq!((changes[1].keyspace, changes[1].kind, changes[1].key.as_slice()), (counts.id(), ChangeKind::DeleteRange, &b"a"[..]));
+    assert_eq!(changes[1].value, b"b".to_vec());
+    db.close().unwrap();
+}
