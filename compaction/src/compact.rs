@@ -26,7 +26,7 @@ use crate::filter::{EntryFilter, FilterTally};
 use crate::hooks::{CompactionOutput, TableHooks};
 use crate::keyspace::DEFAULT_KEYSPACE_ID;
 use crate::level_iter::LevelIterator;
-use crate::merge::{MergeFolder, MergeOperator};
+use crate::merge::MergeFolder;
 use crate::retain::Retainer;
 use crate::split;
 use crate::version::overlaps_range;
@@ -82,9 +82,6 @@ pub struct CompactionContext {
     pub tables: Arc<TableCache>,
     /// Tree shape.
     pub options: CompactionOptions,
-    /// Folds merge operands during compaction (see `compaction/src/merge.rs`); none:
-    /// operands are kept as they are.
-    pub merge_operator: Option<Arc<dyn MergeOperator>>,
     /// Table options of keyspaces whose tables are built otherwise than
     /// `options.table` says (their create records' options), by keyspace id.
     pub keyspace_tables: KeyspaceTables,
@@ -407,8 +404,8 @@ fn run_part<'a>(job: &PartJob<'a>, range: &KeyRange) -> Result<TableWriter<'a>> 
     let mut merged = MergingIterator::new(children, Direction::Forward);
     let mut retainer = Retainer::new(snapshots, compaction.bottommost);
     let mut filter = EntryFilter::new(hooks.filter.as_deref(), snapshots, compaction.level + 1, tally);
-    // Operands are written only in the default keyspace, whose operator the context holds.
-    let operator = if compaction.keyspace == DEFAULT_KEYSPACE_ID { ctx.merge_operator.as_deref() } else { None };
+    // The operator of the compaction's keyspace comes with its hooks.
+    let operator = hooks.merge_operator.as_deref();
     let mut folder = MergeFolder::new(operator, compaction.bottommost);
     let mut writer = TableWriter::new(ctx, compaction.keyspace, hooks, TableReason::Compaction);
     let split_at = Some(ctx.options.target_file_size_bytes.max(1));

@@ -282,12 +282,17 @@ impl VersionSet {
 
     /// Drops live keyspace `id` in one manifest edit; its id is never handed out
     /// again. Returns false (and writes nothing) if no such keyspace is live.
+    /// The keyspace's range tombstones leave the version with the same edit
+    /// (nothing is left for them to hide).
     pub fn drop_keyspace(&self, id: u32) -> Result<bool> {
         let _serial = self.keyspace_edits.lock();
-        if id == DEFAULT_KEYSPACE_ID || !self.current().has_keyspace(id) {
+        let current = self.current();
+        if id == DEFAULT_KEYSPACE_ID || !current.has_keyspace(id) {
             return Ok(false);
         }
-        self.log_and_apply(VersionEdit { dropped_keyspaces: vec![id], ..VersionEdit::default() })?;
+        let dropped_range_tombstones = current.range_tombstones().tombstones().iter().filter(|t| t.keyspace == id).map(|t| t.seqno).collect();
+        drop(current);
+        self.log_and_apply(VersionEdit { dropped_keyspaces: vec![id], dropped_range_tombstones, ..VersionEdit::default() })?;
         Ok(true)
     }
 

@@ -53,7 +53,7 @@ fn fixture() -> Fixture {
     let keys = KeyManager::ephemeral();
     let vs = VersionSet::create(&vfs, &dir, &keys, LEVELS).unwrap();
     let tables = TableCache::new(Arc::clone(&vfs), dir.clone(), Arc::clone(&keys), None);
-    let ctx = CompactionContext { vfs: Arc::clone(&vfs), dir: dir.clone(), keys: Arc::clone(&keys), tables, options: options(), keyspace_tables: Default::default(), merge_operator: None };
+    let ctx = CompactionContext { vfs: Arc::clone(&vfs), dir: dir.clone(), keys: Arc::clone(&keys), tables, options: options(), keyspace_tables: Default::default() };
     Fixture { sim, vfs, dir, keys, vs, ctx }
 }
 

@@ -43,7 +43,7 @@ fn fixture() -> Fixture {
         num_levels: LEVELS,
         table: TableOptions { block_size_bytes: 512, restart_interval: 4, compression: Compression::None, bloom_bits_per_key: 10 },
     };
-    let ctx = CompactionContext { vfs, dir, keys, tables, options, keyspace_tables: Default::default(), merge_operator: None };
+    let ctx = CompactionContext { vfs, dir, keys, tables, options, keyspace_tables: Default::default() };
     Fixture { vs, ctx, seqno: 0 }
 }
 

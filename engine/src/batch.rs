@@ -130,6 +130,22 @@ impl WriteBatch {
         self.push(BatchOp::merge(compaction::DEFAULT_KEYSPACE_ID, key.as_ref().to_vec(), operand.as_ref().to_vec()))
     }
 
+    /// [`WriteBatch::delete_range`] in `keyspace`: the tombstone deletes only
+    /// keys of `keyspace` (see [`WriteBatch::put_in`] for a dropped one).
+    pub fn delete_range_in(&mut self, keyspace: &Keyspace, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>) -> &mut Self {
+        self.note(keyspace);
+        self.push(BatchOp::delete_range(keyspace.id(), start.as_ref().to_vec(), end.as_ref().to_vec()))
+    }
+
+    /// [`WriteBatch::merge`] in `keyspace`: folded with the merge operator
+    /// registered under the keyspace's name. [`crate::Db::write`] refuses the
+    /// whole batch (`InvalidArgument`, nothing written) when the keyspace has
+    /// no operator (see [`WriteBatch::put_in`] for a dropped one).
+    pub fn merge_in(&mut self, keyspace: &Keyspace, key: impl AsRef<[u8]>, operand: impl AsRef<[u8]>) -> &mut Self {
+        self.note(keyspace);
+        self.push(BatchOp::merge(keyspace.id(), key.as_ref().to_vec(), operand.as_ref().to_vec()))
+    }
+
     /// Number of operations.
     pub fn len(&self) -> usize {
         self.ops.len()

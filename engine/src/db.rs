@@ -490,6 +490,12 @@ impl<'db> Transaction<'db> {
     pub fn delete_in(&mut self, keyspace: &Keyspace, key: &[u8]) {
         self.state.write_in(keyspace, key, None);
     }
+    /// [`Transaction::merge`] in `keyspace`, folded with the merge operator
+    /// registered under the keyspace's name. `InvalidArgument` (nothing
+    /// buffered) when the keyspace has no merge operator.
+    pub fn merge_in(&mut self, keyspace: &Keyspace, key: &[u8], operand: &[u8]) -> Result<()> {
+        self.state.merge_in(&self.db.inner, keyspace, key, operand)
+    }
     /// Commits atomically, or fails with `Error::Conflict` and writes nothing
     /// ([`crate::Error::NoSuchKeyspace`], nothing written, if a keyspace it
     /// writes to or read from was dropped meanwhile).

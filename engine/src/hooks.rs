@@ -48,7 +48,11 @@ impl HookRegistry {
 
     /// The hooks of the keyspace named `keyspace` (none when nothing is registered).
     pub(crate) fn for_keyspace(&self, keyspace: &str) -> TableHooks {
-        TableHooks { filter: self.filters.get(keyspace).cloned(), properties: self.collectors.get(keyspace).cloned() }
+        TableHooks {
+            filter: self.filters.get(keyspace).cloned(),
+            properties: self.collectors.get(keyspace).cloned(),
+            ..TableHooks::default()
+        }
     }
 
     /// Every name hooks are registered under, to validate.

@@ -171,13 +171,17 @@ fn run(compression: Compression, feed: bool) {
     // Table user properties: names and values are sealed with the properties block.
     let (prop_name, prop_value) = (marker(&mut rng, "property-name"), marker(&mut rng, "property-value"));
     let collector = Arc::new(MarkerProperties { name: prop_name.clone(), value: prop_value.clone() });
+    // Keyspace names live in the manifest (create records and every snapshot);
+    // the first one has a merge operator of its own.
+    let ks_names = [marker(&mut rng, "keyspace"), format!("_{}", marker(&mut rng, "internal-keyspace"))];
     let options = Options::tiny_for_tests()
         .with_compression(compression)
         .with_background_compaction(false)
         .with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 })
         .with_table_properties_collector(DEFAULT_KEYSPACE, collector)
         .with_change_feed_retention(feed.then(|| ChangeFeedRetention::max_bytes(1 << 30)))
-        .with_merge_operator(DEFAULT_KEYSPACE, Arc::new(SortedSetUnion));
+        .with_merge_operator(DEFAULT_KEYSPACE, Arc::new(SortedSetUnion))
+        .with_merge_operator(ks_names[0].clone(), Arc::new(SortedSetUnion));
     let db = Db::create(&dir, &cred, options.clone()).unwrap();
     let mut markers = Markers { all: vec![prop_name.clone(), prop_value.clone()], model: Vec::new(), ks_model: Vec::new() };
     let tag = format!("{compression:?}{}", if feed { " with a change-feed retention" } else { "" });
@@ -193,8 +197,6 @@ fn run(compression: Compression, feed: bool) {
     }
     assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after puts (WAL)"));
 
-    // Keyspace names live in the manifest (create records and every snapshot).
-    let ks_names = [marker(&mut rng, "keyspace"), format!("_{}", marker(&mut rng, "internal-keyspace"))];
     let ks = db.create_keyspace(&ks_names[0], KeyspaceOptions::default()).unwrap();
     db.create_internal_keyspace(&ks_names[1], KeyspaceOptions::default()).unwrap();
     markers.all.extend(ks_names.iter().cloned());
@@ -241,6 +243,12 @@ fn run(compression: Compression, feed: bool) {
         let ks_doomed = marker(&mut rng, "ksdeleted");
         batch.put_in(&ks, ks_doomed.as_bytes(), b"x").delete_in(&ks, ks_doomed.as_bytes());
         markers.all.extend([km, vm, ks_doomed]);
+        // Merge operands into the keyspace, folded with its own operator.
+        let (mk, m1, m2) = (marker(&mut rng, "ksmergekey"), marker(&mut rng, "ksoperand"), marker(&mut rng, "ksoperand"));
+        batch.merge_in(&ks, mk.as_bytes(), SortedSetUnion::encode([&m1]));
+        batch.merge_in(&ks, mk.as_bytes(), SortedSetUnion::encode([&m2]));
+        markers.ks_model.push((mk.clone().into_bytes(), SortedSetUnion::encode([&m1, &m2])));
+        markers.all.extend([mk, m1, m2]);
         db.write(batch).unwrap();
     }
     // A range delete: both bounds go to the WAL record, and with the flush
@@ -250,8 +258,11 @@ fn run(compression: Compression, feed: bool) {
     let range_end = format!("{start_marker}~{end_marker}").into_bytes();
     let mut batch = WriteBatch::new();
     batch.put(&range_end, b"after the range").delete_range(&range_start, &range_end);
+    // And one in the keyspace: its tombstone carries its bounds the same way.
+    let (ks_start_marker, ks_end_marker) = (marker(&mut rng, "ksrangestart"), marker(&mut rng, "ksrangeend"));
+    batch.delete_range_in(&ks, ks_start_marker.as_bytes(), format!("{ks_start_marker}~{ks_end_marker}").as_bytes());
     db.write(batch).unwrap();
-    markers.all.extend([start_marker, end_marker]);
+    markers.all.extend([start_marker, end_marker, ks_start_marker, ks_end_marker]);
     markers.model.push((range_end, b"after the range".to_vec()));
     assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after batches (WAL)"));
     assert_reads_back(&db, &markers, &format!("{tag}: after batches"));
@@ -261,7 +272,7 @@ fn run(compression: Compression, feed: bool) {
     db.flush().unwrap();
     let after_flush = db.stats();
     assert!(after_flush.files_per_level.iter().sum::<usize>() > 0, "{tag}: flush made no table");
-    assert_eq!(after_flush.range_tombstones, 1, "{tag}: the range delete is in the manifest");
+    assert_eq!(after_flush.range_tombstones, 2, "{tag}: both range deletes are in the manifest");
     assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after flush"));
     assert_tables_have_property(&db, &prop_name, &prop_value, &format!("{tag}: after flush"));
 

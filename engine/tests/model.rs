@@ -9,8 +9,9 @@
 //! thread under "tiny", cut into up to 4 parts under the others).
 //!
 //! Keyspaces: up to three besides the default one are created and dropped at
-//! random (each with its own model), batches span them and the default one,
-//! reads in them (`get_in`, `range_in`, also at snapshots) are checked, and a
+//! random (each with its own model), batches span them and the default one
+//! (puts, deletes, range deletes, and merges into the keyspaces that have the
+//! appending operator, `ks1` to `ks48`), reads in them (`get_in`, `range_in`, also at snapshots) are checked, and a
 //! write to a dropped keyspace must fail with `NoSuchKeyspace` and change
 //! nothing.
 //!
@@ -413,7 +414,8 @@ impl Harness {
         self.ops_done += 1;
     }
 
-    /// A batch across the default keyspace and the live others.
+    /// A batch across the default keyspace and the live others: puts,
+    /// deletes, range deletes and merges (into keyspaces with an operator).
     fn keyspace_batch(&mut self, n: usize) {
         let mut batch = WriteBatch::new();
         let mut applied = self.model.clone();
@@ -421,22 +423,43 @@ impl Harness {
         for _ in 0..n {
             let k = self.random_key();
             let target = self.rng.gen_range(0..=self.keyspaces.len());
-            let put = self.rng.gen_bool(0.75);
+            let (start, end) = self.random_span();
+            let draw = self.rng.gen_range(0..100);
             let v = self.random_value();
             let (model, ks) = match target.checked_sub(1) {
                 None => (&mut applied, None),
                 Some(i) => (&mut applied_in[i], Some(&self.keyspaces[i].0)),
             };
-            match (put, ks) {
-                (true, None) => batch.put(&k, &v),
-                (true, Some(ks)) => batch.put_in(ks, &k, &v),
-                (false, None) => batch.delete(&k),
-                (false, Some(ks)) => batch.delete_in(ks, &k),
-            };
-            if put {
-                model.insert(k, v);
-            } else {
-                model.remove(&k);
+            let mergeable = ks.is_none_or(has_merge_operator);
+            match draw {
+                0..=4 => {
+                    match ks {
+                        None => batch.delete_range(&start, &end),
+                        Some(ks) => batch.delete_range_in(ks, &start, &end),
+                    };
+                    model.retain(|k, _| *k < start || *k >= end);
+                }
+                5..=19 if mergeable => {
+                    match ks {
+                        None => batch.merge(&k, &v),
+                        Some(ks) => batch.merge_in(ks, &k, &v),
+                    };
+                    model_merge(model, k, &v);
+                }
+                20..=39 => {
+                    match ks {
+                        None => batch.delete(&k),
+                        Some(ks) => batch.delete_in(ks, &k),
+                    };
+                    model.remove(&k);
+                }
+                _ => {
+                    match ks {
+                        None => batch.put(&k, &v),
+                        Some(ks) => batch.put_in(ks, &k, &v),
+                    };
+                    model.insert(k, v);
+                }
             }
         }
         self.ok(self.db().write(batch), "write batch across keyspaces");
@@ -527,21 +550,40 @@ fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
+/// Keyspaces `ks1` to `ks{MERGE_KEYSPACES}` have the appending operator too;
+/// later ones have none (batches draw no merges into them).
+const MERGE_KEYSPACES: u32 = 48;
+
+fn has_merge_operator(ks: &Keyspace) -> bool {
+    ks.name().strip_prefix("ks").and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n <= MERGE_KEYSPACES)
+}
+
+fn with_keyspace_operators(mut options: Options, append: &Arc<dyn MergeOperator>) -> Options {
+    for i in 1..=MERGE_KEYSPACES {
+        options = options.with_merge_operator(format!("ks{i}"), append.clone());
+    }
+    options
+}
+
 fn option_sets(vfs: Arc<SimVfs>) -> Vec<(&'static str, Options)> {
     let cheap_kdf = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
     let append: Arc<dyn MergeOperator> = Arc::new(Append);
     let tiny = Options::tiny_for_tests().with_vfs(vfs.clone()).with_max_subcompactions(1).with_merge_operator(DEFAULT_KEYSPACE, append.clone());
+    let tiny = with_keyspace_operators(tiny, &append);
     vec![
         ("tiny", tiny.clone()),
         ("tiny-no-cache", tiny.with_block_cache_bytes(0).with_sync(SyncPolicy::Never).with_max_subcompactions(4)),
         (
             "defaults",
-            Options::default()
-                .with_vfs(vfs)
-                .with_argon2(cheap_kdf)
-                .with_insecure_kdf_for_tests(true)
-                .with_max_subcompactions(4)
-                .with_merge_operator(DEFAULT_KEYSPACE, append),
+            with_keyspace_operators(
+                Options::default()
+                    .with_vfs(vfs)
+                    .with_argon2(cheap_kdf)
+                    .with_insecure_kdf_for_tests(true)
+                    .with_max_subcompactions(4)
+                    .with_merge_operator(DEFAULT_KEYSPACE, append.clone()),
+                &append,
+            ),
         ),
     ]
 }

@@ -561,6 +561,8 @@ enum KsStep {
     Drop(&'static str),
     /// A batch: (keyspace, key, value) with "" for the default keyspace.
     Write(&'static [(&'static str, &'static str, &'static str)]),
+    /// A range delete of [start, end) in a keyspace other than the default one.
+    DeleteRange(&'static str, &'static str, &'static str),
     Flush,
     Compact(&'static str),
 }
@@ -569,10 +571,10 @@ enum KsStep {
 type KsState = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
 
 /// A power loss at every sync (and at every append) of a sequence of keyspace
-/// creates, writes across keyspaces, flushes, compactions and a drop: after
-/// reopening, the store holds the state after every acknowledged step and at
-/// most the one interrupted, never part of a batch, never a dropped keyspace's
-/// data.
+/// creates, writes and range deletes across keyspaces, flushes, compactions
+/// and a drop: after reopening, the store holds the state after every
+/// acknowledged step and at most the one interrupted, never part of a batch,
+/// never a dropped keyspace's data.
 #[test]
 fn keyspace_data_survives_power_loss_at_every_sync() {
     use synapsed_storage::KeyspaceOptions;
@@ -586,6 +588,9 @@ fn keyspace_data_survives_power_loss_at_every_sync() {
         KsStep::Flush,
         KsStep::Create("b"),
         KsStep::Write(&[("b", "k1", "b1"), ("a", "k3", "v3"), ("", "d2", "y")]),
+        KsStep::DeleteRange("a", "k2", "k3"),
+        KsStep::Write(&[("b", "k0", "b0"), ("b", "k3", "b3"), ("", "k1", "d")]),
+        KsStep::DeleteRange("b", "k1", "k3"),
         KsStep::Drop("a"),
         KsStep::Write(&[("b", "k2", "b2"), ("", "d1", "x'")]),
         KsStep::Flush,
@@ -605,6 +610,9 @@ fn keyspace_data_survives_power_loss_at_every_sync() {
                 for (ks, k, v) in ops {
                     s.get_mut(*ks).unwrap().insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
                 }
+            }
+            KsStep::DeleteRange(ks, start, end) => {
+                s.get_mut(ks).unwrap().retain(|k, _| k.as_slice() < start.as_bytes() || k.as_slice() >= end.as_bytes());
             }
             KsStep::Flush | KsStep::Compact(_) => {}
         }
@@ -647,6 +655,9 @@ fn keyspace_data_survives_power_loss_at_every_sync() {
                             };
                         }
                         db.write(batch).map(|_| ())
+                    }
+                    KsStep::DeleteRange(name, start, end) => {
+                        db.delete_range_in(&db.keyspace(name).unwrap().unwrap(), start.as_bytes(), end.as_bytes())
                     }
                     KsStep::Flush => db.flush(),
                     KsStep::Compact(name) => db.compact_range_in(&db.keyspace(name).unwrap().unwrap(), None, None),

@@ -111,8 +111,13 @@ impl Inner {
         let mut edit = VersionEdit {
             log_number: Some(next_log),
             last_seqno: Some(self.last_logged.load(Ordering::Acquire)),
-            // The memtable's range tombstones leave the WAL with this edit.
-            added_range_tombstones: crate::db::range_del::not_in_version(frozen, &self.versions.current()),
+            // Every keyspace's range tombstones of the generation leave the WAL
+            // with this edit.
+            added_range_tombstones: crate::db::range_del::generation_not_in_version(
+                Some(frozen),
+                frozen_in.iter().map(|(id, m)| (*id, &**m)),
+                &self.versions.current(),
+            ),
             ..VersionEdit::default()
         };
         self.keep_retired_for_feed(&mut edit);

@@ -43,7 +43,7 @@ pub enum ChangeKind {
     /// [`Change::value`] is a merge operand for the key.
     Merge,
     /// Every key from [`Change::key`] (included) to [`Change::value`]
-    /// (excluded) was deleted: a range delete. Not written by this version.
+    /// (excluded) of [`Change::keyspace`] was deleted: a range delete.
     DeleteRange,
 }
 

@@ -28,14 +28,19 @@ const MAX_FILTERED_ATTEMPTS: usize = 3;
 
 impl Inner {
     /// The hooks of keyspace `id`: the one place where a keyspace is mapped
-    /// to the hooks `Options` registered under its name.
+    /// to the hooks `Options` registered under its name. The keyspace's merge operator comes along, for its compactions to fold
+    /// its operands with.
     pub(crate) fn table_hooks(&self, id: u32) -> TableHooks {
+        let with_operator = |name: &str| TableHooks {
+            merge_operator: self.options.merge_operators.get(name).cloned(),
+            ..self.options.hooks.for_keyspace(name)
+        };
         if id == DEFAULT_KEYSPACE_ID {
-            return self.options.hooks.for_keyspace(DEFAULT_KEYSPACE);
+            return with_operator(DEFAULT_KEYSPACE);
         }
         let version = self.versions.current();
         let hooks = match version.keyspaces().find(|k| k.id == id) {
-            Some(meta) => self.options.hooks.for_keyspace(&meta.name),
+            Some(meta) => with_operator(&meta.name),
             None => TableHooks::default(),
         };
         hooks

@@ -174,6 +174,9 @@ pub(crate) struct ReadView {
     pub(crate) seqno: SeqNo,
     /// The range tombstones of those memtables and that version.
     pub(crate) range_dels: RangeDelView,
+    /// The keyspace read, `None` for the default one (whose reads then need
+    /// no handle): its merge operator folds the operands read.
+    pub(crate) keyspace: Option<crate::Keyspace>,
 }
 
 impl Inner {
@@ -217,8 +220,8 @@ impl Inner {
             std::sync::atomic::fence(Ordering::SeqCst);
             if self.mems_generation.load(Ordering::SeqCst) == generation {
                 let seqno = snapshot.unwrap_or(visible);
-                let range_dels = RangeDelView::collect(&memtables, &version);
-                return ReadView { memtables, version, seqno, range_dels };
+                let range_dels = RangeDelView::collect(compaction::DEFAULT_KEYSPACE_ID, &memtables, &version);
+                return ReadView { memtables, version, seqno, range_dels, keyspace: None };
             }
         }
     }
@@ -226,18 +229,42 @@ impl Inner {
     /// [`Inner::read_view`] of keyspace `keyspace`: its memtables and its own
     /// levels (`version` is then that keyspace's levels, see
     /// `Version::keyspace_levels`), at the same kind of seqno, so a snapshot
-    /// reads every keyspace at one seqno. [`Error::NoSuchKeyspace`] if it is
-    /// not live.
+    /// reads every keyspace at one seqno, and the range tombstones of the
+    /// keyspace (the store's version holds every keyspace's). Taken in the
+    /// same order and again when a flushed memtable left meanwhile, as
+    /// [`Inner::read_view`] explains. [`Error::NoSuchKeyspace`] if it is not
+    /// live.
     pub(crate) fn read_view_of(&self, keyspace: &crate::Keyspace, snapshot: Option<SeqNo>) -> Result<ReadView> {
         let id = keyspace.id();
         if id == compaction::DEFAULT_KEYSPACE_ID {
             return Ok(self.read_view(snapshot));
         }
-        let visible = self.visible.load(Ordering::Acquire);
-        let memtables = self.mems.read().of_keyspace(id);
-        let version = self.versions.current().keyspace_levels(id).ok_or_else(|| Error::NoSuchKeyspace(keyspace.name().to_owned()))?;
-        // Range deletes are written in the default keyspace only (`db/range_del.rs`).
-        Ok(ReadView { memtables, version, seqno: snapshot.unwrap_or(visible), range_dels: RangeDelView::default() })
+        loop {
+            let generation = self.mems_generation.load(Ordering::SeqCst);
+            if generation % 2 == 1 {
+                std::thread::yield_now();
+                continue;
+            }
+            let visible = self.visible.load(Ordering::Acquire);
+            let memtables = self.mems.read().of_keyspace(id);
+            let store = self.versions.current();
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.mems_generation.load(Ordering::SeqCst) != generation {
+                continue;
+            }
+            let version = store.keyspace_levels(id).ok_or_else(|| Error::NoSuchKeyspace(keyspace.name().to_owned()))?;
+            let range_dels = RangeDelView::collect(id, &memtables, &store);
+            let seqno = snapshot.unwrap_or(visible);
+            return Ok(ReadView { memtables, version, seqno, range_dels, keyspace: Some(keyspace.clone()) });
+        }
+    }
+
+    /// The merge operator of the keyspace `view` reads.
+    pub(crate) fn merge_of_view(&self, view: &ReadView) -> crate::merge::KeyspaceMerge {
+        match &view.keyspace {
+            None => self.merge_operator(),
+            Some(k) => self.merge_operator_in(k),
+        }
     }
 
     /// `e` as a read-only handle reports it: damage seen in a file after the

@@ -140,7 +140,7 @@ impl Inner {
             out_value: Vec::new(),
             folded: false,
             held: false,
-            merge: self.merge_operator(),
+            merge: self.merge_of_view(view),
             exhausted: false,
             done: false,
             _version: Arc::clone(&view.version),

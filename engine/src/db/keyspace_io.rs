@@ -8,7 +8,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use compaction::DEFAULT_KEYSPACE_ID;
-use index::{Direction, KeyRange, Memtable, SeqNo};
+use index::{Direction, KeyRange, Memtable, SeqNo, ValueKind};
 
 use crate::batch::WriteBatch;
 use crate::db::inner::Inner;
@@ -84,31 +84,21 @@ impl Inner {
     /// The value of `key` in `keyspace` at `snapshot` (None = now).
     pub(crate) fn get_in(&self, keyspace: &Keyspace, key: &[u8], snapshot: Option<SeqNo>) -> Result<Option<Vec<u8>>> {
         self.check_open()?;
-        let found = (|| {
-            let view = self.read_view_of(keyspace, snapshot)?;
-            for mem in &view.memtables {
-                if let Some(found) = mem.get(key, view.seqno) {
-                    return Ok(Some(found));
-                }
-            }
-            Ok(view.version.get(&self.tables, key, view.seqno)?)
-        })();
-        match found.map_err(|e| self.reader_error(e))? {
+        let view = self.read_view_of(keyspace, snapshot)?;
+        match self.newest_version(&view, key).map_err(|e| self.reader_error(e))? {
+            // Operands are folded over their base by a scan of the one key
+            // (with the keyspace's operator, as `Inner::get` does).
+            Some((_, ValueKind::Merge, _)) => self.fold_key(&view, key),
             Some((_, kind, value)) => resolve(kind, value),
             None => Ok(None),
         }
     }
 
-    /// Seqno of the newest write of `key` in `keyspace`, applied or in flight
-    /// (see [`Inner::newest_seqno`]).
+    /// Seqno of the newest write of `key` in `keyspace`, applied or in flight,
+    /// a range delete over it included (see [`Inner::newest_seqno`]).
     pub(crate) fn newest_seqno_in(&self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<SeqNo>> {
         let view = self.read_view_of(keyspace, Some(index::MAX_SEQNO))?;
-        for mem in &view.memtables {
-            if let Some((seqno, _, _)) = mem.get(key, view.seqno) {
-                return Ok(Some(seqno));
-            }
-        }
-        Ok(view.version.get(&self.tables, key, view.seqno)?.map(|(seqno, _, _)| seqno))
+        Ok(self.newest_version(&view, key)?.map(|(seqno, _, _)| seqno))
     }
 
     /// An iterator over `range` of `keyspace` (see [`Inner::range_iter`]).
@@ -140,6 +130,27 @@ impl Db {
     pub fn delete_in(&self, keyspace: &Keyspace, key: &[u8]) -> Result<()> {
         let mut batch = WriteBatch::new();
         batch.delete_in(keyspace, key);
+        self.inner.write(&batch).map(|_| ())
+    }
+
+    /// Deletes every key `k` of `keyspace` with `start <= k < end`, as one
+    /// range tombstone of that keyspace (see [`Db::delete_range`]); keys of
+    /// other keyspaces are untouched. [`Error::NoSuchKeyspace`] (nothing
+    /// written) if the keyspace has been dropped.
+    pub fn delete_range_in(&self, keyspace: &Keyspace, start: &[u8], end: &[u8]) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete_range_in(keyspace, start, end);
+        self.inner.write(&batch).map(|_| ())
+    }
+
+    /// Writes the merge operand `operand` for `key` in `keyspace` (see
+    /// [`Db::merge`]), folded with the merge operator registered under the
+    /// keyspace's name. `Error::InvalidArgument` (nothing written) when the
+    /// keyspace has no operator; [`Error::NoSuchKeyspace`] (nothing written)
+    /// if it has been dropped.
+    pub fn merge_in(&self, keyspace: &Keyspace, key: &[u8], operand: &[u8]) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.merge_in(keyspace, key, operand);
         self.inner.write(&batch).map(|_| ())
     }
 

@@ -4,7 +4,9 @@
 //! of folding operands it does not understand.
 
 use compaction::Version;
+use index::ValueKind;
 
+use crate::batch::WriteBatch;
 use crate::db::inner::Inner;
 use crate::error::{Error, Result};
 use crate::keyspace::DEFAULT_KEYSPACE;
@@ -12,22 +14,50 @@ use crate::merge::KeyspaceMerge;
 use crate::options::Options;
 
 impl Inner {
-    /// The merge operator of the default keyspace (reads and writes of the
-    /// other keyspaces look theirs up by name the same way).
+    /// The merge operator of the default keyspace.
     pub(crate) fn merge_operator(&self) -> KeyspaceMerge {
         self.options.merge_operators.for_keyspace(DEFAULT_KEYSPACE)
     }
 
-    /// Before the first merge into the default keyspace is written, records
-    /// its operator's name in the manifest (one edit, once per store).
-    pub(crate) fn record_merge_operator(&self) -> Result<()> {
-        let merge = self.merge_operator();
-        let operator = merge.operator().ok_or_else(|| Error::Internal("merge written without an operator".into()))?;
-        let id = compaction::DEFAULT_KEYSPACE_ID;
-        if self.versions.current().merge_operator_name(id) == Some(operator.name()) {
-            return Ok(());
+    /// The merge operator of `keyspace`, looked up by its name.
+    pub(crate) fn merge_operator_in(&self, keyspace: &crate::Keyspace) -> KeyspaceMerge {
+        if keyspace.id() == compaction::DEFAULT_KEYSPACE_ID {
+            return self.merge_operator();
         }
-        Ok(self.versions.record_merge_operator(id, operator.name())?)
+        self.options.merge_operators.for_keyspace(keyspace.name())
+    }
+
+    /// The merge operator of keyspace `id` among those `batch` writes to
+    /// (named as the batch's handles name it).
+    pub(crate) fn merge_operator_of(&self, batch: &WriteBatch, id: u32) -> KeyspaceMerge {
+        if id == compaction::DEFAULT_KEYSPACE_ID {
+            return self.merge_operator();
+        }
+        self.options.merge_operators.for_keyspace(&batch.keyspace_name(id))
+    }
+
+    /// Before the first merge into a keyspace is written, records its
+    /// operator's name for the keyspace's id in the manifest (one edit, once
+    /// per keyspace): for every keyspace `batch` merges into. A keyspace no
+    /// longer live gets no record (the write is then refused as a write to a
+    /// dropped keyspace).
+    pub(crate) fn record_merge_operators(&self, batch: &WriteBatch) -> Result<()> {
+        let mut recorded: Vec<u32> = Vec::new();
+        for op in batch.ops.iter().filter(|op| op.kind == ValueKind::Merge && !op.range_delete) {
+            if recorded.contains(&op.keyspace) {
+                continue;
+            }
+            recorded.push(op.keyspace);
+            let merge = self.merge_operator_of(batch, op.keyspace);
+            let operator = merge.operator().ok_or_else(|| Error::Internal("merge written without an operator".into()))?;
+            let version = self.versions.current();
+            if !version.has_keyspace(op.keyspace) || version.merge_operator_name(op.keyspace) == Some(operator.name()) {
+                continue;
+            }
+            drop(version);
+            self.versions.record_merge_operator(op.keyspace, operator.name())?;
+        }
+        Ok(())
     }
 }
 

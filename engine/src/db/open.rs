@@ -564,7 +564,6 @@ fn start(
         tables: tables.clone(),
         options: options.compaction_options(),
         keyspace_tables: Default::default(),
-        merge_operator: options.merge_operators.for_keyspace(crate::keyspace::DEFAULT_KEYSPACE).operator().cloned(),
     };
     // Each keyspace's tables are built with the options of its create record.
     for meta in versions.current().keyspaces() {
@@ -632,10 +631,14 @@ fn start(
     inner.keep_retired_for_feed(&mut edit);
     // Every keyspace's replayed operations go to level-0 tables in the same
     // edit (an atomic flush, as at a memtable switch).
+    // The replayed range tombstones (of every keyspace) leave the WAL with the
+    // segments this edit retires, so they join the version in the same edit.
+    edit.added_range_tombstones = crate::db::range_del::generation_not_in_version(
+        replayed_mem.as_ref(),
+        replayed_in.iter().map(|(id, m)| (*id, m)),
+        &inner.versions.current(),
+    );
     if let Some(mem) = replayed_mem.filter(|m| !m.is_empty()) {
-        // The replayed range tombstones leave the WAL with the segments this
-        // edit retires, so they join the version in the same edit.
-        edit.added_range_tombstones = crate::db::range_del::not_in_version(&mem, &inner.versions.current());
         let table = inner.versions.new_file_number();
         if mem.has_entries() {
             let hooks = inner.table_hooks(compaction::DEFAULT_KEYSPACE_ID);

@@ -2,10 +2,16 @@
 //! range tombstone (record op kind 6, `engine/FORMAT.md`), whatever the number
 //! of keys it covers.
 //!
+//! Every keyspace has range deletes (`WriteBatch::delete_range_in`): a
+//! tombstone carries the id of its operation's keyspace and hides only that
+//! keyspace's keys.
+//!
 //! Where tombstones live (`docs/design.md`, "Range deletes"): in the memtable
-//! of their batch while their WAL segment is live, then in the version, moved
-//! there by the manifest edit of the flush (or ingest) that retires the
-//! segment. A read view collects the sets of its memtables and its version;
+//! of their keyspace in their batch's generation while their WAL segment is
+//! live, then in the version (the store's version holds every keyspace's),
+//! moved there by the manifest edit of the flush (or ingest) that retires the
+//! segment; a keyspace's drop edit removes its tombstones from the version.
+//! A read view of a keyspace collects the sets of its memtables and its version;
 //! a version of a key at seqno `s`, read at `r`, is hidden when a tombstone of
 //! the view over the key has a seqno in `(s, r]`. Compaction drops what a
 //! tombstone hides once no snapshot lies between the two, and the tombstone
@@ -19,11 +25,6 @@ use index::{Memtable, RangeTombstone, RangeTombstones, SeqNo};
 
 use crate::batch::{BatchOp, WriteBatch};
 use crate::error::{Error, Result};
-
-/// The keyspace range deletes are written in: the default one. A range delete
-/// in another keyspace is not offered yet (its reads would need the
-/// tombstones in that keyspace's read views).
-pub(crate) const RANGE_DELETE_KEYSPACE: u32 = compaction::DEFAULT_KEYSPACE_ID;
 
 /// Checks the bounds of a range delete before anything is written: both
 /// non-empty and within `max_key_bytes`, `start` below `end`.
@@ -56,23 +57,28 @@ pub(crate) fn batch_tombstones(batch: &WriteBatch, first: SeqNo) -> Vec<RangeTom
         .collect()
 }
 
-/// The range tombstones one read view sees: its memtables' and its version's.
+/// The range tombstones one read view of one keyspace sees: its memtables'
+/// and its version's (only those of its keyspace count).
 #[derive(Clone, Default)]
 pub(crate) struct RangeDelView {
+    /// The keyspace the view reads.
+    keyspace: u32,
     sets: Vec<Arc<RangeTombstones>>,
 }
 
 impl RangeDelView {
-    /// The tombstones of `memtables` and `version`.
-    pub(crate) fn collect(memtables: &[Arc<Memtable>], version: &Version) -> Self {
+    /// The tombstones of keyspace `keyspace` in `memtables` (that keyspace's)
+    /// and `version` (the store's version, which holds every keyspace's).
+    pub(crate) fn collect(keyspace: u32, memtables: &[Arc<Memtable>], version: &Version) -> Self {
         let mut sets: Vec<Arc<RangeTombstones>> = Vec::new();
         for held in memtables.iter().filter_map(|m| m.range_tombstones()) {
             sets.extend(held.iter().cloned());
         }
+        // Tombstones of other keyspaces in it cost a lookup that finds nothing.
         if !version.range_tombstones().is_empty() {
             sets.push(Arc::clone(version.range_tombstones()));
         }
-        RangeDelView { sets }
+        RangeDelView { keyspace, sets }
     }
 
     /// Whether the view holds no tombstone (reads then skip every check).
@@ -80,9 +86,10 @@ impl RangeDelView {
         self.sets.is_empty()
     }
 
-    /// The seqno of the newest tombstone over `key` at or below `read_seqno`.
+    /// The seqno of the newest tombstone of the view's keyspace over `key` at
+    /// or below `read_seqno`.
     pub(crate) fn newest_covering(&self, key: &[u8], read_seqno: SeqNo) -> Option<SeqNo> {
-        self.sets.iter().filter_map(|s| s.newest_covering(RANGE_DELETE_KEYSPACE, key, read_seqno)).max()
+        self.sets.iter().filter_map(|s| s.newest_covering(self.keyspace, key, read_seqno)).max()
     }
 
     /// Whether a version of `key` at `seqno`, read at `read_seqno`, is deleted
@@ -100,6 +107,25 @@ pub(crate) fn not_in_version(memtable: &Memtable, version: &Version) -> Vec<Rang
     }
     let held = seqnos(version);
     memtable.range_tombstone_list().into_iter().filter(|t| !held.contains(&t.seqno)).collect()
+}
+
+/// The range tombstones of one generation of memtables (`default`, the
+/// default keyspace's, and `others`, every other keyspace's by id) that
+/// `version` does not hold yet, leaving out those of keyspaces no longer live
+/// (dropped with their data): what the edit retiring the generation's WAL
+/// segments must add.
+pub(crate) fn generation_not_in_version<'a>(
+    default: Option<&Memtable>,
+    others: impl IntoIterator<Item = (u32, &'a Memtable)>,
+    version: &Version,
+) -> Vec<RangeTombstone> {
+    let mut added: Vec<RangeTombstone> = default.map(|m| not_in_version(m, version)).unwrap_or_default();
+    for (id, memtable) in others {
+        if version.has_keyspace(id) {
+            added.extend(not_in_version(memtable, version));
+        }
+    }
+    added
 }
 
 fn seqnos(version: &Version) -> std::collections::HashSet<SeqNo> {

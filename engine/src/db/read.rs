@@ -50,7 +50,7 @@ impl Inner {
     /// The value of `key` in `view` when its newest visible version is a merge
     /// operand: the operands folded over their base (a scan of the one key,
     /// which stops at a range tombstone as at any deletion).
-    fn fold_key(&self, view: &ReadView, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn fold_key(&self, view: &ReadView, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let range = KeyRange { start: Bound::Included(key.to_vec()), end: Bound::Included(key.to_vec()) };
         let Some(mut iter) = self.range_iter_in(view, range, Direction::Forward)? else {
             return Ok(None);
@@ -65,7 +65,7 @@ impl Inner {
     /// The newest version of `key` at or below the view's seqno, with its
     /// seqno; a version a range tombstone hides reads as a `Delete` at the
     /// tombstone's seqno.
-    fn newest_version(&self, view: &ReadView, key: &[u8]) -> Result<Option<(SeqNo, ValueKind, Vec<u8>)>> {
+    pub(crate) fn newest_version(&self, view: &ReadView, key: &[u8]) -> Result<Option<(SeqNo, ValueKind, Vec<u8>)>> {
         let found = self.newest_point_version(view, key)?;
         if let Some(t) = view.range_dels.newest_covering(key, view.seqno) {
             if found.as_ref().is_none_or(|(seqno, ..)| *seqno < t) {
@@ -113,10 +113,11 @@ impl Inner {
         let memtable_bytes = self.mems.read().total_bytes();
         let range_tombstones = {
             let mems = self.mems.read();
-            let in_memtables: usize = std::iter::once(&mems.active)
-                .chain(mems.immutables.iter())
-                .map(|m| crate::db::range_del::not_in_version(m, &version).len())
-                .sum();
+            // Every keyspace's, active and frozen, not yet in the version.
+            let others = mems.active_in.iter().chain(mems.immutables_in.iter().flat_map(|g| g.iter()));
+            let default = std::iter::once(&mems.active).chain(mems.immutables.iter()).map(|m| (compaction::DEFAULT_KEYSPACE_ID, &**m));
+            let all = default.chain(others.map(|(id, m)| (*id, &**m)));
+            let in_memtables = crate::db::range_del::generation_not_in_version(None, all, &version).len();
             in_memtables + version.range_tombstones().len()
         };
         let (block_cache_hits, block_cache_misses) = self.block_cache.as_ref().map_or((0, 0), |c| c.hit_stats());

@@ -276,7 +276,6 @@ pub(crate) fn repair(
         tables: TableCache::new(vfs.clone(), dir.to_path_buf(), keys.clone(), block_cache),
         options: options.compaction_options(),
         keyspace_tables: Default::default(),
-        merge_operator: None,
     };
     for meta in keyspaces.iter().flat_map(|(k, _)| k) {
         ctx.set_keyspace_options(meta);

@@ -55,11 +55,19 @@ impl TxnState {
         self.writes.insert((DEFAULT_KEYSPACE_ID, key.to_vec()), (Some(None), Vec::new()));
     }
 
-    /// Buffers a merge operand (default keyspace); `InvalidArgument` (nothing
-    /// buffered) without a merge operator.
+    /// Buffers a merge operand in the default keyspace; `InvalidArgument`
+    /// (nothing buffered) without a merge operator.
     pub(crate) fn merge(&mut self, inner: &Inner, key: &[u8], operand: &[u8]) -> Result<()> {
-        inner.merge_operator().check_writable()?;
-        self.writes.entry((DEFAULT_KEYSPACE_ID, key.to_vec())).or_default().1.push(operand.to_vec());
+        let default = Keyspace::new(DEFAULT_KEYSPACE_ID, crate::DEFAULT_KEYSPACE);
+        self.merge_in(inner, &default, key, operand)
+    }
+
+    /// Buffers a merge operand in `keyspace`; `InvalidArgument` (nothing
+    /// buffered) when the keyspace has no merge operator.
+    pub(crate) fn merge_in(&mut self, inner: &Inner, keyspace: &Keyspace, key: &[u8], operand: &[u8]) -> Result<()> {
+        inner.merge_operator_in(keyspace).check_writable()?;
+        self.note(keyspace);
+        self.writes.entry((keyspace.id(), key.to_vec())).or_default().1.push(operand.to_vec());
         Ok(())
     }
 
@@ -78,7 +86,7 @@ impl TxnState {
             None => return self.read_through(inner, keyspace, key),
         };
         let operands: Vec<&[u8]> = operands.iter().map(Vec::as_slice).collect();
-        inner.merge_operator().fold(key, base.as_deref(), &operands).map(Some)
+        inner.merge_operator_in(keyspace).fold(key, base.as_deref(), &operands).map(Some)
     }
 
     /// Reads `key` of `keyspace` at the snapshot, noting the read for the
@@ -128,16 +136,15 @@ impl TxnState {
                 }
                 None => {}
             }
-            // Operands are buffered in the default keyspace only.
             for operand in operands {
-                batch.merge(key, operand);
+                batch.merge_in(&keyspace, key, operand);
                 merges = true;
             }
         }
         inner.check_writable()?;
         let record_len = inner.validate_batch(&batch)?;
         if merges {
-            inner.record_merge_operator()?;
+            inner.record_merge_operators(&batch)?;
         }
         let pending = {
             let mut writer = inner.writer.lock();

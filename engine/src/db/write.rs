@@ -131,9 +131,7 @@ impl Inner {
         if batch.is_empty() {
             return Ok(self.visible.load(Ordering::Acquire));
         }
-        if batch.ops.iter().any(|op| op.kind == ValueKind::Merge && !op.range_delete) {
-            self.record_merge_operator()?;
-        }
+        self.record_merge_operators(batch)?;
         self.throttle();
         // With a change-feed retention every batch goes through the WAL, which
         // the feed reads (docs/design.md, "The change feed").
@@ -231,15 +229,15 @@ impl Inner {
                 self.options.max_batch_ops
             )));
         }
-        let mut checked_merge = false;
+        let mut checked_merge: Vec<u32> = Vec::new();
         for op in &batch.ops {
             if op.range_delete {
                 crate::db::range_del::validate_bounds(&op.key, &op.value, self.options.max_key_bytes)?;
                 continue;
             }
-            if op.kind == ValueKind::Merge && !checked_merge {
-                self.merge_operator().check_writable()?;
-                checked_merge = true;
+            if op.kind == ValueKind::Merge && !checked_merge.contains(&op.keyspace) {
+                self.merge_operator_of(batch, op.keyspace).check_writable()?;
+                checked_merge.push(op.keyspace);
             }
             let (key, value) = (&op.key, Some(&op.value));
             if key.is_empty() {
@@ -382,7 +380,16 @@ impl Inner {
                 insert(i, op);
             }
         }
-        targets.of(crate::db::range_del::RANGE_DELETE_KEYSPACE).add_range_tombstones(crate::db::range_del::batch_tombstones(batch, first));
+        // Each range tombstone goes to the memtable of its keyspace.
+        let tombstones = crate::db::range_del::batch_tombstones(batch, first);
+        if !tombstones.is_empty() {
+            for keyspace in self.batch_keyspaces(batch) {
+                let of_keyspace: Vec<_> = tombstones.iter().filter(|t| t.keyspace == keyspace).cloned().collect();
+                if !of_keyspace.is_empty() {
+                    targets.of(keyspace).add_range_tombstones(of_keyspace);
+                }
+            }
+        }
         writer.last_seqno = last;
         self.last_logged.store(last, Ordering::Release);
         Ok(Pending { last_seqno: last, wal, end_offset, flush_inline })
