@@ -336,7 +336,7 @@ impl Db {
 
     /// A read view of the store as it is now.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot { handle: self.inner.snapshots.acquire(&self.inner.visible) }
+        Snapshot { handle: self.inner.snapshots.acquire(&self.inner.pipeline.visible) }
     }
 
     /// Live pairs with keys in (`start`, `end`), ascending (`reverse` = false) or
@@ -413,20 +413,20 @@ impl Db {
             return Ok(());
         }
         {
-            let mut bg = self.inner.bg.lock();
+            let mut bg = self.inner.sched.bg.lock();
             bg.shutdown = true;
-            self.inner.bg_wake.notify_all();
-            self.inner.bg_done.notify_all();
+            self.inner.sched.bg_wake.notify_all();
+            self.inner.sched.bg_done.notify_all();
         }
         for handle in self.threads.lock().drain(..) {
             // A panicked background thread has nothing left to stop.
             let _ = handle.join();
         }
-        let failed = self.inner.failure.lock().is_some();
+        let failed = self.inner.failure.first.lock().is_some();
         if !self.inner.options.read_only && !failed {
             // A reader may have held a version when the last compaction finished;
             // leave the directory without its leftovers.
-            let _work = self.inner.work.lock();
+            let _work = self.inner.sched.work.lock();
             self.inner.delete_obsolete();
         }
         let synced = if self.inner.options.read_only || failed { Ok(()) } else { self.inner.sync_wal() };

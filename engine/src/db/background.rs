@@ -2,7 +2,7 @@
 //! them: one for flush + compaction, woken by a condvar, and (under the periodic
 //! sync policy) one that syncs the WAL on a timer.
 //!
-//! Everything here that creates or removes tables runs under `Inner::work`.
+//! Everything here that creates or removes tables runs under `Inner::sched.work`.
 //! Crash safety at each step: a new table and its directory entry are made
 //! durable (by `flush_memtable` / `run_compaction`) before the manifest edit
 //! that names it; the
@@ -47,7 +47,7 @@ impl Inner {
     fn flush_immutables_in(&self, parts: usize) -> Result<()> {
         loop {
             let (frozen, frozen_in, next_log) = {
-                let mems = self.mems.read();
+                let mems = self.pipeline.mems.read();
                 let Some(frozen) = mems.immutables.front().cloned() else { return Ok(()) };
                 let frozen_in = mems.immutables_in.front().cloned().unwrap_or_default();
                 // Once `frozen` is in a table, the oldest segment still needed is
@@ -74,15 +74,15 @@ impl Inner {
                 l.on_flush_end(&FlushEnd { job: attempt, output_files, output_bytes, duration });
             }
             {
-                let mut mems = self.mems.write();
+                let mut mems = self.pipeline.mems.write();
                 if mems.immutables.front().is_some_and(|m| Arc::ptr_eq(m, &frozen)) {
                     mems.immutables.pop_front();
                     mems.immutables_in.pop_front();
                     // Read views taken across this are taken again (`Inner::read_view`).
-                    self.mems_generation.fetch_add(2, Ordering::SeqCst);
+                    self.pipeline.mems_generation.fetch_add(2, Ordering::SeqCst);
                 }
             }
-            self.flushes.fetch_add(1, Ordering::Relaxed);
+            self.sched.flushes.fetch_add(1, Ordering::Relaxed);
             self.notify_progress();
             self.delete_obsolete();
             let bytes = frozen.approximate_bytes();
@@ -110,7 +110,7 @@ impl Inner {
     ) -> Result<Vec<(usize, FileMeta)>> {
         let mut edit = VersionEdit {
             log_number: Some(next_log),
-            last_seqno: Some(self.last_logged.load(Ordering::Acquire)),
+            last_seqno: Some(self.pipeline.last_logged.load(Ordering::Acquire)),
             // Every keyspace's range tombstones of the generation leave the WAL
             // with this edit.
             added_range_tombstones: crate::db::range_del::generation_not_in_version(
@@ -227,7 +227,7 @@ impl Inner {
                 duration,
             });
         }
-        self.compactions.fetch_add(1, Ordering::Relaxed);
+        self.sched.compactions.fetch_add(1, Ordering::Relaxed);
         self.notify_progress();
         // Unlinking a table whose reader is open only removes its name; the
         // pages it had in the page cache (the whole input, right after a
@@ -253,14 +253,14 @@ impl Inner {
     pub(crate) fn flush(&self) -> Result<()> {
         self.check_writable()?;
         {
-            let mut writer = self.writer.lock();
-            let empty = self.mems.read().active_is_empty();
+            let mut writer = self.pipeline.writer.lock();
+            let empty = self.pipeline.mems.read().active_is_empty();
             if !empty {
                 self.switch_memtable(&mut writer)?;
             }
         }
         {
-            let _work = self.work.lock();
+            let _work = self.sched.work.lock();
             // The caller waits for this flush: it may use more than one thread.
             self.flush_immutables_in(self.options.max_subcompactions)?;
         }
@@ -287,7 +287,7 @@ impl Inner {
     /// was dropped meanwhile).
     fn compact_range_in_keyspace(&self, id: u32, start: Option<&[u8]>, end: Option<&[u8]>) -> Result<()> {
         self.flush()?;
-        let _work = self.work.lock();
+        let _work = self.sched.work.lock();
         let Some(version) = self.versions.current().keyspace_levels(id) else { return Ok(()) };
         let overlapping = |level: usize| version.level_files(level).iter().any(|f| overlaps(f, start, end));
         let Some(deepest) = (0..version.num_levels()).rev().find(|&l| overlapping(l)) else { return Ok(()) };
@@ -326,7 +326,7 @@ impl Inner {
         let mut live = self.versions.live_files();
         // Segments kept for the change feed are live until they are released.
         live.extend(self.kept_feed_segments());
-        let passes = self.options.secure_delete_passes.max(self.min_overwrite_passes.load(Ordering::Acquire));
+        let passes = self.options.secure_delete_passes.max(self.sched.min_overwrite_passes.load(Ordering::Acquire));
         let mut held_back = false;
         if passes > 0 && spare_readers {
             // Overwriting a file a reader process still reads would break its
@@ -435,20 +435,20 @@ impl Inner {
 
     /// Tells the background thread there may be work.
     pub(crate) fn wake_background(&self) {
-        let _bg = self.bg.lock();
-        self.bg_wake.notify_all();
+        let _bg = self.sched.bg.lock();
+        self.sched.bg_wake.notify_all();
     }
 
     /// Tells stalled writers a flush or compaction finished.
     fn notify_progress(&self) {
-        let mut bg = self.bg.lock();
+        let mut bg = self.sched.bg.lock();
         bg.full = None;
-        self.bg_done.notify_all();
+        self.sched.bg_done.notify_all();
     }
 
     /// Numbers a flush or compaction about to begin.
     fn begin_attempt(&self) -> u64 {
-        let mut bg = self.bg.lock();
+        let mut bg = self.sched.bg.lock();
         bg.attempts += 1;
         bg.attempts
     }
@@ -463,8 +463,8 @@ impl Inner {
             if let Some(l) = self.listener() {
                 l.on_background_error(&BackgroundError { operation: what.into(), message: e.to_string(), writes_stopped: false });
             }
-            self.bg.lock().full = Some((file.clone(), attempt));
-            self.bg_done.notify_all();
+            self.sched.bg.lock().full = Some((file.clone(), attempt));
+            self.sched.bg_done.notify_all();
         } else {
             self.record_failure(what, e);
         }
@@ -483,10 +483,10 @@ impl Inner {
 
     /// Whether the background thread has something to do.
     fn has_background_work(&self) -> bool {
-        if self.failure.lock().is_some() {
+        if self.failure.first.lock().is_some() {
             return false;
         }
-        if !self.mems.read().immutables.is_empty() {
+        if !self.pipeline.mems.read().immutables.is_empty() {
             return true;
         }
         compaction::pick_compaction(&self.versions.current(), &self.ctx.options).is_some()
@@ -532,31 +532,31 @@ pub(crate) fn overlaps(file: &FileMeta, start: Option<&[u8]>, end: Option<&[u8]>
 pub(crate) fn run_background(inner: Arc<Inner>) {
     loop {
         {
-            let mut bg = inner.bg.lock();
+            let mut bg = inner.sched.bg.lock();
             if bg.shutdown {
                 return;
             }
             if !inner.has_background_work() {
-                inner.bg_wake.wait_for(&mut bg, IDLE_POLL);
+                inner.sched.bg_wake.wait_for(&mut bg, IDLE_POLL);
                 let shutdown = bg.shutdown;
                 drop(bg);
                 if !shutdown && inner.feed_expiry_due() {
                     // Kept change-feed segments age out on an idle store too.
-                    let _work = inner.work.lock();
+                    let _work = inner.sched.work.lock();
                     inner.delete_obsolete();
                 }
                 continue;
             }
         }
         let result = {
-            let _work = inner.work.lock();
+            let _work = inner.sched.work.lock();
             inner.compact_pending()
         };
         if matches!(result, Err(ref e) if e.is_storage_full()) {
             // Wait for space to be freed; a shutdown still wakes the thread at once.
-            let mut bg = inner.bg.lock();
+            let mut bg = inner.sched.bg.lock();
             if !bg.shutdown {
-                inner.bg_wake.wait_for(&mut bg, FULL_DISK_BACKOFF);
+                inner.sched.bg_wake.wait_for(&mut bg, FULL_DISK_BACKOFF);
             }
         }
     }
@@ -566,11 +566,11 @@ pub(crate) fn run_background(inner: Arc<Inner>) {
 pub(crate) fn run_periodic_sync(inner: Arc<Inner>, interval: Duration) {
     loop {
         {
-            let mut bg = inner.bg.lock();
+            let mut bg = inner.sched.bg.lock();
             if bg.shutdown {
                 return;
             }
-            inner.bg_wake.wait_for(&mut bg, interval);
+            inner.sched.bg_wake.wait_for(&mut bg, interval);
             if bg.shutdown {
                 return;
             }

@@ -376,8 +376,8 @@ mod tests {
     #[test]
     fn a_reserved_value_kind_is_unsupported_and_leaves_the_cursor_invalid() {
         let db = store(&["a", "c"]);
-        let seqno = db.inner.visible.load(Ordering::Acquire);
-        db.inner.mems.read().active.insert(b"b", seqno, ValueKind::BlobRef, b"reference");
+        let seqno = db.inner.pipeline.visible.load(Ordering::Acquire);
+        db.inner.pipeline.mems.read().active.insert(b"b", seqno, ValueKind::BlobRef, b"reference");
         let mut c = db.cursor(IterOptions::new()).unwrap();
         c.seek_to_first().unwrap();
         assert_eq!(at(&c).as_deref(), Some("a"));
@@ -395,8 +395,8 @@ mod tests {
     #[test]
     fn merge_operands_without_an_operator_are_an_error_and_leave_the_cursor_invalid() {
         let db = store(&["a", "c"]);
-        let seqno = db.inner.visible.load(Ordering::Acquire);
-        db.inner.mems.read().active.insert(b"b", seqno, ValueKind::Merge, b"operand");
+        let seqno = db.inner.pipeline.visible.load(Ordering::Acquire);
+        db.inner.pipeline.mems.read().active.insert(b"b", seqno, ValueKind::Merge, b"operand");
         let mut c = db.cursor(IterOptions::new()).unwrap();
         c.seek_to_first().unwrap();
         assert!(matches!(c.next(), Err(Error::NoMergeOperator { .. })));

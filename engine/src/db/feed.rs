@@ -122,7 +122,7 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let upper = self.visible.load(Ordering::Acquire);
+        let upper = self.pipeline.visible.load(Ordering::Acquire);
         let next = after.saturating_add(1);
         let sources = self.feed_sources();
         let mut feed = ChangeFeed {
@@ -389,7 +389,7 @@ impl Inner {
     /// Whether a kept segment has fallen out of the retention since the last
     /// removal (an idle store's segments age out without any flush).
     pub(crate) fn feed_expiry_due(&self) -> bool {
-        !self.options.read_only && self.failure.lock().is_none() && !self.expired_feed_segments().is_empty()
+        !self.options.read_only && self.failure.first.lock().is_none() && !self.expired_feed_segments().is_empty()
     }
 
     /// Ends the retention of every kept segment (a key rotation: they are sealed

@@ -2,8 +2,14 @@
 //! engine uses: file names, error recording, and which memtables and version a
 //! reader sees.
 //!
+//! `Inner` groups the store's shared state: its files and keys, the write
+//! pipeline (`pipeline`: writer state, memtables, visible seqno), the
+//! background scheduler (`sched`: work queue, condvars, counters) and the
+//! failure state (`failure`).
+//!
 //! Lock order (never take an earlier one while holding a later one):
-//! `writer` -> `work` -> `bg` -> `mems` -> `failure` (an ingest and a key
+//! `pipeline.writer` -> `sched.work` -> `sched.bg` -> `pipeline.mems` ->
+//! `failure.first` (an ingest and a key
 //! rotation hold `writer` while they take `work`; docs/design.md, "Threading
 //! and lock order", lists every lock). The `work` mutex serializes everything
 //! that creates or removes tables (flush, compaction, obsolete-file removal),
@@ -30,7 +36,7 @@ use crate::options::Options;
 /// Name of the lock file in the store directory.
 pub(crate) const LOCK_FILE: &str = "LOCK";
 
-/// State only the writer holding `Inner::writer` may change.
+/// State only the writer holding `Inner::pipeline.writer` may change.
 pub(crate) struct WriterState {
     /// The active WAL segment (`None` in a read-only open).
     pub(crate) wal: Option<Arc<LogWriter>>,
@@ -120,17 +126,9 @@ pub(crate) struct BgState {
     pub(crate) full: Option<(String, u64)>,
 }
 
-/// Everything an open store shares between the user's threads and its own.
-pub(crate) struct Inner {
-    pub(crate) dir: PathBuf,
-    /// The file system; a [`super::read_only_vfs::ReadOnlyVfs`] in a read-only open.
-    pub(crate) vfs: Arc<dyn Vfs>,
-    pub(crate) options: Options,
-    pub(crate) keys: Arc<KeyManager>,
-    pub(crate) versions: Arc<VersionSet>,
-    pub(crate) tables: Arc<TableCache>,
-    pub(crate) block_cache: Option<Arc<BlockCache>>,
-    pub(crate) ctx: CompactionContext,
+/// The write pipeline: the writer's state, the memtables batches go into and
+/// the seqnos that say what readers may see.
+pub(crate) struct WritePipeline {
     pub(crate) writer: Mutex<WriterState>,
     pub(crate) mems: RwLock<Memtables>,
     /// Raised by 2, under the `mems` write lock, when a flushed memtable leaves
@@ -143,7 +141,11 @@ pub(crate) struct Inner {
     pub(crate) visible: AtomicU64,
     /// Last seqno whose batch has been appended to a WAL segment.
     pub(crate) last_logged: AtomicU64,
-    pub(crate) snapshots: Arc<SnapshotRegistry>,
+}
+
+/// The background scheduler: coordination of flushes, compactions and
+/// obsolete-file removal with the writers that wait for them, and their counts.
+pub(crate) struct Scheduler {
     pub(crate) bg: Mutex<BgState>,
     /// Wakes the background threads (work queued, or shutdown).
     pub(crate) bg_wake: Condvar,
@@ -151,9 +153,6 @@ pub(crate) struct Inner {
     pub(crate) bg_done: Condvar,
     /// Serializes flushes, compactions and obsolete-file removal.
     pub(crate) work: Mutex<()>,
-    /// The first failure that stopped writes (WAL append/sync, or background work).
-    pub(crate) failure: Mutex<Option<Error>>,
-    pub(crate) failure_logged: AtomicBool,
     pub(crate) flushes: AtomicU64,
     /// Batches written straight to a table (`Options::ingest_min_bytes`).
     pub(crate) ingests: AtomicU64,
@@ -161,6 +160,33 @@ pub(crate) struct Inner {
     /// Overwrite passes that obsolete-file removal uses at least, raised while a
     /// secure deletion runs (see `db/secure_delete.rs`).
     pub(crate) min_overwrite_passes: AtomicU32,
+}
+
+/// The failure state: the first failure that stopped writes.
+pub(crate) struct FailureState {
+    /// The first failure that stopped writes (WAL append/sync, or background work).
+    pub(crate) first: Mutex<Option<Error>>,
+    /// Whether it has been reported on stderr (once).
+    pub(crate) logged: AtomicBool,
+}
+
+/// Everything an open store shares between the user's threads and its own:
+/// the store's files and keys, the write pipeline, the background scheduler
+/// and the failure state.
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    /// The file system; a [`super::read_only_vfs::ReadOnlyVfs`] in a read-only open.
+    pub(crate) vfs: Arc<dyn Vfs>,
+    pub(crate) options: Options,
+    pub(crate) keys: Arc<KeyManager>,
+    pub(crate) versions: Arc<VersionSet>,
+    pub(crate) tables: Arc<TableCache>,
+    pub(crate) block_cache: Option<Arc<BlockCache>>,
+    pub(crate) ctx: CompactionContext,
+    pub(crate) pipeline: WritePipeline,
+    pub(crate) snapshots: Arc<SnapshotRegistry>,
+    pub(crate) sched: Scheduler,
+    pub(crate) failure: FailureState,
     pub(crate) lock: Mutex<Option<Box<dyn LockGuard>>>,
     /// A read-only handle's registration as a reader (see `db/readers.rs`).
     pub(crate) reader: Option<Arc<ReaderRegistration>>,
@@ -198,7 +224,7 @@ impl Inner {
     /// holding the memtable's operands too would count twice.
     pub(crate) fn read_view(&self, snapshot: Option<SeqNo>) -> ReadView {
         loop {
-            let generation = self.mems_generation.load(Ordering::SeqCst);
+            let generation = self.pipeline.mems_generation.load(Ordering::SeqCst);
             if generation % 2 == 1 {
                 // A read-only refresh is swapping the version and the memtables.
                 std::thread::yield_now();
@@ -207,9 +233,9 @@ impl Inner {
             // `visible` first: every batch at or below it is then in the memtables or
             // in the version loaded after it (a batch written as a table is made
             // visible only after its version is installed).
-            let visible = self.visible.load(Ordering::Acquire);
+            let visible = self.pipeline.visible.load(Ordering::Acquire);
             let memtables = {
-                let mems = self.mems.read();
+                let mems = self.pipeline.mems.read();
                 let mut v = Vec::with_capacity(1 + mems.immutables.len());
                 v.push(mems.active.clone());
                 v.extend(mems.immutables.iter().rev().cloned());
@@ -218,7 +244,7 @@ impl Inner {
             let version = self.versions.current();
             // The version's load is ordered before the second look.
             std::sync::atomic::fence(Ordering::SeqCst);
-            if self.mems_generation.load(Ordering::SeqCst) == generation {
+            if self.pipeline.mems_generation.load(Ordering::SeqCst) == generation {
                 let seqno = snapshot.unwrap_or(visible);
                 let range_dels = RangeDelView::collect(compaction::DEFAULT_KEYSPACE_ID, &memtables, &version);
                 return ReadView { memtables, version, seqno, range_dels, keyspace: None };
@@ -240,16 +266,16 @@ impl Inner {
             return Ok(self.read_view(snapshot));
         }
         loop {
-            let generation = self.mems_generation.load(Ordering::SeqCst);
+            let generation = self.pipeline.mems_generation.load(Ordering::SeqCst);
             if generation % 2 == 1 {
                 std::thread::yield_now();
                 continue;
             }
-            let visible = self.visible.load(Ordering::Acquire);
-            let memtables = self.mems.read().of_keyspace(id);
+            let visible = self.pipeline.visible.load(Ordering::Acquire);
+            let memtables = self.pipeline.mems.read().of_keyspace(id);
             let store = self.versions.current();
             std::sync::atomic::fence(Ordering::SeqCst);
-            if self.mems_generation.load(Ordering::SeqCst) != generation {
+            if self.pipeline.mems_generation.load(Ordering::SeqCst) != generation {
                 continue;
             }
             let version = store.keyspace_levels(id).ok_or_else(|| Error::NoSuchKeyspace(keyspace.name().to_owned()))?;
@@ -282,7 +308,7 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        if let Some(e) = self.failure.lock().as_ref() {
+        if let Some(e) = self.failure.first.lock().as_ref() {
             return Err(e.duplicate());
         }
         Ok(())
@@ -291,7 +317,7 @@ impl Inner {
     /// Records the first failure that stops writes and reports it once on stderr.
     /// Later writes return a copy of it; reads keep working.
     pub(crate) fn record_failure(&self, what: &str, e: &Error) {
-        let mut slot = self.failure.lock();
+        let mut slot = self.failure.first.lock();
         if slot.is_none() {
             *slot = Some(match e {
                 Error::ReadOnly(_) => e.duplicate(),
@@ -299,7 +325,7 @@ impl Inner {
             });
         }
         drop(slot);
-        if !self.failure_logged.swap(true, Ordering::AcqRel) {
+        if !self.failure.logged.swap(true, Ordering::AcqRel) {
             tracing::error!(operation = what, dir = %self.dir.display(), error = %e, "failed: writes are stopped, reads continue");
             if let Some(l) = self.options.event_listener.as_deref() {
                 l.on_background_error(&crate::events::BackgroundError {
@@ -309,12 +335,12 @@ impl Inner {
                 });
             }
         }
-        self.bg_done.notify_all();
+        self.sched.bg_done.notify_all();
     }
 
     /// Whether `close` (or drop) has begun.
     pub(crate) fn shutting_down(&self) -> bool {
-        self.bg.lock().shutdown
+        self.sched.bg.lock().shutdown
     }
 
     /// Number of tables in level 0 of the current version: of the keyspace

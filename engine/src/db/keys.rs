@@ -240,8 +240,8 @@ impl Inner {
         // new keyring is written: obsolete-file removal (run under `work` by
         // background compactions) takes any `*.tmp` for a leftover and would
         // remove `KEYRING.tmp` between its write and its rename.
-        let mut writer = self.writer.lock();
-        let work = self.work.lock();
+        let mut writer = self.pipeline.writer.lock();
+        let work = self.sched.work.lock();
         let new_epoch = self.keys.rotate(&self.vfs, &self.dir)?;
         let mut report = RotationReport {
             new_epoch,

@@ -68,10 +68,10 @@ impl Inner {
     pub(crate) fn memtables_for(&self, batch: &WriteBatch) -> BatchTargets {
         if batch.keyspaces.is_empty() {
             // Every operation is in the default keyspace: the path of a store without keyspaces.
-            return BatchTargets { default: self.mems.read().active.clone(), others: Vec::new() };
+            return BatchTargets { default: self.pipeline.mems.read().active.clone(), others: Vec::new() };
         }
         let ids = self.batch_keyspaces(batch);
-        let mut mems = self.mems.write();
+        let mut mems = self.pipeline.mems.write();
         let (number, bytes) = (mems.active.id(), self.options.memtable_size_bytes);
         let others = ids
             .iter()

@@ -60,8 +60,8 @@ impl Inner {
         // keyspace is either appended before it or refused after it. `work`
         // keeps flushes and compactions out while the keyspace's levels go:
         // none is then writing a table for a keyspace that no longer exists.
-        let _writer = self.writer.lock();
-        let _work = self.work.lock();
+        let _writer = self.pipeline.writer.lock();
+        let _work = self.sched.work.lock();
         self.restart_full_manifest()?;
         match self.versions.drop_keyspace(meta.id) {
             Ok(true) => {

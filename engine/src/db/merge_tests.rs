@@ -24,10 +24,10 @@ fn an_operand_held_by_a_memtable_and_a_table_is_folded_once() {
     let db = Db::create(Path::new("/m/store"), &Credential::passphrase("merge"), options).unwrap();
     db.put(b"k", &U64AddOperator::encode(10)).unwrap();
     db.merge(b"k", &U64AddOperator::encode(1)).unwrap();
-    let seqno = db.inner.visible.load(Ordering::Acquire);
+    let seqno = db.inner.pipeline.visible.load(Ordering::Acquire);
     db.flush().unwrap();
     // The operand again, as the memtable it was flushed from would still hold it.
-    db.inner.mems.read().active.insert(b"k", seqno, ValueKind::Merge, &U64AddOperator::encode(1));
+    db.inner.pipeline.mems.read().active.insert(b"k", seqno, ValueKind::Merge, &U64AddOperator::encode(1));
     let eleven = U64AddOperator::encode(11).to_vec();
     assert_eq!(db.get(b"k").unwrap(), Some(eleven.clone()));
     for reverse in [false, true] {

@@ -20,8 +20,8 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use wal::LogReader;
 
 use crate::db::inner::{
-    file_number, max_file_number, retired_if_evicted, sync_dir, wal_name, wal_segment_is_blank, BgState, Inner,
-    Memtables, WriterState, LOCK_FILE,
+    file_number, max_file_number, retired_if_evicted, sync_dir, wal_name, wal_segment_is_blank, BgState, FailureState,
+    Inner, Memtables, Scheduler, WritePipeline, WriterState, LOCK_FILE,
 };
 use crate::db::read_only_vfs::ReadOnlyVfs;
 use crate::db::readers::ReaderRegistration;
@@ -583,22 +583,25 @@ fn start(
         tables,
         block_cache,
         ctx,
-        writer: Mutex::new(WriterState { wal: None, last_seqno, wal_full: false }),
-        mems: RwLock::new(Memtables::new(Arc::new(Memtable::new(0)))),
-        visible: AtomicU64::new(last_seqno),
-        mems_generation: AtomicU64::new(0),
-        last_logged: AtomicU64::new(last_seqno),
+        pipeline: WritePipeline {
+            writer: Mutex::new(WriterState { wal: None, last_seqno, wal_full: false }),
+            mems: RwLock::new(Memtables::new(Arc::new(Memtable::new(0)))),
+            visible: AtomicU64::new(last_seqno),
+            mems_generation: AtomicU64::new(0),
+            last_logged: AtomicU64::new(last_seqno),
+        },
         snapshots: Arc::new(SnapshotRegistry::default()),
-        bg: Mutex::new(BgState::default()),
-        bg_wake: Condvar::new(),
-        bg_done: Condvar::new(),
-        work: Mutex::new(()),
-        failure: Mutex::new(None),
-        failure_logged: AtomicBool::new(false),
-        flushes: AtomicU64::new(0),
-        ingests: AtomicU64::new(0),
-        compactions: AtomicU64::new(0),
-        min_overwrite_passes: AtomicU32::new(0),
+        sched: Scheduler {
+            bg: Mutex::new(BgState::default()),
+            bg_wake: Condvar::new(),
+            bg_done: Condvar::new(),
+            work: Mutex::new(()),
+            flushes: AtomicU64::new(0),
+            ingests: AtomicU64::new(0),
+            compactions: AtomicU64::new(0),
+            min_overwrite_passes: AtomicU32::new(0),
+        },
+        failure: FailureState { first: Mutex::new(None), logged: AtomicBool::new(false) },
         lock: Mutex::new(lock),
         reader,
         closed: AtomicBool::new(false),
@@ -606,7 +609,7 @@ fn start(
     open_tables(&inner).map_err(|e| inner.reader_error(e))?;
     if read_only {
         if let Some(mem) = replayed_mem {
-            let mut mems = inner.mems.write();
+            let mut mems = inner.pipeline.mems.write();
             mems.active = Arc::new(mem);
             mems.active_in = replayed_in.into_iter().map(|(id, m)| (id, Arc::new(m))).collect();
         }
@@ -655,8 +658,8 @@ fn start(
         }
     }
     inner.versions.log_and_apply(edit)?;
-    inner.writer.lock().wal = Some(Arc::new(wal));
-    inner.mems.write().active = Arc::new(Memtable::with_expected_bytes(number, inner.options.memtable_size_bytes));
+    inner.pipeline.writer.lock().wal = Some(Arc::new(wal));
+    inner.pipeline.mems.write().active = Arc::new(Memtable::with_expected_bytes(number, inner.options.memtable_size_bytes));
     inner.delete_obsolete();
     Ok(inner)
 }

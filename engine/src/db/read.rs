@@ -110,9 +110,9 @@ impl Inner {
             .list_dir(&self.dir)
             .map(|names| names.iter().filter_map(|n| self.vfs.file_size(&self.dir.join(n)).ok()).sum())
             .unwrap_or(0);
-        let memtable_bytes = self.mems.read().total_bytes();
+        let memtable_bytes = self.pipeline.mems.read().total_bytes();
         let range_tombstones = {
-            let mems = self.mems.read();
+            let mems = self.pipeline.mems.read();
             // Every keyspace's, active and frozen, not yet in the version.
             let others = mems.active_in.iter().chain(mems.immutables_in.iter().flat_map(|g| g.iter()));
             let default = std::iter::once(&mems.active).chain(mems.immutables.iter()).map(|m| (compaction::DEFAULT_KEYSPACE_ID, &**m));
@@ -122,7 +122,7 @@ impl Inner {
         };
         let (block_cache_hits, block_cache_misses) = self.block_cache.as_ref().map_or((0, 0), |c| c.hit_stats());
         Stats {
-            last_seqno: self.visible.load(Ordering::Acquire),
+            last_seqno: self.pipeline.visible.load(Ordering::Acquire),
             files_per_level,
             bytes_per_level,
             disk_bytes,
@@ -130,9 +130,9 @@ impl Inner {
             block_cache_hits,
             block_cache_misses,
             open_tables: self.tables.open_count(),
-            flushes: self.flushes.load(Ordering::Relaxed),
-            ingests: self.ingests.load(Ordering::Relaxed),
-            compactions: self.compactions.load(Ordering::Relaxed),
+            flushes: self.sched.flushes.load(Ordering::Relaxed),
+            ingests: self.sched.ingests.load(Ordering::Relaxed),
+            compactions: self.sched.compactions.load(Ordering::Relaxed),
             live_epochs: self.keys.epochs(),
             current_epoch: self.keys.current_epoch(),
             files_per_epoch: self.files_per_epoch().unwrap_or_default(),

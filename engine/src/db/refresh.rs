@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 /// retired a manifest, table or log between listing and reading it).
 const REFRESH_ATTEMPTS: u32 = 20;
 
-/// Holds `Inner::mems_generation` odd while it lives (even again on drop, also
+/// Holds `Inner::pipeline.mems_generation` odd while it lives (even again on drop, also
 /// when a refresh unwinds, so reads never wait for good).
 struct Swapping<'a>(&'a AtomicU64);
 
@@ -64,7 +64,7 @@ impl Inner {
         // removed): reads wait while the generation is odd (`Inner::read_view`).
         // Without one, this handle's reads never fold operands (they fail
         // with `NoMergeOperator`), so reads go on as before.
-        let swapping = self.options.merge_operators.iter().next().is_some().then(|| Swapping::begin(&self.mems_generation));
+        let swapping = self.options.merge_operators.iter().next().is_some().then(|| Swapping::begin(&self.pipeline.mems_generation));
         let result = self.refresh_attempts().map_err(|e| self.reader_error(e));
         drop(swapping);
         if result.is_err() {
@@ -135,13 +135,13 @@ impl Inner {
         let live = self.versions.live_files();
         self.tables.retain(|n| live.contains(&n));
         {
-            let mut mems = self.mems.write();
+            let mut mems = self.pipeline.mems.write();
             mems.reset(Arc::new(replayed.memtable));
             mems.active_in = replayed.memtables_in.into_iter().map(|(id, m)| (id, Arc::new(m))).collect();
         }
-        self.last_logged
+        self.pipeline.last_logged
             .fetch_max(replayed.last_seqno, Ordering::AcqRel);
-        self.visible.fetch_max(
+        self.pipeline.visible.fetch_max(
             replayed.last_seqno.max(self.versions.last_seqno()),
             Ordering::AcqRel,
         );

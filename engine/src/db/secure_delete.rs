@@ -54,14 +54,14 @@ struct OverwriteGuard<'a> {
 
 impl<'a> OverwriteGuard<'a> {
     fn raise(inner: &'a Inner, passes: u32) -> Self {
-        inner.min_overwrite_passes.fetch_max(passes, Ordering::AcqRel);
+        inner.sched.min_overwrite_passes.fetch_max(passes, Ordering::AcqRel);
         OverwriteGuard { inner }
     }
 }
 
 impl Drop for OverwriteGuard<'_> {
     fn drop(&mut self) {
-        self.inner.min_overwrite_passes.store(0, Ordering::Release);
+        self.inner.sched.min_overwrite_passes.store(0, Ordering::Release);
     }
 }
 
@@ -263,7 +263,7 @@ impl Inner {
                         keys.push(pair?.0.to_vec());
                     }
                 }
-                let mut last = self.visible.load(Ordering::Acquire);
+                let mut last = self.pipeline.visible.load(Ordering::Acquire);
                 for chunk in keys.chunks(DELETES_PER_BATCH) {
                     let mut batch = WriteBatch::new();
                     for k in chunk {

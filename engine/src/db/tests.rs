@@ -555,7 +555,7 @@ fn a_segment_replaced_by_its_earlier_copy_shows_a_seqno_gap() {
     db.put(b"b", b"2").unwrap();
     {
         // A memtable switch whose flush has not run yet: both segments listed.
-        let mut writer = db.inner.writer.lock();
+        let mut writer = db.inner.pipeline.writer.lock();
         db.inner.switch_memtable(&mut writer).unwrap();
     }
     db.put(b"c", b"3").unwrap();

@@ -34,7 +34,7 @@ pub(crate) struct TxnState {
 
 impl TxnState {
     pub(crate) fn begin(inner: &Inner) -> Self {
-        TxnState { snapshot: inner.snapshots.acquire(&inner.visible), writes: BTreeMap::new(), reads: BTreeSet::new(), keyspaces: Vec::new() }
+        TxnState { snapshot: inner.snapshots.acquire(&inner.pipeline.visible), writes: BTreeMap::new(), reads: BTreeSet::new(), keyspaces: Vec::new() }
     }
 
     /// The seqno the transaction reads at.
@@ -147,7 +147,7 @@ impl TxnState {
             inner.record_merge_operators(&batch)?;
         }
         let pending = {
-            let mut writer = inner.writer.lock();
+            let mut writer = inner.pipeline.writer.lock();
             let begin = self.seqno();
             inner.check_keyspaces_live(&batch)?;
             for (id, key) in self.reads.iter().chain(self.writes.keys()) {

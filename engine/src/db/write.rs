@@ -129,18 +129,18 @@ impl Inner {
         self.check_writable()?;
         let record_len = self.validate_batch(batch)?;
         if batch.is_empty() {
-            return Ok(self.visible.load(Ordering::Acquire));
+            return Ok(self.pipeline.visible.load(Ordering::Acquire));
         }
         self.record_merge_operators(batch)?;
         self.throttle();
         // With a change-feed retention every batch goes through the WAL, which
         // the feed reads (docs/design.md, "The change feed").
         if record_len >= self.options.ingest_min_bytes && self.options.change_feed_retention.is_none() {
-            let mut writer = self.writer.lock();
+            let mut writer = self.pipeline.writer.lock();
             return self.ingest_locked(&mut writer, batch);
         }
         let pending = {
-            let mut writer = self.writer.lock();
+            let mut writer = self.pipeline.writer.lock();
             self.append_locked(&mut writer, batch, record_len)?
         };
         self.finish_write(pending)
@@ -170,7 +170,7 @@ impl Inner {
             return Err(Error::ReadOnly("sequence numbers exhausted".into()));
         }
         self.switch_memtable(writer)?;
-        let work = self.work.lock();
+        let work = self.sched.work.lock();
         self.flush_immutables()?;
         let order = table_order(batch);
         // One table per keyspace the batch writes to, all added by one edit;
@@ -207,9 +207,9 @@ impl Inner {
             return Err(e);
         }
         writer.last_seqno = last;
-        self.last_logged.store(last, Ordering::Release);
-        self.visible.fetch_max(last, Ordering::AcqRel);
-        self.ingests.fetch_add(1, Ordering::Relaxed);
+        self.pipeline.last_logged.store(last, Ordering::Release);
+        self.pipeline.visible.fetch_max(last, Ordering::AcqRel);
+        self.sched.ingests.fetch_add(1, Ordering::Relaxed);
         self.advance_freshness(last)?;
         if !background {
             self.bound_level0_inline()?;
@@ -391,7 +391,7 @@ impl Inner {
             }
         }
         writer.last_seqno = last;
-        self.last_logged.store(last, Ordering::Release);
+        self.pipeline.last_logged.store(last, Ordering::Release);
         Ok(Pending { last_seqno: last, wal, end_offset, flush_inline })
     }
 
@@ -402,9 +402,9 @@ impl Inner {
                 return Err(self.wal_failed("WAL sync", e));
             }
         }
-        self.visible.fetch_max(pending.last_seqno, Ordering::AcqRel);
+        self.pipeline.visible.fetch_max(pending.last_seqno, Ordering::AcqRel);
         if pending.flush_inline {
-            let _work = self.work.lock();
+            let _work = self.sched.work.lock();
             match self.flush_immutables() {
                 // The batch is durable in the log; the flush is retried at the next switch.
                 Err(e) if e.is_storage_full() => {}
@@ -512,7 +512,7 @@ impl Inner {
         let background = self.options.background_compaction;
         loop {
             let (active_bytes, immutables) = {
-                let mems = self.mems.read();
+                let mems = self.pipeline.mems.read();
                 (mems.active_bytes(), mems.immutables.len())
             };
             let full = active_bytes >= self.options.memtable_size_bytes;
@@ -558,13 +558,13 @@ impl Inner {
     /// Waits (holding the writer mutex, so other writers queue behind) until the
     /// background thread reports progress, the store closes or work failed.
     fn wait_for_background(&self) -> Result<()> {
-        let mut bg = self.bg.lock();
+        let mut bg = self.sched.bg.lock();
         if bg.shutdown {
             return Err(Error::Closed);
         }
         let waiting_since = bg.attempts;
-        self.bg_wake.notify_all();
-        self.bg_done.wait_for(&mut bg, STALL_POLL);
+        self.sched.bg_wake.notify_all();
+        self.sched.bg_done.wait_for(&mut bg, STALL_POLL);
         if let Some((file, attempt)) = &bg.full {
             // The flush this writer waits for cannot run until space is freed.
             // Only an attempt begun after the wait began says so: an older one
@@ -592,7 +592,7 @@ impl Inner {
             }
             self.trim_wal(&old);
         }
-        self.visible.fetch_max(writer.last_seqno, Ordering::AcqRel);
+        self.pipeline.visible.fetch_max(writer.last_seqno, Ordering::AcqRel);
         let number = self.versions.new_file_number();
         let wal = self.create_wal(number).inspect_err(|e| {
             if e.is_storage_full() {
@@ -620,7 +620,7 @@ impl Inner {
         })?;
         writer.wal = Some(Arc::new(wal));
         // Every keyspace's memtable is frozen with the default one (atomic flush).
-        self.mems.write().freeze(Arc::new(Memtable::with_expected_bytes(number, self.options.memtable_size_bytes)));
+        self.pipeline.mems.write().freeze(Arc::new(Memtable::with_expected_bytes(number, self.options.memtable_size_bytes)));
         Ok(())
     }
 
@@ -660,7 +660,7 @@ impl Inner {
 
     /// Trims the active segment at close, once it was synced (see [`Inner::trim_wal`]).
     pub(crate) fn trim_active_wal(&self) {
-        let wal = self.writer.lock().wal.clone();
+        let wal = self.pipeline.writer.lock().wal.clone();
         if let Some(wal) = wal {
             self.trim_wal(&wal);
         }
@@ -670,7 +670,7 @@ impl Inner {
     pub(crate) fn sync_wal(&self) -> Result<()> {
         // A log stopped by a full disk still syncs the records appended before
         // the failure; the next write rolls to a new segment.
-        let wal = self.writer.lock().wal.clone();
+        let wal = self.pipeline.writer.lock().wal.clone();
         if let Some(wal) = wal {
             if let Err(e) = wal.sync() {
                 return Err(self.wal_failed("WAL sync", e));
