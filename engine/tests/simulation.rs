@@ -39,6 +39,13 @@
 //! appending merge operator; the model appends), chosen by a third generator:
 //! operands then cross faults, crashes, WAL replay, flushes and compactions.
 //! Their draws leave the main generator's untouched.
+//! Seeds 2 and 3 mod 4 also write range deletes (`delete_range`,
+//! `delete_range_in`) inside batches, chosen by a generator of their own: over
+//! the shared keys of the default keyspace and over shared keys written (by
+//! the same generator) in the two keyspaces, at any place among the batch's
+//! shared writes and merges, which the model applies in op order. Tombstones
+//! then cross faults, crashes (the batch is all or nothing), WAL replay,
+//! repair, flushes, compactions (of the keyspaces too) and the drop.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,9 +95,36 @@ struct Batch {
     /// How many keyspaces its private keys were spread over (private key `i`
     /// is in keyspace `i % spread` of [default, first, second]).
     spread: u32,
-    shared: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    /// Which of `shared` are merge operands (their value appended) rather than puts.
-    merges: Vec<bool>,
+    /// Its writes to shared keys, in op order.
+    shared: Vec<Shared>,
+}
+
+/// A write to shared keys. The keyspace is an index into [default, first,
+/// second].
+#[derive(Debug, Clone)]
+enum Shared {
+    Put(usize, Vec<u8>, Vec<u8>),
+    /// A merge operand (default keyspace only): appended to the value.
+    Merge(Vec<u8>, Vec<u8>),
+    Delete(usize, Vec<u8>),
+    /// Deletes the keys `start <= k < end` of the keyspace.
+    DeleteRange(usize, Vec<u8>, Vec<u8>),
+}
+
+/// Applies `ops` in order to the shared keys of each keyspace, `maps`.
+fn apply(maps: &mut [BTreeMap<Vec<u8>, Vec<u8>>; 3], ops: &[Shared]) {
+    for op in ops {
+        match op {
+            Shared::Put(ks, k, v) => drop(maps[*ks].insert(k.clone(), v.clone())),
+            Shared::Merge(k, v) => maps[0].entry(k.clone()).or_default().extend_from_slice(v),
+            Shared::Delete(ks, k) => drop(maps[*ks].remove(k)),
+            Shared::DeleteRange(ks, start, end) => maps[*ks].retain(|k, _| k < start || k >= end),
+        }
+    }
+}
+
+fn shared_key(k: u32) -> Vec<u8> {
+    format!("s{k:02}").into_bytes()
 }
 
 /// Where the second keyspace stands.
@@ -142,6 +176,13 @@ struct Sim {
     drops: usize,
     /// Chooses which shared puts become merges (seeds 2 and 3 mod 4).
     merge_rng: Option<StdRng>,
+    /// Chooses range deletes and the shared writes in keyspaces (seeds 2 and 3
+    /// mod 4).
+    range_rng: Option<StdRng>,
+    /// Range deletes written (acknowledged or not), and compactions of a
+    /// keyspace other than the default one.
+    range_deletes: usize,
+    keyspace_compactions: usize,
 }
 
 const DIR: &str = "/sim";
@@ -194,6 +235,9 @@ impl Sim {
             key_changes: 0,
             key_changes_done: 0,
             merge_rng: (seed % 4 >= 2).then(|| StdRng::seed_from_u64(seed ^ 0x6d65_7267)),
+            range_rng: (seed % 4 >= 2).then(|| StdRng::seed_from_u64(seed ^ 0x7264_656c)),
+            range_deletes: 0,
+            keyspace_compactions: 0,
             keyspaces,
             drop_at,
             second: DropState::Live,
@@ -269,20 +313,34 @@ impl Sim {
             Some(rng) => shared.iter().map(|(_, v)| v.is_some() && rng.gen_bool(0.5)).collect(),
             None => vec![false; shared.len()],
         };
+        let mut shared: Vec<Shared> = shared
+            .into_iter()
+            .zip(merges)
+            .map(|((k, v), merge)| match v {
+                Some(v) if merge => Shared::Merge(k, v),
+                Some(v) => Shared::Put(0, k, v),
+                None => Shared::Delete(0, k),
+            })
+            .collect();
+        let spread = self.spread();
+        self.add_range_deletes(id, spread, &mut shared);
         let mut wb = WriteBatch::new();
         wb.put(marker(id), format!("b{id}"));
-        let spread = self.spread();
         for i in 0..private {
             match (i % spread).checked_sub(1) {
                 None => wb.put(private_key(id, i), format!("b{id}")),
                 Some(k) => wb.put_in(&self.keyspaces[k as usize], private_key(id, i), format!("b{id}")),
             };
         }
-        for ((k, v), &merge) in shared.iter().zip(&merges) {
-            match v {
-                Some(v) if merge => wb.merge(k, v),
-                Some(v) => wb.put(k, v),
-                None => wb.delete(k),
+        for op in &shared {
+            let _ = match op {
+                Shared::Put(0, k, v) => wb.put(k, v),
+                Shared::Put(ks, k, v) => wb.put_in(&self.keyspaces[ks - 1], k, v),
+                Shared::Merge(k, v) => wb.merge(k, v),
+                Shared::Delete(0, k) => wb.delete(k),
+                Shared::Delete(ks, k) => wb.delete_in(&self.keyspaces[ks - 1], k),
+                Shared::DeleteRange(0, start, end) => wb.delete_range(start, end),
+                Shared::DeleteRange(ks, start, end) => wb.delete_range_in(&self.keyspaces[ks - 1], start, end),
             };
         }
         let status = match self.db().write(wb) {
@@ -302,8 +360,69 @@ impl Sim {
             private,
             spread,
             shared,
-            merges,
         });
+    }
+
+    /// With the range generator (seeds 2 and 3 mod 4): adds puts and deletes
+    /// of shared keys in the keyspaces, then range deletes, each at a place of
+    /// its own among `shared`, in the first `spread` of [default, first,
+    /// second]. Bounds fall on shared keys or between them (a bound one byte
+    /// past a key), or take in every shared key.
+    fn add_range_deletes(&mut self, id: usize, spread: u32, shared: &mut Vec<Shared>) {
+        let Some(rng) = self.range_rng.as_mut() else { return };
+        let spread = spread as usize;
+        if spread > 1 {
+            for _ in 0..rng.gen_range(0..=3) {
+                let ks = rng.gen_range(1..spread);
+                let k = shared_key(rng.gen_range(0..SHARED_KEYS));
+                let op = if rng.gen_bool(0.8) {
+                    Shared::Put(ks, k, format!("k{id}:{}", "y".repeat(rng.gen_range(0..80))).into_bytes())
+                } else {
+                    Shared::Delete(ks, k)
+                };
+                shared.insert(rng.gen_range(0..=shared.len()), op);
+            }
+        }
+        if !rng.gen_bool(0.35) {
+            return;
+        }
+        for _ in 0..rng.gen_range(1..=2) {
+            let ks = rng.gen_range(0..spread);
+            let (start, end) = if rng.gen_range(0..10) == 0 {
+                (b"s".to_vec(), b"t".to_vec())
+            } else {
+                let a = rng.gen_range(0..SHARED_KEYS);
+                let b = rng.gen_range(a + 1..=SHARED_KEYS.min(a + 8));
+                let mut start = shared_key(a);
+                let mut end = shared_key(b);
+                // One byte past a key: the start skips it, the end takes it in.
+                if rng.gen_bool(0.2) {
+                    start.push(0);
+                }
+                if rng.gen_bool(0.2) {
+                    end.push(0);
+                }
+                (start, end)
+            };
+            shared.insert(rng.gen_range(0..=shared.len()), Shared::DeleteRange(ks, start, end));
+            self.range_deletes += 1;
+        }
+    }
+
+    /// Compacts the keyspaces too (seeds with the range generator), so their
+    /// range tombstones meet compaction as the default keyspace's do.
+    fn compact_keyspaces(&mut self) {
+        if self.range_rng.is_none() || self.stopped {
+            return;
+        }
+        let live = if self.second == DropState::Live { 2 } else { 1 };
+        for k in 0..live {
+            self.keyspace_compactions += 1;
+            if let Err(e) = self.db().compact_range_in(&self.keyspaces[k], None, None) {
+                self.stopped |= !e.is_storage_full();
+                return;
+            }
+        }
     }
 
     /// Compares the store with the model; returns the ids present.
@@ -368,15 +487,33 @@ impl Sim {
             privates == expected_private,
             "{ctx}: a batch is partly visible (private keys differ from whole batches)"
         );
-        let mut shared: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut maps: [BTreeMap<Vec<u8>, Vec<u8>>; 3] = Default::default();
         for &id in &present {
-            let batch = &self.batches[id];
-            for ((k, v), &merge) in batch.shared.iter().zip(&batch.merges) {
-                match v {
-                    Some(v) if merge => shared.entry(k.clone()).or_default().extend_from_slice(v),
-                    Some(v) => drop(shared.insert(k.clone(), v.clone())),
-                    None => drop(shared.remove(k)),
-                };
+            apply(&mut maps, &self.batches[id].shared);
+        }
+        let [shared, in_first, in_second] = maps;
+        for (k, (ks, model)) in self.keyspaces.iter().zip([in_first, in_second]).enumerate() {
+            if k == 1 && !second_live {
+                continue;
+            }
+            let got: BTreeMap<Vec<u8>, Vec<u8>> = db
+                .scan_prefix_in(ks, b"s")
+                .unwrap()
+                .map(|r| r.unwrap_or_else(|e| panic!("{ctx}: scan s in {}: {e}", ks.name())))
+                .collect();
+            assert!(
+                got == model,
+                "{ctx}: shared keys in {} differ from the present batches applied in order",
+                ks.name()
+            );
+            for key in (0..SHARED_KEYS).map(shared_key) {
+                assert_eq!(
+                    db.get_in(ks, &key).unwrap_or_else(|e| panic!("{ctx}: get in {}: {e}", ks.name())),
+                    model.get(&key).cloned(),
+                    "{ctx}: get {} in {}",
+                    String::from_utf8_lossy(&key),
+                    ks.name()
+                );
             }
         }
         let got: BTreeMap<Vec<u8>, Vec<u8>> = db
@@ -497,6 +634,7 @@ impl Sim {
                     if let Err(e) = self.db().compact_range(None, None) {
                         self.stopped |= !e.is_storage_full();
                     }
+                    self.compact_keyspaces();
                 }
                 68..=77 => self.inject(),
                 78..=81 => self.sim.clear_faults(),
@@ -528,11 +666,11 @@ impl Sim {
     }
 }
 
-fn run_seed(seed: u64) -> [usize; 10] {
+fn run_seed(seed: u64) -> [usize; 12] {
     run_sim(Sim::new(seed))
 }
 
-fn run_sim(mut sim: Sim) -> [usize; 10] {
+fn run_sim(mut sim: Sim) -> [usize; 12] {
     sim.run();
     let acked = sim
         .batches
@@ -550,6 +688,8 @@ fn run_sim(mut sim: Sim) -> [usize; 10] {
         sim.key_changes,
         sim.key_changes_done,
         sim.drops,
+        sim.range_deletes,
+        sim.keyspace_compactions,
     ]
 }
 
@@ -568,7 +708,7 @@ fn simulation_seeds_lose_nothing_acknowledged_and_show_no_partial_batch() {
     // Failures inside the engine print to stderr once per store; the outcome is
     // what the model checks.
     let started = std::time::Instant::now();
-    let mut totals = [0usize; 10];
+    let mut totals = [0usize; 12];
     for &seed in &seeds {
         match catch_unwind(AssertUnwindSafe(|| run_seed(seed))) {
             Ok(counts) => {
@@ -581,12 +721,14 @@ fn simulation_seeds_lose_nothing_acknowledged_and_show_no_partial_batch() {
             }
         }
     }
-    let [written, acked, crashes, full, failed, repairs, ingests, key_changes, key_changes_done, drops] = totals;
+    let [written, acked, crashes, full, failed, repairs, ingests, key_changes, key_changes_done, drops, range_deletes, keyspace_compactions] =
+        totals;
     println!(
         "{} seeds in {:.1?}: {written} batches written, {acked} acknowledged or settled present, \
          {crashes} crashes, {full} writes refused on a full disk, {failed} failed by other faults, \
          {repairs} repairs of a WAL frame a crash cut in its last bytes, {ingests} batches written as tables, \
-         {key_changes} key rotations or rekeys ({key_changes_done} completed), {drops} keyspace drops",
+         {key_changes} key rotations or rekeys ({key_changes_done} completed), {drops} keyspace drops, \
+         {range_deletes} range deletes, {keyspace_compactions} compactions of a keyspace",
         seeds.len(),
         started.elapsed()
     );
@@ -597,7 +739,8 @@ fn simulation_seeds_lose_nothing_acknowledged_and_show_no_partial_batch() {
     );
     if seeds.len() >= 100 {
         assert!(
-            crashes > seeds.len() && full > 0 && failed > 0 && ingests > 0 && key_changes_done > 0 && key_changes > key_changes_done && drops > 0,
+            crashes > seeds.len() && full > 0 && failed > 0 && ingests > 0 && key_changes_done > 0 && key_changes > key_changes_done && drops > 0
+                && range_deletes > 0 && keyspace_compactions > 0,
             "the faults never fired: {totals:?}"
         );
     }
