@@ -365,7 +365,7 @@ impl Db {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(crate::Error::Closed);
         }
-        Ok(Cursor::new(Arc::clone(&self.inner), self.inner.read_view(snapshot), options))
+        Ok(Cursor::new(Arc::clone(&self.inner), self.inner.read_view(snapshot)?, options))
     }
 
     /// Live pairs whose key starts with `prefix`, ascending.

@@ -222,7 +222,7 @@ impl Inner {
     /// left (`mems_generation` moved) is taken again. A compaction may fold
     /// merge operands into new entries at the same seqnos, which a reader
     /// holding the memtable's operands too would count twice.
-    pub(crate) fn read_view(&self, snapshot: Option<SeqNo>) -> ReadView {
+    pub(crate) fn read_view(&self, snapshot: Option<SeqNo>) -> Result<ReadView> {
         loop {
             let generation = self.pipeline.mems_generation.load(Ordering::SeqCst);
             if generation % 2 == 1 {
@@ -245,9 +245,15 @@ impl Inner {
             // The version's load is ordered before the second look.
             std::sync::atomic::fence(Ordering::SeqCst);
             if self.pipeline.mems_generation.load(Ordering::SeqCst) == generation {
+                // A refresh that failed closed the handle before its generation
+                // went even: what it left may mix a newer version with older
+                // memtables, so no read may use it.
+                if self.closed.load(Ordering::Acquire) {
+                    return Err(Error::Closed);
+                }
                 let seqno = snapshot.unwrap_or(visible);
                 let range_dels = RangeDelView::collect(compaction::DEFAULT_KEYSPACE_ID, &memtables, &version);
-                return ReadView { memtables, version, seqno, range_dels, keyspace: None };
+                return Ok(ReadView { memtables, version, seqno, range_dels, keyspace: None });
             }
         }
     }
@@ -263,7 +269,7 @@ impl Inner {
     pub(crate) fn read_view_of(&self, keyspace: &crate::Keyspace, snapshot: Option<SeqNo>) -> Result<ReadView> {
         let id = keyspace.id();
         if id == compaction::DEFAULT_KEYSPACE_ID {
-            return Ok(self.read_view(snapshot));
+            return self.read_view(snapshot);
         }
         loop {
             let generation = self.pipeline.mems_generation.load(Ordering::SeqCst);
@@ -277,6 +283,9 @@ impl Inner {
             std::sync::atomic::fence(Ordering::SeqCst);
             if self.pipeline.mems_generation.load(Ordering::SeqCst) != generation {
                 continue;
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
             }
             let version = store.keyspace_levels(id).ok_or_else(|| Error::NoSuchKeyspace(keyspace.name().to_owned()))?;
             let range_dels = RangeDelView::collect(id, &memtables, &store);

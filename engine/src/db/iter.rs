@@ -104,7 +104,7 @@ impl Inner {
         if is_empty_range(&range.start, &range.end) {
             return Ok(None);
         }
-        let view = self.read_view(snapshot);
+        let view = self.read_view(snapshot)?;
         self.range_iter_in(&view, range, direction)
     }
 

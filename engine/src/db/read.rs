@@ -37,7 +37,7 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let view = self.read_view(snapshot);
+        let view = self.read_view(snapshot)?;
         match self.newest_version(&view, key).map_err(|e| self.reader_error(e))? {
             // Operands need every version down to their base: a scan of the
             // one key over the same view folds them (`iter.rs`).
@@ -89,7 +89,7 @@ impl Inner {
     /// a range delete over it included. Transactions call it holding the
     /// writer mutex, so nothing newer can appear.
     pub(crate) fn newest_seqno(&self, key: &[u8]) -> Result<Option<SeqNo>> {
-        Ok(self.newest_version(&self.read_view(Some(MAX_SEQNO)), key)?.map(|(seqno, _, _)| seqno))
+        Ok(self.newest_version(&self.read_view(Some(MAX_SEQNO))?, key)?.map(|(seqno, _, _)| seqno))
     }
 
     /// Counters and sizes.

@@ -58,21 +58,22 @@ impl Inner {
             // It may read any file until it holds the tables of its new version.
             reader.pin_all();
         }
-        // With a merge operator, no read view may mix the old memtables with a
-        // newer version (which may hold the memtables' operands already folded
-        // by the writer's compactions, or lazily open tables the writer has
-        // removed): reads wait while the generation is odd (`Inner::read_view`).
-        // Without one, this handle's reads never fold operands (they fail
-        // with `NoMergeOperator`), so reads go on as before.
-        let swapping = self.options.merge_operators.iter().next().is_some().then(|| Swapping::begin(&self.pipeline.mems_generation));
+        // No read view may mix the old memtables with a newer version (which
+        // may hold the memtables' operands already folded by the writer's
+        // compactions, lack what a flush moved out of a retired log, or name
+        // tables the writer has removed): reads wait while the generation is
+        // odd (`Inner::read_view`).
+        let swapping = Swapping::begin(&self.pipeline.mems_generation);
         let result = self.refresh_attempts().map_err(|e| self.reader_error(e));
-        drop(swapping);
         if result.is_err() {
             // The version set may already hold the writer's newer version while the
             // memtables are still the old ones; reading that mix could miss data,
-            // so a failed refresh closes the handle and the caller opens a new one.
+            // so a failed refresh closes the handle (before reads may go on: a
+            // read view checks `closed` once the generation is even again) and
+            // the caller opens a new one.
             self.closed.store(true, Ordering::Release);
         }
+        drop(swapping);
         if let Some(reader) = &self.reader {
             // Closed, it reads nothing more; open, the tables it keeps open.
             let held = if result.is_ok() { self.versions.live_files() } else { Default::default() };
