@@ -12,11 +12,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::ops::Bound;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::cred;
+use common::{cred, keyspace_contents};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use synapsed_storage::{Db, KeyspaceOptions, Options, SyncPolicy, WriteBatch};
@@ -124,13 +123,7 @@ fn run(db: &Db, step: &Step) {
 
 /// What the store holds, keyspaces in creation order.
 fn read_state(db: &Db) -> State {
-    db.keyspaces()
-        .iter()
-        .map(|ks| {
-            let pairs = db.range_in(ks, Bound::Unbounded, Bound::Unbounded, false, None).unwrap().map(Result::unwrap).collect();
-            (if ks.id() == 0 { String::new() } else { ks.name().to_string() }, pairs)
-        })
-        .collect()
+    keyspace_contents(db)
 }
 
 /// Draws steps from the seed and the store's state, runs each and

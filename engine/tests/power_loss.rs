@@ -19,6 +19,8 @@
 //! operation once killed, with the kill and the crash taken atomically.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io;
 use std::ops::Bound;
@@ -618,15 +620,7 @@ fn keyspace_data_survives_power_loss_at_every_sync() {
         }
         states.push(s);
     }
-    let read_state = |db: &Db| -> KsState {
-        db.keyspaces()
-            .iter()
-            .map(|ks| {
-                let pairs = db.range_in(ks, Bound::Unbounded, Bound::Unbounded, false, None).unwrap().map(Result::unwrap).collect();
-                (if ks.id() == 0 { String::new() } else { ks.name().to_string() }, pairs)
-            })
-            .collect()
-    };
+    let read_state = |db: &Db| -> KsState { common::keyspace_contents(db).into_iter().collect() };
     let mut outcomes = BTreeMap::new();
     for fail_writes in [false, true] {
         for n in 0.. {

@@ -2,9 +2,11 @@
 //! their stores are made with, and the options most of them open stores with.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::Path;
 
-use synapsed_storage::{Credential, Options};
+use synapsed_storage::{Credential, Db, Options};
 
 /// The passphrase of the test stores (given to the CLI as well).
 pub const PASSPHRASE: &str = "correct horse battery staple";
@@ -29,4 +31,16 @@ pub fn newest_wal(dir: &Path) -> Option<String> {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.ends_with(".wal"))
         .max()
+}
+
+/// Every live keyspace's pairs, in creation order; the default keyspace is
+/// named "" (first).
+pub fn keyspace_contents(db: &Db) -> Vec<(String, BTreeMap<Vec<u8>, Vec<u8>>)> {
+    db.keyspaces()
+        .iter()
+        .map(|ks| {
+            let pairs = db.range_in(ks, Bound::Unbounded, Bound::Unbounded, false, None).unwrap().map(Result::unwrap).collect();
+            (if ks.id() == 0 { String::new() } else { ks.name().to_string() }, pairs)
+        })
+        .collect()
 }
