@@ -223,6 +223,24 @@ impl Inner {
     /// merge operands into new entries at the same seqnos, which a reader
     /// holding the memtable's operands too would count twice.
     pub(crate) fn read_view(&self, snapshot: Option<SeqNo>) -> Result<ReadView> {
+        let (visible, memtables, version) = self.stable_view(|mems| {
+            let mut v = Vec::with_capacity(1 + mems.immutables.len());
+            v.push(mems.active.clone());
+            v.extend(mems.immutables.iter().rev().cloned());
+            v
+        })?;
+        let seqno = snapshot.unwrap_or(visible);
+        let range_dels = RangeDelView::collect(compaction::DEFAULT_KEYSPACE_ID, &memtables, &version);
+        Ok(ReadView { memtables, version, seqno, range_dels, keyspace: None })
+    }
+
+    /// The visible seqno, the memtables `pick` chooses and the store's version,
+    /// taken in that order while no refresh swaps them and no flushed memtable
+    /// leaves (`mems_generation` even and unchanged across), as
+    /// [`Inner::read_view`] explains. A refresh that failed closed the handle
+    /// before its generation went even: what it left may mix a newer version
+    /// with older memtables, so no read may use it ([`Error::Closed`]).
+    fn stable_view(&self, pick: impl Fn(&Memtables) -> Vec<Arc<Memtable>>) -> Result<(SeqNo, Vec<Arc<Memtable>>, Arc<Version>)> {
         loop {
             let generation = self.pipeline.mems_generation.load(Ordering::SeqCst);
             if generation % 2 == 1 {
@@ -234,27 +252,17 @@ impl Inner {
             // in the version loaded after it (a batch written as a table is made
             // visible only after its version is installed).
             let visible = self.pipeline.visible.load(Ordering::Acquire);
-            let memtables = {
-                let mems = self.pipeline.mems.read();
-                let mut v = Vec::with_capacity(1 + mems.immutables.len());
-                v.push(mems.active.clone());
-                v.extend(mems.immutables.iter().rev().cloned());
-                v
-            };
+            let memtables = pick(&self.pipeline.mems.read());
             let version = self.versions.current();
             // The version's load is ordered before the second look.
             std::sync::atomic::fence(Ordering::SeqCst);
-            if self.pipeline.mems_generation.load(Ordering::SeqCst) == generation {
-                // A refresh that failed closed the handle before its generation
-                // went even: what it left may mix a newer version with older
-                // memtables, so no read may use it.
-                if self.closed.load(Ordering::Acquire) {
-                    return Err(Error::Closed);
-                }
-                let seqno = snapshot.unwrap_or(visible);
-                let range_dels = RangeDelView::collect(compaction::DEFAULT_KEYSPACE_ID, &memtables, &version);
-                return Ok(ReadView { memtables, version, seqno, range_dels, keyspace: None });
+            if self.pipeline.mems_generation.load(Ordering::SeqCst) != generation {
+                continue;
             }
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            return Ok((visible, memtables, version));
         }
     }
 
@@ -271,27 +279,11 @@ impl Inner {
         if id == compaction::DEFAULT_KEYSPACE_ID {
             return self.read_view(snapshot);
         }
-        loop {
-            let generation = self.pipeline.mems_generation.load(Ordering::SeqCst);
-            if generation % 2 == 1 {
-                std::thread::yield_now();
-                continue;
-            }
-            let visible = self.pipeline.visible.load(Ordering::Acquire);
-            let memtables = self.pipeline.mems.read().of_keyspace(id);
-            let store = self.versions.current();
-            std::sync::atomic::fence(Ordering::SeqCst);
-            if self.pipeline.mems_generation.load(Ordering::SeqCst) != generation {
-                continue;
-            }
-            if self.closed.load(Ordering::Acquire) {
-                return Err(Error::Closed);
-            }
-            let version = store.keyspace_levels(id).ok_or_else(|| Error::NoSuchKeyspace(keyspace.name().to_owned()))?;
-            let range_dels = RangeDelView::collect(id, &memtables, &store);
-            let seqno = snapshot.unwrap_or(visible);
-            return Ok(ReadView { memtables, version, seqno, range_dels, keyspace: Some(keyspace.clone()) });
-        }
+        let (visible, memtables, store) = self.stable_view(|mems| mems.of_keyspace(id))?;
+        let version = store.keyspace_levels(id).ok_or_else(|| Error::NoSuchKeyspace(keyspace.name().to_owned()))?;
+        let range_dels = RangeDelView::collect(id, &memtables, &store);
+        let seqno = snapshot.unwrap_or(visible);
+        Ok(ReadView { memtables, version, seqno, range_dels, keyspace: Some(keyspace.clone()) })
     }
 
     /// The merge operator of the keyspace `view` reads.
