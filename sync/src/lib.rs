@@ -6,3 +6,7 @@
 //! (`synapsed-storage`) depends on it and supplies the store through the
 //! traits defined here, so the command-line tool and applications reach every
 //! feature through the one facade crate.
+
+pub mod channel;
+
+pub use channel::{ChannelError, FrameChannel, MAX_FRAME_BYTES};
