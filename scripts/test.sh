@@ -14,6 +14,15 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
+# The metrics test scrapes the command-line tool with a real Prometheus.
+if ! command -v prometheus >/dev/null 2>&1; then
+    echo "prometheus not found; installing Debian's package" >&2
+    sudo_cmd=""
+    if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq prometheus >/dev/null
+fi
+
 echo "== an embedder (no default features) compiles none of the CLI's dependencies"
 cli_deps=$(cargo tree -p synapsed-storage --no-default-features -e normal --prefix none \
     | grep -E '^(clap|anyhow|serde_json|indicatif) ' || true)

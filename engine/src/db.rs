@@ -6,7 +6,7 @@ mod background;
 mod cursor;
 mod filters;
 mod feed;
-mod inner;
+pub(crate) mod inner;
 mod keys;
 mod iter;
 mod keyspace_io;
@@ -399,6 +399,13 @@ impl Db {
     /// Counters and sizes.
     pub fn stats(&self) -> Stats {
         self.inner.stats()
+    }
+
+    /// A handle that publishes this store's gauges and totals to the installed
+    /// `metrics` recorder (see [`crate::MetricsHandle`]); an exporter calls
+    /// [`crate::MetricsHandle::publish`] before each scrape.
+    pub fn metrics_handle(&self) -> crate::MetricsHandle {
+        crate::MetricsHandle::new(&self.inner)
     }
 
     /// Stops background work, syncs, and releases the lock.

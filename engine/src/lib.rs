@@ -33,6 +33,7 @@ mod freshness;
 mod hooks;
 mod keyspace;
 mod merge;
+mod metrics;
 mod options;
 
 pub use batch::WriteBatch;
@@ -51,6 +52,7 @@ pub use hooks::{
 };
 pub use db::TableProperties;
 pub use keyspace::{Keyspace, KeyspaceOptions, DEFAULT_KEYSPACE, INTERNAL_KEYSPACE_PREFIX};
+pub use metrics::{describe_metrics, MetricsHandle};
 pub use merge::{MergeError, MergeOperator, MergeOperators, SortedSetUnion, U64AddOperator};
 pub use options::{ChangeFeedRetention, Options, SyncPolicy};
 

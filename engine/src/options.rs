@@ -132,6 +132,12 @@ pub struct Options {
     pub insecure_kdf_for_tests: bool,
     /// Overwrite passes over obsolete files before unlinking them (0 = plain unlink).
     pub secure_delete_passes: u32,
+    /// Per-operation metrics: counts and latency histograms of gets, writes
+    /// and scans, sent to the installed `metrics` recorder (see
+    /// [`crate::MetricsHandle`]). Off by default: timing every call costs a
+    /// clock read. Flush, compaction, stall and WAL-sync metrics are recorded
+    /// either way.
+    pub metrics: bool,
     /// How long a key rotation (and so a secure deletion) waits for read-only
     /// processes to let go of obsolete files before it overwrites them anyway;
     /// a reader still holding one then gets `Error::Retired` (default 5,000 ms;
@@ -250,6 +256,7 @@ impl Default for Options {
             argon2: Argon2Params::default(),
             insecure_kdf_for_tests: false,
             secure_delete_passes: 0,
+            metrics: false,
             reader_wait_ms: 5_000,
             max_key_bytes: 64 << 10,
             max_value_bytes: 64 << 20,
@@ -307,6 +314,7 @@ setters! {
     with_argon2 => argon2: Argon2Params;
     with_insecure_kdf_for_tests => insecure_kdf_for_tests: bool;
     with_secure_delete_passes => secure_delete_passes: u32;
+    with_metrics => metrics: bool;
     with_reader_wait_ms => reader_wait_ms: u64;
     with_max_key_bytes => max_key_bytes: usize;
     with_max_value_bytes => max_value_bytes: usize;

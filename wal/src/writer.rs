@@ -277,8 +277,11 @@ impl LogWriter {
         state.sync_in_progress = true;
         let target = self.len();
         drop(state);
+        let started = std::time::Instant::now();
         let result = self.file.sync();
         self.sync_count.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("synapsed_wal_syncs_total").increment(1);
+        metrics::histogram!("synapsed_wal_sync_duration_seconds").record(started.elapsed());
         let mut state = self.state.lock();
         state.sync_in_progress = false;
         let outcome = match result {

@@ -21,6 +21,8 @@ mod demo;
 mod keycmd;
 #[path = "synapsed-storage/keys.rs"]
 mod keys;
+#[path = "synapsed-storage/metrics.rs"]
+mod metrics;
 #[path = "synapsed-storage/report.rs"]
 mod report;
 
@@ -84,6 +86,11 @@ struct GlobalArgs {
     /// tables than this needs a larger value (and a file-descriptor limit to match).
     #[arg(long, value_name = "N", global = true)]
     max_open_files: Option<usize>,
+    /// While the command runs, serve its metrics in Prometheus text format at
+    /// http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0 picks a free one,
+    /// printed on stderr).
+    #[arg(long, value_name = "ADDR", global = true)]
+    metrics: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,8 +141,11 @@ enum Command {
     /// Prints counters and sizes of the store.
     Stats {
         /// One JSON object instead of text.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "prometheus")]
         json: bool,
+        /// The store's metrics in Prometheus text format instead.
+        #[arg(long)]
+        prometheus: bool,
     },
     /// Key management: passphrase change, data-key rotation, master-key rotation, keyslot listing.
     Key {
@@ -279,6 +289,7 @@ impl GlobalArgs {
 
     fn options(&self, read_only: bool) -> anyhow::Result<Options> {
         let mut options = Options::default()
+            .with_metrics(metrics::installed())
             .with_read_only(read_only)
             .with_argon2(self.argon2()?)
             .with_insecure_kdf_for_tests(self.insecure_kdf_for_tests);
@@ -301,12 +312,20 @@ impl GlobalArgs {
     fn open(&self, read_only: bool) -> anyhow::Result<Db> {
         let dir = self.dir()?;
         let credential = self.credential()?;
-        Db::open(dir, &credential, self.options(read_only)?).with_context(|| format!("cannot open {}", dir.display()))
+        let db = Db::open(dir, &credential, self.options(read_only)?).with_context(|| format!("cannot open {}", dir.display()))?;
+        metrics::register(&db);
+        Ok(db)
     }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let g = &cli.global;
+    if let Some(addr) = g.metrics.as_deref() {
+        let bound = metrics::serve(addr)?;
+        if addr.ends_with(":0") {
+            eprintln!("metrics at http://{bound}/metrics");
+        }
+    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     match &cli.command {
@@ -428,8 +447,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 after.files_per_level.iter().sum::<usize>(),
             )?;
         }
-        Command::Stats { json } => {
+        Command::Stats { json, prometheus } => {
             let dir = g.dir()?;
+            if *prometheus {
+                metrics::install()?;
+                let _db = g.open(true)?;
+                out.write_all(metrics::render().as_bytes())?;
+                out.flush()?;
+                return Ok(());
+            }
             let db = g.open(true)?;
             let stats = db.stats();
             let files = report::dir_files(dir)?;

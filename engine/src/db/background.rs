@@ -70,6 +70,7 @@ impl Inner {
             let (output_files, output_bytes) = self.tables_created(&added);
             let duration = started.elapsed();
             tracing::info!(output_files = output_files.len(), output_bytes, duration_us = duration.as_micros() as u64, "flush finished");
+            crate::metrics::flushed(output_bytes, duration);
             if let Some(l) = self.listener() {
                 l.on_flush_end(&FlushEnd { job: attempt, output_files, output_bytes, duration });
             }
@@ -216,6 +217,7 @@ impl Inner {
         let (output_files, output_bytes) = self.tables_created(&added);
         let duration = started.elapsed();
         tracing::info!(output_files = output_files.len(), output_bytes, duration_us = duration.as_micros() as u64, "compaction finished");
+        crate::metrics::compacted(input_bytes, output_bytes, duration);
         if let Some(l) = self.listener() {
             l.on_compaction_end(&CompactionEnd {
                 job: attempt,

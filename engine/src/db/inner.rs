@@ -191,6 +191,8 @@ pub(crate) struct Inner {
     /// A read-only handle's registration as a reader (see `db/readers.rs`).
     pub(crate) reader: Option<Arc<ReaderRegistration>>,
     pub(crate) closed: AtomicBool,
+    /// Per-operation metric handles, when `Options::metrics` is on.
+    pub(crate) op_metrics: Option<Box<crate::metrics::OpMetrics>>,
 }
 
 /// What one read sees: memtables newest first, then the version.

@@ -98,6 +98,7 @@ impl Inner {
     /// An iterator over `range` in `direction` at `snapshot` (None = now).
     /// `None` when the range is empty.
     pub(crate) fn range_iter(&self, range: KeyRange, direction: Direction, snapshot: Option<SeqNo>) -> Result<Option<RangeIter>> {
+        let _timer = self.op_timer(crate::metrics::Op::Scan);
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::Closed);
         }

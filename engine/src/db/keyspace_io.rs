@@ -83,6 +83,7 @@ impl Inner {
 
     /// The value of `key` in `keyspace` at `snapshot` (None = now).
     pub(crate) fn get_in(&self, keyspace: &Keyspace, key: &[u8], snapshot: Option<SeqNo>) -> Result<Option<Vec<u8>>> {
+        let _timer = self.op_timer(crate::metrics::Op::Get);
         self.check_open()?;
         let view = self.read_view_of(keyspace, snapshot)?;
         match self.newest_version(&view, key).map_err(|e| self.reader_error(e))? {
@@ -103,6 +104,7 @@ impl Inner {
 
     /// An iterator over `range` of `keyspace` (see [`Inner::range_iter`]).
     fn range_iter_of(&self, keyspace: &Keyspace, range: KeyRange, direction: Direction, snapshot: Option<SeqNo>) -> Result<Option<RangeIter>> {
+        let _timer = self.op_timer(crate::metrics::Op::Scan);
         self.check_open()?;
         let view = self.read_view_of(keyspace, snapshot)?;
         self.range_iter_in(&view, range, direction)

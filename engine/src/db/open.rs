@@ -574,6 +574,7 @@ fn start(
         None => (None, Default::default(), versions.last_seqno()),
     };
     let read_only = options.read_only;
+    let metrics_on = options.metrics;
     let inner = Arc::new(Inner {
         dir: dir.to_path_buf(),
         vfs,
@@ -605,6 +606,7 @@ fn start(
         lock: Mutex::new(lock),
         reader,
         closed: AtomicBool::new(false),
+        op_metrics: metrics_on.then(|| Box::new(crate::metrics::OpMetrics::new())),
     });
     open_tables(&inner).map_err(|e| inner.reader_error(e))?;
     if read_only {

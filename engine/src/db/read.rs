@@ -34,6 +34,7 @@ pub(crate) fn is_live(kind: ValueKind) -> Result<bool> {
 impl Inner {
     /// The value of `key` at `snapshot` (None = the newest visible state).
     pub(crate) fn get(&self, key: &[u8], snapshot: Option<SeqNo>) -> Result<Option<Vec<u8>>> {
+        let _timer = self.op_timer(crate::metrics::Op::Get);
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }

@@ -126,8 +126,10 @@ fn start_sync(wal: &Arc<LogWriter>, end_offset: u64) {
 impl Inner {
     /// Applies `batch` atomically; returns the seqno of its last operation.
     pub(crate) fn write(&self, batch: &WriteBatch) -> Result<SeqNo> {
+        let _timer = self.op_timer(crate::metrics::Op::Write);
         self.check_writable()?;
         let record_len = self.validate_batch(batch)?;
+        self.record_batch(batch.len(), record_len);
         if batch.is_empty() {
             return Ok(self.pipeline.visible.load(Ordering::Acquire));
         }
@@ -401,6 +403,7 @@ impl Inner {
             if let Err(e) = pending.wal.sync_to(pending.end_offset) {
                 return Err(self.wal_failed("WAL sync", e));
             }
+            self.record_durable_commit();
         }
         self.pipeline.visible.fetch_max(pending.last_seqno, Ordering::AcqRel);
         if pending.flush_inline {
@@ -528,6 +531,7 @@ impl Inner {
                         crate::events::StallCause::FrozenMemtables
                     };
                     tracing::info!(?cause, "write stall begun");
+                    crate::metrics::stall_began();
                     if let Some(l) = self.listener() {
                         l.on_write_stall_begin(&crate::events::WriteStallBegin { cause });
                     }
@@ -550,6 +554,7 @@ impl Inner {
     fn stall_ended(&self, since: std::time::Instant) {
         let duration = since.elapsed();
         tracing::info!(duration_us = duration.as_micros() as u64, "write stall ended");
+        crate::metrics::stall_ended(duration);
         if let Some(l) = self.listener() {
             l.on_write_stall_end(&crate::events::WriteStallEnd { duration });
         }
