@@ -21,6 +21,8 @@
 //! # Ok::<(), synapsed_storage::Error>(())
 //! ```
 
+#[cfg(feature = "async")]
+mod asyncapi;
 mod batch;
 mod db;
 mod error;
@@ -36,6 +38,8 @@ mod merge;
 mod metrics;
 mod options;
 
+#[cfg(feature = "async")]
+pub use asyncapi::{AsyncDb, Dispatch, Storage};
 pub use batch::WriteBatch;
 pub use db::{Change, ChangeFeed, ChangeKind, Cursor, Db, DbIterator, IterOptions, Snapshot, Stats, Transaction, VerifyReport};
 pub use db::{EpochFiles, RekeyReport, RotationProgress, RotationReport, SecureDeleteReport};
