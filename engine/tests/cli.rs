@@ -444,3 +444,73 @@ fn compact_compacts_every_keyspace() {
     assert_eq!(stats.files_per_level[0], 0, "keyspace a's level 0 was compacted too: {stats:?}");
     assert_eq!(db.get_in(&a, b"k07").unwrap(), Some(b"round 1".to_vec()));
 }
+
+#[test]
+fn hex_keys_and_values_round_trip_bytes_that_are_not_utf8() {
+    let (_tmp, dir) = new_store();
+    run(&dir, &["--hex", "put", "ff00", "80c1"]).ok();
+    assert_eq!(run(&dir, &["--hex", "get", "ff00"]).ok().stdout, "80c1\n");
+    run_stdin(&dir, &["--hex", "batch"], "put 6b31 00\ndelete ff00\ncommit\n").ok();
+    assert_eq!(run(&dir, &["--hex", "scan", ""]).ok().stdout, "6b31\t00\n");
+    assert_eq!(run(&dir, &["get", "k1"]).ok().stdout, "\0\n");
+    // Not hex: a clear error, nothing written.
+    let out = run(&dir, &["--hex", "put", "zz", "00"]);
+    out.failed();
+    assert!(out.stderr.contains("KEY is not hex"), "{out:?}");
+    let out = run_stdin(&dir, &["--hex", "batch"], "put 01 02\nput 0 1\ncommit\n");
+    out.failed();
+    assert!(out.stderr.contains("line 2") && out.stderr.contains("not hex"), "{out:?}");
+    assert_eq!(run(&dir, &["--hex", "scan", ""]).ok().stdout, "6b31\t00\n");
+}
+
+#[test]
+fn scan_json_prints_one_object_per_pair_and_keeps_every_byte() {
+    let (_tmp, dir) = new_store();
+    run(&dir, &["put", "a\"1", "x\ty"]).ok();
+    run(&dir, &["--hex", "put", "62", "ff"]).ok();
+    let out = run(&dir, &["scan", "", "--json"]).ok().stdout.clone();
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines, vec![serde_json::json!({"key": "a\"1", "value": "x\ty"}), serde_json::json!({"key": "b", "value_hex": "ff"})]);
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef synapsed-storage"), ("fish", "complete -c synapsed-storage")] {
+        let out = run(tmp.path(), &["completions", shell]);
+        out.ok();
+        assert!(out.stdout.contains(marker), "{shell}: {out:?}");
+        assert!(out.stdout.contains("secure-delete"), "{shell}: {out:?}");
+    }
+    run(tmp.path(), &["completions", "tcsh"]).failed();
+}
+
+/// Progress is drawn on a terminal (here the pseudo-terminal `script` makes)
+/// and never on a pipe, nor with `--quiet`.
+#[test]
+fn progress_shows_on_a_terminal_only() {
+    let (_tmp, dir) = new_store();
+    let mut input = String::new();
+    for i in 0..3000 {
+        input.push_str(&format!("put key{i:05} {}\n", "v".repeat(200)));
+    }
+    input.push_str("commit\n");
+    run_stdin(&dir, &["--memtable-size-bytes", "65536", "batch"], &input).ok();
+    // On a pipe: nothing but the result line.
+    let piped = run(&dir, &["compact"]);
+    piped.ok();
+    assert_eq!(piped.stderr, "", "{piped:?}");
+    let on_terminal = |extra: &str| {
+        let line = format!(
+            "SYNAPSED_PASSPHRASE='{PASSPHRASE}' {BIN} --db {} {extra} verify",
+            dir.display()
+        );
+        let out = Command::new("script").args(["-qec", &line, "/dev/null"]).output().expect("script(1) from util-linux runs the CLI on a pseudo-terminal");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let drawn = on_terminal("");
+    assert!(drawn.contains("verifying every file"), "no progress on a terminal: {drawn:?}");
+    let quiet = on_terminal("--quiet");
+    assert!(!quiet.contains("verifying every file"), "progress despite --quiet: {quiet:?}");
+}

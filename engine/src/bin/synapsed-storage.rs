@@ -21,6 +21,10 @@ mod demo;
 mod keycmd;
 #[path = "synapsed-storage/keys.rs"]
 mod keys;
+#[path = "synapsed-storage/kvtext.rs"]
+mod kvtext;
+#[path = "synapsed-storage/progress.rs"]
+mod progress;
 #[path = "synapsed-storage/metrics.rs"]
 mod metrics;
 #[path = "synapsed-storage/report.rs"]
@@ -91,6 +95,13 @@ struct GlobalArgs {
     /// printed on stderr).
     #[arg(long, value_name = "ADDR", global = true)]
     metrics: Option<String>,
+    /// Keys and values on the command line, on `batch` input and in output are
+    /// hex digits (for bytes that are not UTF-8).
+    #[arg(long, global = true)]
+    hex: bool,
+    /// No progress display on stderr (it is shown only when stderr is a terminal).
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +138,10 @@ enum Command {
         /// Print at most N lines.
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
+        /// One JSON object per pair instead: {"key": K, "value": V}, or
+        /// "key_hex" / "value_hex" for bytes that are not UTF-8 (or with --hex).
+        #[arg(long)]
+        json: bool,
     },
     /// Reads "put K V" / "delete K" / "commit" lines from stdin; each commit is
     /// atomic and durable, then "committed N" is printed.
@@ -166,6 +181,11 @@ enum Command {
     },
     /// Walks through the engine's features on a throw-away store and checks each step.
     Demo,
+    /// Prints a shell completion script: `source <(synapsed-storage completions bash)`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// A failure that maps to a specific exit status rather than the default 1.
@@ -328,42 +348,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
+    let text = kvtext::KvText { hex: g.hex };
     match &cli.command {
         Command::Init(args) => keycmd::init(g, args, &mut out)?,
         Command::Key { command } => keycmd::key(g, command, &mut out)?,
         Command::SecureDelete { key, prefix } => keycmd::secure_delete(g, key.as_deref(), prefix.as_deref(), &mut out)?,
         Command::Put { key, value } => {
+            let (key, value) = (text.parse("KEY", key)?, text.parse("VALUE", value)?);
             let db = g.open(false)?;
-            db.put(key.as_bytes(), value.as_bytes())?;
+            db.put(&key, &value)?;
             db.close()?;
         }
         Command::Get { key } => {
+            let key_text = key;
+            let key = text.parse("KEY", key)?;
             // A fresh handle sees the writer's newer state (`Error::is_retryable`).
             let mut attempt = 0;
             let found = loop {
                 let db = g.open(true)?;
-                match db.get(key.as_bytes()) {
+                match db.get(&key) {
                     Err(e) if e.is_retryable() && attempt < READ_RETRIES => attempt += 1,
                     other => break other?,
                 }
             };
             match found {
                 Some(value) => {
-                    out.write_all(&value)?;
+                    out.write_all(&text.show(&value))?;
                     out.write_all(b"\n")?;
                 }
                 None if key.is_empty() => {
                     return Err(Exit::new(EXIT_FAILURE, "key not found: the empty key (no key is empty: put refuses one)").into())
                 }
-                None => return Err(Exit::new(EXIT_FAILURE, format!("key not found: {key}")).into()),
+                None => return Err(Exit::new(EXIT_FAILURE, format!("key not found: {key_text}")).into()),
             }
         }
         Command::Delete { key } => {
+            let key = text.parse("KEY", key)?;
             let db = g.open(false)?;
-            db.delete(key.as_bytes())?;
+            db.delete(&key)?;
             db.close()?;
         }
-        Command::Scan { prefix, limit } => {
+        Command::Scan { prefix, limit, json } => {
+            let prefix = text.parse("PREFIX", prefix)?;
             let limit = usize::try_from(limit.unwrap_or(u64::MAX)).unwrap_or(usize::MAX);
             // Until the first pair is out, a retryable failure starts over on a
             // fresh handle; after it, the error is reported (pairs cannot be taken back).
@@ -371,7 +397,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             'scan: loop {
                 let db = g.open(true)?;
                 let mut printed = 0usize;
-                let scan = db.scan_prefix(prefix.as_bytes());
+                let scan = db.scan_prefix(&prefix);
                 let items = match scan {
                     Err(e) if e.is_retryable() && attempt < READ_RETRIES => {
                         attempt += 1;
@@ -387,9 +413,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         }
                         other => other?,
                     };
-                    out.write_all(&key)?;
-                    out.write_all(b"\t")?;
-                    out.write_all(&value)?;
+                    if *json {
+                        out.write_all(text.json_pair(&key, &value).as_bytes())?;
+                    } else {
+                        out.write_all(&text.show(&key))?;
+                        out.write_all(b"\t")?;
+                        out.write_all(&text.show(&value))?;
+                    }
                     out.write_all(b"\n")?;
                     printed += 1;
                 }
@@ -399,7 +429,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Batch => {
             let db = g.open(false)?;
             let stdin = io::stdin();
-            let result = batch::run(&db, &mut stdin.lock(), &mut out);
+            let result = batch::run(&db, &mut stdin.lock(), &mut out, text);
             // Whatever happened, committed batches stay; closing syncs and unlocks.
             let closed = db.close();
             result?;
@@ -408,6 +438,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify => {
             let dir = g.dir()?;
             let credential = g.credential()?;
+            let _activity = progress::Activity::start(g.quiet, "verifying every file");
             let verdict = Db::verify(dir, &credential, g.options(true)?)
                 .with_context(|| format!("cannot verify {}", dir.display()))?;
             report::print_verify(&mut out, &verdict)?;
@@ -422,6 +453,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Repair => {
             let dir = g.dir()?;
             let credential = g.credential()?;
+            let _activity = progress::Activity::start(g.quiet, "repairing");
             let done = Db::repair(dir, &credential, g.options(false)?)
                 .with_context(|| format!("cannot repair {}", dir.display()))?;
             report::print_repair(&mut out, &done)?;
@@ -431,10 +463,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let db = g.open(false)?;
             let before = report::dir_bytes(dir)?;
             let started = std::time::Instant::now();
+            let activity = progress::Activity::start(g.quiet, "compacting the default keyspace");
             db.compact_range(None, None)?;
             for keyspace in db.keyspaces().iter().skip(1) {
+                activity.step("compacting the other keyspaces");
                 db.compact_range_in(keyspace, None, None)?;
             }
+            drop(activity);
             let after = db.stats();
             db.close()?;
             writeln!(
@@ -464,6 +499,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 report::print_stats(&mut out, dir, &stats, &files)?;
             }
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(*shell, &mut Cli::command(), "synapsed-storage", &mut out);
         }
         Command::Demo => {
             let passed = demo::run(g, &mut out)?;

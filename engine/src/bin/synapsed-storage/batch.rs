@@ -11,6 +11,7 @@
 //! script error never commits half of what it meant; earlier commits stay. Input
 //! that ends with operations still pending is also an error, for the same reason.
 //! Lines are read one at a time, so a producer can wait for each acknowledgement.
+//! With `--hex`, KEY and VALUE are hex digits.
 
 use std::io::{BufRead, Read, Write};
 
@@ -61,7 +62,7 @@ pub(crate) fn parse_line(line: &str) -> Result<Line<'_>, String> {
 }
 
 /// Runs the protocol until end of input.
-pub(crate) fn run(db: &Db, input: &mut dyn BufRead, out: &mut dyn Write) -> anyhow::Result<()> {
+pub(crate) fn run(db: &Db, input: &mut dyn BufRead, out: &mut dyn Write, kv: crate::kvtext::KvText) -> anyhow::Result<()> {
     let mut pending = WriteBatch::new();
     let mut commits = 0u64;
     let mut buf = Vec::new();
@@ -84,9 +85,12 @@ pub(crate) fn run(db: &Db, input: &mut dyn BufRead, out: &mut dyn Write) -> anyh
         match parse_line(text) {
             Ok(Line::Blank) => {}
             Ok(Line::Put { key, value }) => {
+                let key = kv.parse("KEY", key).map_err(|e| anyhow::anyhow!("line {line_no}: {e}; nothing of the pending batch was committed"))?;
+                let value = kv.parse("VALUE", value).map_err(|e| anyhow::anyhow!("line {line_no}: {e}; nothing of the pending batch was committed"))?;
                 pending.put(key, value);
             }
             Ok(Line::Delete { key }) => {
+                let key = kv.parse("KEY", key).map_err(|e| anyhow::anyhow!("line {line_no}: {e}; nothing of the pending batch was committed"))?;
                 pending.delete(key);
             }
             Ok(Line::Commit) => {

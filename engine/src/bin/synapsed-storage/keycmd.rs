@@ -271,6 +271,7 @@ pub(crate) fn key(g: &GlobalArgs, command: &KeyCommand, out: &mut dyn Write) -> 
         KeyCommand::Rotate => {
             let db = g.open(false)?;
             let started = std::time::Instant::now();
+            let activity = crate::progress::Activity::start(g.quiet, "rotating the data key");
             let mut failed_write = None;
             let mut progress = |p: &RotationProgress| {
                 let line = match p.step {
@@ -279,6 +280,7 @@ pub(crate) fn key(g: &GlobalArgs, command: &KeyCommand, out: &mut dyn Write) -> 
                     "rewrite" => format!("rotate: rewrote {}/{} tables", p.tables_rewritten, p.tables_total),
                     other => format!("rotate: {other}"),
                 };
+                activity.step(&line);
                 if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
                     failed_write.get_or_insert(e);
                 }
@@ -326,7 +328,9 @@ pub(crate) fn key(g: &GlobalArgs, command: &KeyCommand, out: &mut dyn Write) -> 
                 file.write_all(b"\n")?;
                 file.sync_all().with_context(|| format!("cannot write {}", path.display()))?;
             }
+            let activity = crate::progress::Activity::start(g.quiet, "replacing the master key and re-encrypting every file");
             let report = db.rekey(&credential, recovery.as_ref())?;
+            drop(activity);
             db.close()?;
             for slot in &report.removed_slots {
                 writeln!(out, "removed slot {} ({}): add it again to keep using it", slot.index, describe(slot))?;
@@ -379,13 +383,18 @@ pub(crate) fn secure_delete(
     prefix: Option<&str>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
+    let text = crate::kvtext::KvText { hex: g.hex };
+    let key = key.map(|k| text.parse("KEY", k)).transpose()?;
+    let prefix = prefix.map(|p| text.parse("PREFIX", p)).transpose()?;
     let db = g.open(false)?;
+    let activity = crate::progress::Activity::start(g.quiet, "deleting, compacting, overwriting and rotating keys");
     let report = match (key, prefix) {
-        (Some(key), None) => db.secure_delete(key.as_bytes())?,
-        (None, Some(prefix)) => db.secure_delete_prefix(prefix.as_bytes())?,
+        (Some(key), None) => db.secure_delete(&key)?,
+        (None, Some(prefix)) => db.secure_delete_prefix(&prefix)?,
         _ => return Err(Exit::new(EXIT_USAGE, "secure-delete takes KEY or --prefix P").into()),
     };
     db.close()?;
+    drop(activity);
     writeln!(
         out,
         "securely deleted {} key(s): {} file(s) overwritten ({} pass(es)) and removed, {} table(s) re-encrypted, destroyed epochs {:?}",
