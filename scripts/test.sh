@@ -42,5 +42,12 @@ cargo nextest run -p synapsed-storage-wal --features io-uring --no-fail-fast
 echo "== criterion benches compile (no peer engine is built)"
 cargo bench -p synapsed-benches --no-run --quiet
 
+echo "== examples (each checks its own output and fails if a check fails)"
+for example in engine/examples/*.rs; do
+    name=$(basename "$example" .rs)
+    echo "-- example $name"
+    cargo run --quiet -p synapsed-storage --example "$name" >/dev/null
+done
+
 echo "== documentation examples"
 cargo test --workspace --doc --quiet
