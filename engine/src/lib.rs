@@ -23,6 +23,7 @@
 
 mod batch;
 mod db;
+pub mod device;
 mod error;
 mod events;
 mod format;

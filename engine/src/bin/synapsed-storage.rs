@@ -15,6 +15,8 @@ use synapsed_storage::{Argon2Params, Credential, Db, Error, Options};
 
 #[path = "synapsed-storage/batch.rs"]
 mod batch;
+#[path = "synapsed-storage/device.rs"]
+mod device;
 #[path = "synapsed-storage/demo.rs"]
 mod demo;
 #[path = "synapsed-storage/keycmd.rs"]
@@ -156,6 +158,9 @@ enum Command {
     },
     /// Walks through the engine's features on a throw-away store and checks each step.
     Demo,
+    /// Sync between devices: this store's device id, pairings, and sessions.
+    #[command(flatten)]
+    Device(device::DeviceCommand),
 }
 
 /// A failure that maps to a specific exit status rather than the default 1.
@@ -439,6 +444,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 report::print_stats(&mut out, dir, &stats, &files)?;
             }
         }
+        Command::Device(command) => device::run(g, command, &mut out)?,
         Command::Demo => {
             let passed = demo::run(g, &mut out)?;
             if !passed {
