@@ -8,7 +8,8 @@
 //!   ([`sync::Pairing::encode`]).
 
 use sync::identity::DEVICE_ID_BYTES;
-pub use sync::{DeviceId, DeviceIdentity, Pairing};
+pub use sync::transport::{Listener, TlsChannel, Transport, TransportOptions, TrustedPeers, TRANSPORT_VERSION};
+pub use sync::{DeviceId, DeviceIdentity, FrameChannel, Pairing};
 use zeroize::Zeroizing;
 
 use crate::{Db, Error, Keyspace, KeyspaceOptions, Result};
@@ -113,6 +114,19 @@ impl<'db> Devices<'db> {
             Some(record) => decode_pairing(device.as_bytes(), &record).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The paired devices, as the set a transport pins (a snapshot: pairings
+    /// made later are added to it with [`TrustedPeers::insert`]).
+    pub fn trusted_peers(&self) -> Result<TrustedPeers> {
+        Ok(TrustedPeers::new(self.pairings()?.into_iter().map(|p| p.device)))
+    }
+
+    /// A device transport of this store's identity (made on first use) that
+    /// accepts the paired devices.
+    pub fn transport(&self, options: TransportOptions) -> Result<Transport> {
+        let identity = self.identity()?;
+        Transport::new(&identity, self.trusted_peers()?, options).map_err(|e| Error::Internal(e.to_string()))
     }
 
     /// Every pairing, in device-id byte order.
