@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::Subcommand;
-use synapsed_storage::device::{DeviceId, Pairing};
+use synapsed_storage::device::{DeviceId, FrameChannel, Pairing, TlsChannel, TransportOptions, TRANSPORT_VERSION};
 
 use crate::{Exit, GlobalArgs, EXIT_FAILURE, EXIT_USAGE};
 
@@ -18,6 +18,18 @@ pub(crate) enum DeviceCommand {
     /// The devices this store trusts.
     #[command(subcommand)]
     Pair(PairSub),
+    /// Answers sessions from paired devices at ADDR (foreground, until killed);
+    /// prints "listening on ADDR" once it accepts connections.
+    Serve {
+        /// Address to listen on (port 0: any free port; the line printed names it).
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+    },
+    /// One session with the paired device listening at ADDR.
+    Sync {
+        /// The peer's address (HOST:PORT).
+        addr: String,
+    },
 }
 
 /// `device ...`
@@ -112,6 +124,78 @@ pub(crate) fn run(g: &GlobalArgs, command: &DeviceCommand, out: &mut impl Write)
             }
             writeln!(out, "unpaired {device}")?;
         }
+        DeviceCommand::Serve { listen } => {
+            let db = g.open(false)?;
+            let transport = db.devices().transport(TransportOptions::default())?;
+            let listener = transport.listen(listen.as_str()).with_context(|| format!("cannot listen on {listen}"))?;
+            writeln!(out, "listening on {} as device {}", listener.local_addr(), transport.device_id())?;
+            out.flush()?;
+            loop {
+                match listener.accept() {
+                    Ok(channel) => {
+                        let peer = channel.peer();
+                        match answer(channel) {
+                            Ok(()) => eprintln!("session with {peer}: hello exchanged; the session protocol is not in this build"),
+                            Err(e) => eprintln!("session with {peer} failed: {e:#}"),
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("refused a connection: {e}");
+                        // Not a busy loop if accepting itself keeps failing.
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                }
+            }
+        }
+        DeviceCommand::Sync { addr } => {
+            let db = g.open(false)?;
+            let transport = db.devices().transport(TransportOptions::default())?;
+            let mut channel = transport.connect(addr.as_str()).with_context(|| format!("cannot open a session with {addr}"))?;
+            let peer = channel.peer();
+            channel.send(&hello())?;
+            let theirs = channel.recv()?.ok_or_else(|| anyhow::anyhow!("{peer} closed the session before its hello"))?;
+            let version = read_hello(&theirs)?;
+            channel.close()?;
+            db.close()?;
+            writeln!(
+                out,
+                "connected to {peer} (transport version {TRANSPORT_VERSION}, session version {version}); \
+                 the session protocol is not in this build: nothing was synced"
+            )?;
+        }
+    }
+    Ok(())
+}
+
+// Session protocol joins here: until it does, a session is one hello frame
+// each way ("SYNAPSED-HELLO" and a u32 big-endian session version), then a
+// clean close. The replication session replaces `answer` and the body of
+// `sync`, and its first message replaces this hello.
+
+/// The session version the hello announces.
+const SESSION_VERSION: u32 = 0;
+const HELLO_MAGIC: &[u8] = b"SYNAPSED-HELLO";
+
+fn hello() -> Vec<u8> {
+    [HELLO_MAGIC, &SESSION_VERSION.to_be_bytes()[..]].concat()
+}
+
+fn read_hello(frame: &[u8]) -> anyhow::Result<u32> {
+    let version = frame
+        .strip_prefix(HELLO_MAGIC)
+        .and_then(|v| <[u8; 4]>::try_from(v).ok())
+        .ok_or_else(|| anyhow::anyhow!("the peer's first frame is not a hello"))?;
+    Ok(u32::from_be_bytes(version))
+}
+
+/// The accepting side of a session: the peer's hello, ours, a clean close.
+fn answer(mut channel: TlsChannel) -> anyhow::Result<()> {
+    let theirs = channel.recv()?.ok_or_else(|| anyhow::anyhow!("closed before its hello"))?;
+    read_hello(&theirs)?;
+    channel.send(&hello())?;
+    // Wait for the peer's close so that it has read the hello.
+    if channel.recv()?.is_some() {
+        anyhow::bail!("the peer sent more than a hello");
     }
     Ok(())
 }
