@@ -369,7 +369,7 @@ fn the_search_finds_a_marker_in_plaintext() {
 
 #[test]
 fn no_device_key_or_pairing_on_disk() {
-    // The device's private key (its 32-byte Ed25519 seed ends the PKCS#8
+    // The device's private key (its 32-byte Ed25519 seed, and its PKCS#8
     // encoding) and the pairings (names and prefixes) are values of internal
     // keyspaces: encrypted like every other, in the log and in tables.
     let tmp = tempfile::tempdir().unwrap();
@@ -388,7 +388,10 @@ fn no_device_key_or_pairing_on_disk() {
         write: vec![names[2].as_bytes().to_vec()],
     };
     db.devices().pair(&pairing).unwrap();
-    let seed = identity.pkcs8_der()[identity.pkcs8_der().len() - 32..].to_vec();
+    // The seed is the OCTET STRING inside the privateKey OCTET STRING.
+    let der = identity.pkcs8_der();
+    let at = der.windows(4).position(|w| w == [0x04, 0x22, 0x04, 0x20]).unwrap() + 4;
+    let seed = der[at..at + 32].to_vec();
     let no_seed = |stage: &str| {
         for f in files_under(&dir) {
             let bytes = std::fs::read(&f).unwrap();

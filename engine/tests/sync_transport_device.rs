@@ -144,3 +144,21 @@ fn cli_device_id_and_pairs() {
     assert!(err.contains("not paired"), "{err}");
     assert_eq!(cli(&b, &["pair", "ls"]).1.lines().count(), 1);
 }
+
+#[test]
+fn no_debug_output_shows_the_device_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::create(tmp.path(), &cred(), options()).unwrap();
+    let identity = db.devices().identity().unwrap();
+    let transport = db.devices().transport(synapsed_storage::device::TransportOptions::default()).unwrap();
+    let der = identity.pkcs8_der();
+    let at = der.windows(4).position(|w| w == [0x04, 0x22, 0x04, 0x20]).unwrap() + 4;
+    let seed = &der[at..at + 32];
+    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    let decimal = format!("{:?}", &seed[..8]).trim_end_matches(']').to_string();
+    for text in [format!("{identity:?}"), format!("{transport:?}"), format!("{:?}", db.devices())] {
+        assert!(!text.to_lowercase().contains(&hex[..16]), "{text}");
+        assert!(!text.contains(&decimal), "{text}");
+    }
+    assert!(format!("{identity:?}").contains(&identity.device_id().to_string()));
+}
