@@ -440,3 +440,25 @@ fn a_capture_holds_no_plaintext_no_key_no_device_id() {
         assert!(!find(&d.device_id().as_bytes()[..]), "the capture holds a raw device id");
     }
 }
+
+#[test]
+fn a_stalled_handshake_delays_no_one_and_then_times_out() {
+    let a = DeviceIdentity::generate().unwrap();
+    let b = DeviceIdentity::generate().unwrap();
+    let ta = Transport::new(&a, TrustedPeers::new([b.device_id()]), options()).unwrap();
+    let tb = Transport::new(&b, TrustedPeers::new([a.device_id()]), options().with_handshake_timeout(Duration::from_secs(3))).unwrap();
+    let listener = tb.listen("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr();
+    // Connects and says nothing.
+    let _silent = TcpStream::connect(addr).unwrap();
+    thread::sleep(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    let client = thread::spawn(move || ta.connect(addr).map(|mut ch| ch.send(b"in time")));
+    let mut first = listener.accept().unwrap();
+    assert_eq!(first.peer(), a.device_id());
+    assert!(started.elapsed() < Duration::from_secs(2), "the paired device waited behind the silent one");
+    assert_eq!(first.recv().unwrap().unwrap(), b"in time");
+    client.join().unwrap().unwrap().unwrap();
+    let err = listener.accept().unwrap_err().to_string();
+    assert!(err.contains("TLS handshake took longer than 3s"), "{err}");
+}

@@ -282,20 +282,71 @@ impl Transport {
     }
 
     /// Listens for sessions at `addr` (port 0: any free port, see
-    /// [`Listener::local_addr`]).
+    /// [`Listener::local_addr`]). Connections are accepted and their
+    /// handshakes run in the background, up to [`MAX_PENDING_HANDSHAKES`] at
+    /// once, so a peer that stalls its handshake delays nobody else;
+    /// [`Listener::accept`] hands out the results in the order they finish.
     pub fn listen(&self, addr: impl ToSocketAddrs) -> Result<Listener, ChannelError> {
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
         let tcp = self.rt.block_on(TcpListener::bind(addrs.as_slice()))??;
         let local = tcp.local_addr()?;
-        Ok(Listener { rt: Arc::clone(&self.rt), tcp, acceptor: self.acceptor.clone(), options: self.options.clone(), local })
+        let (tx, rx) = tokio::sync::mpsc::channel(READY_SESSIONS);
+        let acceptor = self.acceptor.clone();
+        let options = self.options.clone();
+        let task = match &self.rt.0 {
+            Some(rt) => rt.spawn(accept_loop(tcp, acceptor, options, tx)),
+            None => return Err(ChannelError::Io(io::Error::other("the transport's runtime is gone"))),
+        };
+        Ok(Listener { rt: Arc::clone(&self.rt), ready: parking_lot::Mutex::new(rx), task, options: self.options.clone(), local })
     }
 }
 
-/// Accepts sessions from paired devices.
+/// Most handshakes a listener runs at once; further connections wait in the
+/// kernel's backlog.
+pub const MAX_PENDING_HANDSHAKES: usize = 64;
+/// Sessions authenticated but not yet taken by [`Listener::accept`].
+const READY_SESSIONS: usize = 8;
+
+type Handshaken = Result<TlsStream<TcpStream>, ChannelError>;
+
+/// Accepts connections and runs each handshake in a task of its own.
+async fn accept_loop(tcp: TcpListener, acceptor: TlsAcceptor, options: TransportOptions, ready: tokio::sync::mpsc::Sender<Handshaken>) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
+    loop {
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
+        let conn = match tcp.accept().await {
+            Ok((conn, _)) => conn,
+            Err(e) => {
+                if ready.send(Err(ChannelError::Io(e))).await.is_err() {
+                    return;
+                }
+                // Not a busy loop when accepting keeps failing (out of descriptors).
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let (acceptor, options, ready) = (acceptor.clone(), options.clone(), ready.clone());
+        tokio::spawn(async move {
+            let limit = options.handshake_timeout;
+            let result = timed(limit, "the TLS handshake", async move {
+                tune(&conn, &options)?;
+                let mut tls = TlsStream::from(acceptor.accept(conn).await.map_err(classify)?);
+                exchange_prefaces(&mut tls).await?;
+                Ok(tls)
+            })
+            .await;
+            // The permit is held until the session is handed over (backpressure).
+            let _ = ready.send(result).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Accepts sessions from paired devices. Dropping it stops listening.
 pub struct Listener {
     rt: Arc<Runtime>,
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
+    ready: parking_lot::Mutex<tokio::sync::mpsc::Receiver<Handshaken>>,
+    task: tokio::task::JoinHandle<()>,
     options: TransportOptions,
     local: SocketAddr,
 }
@@ -312,24 +363,23 @@ impl Listener {
         self.local
     }
 
-    /// Waits for the next connection, then authenticates it (bounded by the
-    /// handshake timeout). An error concerns that one connection (an unknown
-    /// device, a failed handshake): the listener goes on and the caller may
-    /// accept again.
+    /// The next authenticated session, waiting for one as long as it takes.
+    /// An error concerns one connection (an unknown device, a failed or
+    /// stalled handshake, a failed accept): the listener goes on and the
+    /// caller may accept again.
     pub fn accept(&self) -> Result<TlsChannel, ChannelError> {
-        let acceptor = self.acceptor.clone();
-        let options = self.options.clone();
-        let stream = self.rt.block_on(async {
-            let (tcp, _) = self.tcp.accept().await.map_err(ChannelError::Io)?;
-            timed(options.handshake_timeout, "the TLS handshake", async move {
-                tune(&tcp, &options)?;
-                let mut tls = TlsStream::from(acceptor.accept(tcp).await.map_err(classify)?);
-                exchange_prefaces(&mut tls).await?;
-                Ok(tls)
-            })
-            .await
-        })??;
+        let mut ready = self.ready.lock();
+        let stream = self
+            .rt
+            .block_on(ready.recv())?
+            .ok_or_else(|| ChannelError::Io(io::Error::other("the listener stopped")))??;
         TlsChannel::new(Arc::clone(&self.rt), stream, self.options.clone())
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
