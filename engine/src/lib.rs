@@ -25,6 +25,7 @@
 mod asyncapi;
 mod batch;
 mod db;
+pub mod device;
 mod error;
 mod events;
 mod format;

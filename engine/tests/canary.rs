@@ -366,3 +366,50 @@ fn the_search_finds_a_marker_in_plaintext() {
     let found = search_markers_on_disk(tmp.path(), &markers);
     assert!(found.as_ref().is_err_and(|e| e.contains("leak")), "half a marker in a file was not found: {found:?}");
 }
+
+#[test]
+fn no_device_key_or_pairing_on_disk() {
+    // The device's private key (its 32-byte Ed25519 seed, and its PKCS#8
+    // encoding) and the pairings (names and prefixes) are values of internal
+    // keyspaces: encrypted like every other, in the log and in tables.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let mut rng = rand::thread_rng();
+    let names: Vec<String> = ["pair-name", "pair-read", "pair-write"].iter().map(|r| marker(&mut rng, r)).collect();
+    let markers = Markers { all: names.clone(), model: Vec::new(), ks_model: Vec::new() };
+    let options = Options::tiny_for_tests().with_argon2(Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 });
+    let db = Db::create(&dir, &Credential::passphrase(PASSPHRASE), options).unwrap();
+    let identity = db.devices().identity().unwrap();
+    let peer = synapsed_storage::device::DeviceIdentity::generate().unwrap().device_id();
+    let pairing = synapsed_storage::device::Pairing {
+        device: peer,
+        name: names[0].clone(),
+        read: vec![names[1].as_bytes().to_vec()],
+        write: vec![names[2].as_bytes().to_vec()],
+    };
+    db.devices().pair(&pairing).unwrap();
+    // The seed is the OCTET STRING inside the privateKey OCTET STRING.
+    let der = identity.pkcs8_der();
+    let at = der.windows(4).position(|w| w == [0x04, 0x22, 0x04, 0x20]).unwrap() + 4;
+    let seed = der[at..at + 32].to_vec();
+    let no_seed = |stage: &str| {
+        for f in files_under(&dir) {
+            let bytes = std::fs::read(&f).unwrap();
+            for needle in [&seed[..], &seed[..16], &seed[16..]] {
+                assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{stage}: {} holds the device key", f.display());
+            }
+        }
+    };
+    assert_no_marker_on_disk(&dir, &markers, "pairing in the WAL");
+    no_seed("identity in the WAL");
+    db.flush().unwrap();
+    for ks in db.keyspaces().iter().skip(1) {
+        db.compact_range_in(ks, None, None).unwrap();
+    }
+    db.close().unwrap();
+    assert_no_marker_on_disk(&dir, &markers, "pairing in tables");
+    no_seed("identity in tables");
+    let db = Db::open(&dir, &Credential::passphrase(PASSPHRASE), Options::tiny_for_tests()).unwrap();
+    assert_eq!(db.devices().identity().unwrap().device_id(), identity.device_id());
+    assert_eq!(db.devices().pairing(&peer).unwrap(), Some(pairing));
+}

@@ -8,5 +8,11 @@
 //! feature through the one facade crate.
 
 pub mod channel;
+pub mod identity;
+pub mod pairing;
+pub mod transport;
 
 pub use channel::{ChannelError, FrameChannel, MAX_FRAME_BYTES};
+pub use identity::{DeviceId, DeviceIdentity, IdentityError};
+pub use pairing::{Pairing, PairingError};
+pub use transport::{Listener, TlsChannel, Transport, TransportError, TransportOptions, TrustedPeers};

@@ -15,6 +15,8 @@ use synapsed_storage::{Argon2Params, Credential, Db, Error, Options};
 
 #[path = "synapsed-storage/batch.rs"]
 mod batch;
+#[path = "synapsed-storage/device.rs"]
+mod device;
 #[path = "synapsed-storage/demo.rs"]
 mod demo;
 #[path = "synapsed-storage/keycmd.rs"]
@@ -186,6 +188,9 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Sync between devices: this store's device id, pairings, and sessions.
+    #[command(flatten)]
+    Device(device::DeviceCommand),
 }
 
 /// A failure that maps to a specific exit status rather than the default 1.
@@ -504,6 +509,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             use clap::CommandFactory;
             clap_complete::generate(*shell, &mut Cli::command(), "synapsed-storage", &mut out);
         }
+        Command::Device(command) => device::run(g, command, &mut out)?,
         Command::Demo => {
             let passed = demo::run(g, &mut out)?;
             if !passed {

@@ -1,0 +1,111 @@
+//! The transport between real processes: `serve` and `sync` of the CLI over
+//! loopback TCP (a session is the transport handshake and one hello frame each
+//! way until the session protocol joins), with paired and unpaired stores.
+
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use common::PASSPHRASE;
+
+const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
+const FAST_KDF: [&str; 5] = ["--insecure-kdf-for-tests", "--argon2-memory-kib", "64", "--argon2-iterations", "1"];
+
+fn command(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env("SYNAPSED_PASSPHRASE", PASSPHRASE).arg("--db").arg(dir).args(FAST_KDF);
+    c
+}
+
+fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = command(dir).args(args).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+fn store(dir: &Path) -> String {
+    assert_eq!(cli(dir, &["init"]).0, 0);
+    cli(dir, &["device", "id"]).1.trim().to_string()
+}
+
+/// A `serve` process, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        let mut child = command(dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.strip_prefix("listening on ").and_then(|r| r.split(' ').next()).unwrap_or_else(|| panic!("{line:?}")).to_string();
+        Server { child, addr }
+    }
+
+    /// Everything it wrote on stderr (stops it).
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let mut err = String::new();
+        self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert!(!err.contains("panicked"), "{err}");
+        err
+    }
+}
+
+#[test]
+fn serve_and_sync_processes_authenticate_each_other_over_loopback() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+    let (id_a, id_b, id_c) = (store(&a), store(&b), store(&c));
+    assert_eq!(cli(&a, &["pair", "add", &id_b, "--name", "b"]).0, 0);
+    assert_eq!(cli(&b, &["pair", "add", &id_a, "--name", "a"]).0, 0);
+    // c trusts b, but b never paired c.
+    assert_eq!(cli(&c, &["pair", "add", &id_b]).0, 0);
+
+    let server = Server::start(&b);
+    for _ in 0..2 {
+        let (code, out, err) = cli(&a, &["sync", &server.addr]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with(&format!("connected to {id_b} (transport version 1")), "{out}");
+        assert!(out.contains("session protocol is not in this build"), "{out}");
+    }
+    let (code, out, err) = cli(&c, &["sync", &server.addr]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.starts_with("error: cannot open a session with"), "{err}");
+    // a still gets through after the refusal.
+    assert_eq!(cli(&a, &["sync", &server.addr]).0, 0);
+    let log = server.stop();
+    assert_eq!(log.matches(&format!("session with {id_a}: hello exchanged")).count(), 3, "{log}");
+    assert!(log.contains(&format!("refused a connection: protocol violation: refused: unknown device {id_c}")), "{log}");
+
+    // b removes a: a is refused from then on (serve reads pairings as it starts).
+    assert_eq!(cli(&b, &["pair", "rm", &id_a]).0, 0);
+    let server = Server::start(&b);
+    let (code, _, err) = cli(&a, &["sync", &server.addr]);
+    assert_eq!(code, 1, "{err}");
+    let log = server.stop();
+    assert!(log.contains(&format!("unknown device {id_a}")), "{log}");
+
+    // Nobody listening: a clear network error.
+    let (code, _, err) = cli(&a, &["sync", "127.0.0.1:1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot open a session with 127.0.0.1:1"), "{err}");
+}
