@@ -15,6 +15,8 @@ use synapsed_storage::{Argon2Params, Credential, Db, Error, Options};
 
 #[path = "synapsed-storage/batch.rs"]
 mod batch;
+#[path = "synapsed-storage/doc.rs"]
+mod doc;
 #[path = "synapsed-storage/demo.rs"]
 mod demo;
 #[path = "synapsed-storage/keycmd.rs"]
@@ -156,6 +158,11 @@ enum Command {
     },
     /// Walks through the engine's features on a throw-away store and checks each step.
     Demo,
+    /// JSON documents in collections: put, import, get, delete, index, query.
+    Doc {
+        #[command(subcommand)]
+        command: doc::DocCommand,
+    },
 }
 
 /// A failure that maps to a specific exit status rather than the default 1.
@@ -376,6 +383,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 break;
             }
+        }
+        Command::Doc { command } => {
+            let db = g.open(doc::read_only(command))?;
+            let found = doc::run(&db, command, &mut out);
+            let closed = db.close();
+            if !found? {
+                return Err(Exit::new(EXIT_FAILURE, "document not found").into());
+            }
+            closed?;
         }
         Command::Batch => {
             let db = g.open(false)?;
