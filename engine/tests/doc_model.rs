@@ -167,16 +167,25 @@ fn eval(filter: &Value, doc: &Value, text_indexed: bool) -> bool {
             let got = get(doc, field);
             match v.as_object().filter(|o| o.keys().all(|k| k.starts_with('$'))) {
                 None => any_of(got, &|x| cmp(x, v).is_eq()),
-                Some(ops) => ops.iter().all(|(op, arg)| match op.as_str() {
-                    "$ne" => !any_of(got, &|x| cmp(x, arg).is_eq()),
-                    "$in" => any_of(got, &|x| arg.as_array().unwrap().iter().any(|a| cmp(x, a).is_eq())),
-                    "$exists" => got.is_some() == arg.as_bool().unwrap(),
-                    "$gt" => any_of(got, &|x| same_type(x, arg) && cmp(x, arg).is_gt()),
-                    "$gte" => any_of(got, &|x| same_type(x, arg) && cmp(x, arg).is_ge()),
-                    "$lt" => any_of(got, &|x| same_type(x, arg) && cmp(x, arg).is_lt()),
-                    "$lte" => any_of(got, &|x| same_type(x, arg) && cmp(x, arg).is_le()),
-                    other => panic!("model has no {other}"),
-                }),
+                // The positive operators of one object hold on one value or element.
+                Some(ops) => {
+                    let positive: Vec<(&String, &Value)> = ops.iter().filter(|(op, _)| !["$ne", "$exists"].contains(&op.as_str())).collect();
+                    let holds = |op: &str, x: &Value, arg: &Value| match op {
+                        "$in" => arg.as_array().unwrap().iter().any(|a| cmp(x, a).is_eq()),
+                        "$gt" => same_type(x, arg) && cmp(x, arg).is_gt(),
+                        "$gte" => same_type(x, arg) && cmp(x, arg).is_ge(),
+                        "$lt" => same_type(x, arg) && cmp(x, arg).is_lt(),
+                        "$lte" => same_type(x, arg) && cmp(x, arg).is_le(),
+                        other => panic!("model has no {other}"),
+                    };
+                    let positive_ok = positive.is_empty() || any_of(got, &|x| positive.iter().all(|(op, arg)| holds(op, x, arg)));
+                    positive_ok
+                        && ops.iter().all(|(op, arg)| match op.as_str() {
+                            "$ne" => !any_of(got, &|x| cmp(x, arg).is_eq()),
+                            "$exists" => got.is_some() == arg.as_bool().unwrap(),
+                            _ => true,
+                        })
+                }
             }
         }
     })

@@ -3,7 +3,10 @@
 //! planner (`plan.rs`) only narrows which documents it is asked about.
 //!
 //! Semantics (MongoDB's, where they are simple): a field condition on an array
-//! value matches if the array itself or any element matches; range operators
+//! value matches if the array itself or any element matches, and the positive
+//! operators of one operator object (`{"$gte": 1, "$lt": 5}`) must all hold on
+//! the same value or element (MongoDB's `$elemMatch`, so that such a range is
+//! one index range); range operators
 //! match values of the operand's type only; `$ne` and `$exists: false` match a
 //! missing field; `{"f": null}` matches an explicit null only.
 
@@ -42,6 +45,9 @@ pub(crate) enum Filter {
     Cmp { field: String, op: Op, value: Value },
     /// `field` equals one of the values.
     In { field: String, values: Vec<Value> },
+    /// The value of `field`, or one element of it, meets every condition (the
+    /// `Cmp` and `In` of one operator object, `{"$gte": 1, "$lt": 5}`).
+    Element { field: String, conds: Vec<Filter> },
     /// `field` is present (`true`) or absent (`false`).
     Exists { field: String, present: bool },
     /// Every folded word of the text is among the document's text-field words.
@@ -71,6 +77,7 @@ impl Filter {
             Filter::Cmp { field, op: Op::Ne, value } => !field_matches(json::lookup(doc, field), |v| equal(v, value)),
             Filter::Cmp { field, op, value } => field_matches(json::lookup(doc, field), |v| cmp_holds(*op, v, value)),
             Filter::In { field, values } => field_matches(json::lookup(doc, field), |v| values.iter().any(|x| equal(v, x))),
+            Filter::Element { field, conds } => field_matches(json::lookup(doc, field), |v| conds.iter().all(|c| c.holds_on(v))),
             Filter::Exists { field, present } => json::lookup(doc, field).is_some() == *present,
             Filter::Text { words } => {
                 let mut have = std::collections::BTreeSet::new();
@@ -81,6 +88,17 @@ impl Filter {
                 }
                 words.iter().all(|w| have.contains(w))
             }
+        }
+    }
+}
+
+impl Filter {
+    /// Whether a positive condition (`Cmp` other than `$ne`, `In`) holds on one value.
+    fn holds_on(&self, v: &Value) -> bool {
+        match self {
+            Filter::Cmp { op, value, .. } => cmp_holds(*op, v, value),
+            Filter::In { values, .. } => values.iter().any(|x| equal(v, x)),
+            _ => false,
         }
     }
 }
@@ -157,6 +175,7 @@ fn parse_field(field: &str, operand: &Value, terms: &mut Vec<Filter>) -> Result<
         }
     };
     check_all_operators(operators, field)?;
+    let mut positive = Vec::new();
     for (op, arg) in operators {
         let field = field.to_owned();
         let cmp = |op| Filter::Cmp { field: field.clone(), op, value: arg.clone() };
@@ -182,6 +201,14 @@ fn parse_field(field: &str, operand: &Value, terms: &mut Vec<Filter>) -> Result<
             },
             other => return Err(bad(format!("unknown operator {other}"))),
         });
+        if matches!(terms.last(), Some(Filter::Cmp { op, .. }) if *op != Op::Ne) || matches!(terms.last(), Some(Filter::In { .. })) {
+            positive.extend(terms.pop());
+        }
+    }
+    if positive.len() > 1 {
+        terms.push(Filter::Element { field: field.to_owned(), conds: positive });
+    } else {
+        terms.extend(positive);
     }
     Ok(())
 }
@@ -212,6 +239,9 @@ mod tests {
         let doc = json!({"_id": "1", "a": 5, "t": ["x", "y"], "n": null, "o": {"p": "q"}, "body": "Hello, World"});
         assert!(m(json!({"a": 5.0}), doc.clone()));
         assert!(m(json!({"a": {"$gt": 4, "$lte": 5}}), doc.clone()));
+        let arr = json!({"_id": "2", "v": [1, 10]});
+        assert!(!m(json!({"v": {"$gt": 2, "$lt": 8}}), arr.clone()), "one element must meet both");
+        assert!(m(json!({"$and": [{"v": {"$gt": 2}}, {"v": {"$lt": 8}}]}), arr.clone()), "separate conditions, separate elements");
         assert!(!m(json!({"a": {"$gt": "4"}}), doc.clone()), "type bracketing");
         assert!(m(json!({"t": "x"}), doc.clone()));
         assert!(m(json!({"t": ["x", "y"]}), doc.clone()));

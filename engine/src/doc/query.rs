@@ -113,6 +113,14 @@ fn source_of<'d>(filter: &Filter, defs: &'d Defs) -> Option<Source<'d>> {
             };
             Some(Source::Index { def, ranges: vec![(bound_to_inclusive(lo), hi)] })
         }
+        Filter::Element { conds, .. } => {
+            // Points of an equality or $in first; else the ranges' intersection.
+            let sources: Vec<Source> = conds.iter().filter_map(|c| source_of(c, defs)).collect();
+            if let Some(i) = conds.iter().position(|c| matches!(c, Filter::In { .. } | Filter::Cmp { op: Op::Eq, .. })) {
+                return conds.get(i).and_then(|c| source_of(c, defs));
+            }
+            merge_ranges(sources).into_iter().next()
+        }
         Filter::Text { words } => {
             let text_defs: Vec<&IndexDef> = defs.list.iter().filter(|d| d.ready && d.kind == IndexKind::Text).collect();
             (!text_defs.is_empty()).then(|| Source::Text { defs: text_defs, terms: words.clone() })
@@ -146,6 +154,55 @@ fn best_source_unranked<'d>(filter: &Filter, defs: &'d Defs) -> Option<Source<'d
         Filter::And(_) => None,
         other => source_of(other, defs),
     })
+}
+
+/// Joins the single-range sources of one index (`$gte` and `$lt` of one
+/// operator object, which one value must meet together) into one range.
+fn merge_ranges(sources: Vec<Source<'_>>) -> Vec<Source<'_>> {
+    let mut out: Vec<Source> = Vec::new();
+    for source in sources {
+        if let Source::Index { def, ranges } = &source {
+            if let [(lo, hi)] = ranges.as_slice() {
+                let same = out.iter_mut().find_map(|o| match o {
+                    Source::Index { def: d, ranges: r } if d.id == def.id && r.len() == 1 => r.first_mut(),
+                    _ => None,
+                });
+                if let Some(range) = same {
+                    if lower_after(lo, &range.0) {
+                        range.0 = lo.clone();
+                    }
+                    if upper_before(hi, &range.1) {
+                        range.1 = hi.clone();
+                    }
+                    continue;
+                }
+            }
+        }
+        out.push(source);
+    }
+    out
+}
+
+/// Whether lower bound `a` starts after lower bound `b`.
+fn lower_after(a: &Bound<Vec<u8>>, b: &Bound<Vec<u8>>) -> bool {
+    match (a, b) {
+        (Bound::Unbounded, _) => false,
+        (_, Bound::Unbounded) => true,
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => {
+            x > y || (x == y && matches!(a, Bound::Excluded(_)))
+        }
+    }
+}
+
+/// Whether upper bound `a` ends before upper bound `b`.
+fn upper_before(a: &Bound<Vec<u8>>, b: &Bound<Vec<u8>>) -> bool {
+    match (a, b) {
+        (Bound::Unbounded, _) => false,
+        (_, Bound::Unbounded) => true,
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => {
+            x < y || (x == y && matches!(a, Bound::Excluded(_)))
+        }
+    }
 }
 
 /// Counts entries of a source, stopping once `cap` is passed.
