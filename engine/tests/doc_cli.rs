@@ -86,6 +86,8 @@ fn doc_commands_follow_the_contract() {
     let after = q(&[r#"{"age": {"$gte": 30, "$lt": 33}}"#, "--sort", "age:desc", "--explain"]);
     assert_eq!(ids(&after), ["u32", "u31", "u30"]);
     assert_eq!(after.last().unwrap(), &json!({"explain": {"index": "age", "examined": 3, "returned": 3}}));
+    let raw = run(&dir, &["doc", "query", "users", r#"{"age": 31}"#, "--explain"]).ok().stdout;
+    assert_eq!(raw.lines().last(), Some(r#"{"explain": {"index": "age", "examined": 1, "returned": 1}}"#));
     let limited = q(&[r#"{"age": {"$gt": 20}}"#, "--sort", "age", "--limit", "2"]);
     assert_eq!(ids(&limited), ["u21", "u22"]);
 

@@ -291,6 +291,16 @@ mod tests {
         }
     }
 
+    /// The worked examples of engine/FORMAT.md, "Document store".
+    #[test]
+    fn encoding_matches_the_format_doc() {
+        assert_eq!(enc(&json!(1)), [0x04, 0xbf, 0xf0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(enc(&json!(-2)), [0x04, 0x3f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(enc(&json!("a")), [0x05, 0x61, 0x00, 0x00]);
+        assert_eq!(enc(&json!(true)), [0x03]);
+        assert_eq!(enc(&json!(-0.0)), enc(&json!(0)));
+    }
+
     #[test]
     fn numbers_are_equal_whatever_their_form() {
         let one: Value = serde_json::from_str("1").unwrap();

@@ -204,7 +204,9 @@ pub(crate) fn run(db: &Db, command: &DocCommand, out: &mut dyn Write) -> anyhow:
             }
             if *explain {
                 let e = &result.explain;
-                writeln!(out, "{}", json!({"explain": {"index": e.index, "examined": e.examined, "returned": e.returned}}))?;
+                // Spelled as the contract writes it, keys in its order.
+                let index = json!(e.index);
+                writeln!(out, "{{\"explain\": {{\"index\": {index}, \"examined\": {}, \"returned\": {}}}}}", e.examined, e.returned)?;
             }
             if let Some(next) = result.next_cursor {
                 eprintln!("next cursor: {next}");
