@@ -309,7 +309,7 @@ impl Position {
 
     fn decode(cursor: &str) -> Result<Position> {
         let bad = || Error::InvalidArgument("malformed query cursor".into());
-        if cursor.len() % 2 != 0 || !cursor.is_ascii() {
+        if cursor.len() & 1 == 1 || !cursor.is_ascii() {
             return Err(bad());
         }
         let bytes = (0..cursor.len() / 2)
@@ -371,7 +371,11 @@ pub(crate) fn run(db: &Db, name: &str, query: &Query) -> Result<QueryResult> {
         if let Some(source) = source_of(c, &defs) {
             let cap = best.as_ref().map_or(u64::MAX, |b| b.1);
             let n = count(db, &coll, &snap, &source, cap)?;
-            if best.as_ref().map_or(true, |b| n < b.1) {
+            let better = match &best {
+                None => true,
+                Some(b) => n < b.1,
+            };
+            if better {
                 best = Some((source, n));
             }
         }
