@@ -30,6 +30,9 @@ pub use text::MAX_TERM_BYTES;
 #[derive(Default)]
 pub(crate) struct DocShared {
     pub(crate) write: Mutex<()>,
+    /// Search keys by (collection, field): each is an HKDF of the integrity
+    /// root, which never changes while the store is open.
+    pub(crate) search_keys: Mutex<std::collections::HashMap<(String, String), zeroize::Zeroizing<[u8; 32]>>>,
 }
 
 /// How an index keys its entries (docs/security.md says what each leaks to

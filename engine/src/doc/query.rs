@@ -367,8 +367,13 @@ pub(crate) fn run(db: &Db, name: &str, query: &Query) -> Result<QueryResult> {
 
     // The most selective source among the top-level conditions.
     let mut best: Option<(Source, u64)> = None;
-    for c in conjuncts(&filter) {
-        if let Some(source) = source_of(c, &defs) {
+    let mut sources: Vec<Source> = conjuncts(&filter).into_iter().filter_map(|c| source_of(c, &defs)).collect();
+    if sources.len() == 1 {
+        // One candidate: nothing to choose, so nothing to count.
+        best = sources.pop().map(|s| (s, 0));
+    }
+    for source in sources {
+        {
             let cap = best.as_ref().map_or(u64::MAX, |b| b.1);
             let n = count(db, &coll, &snap, &source, cap)?;
             let better = match &best {

@@ -194,6 +194,16 @@ fn corrupt(what: &str) -> Error {
 /// root with a purpose naming the collection and field (length-prefixed, so no
 /// two pairs share a purpose).
 fn search_key(db: &Db, collection: &str, field: &str) -> Zeroizing<[u8; 32]> {
+    let cache_key = (collection.to_owned(), field.to_owned());
+    if let Some(key) = db.doc_shared().search_keys.lock().get(&cache_key) {
+        return key.clone();
+    }
+    let key = derive_search_key(db, collection, field);
+    db.doc_shared().search_keys.lock().insert(cache_key, key.clone());
+    key
+}
+
+fn derive_search_key(db: &Db, collection: &str, field: &str) -> Zeroizing<[u8; 32]> {
     let mut purpose = Zeroizing::new(b"doc-search ".to_vec());
     purpose.extend_from_slice(&(collection.len() as u32).to_le_bytes());
     purpose.extend_from_slice(collection.as_bytes());
