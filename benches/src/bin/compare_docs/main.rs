@@ -86,7 +86,8 @@ fn run(args: &Args) -> Result<()> {
     let _ = std::fs::remove_file(args.dir.join("sqlite.db-wal"));
     let mut rows = Vec::new();
 
-    let db = Db::create(&ours_dir, &Credential::passphrase("compare-docs"), Options::default())?;
+    // The same cache budget for both: 256 MiB of block cache, 256 MiB of pages.
+    let db = Db::create(&ours_dir, &Credential::passphrase("compare-docs"), Options::default().with_block_cache_bytes(256 << 20))?;
     let conn = Connection::open(&sqlite_path)?;
     conn.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-262144;
