@@ -658,3 +658,81 @@ pub(crate) fn check(db: &Db, name: &str) -> Result<CheckReport> {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::docs::Query;
+    use crate::{Credential, Options};
+
+    /// A build cut short (definition stored not ready, some entries written, a
+    /// stray one among them) is ignored by queries and the checker, and the next
+    /// `create_index` of the field clears and finishes it.
+    #[test]
+    fn an_interrupted_build_is_ignored_then_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::create(dir.path(), &Credential::passphrase("p"), Options::tiny_for_tests()).unwrap();
+        let docs = db.docs();
+        for i in 0..20 {
+            docs.put("c", &json!({"_id": format!("d{i}"), "v": i % 4})).unwrap();
+        }
+        let coll = collection(&db, "c", false).unwrap().unwrap();
+        let mut defs = load_defs(&db, &coll, None).unwrap();
+        let key = search_key(&db, "c", "v");
+        defs.list.push(IndexDef { id: 0, field: "v".into(), kind: IndexKind::Ordered, unique: false, ready: false, key });
+        defs.next_id = 1;
+        let mut overlay = Overlay::new(&db, &coll);
+        overlay.put(Space::Meta, defs_key("c"), defs.encode());
+        let stray = defs.list[0].entry_key(&defs.list[0].value_token(&json!(99)).unwrap(), "gone");
+        overlay.put(Space::Entries, stray.clone(), Vec::new());
+        overlay.commit().unwrap();
+
+        let q = Query::new(json!({"v": 1}));
+        assert_eq!(docs.query("c", &q).unwrap().explain.index, None, "a build not finished is not used");
+        assert!(docs.check("c").unwrap().problems.is_empty());
+        assert!(!docs.indexes("c").unwrap()[0].ready);
+        // A write meanwhile maintains it.
+        docs.put("c", &json!({"_id": "d1", "v": 1, "w": true})).unwrap();
+
+        docs.create_index("c", &IndexSpec::ordered("v")).unwrap();
+        assert!(docs.indexes("c").unwrap()[0].ready);
+        let r = docs.query("c", &q).unwrap();
+        assert_eq!((r.explain.index.as_deref(), r.explain.returned, r.explain.examined), (Some("v"), 5, 5));
+        assert_eq!(db.get_in(&coll.entries, &stray).unwrap(), None, "the stray entry is cleared");
+        let report = docs.check("c").unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.entries, 20);
+    }
+
+    /// Search tokens stay valid across data-key rotation and master-key rekey:
+    /// hashed and text indexes answer the same before and after, also reopened.
+    #[test]
+    fn tokens_survive_rotation_and_rekey() {
+        let dir = tempfile::tempdir().unwrap();
+        let cred = Credential::passphrase("p");
+        let db = Db::create(dir.path(), &cred, Options::tiny_for_tests()).unwrap();
+        let docs = db.docs();
+        docs.create_index("c", &IndexSpec::hashed("h")).unwrap();
+        docs.create_index("c", &IndexSpec::text("t")).unwrap();
+        for i in 0..30 {
+            docs.put("c", &json!({"_id": format!("d{i}"), "h": i % 3, "t": format!("alpha w{}", i % 5)})).unwrap();
+        }
+        let ask = |db: &Db| {
+            let a = db.docs().query("c", &Query::new(json!({"h": 2}))).unwrap();
+            let b = db.docs().query("c", &Query::new(json!({"$text": "W4 alpha"}))).unwrap();
+            assert_eq!(a.explain.index.as_deref(), Some("h"));
+            assert_eq!(b.explain.index.as_deref(), Some("t"));
+            (a.documents.len(), b.documents.len())
+        };
+        assert_eq!(ask(&db), (10, 6));
+        db.rotate_keys().unwrap();
+        assert_eq!(ask(&db), (10, 6));
+        db.rekey(&cred, None).unwrap();
+        assert_eq!(ask(&db), (10, 6));
+        db.close().unwrap();
+        let db = Db::open(dir.path(), &cred, Options::tiny_for_tests()).unwrap();
+        assert_eq!(ask(&db), (10, 6));
+        assert!(db.docs().check("c").unwrap().problems.is_empty());
+    }
+}
