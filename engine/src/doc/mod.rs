@@ -24,6 +24,9 @@ pub use json::{compare, lookup, MAX_DOCUMENT_BYTES, MAX_DOCUMENT_DEPTH, MAX_FIEL
 pub use store::{CheckReport, MAX_COLLECTION_NAME_BYTES, MAX_IMPORT_DOCUMENTS};
 pub use text::MAX_TERM_BYTES;
 
+/// Cached search keys, by (collection, field).
+type SearchKeys = std::collections::HashMap<(String, String), zeroize::Zeroizing<[u8; 32]>>;
+
 /// What the document store shares across calls of one open store: the mutex
 /// that orders document writes and index builds (reads take no lock; they
 /// read at a snapshot).
@@ -32,7 +35,7 @@ pub(crate) struct DocShared {
     pub(crate) write: Mutex<()>,
     /// Search keys by (collection, field): each is an HKDF of the integrity
     /// root, which never changes while the store is open.
-    pub(crate) search_keys: Mutex<std::collections::HashMap<(String, String), zeroize::Zeroizing<[u8; 32]>>>,
+    pub(crate) search_keys: Mutex<SearchKeys>,
 }
 
 /// How an index keys its entries (docs/security.md says what each leaks to
