@@ -25,7 +25,7 @@ fi
 
 echo "== an embedder (no default features) compiles none of the CLI's dependencies"
 cli_deps=$(cargo tree -p synapsed-storage --no-default-features -e normal --prefix none \
-    | grep -E '^(clap|anyhow|serde_json|indicatif) ' || true)
+    | grep -E '^(clap|anyhow|indicatif|clap_complete|metrics-exporter-prometheus) ' || true)
 if [ -n "$cli_deps" ]; then
     echo "error: synapsed-storage without the cli feature depends on:" >&2
     echo "$cli_deps" >&2

@@ -68,6 +68,8 @@ const READ_ONLY_OPEN_ATTEMPTS: u32 = 20;
 pub struct Db {
     inner: Arc<Inner>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The document store's write mutex (`doc/`).
+    docs: crate::doc::DocShared,
 }
 
 /// A consistent read view at one sequence number; released on drop.
@@ -222,6 +224,18 @@ impl Db {
         }
     }
 
+    /// The document store's shared state.
+    pub(crate) fn doc_shared(&self) -> &crate::doc::DocShared {
+        &self.docs
+    }
+
+    /// The key of the searchable tokens of `purpose` (the document store's
+    /// blind indexes): HKDF of the store's integrity root, so it stays the same
+    /// across key rotation and rekey (docs/security.md).
+    pub(crate) fn search_key(&self, purpose: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {
+        self.inner.keys.integrity_key(purpose)
+    }
+
     /// Starts the background threads the options ask for.
     fn run(inner: Arc<Inner>) -> Db {
         let mut threads = Vec::new();
@@ -236,7 +250,7 @@ impl Db {
                 threads.push(std::thread::spawn(move || background::run_periodic_sync(bg, interval)));
             }
         }
-        Db { inner, threads: Mutex::new(threads) }
+        Db { inner, threads: Mutex::new(threads), docs: Default::default() }
     }
 
     /// Reads and authenticates every file of a store without opening it for writing.

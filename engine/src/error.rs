@@ -167,6 +167,19 @@ pub enum Error {
         /// The first failure's message.
         reason: String,
     },
+    /// A document write would give two documents the same value in a unique
+    /// index; nothing was written.
+    #[error("unique index {collection}.{field}: document {id:?} has a value document {existing:?} already has")]
+    UniqueViolation {
+        /// Collection.
+        collection: String,
+        /// Indexed field.
+        field: String,
+        /// `_id` of the document refused.
+        id: String,
+        /// `_id` of the document that holds the value.
+        existing: String,
+    },
     /// An error a lower layer reported that no caller input can cause (an
     /// invalid version edit, an unexpected internal state): a bug in the
     /// engine, not in the caller's arguments or on the disk.
@@ -315,6 +328,12 @@ impl Error {
                 Error::MergeFailed { keyspace: keyspace.clone(), operator: operator.clone(), reason: reason.clone() }
             }
             Error::KeyspaceExists(s) => Error::KeyspaceExists(s.clone()),
+            Error::UniqueViolation { collection, field, id, existing } => Error::UniqueViolation {
+                collection: collection.clone(),
+                field: field.clone(),
+                id: id.clone(),
+                existing: existing.clone(),
+            },
             Error::NoSuchKeyspace(s) => Error::NoSuchKeyspace(s.clone()),
             Error::ManifestFailed { reason } => Error::ManifestFailed { reason: reason.clone() },
             Error::Internal(s) => Error::Internal(s.clone()),

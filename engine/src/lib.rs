@@ -26,6 +26,7 @@ mod asyncapi;
 mod batch;
 mod db;
 pub mod device;
+mod doc;
 mod error;
 mod events;
 mod format;
@@ -45,6 +46,10 @@ pub use batch::WriteBatch;
 pub use db::{Change, ChangeFeed, ChangeKind, Cursor, Db, DbIterator, IterOptions, Snapshot, Stats, Transaction, VerifyReport};
 pub use db::{EpochFiles, RekeyReport, RotationProgress, RotationReport, SecureDeleteReport};
 pub use error::{Error, Result};
+/// The document store's types; the store itself is [`Db::docs`].
+pub mod docs {
+    pub use crate::doc::*;
+}
 pub use events::{
     BackgroundError, CompactionBegin, CompactionEnd, EventListener, FileDeleted, FlushBegin, FlushEnd, StallCause, TableFileCreated,
     WriteStallBegin, WriteStallEnd,

@@ -17,6 +17,8 @@ use synapsed_storage::{Argon2Params, Credential, Db, Error, Options};
 mod batch;
 #[path = "synapsed-storage/device.rs"]
 mod device;
+#[path = "synapsed-storage/doc.rs"]
+mod doc;
 #[path = "synapsed-storage/demo.rs"]
 mod demo;
 #[path = "synapsed-storage/keycmd.rs"]
@@ -191,6 +193,11 @@ enum Command {
     /// Sync between devices: this store's device id, pairings, and sessions.
     #[command(flatten)]
     Device(device::DeviceCommand),
+    /// JSON documents in collections: put, import, get, delete, index, query.
+    Doc {
+        #[command(subcommand)]
+        command: doc::DocCommand,
+    },
 }
 
 /// A failure that maps to a specific exit status rather than the default 1.
@@ -430,6 +437,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 break;
             }
+        }
+        Command::Doc { command } => {
+            let db = g.open(doc::read_only(command))?;
+            let found = doc::run(&db, command, &mut out);
+            let closed = db.close();
+            if !found? {
+                return Err(Exit::new(EXIT_FAILURE, "document not found").into());
+            }
+            closed?;
         }
         Command::Batch => {
             let db = g.open(false)?;
