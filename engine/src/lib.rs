@@ -34,6 +34,7 @@ mod hooks;
 mod keyspace;
 mod merge;
 mod options;
+mod ts;
 
 pub use batch::WriteBatch;
 pub use db::{Change, ChangeFeed, ChangeKind, Cursor, Db, DbIterator, IterOptions, Snapshot, Stats, Transaction, VerifyReport};
@@ -53,6 +54,9 @@ pub use db::TableProperties;
 pub use keyspace::{Keyspace, KeyspaceOptions, DEFAULT_KEYSPACE, INTERNAL_KEYSPACE_PREFIX};
 pub use merge::{MergeError, MergeOperator, MergeOperators, SortedSetUnion, U64AddOperator};
 pub use options::{ChangeFeedRetention, Options, SyncPolicy};
+pub use ts::{
+    Aggregate, DownsampleReport, Point, SeriesInfo, TimeSeries, BLOCK_POINTS, DEFAULT_OUT_OF_ORDER_WINDOW_MS, MAX_LABELS, MAX_NAME_BYTES,
+};
 
 pub use crypto::vfs::{SimVfs, StdVfs, Vfs};
 /// The file-system layer every store file goes through: implement [`Vfs`] to
