@@ -23,6 +23,8 @@ mod keycmd;
 mod keys;
 #[path = "synapsed-storage/report.rs"]
 mod report;
+#[path = "synapsed-storage/ts.rs"]
+mod ts;
 
 /// Exit status of a failed operation (also `get` of a missing key).
 const EXIT_FAILURE: u8 = 1;
@@ -156,6 +158,11 @@ enum Command {
     },
     /// Walks through the engine's features on a throw-away store and checks each step.
     Demo,
+    /// Time series: float values at millisecond timestamps.
+    Ts {
+        #[command(subcommand)]
+        command: ts::TsCommand,
+    },
 }
 
 /// A failure that maps to a specific exit status rather than the default 1.
@@ -311,6 +318,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut out = io::BufWriter::new(stdout.lock());
     match &cli.command {
         Command::Init(args) => keycmd::init(g, args, &mut out)?,
+        Command::Ts { command } => ts::run(g, command, &mut out)?,
         Command::Key { command } => keycmd::key(g, command, &mut out)?,
         Command::SecureDelete { key, prefix } => keycmd::secure_delete(g, key.as_deref(), prefix.as_deref(), &mut out)?,
         Command::Put { key, value } => {
