@@ -117,8 +117,13 @@ impl<'db> TimeSeries<'db> {
         raw.map(|r| Meta::decode(&r)).transpose()
     }
 
-    /// Runs `op` in a transaction, again when another writer conflicted.
-    fn retry<T>(&self, mut op: impl FnMut(&mut Transaction<'db>) -> Result<T>) -> Result<T> {
+    /// Runs `op` on `series` in a transaction, again when another writer
+    /// conflicted. Writers of one series in this process take turns on a
+    /// striped lock first, so they do not conflict with each other; the
+    /// transaction still guards the series' metadata (and the next series id)
+    /// against any other writer.
+    fn retry<T>(&self, series: &str, mut op: impl FnMut(&mut Transaction<'db>) -> Result<T>) -> Result<T> {
+        let _turn = series_lock(self.db, series).lock();
         let mut attempt = 0;
         loop {
             let mut txn = self.db.transaction();
@@ -154,7 +159,7 @@ impl<'db> TimeSeries<'db> {
     /// [`Error::InvalidArgument`], and nothing is written.
     pub fn append(&self, series: &str, ts_ms: i64, value: f64) -> Result<()> {
         let ks = self.keyspace_for_write()?;
-        let sealed = self.retry(|txn| {
+        let sealed = self.retry(series, |txn| {
             let mut meta = self.load_meta(txn, &ks, series)?;
             check_window(series, &meta, ts_ms)?;
             let in_head = !matches!(meta.sealed_last, Some(s) if ts_ms <= s);
@@ -194,7 +199,7 @@ impl<'db> TimeSeries<'db> {
         while points.peek().is_some() {
             chunk.clear();
             chunk.extend(points.by_ref().take(IMPORT_CHUNK_POINTS));
-            let staged = self.retry(|txn| {
+            let staged = self.retry(series, |txn| {
                 let meta = self.load_meta(txn, &ks, series)?;
                 let mut staged = self.stage(&ks, series, meta)?;
                 for p in &chunk {
@@ -354,7 +359,7 @@ impl<'db> TimeSeries<'db> {
             return Err(Error::InvalidArgument("retention must not be negative".into()));
         }
         let ks = self.keyspace_for_write()?;
-        let meta = self.retry(|txn| {
+        let meta = self.retry(series, |txn| {
             let mut meta = self.load_meta(txn, &ks, series)?;
             meta.keep_ms = keep_ms;
             txn.put_in(&ks, &keys::meta_key(series), &meta.encode());
@@ -369,7 +374,7 @@ impl<'db> TimeSeries<'db> {
             return Err(Error::InvalidArgument("the out-of-order window must not be negative".into()));
         }
         let ks = self.keyspace_for_write()?;
-        self.retry(|txn| {
+        self.retry(series, |txn| {
             let mut meta = self.load_meta(txn, &ks, series)?;
             meta.window_ms = window_ms;
             txn.put_in(&ks, &keys::meta_key(series), &meta.encode());
@@ -388,7 +393,7 @@ impl<'db> TimeSeries<'db> {
             keys::check_name("label value", v)?;
         }
         let ks = self.keyspace_for_write()?;
-        self.retry(|txn| {
+        self.retry(series, |txn| {
             let mut meta = self.load_meta(txn, &ks, series)?;
             meta.labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             txn.put_in(&ks, &keys::meta_key(series), &meta.encode());
@@ -523,6 +528,19 @@ impl<'db> TimeSeries<'db> {
         }
         Ok(())
     }
+}
+
+/// Locks striped by store and series name (see [`TimeSeries::retry`]).
+static SERIES_LOCKS: [parking_lot::Mutex<()>; 64] = [const { parking_lot::Mutex::new(()) }; 64];
+
+fn series_lock(db: &Db, series: &str) -> &'static parking_lot::Mutex<()> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (db as *const Db as usize).hash(&mut h);
+    series.hash(&mut h);
+    let i = (h.finish() % SERIES_LOCKS.len() as u64) as usize;
+    // In range by the modulo above.
+    SERIES_LOCKS.get(i).unwrap_or(&SERIES_LOCKS[0])
 }
 
 /// The end of a series' keys of one kind: the next series' prefix, or (for
