@@ -55,7 +55,7 @@ pub use keyspace::{Keyspace, KeyspaceOptions, DEFAULT_KEYSPACE, INTERNAL_KEYSPAC
 pub use merge::{MergeError, MergeOperator, MergeOperators, SortedSetUnion, U64AddOperator};
 pub use options::{ChangeFeedRetention, Options, SyncPolicy};
 pub use ts::{
-    Aggregate, DownsampleReport, Point, SeriesInfo, TimeSeries, BLOCK_POINTS, DEFAULT_OUT_OF_ORDER_WINDOW_MS, MAX_LABELS, MAX_NAME_BYTES,
+    encoded_block_bytes, Aggregate, DownsampleReport, Point, SeriesInfo, TimeSeries, ValueCodec, BLOCK_POINTS, DEFAULT_OUT_OF_ORDER_WINDOW_MS, MAX_LABELS, MAX_NAME_BYTES,
 };
 
 pub use crypto::vfs::{SimVfs, StdVfs, Vfs};

@@ -536,3 +536,19 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod worked_example {
+    /// The worked example of `engine/FORMAT.md`, "Time-series blocks".
+    #[test]
+    fn format_md_block_example() {
+        let block = super::encode_block(&[1000, 2000, 3000], &[0.5, 1.5, 1.0]);
+        let hex: String = block.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, DOC_BLOCK_HEX);
+        let (t, v) = super::decode_block(&block).unwrap();
+        assert_eq!((t, v), (vec![1000, 2000, 3000], vec![0.5, 1.5, 1.0]));
+    }
+
+    const DOC_BLOCK_HEX: &str = "01030000000103011100000000000000000003e800000000000003e80000000000000000050814a0";
+}
