@@ -257,7 +257,7 @@ fn the_store_matches_the_model_across_reopens_and_crashes() {
 #[test]
 #[ignore = "long: many more steps and seeds"]
 fn the_store_matches_the_model_long() {
-    for seed in 100..120 {
-        run(seed, 3000);
+    for seed in 100..106 {
+        run(seed, 1500);
     }
 }

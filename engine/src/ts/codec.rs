@@ -36,33 +36,40 @@ fn corrupt(reason: impl Into<String>) -> Error {
     Error::Corruption { file: "time-series block".to_string(), offset: 0, reason: reason.into() }
 }
 
-/// Bits appended most significant first.
+/// Bits appended most significant first. Fewer than 8 bits are pending at
+/// any time; full bytes go straight to the output.
 #[derive(Default)]
 pub(crate) struct BitWriter {
     bytes: Vec<u8>,
-    used: u32,
+    pending: u64,
+    pending_bits: u32,
 }
 
 impl BitWriter {
     pub(crate) fn write(&mut self, value: u64, bits: u32) {
         debug_assert!(bits <= 64);
-        for i in (0..bits).rev() {
-            if self.used == 0 {
-                self.bytes.push(0);
-            }
-            if (value >> i) & 1 == 1 {
-                if let Some(last) = self.bytes.last_mut() {
-                    *last |= 1 << (7 - (self.used % 8));
-                }
-            }
-            self.used = self.used.wrapping_add(1);
-            if self.used == 8 {
-                self.used = 0;
-            }
+        if bits > 56 {
+            // Two pieces, so that pending bits plus a piece fit in 64.
+            self.write(value >> 32, bits - 32);
+            self.write(value & 0xffff_ffff, 32);
+            return;
+        }
+        if bits == 0 {
+            return;
+        }
+        let masked = value & ((1u64 << bits) - 1);
+        self.pending = (self.pending << bits) | masked;
+        self.pending_bits += bits;
+        while self.pending_bits >= 8 {
+            self.pending_bits -= 8;
+            self.bytes.push((self.pending >> self.pending_bits) as u8);
         }
     }
 
-    pub(crate) fn finish(self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        if self.pending_bits > 0 {
+            self.bytes.push((self.pending << (8 - self.pending_bits)) as u8);
+        }
         self.bytes
     }
 }
@@ -79,12 +86,21 @@ impl<'a> BitReader<'a> {
     }
 
     pub(crate) fn read(&mut self, bits: u32) -> Result<u64> {
+        debug_assert!(bits <= 64);
+        if self.position + bits as usize > self.bytes.len() * 8 {
+            return Err(corrupt("bit stream ends early"));
+        }
         let mut value = 0u64;
-        for _ in 0..bits {
-            let byte = self.bytes.get(self.position / 8).ok_or_else(|| corrupt("bit stream ends early"))?;
-            let bit = (byte >> (7 - (self.position % 8))) & 1;
-            value = (value << 1) | u64::from(bit);
-            self.position += 1;
+        let mut remaining = bits;
+        while remaining > 0 {
+            let byte = self.bytes.get(self.position / 8).copied().ok_or_else(|| corrupt("bit stream ends early"))?;
+            let available = 8 - (self.position % 8) as u32;
+            let take = available.min(remaining);
+            let chunk = (u64::from(byte) >> (available - take)) & ((1u64 << take) - 1);
+            // `value` holds at most 64 - take bits here, so the shift loses nothing.
+            value = if take == 64 { chunk } else { (value << take) | chunk };
+            self.position += take as usize;
+            remaining -= take;
         }
         Ok(value)
     }

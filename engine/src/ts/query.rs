@@ -59,7 +59,7 @@ pub struct DownsampleReport {
     pub points: Vec<Point>,
     /// Blocks folded in from their summaries, without being read.
     pub blocks_from_summary: u64,
-    /// Blocks read and decoded.
+    /// Blocks read and decoded (the head, when the range reaches it, counts as one).
     pub blocks_decoded: u64,
 }
 
