@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod histogram;
+pub mod timeseries;
 
 pub use data::Workload;
 pub use histogram::Histogram;

@@ -39,6 +39,7 @@ mod keyspace;
 mod merge;
 mod metrics;
 mod options;
+mod ts;
 
 #[cfg(feature = "async")]
 pub use asyncapi::{AsyncDb, Dispatch, Storage};
@@ -65,6 +66,9 @@ pub use keyspace::{Keyspace, KeyspaceOptions, DEFAULT_KEYSPACE, INTERNAL_KEYSPAC
 pub use metrics::{describe_metrics, MetricsHandle};
 pub use merge::{MergeError, MergeOperator, MergeOperators, SortedSetUnion, U64AddOperator};
 pub use options::{ChangeFeedRetention, Options, SyncPolicy};
+pub use ts::{
+    encoded_block_bytes, Aggregate, DownsampleReport, Point, SeriesInfo, TimeSeries, ValueCodec, BLOCK_POINTS, DEFAULT_OUT_OF_ORDER_WINDOW_MS, MAX_LABELS, MAX_NAME_BYTES,
+};
 
 pub use crypto::vfs::{SimVfs, StdVfs, Vfs};
 /// The file-system layer every store file goes through: implement [`Vfs`] to

@@ -33,6 +33,8 @@ mod progress;
 mod metrics;
 #[path = "synapsed-storage/report.rs"]
 mod report;
+#[path = "synapsed-storage/ts.rs"]
+mod ts;
 
 /// Exit status of a failed operation (also `get` of a missing key).
 const EXIT_FAILURE: u8 = 1;
@@ -197,6 +199,11 @@ enum Command {
     Doc {
         #[command(subcommand)]
         command: doc::DocCommand,
+    },
+    /// Time series: float values at millisecond timestamps.
+    Ts {
+        #[command(subcommand)]
+        command: ts::TsCommand,
     },
 }
 
@@ -363,6 +370,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let text = kvtext::KvText { hex: g.hex };
     match &cli.command {
         Command::Init(args) => keycmd::init(g, args, &mut out)?,
+        Command::Ts { command } => ts::run(g, command, &mut out)?,
         Command::Key { command } => keycmd::key(g, command, &mut out)?,
         Command::SecureDelete { key, prefix } => keycmd::secure_delete(g, key.as_deref(), prefix.as_deref(), &mut out)?,
         Command::Put { key, value } => {
