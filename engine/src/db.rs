@@ -3,6 +3,7 @@
 //! snapshots, transactions, background work, verify).
 
 mod background;
+mod blob_access;
 mod cursor;
 mod filters;
 mod feed;
@@ -68,6 +69,8 @@ const READ_ONLY_OPEN_ATTEMPTS: u32 = 20;
 pub struct Db {
     inner: Arc<Inner>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The blob store's writers, readers and GC coordinate through it.
+    blob: crate::blob::BlobState,
 }
 
 /// A consistent read view at one sequence number; released on drop.
@@ -236,7 +239,7 @@ impl Db {
                 threads.push(std::thread::spawn(move || background::run_periodic_sync(bg, interval)));
             }
         }
-        Db { inner, threads: Mutex::new(threads) }
+        Db { inner, threads: Mutex::new(threads), blob: crate::blob::BlobState::default() }
     }
 
     /// Reads and authenticates every file of a store without opening it for writing.

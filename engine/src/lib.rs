@@ -22,6 +22,7 @@
 //! ```
 
 mod batch;
+mod blob;
 mod db;
 mod error;
 mod events;
@@ -36,6 +37,7 @@ mod merge;
 mod options;
 
 pub use batch::WriteBatch;
+pub use blob::{BlobGcReport, BlobReader, BlobStats, BlobStore, BlobWriter};
 pub use db::{Change, ChangeFeed, ChangeKind, Cursor, Db, DbIterator, IterOptions, Snapshot, Stats, Transaction, VerifyReport};
 pub use db::{EpochFiles, RekeyReport, RotationProgress, RotationReport, SecureDeleteReport};
 pub use error::{Error, Result};
