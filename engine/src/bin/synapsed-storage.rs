@@ -15,6 +15,8 @@ use synapsed_storage::{Argon2Params, Credential, Db, Error, Options};
 
 #[path = "synapsed-storage/batch.rs"]
 mod batch;
+#[path = "synapsed-storage/blob.rs"]
+mod blob;
 #[path = "synapsed-storage/demo.rs"]
 mod demo;
 #[path = "synapsed-storage/keycmd.rs"]
@@ -156,6 +158,11 @@ enum Command {
     },
     /// Walks through the engine's features on a throw-away store and checks each step.
     Demo,
+    /// Blobs: files of any size streamed in and out (put, get, rm, ls, gc).
+    Blob {
+        #[command(subcommand)]
+        command: blob::BlobCommand,
+    },
 }
 
 /// A failure that maps to a specific exit status rather than the default 1.
@@ -439,6 +446,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 report::print_stats(&mut out, dir, &stats, &files)?;
             }
         }
+        Command::Blob { command } => blob::run(g, command, &mut out)?,
         Command::Demo => {
             let passed = demo::run(g, &mut out)?;
             if !passed {
