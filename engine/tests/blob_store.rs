@@ -178,14 +178,13 @@ fn an_unfinished_writer_leaves_nothing_visible_and_gc_reclaims_it() {
     blobs.put(b"k", &mut &b"first"[..]).unwrap();
     {
         let mut w = blobs.writer(b"k").unwrap();
-        // Enough for intermediate commits of chunk records.
         w.write_all(&random(20 << 20, 4)).unwrap();
         // Dropped without finish.
     }
     assert_eq!(read_all(&db, b"k").unwrap(), b"first");
     assert_eq!(blobs.list().unwrap(), vec![(b"k".to_vec(), 5)]);
     let report = blobs.gc().unwrap();
-    assert!(report.files_removed >= 1 && report.chunks_removed >= 1, "{report:?}");
+    assert!(report.files_removed >= 1, "{report:?}");
     assert!(blob_bytes(dir.path()) < 1 << 20);
     assert_eq!(read_all(&db, b"k").unwrap(), b"first");
 }

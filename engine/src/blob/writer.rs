@@ -17,7 +17,7 @@ use crate::batch::WriteBatch;
 use crate::blob::file::BlobFileWriter;
 use crate::blob::format::{
     chunk_ref_key, location_key, meta_key, BlobMeta, ChunkHash, ChunkRef, Location, AVG_CHUNK_BYTES, BLOB_FILE_TARGET_BYTES,
-    CHUNKING_KEY_PURPOSE, CODEC_RAW, CODEC_ZSTD, DEDUP_KEY_PURPOSE, MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, PENDING_BYTES, PENDING_OPS, ZSTD_LEVEL,
+    CHUNKING_KEY_PURPOSE, CODEC_RAW, CODEC_ZSTD, DEDUP_KEY_PURPOSE, MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, COMPRESSION_PROBE_BYTES, PENDING_BYTES, PENDING_OPS, ZSTD_LEVEL,
 };
 use crate::blob::BlobStore;
 use crate::error::{Error, Result};
@@ -217,13 +217,19 @@ impl<'db> BlobWriter<'db> {
         let plain_len = n as u32;
         let blob_offset = self.len;
         if !self.unflushed.contains_key(&hash) && !reuse(&self.store, &mut self.pinned, &hash)? {
-            // Kept compressed only when that saves at least 1/16 of the chunk.
-            self.compressed.clear();
-            self.compressed.reserve(n - n / 16);
-            let codec = match self.compressor.compress_to_buffer(chunk, &mut self.compressed) {
-                Ok(c) if c < n - n / 16 => CODEC_ZSTD,
-                _ => CODEC_RAW,
-            };
+            // Kept compressed only when that saves at least 1/16 of the chunk,
+            // and tried only when a probe of its start does.
+            let probe = chunk.get(..COMPRESSION_PROBE_BYTES.min(n)).unwrap_or_default();
+            let mut codec = CODEC_RAW;
+            if compresses(&mut self.compressor, probe, &mut self.compressed) {
+                self.compressed.clear();
+                self.compressed.reserve(n - n / 16);
+                if let Ok(c) = self.compressor.compress_to_buffer(chunk, &mut self.compressed) {
+                    if c < n - n / 16 {
+                        codec = CODEC_ZSTD;
+                    }
+                }
+            }
             let payload = if codec == CODEC_ZSTD { &self.compressed[..] } else { chunk };
             let location = output_file(&self.store, &mut self.file, &mut self.files)?.append(&hash, plain_len, codec, payload)?;
             self.batch.put_in(&keyspace, location_key(&hash), location.encode());
@@ -267,6 +273,14 @@ impl<'db> BlobWriter<'db> {
             registry.active_files.remove(&number);
         }
     }
+}
+
+/// Whether `data` compresses by at least 1/16 (`scratch` is clobbered).
+fn compresses(compressor: &mut zstd::bulk::Compressor<'static>, data: &[u8], scratch: &mut Vec<u8>) -> bool {
+    let n = data.len();
+    scratch.clear();
+    scratch.reserve(n - n / 16);
+    matches!(compressor.compress_to_buffer(data, scratch), Ok(c) if c < n - n / 16)
 }
 
 /// Whether the store holds chunk `hash` already; if so it is pinned (and
