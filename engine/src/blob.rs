@@ -33,6 +33,13 @@ pub(crate) use file::verify_blob_file;
 pub(crate) use format::blob_number;
 pub(crate) use state::BlobState;
 
+/// Moves every blob file off old data-key epochs (a key rotation's part for
+/// blob files): their live frames are re-sealed under the current epoch, the
+/// old files removed (overwritten at least `passes` times).
+pub(crate) fn rotate(store: &BlobStore<'_>, passes: u32) -> Result<BlobGcReport> {
+    gc::run_with(store, passes, &std::collections::HashSet::new())
+}
+
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::keyspace::{Keyspace, KeyspaceOptions};
@@ -159,6 +166,37 @@ impl<'db> BlobStore<'db> {
     /// while writers and readers are at work.
     pub fn gc(&self) -> Result<BlobGcReport> {
         gc::run(self)
+    }
+
+    /// Deletes blob `key` so that no copy of its bytes stays readable: its
+    /// record is deleted, the files holding its chunks are rewritten without
+    /// them (live frames re-sealed into new files) and overwritten before they
+    /// are unlinked, the blob keyspace is compacted down to its last level,
+    /// and then [`Db::secure_delete_in`] of its record runs, whose key
+    /// rotation moves every blob file to the new data-key epoch and destroys
+    /// the old ones. Chunks other blobs share stay (they are theirs too).
+    /// Returns whether the blob existed, and what the deletion did.
+    pub fn secure_delete(&self, key: &[u8]) -> Result<(bool, crate::SecureDeleteReport)> {
+        let db = self.db;
+        let keyspace = self.keyspace()?.clone();
+        let meta = match db.get_in(&keyspace, &meta_key(key))? {
+            Some(v) => Some(BlobMeta::decode(&v)?),
+            None => None,
+        };
+        let mut files = std::collections::HashSet::new();
+        if let Some(meta) = meta {
+            for item in gc::chunk_refs(self, meta.id)? {
+                let hash = item?;
+                if let Some(loc) = db.get_in(&keyspace, &format::location_key(&hash))? {
+                    files.insert(format::Location::decode(&loc)?.file);
+                }
+            }
+            db.delete_in(&keyspace, &meta_key(key))?;
+        }
+        gc::run_with(self, db.secure_delete_passes().max(1), &files)?;
+        db.compact_range_in(&keyspace, None, None)?;
+        let report = db.secure_delete_in(&keyspace, &meta_key(key))?;
+        Ok((meta.is_some(), report))
     }
 
     /// Counts and sizes of the blob store.

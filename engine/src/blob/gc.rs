@@ -67,6 +67,13 @@ impl Drop for Running<'_> {
 }
 
 pub(crate) fn run(store: &BlobStore<'_>) -> Result<BlobGcReport> {
+    run_with(store, 0, &HashSet::new())
+}
+
+/// [`run`], overwriting removed files at least `min_passes` times and
+/// relocating the live frames of the files in `force` whatever their share of
+/// live bytes (a secure deletion: their dead frames must go too).
+pub(crate) fn run_with(store: &BlobStore<'_>, min_passes: u32, force: &HashSet<u64>) -> Result<BlobGcReport> {
     let db = store.db();
     if db.is_read_only() {
         return Err(Error::ReadOnly("blob gc".into()));
@@ -149,7 +156,7 @@ pub(crate) fn run(store: &BlobStore<'_>) -> Result<BlobGcReport> {
         let Some(&live_bytes) = live_by_file.get(&number) else { continue };
         let size = db.store_vfs().file_size(&db.store_dir().join(name)).unwrap_or(0);
         let mostly_dead = live_bytes.saturating_mul(2) < size.saturating_sub(FILE_HEADER_LEN as u64);
-        if mostly_dead || file_epoch(store, name)? != Some(keys.current_epoch()) {
+        if mostly_dead || force.contains(&number) || file_epoch(store, name)? != Some(keys.current_epoch()) {
             report.chunks_relocated += relocate(store, number, &snapshot)?;
         }
     }
@@ -159,7 +166,7 @@ pub(crate) fn run(store: &BlobStore<'_>) -> Result<BlobGcReport> {
     let (names, active, snapshot) = files_and_snapshot(store)?;
     let live_by_file = live_bytes_by_file(store, &snapshot)?;
     drop(snapshot);
-    let passes = db.secure_delete_passes();
+    let passes = db.secure_delete_passes().max(min_passes);
     let mut removed_any = false;
     for name in &names {
         let Some(number) = blob_number(name) else { continue };
@@ -276,6 +283,14 @@ fn relocate(store: &BlobStore<'_>, number: u64, snapshot: &Snapshot) -> Result<u
     })();
     store.state().lock().active_files.remove(&target);
     result
+}
+
+/// The chunk hashes of blob `id`, in order.
+pub(crate) fn chunk_refs(store: &BlobStore<'_>, id: u64) -> Result<impl Iterator<Item = Result<ChunkHash>>> {
+    let lo = crate::blob::format::chunk_ref_key(id, 0);
+    let hi = crate::blob::format::chunk_ref_key(id, u64::MAX);
+    let it = store.range(Bound::Included(&lo[..]), Bound::Included(&hi[..]), false, None)?;
+    Ok(it.map(|item| item.and_then(|(_, v)| Ok(ChunkRef::decode(&v)?.hash))))
 }
 
 /// Live pairs of the blob keyspace under the one-byte `prefix` at `snapshot`.

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use crypto::vfs::Vfs;
 use crypto::KeyManager;
 
-use crate::db::Db;
+use crate::db::{Db, RotationReport};
+use crate::error::Result;
 use crate::options::Options;
 
 impl Db {
@@ -47,5 +48,25 @@ impl Db {
             .options
             .secure_delete_passes
             .max(self.inner.sched.min_overwrite_passes.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// After a key rotation of the engine's own files: moves blob files off
+    /// old data-key epochs (the blob store's GC re-seals their live frames
+    /// under the current epoch and removes them, overwritten `passes` times at
+    /// least), then destroys the epochs no file is under any more, updating
+    /// `report`. Nothing to do for a store without blobs.
+    pub(crate) fn rotate_blob_files(&self, report: &mut RotationReport, passes: u32) -> Result<()> {
+        if report.epochs_retained.is_empty() || self.is_read_only() {
+            return Ok(());
+        }
+        if self.keyspace(crate::blob::format::BLOB_KEYSPACE)?.is_none() {
+            return Ok(());
+        }
+        crate::blob::rotate(&self.blobs()?, passes)?;
+        let (destroyed, retained) = self.inner.destroy_unused_epochs()?;
+        report.epochs_destroyed.extend(destroyed);
+        report.epochs_destroyed.sort_unstable();
+        report.epochs_retained = retained;
+        Ok(())
     }
 }
