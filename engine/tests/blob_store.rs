@@ -246,3 +246,40 @@ fn a_read_only_handle_reads_blobs_and_refuses_writes() {
     assert!(ro.blobs().unwrap().writer(b"w").is_err());
     assert!(ro.blobs().unwrap().gc().is_err());
 }
+
+#[test]
+fn small_blobs_share_blob_files_and_next_blob_stages_them_in_one_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path(), &common::cred(), common::options()).unwrap();
+    let blobs = db.blobs().unwrap();
+    // Separate puts append to the file the previous writer left open.
+    for i in 0..20u64 {
+        blobs.put(format!("p{i}").as_bytes(), &mut &random(10_000, i)[..]).unwrap();
+    }
+    assert_eq!(blob_files(dir.path()).len(), 1, "{:?}", blob_files(dir.path()));
+    // One writer, many blobs: each visible whole once committed.
+    let mut w = blobs.writer(b"m0").unwrap();
+    for i in 0..30u64 {
+        w.write_all(&random(5_000 + i as usize, 100 + i)).unwrap();
+        assert_eq!(w.next_blob(format!("m{}", i + 1).as_bytes()).unwrap(), 5_000 + i);
+    }
+    assert!(blobs.reader(b"m0").unwrap().is_none(), "staged, not yet committed");
+    w.write_all(b"last").unwrap();
+    assert_eq!(w.finish().unwrap(), 4);
+    for i in 0..30u64 {
+        assert_eq!(read_all(&db, format!("m{i}").as_bytes()).unwrap(), random(5_000 + i as usize, 100 + i));
+    }
+    assert_eq!(read_all(&db, b"m30").unwrap(), b"last");
+    // Dropped before its commit: none of its staged blobs appear.
+    let mut w = blobs.writer(b"d0").unwrap();
+    w.write_all(b"zero").unwrap();
+    w.next_blob(b"d1").unwrap();
+    w.write_all(b"one").unwrap();
+    drop(w);
+    assert!(blobs.reader(b"d0").unwrap().is_none() && blobs.reader(b"d1").unwrap().is_none());
+    blobs.gc().unwrap();
+    assert_eq!(blobs.list().unwrap().len(), 51);
+    assert_eq!(read_all(&db, b"p7").unwrap(), random(10_000, 7));
+    db.close().unwrap();
+    assert!(Db::verify(dir.path(), &common::cred(), common::options()).unwrap().is_ok());
+}

@@ -87,6 +87,7 @@ pub(crate) fn run_with(store: &BlobStore<'_>, min_passes: u32, force: &HashSet<u
     let (inflight, snapshot) = {
         let mut registry = state.lock();
         registry.gc_running = true;
+        registry.close_idle_files();
         (registry.inflight.clone(), db.snapshot())
     };
     let _running = Running(state);

@@ -10,13 +10,14 @@
 //!   it, skipping pinned hashes: either the writer sees the record gone and
 //!   writes the chunk anew, or GC sees the pin;
 //! - pins released while a GC runs stay protected until that GC ends;
-//! - files being written are never removed, and no file is removed while a
+//! - files being written (or left open for the next writer) are never removed, and no file is removed while a
 //!   reader is open (its snapshot may point into any of them).
 
 use std::collections::{HashMap, HashSet};
 
 use parking_lot::{Mutex, MutexGuard};
 
+use crate::blob::file::BlobFileWriter;
 use crate::blob::format::ChunkHash;
 
 /// The blob store's shared in-memory state (one per open `Db`).
@@ -46,6 +47,10 @@ pub(crate) struct Registry {
     pub(crate) active_files: HashSet<u64>,
     /// Open readers.
     pub(crate) readers: usize,
+    /// Blob files a finished writer left open below their target size, for
+    /// the next writer to append to (their numbers stay in `active_files`), so
+    /// that many small blobs share files instead of making one each.
+    pub(crate) idle_files: Vec<BlobFileWriter>,
 }
 
 impl Registry {
@@ -56,6 +61,13 @@ impl Registry {
 
     pub(crate) fn pin(&mut self, hash: ChunkHash) {
         *self.pins.entry(hash).or_insert(0) += 1;
+    }
+
+    /// Closes the idle files: GC may then move or remove them like any other.
+    pub(crate) fn close_idle_files(&mut self) {
+        for file in self.idle_files.drain(..) {
+            self.active_files.remove(&file.number);
+        }
     }
 
     pub(crate) fn unpin(&mut self, hash: &ChunkHash) {

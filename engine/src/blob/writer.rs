@@ -56,6 +56,8 @@ pub struct BlobWriter<'db> {
     store: BlobStore<'db>,
     key: Vec<u8>,
     id: u64,
+    /// Ids of the blobs staged by [`BlobWriter::next_blob`] (in flight until the writer ends).
+    staged: Vec<u64>,
     input: Vec<u8>,
     /// Bytes of `input` already cut into chunks.
     consumed: usize,
@@ -106,10 +108,7 @@ impl<'db> BlobWriter<'db> {
         if db.is_read_only() {
             return Err(Error::ReadOnly("cannot write a blob".into()));
         }
-        let max = db.options().max_key_bytes;
-        if key.len() + 1 > max {
-            return Err(Error::InvalidArgument(format!("blob key of {} bytes is over the limit of {} bytes", key.len(), max - 1)));
-        }
+        check_key(&store, key)?;
         let keys = db.key_manager();
         let hasher = blake3::Hasher::new_keyed(&keys.integrity_key(DEDUP_KEY_PURPOSE));
         let seed_key = keys.integrity_key(CHUNKING_KEY_PURPOSE);
@@ -117,21 +116,12 @@ impl<'db> BlobWriter<'db> {
         seed.copy_from_slice(seed_key.get(..8).unwrap_or(&[1; 8]));
         let chunker = Chunker::new(u64::from_le_bytes(seed) | 1);
         let compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| Error::Internal(format!("zstd: {e}")))?;
-        let id = {
-            let mut registry = store.state().lock();
-            let id = loop {
-                let id: u64 = rand::random();
-                if !registry.inflight.contains(&id) {
-                    break id;
-                }
-            };
-            registry.inflight.insert(id);
-            id
-        };
+        let id = new_id(&store);
         Ok(BlobWriter {
             store,
             key: key.to_vec(),
             id,
+            staged: Vec::new(),
             input: Vec::with_capacity(INPUT_BUFFER_BYTES),
             consumed: 0,
             len: 0,
@@ -156,6 +146,47 @@ impl<'db> BlobWriter<'db> {
         self.len + (self.input.len() - self.consumed) as u64
     }
 
+    /// Ends the current blob and starts one under `key`, in the same writer:
+    /// many small blobs then share one blob file, one sync and few commits.
+    /// The ended blob is staged: it becomes visible, whole, with the next
+    /// commit of the writer's records (at the latest at [`BlobWriter::finish`]);
+    /// if the writer is dropped before, staged blobs never appear. Returns the
+    /// ended blob's length.
+    pub fn next_blob(&mut self, key: &[u8]) -> Result<u64> {
+        if self.failed || self.ended {
+            return Err(Error::InvalidArgument("blob writer failed earlier or is finished".into()));
+        }
+        check_key(&self.store, key)?;
+        let result = self.stage_current();
+        if result.is_err() {
+            self.failed = true;
+        }
+        let len = result?;
+        self.staged.push(self.id);
+        self.id = new_id(&self.store);
+        self.key = key.to_vec();
+        self.len = 0;
+        self.chunks = 0;
+        Ok(len)
+    }
+
+    /// Cuts the rest of the input into the current blob's last chunks and puts
+    /// its metadata record into the pending batch.
+    fn stage_current(&mut self) -> Result<u64> {
+        while self.consumed < self.input.len() {
+            self.cut_one()?;
+        }
+        self.input.clear();
+        self.consumed = 0;
+        let meta = BlobMeta { id: self.id, len: self.len, chunks: self.chunks };
+        let keyspace = self.store.keyspace()?.clone();
+        self.batch.put_in(&keyspace, meta_key(&self.key), meta.encode());
+        if self.batch.len() >= PENDING_OPS {
+            self.commit_pending()?;
+        }
+        Ok(self.len)
+    }
+
     /// Cuts the remaining input into chunks, syncs the blob file and commits
     /// the blob in one batch (its metadata record, replacing any blob under
     /// its key, and the last chunk records). Returns the blob's length.
@@ -171,19 +202,21 @@ impl<'db> BlobWriter<'db> {
     }
 
     fn finish_inner(&mut self) -> Result<u64> {
-        while self.consumed < self.input.len() {
-            self.cut_one()?;
-        }
+        let len = self.stage_current()?;
         if let Some(file) = self.file.as_mut() {
             file.sync()?;
         }
-        let meta = BlobMeta { id: self.id, len: self.len, chunks: self.chunks };
-        let keyspace = self.store.keyspace()?.clone();
-        self.batch.put_in(&keyspace, meta_key(&self.key), meta.encode());
         let batch = std::mem::take(&mut self.batch);
         self.store.db().write(batch)?;
+        // Its file, synced and below its target size, serves the next writer.
+        if let Some(file) = self.file.take() {
+            if file.len() < BLOB_FILE_TARGET_BYTES {
+                self.files.retain(|n| *n != file.number);
+                self.store.state().lock().idle_files.push(file);
+            }
+        }
         self.end();
-        Ok(self.len)
+        Ok(len)
     }
 
     /// Cuts and stores the first chunk of the unconsumed input.
@@ -266,6 +299,9 @@ impl<'db> BlobWriter<'db> {
         self.ended = true;
         let mut registry = self.store.state().lock();
         registry.inflight.remove(&self.id);
+        for id in self.staged.drain(..) {
+            registry.inflight.remove(&id);
+        }
         for hash in self.pinned.drain(..) {
             registry.unpin(&hash);
         }
@@ -273,6 +309,28 @@ impl<'db> BlobWriter<'db> {
             registry.active_files.remove(&number);
         }
     }
+}
+
+/// Refuses a key the blob keyspace cannot hold (one byte goes to the prefix).
+fn check_key(store: &BlobStore<'_>, key: &[u8]) -> Result<()> {
+    let max = store.db().options().max_key_bytes;
+    if key.len() + 1 > max {
+        return Err(Error::InvalidArgument(format!("blob key of {} bytes is over the limit of {} bytes", key.len(), max - 1)));
+    }
+    Ok(())
+}
+
+/// A random blob id no unfinished writer uses, registered as in flight.
+fn new_id(store: &BlobStore<'_>) -> u64 {
+    let mut registry = store.state().lock();
+    let id = loop {
+        let id: u64 = rand::random();
+        if !registry.inflight.contains(&id) {
+            break id;
+        }
+    };
+    registry.inflight.insert(id);
+    id
 }
 
 /// Whether `data` compresses by at least 1/16 (`scratch` is clobbered).
@@ -302,6 +360,14 @@ fn output_file<'f>(store: &BlobStore<'_>, file: &'f mut Option<BlobFileWriter>, 
         // Records pointing into it are committed after this sync.
         if let Some(mut old) = file.take() {
             old.sync()?;
+        }
+    }
+    if file.is_none() {
+        let idle = store.state().lock().idle_files.pop();
+        if let Some(idle) = idle {
+            // Still registered as active; this writer now owns it.
+            files.push(idle.number);
+            *file = Some(idle);
         }
     }
     if file.is_none() {

@@ -1,7 +1,7 @@
 //! `blobs`: the blob store against `cp` (the device's ceiling) and restic
 //! (chunked, deduplicated, encrypted backups) on the same data: put and get
 //! throughput in MB/s, bytes stored (dedup ratio) and peak RSS of each run.
-//! Data sets: N GiB of random bytes, N GiB where half the 2 MiB blocks repeat
+//! Data sets: N GiB of random bytes, N GiB where half the 8 MiB blocks repeat
 //! earlier ones, and many 100 KB files. Every tool runs as a child process
 //! under `/usr/bin/time` (peak RSS); synapsed-storage's child reports the time
 //! of the operation itself (the Argon2 unlock of the store is left out; restic's
@@ -24,7 +24,7 @@ use synapsed_storage::{Credential, Db, Options};
 
 const PASSPHRASE: &str = "blob bench passphrase";
 /// Size of the blocks the duplicate data set repeats.
-const BLOCK_BYTES: usize = 2 << 20;
+const BLOCK_BYTES: usize = 8 << 20;
 /// Size of each small file.
 const SMALL_FILE_BYTES: usize = 100_000;
 
@@ -125,10 +125,19 @@ fn child(op: &str, store: &Path, path: &Path) -> Result<()> {
             let started = Instant::now();
             let blobs = db.blobs()?;
             let base = if path.is_file() { path.parent().context("parent")? } else { path };
-            for f in files_under(path)? {
-                let key = f.strip_prefix(base)?.to_string_lossy().into_owned();
-                blobs.put(key.as_bytes(), &mut File::open(&f)?)?;
+            // One writer for every file (`next_blob`): one blob each, sharing
+            // blob files, syncs and commits, as restic's one snapshot does.
+            let files = files_under(path)?;
+            let key = |f: &Path| -> Result<String> { Ok(f.strip_prefix(base)?.to_string_lossy().into_owned()) };
+            let first = files.first().context("no input files")?;
+            let mut writer = blobs.writer(key(first)?.as_bytes())?;
+            for (i, f) in files.iter().enumerate() {
+                if i > 0 {
+                    writer.next_blob(key(f)?.as_bytes())?;
+                }
+                std::io::copy(&mut File::open(f)?, &mut writer)?;
             }
+            writer.finish()?;
             drop(blobs);
             db.close()?;
             println!("SECS {}", started.elapsed().as_secs_f64());
