@@ -159,7 +159,11 @@ fn child(op: &str, store: &Path, path: &Path) -> Result<()> {
                     }
                     out.write_all(&buf[..n])?;
                 }
-                out.sync_all()?;
+            }
+            // One sync of the file system at the end, as `cp` + `sync -f` does.
+            let synced = Command::new("sync").arg("-f").arg(path).status()?;
+            if !synced.success() {
+                bail!("sync -f failed");
             }
             println!("SECS {}", started.elapsed().as_secs_f64());
         }
