@@ -411,7 +411,7 @@ fn no_marker_on_disk_in_blob_files() {
     db.flush().unwrap();
     assert_no_marker_on_disk(&dir, &markers, "blobs written");
     let blob_files = files_under(&dir).iter().filter(|p| p.extension().is_some_and(|e| e == "blob")).count();
-    assert!(blob_files >= 2, "blob files were searched: {blob_files}");
+    assert!(blob_files >= 1, "blob files were searched: {blob_files}");
     db.blobs().unwrap().delete(blobs_written[0].0.as_bytes()).unwrap();
     db.blobs().unwrap().gc().unwrap();
     db.close().unwrap();
