@@ -12,6 +12,9 @@
 //! ```
 //! DIR must be on the device to measure (not tmpfs); it needs about 6 x GIB free.
 
+// Slices of buffers this program sized itself.
+#![allow(clippy::indexing_slicing)]
+
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
