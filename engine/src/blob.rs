@@ -199,6 +199,17 @@ impl<'db> BlobStore<'db> {
         Ok((meta.is_some(), report))
     }
 
+    /// Checks the blob store against its own records, beyond what
+    /// [`Db::verify`] can see from the files alone: every chunk location points
+    /// at an authentic frame of that chunk (a blob file cut short, removed, or
+    /// holding other bytes is found here, where `Db::verify` could take a cut
+    /// as a torn tail), and every committed blob's chunk records cover it
+    /// exactly, each chunk stored intact. Returns (file or `blob KEY`, problem)
+    /// pairs; empty when all is well.
+    pub fn verify(&self) -> Result<Vec<(String, String)>> {
+        gc::verify(self)
+    }
+
     /// Counts and sizes of the blob store.
     pub fn stats(&self) -> Result<BlobStats> {
         gc::stats(self)

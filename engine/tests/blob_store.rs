@@ -283,3 +283,22 @@ fn small_blobs_share_blob_files_and_next_blob_stages_them_in_one_writer() {
     db.close().unwrap();
     assert!(Db::verify(dir.path(), &common::cred(), common::options()).unwrap().is_ok());
 }
+
+#[test]
+fn blob_verify_finds_a_cut_blob_file_and_names_the_blobs_it_breaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path(), &common::cred(), common::options()).unwrap();
+    db.blobs().unwrap().put(b"x", &mut &random(3 << 20, 8)[..]).unwrap();
+    db.blobs().unwrap().put(b"y", &mut &random(1000, 9)[..]).unwrap();
+    assert_eq!(db.blobs().unwrap().verify().unwrap(), Vec::<(String, String)>::new());
+    db.close().unwrap();
+    let files = blob_files(dir.path());
+    let path = dir.path().join(&files[0]);
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 500).unwrap();
+    let db = Db::open(dir.path(), &common::cred(), common::options()).unwrap();
+    let problems = db.blobs().unwrap().verify().unwrap();
+    assert!(problems.iter().any(|(f, _)| *f == files[0]), "{problems:?}");
+    assert!(problems.iter().any(|(f, _)| f == "blob y"), "{problems:?}");
+    assert!(!problems.iter().any(|(f, _)| f == "blob x"), "{problems:?}");
+}

@@ -301,6 +301,74 @@ fn prefix_at(store: &BlobStore<'_>, prefix: u8, snapshot: &Snapshot) -> Result<c
     store.range(Bound::Included(&lo[..]), Bound::Excluded(&hi[..]), false, Some(snapshot))
 }
 
+/// See [`BlobStore::verify`].
+pub(crate) fn verify(store: &BlobStore<'_>) -> Result<Vec<(String, String)>> {
+    let db = store.db();
+    let mut problems = Vec::new();
+    if store.keyspace().is_err() {
+        return Ok(problems);
+    }
+    let snapshot = db.snapshot();
+    let hasher = blake3::Hasher::new_keyed(&db.key_manager().integrity_key(crate::blob::format::DEDUP_KEY_PURPOSE));
+    let mut decompressor = zstd::bulk::Decompressor::new().map_err(|e| Error::Internal(format!("zstd: {e}")))?;
+    let mut files: HashMap<u64, Option<BlobFileReader>> = HashMap::new();
+    let mut stored: HashSet<ChunkHash> = HashSet::new();
+    let (mut sealed, mut plain) = (Vec::new(), Vec::new());
+    for item in prefix_at(store, LOCATION_PREFIX, &snapshot)? {
+        let (k, v) = item?;
+        let hash = parse_location_key(&k)?;
+        let loc = Location::decode(&v)?;
+        let name = blob_file(loc.file);
+        let file = files.entry(loc.file).or_insert_with(|| {
+            match BlobFileReader::open(&**db.store_vfs(), db.store_dir(), db.key_manager(), loc.file) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    problems.push((name.clone(), e.to_string()));
+                    None
+                }
+            }
+        });
+        let Some(file) = file.as_ref() else { continue };
+        let checked = file.read_frame(loc.offset, Some(loc.sealed_len), &mut sealed).and_then(|frame| {
+            if frame.hash != hash || frame.plain_len != loc.plain_len {
+                return Err(Error::Corruption { file: name.clone(), offset: loc.offset, reason: "blob chunk frame holds another chunk".into() });
+            }
+            crate::blob::file::decode_payload(&name, loc.offset, &frame, &sealed, &hasher, &mut decompressor, &mut plain)
+        });
+        match checked {
+            Ok(()) => {
+                stored.insert(hash);
+            }
+            Err(e) => problems.push((name, e.to_string())),
+        }
+    }
+    for item in prefix_at(store, META_PREFIX, &snapshot)? {
+        let (k, v) = item?;
+        let shown = format!("blob {}", String::from_utf8_lossy(k.get(1..).unwrap_or_default()));
+        let meta = BlobMeta::decode(&v)?;
+        let lo = crate::blob::format::chunk_ref_key(meta.id, 0);
+        let hi = crate::blob::format::chunk_ref_key(meta.id, u64::MAX);
+        let (mut end, mut count) = (0u64, 0u64);
+        for item in store.range(Bound::Included(&lo[..]), Bound::Included(&hi[..]), false, Some(&snapshot))? {
+            let (k, v) = item?;
+            let (_, start) = parse_chunk_ref_key(&k)?;
+            let chunk = ChunkRef::decode(&v)?;
+            if start != end {
+                problems.push((shown.clone(), format!("chunk at offset {start}, expected one at {end}")));
+            }
+            if !stored.contains(&chunk.hash) {
+                problems.push((shown.clone(), format!("chunk at offset {start} is not stored intact")));
+            }
+            end = start + u64::from(chunk.len);
+            count += 1;
+        }
+        if end != meta.len || count != meta.chunks {
+            problems.push((shown, format!("chunks cover {end} bytes in {count} chunks, the blob is {} bytes in {}", meta.len, meta.chunks)));
+        }
+    }
+    Ok(problems)
+}
+
 pub(crate) fn stats(store: &BlobStore<'_>) -> Result<BlobStats> {
     let db = store.db();
     let mut stats = BlobStats::default();
