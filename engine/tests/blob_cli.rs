@@ -79,3 +79,23 @@ fn put_get_ranges_ls_and_rm_as_the_contract_says() {
     assert!(blob_bytes < 4096, "{blob_bytes}");
     ok(run(&store, &["verify"], b""));
 }
+
+#[test]
+fn verify_names_a_cut_blob_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    ok(run(&store, &["init", "--recovery-out", dir.path().join("rk").to_str().unwrap()], b""));
+    ok(run(&store, &["blob", "put", "b", "-"], &[7u8; 300_000]));
+    ok(run(&store, &["verify"], b""));
+    let file = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "blob"))
+        .unwrap();
+    let len = std::fs::metadata(&file).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(len - 10).unwrap();
+    let out = run(&store, &["verify"], b"");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&name), "{out:?}");
+}

@@ -396,8 +396,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify => {
             let dir = g.dir()?;
             let credential = g.credential()?;
-            let verdict = Db::verify(dir, &credential, g.options(true)?)
+            let mut verdict = Db::verify(dir, &credential, g.options(true)?)
                 .with_context(|| format!("cannot verify {}", dir.display()))?;
+            if verdict.is_ok() {
+                blob::verify_blobs(g, &mut verdict)?;
+            }
             report::print_verify(&mut out, &verdict)?;
             if !verdict.is_ok() {
                 out.flush()?;
