@@ -3,6 +3,7 @@
 //! snapshots, transactions, background work, verify).
 
 mod background;
+mod blob_access;
 mod cursor;
 mod filters;
 mod feed;
@@ -70,6 +71,8 @@ pub struct Db {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// The document store's write mutex (`doc/`).
     docs: crate::doc::DocShared,
+    /// The blob store's writers, readers and GC coordinate through it.
+    blob: crate::blob::BlobState,
 }
 
 /// A consistent read view at one sequence number; released on drop.
@@ -250,7 +253,7 @@ impl Db {
                 threads.push(std::thread::spawn(move || background::run_periodic_sync(bg, interval)));
             }
         }
-        Db { inner, threads: Mutex::new(threads), docs: Default::default() }
+        Db { inner, threads: Mutex::new(threads), docs: Default::default(), blob: crate::blob::BlobState::default() }
     }
 
     /// Reads and authenticates every file of a store without opening it for writing.

@@ -24,6 +24,7 @@
 #[cfg(feature = "async")]
 mod asyncapi;
 mod batch;
+mod blob;
 mod db;
 pub mod device;
 mod doc;
@@ -44,6 +45,7 @@ mod ts;
 #[cfg(feature = "async")]
 pub use asyncapi::{AsyncDb, Dispatch, Storage};
 pub use batch::WriteBatch;
+pub use blob::{BlobGcReport, BlobReader, BlobStats, BlobStore, BlobWriter};
 pub use db::{Change, ChangeFeed, ChangeKind, Cursor, Db, DbIterator, IterOptions, Snapshot, Stats, Transaction, VerifyReport};
 pub use db::{EpochFiles, RekeyReport, RotationProgress, RotationReport, SecureDeleteReport};
 pub use error::{Error, Result};

@@ -413,3 +413,60 @@ fn no_device_key_or_pairing_on_disk() {
     assert_eq!(db.devices().identity().unwrap().device_id(), identity.device_id());
     assert_eq!(db.devices().pairing(&peer).unwrap(), Some(pairing));
 }
+
+/// Blob content of `len` bytes carrying `marker` every few hundred bytes: with
+/// `compressible`, between printable filler (stored zstd-compressed); without,
+/// between random bytes (stored raw, compression saving too little).
+fn blob_content(rng: &mut impl Rng, marker: &str, len: usize, compressible: bool) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len + 1024);
+    while v.len() < len {
+        v.extend_from_slice(marker.as_bytes());
+        let n = if compressible { rng.gen_range(0..64) } else { 512 };
+        for _ in 0..n {
+            v.push(if compressible { rng.gen_range(b'a'..=b'z') } else { rng.gen() });
+        }
+    }
+    v.truncate(len);
+    v
+}
+
+#[test]
+fn no_marker_on_disk_in_blob_files() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let mut rng = rand::thread_rng();
+    let options = Options::tiny_for_tests();
+    let db = Db::create(&dir, &Credential::passphrase(PASSPHRASE), options.clone()).unwrap();
+    let mut markers = Markers { all: Vec::new(), model: Vec::new(), ks_model: Vec::new() };
+    let mut blobs_written = Vec::new();
+    for (i, compressible) in [true, false, true].into_iter().enumerate() {
+        let key = marker(&mut rng, &format!("blob-key-{i}"));
+        let body = marker(&mut rng, &format!("blob-body-{i}"));
+        let content = blob_content(&mut rng, &body, (5 << 20) + i * 1000, compressible);
+        db.blobs().unwrap().put(key.as_bytes(), &mut &content[..]).unwrap();
+        markers.all.extend([key.clone(), body]);
+        blobs_written.push((key, content));
+    }
+    // An unfinished writer: its frames are on disk, never committed.
+    let body = marker(&mut rng, "blob-unfinished");
+    {
+        let mut w = db.blobs().unwrap().writer(b"unfinished").unwrap();
+        w.write_all(&blob_content(&mut rng, &body, 9 << 20, true)).unwrap();
+    }
+    markers.all.push(body);
+    db.flush().unwrap();
+    assert_no_marker_on_disk(&dir, &markers, "blobs written");
+    let blob_files = files_under(&dir).iter().filter(|p| p.extension().is_some_and(|e| e == "blob")).count();
+    assert!(blob_files >= 1, "blob files were searched: {blob_files}");
+    db.blobs().unwrap().delete(blobs_written[0].0.as_bytes()).unwrap();
+    db.blobs().unwrap().gc().unwrap();
+    db.close().unwrap();
+    assert_no_marker_on_disk(&dir, &markers, "blob gc and close");
+    let db = Db::open(&dir, &Credential::passphrase(PASSPHRASE), options).unwrap();
+    for (key, content) in &blobs_written[1..] {
+        let mut back = Vec::new();
+        db.blobs().unwrap().reader(key.as_bytes()).unwrap().unwrap().read_to_end(&mut back).unwrap();
+        assert!(back == *content, "blob {key} reads back");
+    }
+}

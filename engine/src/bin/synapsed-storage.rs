@@ -19,6 +19,8 @@ mod batch;
 mod device;
 #[path = "synapsed-storage/doc.rs"]
 mod doc;
+#[path = "synapsed-storage/blob.rs"]
+mod blob;
 #[path = "synapsed-storage/demo.rs"]
 mod demo;
 #[path = "synapsed-storage/keycmd.rs"]
@@ -204,6 +206,11 @@ enum Command {
     Ts {
         #[command(subcommand)]
         command: ts::TsCommand,
+    },
+    /// Blobs: files of any size streamed in and out (put, get, rm, ls, gc).
+    Blob {
+        #[command(subcommand)]
+        command: blob::BlobCommand,
     },
 }
 
@@ -468,8 +475,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let dir = g.dir()?;
             let credential = g.credential()?;
             let _activity = progress::Activity::start(g.quiet, "verifying every file");
-            let verdict = Db::verify(dir, &credential, g.options(true)?)
+            let mut verdict = Db::verify(dir, &credential, g.options(true)?)
                 .with_context(|| format!("cannot verify {}", dir.display()))?;
+            if verdict.is_ok() {
+                blob::verify_blobs(g, &mut verdict)?;
+            }
             report::print_verify(&mut out, &verdict)?;
             if !verdict.is_ok() {
                 out.flush()?;
@@ -534,6 +544,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             clap_complete::generate(*shell, &mut Cli::command(), "synapsed-storage", &mut out);
         }
         Command::Device(command) => device::run(g, command, &mut out)?,
+        Command::Blob { command } => blob::run(g, command, &mut out)?,
         Command::Demo => {
             let passed = demo::run(g, &mut out)?;
             if !passed {

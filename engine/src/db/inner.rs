@@ -430,6 +430,7 @@ pub(crate) fn max_file_number(names: &[String]) -> u64 {
             file_number(n, "wal")
                 .or_else(|| file_number(n, "sst"))
                 .or_else(|| crypto::names::manifest_number(n))
+                .or_else(|| crate::blob::blob_number(n))
         })
         .max()
         .unwrap_or(0)

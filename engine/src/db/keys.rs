@@ -113,7 +113,8 @@ impl Db {
     pub fn rekey(&self, credential: &Credential, recovery: Option<&RecoveryKey>) -> Result<RekeyReport> {
         self.inner.check_writable()?;
         let outcome = self.inner.keys.rekey(&self.inner.vfs, &self.inner.dir, credential, recovery)?;
-        let rotation = self.inner.rotate_keys(&mut |_| {})?;
+        let mut rotation = self.inner.rotate_keys(&mut |_| {})?;
+        self.rotate_blob_files(&mut rotation, 0)?;
         Ok(RekeyReport { removed_slots: outcome.removed, rotation })
     }
 
@@ -225,7 +226,9 @@ impl Db {
 
     /// [`Db::rotate_keys`], calling `progress` after each step.
     pub fn rotate_keys_with_progress(&self, progress: &mut dyn FnMut(&RotationProgress)) -> Result<RotationReport> {
-        self.inner.rotate_keys(progress)
+        let mut report = self.inner.rotate_keys(progress)?;
+        self.rotate_blob_files(&mut report, 0)?;
+        Ok(report)
     }
 }
 
@@ -351,6 +354,29 @@ impl Inner {
             max_subcompactions: 1,
             keyspace: version.keyspace_id(),
         })
+    }
+
+    /// Destroys every epoch other than the current one that no file is under
+    /// any more (the blob store calls it once it has moved its files off old
+    /// epochs); returns the epochs destroyed and those still in use.
+    pub(crate) fn destroy_unused_epochs(&self) -> Result<(Vec<Epoch>, Vec<Epoch>)> {
+        let _one_at_a_time = ROTATIONS.lock();
+        // Held while the keyring is rewritten, as in `rotate_keys`.
+        let _work = self.sched.work.lock();
+        let in_use = self.epochs_in_use()?;
+        let current = self.keys.current_epoch();
+        let (mut destroyed, mut retained) = (Vec::new(), Vec::new());
+        for epoch in self.keys.epochs() {
+            if epoch == current {
+                continue;
+            }
+            if in_use.contains(&epoch) {
+                retained.push(epoch);
+            } else if self.keys.destroy_epoch(&self.vfs, &self.dir, epoch)? {
+                destroyed.push(epoch);
+            }
+        }
+        Ok((destroyed, retained))
     }
 
     /// The epoch of every sealed file in the store directory, from its header.

@@ -102,13 +102,13 @@ impl Db {
         if key.is_empty() {
             return Err(Error::InvalidArgument("secure delete of an empty key".into()));
         }
-        self.inner.secure_delete(&default_keyspace(), &Target::Key(key))
+        self.inner.secure_delete(&default_keyspace(), &Target::Key(key), &mut |r, p| self.rotate_blob_files(r, p))
     }
 
     /// [`Db::secure_delete`] for every key starting with `prefix` (an empty prefix
     /// is every key of the store).
     pub fn secure_delete_prefix(&self, prefix: &[u8]) -> Result<SecureDeleteReport> {
-        self.inner.secure_delete(&default_keyspace(), &Target::Prefix(prefix))
+        self.inner.secure_delete(&default_keyspace(), &Target::Prefix(prefix), &mut |r, p| self.rotate_blob_files(r, p))
     }
 
     /// [`Db::secure_delete`] of `key` in `keyspace`: its tombstone, flush and
@@ -118,12 +118,12 @@ impl Db {
         if key.is_empty() {
             return Err(Error::InvalidArgument("secure delete of an empty key".into()));
         }
-        self.inner.secure_delete(keyspace, &Target::Key(key))
+        self.inner.secure_delete(keyspace, &Target::Key(key), &mut |r, p| self.rotate_blob_files(r, p))
     }
 
     /// [`Db::secure_delete_prefix`] in `keyspace`.
     pub fn secure_delete_prefix_in(&self, keyspace: &Keyspace, prefix: &[u8]) -> Result<SecureDeleteReport> {
-        self.inner.secure_delete(keyspace, &Target::Prefix(prefix))
+        self.inner.secure_delete(keyspace, &Target::Prefix(prefix), &mut |r, p| self.rotate_blob_files(r, p))
     }
 }
 
@@ -133,7 +133,15 @@ fn default_keyspace() -> Keyspace {
 }
 
 impl Inner {
-    fn secure_delete(&self, keyspace: &Keyspace, target: &Target<'_>) -> Result<SecureDeleteReport> {
+    /// `blob_files` completes the key rotation for blob files (moving them to
+    /// the new epoch, overwriting the old ones the given number of times) before
+    /// the epochs are checked (`Db::rotate_blob_files`).
+    fn secure_delete(
+        &self,
+        keyspace: &Keyspace,
+        target: &Target<'_>,
+        blob_files: &mut dyn FnMut(&mut RotationReport, u32) -> Result<()>,
+    ) -> Result<SecureDeleteReport> {
         self.check_writable()?;
         let _one_at_a_time = SECURE_DELETES.lock();
         self.refuse_if_seen(keyspace, target, SeqNo::MAX)?;
@@ -158,7 +166,8 @@ impl Inner {
         // Tables `repair` quarantined are copies of old data under old epochs:
         // they may hold the value, so they go too (docs/security.md, "Files in lost/").
         let lost_removed = self.shred_lost(passes)?;
-        let rotation = self.rotate_keys(&mut |_| {})?;
+        let mut rotation = self.rotate_keys(&mut |_| {})?;
+        blob_files(&mut rotation, passes)?;
         if !rotation.epochs_retained.is_empty() {
             return Err(Error::InvalidArgument(format!(
                 "the value is deleted and its tables rewritten, but an open iterator still reads files under data-key \
