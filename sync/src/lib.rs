@@ -8,5 +8,19 @@
 //! feature through the one facade crate.
 
 pub mod channel;
+pub mod fingerprint;
+pub mod hlc;
+pub mod mem;
+pub mod proto;
+pub mod session;
+pub mod version;
 
 pub use channel::{ChannelError, FrameChannel, MAX_FRAME_BYTES};
+pub use fingerprint::Fingerprint;
+pub use hlc::{ClockSkew, Hlc};
+pub use proto::Scope;
+pub use session::{initiate, respond, Applied, Rights, SessionError, SessionOptions, StoreError, SyncStats, SyncStore};
+pub use version::{Entry, ReplicaId, Version};
+
+#[cfg(test)]
+mod session_tests;
