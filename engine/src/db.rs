@@ -68,6 +68,8 @@ const READ_ONLY_OPEN_ATTEMPTS: u32 = 20;
 pub struct Db {
     inner: Arc<Inner>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The replication state, made by the first [`Db::replica`] call.
+    pub(crate) replica: Mutex<Option<Arc<crate::replica::ReplicaState>>>,
 }
 
 /// A consistent read view at one sequence number; released on drop.
@@ -236,7 +238,7 @@ impl Db {
                 threads.push(std::thread::spawn(move || background::run_periodic_sync(bg, interval)));
             }
         }
-        Db { inner, threads: Mutex::new(threads) }
+        Db { inner, threads: Mutex::new(threads), replica: Mutex::new(None) }
     }
 
     /// Reads and authenticates every file of a store without opening it for writing.

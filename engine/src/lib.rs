@@ -34,6 +34,7 @@ mod hooks;
 mod keyspace;
 mod merge;
 mod options;
+mod replica;
 
 pub use batch::WriteBatch;
 pub use db::{Change, ChangeFeed, ChangeKind, Cursor, Db, DbIterator, IterOptions, Snapshot, Stats, Transaction, VerifyReport};
@@ -53,6 +54,9 @@ pub use db::TableProperties;
 pub use keyspace::{Keyspace, KeyspaceOptions, DEFAULT_KEYSPACE, INTERNAL_KEYSPACE_PREFIX};
 pub use merge::{MergeError, MergeOperator, MergeOperators, SortedSetUnion, U64AddOperator};
 pub use options::{ChangeFeedRetention, Options, SyncPolicy};
+pub use replica::{ConflictRecord, ConflictResolver, Replica, Winner};
+/// The replication crate's types a sync session is set up with.
+pub use sync::{FrameChannel, Hlc, ReplicaId, Rights, Scope, SessionError, SessionOptions, SyncStats, Version};
 
 pub use crypto::vfs::{SimVfs, StdVfs, Vfs};
 /// The file-system layer every store file goes through: implement [`Vfs`] to

@@ -62,6 +62,13 @@ pub trait SyncStore {
     /// atomic write: an entry older than what the store holds changes
     /// nothing. Returns what happened to each.
     fn apply(&mut self, entries: &[(&Scope, &Entry)]) -> Result<Vec<Applied>, StoreError>;
+    /// Whether concurrent writes in `scope` go to a resolver, which may keep
+    /// the older one: the initiator then exchanges both entries of a key
+    /// whose versions differ, instead of only the newer one.
+    fn has_resolver(&mut self, scope: &Scope) -> bool {
+        let _ = scope;
+        false
+    }
 }
 
 /// What [`SyncStore::apply`] did with one entry.
@@ -153,6 +160,9 @@ pub struct SyncStats {
     pub refused_by_peer: u64,
     /// Peer's replica id.
     pub peer: ReplicaId,
+    /// Whether the session covered every keyspace this side replicates,
+    /// whole (no prefix, nothing left out by rights or selection).
+    pub full: bool,
 }
 
 /// Why a session ended without completing.
@@ -258,6 +268,12 @@ fn check_node(level: u8, index: u32) -> Result<(), SessionError> {
     Ok(())
 }
 
+/// Whether `scopes` are whole keyspaces covering all of `replicated`.
+fn covers(scopes: &[Scope], replicated: &[String]) -> bool {
+    scopes.iter().all(|s| s.prefix.is_empty())
+        && replicated.iter().all(|k| scopes.iter().any(|s| s.keyspace.as_deref() == Some(k.as_str())))
+}
+
 fn keyspace_of(scope: &Scope) -> &str {
     scope.keyspace.as_deref().unwrap_or_default()
 }
@@ -349,6 +365,7 @@ fn initiate_inner(store: &mut dyn SyncStore, link: &mut Link<'_>, options: &Sess
         }
         scopes.push(scope);
     }
+    link.stats.full = covers(&scopes, &store.replicated_keyspaces().map_err(store_err)?);
     loop {
         let round = next_round(store, &scopes, &mut q)?;
         let Some((msg, wanted)) = round else {
@@ -412,11 +429,17 @@ fn initiate_inner(store: &mut dyn SyncStore, link: &mut Link<'_>, options: &Sess
 /// missing or older here, and push what is missing or older there.
 fn diff_summary(store: &mut dyn SyncStore, scopes: &[Scope], s: NodeSummary, q: &mut Queues) -> Result<(), SessionError> {
     let scope = scope_at(scopes, s.scope)?;
+    let both = store.has_resolver(scope);
     let mut mine: BTreeMap<Vec<u8>, Version> = store.node_entries(scope, s.level, s.index).map_err(store_err)?.into_iter().collect();
     for (key, theirs) in s.items {
         match mine.remove(&key) {
-            Some(v) if v > theirs => q.push.push_back(KeyRef { scope: s.scope, key }),
             Some(v) if v == theirs => {}
+            Some(v) if both => {
+                let _ = v;
+                q.push.push_back(KeyRef { scope: s.scope, key: key.clone() });
+                q.want.push_back(KeyRef { scope: s.scope, key });
+            }
+            Some(v) if v > theirs => q.push.push_back(KeyRef { scope: s.scope, key }),
             _ => q.want.push_back(KeyRef { scope: s.scope, key }),
         }
     }
@@ -465,8 +488,10 @@ fn respond_inner(store: &mut dyn SyncStore, link: &mut Link<'_>, options: &Sessi
     };
     link.stats.peer = replica;
     store.observe(hlc)?;
-    let replicated: Vec<Scope> = store.replicated_keyspaces().map_err(store_err)?.iter().map(|k| Scope::keyspace(k)).collect();
+    let names = store.replicated_keyspaces().map_err(store_err)?;
+    let replicated: Vec<Scope> = names.iter().map(|k| Scope::keyspace(k)).collect();
     let scopes = intersect_all(&intersect_all(&asked, &options.rights.read), &replicated);
+    link.stats.full = covers(&scopes, &names);
     if scopes.is_empty() {
         return Err(SessionError::NotAllowed);
     }
