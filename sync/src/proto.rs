@@ -616,3 +616,30 @@ mod tests {
         assert!(a.contains("notes", b"a/x") && !a.contains("notes", b"b") && !a.contains("x", b"a/x"));
     }
 }
+
+#[cfg(test)]
+mod format_doc {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The worked example of `sync/FORMAT.md`.
+    #[test]
+    fn hello_worked_example_matches_format_doc() {
+        let hello = Message::Hello { replica: ReplicaId(1), hlc: Hlc::new(1000, 2), scopes: vec![Scope::prefix("notes", b"a/")] };
+        let expected: Vec<u8> = [
+            &[0x5c, 0x01, 0x01][..],
+            &[1, 0, 0, 0, 0, 0, 0, 0],
+            &[0x02, 0x00, 0xe8, 0x03, 0, 0, 0, 0],
+            &[1, 0, 0, 0],
+            &[1],
+            &[5, 0, 0, 0],
+            b"notes",
+            &[2, 0, 0, 0],
+            b"a/",
+        ]
+        .concat();
+        assert_eq!(encode(&hello), expected);
+        assert_eq!(expected.len(), 39);
+        assert_eq!(encode(&Message::Done), [0x5c, 0x01, 0x05]);
+    }
+}
