@@ -56,7 +56,9 @@ pub use merge::{MergeError, MergeOperator, MergeOperators, SortedSetUnion, U64Ad
 pub use options::{ChangeFeedRetention, Options, SyncPolicy};
 pub use replica::{ConflictRecord, ConflictResolver, Replica, Winner};
 /// The replication crate's types a sync session is set up with.
-pub use sync::{FrameChannel, Hlc, ReplicaId, Rights, Scope, SessionError, SessionOptions, SyncStats, Version};
+pub use sync::{Entry, FrameChannel, Hlc, ReplicaId, Rights, Scope, SessionError, SessionOptions, SyncStats, Version};
+/// An in-memory pair of connected frame channels (tests, and two stores in one process).
+pub use sync::mem::{mem_pair, MemChannel};
 
 pub use crypto::vfs::{SimVfs, StdVfs, Vfs};
 /// The file-system layer every store file goes through: implement [`Vfs`] to

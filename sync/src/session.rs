@@ -34,9 +34,9 @@ pub type StoreError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A node with at most this many entries on the responder's side is answered
 /// with its entries' keys and versions instead of its children.
-pub const SUMMARY_MAX_ENTRIES: u64 = 64;
+pub const SUMMARY_MAX_ENTRIES: u64 = 16;
 /// Most node checks in one Round.
-pub const MAX_CHECKS_PER_ROUND: usize = 256;
+pub const MAX_CHECKS_PER_ROUND: usize = 1024;
 /// Most wanted keys in one Round.
 pub const MAX_WANTS_PER_ROUND: usize = 1024;
 /// Entry bytes a frame is filled up to (at least one entry goes in any frame).

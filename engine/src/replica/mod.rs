@@ -201,6 +201,38 @@ pub(crate) struct Change {
 }
 
 /// A store's replication handle (see [`Db::replica`]).
+///
+/// Two stores syncing over an in-memory channel (a device transport
+/// supplies the channel between devices):
+///
+/// ```
+/// use synapsed_storage::{mem_pair, Credential, Db, KeyspaceOptions, Options, SessionOptions};
+///
+/// let (dir_a, dir_b) = (std::env::temp_dir().join("replica-doc-a"), std::env::temp_dir().join("replica-doc-b"));
+/// # let _ = (std::fs::remove_dir_all(&dir_a), std::fs::remove_dir_all(&dir_b));
+/// let cred = Credential::passphrase("correct horse battery staple");
+/// let opts = || Options::default().with_insecure_kdf_for_tests(true);
+/// let (a, b) = (Db::create(&dir_a, &cred, opts())?, Db::create(&dir_b, &cred, opts())?);
+/// for db in [&a, &b] {
+///     let notes = db.create_keyspace("notes", KeyspaceOptions::default())?;
+///     db.replica()?.replicate(&notes)?;
+/// }
+/// let notes_a = a.keyspace("notes")?.expect("created above");
+/// a.replica()?.put(&notes_a, b"groceries", b"milk, eggs")?;
+///
+/// let (mut to_b, mut to_a) = mem_pair();
+/// let stats = std::thread::scope(|s| {
+///     let responder = s.spawn(|| b.replica().map(|r| r.respond(&mut to_a, &SessionOptions::default())));
+///     let stats = a.replica()?.initiate(&mut to_b, &SessionOptions::default()).expect("session");
+///     drop(to_b);
+///     responder.join().expect("responder thread")?.expect("session");
+///     Ok::<_, synapsed_storage::Error>(stats)
+/// })?;
+/// assert_eq!(stats.entries_sent, 1);
+/// let notes_b = b.keyspace("notes")?.expect("created above");
+/// assert_eq!(b.get_in(&notes_b, b"groceries")?, Some(b"milk, eggs".to_vec()));
+/// # Ok::<(), synapsed_storage::Error>(())
+/// ```
 pub struct Replica<'db> {
     db: &'db Db,
     state: Arc<ReplicaState>,
