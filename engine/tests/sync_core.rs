@@ -375,3 +375,47 @@ fn replicas_hold_a_handle_per_store() {
     let r2 = db.replica().unwrap();
     assert_eq!(r1.id(), r2.id());
 }
+
+#[test]
+fn an_entry_from_beyond_the_drift_bound_is_refused_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = create(dir.path());
+    let now = sync::hlc::wall_clock_ms();
+    let hello = sync::proto::encode(&sync::proto::Message::Hello {
+        replica: sync::ReplicaId(77),
+        hlc: sync::Hlc::new(now, 0),
+        scopes: vec![Scope::everything()],
+    });
+    let entry = |hlc: u64, key: &[u8]| sync::proto::ScopedEntry {
+        scope: 0,
+        entry: Entry {
+            key: key.to_vec(),
+            version: sync::Version { hlc: sync::Hlc::new(hlc, 0), replica: sync::ReplicaId(77) },
+            prev: sync::Version::default(),
+            value: Some(b"v".to_vec()),
+        },
+    };
+    let round = sync::proto::encode(&sync::proto::Message::Round {
+        checks: vec![],
+        push: vec![entry(now + 3_600_000, b"k001"), entry(now, b"k002")],
+        want: vec![],
+        refused: vec![],
+    });
+    let (mut ours, mut theirs) = mem_pair();
+    let stats = std::thread::scope(|s| {
+        let h = s.spawn(|| b.replica().unwrap().respond(&mut theirs, &SessionOptions::default()));
+        ours.send(&hello).unwrap();
+        ours.recv().unwrap().unwrap();
+        ours.send(&round).unwrap();
+        let reply = sync::proto::decode(&ours.recv().unwrap().unwrap()).unwrap();
+        let sync::proto::Message::Reply { refused, .. } = reply else { panic!("expected a Reply") };
+        assert_eq!(refused.iter().map(|k| k.key.clone()).collect::<Vec<_>>(), vec![b"k001".to_vec()]);
+        ours.send(&sync::proto::encode(&sync::proto::Message::Done)).unwrap();
+        h.join().unwrap().unwrap()
+    });
+    assert_eq!((stats.entries_received, stats.entries_applied, stats.refused_writes), (2, 1, 1));
+    assert_eq!(b.get_in(&notes(&b), b"k001").unwrap(), None);
+    assert_eq!(b.get_in(&notes(&b), b"k002").unwrap(), Some(b"v".to_vec()));
+    let next = b.replica().unwrap().put(&notes(&b), b"k003", b"x").unwrap();
+    assert!(next.hlc.physical_ms() < now + 60_000, "the refused timestamp did not move the clock");
+}
