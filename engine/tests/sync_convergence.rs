@@ -10,7 +10,7 @@
 //! last-writer-wins says of all acknowledged writes: no acknowledged write
 //! lost, no deleted key back.
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::type_complexity)]
 
 mod common;
 
