@@ -73,6 +73,8 @@ pub struct Db {
     docs: crate::doc::DocShared,
     /// The blob store's writers, readers and GC coordinate through it.
     blob: crate::blob::BlobState,
+    /// The replication state, made by the first [`Db::replica`] call.
+    pub(crate) replica: Mutex<Option<Arc<crate::replica::ReplicaState>>>,
 }
 
 /// A consistent read view at one sequence number; released on drop.
@@ -253,7 +255,13 @@ impl Db {
                 threads.push(std::thread::spawn(move || background::run_periodic_sync(bg, interval)));
             }
         }
-        Db { inner, threads: Mutex::new(threads), docs: Default::default(), blob: crate::blob::BlobState::default() }
+        Db {
+            inner,
+            threads: Mutex::new(threads),
+            docs: Default::default(),
+            blob: crate::blob::BlobState::default(),
+            replica: Mutex::new(None),
+        }
     }
 
     /// Reads and authenticates every file of a store without opening it for writing.

@@ -470,3 +470,51 @@ fn no_marker_on_disk_in_blob_files() {
         assert!(back == *content, "blob {key} reads back");
     }
 }
+
+#[test]
+fn no_marker_on_disk_in_replication_keyspaces() {
+    // Replicated keys and values, versions, fingerprints, conflict records
+    // (which name the key) and the synced copy: all sealed like any keyspace.
+    let mut rng = rand::thread_rng();
+    let (da, db_) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let opts = || Options::tiny_for_tests().with_compression(Compression::None);
+    let cred = Credential::passphrase(PASSPHRASE);
+    let mut all = Vec::new();
+    {
+        let a = Db::create(da.path(), &cred, opts()).unwrap();
+        let b = Db::create(db_.path(), &cred, opts()).unwrap();
+        for db in [&a, &b] {
+            let ks = db.create_keyspace("synced", KeyspaceOptions::default()).unwrap();
+            db.replica().unwrap().replicate(&ks).unwrap();
+        }
+        let ksa = a.keyspace("synced").unwrap().unwrap();
+        let ksb = b.keyspace("synced").unwrap().unwrap();
+        for _ in 0..50 {
+            let (k, v) = (marker(&mut rng, "sync-key"), marker(&mut rng, "sync-value"));
+            a.replica().unwrap().put(&ksa, k.as_bytes(), v.as_bytes()).unwrap();
+            all.extend([k, v]);
+        }
+        // A concurrent write on each side: a conflict record naming the key.
+        let k = marker(&mut rng, "sync-conflict-key");
+        a.replica().unwrap().put(&ksa, k.as_bytes(), b"one").unwrap();
+        b.replica().unwrap().put(&ksb, k.as_bytes(), b"two").unwrap();
+        all.push(k);
+        let (mut ca, mut cb) = sync::mem::mem_pair();
+        std::thread::scope(|s| {
+            let h = s.spawn(|| b.replica().unwrap().respond(&mut cb, &synapsed_storage::SessionOptions::default()).unwrap());
+            a.replica().unwrap().initiate(&mut ca, &synapsed_storage::SessionOptions::default()).unwrap();
+            drop(ca);
+            h.join().unwrap();
+        });
+        assert_eq!(a.replica().unwrap().conflicts().unwrap().len() + b.replica().unwrap().conflicts().unwrap().len(), 1);
+        for db in [&a, &b] {
+            db.flush().unwrap();
+            db.compact_range(None, None).unwrap();
+        }
+        a.close().unwrap();
+        b.close().unwrap();
+    }
+    let markers = Markers { all, model: Vec::new(), ks_model: Vec::new() };
+    assert_no_marker_on_disk(da.path(), &markers, "replicating store");
+    assert_no_marker_on_disk(db_.path(), &markers, "replica it synced with");
+}

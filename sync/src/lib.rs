@@ -16,3 +16,18 @@ pub use channel::{ChannelError, FrameChannel, MAX_FRAME_BYTES};
 pub use identity::{DeviceId, DeviceIdentity, IdentityError};
 pub use pairing::{Pairing, PairingError};
 pub use transport::{Listener, TlsChannel, Transport, TransportError, TransportOptions, TrustedPeers};
+pub mod fingerprint;
+pub mod hlc;
+pub mod mem;
+pub mod proto;
+pub mod session;
+pub mod version;
+
+pub use fingerprint::Fingerprint;
+pub use hlc::{ClockSkew, Hlc};
+pub use proto::Scope;
+pub use session::{initiate, respond, Applied, Rights, SessionError, SessionOptions, StoreError, SyncStats, SyncStore};
+pub use version::{Entry, ReplicaId, Version};
+
+#[cfg(test)]
+mod session_tests;

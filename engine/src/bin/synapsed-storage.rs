@@ -383,7 +383,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Put { key, value } => {
             let (key, value) = (text.parse("KEY", key)?, text.parse("VALUE", value)?);
             let db = g.open(false)?;
-            db.put(&key, &value)?;
+            match device::replicated_default(&db)? {
+                Some((replica, keyspace)) => drop(replica.put(&keyspace, &key, &value)?),
+                None => db.put(&key, &value)?,
+            }
             db.close()?;
         }
         Command::Get { key } => {
@@ -412,7 +415,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete { key } => {
             let key = text.parse("KEY", key)?;
             let db = g.open(false)?;
-            db.delete(&key)?;
+            match device::replicated_default(&db)? {
+                Some((replica, keyspace)) => drop(replica.delete(&keyspace, &key)?),
+                None => db.delete(&key)?,
+            }
             db.close()?;
         }
         Command::Scan { prefix, limit, json } => {
@@ -465,7 +471,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Batch => {
             let db = g.open(false)?;
             let stdin = io::stdin();
-            let result = batch::run(&db, &mut stdin.lock(), &mut out, text);
+            let replicated = device::replicated_default(&db)?;
+            let result = batch::run(&db, replicated.as_ref(), &mut stdin.lock(), &mut out, text);
+            drop(replicated);
             // Whatever happened, committed batches stay; closing syncs and unlocks.
             let closed = db.close();
             result?;

@@ -16,7 +16,7 @@
 use std::io::{BufRead, Read, Write};
 
 use anyhow::{bail, Context};
-use synapsed_storage::{Db, WriteBatch};
+use synapsed_storage::{Db, Keyspace, Replica, WriteBatch};
 
 /// Longest accepted input line; a bigger one is refused before it is buffered whole.
 const MAX_LINE_BYTES: u64 = 512 << 20;
@@ -62,8 +62,15 @@ pub(crate) fn parse_line(line: &str) -> Result<Line<'_>, String> {
 }
 
 /// Runs the protocol until end of input.
-pub(crate) fn run(db: &Db, input: &mut dyn BufRead, out: &mut dyn Write, kv: crate::kvtext::KvText) -> anyhow::Result<()> {
-    let mut pending = WriteBatch::new();
+pub(crate) fn run(
+    db: &Db,
+    replicated: Option<&(Replica<'_>, Keyspace)>,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+    kv: crate::kvtext::KvText,
+) -> anyhow::Result<()> {
+    // (key, new value or None for a delete), in input order.
+    let mut pending: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
     let mut commits = 0u64;
     let mut buf = Vec::new();
     let mut line_no = 0u64;
@@ -87,16 +94,16 @@ pub(crate) fn run(db: &Db, input: &mut dyn BufRead, out: &mut dyn Write, kv: cra
             Ok(Line::Put { key, value }) => {
                 let key = kv.parse("KEY", key).map_err(|e| anyhow::anyhow!("line {line_no}: {e}; nothing of the pending batch was committed"))?;
                 let value = kv.parse("VALUE", value).map_err(|e| anyhow::anyhow!("line {line_no}: {e}; nothing of the pending batch was committed"))?;
-                pending.put(key, value);
+                pending.push((key, Some(value)));
             }
             Ok(Line::Delete { key }) => {
                 let key = kv.parse("KEY", key).map_err(|e| anyhow::anyhow!("line {line_no}: {e}; nothing of the pending batch was committed"))?;
-                pending.delete(key);
+                pending.push((key, None));
             }
             Ok(Line::Commit) => {
                 if !pending.is_empty() {
-                    let batch = std::mem::take(&mut pending);
-                    db.write(batch).with_context(|| format!("line {line_no}: commit failed"))?;
+                    let ops = std::mem::take(&mut pending);
+                    commit(db, replicated, ops).with_context(|| format!("line {line_no}: commit failed"))?;
                 }
                 commits += 1;
                 writeln!(out, "committed {commits}")?;
@@ -112,6 +119,22 @@ pub(crate) fn run(db: &Db, input: &mut dyn BufRead, out: &mut dyn Write, kv: cra
         );
     }
     Ok(())
+}
+
+/// Applies `ops` atomically: versioned when the default keyspace is
+/// replicated (so sync carries them), else as one plain batch.
+fn commit(db: &Db, replicated: Option<&(Replica<'_>, Keyspace)>, ops: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> synapsed_storage::Result<()> {
+    if let Some((replica, keyspace)) = replicated {
+        return replica.write_many(keyspace, &ops);
+    }
+    let mut batch = WriteBatch::new();
+    for (key, value) in ops {
+        match value {
+            Some(value) => batch.put(key, value),
+            None => batch.delete(key),
+        };
+    }
+    db.write(batch).map(|_| ())
 }
 
 #[cfg(test)]

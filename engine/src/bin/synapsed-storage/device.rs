@@ -1,11 +1,19 @@
-//! `device id`, `pair add|ls|rm`: this store as a device of sync, and the
-//! devices it trusts.
+//! `device id`, `pair add|ls|rm`, `serve`, `sync`: this store as a device of
+//! sync, the devices it trusts, and sessions with them.
+//!
+//! What the command line syncs is the default keyspace (the one `put`, `get`,
+//! `scan` and `batch` use): pairing a device, serving or syncing marks it
+//! replicated, and from then on `put`, `delete` and `batch` write it with
+//! versions (see [`replicated_default`]). A paired device's read and write
+//! prefixes become its rights in every session; `sync --prefix P` limits a
+//! session to keys under P.
 
 use std::io::Write;
 
 use anyhow::Context;
 use clap::Subcommand;
-use synapsed_storage::device::{DeviceId, FrameChannel, Pairing, TlsChannel, TransportOptions, TRANSPORT_VERSION};
+use synapsed_storage::device::{DeviceId, Pairing, TlsChannel, TransportOptions};
+use synapsed_storage::{Db, Keyspace, Replica, Rights, Scope, SessionOptions, SyncStats, DEFAULT_KEYSPACE};
 
 use crate::{Exit, GlobalArgs, EXIT_FAILURE, EXIT_USAGE};
 
@@ -25,10 +33,17 @@ pub(crate) enum DeviceCommand {
         #[arg(long, value_name = "ADDR")]
         listen: String,
     },
-    /// One session with the paired device listening at ADDR.
+    /// One session with the paired device listening at ADDR; prints
+    /// "sent N, received M, B bytes".
     Sync {
         /// The peer's address (HOST:PORT).
         addr: String,
+        /// Sync only keys starting with P (repeatable; default: every key).
+        #[arg(long = "prefix", value_name = "P", allow_hyphen_values = true)]
+        prefix: Vec<String>,
+        /// One JSON object instead of the text line.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -105,6 +120,7 @@ pub(crate) fn run(g: &GlobalArgs, command: &DeviceCommand, out: &mut impl Write)
             };
             let db = g.open(false)?;
             db.devices().pair(&pairing)?;
+            replicate_default(&db)?;
             db.close()?;
             writeln!(out, "paired {device}")?;
         }
@@ -126,6 +142,7 @@ pub(crate) fn run(g: &GlobalArgs, command: &DeviceCommand, out: &mut impl Write)
         }
         DeviceCommand::Serve { listen } => {
             let db = g.open(false)?;
+            replicate_default(&db)?;
             let transport = db.devices().transport(TransportOptions::default())?;
             let listener = transport.listen(listen.as_str()).with_context(|| format!("cannot listen on {listen}"))?;
             writeln!(out, "listening on {} as device {}", listener.local_addr(), transport.device_id())?;
@@ -134,8 +151,8 @@ pub(crate) fn run(g: &GlobalArgs, command: &DeviceCommand, out: &mut impl Write)
                 match listener.accept() {
                     Ok(channel) => {
                         let peer = channel.peer();
-                        match answer(channel) {
-                            Ok(()) => eprintln!("session with {peer}: hello exchanged; the session protocol is not in this build"),
+                        match answer(&db, channel) {
+                            Ok(stats) => eprintln!("session with {peer}: {}", summary(&stats)),
                             Err(e) => eprintln!("session with {peer} failed: {e:#}"),
                         }
                     }
@@ -147,55 +164,88 @@ pub(crate) fn run(g: &GlobalArgs, command: &DeviceCommand, out: &mut impl Write)
                 }
             }
         }
-        DeviceCommand::Sync { addr } => {
+        DeviceCommand::Sync { addr, prefix, json } => {
             let db = g.open(false)?;
+            replicate_default(&db)?;
             let transport = db.devices().transport(TransportOptions::default())?;
             let mut channel = transport.connect(addr.as_str()).with_context(|| format!("cannot open a session with {addr}"))?;
             let peer = channel.peer();
-            channel.send(&hello())?;
-            let theirs = channel.recv()?.ok_or_else(|| anyhow::anyhow!("{peer} closed the session before its hello"))?;
-            let version = read_hello(&theirs)?;
+            let options = session_options(&db, &peer)?.with_scopes(prefix.iter().map(|p| scope(p.as_bytes())).collect());
+            let stats = db.replica()?.initiate(&mut channel, &options).with_context(|| format!("the session with {peer} failed"))?;
             channel.close()?;
             db.close()?;
-            writeln!(
-                out,
-                "connected to {peer} (transport version {TRANSPORT_VERSION}, session version {version}); \
-                 the session protocol is not in this build: nothing was synced"
-            )?;
+            if *json {
+                let object = serde_json::json!({
+                    "peer": peer.to_string(),
+                    "sent": stats.entries_sent,
+                    "received": stats.entries_received,
+                    "applied": stats.entries_applied,
+                    "bytes": stats.bytes_sent + stats.bytes_received,
+                    "rounds": stats.rounds,
+                    "conflicts": stats.conflicts,
+                    "refused": stats.refused_writes,
+                    "refused_by_peer": stats.refused_by_peer,
+                });
+                writeln!(out, "{object}")?;
+            } else {
+                writeln!(out, "{}", summary(&stats))?;
+            }
         }
     }
     Ok(())
 }
 
-// Session protocol joins here: until it does, a session is one hello frame
-// each way ("SYNAPSED-HELLO" and a u32 big-endian session version), then a
-// clean close. The replication session replaces `answer` and the body of
-// `sync`, and its first message replaces this hello.
-
-/// The session version the hello announces.
-const SESSION_VERSION: u32 = 0;
-const HELLO_MAGIC: &[u8] = b"SYNAPSED-HELLO";
-
-fn hello() -> Vec<u8> {
-    [HELLO_MAGIC, &SESSION_VERSION.to_be_bytes()[..]].concat()
-}
-
-fn read_hello(frame: &[u8]) -> anyhow::Result<u32> {
-    let version = frame
-        .strip_prefix(HELLO_MAGIC)
-        .and_then(|v| <[u8; 4]>::try_from(v).ok())
-        .ok_or_else(|| anyhow::anyhow!("the peer's first frame is not a hello"))?;
-    Ok(u32::from_be_bytes(version))
-}
-
-/// The accepting side of a session: the peer's hello, ours, a clean close.
-fn answer(mut channel: TlsChannel) -> anyhow::Result<()> {
-    let theirs = channel.recv()?.ok_or_else(|| anyhow::anyhow!("closed before its hello"))?;
-    read_hello(&theirs)?;
-    channel.send(&hello())?;
-    // Wait for the peer's close so that it has read the hello.
-    if channel.recv()?.is_some() {
-        anyhow::bail!("the peer sent more than a hello");
+/// "sent N, received M, B bytes" (and what else happened, when anything did).
+fn summary(stats: &SyncStats) -> String {
+    let mut line =
+        format!("sent {}, received {}, {} bytes", stats.entries_sent, stats.entries_received, stats.bytes_sent + stats.bytes_received);
+    for (n, what) in [
+        (stats.conflicts, "conflict(s) resolved"),
+        (stats.refused_writes, "entry(ies) refused"),
+        (stats.refused_by_peer, "entry(ies) refused by the peer"),
+    ] {
+        if n > 0 {
+            line.push_str(&format!(", {n} {what}"));
+        }
     }
-    Ok(())
+    line
+}
+
+/// A scope of every replicated keyspace's keys under `prefix`.
+fn scope(prefix: &[u8]) -> Scope {
+    Scope { keyspace: None, prefix: prefix.to_vec() }
+}
+
+/// A session's options with `peer`: its pairing's read and write prefixes as
+/// its rights here (enforced on every entry by this side).
+fn session_options(db: &Db, peer: &DeviceId) -> anyhow::Result<SessionOptions> {
+    let pairing = db
+        .devices()
+        .pairing(peer)?
+        .ok_or_else(|| Exit::new(EXIT_FAILURE, format!("{peer} is not paired (pair add it first)")))?;
+    let rights = Rights { read: pairing.read.iter().map(|p| scope(p)).collect(), write: pairing.write.iter().map(|p| scope(p)).collect() };
+    Ok(SessionOptions::default().with_rights(rights))
+}
+
+/// Marks the default keyspace replicated (once; keys it holds get versions).
+fn replicate_default(db: &Db) -> anyhow::Result<()> {
+    let default = db.keyspace(DEFAULT_KEYSPACE)?.ok_or_else(|| anyhow::anyhow!("the store has no default keyspace"))?;
+    db.replica()?.replicate(&default).context("cannot mark the default keyspace replicated")
+}
+
+/// The replication handle and the default keyspace when the default keyspace
+/// is replicated (the store was paired, served or synced): writes then go
+/// through it, with versions. `None` otherwise, creating nothing.
+pub(crate) fn replicated_default(db: &Db) -> anyhow::Result<Option<(Replica<'_>, Keyspace)>> {
+    let Some(replica) = db.existing_replica()? else { return Ok(None) };
+    let default = db.keyspace(DEFAULT_KEYSPACE)?.ok_or_else(|| anyhow::anyhow!("the store has no default keyspace"))?;
+    Ok(replica.is_replicated(&default)?.then_some((replica, default)))
+}
+
+/// The accepting side of one session.
+fn answer(db: &Db, mut channel: TlsChannel) -> anyhow::Result<SyncStats> {
+    let options = session_options(db, &channel.peer())?;
+    let stats = db.replica()?.respond(&mut channel, &options)?;
+    channel.close()?;
+    Ok(stats)
 }
