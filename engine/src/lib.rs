@@ -43,6 +43,7 @@ pub use events::{
     BackgroundError, CompactionBegin, CompactionEnd, EventListener, FileDeleted, FlushBegin, FlushEnd, StallCause, TableFileCreated,
     WriteStallBegin, WriteStallEnd,
 };
+pub use db::{CheckpointFile, CheckpointReport};
 pub use db::{BlockCounts, LostFile, RepairReport, LOST_DIR};
 pub use freshness::FreshnessCounter;
 pub use hooks::{
