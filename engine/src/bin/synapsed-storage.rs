@@ -13,6 +13,8 @@ use anyhow::{anyhow, Context};
 use clap::{Args, Parser, Subcommand};
 use synapsed_storage::{Argon2Params, Credential, Db, Error, Options};
 
+#[path = "synapsed-storage/backup.rs"]
+mod backup;
 #[path = "synapsed-storage/batch.rs"]
 mod batch;
 #[path = "synapsed-storage/demo.rs"]
@@ -156,6 +158,11 @@ enum Command {
     },
     /// Walks through the engine's features on a throw-away store and checks each step.
     Demo,
+    /// Backs the store up to URL (file:///dir or s3://bucket/prefix), incrementally;
+    /// `backup ls URL` lists the backups, `backup prune URL --keep N` removes old ones.
+    Backup(backup::BackupArgs),
+    /// Restores a backup from URL into a new directory (--to DIR), the newest or --at ID.
+    Restore(backup::RestoreArgs),
 }
 
 /// A failure that maps to a specific exit status rather than the default 1.
@@ -439,6 +446,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 report::print_stats(&mut out, dir, &stats, &files)?;
             }
         }
+        Command::Backup(args) => backup::backup_cmd(g, args, &mut out)?,
+        Command::Restore(args) => backup::restore_cmd(g, args, &mut out)?,
         Command::Demo => {
             let passed = demo::run(g, &mut out)?;
             if !passed {
