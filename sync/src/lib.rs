@@ -9,5 +9,6 @@
 
 pub mod backup;
 pub mod channel;
+pub mod ipfs;
 
 pub use channel::{ChannelError, FrameChannel, MAX_FRAME_BYTES};

@@ -19,6 +19,8 @@ mod backup;
 mod batch;
 #[path = "synapsed-storage/demo.rs"]
 mod demo;
+#[path = "synapsed-storage/ipfs.rs"]
+mod ipfs;
 #[path = "synapsed-storage/keycmd.rs"]
 mod keycmd;
 #[path = "synapsed-storage/keys.rs"]
@@ -163,6 +165,11 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Restores a backup from URL into a new directory (--to DIR), the newest or --at ID.
     Restore(backup::RestoreArgs),
+    /// IPFS: the CID of a file (`ipfs add --cid-version=1`), CAR files.
+    Ipfs {
+        #[command(subcommand)]
+        command: ipfs::IpfsCommand,
+    },
 }
 
 /// A failure that maps to a specific exit status rather than the default 1.
@@ -448,6 +455,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backup(args) => backup::backup_cmd(g, args, &mut out)?,
         Command::Restore(args) => backup::restore_cmd(g, args, &mut out)?,
+        Command::Ipfs { command } => ipfs::run(command, &mut out)?,
         Command::Demo => {
             let passed = demo::run(g, &mut out)?;
             if !passed {
