@@ -1,5 +1,7 @@
 //! Checkpoints: a consistent, openable copy of a store at one point.
 
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -119,8 +121,8 @@ fn a_checkpoint_taken_beside_writers_holds_whole_batches_only() {
             let mut i = 0u32;
             while !stop.load(Ordering::Relaxed) {
                 let mut batch = WriteBatch::new();
-                batch.put(format!("{i:08}a").as_bytes(), &[7u8; 64]);
-                batch.put(format!("{i:08}b").as_bytes(), &[7u8; 64]);
+                batch.put(format!("{i:08}a").as_bytes(), [7u8; 64]);
+                batch.put(format!("{i:08}b").as_bytes(), [7u8; 64]);
                 db.write(batch).unwrap();
                 i += 1;
             }

@@ -1,6 +1,8 @@
 //! Backup to a `file://` target: incremental uploads, listing, restore (the
 //! newest and a given one), resumption, damaged objects, pruning with GC.
 
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -2,6 +2,8 @@
 //! installed and started by `scripts/s3-server.sh` (never skipped: a missing
 //! server is installed, a failed install fails the test).
 
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,5 +1,7 @@
 //! The `ipfs` commands of the CLI: `ipfs cid FILE|-`, `ipfs pack`, `ipfs unpack`.
 
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 

@@ -3,6 +3,8 @@
 //! @ipld/car, installed by `scripts/helia/install.sh` (never skipped: a
 //! failed install fails the test).
 
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

@@ -255,6 +255,8 @@ impl<'a> Cbor<'a> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
     use super::*;
     use crate::ipfs::unixfs;
 

@@ -30,6 +30,9 @@ pub const MAX_BLOCK_BYTES: usize = 2 << 20;
 /// Deepest DAG the reader follows (174^8 chunks is far beyond any file).
 const MAX_DEPTH: usize = 8;
 
+/// Receives every block the importer makes: its CID and bytes.
+pub type BlockSink<'a> = &'a mut dyn FnMut(&Cid, &[u8]) -> Result<(), Error>;
+
 /// A CIDv1 of `codec` over the SHA-256 of `bytes`.
 pub fn cid_of(codec: u64, bytes: &[u8]) -> Cid {
     let digest = Sha256::digest(bytes);
@@ -49,7 +52,7 @@ struct Built {
 
 /// Chunks `reader` as `ipfs add --cid-version=1` does and hands every block
 /// to `sink` (leaves first, each node after its children); returns the root.
-pub fn import<R: Read>(mut reader: R, sink: &mut dyn FnMut(&Cid, &[u8]) -> Result<(), Error>) -> Result<Cid, Error> {
+pub fn import<R: Read>(mut reader: R, sink: BlockSink<'_>) -> Result<Cid, Error> {
     // levels[d]: nodes of depth d (0: leaves) not yet under a parent. A full
     // group is reduced as soon as it forms, so memory stays bounded by the
     // depth whatever the file size; the result is the balanced builder's.
@@ -113,7 +116,7 @@ fn push(levels: &mut Vec<Vec<Built>>, d: usize, node: Built) {
 }
 
 /// Encodes one dag-pb file node over `children`.
-fn node(children: &[Built], sink: &mut dyn FnMut(&Cid, &[u8]) -> Result<(), Error>) -> Result<Built, Error> {
+fn node(children: &[Built], sink: BlockSink<'_>) -> Result<Built, Error> {
     let file_bytes: u64 = children.iter().map(|c| c.file_bytes).sum();
     let mut data = Vec::new();
     put_varint_field(&mut data, 1, UNIXFS_FILE);
@@ -299,6 +302,8 @@ fn write_node(cid: &Cid, get: &dyn Fn(&Cid) -> Option<Vec<u8>>, out: &mut dyn st
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
     use super::*;
 
     fn root_of(bytes: &[u8]) -> String {
