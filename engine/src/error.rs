@@ -185,6 +185,11 @@ pub enum Error {
     /// engine, not in the caller's arguments or on the disk.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A backup, restore or pruning failed at the target or on its objects
+    /// (bad URL, refused credentials, network, a damaged or missing object,
+    /// key material that opens no backup manifest).
+    #[error("{0}")]
+    Backup(#[from] sync::backup::Error),
 }
 
 /// Result alias.
@@ -337,6 +342,8 @@ impl Error {
             Error::NoSuchKeyspace(s) => Error::NoSuchKeyspace(s.clone()),
             Error::ManifestFailed { reason } => Error::ManifestFailed { reason: reason.clone() },
             Error::Internal(s) => Error::Internal(s.clone()),
+            // Never recorded as a failure that stops writes; kept as its message.
+            Error::Backup(e) => Error::Internal(e.to_string()),
         }
     }
 }

@@ -23,6 +23,10 @@
 
 #[cfg(feature = "async")]
 mod asyncapi;
+pub mod backup;
+/// IPFS: CIDs as `ipfs add --cid-version=1` computes them, CAR v1 files
+/// written and read with every block's hash checked.
+pub use sync::ipfs;
 mod batch;
 mod blob;
 mod db;
@@ -58,6 +62,7 @@ pub use events::{
     BackgroundError, CompactionBegin, CompactionEnd, EventListener, FileDeleted, FlushBegin, FlushEnd, StallCause, TableFileCreated,
     WriteStallBegin, WriteStallEnd,
 };
+pub use db::{CheckpointFile, CheckpointReport};
 pub use db::{BlockCounts, LostFile, RepairReport, LOST_DIR};
 pub use freshness::FreshnessCounter;
 pub use hooks::{

@@ -336,6 +336,24 @@ fn run(compression: Compression, feed: bool) {
     assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after reopen and put"));
     db.close().unwrap();
     assert_no_marker_on_disk(&dir, &markers, &format!("{tag}: after the second close"));
+
+    // Stage 7: a checkpoint, a backup to a file:// target and a restore of it
+    // hold no marker either, and the restore reads everything back.
+    let db = Db::open(&dir, &cred, options.clone()).unwrap();
+    let checkpoint = tmp.path().join("checkpoint");
+    db.checkpoint(&checkpoint).unwrap();
+    let remote = tmp.path().join("remote");
+    let target = synapsed_storage::backup::Target::from_url(&format!("file://{}", remote.display()), &|_| None).unwrap();
+    synapsed_storage::backup::backup(&db, &dir, &target, &cred, &|_, _| {}).unwrap();
+    db.close().unwrap();
+    assert_no_marker_on_disk(&checkpoint, &markers, &format!("{tag}: checkpoint"));
+    assert_no_marker_on_disk(&remote, &markers, &format!("{tag}: backup target"));
+    let restored = tmp.path().join("restored");
+    synapsed_storage::backup::restore(&target, None, &restored, &cred, options.clone(), &|_, _| {}).unwrap();
+    assert_no_marker_on_disk(&restored, &markers, &format!("{tag}: restored store"));
+    let db = Db::open(&restored, &cred, options.clone()).unwrap();
+    assert_reads_back(&db, &markers, &format!("{tag}: restored from the backup"));
+    db.close().unwrap();
     println!("{tag}: {} markers, {scanned} bytes on disk searched after close", markers.all.len());
 }
 

@@ -7,10 +7,12 @@
 //! traits defined here, so the command-line tool and applications reach every
 //! feature through the one facade crate.
 
+pub mod backup;
 pub mod channel;
 pub mod identity;
 pub mod pairing;
 pub mod transport;
+pub mod ipfs;
 
 pub use channel::{ChannelError, FrameChannel, MAX_FRAME_BYTES};
 pub use identity::{DeviceId, DeviceIdentity, IdentityError};

@@ -13,6 +13,8 @@ use anyhow::{anyhow, Context};
 use clap::{Args, Parser, Subcommand};
 use synapsed_storage::{Argon2Params, Credential, Db, Error, Options};
 
+#[path = "synapsed-storage/backup.rs"]
+mod backup;
 #[path = "synapsed-storage/batch.rs"]
 mod batch;
 #[path = "synapsed-storage/device.rs"]
@@ -23,6 +25,8 @@ mod doc;
 mod blob;
 #[path = "synapsed-storage/demo.rs"]
 mod demo;
+#[path = "synapsed-storage/ipfs.rs"]
+mod ipfs;
 #[path = "synapsed-storage/keycmd.rs"]
 mod keycmd;
 #[path = "synapsed-storage/keys.rs"]
@@ -211,6 +215,16 @@ enum Command {
     Blob {
         #[command(subcommand)]
         command: blob::BlobCommand,
+    },
+    /// Backs the store up to URL (file:///dir or s3://bucket/prefix), incrementally;
+    /// `backup ls URL` lists the backups, `backup prune URL --keep N` removes old ones.
+    Backup(backup::BackupArgs),
+    /// Restores a backup from URL into a new directory (--to DIR), the newest or --at ID.
+    Restore(backup::RestoreArgs),
+    /// IPFS: the CID of a file (`ipfs add --cid-version=1`), CAR files.
+    Ipfs {
+        #[command(subcommand)]
+        command: ipfs::IpfsCommand,
     },
 }
 
@@ -553,6 +567,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Device(command) => device::run(g, command, &mut out)?,
         Command::Blob { command } => blob::run(g, command, &mut out)?,
+        Command::Backup(args) => backup::backup_cmd(g, args, &mut out)?,
+        Command::Restore(args) => backup::restore_cmd(g, args, &mut out)?,
+        Command::Ipfs { command } => ipfs::run(command, &mut out)?,
         Command::Demo => {
             let passed = demo::run(g, &mut out)?;
             if !passed {
