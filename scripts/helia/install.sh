@@ -9,6 +9,10 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 dest="${SYNAPSED_HELIA_DIR:-$here/target/helia}"
 stamp="$dest/.installed-v1"
+# Test processes run in parallel: one installs, the others wait for it.
+mkdir -p "$(dirname "$dest")"
+exec 9>"$dest.lock"
+flock 9
 if [ ! -f "$stamp" ]; then
     command -v npm >/dev/null || { echo "npm is needed (apt-get install npm)" >&2; exit 1; }
     mkdir -p "$dest"

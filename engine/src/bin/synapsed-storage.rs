@@ -569,7 +569,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Blob { command } => blob::run(g, command, &mut out)?,
         Command::Backup(args) => backup::backup_cmd(g, args, &mut out)?,
         Command::Restore(args) => backup::restore_cmd(g, args, &mut out)?,
-        Command::Ipfs { command } => ipfs::run(command, &mut out)?,
+        Command::Ipfs { command } => ipfs::run(g, command, &mut out)?,
         Command::Demo => {
             let passed = demo::run(g, &mut out)?;
             if !passed {
