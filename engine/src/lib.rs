@@ -21,6 +21,11 @@
 //! # Ok::<(), synapsed_storage::Error>(())
 //! ```
 
+/// The integration guide (`docs/guide.md`): its code blocks run as doc tests.
+#[cfg(all(doctest, feature = "async"))]
+#[doc = include_str!("../../docs/guide.md")]
+pub struct IntegrationGuide;
+
 #[cfg(feature = "async")]
 mod asyncapi;
 pub mod backup;
