@@ -8,32 +8,12 @@
 
 mod common;
 
-use std::io::Read;
-use std::path::Path;
-
-use rand::{RngCore, SeedableRng};
+use common::{blob_files, random};
 use synapsed_storage::Db;
 
-fn random(n: usize, seed: u64) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
-    v
-}
-
+/// Blob `key` read whole (it must exist).
 fn read_all(db: &Db, key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    db.blobs().unwrap().reader(key).unwrap().unwrap().read_to_end(&mut out).unwrap();
-    out
-}
-
-fn blob_files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".blob"))
-        .collect();
-    v.sort();
-    v
+    common::read_blob(db, key).expect("the blob exists")
 }
 
 #[test]

@@ -11,33 +11,9 @@ mod common;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use common::{blob_files, random, read_blob as read_all};
 use rand::{RngCore, SeedableRng};
 use synapsed_storage::Db;
-
-fn random(n: usize, seed: u64) -> Vec<u8> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut v = vec![0u8; n];
-    rng.fill_bytes(&mut v);
-    v
-}
-
-fn read_all(db: &Db, key: &[u8]) -> Option<Vec<u8>> {
-    let mut r = db.blobs().unwrap().reader(key).unwrap()?;
-    let mut out = Vec::new();
-    r.read_to_end(&mut out).unwrap();
-    assert_eq!(out.len() as u64, r.len());
-    Some(out)
-}
-
-fn blob_files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".blob"))
-        .collect();
-    v.sort();
-    v
-}
 
 fn blob_bytes(dir: &Path) -> u64 {
     blob_files(dir).iter().map(|n| std::fs::metadata(dir.join(n)).unwrap().len()).sum()

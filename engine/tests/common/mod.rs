@@ -3,8 +3,11 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::ops::Bound;
 use std::path::Path;
+
+use rand::{RngCore, SeedableRng};
 
 use synapsed_storage::{Credential, Db, Options};
 
@@ -43,4 +46,32 @@ pub fn keyspace_contents(db: &Db) -> Vec<(String, BTreeMap<Vec<u8>, Vec<u8>>)> {
             (if ks.id() == 0 { String::new() } else { ks.name().to_string() }, pairs)
         })
         .collect()
+}
+
+/// `n` bytes from a seeded generator: incompressible, and equal for equal seeds.
+pub fn random(n: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
+    v
+}
+
+/// Blob `key` read whole, or `None`; the bytes read must match the length
+/// the reader reports.
+pub fn read_blob(db: &Db, key: &[u8]) -> Option<Vec<u8>> {
+    let mut r = db.blobs().unwrap().reader(key).unwrap()?;
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).unwrap();
+    assert_eq!(out.len() as u64, r.len());
+    Some(out)
+}
+
+/// The names of the blob files in `dir`, sorted.
+pub fn blob_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".blob"))
+        .collect();
+    v.sort();
+    v
 }
