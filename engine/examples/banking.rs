@@ -5,6 +5,8 @@
 //!
 //! Run with `cargo run -p synapsed-storage --example banking`.
 
+mod common;
+
 use serde_json::json;
 use synapsed_storage::docs::{IndexSpec, Query};
 use synapsed_storage::{Aggregate, Credential, Db, Options};
@@ -59,14 +61,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("the latest balance is the running total", latest.map(|p| p.value) == Some(balance)),
     ];
     println!("closing balance {balance:.2} after {imported} transactions");
-    let mut ok = true;
-    for (what, passed) in checks {
-        println!("{} {what}", if passed { "ok  " } else { "FAIL" });
-        ok &= passed;
-    }
-    if ok {
-        Ok(())
-    } else {
-        Err("the banking example found a problem".into())
-    }
+    common::report("banking", &checks)
 }

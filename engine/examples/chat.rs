@@ -5,6 +5,8 @@
 //! Run with `cargo run -p synapsed-storage --example chat`; it checks its own
 //! results and exits non-zero if one is wrong.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::ops::Bound;
 
@@ -74,14 +76,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("the attachment reads back whole", back == photo),
         ("the last sequence number survives a reopen", last == Some(4u32.to_be_bytes().to_vec())),
     ];
-    let mut ok = true;
-    for (what, passed) in checks {
-        println!("{} {what}", if passed { "ok  " } else { "FAIL" });
-        ok &= passed;
-    }
-    if ok {
-        Ok(())
-    } else {
-        Err("the chat example found a problem".into())
-    }
+    common::report("chat", &checks)
 }

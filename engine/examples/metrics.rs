@@ -7,6 +7,8 @@
 //!
 //! Run with `cargo run -p synapsed-storage --example metrics`.
 
+mod common;
+
 use metrics_exporter_prometheus::PrometheusBuilder;
 use synapsed_storage::{Credential, Db, Options};
 
@@ -46,14 +48,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{line}");
     }
     db.close()?;
-    let mut ok = true;
-    for (what, passed) in checks {
-        println!("{} {what}", if passed { "ok  " } else { "FAIL" });
-        ok &= passed;
-    }
-    if ok {
-        Ok(())
-    } else {
-        Err("a metric did not match what the example did".into())
-    }
+    common::report("metrics", &checks)
 }

@@ -6,6 +6,8 @@
 //!
 //! Run with `cargo run -p synapsed-storage --example vault`.
 
+mod common;
+
 use synapsed_storage::{mem_pair, Credential, Db, Keyspace, KeyspaceOptions, Options, SessionOptions, SyncStats};
 
 fn sync(from: &Db, to: &Db) -> Result<SyncStats, Box<dyn std::error::Error>> {
@@ -70,14 +72,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("idle sync: {} bytes in {} round trip(s) after the hello", idle.bytes_sent + idle.bytes_received, idle.rounds);
     phone.close()?;
     laptop.close()?;
-    let mut ok = true;
-    for (what, passed) in checks {
-        println!("{} {what}", if passed { "ok  " } else { "FAIL" });
-        ok &= passed;
-    }
-    if ok {
-        Ok(())
-    } else {
-        Err("the vault example found a problem".into())
-    }
+    common::report("vault", &checks)
 }
