@@ -227,9 +227,14 @@ fn session_options(db: &Db, peer: &DeviceId) -> anyhow::Result<SessionOptions> {
     Ok(SessionOptions::default().with_rights(rights))
 }
 
+/// The default keyspace (the one the KV commands use).
+fn default_keyspace(db: &Db) -> anyhow::Result<Keyspace> {
+    db.keyspace(DEFAULT_KEYSPACE)?.ok_or_else(|| anyhow::anyhow!("the store has no default keyspace"))
+}
+
 /// Marks the default keyspace replicated (once; keys it holds get versions).
 fn replicate_default(db: &Db) -> anyhow::Result<()> {
-    let default = db.keyspace(DEFAULT_KEYSPACE)?.ok_or_else(|| anyhow::anyhow!("the store has no default keyspace"))?;
+    let default = default_keyspace(db)?;
     db.replica()?.replicate(&default).context("cannot mark the default keyspace replicated")
 }
 
@@ -238,7 +243,7 @@ fn replicate_default(db: &Db) -> anyhow::Result<()> {
 /// through it, with versions. `None` otherwise, creating nothing.
 pub(crate) fn replicated_default(db: &Db) -> anyhow::Result<Option<(Replica<'_>, Keyspace)>> {
     let Some(replica) = db.existing_replica()? else { return Ok(None) };
-    let default = db.keyspace(DEFAULT_KEYSPACE)?.ok_or_else(|| anyhow::anyhow!("the store has no default keyspace"))?;
+    let default = default_keyspace(db)?;
     Ok(replica.is_replicated(&default)?.then_some((replica, default)))
 }
 
