@@ -152,7 +152,10 @@ pub(crate) fn run(g: &GlobalArgs, command: &DeviceCommand, out: &mut impl Write)
                     Ok(channel) => {
                         let peer = channel.peer();
                         match answer(&db, channel) {
-                            Ok(stats) => eprintln!("session with {peer}: {}", summary(&stats)),
+                            Ok(stats) => {
+                                let extra = remarks(&stats).map(|r| format!("; {r}")).unwrap_or_default();
+                                eprintln!("session with {peer}: {}{extra}", summary(&stats));
+                            }
                             Err(e) => eprintln!("session with {peer} failed: {e:#}"),
                         }
                     }
@@ -189,26 +192,35 @@ pub(crate) fn run(g: &GlobalArgs, command: &DeviceCommand, out: &mut impl Write)
                 writeln!(out, "{object}")?;
             } else {
                 writeln!(out, "{}", summary(&stats))?;
+                // Beside the contract's line, on stderr: conflicts and refusals.
+                if let Some(remarks) = remarks(&stats) {
+                    eprintln!("{remarks}");
+                }
             }
         }
     }
     Ok(())
 }
 
-/// "sent N, received M, B bytes" (and what else happened, when anything did).
+/// "sent N, received M, B bytes", the line the command-line contract fixes.
 fn summary(stats: &SyncStats) -> String {
-    let mut line =
-        format!("sent {}, received {}, {} bytes", stats.entries_sent, stats.entries_received, stats.bytes_sent + stats.bytes_received);
+    format!("sent {}, received {}, {} bytes", stats.entries_sent, stats.entries_received, stats.bytes_sent + stats.bytes_received)
+}
+
+/// What else happened in a session ("2 conflict(s) resolved, 1 entry(ies)
+/// refused"), or `None` when nothing did.
+fn remarks(stats: &SyncStats) -> Option<String> {
+    let mut parts = Vec::new();
     for (n, what) in [
         (stats.conflicts, "conflict(s) resolved"),
         (stats.refused_writes, "entry(ies) refused"),
         (stats.refused_by_peer, "entry(ies) refused by the peer"),
     ] {
         if n > 0 {
-            line.push_str(&format!(", {n} {what}"));
+            parts.push(format!("{n} {what}"));
         }
     }
-    line
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// A scope of every replicated keyspace's keys under `prefix`.
