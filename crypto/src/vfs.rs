@@ -15,6 +15,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+mod mapped;
 mod sim;
 mod std_fs;
 
@@ -88,6 +89,22 @@ pub trait Vfs: Send + Sync + fmt::Debug + 'static {
     fn open_for_overwrite(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
     /// Opens an existing file for reading.
     fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>>;
+    /// Opens an existing file that nothing writes to or shortens while it is
+    /// open (a table) for reading through a read-only memory mapping of the
+    /// bytes it has now, or `Ok(None)` where this file system does not map
+    /// files: the caller then reads it through [`Vfs::open`]. The file's
+    /// [`RandomAccessFile::len`] is the mapped length, and reads past it fail
+    /// with `UnexpectedEof` without touching the mapping. The default maps
+    /// nothing.
+    ///
+    /// A mapping's pages are read by page faults, not system calls, so a file
+    /// shortened by something outside the engine while mapped ends the process
+    /// with `SIGBUS` on the next read of a page past its new end (pread would
+    /// return a short read instead): see `docs/design.md`, "Memory-mapped
+    /// table reads".
+    fn open_mapped(&self, _path: &Path) -> io::Result<Option<Arc<dyn RandomAccessFile>>> {
+        Ok(None)
+    }
     /// Reads a whole file.
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
         let f = self.open(path)?;
@@ -134,6 +151,12 @@ pub trait ForwardingVfs: Send + Sync + fmt::Debug + 'static {
     /// [`Vfs::open`].
     fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
         self.inner().open(path)
+    }
+    /// [`Vfs::open_mapped`]. A wrapper maps nothing unless it overrides this
+    /// (so a wrapper that watches or changes reads through `open` sees every
+    /// read); one that forwards it hands its reads to the mapping.
+    fn open_mapped(&self, _path: &Path) -> io::Result<Option<Arc<dyn RandomAccessFile>>> {
+        Ok(None)
     }
     /// [`Vfs::rename`].
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -182,6 +205,9 @@ impl<T: ForwardingVfs> Vfs for T {
     }
     fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
         ForwardingVfs::open(self, path)
+    }
+    fn open_mapped(&self, path: &Path) -> io::Result<Option<Arc<dyn RandomAccessFile>>> {
+        ForwardingVfs::open_mapped(self, path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         ForwardingVfs::rename(self, from, to)

@@ -63,6 +63,12 @@ pub struct Options {
     pub block_restart_interval: usize,
     /// Bytes of decrypted blocks to cache (0 = no block cache).
     pub block_cache_bytes: usize,
+    /// Read table blocks through a read-only memory mapping of each table file
+    /// instead of `pread` (blocks are authenticated, decrypted and cached the
+    /// same way). A table file shortened by something outside the engine while
+    /// mapped ends the process with `SIGBUS` where `pread` would report an
+    /// error: see docs/design.md, "Memory-mapped table reads".
+    pub mmap_reads: bool,
     /// Block compression (applied before encryption).
     pub compression: Compression,
     /// Bloom filter bits per key (0 = no filters).
@@ -238,6 +244,7 @@ impl Default for Options {
             block_size_bytes: 4096,
             block_restart_interval: 16,
             block_cache_bytes: 64 << 20,
+            mmap_reads: false,
             compression: Compression::Zstd(1),
             bloom_bits_per_key: 10,
             l0_compaction_trigger: 4,
@@ -298,6 +305,7 @@ setters! {
     with_block_restart_interval => block_restart_interval: usize;
     with_block_cache_bytes => block_cache_bytes: usize;
     with_compression => compression: Compression;
+    with_mmap_reads => mmap_reads: bool;
     with_bloom_bits_per_key => bloom_bits_per_key: u32;
     with_l0_compaction_trigger => l0_compaction_trigger: usize;
     with_l0_slowdown_trigger => l0_slowdown_trigger: usize;

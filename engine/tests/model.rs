@@ -6,7 +6,8 @@
 //! own frozen model), forward and reverse ranges with random bounds, prefix
 //! scans, flush, compact_range, close/reopen and optimistic transactions with
 //! and without conflicts, under three option sets (manual compactions on one
-//! thread under "tiny", cut into up to 4 parts under the others).
+//! thread under "tiny", cut into up to 4 parts under the others), and "tiny"
+//! once more on the real file system with tables read through memory mappings.
 //!
 //! Keyspaces: up to three besides the default one are created and dropped at
 //! random (each with its own model), batches span them and the default one
@@ -28,7 +29,7 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use synapsed_storage::{
-    Argon2Params, Credential, Db, Error, Keyspace, KeyspaceOptions, MergeError, MergeOperator, Options, SimVfs, Snapshot,
+    Argon2Params, Credential, Db, Error, Keyspace, KeyspaceOptions, MergeError, MergeOperator, Options, SimVfs, Snapshot, StdVfs,
     SyncPolicy, WriteBatch, DEFAULT_KEYSPACE,
 };
 
@@ -572,6 +573,8 @@ fn option_sets(vfs: Arc<SimVfs>) -> Vec<(&'static str, Options)> {
     let tiny = with_keyspace_operators(tiny, &append);
     vec![
         ("tiny", tiny.clone()),
+        // On the real file system (SimVfs maps nothing): tables read through mappings.
+        ("tiny-mmap", tiny.clone().with_vfs(Arc::new(StdVfs::new())).with_mmap_reads(true).with_sync(SyncPolicy::Never)),
         ("tiny-no-cache", tiny.with_block_cache_bytes(0).with_sync(SyncPolicy::Never).with_max_subcompactions(4)),
         (
             "defaults",
@@ -593,7 +596,10 @@ fn option_sets(vfs: Arc<SimVfs>) -> Vec<(&'static str, Options)> {
 fn run(name: &'static str, seed: u64, ops: usize, big_batches: bool) -> (u64, u64, u64) {
     let vfs = SimVfs::with_seed(seed);
     let options = option_sets(vfs).into_iter().find(|(n, _)| *n == name).unwrap().1;
-    let dir = PathBuf::from("/model/db");
+    // tmpfs where there is one: mapped like any file, without the disk's syncs.
+    let shm = std::path::Path::new("/dev/shm");
+    let tmp = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.unwrap();
+    let dir = if name == "tiny-mmap" { tmp.path().join("db") } else { PathBuf::from("/model/db") };
     let cred = Credential::passphrase(format!("model seed {seed}"));
     let db = Db::create(&dir, &cred, options.clone()).unwrap_or_else(|e| panic!("[{name}] seed {seed}: create: {e}"));
     let mut h = Harness {
@@ -661,6 +667,11 @@ fn run_set(name: &'static str, ops_per_seed: usize, big_batches: bool) {
 #[test]
 fn model_tiny() {
     run_set("tiny", 20_000, false);
+}
+
+#[test]
+fn model_tiny_mmap_reads() {
+    run_set("tiny-mmap", 10_000, false);
 }
 
 #[test]

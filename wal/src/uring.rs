@@ -177,6 +177,9 @@ impl Vfs for UringVfs {
     fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
         self.std.open(path)
     }
+    fn open_mapped(&self, path: &Path) -> io::Result<Option<Arc<dyn RandomAccessFile>>> {
+        self.std.open_mapped(path)
+    }
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.std.read_all(path)
     }

@@ -140,6 +140,9 @@ impl Vfs for StdVfs {
         let len = file.metadata()?.len();
         Ok(Arc::new(StdReadable { file, len }))
     }
+    fn open_mapped(&self, path: &Path) -> io::Result<Option<Arc<dyn RandomAccessFile>>> {
+        super::mapped::open(path)
+    }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         std::fs::rename(from, to)
     }

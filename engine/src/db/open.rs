@@ -557,6 +557,7 @@ fn start(
     // A read-only handle pins every table of its version (see `open_tables`).
     let capacity = (!options.read_only).then_some(options.max_open_files);
     let tables = TableCache::with_capacity(vfs.clone(), dir.to_path_buf(), keys.clone(), block_cache.clone(), capacity);
+    tables.set_mmap_reads(options.mmap_reads);
     let ctx = CompactionContext {
         vfs: vfs.clone(),
         dir: dir.to_path_buf(),

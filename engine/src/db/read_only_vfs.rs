@@ -56,6 +56,9 @@ impl Vfs for ReadOnlyVfs {
     fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
         self.inner.open(path)
     }
+    fn open_mapped(&self, path: &Path) -> io::Result<Option<Arc<dyn RandomAccessFile>>> {
+        self.inner.open_mapped(path)
+    }
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.inner.read_all(path)
     }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crypto::vfs::Vfs;
@@ -225,6 +225,8 @@ pub struct TableCache {
     readers: RwLock<Readers>,
     /// Counts table opens; a lookup stamps its reader with the current value.
     tick: AtomicU64,
+    /// Whether tables opened from now on are read through a memory mapping.
+    mmap_reads: AtomicBool,
 }
 
 /// The open readers, each with the tick of its last use (an atomic, so a hit
@@ -255,7 +257,22 @@ impl TableCache {
             capacity,
             readers: RwLock::new(Readers::default()),
             tick: AtomicU64::new(0),
+            mmap_reads: AtomicBool::new(false),
         })
+    }
+
+    /// Reads the tables opened from now on through a read-only memory mapping
+    /// ([`crypto::vfs::Vfs::open_mapped`]) when `on` and the file system maps
+    /// files, through `pread` otherwise. Blocks are authenticated, decrypted and
+    /// cached exactly the same either way; readers already open keep their way.
+    pub fn set_mmap_reads(&self, on: bool) {
+        self.mmap_reads.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether tables opened from now on are read through a memory mapping
+    /// (where the file system maps files).
+    pub fn mmap_reads(&self) -> bool {
+        self.mmap_reads.load(Ordering::Relaxed)
     }
 
     /// The reader of table `file_number`, opening it if needed.
@@ -276,7 +293,12 @@ impl TableCache {
         // slow open must not hold up lookups of tables already open.
         let name = crypto::names::table_file(file_number);
         let path = Self::table_path(&self.dir, file_number);
-        let file = self.vfs.open(&path).map_err(|source| Error::Io { file: name.clone(), source })?;
+        let io = |source| Error::Io { file: name.clone(), source };
+        let mapped = if self.mmap_reads() { self.vfs.open_mapped(&path).map_err(io)? } else { None };
+        let file = match mapped {
+            Some(file) => file,
+            None => self.vfs.open(&path).map_err(io)?,
+        };
         let reader = TableReader::open(file, &self.keys, file_number, &name, self.block_cache.clone())?;
         let tick = self.tick.fetch_add(1, Ordering::Relaxed) + 1;
         let mut readers = self.readers.write();
