@@ -33,6 +33,14 @@ impl Pairs<'_> {
         self.range.clone().map(|i| self.workload.key(i))
     }
 
+    /// The keys in ascending order (for bulk paths that need sorted input; the
+    /// sort is part of what they are timed for).
+    pub fn sorted_keys(&self) -> Vec<[u8; KEY_BYTES]> {
+        let mut keys: Vec<_> = self.keys().collect();
+        keys.sort_unstable();
+        keys
+    }
+
     /// Number of pairs.
     pub fn len(&self) -> usize {
         usize::try_from(self.range.end.saturating_sub(self.range.start)).unwrap_or(usize::MAX)
@@ -65,6 +73,14 @@ pub trait Engine: Send + Sync {
     fn disk_bytes(&self) -> Result<u64>;
     /// Compacts everything as far as the engine can; false if it cannot compact.
     fn compact(&mut self) -> Result<bool>;
+
+    /// Loads `pairs` into this fresh, empty engine through its other bulk path
+    /// ([`bulk_path`] says which), durably, sorting included where the path
+    /// needs sorted input. Only called for engines [`bulk_path`] names one for.
+    fn bulk_load_other(&self, pairs: Pairs<'_>) -> Result<()> {
+        let _ = pairs;
+        anyhow::bail!("this engine has no other bulk path")
+    }
 
     /// One lookup in a session of its own.
     fn get(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
@@ -106,6 +122,42 @@ pub fn weaker_durability(name: &str) -> Option<&'static str> {
     match name {
         "sled" => Some("sled's flush ends with sync_file_range, not fsync: its commits are not durable across a power cut on a write-back cache (see the \"not durable\" device row)"),
         _ => None,
+    }
+}
+
+/// The bulk path beside the one the "bulk load" row takes, for engines that
+/// have one: the "bulk load" row is synapsed-storage's ingest (a batch this
+/// large goes straight to a table) and one write transaction for the peers;
+/// the other path is synapsed-storage's batch through the WAL and the
+/// memtable, and the peers' own bulk loaders.
+pub fn bulk_path(name: &str) -> Option<&'static str> {
+    match name {
+        "synapsed-storage" | NULL_CIPHER => {
+            Some("the batch through the WAL and the memtable, its ingest path turned off (`ingest_min_bytes = usize::MAX`)")
+        }
+        "fjall" => Some("`PartitionHandle::ingest` of the pairs in key order (the sort is timed)"),
+        "lmdb" => Some("`MDB_APPEND` puts of the pairs in key order in one transaction (the sort is timed)"),
+        // RocksDB's SstFileWriter + IngestExternalFile is its bulk path; it is
+        // not wired here yet.
+        _ => None,
+    }
+}
+
+/// Opens engine `name` in the fresh directory `dir` for a load through its
+/// other bulk path ([`bulk_path`]).
+pub fn open_for_other_bulk_load(name: &str, dir: &Path, cache_bytes: usize) -> Result<Box<dyn Engine>> {
+    match name {
+        "synapsed-storage" => {
+            std::fs::create_dir_all(dir)?;
+            Ok(Box::new(crate::engines::synapsed::Synapsed::open_with(dir, cache_bytes, false)?))
+        }
+        #[cfg(feature = "null-cipher")]
+        NULL_CIPHER => {
+            std::fs::create_dir_all(dir)?;
+            crypto::insecure_null_cipher::enable_for_this_process();
+            Ok(Box::new(crate::engines::synapsed::Synapsed::open_with(dir, cache_bytes, false)?))
+        }
+        _ => open(name, dir, cache_bytes),
     }
 }
 

@@ -77,6 +77,7 @@ impl Row {
 pub struct Recorder {
     engine: String,
     file: std::fs::File,
+    suffix: String,
 }
 
 impl Recorder {
@@ -87,11 +88,18 @@ impl Recorder {
             .append(true)
             .open(path)
             .with_context(|| format!("opening result file {}", path.display()))?;
-        Ok(Recorder { engine: engine.to_string(), file })
+        Ok(Recorder { engine: engine.to_string(), file, suffix: String::new() })
+    }
+
+    /// These rows with `suffix` appended to every workload name (the rows of a
+    /// variant run: another cache size, another bulk path).
+    pub fn with_suffix(mut self, suffix: &str) -> Self {
+        self.suffix = suffix.to_string();
+        self
     }
 
     fn push(&mut self, workload: &str, measure: Measure) -> Result<()> {
-        let row = Row { engine: self.engine.clone(), workload: workload.to_string(), measure, round: 0 };
+        let row = Row { engine: self.engine.clone(), workload: format!("{workload}{}", self.suffix), measure, round: 0 };
         eprintln!("  {:<16} {:<40} {}", self.engine, workload, crate::report::cell(&row));
         writeln!(self.file, "{}", row.to_json())?;
         self.file.flush()?;

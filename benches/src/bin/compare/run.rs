@@ -58,6 +58,11 @@ pub struct ChildConfig {
     pub latency: Duration,
     /// Workload seed.
     pub seed: u64,
+    /// Load through the engine's other bulk path ([`engine::bulk_path`]) and
+    /// stop after checking it (`groups` is ignored).
+    pub other_bulk_load: bool,
+    /// Appended to every row's workload name.
+    pub row_suffix: String,
 }
 
 impl ChildConfig {
@@ -95,7 +100,7 @@ pub fn peak_rss_bytes() -> Result<u64> {
 
 /// Runs the workload against one engine, recording rows into `result`.
 pub fn run_child(cfg: &ChildConfig, result: &Path) -> Result<()> {
-    let mut rec = Recorder::create(&cfg.engine, result)?;
+    let mut rec = Recorder::create(&cfg.engine, result)?.with_suffix(&cfg.row_suffix);
     let outcome = run(cfg, &mut rec);
     // The peak RSS is worth having even from a run that failed halfway.
     rec.peak_rss("peak RSS", peak_rss_bytes()?)?;
@@ -106,13 +111,25 @@ fn run(cfg: &ChildConfig, rec: &mut Recorder) -> Result<()> {
     let n = cfg.n;
     ensure!(n >= 2, "--n must be at least 2");
     let w = Workload::new(cfg.seed);
+    let load = Pairs { workload: &w, range: 0..n };
+    if cfg.other_bulk_load {
+        let engine = engine::open_for_other_bulk_load(&cfg.engine, &cfg.dir, cfg.cache_bytes)?;
+        let e: &dyn Engine = engine.as_ref();
+        eprintln!("  {}: loading {} pairs through its other bulk path", cfg.engine, load.len());
+        let ((), t) = timed(|| e.bulk_load_other(load))?;
+        rec.time("bulk load", t)?;
+        rec.bytes("size after load", e.disk_bytes()?)?;
+        random_reads(e, &w, n, SPOT_CHECKS.min(n), cfg.seed ^ 0x5eed).context("checking the load")?;
+        return Ok(());
+    }
     let mut engine = engine::open(&cfg.engine, &cfg.dir, cfg.cache_bytes)?;
     let e: &dyn Engine = engine.as_ref();
 
-    let load = Pairs { workload: &w, range: 0..n };
     eprintln!("  {}: loading {} pairs", cfg.engine, load.len());
     let ((), t) = timed(|| e.bulk_load(load))?;
     rec.time("bulk load", t)?;
+    // The peak so far is the load's (the run's own "peak RSS" row covers everything).
+    rec.peak_rss("peak RSS after the bulk load", peak_rss_bytes()?)?;
     rec.bytes("size after load", e.disk_bytes()?)?;
     random_reads(e, &w, n, SPOT_CHECKS.min(n), cfg.seed ^ 0x5eed).context("checking the load")?;
 
@@ -294,6 +311,8 @@ mod tests {
                 cache_bytes: 1 << 20,
                 latency: Duration::from_millis(300),
                 seed: 9,
+                other_bulk_load: false,
+                row_suffix: String::new(),
             };
             run_child(&cfg, &result).unwrap_or_else(|e| panic!("{engine}: {e:#}"));
             let rows = read_rows(&result).unwrap();
@@ -319,6 +338,34 @@ mod tests {
         }
     }
 
+    /// Every engine with another bulk path loads through it, checked, with its
+    /// rows (time, size, peak RSS) named apart from the main run's.
+    #[test]
+    fn other_bulk_paths_load_and_check_what_they_loaded() {
+        let engines: Vec<_> =
+            crate::engine::ALL.iter().filter(|e| crate::engine::compiled(e) && crate::engine::bulk_path(e).is_some()).collect();
+        assert!(engines.contains(&&"synapsed-storage"));
+        for engine in engines {
+            let dir = tempfile::tempdir().unwrap();
+            let result = dir.path().join("rows.jsonl");
+            let cfg = ChildConfig {
+                engine: engine.to_string(),
+                n: 3_000,
+                groups: Vec::new(),
+                dir: dir.path().join("engine"),
+                cache_bytes: 1 << 20,
+                latency: Duration::from_millis(10),
+                seed: 4,
+                other_bulk_load: true,
+                row_suffix: ", other bulk path".into(),
+            };
+            run_child(&cfg, &result).unwrap_or_else(|e| panic!("{engine}: {e:#}"));
+            let rows = read_rows(&result).unwrap();
+            let names: Vec<&str> = rows.iter().map(|r| r.workload.as_str()).collect();
+            assert_eq!(names, ["bulk load, other bulk path", "size after load, other bulk path", "peak RSS, other bulk path"], "{engine}");
+        }
+    }
+
     #[test]
     fn an_unknown_engine_fails_but_still_reports_memory() {
         let dir = tempfile::tempdir().unwrap();
@@ -331,6 +378,8 @@ mod tests {
             cache_bytes: 1 << 20,
             latency: Duration::from_millis(10),
             seed: 1,
+            other_bulk_load: false,
+            row_suffix: String::new(),
         };
         let err = run_child(&cfg, &result).unwrap_err();
         assert!(err.to_string().contains("no-such-engine"), "{err}");

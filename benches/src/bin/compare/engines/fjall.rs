@@ -58,6 +58,13 @@ impl Engine for Fjall {
         self.txn_durable(pairs)
     }
 
+    fn bulk_load_other(&self, pairs: Pairs<'_>) -> Result<()> {
+        let w = pairs.workload;
+        let keys = pairs.sorted_keys();
+        self.data.ingest(keys.iter().map(|k| (&k[..], w.value_of_key(k).to_vec())))?;
+        Ok(self.keyspace.persist(PersistMode::SyncData)?)
+    }
+
     fn put_durable(&self, key: &[u8], value: &[u8]) -> Result<()> {
         self.data.insert(key, value)?;
         Ok(self.keyspace.persist(PersistMode::SyncData)?)

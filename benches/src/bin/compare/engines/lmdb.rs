@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use heed::types::Bytes;
-use heed::{Database, Env, EnvOpenOptions, RoTxn};
+use heed::{Database, Env, EnvOpenOptions, PutFlags, RoTxn};
 
 use crate::engine::{dir_bytes, Engine, Pairs, Reader};
 
@@ -91,6 +91,17 @@ impl Engine for Lmdb {
     fn put_durable(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let mut txn = self.env.write_txn()?;
         self.db.put(&mut txn, key, value)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn bulk_load_other(&self, pairs: Pairs<'_>) -> Result<()> {
+        let w = pairs.workload;
+        let keys = pairs.sorted_keys();
+        let mut txn = self.env.write_txn()?;
+        for k in &keys {
+            self.db.put_with_flags(&mut txn, PutFlags::APPEND, k, &w.value_of_key(k))?;
+        }
         txn.commit()?;
         Ok(())
     }
