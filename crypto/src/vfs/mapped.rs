@@ -8,9 +8,10 @@
 //! damage, never used unchecked.
 //!
 //! The mapping covers the file's length at open and no more. The engine never
-//! writes to, truncates or extends a table once it is written (it only deletes
-//! whole files, and an unlinked file's pages stay readable through the mapping
-//! until it is dropped). A file shortened by something else while mapped is
+//! truncates or extends a table once it is written: it deletes whole files (an
+//! unlinked file's pages stay readable through the mapping until it is
+//! dropped), and secure delete overwrites a table in place at its full length
+//! once its readers let go. A file shortened by something else while mapped is
 //! outside that contract: reading a page past its new end raises `SIGBUS`,
 //! which ends the process (there is no handler to turn it into an error). A
 //! file shortened before it is opened is caught by the table's own checks (its
@@ -60,11 +61,13 @@ pub(super) fn open(path: &Path) -> io::Result<Option<Arc<dyn RandomAccessFile>>>
     // has now, so every slice of it `read_exact_at` takes lies inside the file
     // as opened. Mapped memory is undefined behaviour for Rust only if it
     // changes or disappears under a live reference: `read_exact_at` holds its
-    // reference just for one copy, and the engine never writes to, truncates or
-    // extends a table it has written (it only deletes whole files, whose pages
-    // the mapping keeps). A file changed by another process during a copy
-    // yields bytes the AEAD check then rejects; one shortened under the mapping
-    // raises SIGBUS (see the module documentation and docs/design.md).
+    // reference just for one copy into a buffer of its own, and the engine
+    // never truncates or extends a table it has written (it deletes whole
+    // files, whose pages the mapping keeps, and secure delete overwrites at
+    // full length after the readers let go). Bytes changed by a write during a
+    // copy land in that buffer, which the AEAD check then rejects; a file
+    // shortened under the mapping raises SIGBUS (see the module documentation
+    // and docs/design.md).
     let map = unsafe { MmapOptions::new().len(len).map(&file)? };
     Ok(Some(Arc::new(MappedFile { map })))
 }
