@@ -12,6 +12,8 @@
 //!
 //! `cargo run --release -p synapsed-benches --features harness --example mmap_ab -- DIR [N [ROUNDS [COLD [WARM [CACHE_KIB]]]]]`
 
+#![allow(clippy::indexing_slicing)]
+
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -49,7 +49,7 @@ fn filled(dir: &Path, mmap: bool) -> Db {
 }
 
 fn expected(i: u32) -> Option<Vec<u8>> {
-    (i % 7 != 0).then(|| value(i))
+    (!i.is_multiple_of(7)).then(|| value(i))
 }
 
 fn check_all(db: &Db) {

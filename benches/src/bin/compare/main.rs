@@ -303,6 +303,7 @@ fn child_command(args: &Args, engine: &str, dir: &Path, result: &Path, variant: 
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
