@@ -122,6 +122,7 @@ impl<'db> BlobStore<'db> {
     /// reads a snapshot: a later overwrite or delete does not change what it
     /// reads, and GC keeps the files it may need while it lives.
     pub fn reader(&self, key: &[u8]) -> Result<Option<BlobReader<'db>>> {
+        let _timer = crate::metrics::timed(crate::metrics::StoreOp::BlobRead);
         let Some(keyspace) = self.keyspace.as_ref() else { return Ok(None) };
         let snapshot = self.db.snapshot();
         let Some(meta) = self.db.get_at_in(keyspace, &meta_key(key), &snapshot)? else { return Ok(None) };

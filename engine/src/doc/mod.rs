@@ -253,6 +253,7 @@ impl Documents<'_> {
 
     /// Runs a query at one snapshot.
     pub fn query(&self, collection: &str, query: &Query) -> Result<QueryResult> {
+        let _timer = crate::metrics::timed(crate::metrics::StoreOp::DocQuery);
         query::run(self.db, collection, query)
     }
 

@@ -407,18 +407,20 @@ impl<'db> Replica<'db> {
 
     /// Runs the initiator's side of a session over `channel`.
     pub fn initiate(&self, channel: &mut dyn FrameChannel, options: &SessionOptions) -> std::result::Result<SyncStats, SessionError> {
+        let session = crate::metrics::SyncSession::begin("initiator");
         let start = self.state.clock.lock().tick(wall_clock_ms());
         let stats = sync::initiate(&mut store::SessionStore::new(self), channel, options)?;
         self.after_session(&stats, start).map_err(|e| SessionError::Store(Box::new(e)))?;
-        Ok(stats)
+        Ok(session.finished(stats))
     }
 
     /// Runs the responder's side of a session over `channel`.
     pub fn respond(&self, channel: &mut dyn FrameChannel, options: &SessionOptions) -> std::result::Result<SyncStats, SessionError> {
+        let session = crate::metrics::SyncSession::begin("responder");
         let start = self.state.clock.lock().tick(wall_clock_ms());
         let stats = sync::respond(&mut store::SessionStore::new(self), channel, options)?;
         self.after_session(&stats, start).map_err(|e| SessionError::Store(Box::new(e)))?;
-        Ok(stats)
+        Ok(session.finished(stats))
     }
 
     /// After a complete session over every replicated keyspace in which

@@ -417,6 +417,7 @@ impl<'db> TimeSeries<'db> {
     /// The points of `series` with `from <= ts < to`, in time order (past
     /// retention excluded). A series never written has none.
     pub fn query(&self, series: &str, from: i64, to: i64) -> Result<Vec<Point>> {
+        let _timer = crate::metrics::timed(crate::metrics::StoreOp::TsQuery);
         let mut out = Vec::new();
         self.visit(series, from, to, &mut |visit| {
             match visit {
