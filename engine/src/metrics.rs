@@ -12,7 +12,11 @@
 //! - **Recorded as they happen.** Flushes, compactions, write stalls and WAL
 //!   syncs, always (they are rare next to reads and writes). Per-operation
 //!   counts and latency histograms of gets, writes and scans only with
-//!   [`crate::Options::metrics`] on, since timing every call costs a clock read.
+//!   [`crate::Options::metrics`] on, since timing every call costs a clock read;
+//!   so are the bytes per file kind and the open files, counted by a wrapper
+//!   of the store's file system. Document queries, blob reads and writes,
+//!   time-series queries, sync sessions, key rotations and secure deletes
+//!   always (each costs far more than its clock reads).
 //! - **Published on demand.** [`MetricsHandle::publish`] (from
 //!   [`crate::Db::metrics_handle`]) sets the gauges and totals kept by the
 //!   store itself (see [`crate::Stats`]); an exporter calls it before each
