@@ -9,6 +9,8 @@
 //! except through here, which is what makes "no plaintext on disk" checkable.
 //! The byte layouts are documented in `crypto/FORMAT.md`.
 
+#![deny(missing_docs)]
+
 mod codec;
 mod envelope;
 mod error;

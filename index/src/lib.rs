@@ -4,6 +4,8 @@
 //! decrypted blocks, and the merging iterators that read across all of them.
 //! The SSTable layout is documented in `index/FORMAT.md`.
 
+#![deny(missing_docs)]
+
 mod error;
 mod format;
 #[doc(hidden)]

@@ -7,6 +7,8 @@
 //! traits defined here, so the command-line tool and applications reach every
 //! feature through the one facade crate.
 
+#![deny(missing_docs)]
+
 pub mod backup;
 pub mod channel;
 pub mod identity;
