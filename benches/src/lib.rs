@@ -3,6 +3,8 @@
 //! index, so no run has to hold the whole data set in memory) and a small
 //! latency histogram.
 
+#![deny(missing_docs)]
+
 pub mod data;
 pub mod histogram;
 pub mod timeseries;

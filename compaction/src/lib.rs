@@ -4,6 +4,8 @@
 //! first) of files no live version needs. The manifest layout is in
 //! `compaction/FORMAT.md`.
 
+#![deny(missing_docs)]
+
 mod compact;
 mod edit;
 mod error;

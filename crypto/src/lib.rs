@@ -8,6 +8,36 @@
 //! tests can inject faults and simulate power loss). Nothing reaches the disk
 //! except through here, which is what makes "no plaintext on disk" checkable.
 //! The byte layouts are documented in `crypto/FORMAT.md`.
+//!
+//! A store's keys are made once behind a credential, then unlocked by it; each
+//! file gets a header (its key, wrapped) and a cipher whose seals are bound to
+//! the file, the offset and the kind of block:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use crypto::{Argon2Params, BlockKind, Credential, FileKind, KeyManager, StdVfs, Vfs};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let vfs: Arc<dyn Vfs> = Arc::new(StdVfs::new());
+//! let cred = Credential::passphrase("correct horse battery staple");
+//! let keys = KeyManager::create(&vfs, dir.path(), &cred, &Argon2Params::default())?;
+//!
+//! let (header, cipher) = keys.new_file(FileKind::Sst, 7, "000007.sst");
+//! let sealed = cipher.seal(4096, BlockKind::SstData, b"a data block");
+//! assert!(!sealed.windows(4).any(|w| w == b"data"));
+//!
+//! // Later, after a restart: the credential unlocks the keys, the header the file.
+//! let keys = KeyManager::unlock(&vfs, dir.path(), &cred)?;
+//! let cipher = keys.open_file(&header, FileKind::Sst, 7, "000007.sst")?;
+//! assert_eq!(cipher.open(4096, BlockKind::SstData, &sealed)?, b"a data block");
+//! // The same bytes at another offset do not open.
+//! assert!(cipher.open(0, BlockKind::SstData, &sealed).is_err());
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(missing_docs)]
 
 mod codec;
 mod envelope;

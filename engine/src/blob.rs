@@ -77,6 +77,23 @@ impl Db {
     /// The blob store (streamed files of any size; see [`BlobStore`]). Its
     /// internal keyspace `_blob` is created at the first call on a writable
     /// store; a read-only handle of a store without blobs sees none.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use synapsed_storage::{Credential, Db, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::create(dir.path(), &Credential::passphrase("pw"), Options::default())?;
+    /// let blobs = db.blobs()?;
+    /// let photo = vec![7u8; 1 << 20];
+    /// assert_eq!(blobs.put(b"photos/1.jpg", &mut photo.as_slice())?, photo.len() as u64);
+    ///
+    /// let mut read = Vec::new();
+    /// blobs.reader(b"photos/1.jpg")?.expect("stored above").read_to_end(&mut read)?;
+    /// assert_eq!(read, photo);
+    /// # db.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn blobs(&self) -> Result<BlobStore<'_>> {
         let keyspace = match self.keyspace(BLOB_KEYSPACE)? {
             Some(k) => Some(k),
@@ -122,6 +139,7 @@ impl<'db> BlobStore<'db> {
     /// reads a snapshot: a later overwrite or delete does not change what it
     /// reads, and GC keeps the files it may need while it lives.
     pub fn reader(&self, key: &[u8]) -> Result<Option<BlobReader<'db>>> {
+        let _timer = crate::metrics::timed(crate::metrics::StoreOp::BlobRead);
         let Some(keyspace) = self.keyspace.as_ref() else { return Ok(None) };
         let snapshot = self.db.snapshot();
         let Some(meta) = self.db.get_at_in(keyspace, &meta_key(key), &snapshot)? else { return Ok(None) };

@@ -199,6 +199,23 @@ impl Db {
     }
 
     /// Opens an existing store: unlocks keys, replays the WAL, truncating a torn tail.
+    ///
+    /// ```
+    /// use synapsed_storage::{Credential, Db, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let cred = Credential::passphrase("correct horse battery staple");
+    /// let db = Db::create(dir.path(), &cred, Options::default())?;
+    /// db.put(b"greeting", b"hello")?;
+    /// db.close()?;
+    ///
+    /// let db = Db::open(dir.path(), &cred, Options::default())?;
+    /// assert_eq!(db.get(b"greeting")?, Some(b"hello".to_vec()));
+    /// // Another passphrase opens nothing.
+    /// assert!(Db::open(dir.path(), &Credential::passphrase("wrong"), Options::default()).is_err());
+    /// # db.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(dir: &Path, credential: &Credential, options: Options) -> Result<Db> {
         // A read-only open races the writer process: a manifest, table or log it
         // just listed may be retired before it opens it, or the keyring it read
@@ -432,6 +449,27 @@ impl Db {
     /// A handle that publishes this store's gauges and totals to the installed
     /// `metrics` recorder (see [`crate::MetricsHandle`]); an exporter calls
     /// [`crate::MetricsHandle::publish`] before each scrape.
+    ///
+    /// ```
+    /// use metrics_exporter_prometheus::PrometheusBuilder;
+    /// use synapsed_storage::{Credential, Db, Options};
+    ///
+    /// // The application installs its recorder once, then describes the metrics.
+    /// let prometheus = PrometheusBuilder::new().install_recorder()?;
+    /// synapsed_storage::describe_metrics();
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::create(dir.path(), &Credential::passphrase("pw"), Options::default().with_metrics(true))?;
+    /// db.put(b"k", b"v")?;
+    /// let handle = db.metrics_handle();
+    /// // Before each scrape: publish the store's gauges, then render.
+    /// handle.publish();
+    /// let text = prometheus.render();
+    /// assert!(text.contains("synapsed_ops_total{op=\"write\"} 1"));
+    /// assert!(text.contains("synapsed_disk_bytes"));
+    /// # db.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn metrics_handle(&self) -> crate::MetricsHandle {
         crate::MetricsHandle::new(&self.inner)
     }

@@ -5,8 +5,8 @@
 //! the thread that does the work, after (or, for "begun" events, before) it;
 //! every method has an empty default body, so a listener implements only what
 //! it needs. The same events are emitted through the `tracing` crate (target
-//! `synapsed_storage`), inside spans for open, flush, compaction and key
-//! rotation. No event and no span field carries key or value bytes, key
+//! `synapsed_storage`), inside spans for open, flush, compaction, key
+//! rotation, secure delete and sync sessions. No event and no span field carries key or value bytes, key
 //! material or a passphrase: only file names, levels, counts, sizes, durations
 //! and error messages (which name files and offsets, never contents).
 //!

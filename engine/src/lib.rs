@@ -21,6 +21,8 @@
 //! # Ok::<(), synapsed_storage::Error>(())
 //! ```
 
+#![deny(missing_docs)]
+
 /// The integration guide (`docs/guide.md`): its code blocks run as doc tests.
 #[cfg(all(doctest, feature = "async"))]
 #[doc = include_str!("../../docs/guide.md")]

@@ -139,10 +139,12 @@ pub struct Options {
     /// Overwrite passes over obsolete files before unlinking them (0 = plain unlink).
     pub secure_delete_passes: u32,
     /// Per-operation metrics: counts and latency histograms of gets, writes
-    /// and scans, sent to the installed `metrics` recorder (see
+    /// and scans, and bytes read and written per file kind with the files held
+    /// open, sent to the installed `metrics` recorder (see
     /// [`crate::MetricsHandle`]). Off by default: timing every call costs a
-    /// clock read. Flush, compaction, stall and WAL-sync metrics are recorded
-    /// either way.
+    /// clock read. Flush, compaction, stall, WAL-sync, document, blob,
+    /// time-series, sync-session, rotation and secure-delete metrics are
+    /// recorded either way.
     pub metrics: bool,
     /// How long a key rotation (and so a secure deletion) waits for read-only
     /// processes to let go of obsolete files before it overwrites them anyway;

@@ -32,6 +32,8 @@
 //! # }
 //! ```
 
+#![deny(missing_docs)]
+
 mod error;
 mod format;
 #[doc(hidden)]

@@ -52,6 +52,27 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// afterwards), then the upload of what the target does not hold yet and a
 /// new sealed manifest. `credential` must open the store (it unlocks the key
 /// that seals the manifest).
+///
+/// ```
+/// use synapsed_storage::backup::{self, Target};
+/// use synapsed_storage::{Credential, Db, Options};
+///
+/// let tmp = tempfile::tempdir()?;
+/// let (store, remote, restored) = (tmp.path().join("store"), tmp.path().join("remote"), tmp.path().join("restored"));
+/// let cred = Credential::passphrase("pw");
+/// let db = Db::create(&store, &cred, Options::default())?;
+/// db.put(b"k", b"v")?;
+/// let target = Target::from_url(&format!("file://{}", remote.display()), &backup::env_var)?;
+/// let report = backup::backup(&db, &store, &target, &cred, &|_done, _total| {})?;
+/// assert_eq!(report.id, 1);
+/// db.close()?;
+///
+/// backup::restore(&target, None, &restored, &cred, Options::default(), &|_, _| {})?;
+/// let copy = Db::open(&restored, &cred, Options::default())?;
+/// assert_eq!(copy.get(b"k")?, Some(b"v".to_vec()));
+/// # copy.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn backup(db: &Db, store_dir: &Path, target: &Target, credential: &Credential, progress: Progress<'_>) -> Result<BackupReport> {
     let parent = store_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let base = store_dir.file_name().map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());

@@ -380,6 +380,7 @@ impl GlobalArgs {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let g = &cli.global;
+    progress::set_quiet(g.quiet);
     if let Some(addr) = g.metrics.as_deref() {
         let bound = metrics::serve(addr)?;
         if addr.ends_with(":0") {

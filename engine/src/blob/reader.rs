@@ -72,6 +72,7 @@ impl<'db> BlobReader<'db> {
         let n = available.len().min(buf.len());
         buf.get_mut(..n).unwrap_or_default().copy_from_slice(available.get(..n).unwrap_or_default());
         self.pos += n as u64;
+        crate::metrics::blob_read(n);
         Ok(n)
     }
 

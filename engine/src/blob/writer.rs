@@ -194,7 +194,9 @@ impl<'db> BlobWriter<'db> {
         if self.failed {
             return Err(Error::InvalidArgument("blob writer failed earlier; nothing was committed".into()));
         }
+        let _timer = crate::metrics::timed(crate::metrics::StoreOp::BlobWrite);
         let result = self.finish_inner();
+        if let Ok(len) = &result { crate::metrics::blob_written(*len) }
         if result.is_err() {
             self.failed = true;
         }

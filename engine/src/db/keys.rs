@@ -251,6 +251,7 @@ impl Inner {
             ..RotationReport::default()
         };
         let mut tell = |step: &'static str, report: &RotationReport, done: usize| {
+            crate::metrics::rotation_progress(step, done, report.tables_total);
             progress(&RotationProgress {
                 new_epoch,
                 step,

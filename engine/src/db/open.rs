@@ -553,6 +553,7 @@ fn start(
     (lock, reader): (Option<Box<dyn LockGuard>>, Option<Arc<ReaderRegistration>>),
     replayed: Option<Replayed>,
 ) -> Result<Arc<Inner>> {
+    let vfs = crate::metrics::metered_vfs(vfs, options.metrics);
     let block_cache = (options.block_cache_bytes > 0).then(|| BlockCache::new(options.block_cache_bytes));
     // A read-only handle pins every table of its version (see `open_tables`).
     let capacity = (!options.read_only).then_some(options.max_open_files);

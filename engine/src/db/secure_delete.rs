@@ -142,6 +142,7 @@ impl Inner {
         target: &Target<'_>,
         blob_files: &mut dyn FnMut(&mut RotationReport, u32) -> Result<()>,
     ) -> Result<SecureDeleteReport> {
+        let _run = crate::metrics::SecureDeleteRun::begin();
         self.check_writable()?;
         let _one_at_a_time = SECURE_DELETES.lock();
         self.refuse_if_seen(keyspace, target, SeqNo::MAX)?;
@@ -181,12 +182,12 @@ impl Inner {
         })?;
         let mut files_removed: Vec<String> = before.into_iter().filter(|n| !after.contains(n)).collect();
         files_removed.extend(lost_removed);
-        Ok(SecureDeleteReport {
+        Ok(crate::metrics::secure_deleted(SecureDeleteReport {
             keys_deleted,
             overwrite_passes: passes,
             files_removed,
             rotation,
-        })
+        }))
     }
 
     /// Overwrites (`passes` times) and removes every file in `lost/`; returns

@@ -200,6 +200,24 @@ pub struct Documents<'db> {
 impl Db {
     /// The document store: JSON collections with secondary indexes, queries and
     /// full-text search, kept in this store's internal keyspaces.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use synapsed_storage::docs::{IndexSpec, Query};
+    /// use synapsed_storage::{Credential, Db, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::create(dir.path(), &Credential::passphrase("pw"), Options::default())?;
+    /// let docs = db.docs();
+    /// docs.create_index("users", &IndexSpec::ordered("age"))?;
+    /// docs.put("users", &json!({"_id": "ada", "age": 36}))?;
+    /// docs.put("users", &json!({"_id": "alan", "age": 41}))?;
+    ///
+    /// let found = docs.query("users", &Query::new(json!({"age": {"$gt": 40}})))?;
+    /// assert_eq!(found.documents, vec![json!({"_id": "alan", "age": 41})]);
+    /// # db.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn docs(&self) -> Documents<'_> {
         Documents { db: self }
     }
@@ -253,6 +271,7 @@ impl Documents<'_> {
 
     /// Runs a query at one snapshot.
     pub fn query(&self, collection: &str, query: &Query) -> Result<QueryResult> {
+        let _timer = crate::metrics::timed(crate::metrics::StoreOp::DocQuery);
         query::run(self.db, collection, query)
     }
 

@@ -164,6 +164,38 @@ impl Db {
     /// and sync sessions. The first call on a store gives it a replica id and
     /// its internal replication keyspaces (names starting `_sync`); a
     /// read-only handle can do that only if a writer did it before.
+    ///
+    /// Two stores in one process, synced over an in-memory channel (between
+    /// devices the channel is the authenticated transport of [`crate::device`]):
+    ///
+    /// ```
+    /// use synapsed_storage::{mem_pair, Credential, Db, KeyspaceOptions, Options, SessionOptions};
+    ///
+    /// let cred = Credential::passphrase("pw");
+    /// let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    /// let (a, b) = (Db::create(dir_a.path(), &cred, Options::default())?, Db::create(dir_b.path(), &cred, Options::default())?);
+    /// for db in [&a, &b] {
+    ///     let notes = db.create_keyspace("notes", KeyspaceOptions::default())?;
+    ///     db.replica()?.replicate(&notes)?;
+    /// }
+    /// let notes_a = a.keyspace("notes")?.expect("created above");
+    /// a.replica()?.put(&notes_a, b"todo", b"write the docs")?;
+    ///
+    /// let (mut to_b, mut to_a) = mem_pair();
+    /// let sent = std::thread::scope(|s| {
+    ///     let responder = s.spawn(|| b.replica().map(|r| r.respond(&mut to_a, &SessionOptions::default())));
+    ///     let sent = a.replica()?.initiate(&mut to_b, &SessionOptions::default());
+    ///     drop(to_b);
+    ///     responder.join().expect("responder thread")??;
+    ///     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(sent?)
+    /// })?;
+    /// assert_eq!(sent.entries_sent, 1);
+    /// let notes_b = b.keyspace("notes")?.expect("created above");
+    /// assert_eq!(b.get_in(&notes_b, b"todo")?, Some(b"write the docs".to_vec()));
+    /// # a.close()?;
+    /// # b.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn replica(&self) -> Result<Replica<'_>> {
         let mut slot = self.replica.lock();
         let state = match &*slot {
@@ -407,18 +439,20 @@ impl<'db> Replica<'db> {
 
     /// Runs the initiator's side of a session over `channel`.
     pub fn initiate(&self, channel: &mut dyn FrameChannel, options: &SessionOptions) -> std::result::Result<SyncStats, SessionError> {
+        let session = crate::metrics::SyncSession::begin("initiator");
         let start = self.state.clock.lock().tick(wall_clock_ms());
         let stats = sync::initiate(&mut store::SessionStore::new(self), channel, options)?;
         self.after_session(&stats, start).map_err(|e| SessionError::Store(Box::new(e)))?;
-        Ok(stats)
+        Ok(session.finished(stats))
     }
 
     /// Runs the responder's side of a session over `channel`.
     pub fn respond(&self, channel: &mut dyn FrameChannel, options: &SessionOptions) -> std::result::Result<SyncStats, SessionError> {
+        let session = crate::metrics::SyncSession::begin("responder");
         let start = self.state.clock.lock().tick(wall_clock_ms());
         let stats = sync::respond(&mut store::SessionStore::new(self), channel, options)?;
         self.after_session(&stats, start).map_err(|e| SessionError::Store(Box::new(e)))?;
-        Ok(stats)
+        Ok(session.finished(stats))
     }
 
     /// After a complete session over every replicated keyspace in which

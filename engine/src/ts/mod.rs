@@ -87,6 +87,23 @@ pub struct TimeSeries<'db> {
 impl Db {
     /// The time-series store of this database. Its keyspace `_ts` is made at
     /// the first write.
+    ///
+    /// ```
+    /// use synapsed_storage::{Credential, Db, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::create(dir.path(), &Credential::passphrase("pw"), Options::default())?;
+    /// let ts = db.time_series();
+    /// for minute in 0..60 {
+    ///     ts.append("cpu", minute * 60_000, 0.5 + minute as f64 / 100.0)?;
+    /// }
+    /// // The first ten minutes: [0, 600 000) ms.
+    /// let points = ts.query("cpu", 0, 600_000)?;
+    /// assert_eq!(points.len(), 10);
+    /// assert_eq!(points[9].value, 0.59);
+    /// # db.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn time_series(&self) -> TimeSeries<'_> {
         TimeSeries { db: self }
     }
@@ -417,6 +434,7 @@ impl<'db> TimeSeries<'db> {
     /// The points of `series` with `from <= ts < to`, in time order (past
     /// retention excluded). A series never written has none.
     pub fn query(&self, series: &str, from: i64, to: i64) -> Result<Vec<Point>> {
+        let _timer = crate::metrics::timed(crate::metrics::StoreOp::TsQuery);
         let mut out = Vec::new();
         self.visit(series, from, to, &mut |visit| {
             match visit {

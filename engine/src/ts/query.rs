@@ -112,6 +112,7 @@ impl TimeSeries<'_> {
     /// `[from + k*step, from + (k+1)*step)`, one point per non-empty bucket at
     /// its start. `step_ms` must be positive ([`Error::InvalidArgument`]).
     pub fn downsample(&self, series: &str, from: i64, to: i64, step_ms: i64, agg: Aggregate) -> Result<DownsampleReport> {
+        let _timer = crate::metrics::timed(crate::metrics::StoreOp::TsDownsample);
         if step_ms <= 0 {
             return Err(Error::InvalidArgument(format!("step must be positive, got {step_ms} ms")));
         }

@@ -5,6 +5,8 @@
 //! stable Rust. Each crate's `fuzzing` module (behind its `fuzzing` feature)
 //! builds its entry points on these; nothing here is in a release library.
 
+#![deny(missing_docs)]
+
 mod corpus;
 mod damage;
 

@@ -1,10 +1,8 @@
 //! `backup URL`, `backup ls URL`, `backup prune URL --keep N` and
 //! `restore URL --to DIR [--at ID]`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -57,38 +55,6 @@ fn target(url: &str) -> anyhow::Result<Target> {
     Ok(Target::from_url(url, &backup::env_var)?)
 }
 
-/// A one-line progress display on stderr, only when stderr is a terminal.
-struct ProgressLine {
-    what: &'static str,
-    last: Mutex<Option<Instant>>,
-    on: bool,
-}
-
-impl ProgressLine {
-    fn new(what: &'static str) -> ProgressLine {
-        ProgressLine { what, last: Mutex::new(None), on: std::io::stderr().is_terminal() }
-    }
-
-    fn update(&self, done: u64, total: u64) {
-        if !self.on {
-            return;
-        }
-        let Ok(mut last) = self.last.lock() else { return };
-        if last.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) && done < total {
-            return;
-        }
-        *last = Some(Instant::now());
-        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        let _ = write!(std::io::stderr(), "\r{}: {:.1} / {:.1} MiB   ", self.what, mib(done), mib(total));
-    }
-
-    fn finish(&self) {
-        if self.on && self.last.lock().is_ok_and(|l| l.is_some()) {
-            let _ = writeln!(std::io::stderr());
-        }
-    }
-}
-
 pub(crate) fn backup_cmd(g: &GlobalArgs, args: &BackupArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let credential = g.credential()?;
     match (&args.command, &args.url) {
@@ -108,9 +74,9 @@ pub(crate) fn backup_cmd(g: &GlobalArgs, args: &BackupArgs, out: &mut dyn Write)
             let target = target(url)?;
             let dir = g.dir()?;
             let db = g.open(false)?;
-            let progress = ProgressLine::new("backup");
+            let progress = crate::progress::Transfer::start("backup");
             let r = backup::backup(&db, dir, &target, &credential, &|d, t| progress.update(d, t));
-            progress.finish();
+            drop(progress);
             let r = r.with_context(|| format!("backup of {} to {url} failed", dir.display()))?;
             db.close()?;
             writeln!(
@@ -127,9 +93,9 @@ pub(crate) fn backup_cmd(g: &GlobalArgs, args: &BackupArgs, out: &mut dyn Write)
 pub(crate) fn restore_cmd(g: &GlobalArgs, args: &RestoreArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let credential = g.credential()?;
     let target = target(&args.url)?;
-    let progress = ProgressLine::new("restore");
+    let progress = crate::progress::Transfer::start("restore");
     let r = backup::restore(&target, args.at, &args.to, &credential, g.options(false)?, &|d, t| progress.update(d, t));
-    progress.finish();
+    drop(progress);
     let r = r.with_context(|| format!("restore from {} failed", args.url))?;
     writeln!(out, "restored backup {} to {}: {} files ({} bytes)", r.id, args.to.display(), r.files, r.bytes)?;
     Ok(())

@@ -4,7 +4,7 @@
 //! only when stderr is a terminal.
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -56,7 +56,7 @@ pub(crate) enum BlobCommand {
 }
 
 fn progress(total: Option<u64>) -> ProgressBar {
-    if !io::stderr().is_terminal() {
+    if !crate::progress::wanted(false) {
         return ProgressBar::hidden();
     }
     match total {

@@ -174,7 +174,9 @@ pub(crate) fn run(g: &GlobalArgs, command: &DeviceCommand, out: &mut impl Write)
             let mut channel = transport.connect(addr.as_str()).with_context(|| format!("cannot open a session with {addr}"))?;
             let peer = channel.peer();
             let options = session_options(&db, &peer)?.with_scopes(prefix.iter().map(|p| scope(p.as_bytes())).collect());
+            let activity = crate::progress::Activity::start(false, &format!("syncing with {peer}"));
             let stats = db.replica()?.initiate(&mut channel, &options).with_context(|| format!("the session with {peer} failed"))?;
+            drop(activity);
             channel.close()?;
             db.close()?;
             if *json {

@@ -136,6 +136,7 @@ pub(crate) fn run(db: &Db, command: &DocCommand, out: &mut dyn Write) -> anyhow:
             };
             let mut pending = Vec::new();
             let mut imported = 0usize;
+            let progress = crate::progress::Count::start("documents imported");
             let mut line_no = 0u64;
             let mut buf = Vec::new();
             loop {
@@ -156,12 +157,14 @@ pub(crate) fn run(db: &Db, command: &DocCommand, out: &mut dyn Write) -> anyhow:
                 pending.push(doc);
                 if pending.len() == IMPORT_BATCH {
                     imported += docs.import(coll, &pending).with_context(|| format!("batch ending at line {line_no}; {imported} documents were imported before it"))?;
+                    progress.add(pending.len() as u64);
                     pending.clear();
                 }
             }
             if !pending.is_empty() {
                 imported += docs.import(coll, &pending).with_context(|| format!("batch ending at line {line_no}; {imported} documents were imported before it"))?;
             }
+            drop(progress);
             writeln!(out, "imported {imported}")?;
         }
         DocCommand::Get { coll, id } => match docs.get(coll, id)? {
@@ -179,6 +182,7 @@ pub(crate) fn run(db: &Db, command: &DocCommand, out: &mut dyn Write) -> anyhow:
             } else {
                 IndexSpec::ordered(field.as_str())
             };
+            let _activity = crate::progress::Activity::start(false, "building the index");
             docs.create_index(coll, &spec.with_unique(*unique))?;
         }
         DocCommand::Query { coll, filter, sort, limit, rank, cursor, explain } => {

@@ -13,9 +13,8 @@
 //! reading them back gives the same bits; NaN prints as `NaN`, infinities as
 //! `inf` / `-inf`, and those forms are read back too.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
@@ -180,8 +179,7 @@ fn import(db: &synapsed_storage::Db, series: &str, labels: &[(&str, &str)], mut 
     if !labels.is_empty() {
         ts.set_labels(series, labels)?;
     }
-    let progress = std::io::stderr().is_terminal();
-    let started = Instant::now();
+    let progress = crate::progress::Count::start("points imported");
     let mut total = 0u64;
     let mut batch = Vec::with_capacity(IMPORT_BATCH_POINTS);
     let mut line = String::new();
@@ -205,17 +203,13 @@ fn import(db: &synapsed_storage::Db, series: &str, labels: &[(&str, &str)], mut 
             }
         }
         if batch.len() >= IMPORT_BATCH_POINTS || (done && !batch.is_empty()) {
-            total += ts.import(series, batch.drain(..)).with_context(|| format!("import stopped before line {number}; {total} points stored"))?;
-            if progress && started.elapsed() > Duration::from_secs(1) {
-                eprint!("\rimported {total}");
-            }
+            let stored = ts.import(series, batch.drain(..)).with_context(|| format!("import stopped before line {number}; {total} points stored"))?;
+            total += stored;
+            progress.add(stored);
         }
         if done {
             break;
         }
-    }
-    if progress && started.elapsed() > Duration::from_secs(1) {
-        eprintln!();
     }
     Ok(total)
 }
