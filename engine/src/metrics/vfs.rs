@@ -156,6 +156,13 @@ impl ForwardingVfs for MeteredVfs {
         self.metrics.open.increment(1.0);
         Ok(Arc::new(OpenReader { file, kind: file_kind(path), metrics: self.metrics.clone() }))
     }
+    /// Mapped reads are counted like pread ones: a mapped table under metrics
+    /// stays mapped (`Options::mmap_reads`), its bytes still reach the counters.
+    fn open_mapped(&self, path: &Path) -> io::Result<Option<Arc<dyn RandomAccessFile>>> {
+        let Some(file) = self.inner.open_mapped(path)? else { return Ok(None) };
+        self.metrics.open.increment(1.0);
+        Ok(Some(Arc::new(OpenReader { file, kind: file_kind(path), metrics: self.metrics.clone() })))
+    }
 }
 
 #[cfg(test)]
