@@ -34,6 +34,7 @@ pub use writer::BlobWriter;
 pub(crate) use file::verify_blob_file;
 pub(crate) use format::blob_number;
 pub(crate) use state::BlobState;
+pub(crate) use writer::unwrap_io;
 
 /// Moves every blob file off old data-key epochs (a key rotation's part for
 /// blob files): their live frames are re-sealed under the current epoch, the
