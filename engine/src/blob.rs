@@ -111,6 +111,35 @@ impl<'db> BlobStore<'db> {
         BlobWriter::new(self.clone(), key)
     }
 
+    /// A writer for blob `key` like [`BlobStore::writer`], whose upload can be
+    /// continued by [`BlobWriter::resume`] if it is dropped unfinished or the
+    /// process dies: its chunk records are committed every 4 MiB, and an
+    /// upload record (`u || key` in `_blob`) keeps them from GC until the
+    /// blob is committed or [`BlobStore::abort_upload`] drops it. A new
+    /// resumable writer of the same key replaces an earlier upload.
+    pub fn resumable_writer(&self, key: &[u8]) -> Result<BlobWriter<'db>> {
+        BlobWriter::new_resumable(self.clone(), key)
+    }
+
+    /// Drops the unfinished upload of blob `key` (its chunks go at the next
+    /// [`BlobStore::gc`]); whether there was one.
+    pub fn abort_upload(&self, key: &[u8]) -> Result<bool> {
+        let keyspace = self.keyspace()?;
+        let existed = self.db.get_in(keyspace, &format::upload_key(key))?.is_some();
+        if existed {
+            self.db.delete_in(keyspace, &format::upload_key(key))?;
+        }
+        Ok(existed)
+    }
+
+    /// The upload record of blob `key`, if an upload is unfinished.
+    pub(crate) fn upload_record(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.keyspace.as_ref() {
+            Some(keyspace) => self.db.get_in(keyspace, &format::upload_key(key)),
+            None => Ok(None),
+        }
+    }
+
     /// Streams everything `source` yields into blob `key` and commits it;
     /// returns its length.
     pub fn put(&self, key: &[u8], source: &mut dyn std::io::Read) -> Result<u64> {
