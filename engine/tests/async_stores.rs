@@ -323,6 +323,38 @@ fn an_abandoned_stream_writer_leaves_nothing_and_bad_keys_fail_at_once() {
     db.close().unwrap();
 }
 
+/// A resumable upload through the async trait: dropped halfway, resumed
+/// where its committed chunks end, finished with the rest of the source.
+#[test]
+fn an_async_resumable_upload_continues_where_it_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let store = AsyncDb::new(Db::create(tmp.path(), &common::cred(), common::options()).unwrap());
+        assert!(store.stream_resume(b"up").await.unwrap().is_none());
+        let data = common::random(20 << 20, 4);
+        let mut writer = store.stream_write_resumable(b"up").await.unwrap();
+        writer.write_all(&data[..14 << 20]).await.unwrap();
+        writer.flush().await.unwrap();
+        drop(writer);
+        assert!(store.stream_read(b"up").await.unwrap().is_none());
+        // The dropped writer's task lets go of the upload soon after.
+        let mut writer = loop {
+            match store.stream_resume(b"up").await {
+                Err(Error::InvalidArgument(_)) => tokio::time::sleep(Duration::from_millis(10)).await,
+                other => break other.unwrap().unwrap(),
+            }
+        };
+        let at = writer.bytes_written() as usize;
+        assert!((4 << 20..=14 << 20).contains(&at), "resumed at {at}");
+        writer.write_all(&data[at..]).await.unwrap();
+        assert_eq!(writer.bytes_written(), data.len() as u64);
+        assert_eq!(writer.finish().await.unwrap(), data.len() as u64);
+        assert_eq!(read_whole(&store, b"up").await, Some(data));
+        assert!(store.stream_resume(b"up").await.unwrap().is_none());
+        store.close().await.unwrap();
+    });
+}
+
 /// The largest gap between ticks of a 1 ms interval task while `work` runs
 /// on a one-worker runtime, and how long `work` took.
 fn stall_probe<F, Fut>(store: AsyncDb, work: F) -> (Duration, Duration)

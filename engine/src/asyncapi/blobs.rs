@@ -45,6 +45,16 @@ pub trait BlobStore: Send + Sync {
     /// nothing of it is visible and the next `BlobStore::gc` reclaims its
     /// chunks. Fails at once on a read-only store or a bad key.
     fn stream_write(&self, key: &[u8]) -> impl Future<Output = Result<AsyncBlobWriter>> + Send;
+    /// A writer like [`BlobStore::stream_write`] whose upload can be
+    /// continued by [`BlobStore::stream_resume`] after it is dropped
+    /// unfinished or the process dies (see `crate::BlobStore::resumable_writer`).
+    fn stream_write_resumable(&self, key: &[u8]) -> impl Future<Output = Result<AsyncBlobWriter>> + Send;
+    /// Reopens the unfinished resumable upload of blob `key`, or `None`: its
+    /// [`AsyncBlobWriter::bytes_written`] is the offset of the source to
+    /// continue from (see [`crate::BlobWriter::resume`]). Right after a
+    /// writer of the upload is dropped, its task may still hold it for a
+    /// moment: that is [`Error::InvalidArgument`], and a retry succeeds.
+    fn stream_resume(&self, key: &[u8]) -> impl Future<Output = Result<Option<AsyncBlobWriter>>> + Send;
     /// A reader of blob `key` as it is now ([`AsyncRead`] + [`AsyncSeek`]),
     /// or `None`: it reads a snapshot, unchanged by later overwrites or
     /// deletes.
@@ -60,42 +70,17 @@ pub trait BlobStore: Send + Sync {
 
 impl BlobStore for AsyncDb {
     async fn stream_write(&self, key: &[u8]) -> Result<AsyncBlobWriter> {
-        let (db, key) = (std::sync::Arc::clone(&self.db), key.to_vec());
-        let (tx, mut rx) = mpsc::channel::<WriterMsg>(STREAM_QUEUE_CHUNKS);
-        let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
-        let task = tokio::task::spawn_blocking(move || -> Result<u64> {
-            let blobs = match db.blobs() {
-                Ok(b) => b,
-                Err(e) => return refuse(ready_tx, e),
-            };
-            let mut writer = match blobs.writer(&key) {
-                Ok(w) => w,
-                Err(e) => return refuse(ready_tx, e),
-            };
-            if ready_tx.send(Ok(())).is_err() {
-                // The caller went away before the writer was handed out.
-                return Err(Error::Closed);
-            }
-            while let Some(msg) = rx.blocking_recv() {
-                match msg {
-                    WriterMsg::Data(bytes) => {
-                        writer.write_all(&bytes).map_err(|e| crate::blob::unwrap_io(e, "async blob stream"))?;
-                    }
-                    WriterMsg::Flush(ack) => {
-                        let _ = ack.send(());
-                    }
-                    WriterMsg::Finish => return writer.finish(),
-                }
-            }
-            // Dropped without finish: the writer's own drop leaves nothing visible.
-            Err(Error::Closed)
-        });
-        match ready_rx.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(super::joined(task.await).err().unwrap_or(Error::Closed)),
-        }
-        Ok(AsyncBlobWriter { pending: Vec::new(), sender: Some(tx), reserving: None, flush_ack: None, task: Some(task), written: 0, failed: false })
+        let writer = self.spawn_writer(key, WriterMode::New).await?;
+        writer.ok_or_else(|| Error::Internal("a new blob writer was not made".into()))
+    }
+
+    async fn stream_write_resumable(&self, key: &[u8]) -> Result<AsyncBlobWriter> {
+        let writer = self.spawn_writer(key, WriterMode::Resumable).await?;
+        writer.ok_or_else(|| Error::Internal("a new blob writer was not made".into()))
+    }
+
+    async fn stream_resume(&self, key: &[u8]) -> Result<Option<AsyncBlobWriter>> {
+        self.spawn_writer(key, WriterMode::Resume).await
     }
 
     async fn stream_read(&self, key: &[u8]) -> Result<Option<AsyncBlobReader>> {
@@ -151,9 +136,68 @@ impl BlobStore for AsyncDb {
     }
 }
 
-/// Tells the caller of `stream_write` why there is no writer.
-fn refuse(ready: oneshot::Sender<Result<()>>, e: Error) -> Result<u64> {
-    let _ = ready.send(Err(e));
+/// Which blocking writer a stream writer's task opens.
+#[derive(Clone, Copy)]
+enum WriterMode {
+    New,
+    Resumable,
+    Resume,
+}
+
+impl AsyncDb {
+    /// Starts the blocking task of a stream writer; `None` when `mode` is
+    /// `Resume` and there is no upload to resume.
+    async fn spawn_writer(&self, key: &[u8], mode: WriterMode) -> Result<Option<AsyncBlobWriter>> {
+        let (db, key) = (std::sync::Arc::clone(&self.db), key.to_vec());
+        let (tx, mut rx) = mpsc::channel::<WriterMsg>(STREAM_QUEUE_CHUNKS);
+        // The writer's starting length, or `None` for no upload to resume.
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<Option<u64>>>();
+        let task = tokio::task::spawn_blocking(move || -> Result<u64> {
+            let blobs = match db.blobs() {
+                Ok(b) => b,
+                Err(e) => return refuse(ready_tx, Err(e)),
+            };
+            let opened = match mode {
+                WriterMode::New => blobs.writer(&key).map(Some),
+                WriterMode::Resumable => blobs.resumable_writer(&key).map(Some),
+                WriterMode::Resume => crate::BlobWriter::resume(&blobs, &key),
+            };
+            let mut writer = match opened {
+                Ok(Some(w)) => w,
+                Ok(None) => return refuse(ready_tx, Ok(None)),
+                Err(e) => return refuse(ready_tx, Err(e)),
+            };
+            if ready_tx.send(Ok(Some(writer.bytes_written()))).is_err() {
+                // The caller went away before the writer was handed out.
+                return Err(Error::Closed);
+            }
+            while let Some(msg) = rx.blocking_recv() {
+                match msg {
+                    WriterMsg::Data(bytes) => {
+                        writer.write_all(&bytes).map_err(|e| crate::blob::unwrap_io(e, "async blob stream"))?;
+                    }
+                    WriterMsg::Flush(ack) => {
+                        let _ = ack.send(());
+                    }
+                    WriterMsg::Finish => return writer.finish(),
+                }
+            }
+            // Dropped without finish: the writer's own drop leaves nothing visible.
+            Err(Error::Closed)
+        });
+        let written = match ready_rx.await {
+            Ok(Ok(Some(written))) => written,
+            Ok(Ok(None)) => return Ok(None),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(super::joined(task.await).err().unwrap_or(Error::Closed)),
+        };
+        Ok(Some(AsyncBlobWriter { pending: Vec::new(), sender: Some(tx), reserving: None, flush_ack: None, task: Some(task), written, failed: false }))
+    }
+}
+
+/// Tells the caller of `spawn_writer` why there is no writer.
+fn refuse(ready: oneshot::Sender<Result<Option<u64>>>, answer: Result<Option<u64>>) -> Result<u64> {
+    let _ = ready.send(answer);
     Err(Error::Closed)
 }
 
@@ -193,7 +237,8 @@ impl std::fmt::Debug for AsyncBlobWriter {
 }
 
 impl AsyncBlobWriter {
-    /// Bytes accepted so far.
+    /// Bytes accepted so far (for a resumed upload, counting those it
+    /// resumed after).
     pub fn bytes_written(&self) -> u64 {
         self.written
     }
