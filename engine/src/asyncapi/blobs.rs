@@ -38,6 +38,31 @@ pub const STREAM_QUEUE_CHUNKS: usize = 4;
 /// Blobs streamed in and out without blocking the runtime: the blob-store
 /// trait of the original specification, with the engine's [`Error`]. The
 /// blocking counterpart is [`crate::BlobStore`] (`Db::blobs`).
+///
+/// ```
+/// use synapsed_storage::{AsyncBlobStore, AsyncDb, Credential, Db, Options};
+/// use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+///
+/// # let tmp = std::env::temp_dir().join(format!("synapsed-async-blob-doc-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&tmp);
+/// let runtime = tokio::runtime::Runtime::new().unwrap();
+/// runtime.block_on(async {
+///     let store = AsyncDb::new(Db::create(&tmp, &Credential::passphrase("pw"), Options::tiny_for_tests())?);
+///     let mut writer = store.stream_write(b"video.mp4").await?;
+///     writer.write_all(b"frames...").await.unwrap();
+///     assert_eq!(writer.finish().await?, 9);
+///
+///     let mut reader = store.stream_read(b"video.mp4").await?.expect("just written");
+///     reader.seek(std::io::SeekFrom::Start(7)).await.unwrap();
+///     let mut tail = String::new();
+///     reader.read_to_string(&mut tail).await.unwrap();
+///     assert_eq!(tail, "..");
+///     reader.close().await;
+///     store.close().await
+/// })?;
+/// # std::fs::remove_dir_all(&tmp).ok();
+/// # Ok::<(), synapsed_storage::Error>(())
+/// ```
 pub trait BlobStore: Send + Sync {
     /// A writer for blob `key` ([`AsyncWrite`]): write the bytes, then
     /// [`AsyncBlobWriter::finish`] commits the blob atomically, replacing any

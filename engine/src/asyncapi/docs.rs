@@ -17,6 +17,28 @@ use crate::error::Result;
 /// The methods are named `*_document` where the key-value [`super::Storage`]
 /// trait, which [`AsyncDb`] implements too, has a `get`, `put` or `delete`, so
 /// both traits can be in scope without ambiguous calls.
+///
+/// ```
+/// use serde_json::json;
+/// use synapsed_storage::docs::{IndexSpec, Query};
+/// use synapsed_storage::{AsyncDb, Credential, Db, DocumentStore, Options};
+///
+/// # let tmp = std::env::temp_dir().join(format!("synapsed-async-docs-doc-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&tmp);
+/// let runtime = tokio::runtime::Runtime::new().unwrap();
+/// runtime.block_on(async {
+///     let store = AsyncDb::new(Db::create(&tmp, &Credential::passphrase("pw"), Options::tiny_for_tests())?);
+///     store.create_index("users", &IndexSpec::ordered("age")).await?;
+///     store.put_document("users", &json!({"_id": "u1", "name": "Ada", "age": 36})).await?;
+///     store.put_document("users", &json!({"_id": "u2", "name": "Alan", "age": 41})).await?;
+///     let found = store.query("users", &Query::new(json!({"age": {"$gte": 40}}))).await?;
+///     assert_eq!(found.documents[0]["name"], "Alan");
+///     assert_eq!(found.explain.index.as_deref(), Some("age"));
+///     store.close().await
+/// })?;
+/// # std::fs::remove_dir_all(&tmp).ok();
+/// # Ok::<(), synapsed_storage::Error>(())
+/// ```
 pub trait DocumentStore: Send + Sync {
     /// Stores (replaces) `doc`, an object with a string `_id`, and its index
     /// entries in one atomic batch.
