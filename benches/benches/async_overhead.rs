@@ -1,12 +1,23 @@
 //! What the async API costs per call next to the blocking one: the same get
 //! (a block-cache hit) and the same non-durable put, called directly on `Db`
 //! and awaited through `AsyncDb` (a hop to tokio's blocking pool and back) on a
-//! multi-threaded runtime, awaited in a loop inside a task.
+//! multi-threaded runtime, awaited in a loop inside a task. Then the same
+//! for the document store (a get by `_id`, an indexed query returning ten
+//! documents) and the blob store's throughput (a 16 MiB blob written and read
+//! whole through the blocking writer and reader, and streamed through
+//! `stream_write` / `stream_read`).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::indexing_slicing)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use synapsed_storage::{Argon2Params, AsyncDb, Credential, Db, Dispatch, Options, Storage, SyncPolicy};
+use criterion::Throughput;
+use serde_json::json;
+use synapsed_storage::docs::{IndexSpec, Query};
+use synapsed_storage::{Argon2Params, AsyncBlobStore, AsyncDb, Credential, Db, Dispatch, DocumentStore, Options, Storage, SyncPolicy};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const DOCS: u64 = 2_000;
+const BLOB: usize = 16 << 20;
 
 const KEYS: u64 = 10_000;
 
@@ -23,8 +34,34 @@ fn store(dir: &tempfile::TempDir) -> Db {
     for i in 0..KEYS {
         db.put(&key(i), &[7u8; 100]).unwrap();
     }
+    for i in 0..DOCS {
+        db.docs().put("people", &json!({"_id": format!("p{i:05}"), "age": i % 100})).unwrap();
+    }
+    db.docs().create_index("people", &IndexSpec::ordered("age")).unwrap();
     db.flush().unwrap();
     db
+}
+
+fn doc_id(i: u64) -> String {
+    format!("p{:05}", i % DOCS)
+}
+
+/// Ten of the twenty people of one age, through the `age` index.
+fn age_query(i: u64) -> Query {
+    Query::new(json!({"age": i % 100})).with_limit(10)
+}
+
+/// Incompressible bytes, distinct for each `seed`.
+fn blob_bytes(seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..BLOB)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {
@@ -42,6 +79,18 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i += 7919;
             db.put(&key(i), &[9u8; 100]).unwrap()
+        })
+    });
+    group.bench_function("doc_get/blocking", |b| {
+        b.iter(|| {
+            i += 7919;
+            db.docs().get("people", &doc_id(i)).unwrap()
+        })
+    });
+    group.bench_function("doc_query/blocking", |b| {
+        b.iter(|| {
+            i += 7919;
+            db.docs().query("people", &age_query(i)).unwrap()
         })
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
@@ -72,7 +121,87 @@ fn bench(c: &mut Criterion) {
                 })
             })
         });
+        group.bench_function(format!("doc_get/async/{name}"), |b| {
+            b.iter_custom(|iters| {
+                runtime.block_on(async {
+                    let started = std::time::Instant::now();
+                    for n in 0..iters {
+                        std::hint::black_box(handle.get_document("people", &doc_id(n * 7919)).await.unwrap());
+                    }
+                    started.elapsed()
+                })
+            })
+        });
+        group.bench_function(format!("doc_query/async/{name}"), |b| {
+            b.iter_custom(|iters| {
+                runtime.block_on(async {
+                    let started = std::time::Instant::now();
+                    for n in 0..iters {
+                        std::hint::black_box(handle.query("people", &age_query(n * 7919)).await.unwrap());
+                    }
+                    started.elapsed()
+                })
+            })
+        });
     }
+    group.finish();
+
+    // Blob throughput: a new blob of distinct bytes per iteration (no chunk is
+    // deduplicated), written whole in 1 MiB pieces, and a 16 MiB blob read whole.
+    let mut group = c.benchmark_group("async_blob");
+    group.sample_size(10).throughput(Throughput::Bytes(BLOB as u64));
+    let db = store.blocking();
+    let mut seed = 0u64;
+    let mut next = || {
+        seed += 1;
+        blob_bytes(seed)
+    };
+    group.bench_function("write/blocking", |b| {
+        b.iter_batched(
+            &mut next,
+            |data| {
+                let blobs = db.blobs().unwrap();
+                let mut writer = blobs.writer(b"bench").unwrap();
+                for piece in data.chunks(1 << 20) {
+                    std::io::Write::write_all(&mut writer, piece).unwrap();
+                }
+                writer.finish().unwrap()
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("write/async", |b| {
+        b.iter_batched(
+            &mut next,
+            |data| {
+                runtime.block_on(async {
+                    let mut writer = store.stream_write(b"bench").await.unwrap();
+                    for piece in data.chunks(1 << 20) {
+                        writer.write_all(piece).await.unwrap();
+                    }
+                    writer.finish().await.unwrap()
+                })
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    db.blobs().unwrap().put(b"read", &mut &next()[..]).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    group.bench_function("read/blocking", |b| {
+        b.iter(|| {
+            let mut reader = db.blobs().unwrap().reader(b"read").unwrap().unwrap();
+            while std::io::Read::read(&mut reader, &mut buf).unwrap() > 0 {}
+        })
+    });
+    group.bench_function("read/async", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let mut reader = store.stream_read(b"read").await.unwrap().unwrap();
+                while reader.read(&mut buf).await.unwrap() > 0 {}
+                reader.close().await;
+            })
+        })
+    });
     group.finish();
     runtime.block_on(store.close()).unwrap();
 }

@@ -34,6 +34,7 @@ pub use writer::BlobWriter;
 pub(crate) use file::verify_blob_file;
 pub(crate) use format::blob_number;
 pub(crate) use state::BlobState;
+pub(crate) use writer::unwrap_io;
 
 /// Moves every blob file off old data-key epochs (a key rotation's part for
 /// blob files): their live frames are re-sealed under the current epoch, the
@@ -125,6 +126,35 @@ impl<'db> BlobStore<'db> {
     /// nothing is visible and the next [`BlobStore::gc`] reclaims its chunks.
     pub fn writer(&self, key: &[u8]) -> Result<BlobWriter<'db>> {
         BlobWriter::new(self.clone(), key)
+    }
+
+    /// A writer for blob `key` like [`BlobStore::writer`], whose upload can be
+    /// continued by [`BlobWriter::resume`] if it is dropped unfinished or the
+    /// process dies: its chunk records are committed every 4 MiB, and an
+    /// upload record (`u || key` in `_blob`) keeps them from GC until the
+    /// blob is committed or [`BlobStore::abort_upload`] drops it. A new
+    /// resumable writer of the same key replaces an earlier upload.
+    pub fn resumable_writer(&self, key: &[u8]) -> Result<BlobWriter<'db>> {
+        BlobWriter::new_resumable(self.clone(), key)
+    }
+
+    /// Drops the unfinished upload of blob `key` (its chunks go at the next
+    /// [`BlobStore::gc`]); whether there was one.
+    pub fn abort_upload(&self, key: &[u8]) -> Result<bool> {
+        let keyspace = self.keyspace()?;
+        let existed = self.db.get_in(keyspace, &format::upload_key(key))?.is_some();
+        if existed {
+            self.db.delete_in(keyspace, &format::upload_key(key))?;
+        }
+        Ok(existed)
+    }
+
+    /// The upload record of blob `key`, if an upload is unfinished.
+    pub(crate) fn upload_record(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.keyspace.as_ref() {
+            Some(keyspace) => self.db.get_in(keyspace, &format::upload_key(key)),
+            None => Ok(None),
+        }
     }
 
     /// Streams everything `source` yields into blob `key` and commits it;

@@ -29,7 +29,7 @@
 pub struct IntegrationGuide;
 
 #[cfg(feature = "async")]
-mod asyncapi;
+pub mod asyncapi;
 pub mod backup;
 /// IPFS: CIDs as `ipfs add --cid-version=1` computes them, CAR v1 files
 /// written and read with every block's hash checked.
@@ -55,7 +55,11 @@ mod ts;
 mod replica;
 
 #[cfg(feature = "async")]
-pub use asyncapi::{AsyncDb, Dispatch, Storage};
+pub use asyncapi::{AsyncBlobReader, AsyncBlobWriter, AsyncDb, Dispatch, DocumentStore, Storage, SyncRole, SyncableStorage};
+/// The async blob-store trait (`asyncapi::BlobStore`), named apart from the
+/// blocking [`BlobStore`].
+#[cfg(feature = "async")]
+pub use asyncapi::BlobStore as AsyncBlobStore;
 pub use batch::WriteBatch;
 pub use blob::{BlobGcReport, BlobReader, BlobStats, BlobStore, BlobWriter, IPFS_EXPORT_SEGMENT_BYTES};
 pub use db::{Change, ChangeFeed, ChangeKind, Cursor, Db, DbIterator, IterOptions, Snapshot, Stats, Transaction, VerifyReport};

@@ -536,3 +536,32 @@ fn no_marker_on_disk_in_replication_keyspaces() {
     assert_no_marker_on_disk(da.path(), &markers, "replicating store");
     assert_no_marker_on_disk(db_.path(), &markers, "replica it synced with");
 }
+
+/// A paused resumable upload: its upload record names the key, its committed
+/// chunk records and frames hold the body; none of it in clear.
+#[test]
+fn no_marker_on_disk_in_a_paused_resumable_upload() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let mut rng = rand::thread_rng();
+    let options = Options::tiny_for_tests().with_background_compaction(false);
+    let db = Db::create(&dir, &Credential::passphrase(PASSPHRASE), options.clone()).unwrap();
+    let mut markers = Markers { all: Vec::new(), model: Vec::new(), ks_model: Vec::new() };
+    let key = marker(&mut rng, "blob-upload-key");
+    let body = marker(&mut rng, "blob-upload-body");
+    {
+        let mut w = db.blobs().unwrap().resumable_writer(key.as_bytes()).unwrap();
+        w.write_all(&blob_content(&mut rng, &body, 12 << 20, true)).unwrap();
+    }
+    markers.all.extend([key.clone(), body]);
+    db.flush().unwrap();
+    assert_no_marker_on_disk(&dir, &markers, "upload paused");
+    db.close().unwrap();
+    assert_no_marker_on_disk(&dir, &markers, "upload paused, store closed");
+    let db = Db::open(&dir, &Credential::passphrase(PASSPHRASE), options).unwrap();
+    let writer = synapsed_storage::BlobWriter::resume(&db.blobs().unwrap(), key.as_bytes()).unwrap().unwrap();
+    assert!(writer.bytes_written() > 0, "the upload committed chunks before it paused");
+    drop(writer);
+    db.close().unwrap();
+}

@@ -73,6 +73,14 @@ pub(crate) const META_PREFIX: u8 = b'k';
 pub(crate) const CHUNK_REF_PREFIX: u8 = b'c';
 /// Key prefix of a chunk's location: `h || hash`.
 pub(crate) const LOCATION_PREFIX: u8 = b'h';
+/// Key prefix of the record of a resumable upload (`u || user key`).
+pub(crate) const UPLOAD_PREFIX: u8 = b'u';
+/// Version byte of an upload record.
+const UPLOAD_VERSION: u8 = 1;
+/// Input bytes a resumable upload cuts into chunks between two commits of
+/// its records: what a resumed upload may have to send again, beyond the
+/// input buffered and not yet cut.
+pub(crate) const RESUMABLE_COMMIT_BYTES: u64 = 4 << 20;
 
 /// Version byte of a metadata record.
 const META_VERSION: u8 = 1;
@@ -191,6 +199,39 @@ pub(crate) fn meta_key(user_key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + user_key.len());
     k.push(META_PREFIX);
     k.extend_from_slice(user_key);
+    k
+}
+
+pub(crate) fn upload_key(user_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + user_key.len());
+    k.push(UPLOAD_PREFIX);
+    k.extend_from_slice(user_key);
+    k
+}
+
+/// An upload record: version 1, then the id of the blob being written.
+pub(crate) fn encode_upload(id: u64) -> [u8; 9] {
+    let mut v = [0u8; 9];
+    v[0] = UPLOAD_VERSION;
+    v[1..].copy_from_slice(&id.to_le_bytes());
+    v
+}
+
+pub(crate) fn decode_upload(bytes: &[u8]) -> Result<u64> {
+    match bytes.split_first() {
+        Some((&UPLOAD_VERSION, id)) => {
+            let id: [u8; 8] = id.try_into().map_err(|_| Error::Corruption { file: BLOB_KEYSPACE.into(), offset: 0, reason: "an upload record of the wrong length".into() })?;
+            Ok(u64::from_le_bytes(id))
+        }
+        _ => Err(Error::Corruption { file: BLOB_KEYSPACE.into(), offset: 0, reason: "an upload record of an unknown version".into() }),
+    }
+}
+
+/// The prefix of every chunk record of blob `id`.
+pub(crate) fn chunk_ref_prefix(id: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = CHUNK_REF_PREFIX;
+    k[1..].copy_from_slice(&id.to_be_bytes());
     k
 }
 

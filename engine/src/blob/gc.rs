@@ -28,7 +28,7 @@ use crate::batch::WriteBatch;
 use crate::blob::file::{BlobFileReader, BlobFileWriter};
 use crate::blob::format::{
     blob_file, blob_number, location_key, parse_chunk_ref_key, parse_location_key, BlobMeta, ChunkHash, ChunkRef, Location,
-    CHUNK_HEADER_LEN, CHUNK_REF_PREFIX, LOCATION_PREFIX, META_PREFIX,
+    CHUNK_HEADER_LEN, CHUNK_REF_PREFIX, LOCATION_PREFIX, META_PREFIX, UPLOAD_PREFIX,
 };
 use crate::blob::{BlobStats, BlobStore};
 use crate::db::Snapshot;
@@ -95,6 +95,11 @@ pub(crate) fn run_with(store: &BlobStore<'_>, min_passes: u32, force: &HashSet<u
     for item in prefix_at(store, META_PREFIX, &snapshot)? {
         let (_, v) = item?;
         live_ids.insert(BlobMeta::decode(&v)?.id);
+    }
+    // Unfinished resumable uploads keep their chunks.
+    for item in prefix_at(store, UPLOAD_PREFIX, &snapshot)? {
+        let (_, v) = item?;
+        live_ids.insert(super::format::decode_upload(&v)?);
     }
     let mut live: HashSet<ChunkHash> = HashSet::new();
     let mut batch = WriteBatch::new();

@@ -19,6 +19,7 @@ use crate::blob::format::{
     chunk_ref_key, location_key, meta_key, BlobMeta, ChunkHash, ChunkRef, Location, AVG_CHUNK_BYTES, BLOB_FILE_TARGET_BYTES,
     CHUNKING_KEY_PURPOSE, CODEC_RAW, CODEC_ZSTD, DEDUP_KEY_PURPOSE, MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, COMPRESSION_PROBE_BYTES, PENDING_BYTES, PENDING_OPS, ZSTD_LEVEL,
 };
+use crate::blob::format::{chunk_ref_prefix, decode_upload, encode_upload, parse_chunk_ref_key, upload_key, RESUMABLE_COMMIT_BYTES};
 use crate::blob::BlobStore;
 use crate::error::{Error, Result};
 
@@ -80,6 +81,11 @@ pub struct BlobWriter<'db> {
     /// A failed write leaves the writer unusable.
     failed: bool,
     ended: bool,
+    /// Whether the current blob is a resumable upload (its `u` record names
+    /// its id until the blob is committed).
+    upload: bool,
+    /// The blob's length when its records were last committed.
+    committed_len: u64,
 }
 
 impl std::fmt::Debug for BlobWriter<'_> {
@@ -138,7 +144,60 @@ impl<'db> BlobWriter<'db> {
             compressed: Vec::new(),
             failed: false,
             ended: false,
+            upload: false,
+            committed_len: 0,
         })
+    }
+
+    /// A writer whose upload can be resumed ([`BlobWriter::resume`]) after
+    /// it is dropped unfinished or the process dies: its upload record is
+    /// written first, and its chunk records are committed every 4 MiB.
+    pub(crate) fn new_resumable(store: BlobStore<'db>, key: &[u8]) -> Result<BlobWriter<'db>> {
+        let mut writer = BlobWriter::new(store, key)?;
+        let keyspace = writer.store.keyspace()?.clone();
+        writer.store.db().put_in(&keyspace, &upload_key(key), &encode_upload(writer.id))?;
+        writer.upload = true;
+        Ok(writer)
+    }
+
+    /// Reopens the unfinished resumable upload of blob `key` (begun with
+    /// [`BlobStore::resumable_writer`]), or `None` if there is none. The
+    /// writer continues after the last chunk whose records were committed:
+    /// [`BlobWriter::bytes_written`] says how many bytes of the source it
+    /// holds, so write the source from that offset on, then
+    /// [`BlobWriter::finish`]. After a crash, that is what the store
+    /// recovered (with [`crate::SyncPolicy::Always`], every commit). An
+    /// upload another live writer is working on is
+    /// [`Error::InvalidArgument`].
+    pub fn resume(store: &BlobStore<'db>, key: &[u8]) -> Result<Option<BlobWriter<'db>>> {
+        let Some(record) = store.upload_record(key)? else { return Ok(None) };
+        let id = decode_upload(&record)?;
+        let mut writer = BlobWriter::new(store.clone(), key)?;
+        {
+            let mut registry = store.state().lock();
+            if registry.inflight.contains(&id) {
+                return Err(Error::InvalidArgument("another writer is working on this upload".into()));
+            }
+            registry.inflight.remove(&writer.id);
+            registry.inflight.insert(id);
+            writer.id = id;
+        }
+        // The committed chunks, contiguous from offset 0.
+        let (mut len, mut chunks) = (0u64, 0u64);
+        for item in store.db().scan_prefix_in(store.keyspace()?, &chunk_ref_prefix(id))? {
+            let (k, v) = item?;
+            let (_, start) = parse_chunk_ref_key(&k)?;
+            if start != len {
+                break;
+            }
+            len += u64::from(ChunkRef::decode(&v)?.len);
+            chunks += 1;
+        }
+        writer.len = len;
+        writer.chunks = chunks;
+        writer.committed_len = len;
+        writer.upload = true;
+        Ok(Some(writer))
     }
 
     /// Bytes written so far.
@@ -181,6 +240,11 @@ impl<'db> BlobWriter<'db> {
         let meta = BlobMeta { id: self.id, len: self.len, chunks: self.chunks };
         let keyspace = self.store.keyspace()?.clone();
         self.batch.put_in(&keyspace, meta_key(&self.key), meta.encode());
+        if self.upload {
+            // Committed with the blob: the upload is over.
+            self.batch.delete_in(&keyspace, upload_key(&self.key));
+            self.upload = false;
+        }
         if self.batch.len() >= PENDING_OPS {
             self.commit_pending()?;
         }
@@ -274,7 +338,8 @@ impl<'db> BlobWriter<'db> {
         self.batch.put_in(&keyspace, chunk_ref_key(self.id, blob_offset), ChunkRef { hash, len: plain_len }.encode());
         self.len += n as u64;
         self.chunks += 1;
-        if self.batch.len() >= PENDING_OPS || self.pending_bytes >= PENDING_BYTES {
+        let resumable_point = self.upload && self.len - self.committed_len >= RESUMABLE_COMMIT_BYTES;
+        if self.batch.len() >= PENDING_OPS || self.pending_bytes >= PENDING_BYTES || resumable_point {
             self.commit_pending()?;
         }
         Ok(())
@@ -290,6 +355,7 @@ impl<'db> BlobWriter<'db> {
         self.store.db().write(batch)?;
         self.unflushed.clear();
         self.pending_bytes = 0;
+        self.committed_len = self.len;
         Ok(())
     }
 

@@ -28,8 +28,16 @@
 //! # Ok::<(), synapsed_storage::Error>(())
 //! ```
 
+mod blobs;
+mod docs;
+mod replica;
+
 use std::future::Future;
 use std::sync::Arc;
+
+pub use blobs::{AsyncBlobReader, AsyncBlobWriter, BlobStore, STREAM_CHUNK_BYTES, STREAM_QUEUE_CHUNKS};
+pub use docs::DocumentStore;
+pub use replica::{SyncRole, SyncableStorage};
 
 use crate::error::{Error, Result};
 use crate::{Db, WriteBatch};
@@ -113,14 +121,19 @@ impl AsyncDb {
         if multi_thread && self.dispatch == Dispatch::Auto {
             return tokio::task::block_in_place(|| job(&self.db));
         }
+        self.run_long(job).await
+    }
+
+    /// Runs `job` on the blocking pool with the store whatever the dispatch:
+    /// for calls that may take long (an index build, a sync session), which
+    /// should not hold a worker even through `block_in_place`.
+    async fn run_long<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db) -> Result<T> + Send + 'static,
+    {
         let db = Arc::clone(&self.db);
-        match tokio::task::spawn_blocking(move || job(&db)).await {
-            Ok(result) => result,
-            // A panic of the job is the caller's panic, as in a blocking call.
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // The runtime is shutting down and dropped the job.
-            Err(_) => Err(Error::Closed),
-        }
+        joined(tokio::task::spawn_blocking(move || job(&db)).await)
     }
 
     /// Applies `batch` atomically; returns the seqno of its last operation.
@@ -136,6 +149,17 @@ impl AsyncDb {
             Ok(db) => tokio::task::spawn_blocking(move || db.close()).await.unwrap_or(Err(Error::Closed)),
             Err(_) => Err(Error::InvalidArgument("the store is still shared by other AsyncDb handles".into())),
         }
+    }
+}
+
+/// The result of a job on the blocking pool.
+fn joined<T>(result: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    match result {
+        Ok(result) => result,
+        // A panic of the job is the caller's panic, as in a blocking call.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // The runtime is shutting down and dropped the job.
+        Err(_) => Err(Error::Closed),
     }
 }
 
