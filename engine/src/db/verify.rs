@@ -122,6 +122,21 @@ pub(crate) fn verify(dir: &Path, credential: &Credential, options: &Options) -> 
             return Ok(pass.report);
         }
         attempts += 1;
+        if pass.epoch_missing && attempts < 2 * VERIFY_ATTEMPTS {
+            // A rotation may have made a new epoch after the keyring was read:
+            // that is never damage, whatever the count of passes so far (a
+            // loaded machine can spend every ordinary attempt on retired files).
+            let now = vfs.read_all(&dir.join(KEYRING_FILE)).ok();
+            if now != keyring {
+                keyring = now;
+                keys = match unlock()? {
+                    Ok(keys) => keys,
+                    Err(report) => return Ok(report),
+                };
+                std::thread::sleep(VERIFY_RETRY_PAUSE);
+                continue;
+            }
+        }
         if attempts >= VERIFY_ATTEMPTS {
             // Keep what is still needed; files retired meanwhile are not damage.
             if let Ok(view) = View::read(&vfs, dir, &keys, options) {
@@ -130,18 +145,6 @@ pub(crate) fn verify(dir: &Path, credential: &Credential, options: &Options) -> 
             return Ok(pass.report);
         }
         std::thread::sleep(VERIFY_RETRY_PAUSE);
-        if pass.epoch_missing {
-            // A rotation may have made a new epoch after the keyring was read.
-            let now = vfs.read_all(&dir.join(KEYRING_FILE)).ok();
-            if now != keyring {
-                keyring = now;
-                keys = match unlock()? {
-                    Ok(keys) => keys,
-                    Err(report) => return Ok(report),
-                };
-                continue;
-            }
-        }
         match View::read(&vfs, dir, &keys, options) {
             Ok(view) => {
                 if pass.report.damaged.iter().all(|(name, _)| view.needs(name)) {
