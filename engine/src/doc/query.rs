@@ -359,7 +359,7 @@ pub(crate) fn run(db: &Db, name: &str, query: &Query) -> Result<QueryResult> {
         return Ok(QueryResult { documents: Vec::new(), scores: query.rank.then(Vec::new), next_cursor: None, explain });
     };
     let snap = db.snapshot();
-    let defs = store::load_defs(db, &coll, Some(&snap))?;
+    let defs = store::load_defs_shared(db, &coll, &snap)?;
     let text_fields = defs.text_fields();
     if filter.has_text() && !defs.list.iter().any(|d| d.ready && d.kind == IndexKind::Text) {
         return Err(Error::InvalidArgument(format!("$text needs a text index, and collection {name:?} has none")));
