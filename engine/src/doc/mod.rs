@@ -10,6 +10,7 @@
 mod build;
 mod filter;
 mod json;
+mod prefilter;
 mod query;
 mod store;
 mod text;

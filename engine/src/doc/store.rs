@@ -349,6 +349,15 @@ fn encode_stats(docs: u64, words: u64) -> Vec<u8> {
     out
 }
 
+/// The JSON text of a stored body of a known version (as `serde_json`
+/// writes it), unparsed.
+pub(crate) fn body_text(raw: &[u8]) -> Option<&[u8]> {
+    match raw.first() {
+        Some(&BODY_VERSION) => raw.get(1..),
+        _ => None,
+    }
+}
+
 /// Decodes a stored body.
 pub(crate) fn decode_body(raw: &[u8]) -> Result<Value> {
     match (raw.first(), raw.get(1..)) {
