@@ -27,6 +27,9 @@ pub use json::{compare, lookup, MAX_DOCUMENT_BYTES, MAX_DOCUMENT_DEPTH, MAX_FIEL
 pub use store::{CheckReport, MAX_COLLECTION_NAME_BYTES, MAX_IMPORT_DOCUMENTS};
 pub use text::MAX_TERM_BYTES;
 
+/// Decoded index definitions by collection, with the bytes they were decoded from.
+type DefsCache = std::collections::HashMap<String, (Vec<u8>, std::sync::Arc<store::Defs>)>;
+
 /// Cached search keys, by (collection, field).
 type SearchKeys = std::collections::HashMap<(String, String), zeroize::Zeroizing<[u8; 32]>>;
 
@@ -44,7 +47,7 @@ pub(crate) struct DocShared {
     /// snapshot reuses them instead of parsing and re-deriving keys.
     /// Cursors of the index builds under way (see `build.rs`).
     pub(crate) builds: Mutex<build::BuildCursors>,
-    pub(crate) defs_cache: Mutex<std::collections::HashMap<String, (Vec<u8>, std::sync::Arc<store::Defs>)>>,
+    pub(crate) defs_cache: Mutex<DefsCache>,
 }
 
 /// How an index keys its entries (docs/security.md says what each leaks to
