@@ -7,8 +7,10 @@
 //! entries (`_doci:NAME`); index definitions and text statistics live in the
 //! internal keyspace `_doc`. Every byte of them is encrypted like any other.
 
+mod build;
 mod filter;
 mod json;
+mod prefilter;
 mod query;
 mod store;
 mod text;
@@ -19,10 +21,14 @@ use serde_json::Value;
 use crate::db::Db;
 use crate::error::Result;
 
+pub use build::IndexBuild;
 pub use filter::{MAX_FILTER_DEPTH, MAX_FILTER_TERMS};
 pub use json::{compare, lookup, MAX_DOCUMENT_BYTES, MAX_DOCUMENT_DEPTH, MAX_FIELD_PATH_BYTES, MAX_ID_BYTES};
 pub use store::{CheckReport, MAX_COLLECTION_NAME_BYTES, MAX_IMPORT_DOCUMENTS};
 pub use text::MAX_TERM_BYTES;
+
+/// Decoded index definitions by collection, with the bytes they were decoded from.
+type DefsCache = std::collections::HashMap<String, (Vec<u8>, std::sync::Arc<store::Defs>)>;
 
 /// Cached search keys, by (collection, field).
 type SearchKeys = std::collections::HashMap<(String, String), zeroize::Zeroizing<[u8; 32]>>;
@@ -36,6 +42,12 @@ pub(crate) struct DocShared {
     /// Search keys by (collection, field): each is an HKDF of the integrity
     /// root, which never changes while the store is open.
     pub(crate) search_keys: Mutex<SearchKeys>,
+    /// The last decoded index definitions of each collection, with the stored
+    /// bytes they were decoded from: a query that reads the same bytes at its
+    /// snapshot reuses them instead of parsing and re-deriving keys.
+    /// Cursors of the index builds under way (see `build.rs`).
+    pub(crate) builds: Mutex<build::BuildCursors>,
+    pub(crate) defs_cache: Mutex<DefsCache>,
 }
 
 /// How an index keys its entries (docs/security.md says what each leaks to
@@ -223,7 +235,7 @@ impl Db {
     }
 }
 
-impl Documents<'_> {
+impl<'db> Documents<'db> {
     /// Stores (replaces) `doc`, an object with a string `_id`, and its index
     /// entries in one atomic batch. Bad input ([`crate::Error::InvalidArgument`])
     /// or a unique-index clash ([`crate::Error::UniqueViolation`]) writes nothing.
@@ -262,6 +274,34 @@ impl Documents<'_> {
     /// and left absent.
     pub fn create_index(&self, collection: &str, spec: &IndexSpec) -> Result<()> {
         store::create_index(self.db, collection, spec)
+    }
+
+    /// Starts building an index without building it: stores its definition
+    /// (not ready, so queries do not use it yet) and returns the build, which
+    /// the caller steps ([`IndexBuild::step`], one slice of documents per
+    /// step) or runs ([`IndexBuild::run`]), typically on a thread of its own
+    /// while other threads keep reading and writing the collection:
+    ///
+    /// ```no_run
+    /// # use synapsed_storage::{Credential, Db, Options, docs::IndexSpec};
+    /// # let db = Db::open(std::path::Path::new("/tmp/s"), &Credential::passphrase("pw"), Options::default())?;
+    /// let build = db.docs().start_index_build("users", &IndexSpec::ordered("age"))?;
+    /// std::thread::scope(|s| {
+    ///     let builder = s.spawn(move || build.run());
+    ///     // ... reads and writes go on meanwhile ...
+    ///     builder.join().expect("index build thread")
+    /// })?;
+    /// # Ok::<(), synapsed_storage::Error>(())
+    /// ```
+    ///
+    /// Document writes between steps are indexed correctly (the part of the
+    /// collection already built is maintained by the writes, the rest by the
+    /// build). The index is used once the last step has run. A build dropped
+    /// unfinished, or cut short by a crash, leaves the index not ready; the
+    /// next `create_index` or `start_index_build` of it starts over. Errors
+    /// as [`Documents::create_index`].
+    pub fn start_index_build(&self, collection: &str, spec: &IndexSpec) -> Result<IndexBuild<'db>> {
+        build::start(self.db, collection, spec)
     }
 
     /// The indexes of a collection.

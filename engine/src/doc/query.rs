@@ -21,6 +21,7 @@ use std::ops::Bound;
 use serde_json::{json, Value};
 
 use super::filter::{Filter, Op};
+use super::prefilter::Prefilter;
 use super::json::{self as docjson, class_bounds, compare, is_scalar};
 use super::store::{self, Collection, Defs, IndexDef};
 use super::text;
@@ -359,7 +360,7 @@ pub(crate) fn run(db: &Db, name: &str, query: &Query) -> Result<QueryResult> {
         return Ok(QueryResult { documents: Vec::new(), scores: query.rank.then(Vec::new), next_cursor: None, explain });
     };
     let snap = db.snapshot();
-    let defs = store::load_defs(db, &coll, Some(&snap))?;
+    let defs = store::load_defs_shared(db, &coll, &snap)?;
     let text_fields = defs.text_fields();
     if filter.has_text() && !defs.list.iter().any(|d| d.ready && d.kind == IndexKind::Text) {
         return Err(Error::InvalidArgument(format!("$text needs a text index, and collection {name:?} has none")));
@@ -446,8 +447,14 @@ pub(crate) fn run(db: &Db, name: &str, query: &Query) -> Result<QueryResult> {
                 _ => Bound::Unbounded,
             };
             let mut it = db.range_in(&coll.bodies, as_ref(&start), Bound::Unbounded, false, Some(&snap))?;
+            let prefilter = Prefilter::new(&filter);
             while let Some(item) = it.next_ref() {
                 let (id, raw) = item?;
+                if store::body_text(raw).is_some_and(|text| !prefilter.may_match(text)) {
+                    // Tested on its bytes: it cannot match, no need to parse it.
+                    exec.examined += 1;
+                    continue;
+                }
                 let doc = store::decode_body(raw)?;
                 let id = id.to_vec();
                 if !consider(&mut exec, &id, doc, &mut matches)? {

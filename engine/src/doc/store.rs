@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use hkdf::hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -22,13 +23,14 @@ use crate::batch::WriteBatch;
 use crate::db::{Db, Snapshot};
 use crate::error::{Error, Result};
 use crate::keyspace::{Keyspace, KeyspaceOptions};
+use crate::Compression;
 
 /// Longest collection name, in bytes.
 pub const MAX_COLLECTION_NAME_BYTES: usize = 200;
 /// Most documents one [`super::Documents::import`] call takes.
 pub const MAX_IMPORT_DOCUMENTS: usize = 100_000;
 /// Index entries an index build writes per batch.
-const BUILD_BATCH_DOCUMENTS: usize = 1000;
+pub(crate) const BUILD_BATCH_DOCUMENTS: usize = 1000;
 
 /// The meta keyspace: index definitions and text statistics of every collection.
 pub(crate) const META_KEYSPACE: &str = "_doc";
@@ -72,7 +74,7 @@ pub(crate) struct IndexDef {
     pub(crate) kind: IndexKind,
     pub(crate) unique: bool,
     pub(crate) ready: bool,
-    key: Zeroizing<[u8; 32]>,
+    pub(crate) key: Zeroizing<[u8; 32]>,
 }
 
 impl IndexDef {
@@ -164,7 +166,7 @@ impl IndexDef {
 
 /// The index definitions of a collection.
 pub(crate) struct Defs {
-    next_id: u32,
+    pub(crate) next_id: u32,
     pub(crate) list: Vec<IndexDef>,
 }
 
@@ -174,7 +176,7 @@ impl Defs {
         self.list.iter().filter(|d| d.kind == IndexKind::Text).map(|d| d.field.clone()).collect()
     }
 
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let list: Vec<Value> = self
             .list
             .iter()
@@ -186,14 +188,14 @@ impl Defs {
     }
 }
 
-fn corrupt(what: &str) -> Error {
+pub(crate) fn corrupt(what: &str) -> Error {
     Error::Corruption { file: META_KEYSPACE.into(), offset: 0, reason: format!("document store: {what}") }
 }
 
 /// The search key of one collection's field: HKDF of the store's integrity
 /// root with a purpose naming the collection and field (length-prefixed, so no
 /// two pairs share a purpose).
-fn search_key(db: &Db, collection: &str, field: &str) -> Zeroizing<[u8; 32]> {
+pub(crate) fn search_key(db: &Db, collection: &str, field: &str) -> Zeroizing<[u8; 32]> {
     let cache_key = (collection.to_owned(), field.to_owned());
     if let Some(key) = db.doc_shared().search_keys.lock().get(&cache_key) {
         return key.clone();
@@ -211,7 +213,7 @@ fn derive_search_key(db: &Db, collection: &str, field: &str) -> Zeroizing<[u8; 3
     db.search_key(&purpose)
 }
 
-fn check_collection_name(name: &str) -> Result<()> {
+pub(crate) fn check_collection_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > MAX_COLLECTION_NAME_BYTES || name.chars().any(char::is_control) {
         return Err(Error::InvalidArgument(format!(
             "collection name must be 1..={MAX_COLLECTION_NAME_BYTES} bytes without control characters"
@@ -220,36 +222,54 @@ fn check_collection_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn keyspace(db: &Db, name: &str, create: bool) -> Result<Option<Keyspace>> {
+fn keyspace(db: &Db, name: &str, create: bool, options: KeyspaceOptions) -> Result<Option<Keyspace>> {
     if let Some(ks) = db.keyspace(name)? {
         return Ok(Some(ks));
     }
     if !create {
         return Ok(None);
     }
-    match db.create_internal_keyspace(name, KeyspaceOptions::default()) {
+    match db.create_internal_keyspace(name, options) {
         Ok(ks) => Ok(Some(ks)),
         Err(Error::KeyspaceExists(_)) => db.keyspace(name),
         Err(e) => Err(e),
     }
 }
 
+/// Table settings of a new collection's bodies and entries keyspaces: blocks
+/// stored uncompressed (still encrypted). Queries read bodies by point reads
+/// spread over the whole keyspace, so most of them miss the block cache, and
+/// decompressing a zstd block costs several times its decryption; documents
+/// and entries are what a query reads, so they are kept ready to read.
+/// Collections made before keep the settings they were made with (the
+/// manifest records them per keyspace).
+fn collection_keyspace_options() -> KeyspaceOptions {
+    KeyspaceOptions::default().with_compression(Compression::None)
+}
+
+/// Data block size of a new collection's bodies keyspace: a point read that
+/// misses the block cache reads, authenticates and decrypts one block, so
+/// bodies are kept in small blocks (a few documents each).
+const BODY_BLOCK_BYTES: usize = 1024;
+
 /// The collection's keyspaces; `None` if it has none and `create` is false.
 pub(crate) fn collection(db: &Db, name: &str, create: bool) -> Result<Option<Collection>> {
     check_collection_name(name)?;
-    let Some(meta) = keyspace(db, META_KEYSPACE, create)? else { return Ok(None) };
-    let Some(bodies) = keyspace(db, &format!("{BODIES_PREFIX}{name}"), create)? else { return Ok(None) };
-    let Some(entries) = keyspace(db, &format!("{ENTRIES_PREFIX}{name}"), create)? else { return Ok(None) };
+    let Some(meta) = keyspace(db, META_KEYSPACE, create, KeyspaceOptions::default())? else { return Ok(None) };
+    let Some(bodies) = keyspace(db, &format!("{BODIES_PREFIX}{name}"), create, collection_keyspace_options().with_block_size_bytes(BODY_BLOCK_BYTES))? else { return Ok(None) };
+    let Some(entries) = keyspace(db, &format!("{ENTRIES_PREFIX}{name}"), create, collection_keyspace_options())? else {
+        return Ok(None);
+    };
     Ok(Some(Collection { name: name.to_owned(), bodies, entries, meta }))
 }
 
-fn defs_key(collection: &str) -> Vec<u8> {
+pub(crate) fn defs_key(collection: &str) -> Vec<u8> {
     let mut key = vec![META_DEFS];
     key.extend_from_slice(collection.as_bytes());
     key
 }
 
-fn stats_key(collection: &str, id: u32) -> Vec<u8> {
+pub(crate) fn stats_key(collection: &str, id: u32) -> Vec<u8> {
     let mut key = vec![META_STATS];
     key.extend_from_slice(&id.to_be_bytes());
     key.extend_from_slice(collection.as_bytes());
@@ -264,6 +284,27 @@ pub(crate) fn load_defs(db: &Db, coll: &Collection, snapshot: Option<&Snapshot>)
         None => db.get_in(&coll.meta, &key)?,
     };
     let Some(raw) = raw else { return Ok(Defs { next_id: 0, list: Vec::new() }) };
+    decode_defs(db, coll, &raw)
+}
+
+/// [`load_defs`] for readers: the definitions at `snapshot`, decoded once per
+/// stored version and shared (the bytes read are compared with those the
+/// cached copy was decoded from, so a cached copy is never stale).
+pub(crate) fn load_defs_shared(db: &Db, coll: &Collection, snapshot: &Snapshot) -> Result<Arc<Defs>> {
+    let Some(raw) = db.get_at_in(&coll.meta, &defs_key(&coll.name), snapshot)? else {
+        return Ok(Arc::new(Defs { next_id: 0, list: Vec::new() }));
+    };
+    if let Some((bytes, defs)) = db.doc_shared().defs_cache.lock().get(&coll.name) {
+        if *bytes == raw {
+            return Ok(Arc::clone(defs));
+        }
+    }
+    let defs = Arc::new(decode_defs(db, coll, &raw)?);
+    db.doc_shared().defs_cache.lock().insert(coll.name.clone(), (raw, Arc::clone(&defs)));
+    Ok(defs)
+}
+
+fn decode_defs(db: &Db, coll: &Collection, raw: &[u8]) -> Result<Defs> {
     let (Some(&DEFS_VERSION), Some(body)) = (raw.first(), raw.get(1..)) else {
         return Err(corrupt("index definitions of an unknown version"));
     };
@@ -308,6 +349,15 @@ fn encode_stats(docs: u64, words: u64) -> Vec<u8> {
     out
 }
 
+/// The JSON text of a stored body of a known version (as `serde_json`
+/// writes it), unparsed.
+pub(crate) fn body_text(raw: &[u8]) -> Option<&[u8]> {
+    match raw.first() {
+        Some(&BODY_VERSION) => raw.get(1..),
+        _ => None,
+    }
+}
+
 /// Decodes a stored body.
 pub(crate) fn decode_body(raw: &[u8]) -> Result<Value> {
     match (raw.first(), raw.get(1..)) {
@@ -327,21 +377,21 @@ fn encode_body(doc: &Value) -> Result<Vec<u8>> {
 
 /// Which keyspace a staged write goes to.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Space {
+pub(crate) enum Space {
     Bodies,
     Entries,
     Meta,
 }
 
 /// Writes staged over the store's current state, committed as one batch.
-struct Overlay<'a> {
+pub(crate) struct Overlay<'a> {
     db: &'a Db,
     coll: &'a Collection,
     staged: BTreeMap<(Space, Vec<u8>), Option<Vec<u8>>>,
 }
 
 impl<'a> Overlay<'a> {
-    fn new(db: &'a Db, coll: &'a Collection) -> Self {
+    pub(crate) fn new(db: &'a Db, coll: &'a Collection) -> Self {
         Overlay { db, coll, staged: BTreeMap::new() }
     }
 
@@ -360,15 +410,15 @@ impl<'a> Overlay<'a> {
         }
     }
 
-    fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
+    pub(crate) fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
         self.staged.insert((space, key), Some(value));
     }
 
-    fn delete(&mut self, space: Space, key: Vec<u8>) {
+    pub(crate) fn delete(&mut self, space: Space, key: Vec<u8>) {
         self.staged.insert((space, key), None);
     }
 
-    fn commit(self) -> Result<()> {
+    pub(crate) fn commit(self) -> Result<()> {
         if self.staged.is_empty() {
             return Ok(());
         }
@@ -385,7 +435,7 @@ impl<'a> Overlay<'a> {
 
     /// Replaces the entries `old` called for under `def` with those `new` calls
     /// for, checking unique claims; adjusts text statistics.
-    fn reindex(&mut self, def: &IndexDef, id: &str, old: Option<&Value>, new: Option<&Value>) -> Result<()> {
+    pub(crate) fn reindex(&mut self, def: &IndexDef, id: &str, old: Option<&Value>, new: Option<&Value>) -> Result<()> {
         let old_entries: BTreeMap<Vec<u8>, Vec<u8>> = old.map(|d| def.entries(d, id)).unwrap_or_default().into_iter().collect();
         let new_entries: BTreeMap<Vec<u8>, Vec<u8>> = new.map(|d| def.entries(d, id)).unwrap_or_default().into_iter().collect();
         for key in old_entries.keys().filter(|k| !new_entries.contains_key(*k)) {
@@ -430,6 +480,11 @@ impl<'a> Overlay<'a> {
             None => None,
         };
         for def in &defs.list {
+            if !def.ready && !super::build::covers(self.db, &self.coll.name, def.id, id) {
+                // A build in progress has not reached this document: it will
+                // index the document as it then is.
+                continue;
+            }
             self.reindex(def, id, old.as_ref(), doc)?;
         }
         match doc {
@@ -501,97 +556,19 @@ pub(crate) fn collections(db: &Db) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Creates (or finishes building) an index.
+/// Creates (or finishes building) an index, building it here, slice by slice
+/// (see [`super::build`]).
 pub(crate) fn create_index(db: &Db, name: &str, spec: &IndexSpec) -> Result<()> {
-    docjson::check_path(&spec.field)?;
-    if spec.unique && spec.kind == IndexKind::Text {
-        return Err(Error::InvalidArgument("a text index cannot be unique".into()));
-    }
-    if spec.field == "_id" {
-        return Err(Error::InvalidArgument("\"_id\" is the primary key: it needs no index".into()));
-    }
-    let _write = db.doc_shared().write.lock();
-    let Some(coll) = collection(db, name, true)? else { return Err(Error::Internal("collection was not created".into())) };
-    let mut defs = load_defs(db, &coll, None)?;
-    let id = match defs.list.iter().find(|d| d.field == spec.field) {
-        Some(d) if d.kind != spec.kind || d.unique != spec.unique => {
-            return Err(Error::InvalidArgument(format!(
-                "{name}.{} already has a{} {} index",
-                spec.field,
-                if d.unique { " unique" } else { "n" },
-                d.kind.name()
-            )))
-        }
-        Some(d) if d.ready => return Ok(()),
-        Some(d) => d.id,
-        None => {
-            let id = defs.next_id;
-            defs.next_id = id.checked_add(1).ok_or_else(|| Error::InvalidArgument("no index ids left".into()))?;
-            let key = search_key(db, name, &spec.field);
-            defs.list.push(IndexDef { id, field: spec.field.clone(), kind: spec.kind, unique: spec.unique, ready: false, key });
-            id
-        }
-    };
-    // The definition goes first, marked not ready: from here every document
-    // write maintains the index, and an interrupted build leaves entries only
-    // under an id that queries ignore and the next create_index rebuilds.
-    let mut staged = Overlay::new(db, &coll);
-    staged.put(Space::Meta, defs_key(name), defs.encode());
-    staged.commit()?;
-    let result = build(db, &coll, &defs, id);
-    let Some(pos) = defs.list.iter().position(|d| d.id == id) else { return Err(Error::Internal("index definition vanished".into())) };
-    let mut finish = Overlay::new(db, &coll);
-    match result {
-        Ok(()) => {
-            if let Some(def) = defs.list.get_mut(pos) {
-                def.ready = true;
-            }
-            finish.put(Space::Meta, defs_key(name), defs.encode());
-            finish.commit()
-        }
-        Err(e) => {
-            let def = defs.list.remove(pos);
-            clear_index(db, &coll, &def)?;
-            finish.put(Space::Meta, defs_key(name), defs.encode());
-            finish.delete(Space::Meta, stats_key(name, id));
-            finish.commit()?;
-            Err(e)
-        }
-    }
+    super::build::start(db, name, spec)?.run()
 }
 
-fn index_range(def: &IndexDef) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn index_range(def: &IndexDef) -> (Vec<u8>, Vec<u8>) {
     (def.prefix().to_vec(), (def.id + 1).to_be_bytes().to_vec())
 }
 
-fn clear_index(db: &Db, coll: &Collection, def: &IndexDef) -> Result<()> {
+pub(crate) fn clear_index(db: &Db, coll: &Collection, def: &IndexDef) -> Result<()> {
     let (start, end) = index_range(def);
     db.delete_range_in(&coll.entries, &start, &end)
-}
-
-/// Builds index `id` over every document, in batches.
-fn build(db: &Db, coll: &Collection, defs: &Defs, id: u32) -> Result<()> {
-    let Some(def) = defs.list.iter().find(|d| d.id == id) else { return Err(Error::Internal("index definition vanished".into())) };
-    clear_index(db, coll, def)?;
-    let mut stats_reset = Overlay::new(db, coll);
-    stats_reset.delete(Space::Meta, stats_key(&coll.name, id));
-    stats_reset.commit()?;
-    let snapshot = db.snapshot();
-    let mut iter = db.range_in(&coll.bodies, Bound::Unbounded, Bound::Unbounded, false, Some(&snapshot))?;
-    let mut overlay = Overlay::new(db, coll);
-    let mut in_batch = 0;
-    while let Some(item) = iter.next_ref() {
-        let (key, raw) = item?;
-        let doc = decode_body(raw)?;
-        let doc_id = std::str::from_utf8(key).map_err(|_| corrupt("a document key is not UTF-8"))?;
-        overlay.reindex(def, doc_id, None, Some(&doc))?;
-        in_batch += 1;
-        if in_batch == BUILD_BATCH_DOCUMENTS {
-            std::mem::replace(&mut overlay, Overlay::new(db, coll)).commit()?;
-            in_batch = 0;
-        }
-    }
-    overlay.commit()
 }
 
 /// Walks documents and entries of a collection (see [`super::Documents::check`]).
