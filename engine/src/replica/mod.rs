@@ -12,8 +12,11 @@
 //! from its version. The session itself (`sync::session`) runs over any
 //! [`sync::FrameChannel`].
 
+mod crdt;
 mod layout;
 mod store;
+
+pub use crdt::DOC_KEYSPACE_PREFIX;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -199,6 +202,8 @@ struct Pending {
     fingerprints: BTreeMap<(u32, u8, u32), Fingerprint>,
     /// (keyspace id, bucket, hash removed, hash added) of each change.
     changes: Vec<Change>,
+    /// Merge states and documents of merging keyspaces.
+    merges: crdt::PendingMerges,
 }
 
 /// One change to the set of entries a fingerprint covers.
@@ -287,10 +292,13 @@ impl<'db> Replica<'db> {
                 self.db.range_in(keyspace, lower, Bound::Unbounded, false, None)?.take(1000).collect::<Result<_>>()?;
             let Some((last, _)) = chunk.last() else { break };
             start = Some(last.clone());
+            let kind = self.crdt_kind(keyspace)?;
             let mut clock = self.state.clock.lock();
             let mut p = self.pending();
             for (key, value) in &chunk {
-                if self.meta_of(&mut p, keyspace.id(), key)?.is_none() {
+                if let (Some(kind), None) = (kind, self.meta_of(&mut p, keyspace.id(), key)?) {
+                    self.crdt_assign(&mut p, &mut clock, keyspace, kind, key, Some(value))?;
+                } else if self.meta_of(&mut p, keyspace.id(), key)?.is_none() {
                     let version = Version { hlc: clock.tick(wall_clock_ms()), replica: self.state.id };
                     self.set_entry(&mut p, keyspace, key, version, Version::default(), Some(value), version.hlc)?;
                 }
@@ -333,7 +341,7 @@ impl<'db> Replica<'db> {
     }
 
     pub(crate) fn has_resolver(&self, name: &str) -> bool {
-        self.state.resolvers.read().contains_key(name)
+        self.state.resolvers.read().contains_key(name) || self.merges_by_name(name)
     }
 
     /// Writes `value` under `key` in replicated `keyspace` with a new version,
@@ -359,14 +367,22 @@ impl<'db> Replica<'db> {
         if ops.is_empty() {
             return Ok(());
         }
+        let kind = self.crdt_kind(keyspace)?;
         let mut clock = self.state.clock.lock();
         let mut p = self.pending();
         for (key, value) in ops {
+            if let Some(kind) = kind {
+                self.crdt_assign(&mut p, &mut clock, keyspace, kind, key, value.as_deref())?;
+                continue;
+            }
             let prev = self.meta_of(&mut p, keyspace.id(), key)?.map(|m| m.version).unwrap_or_default();
             let version = Version { hlc: clock.tick(wall_clock_ms()), replica: self.state.id };
             self.set_entry(&mut p, keyspace, key, version, prev, value.as_deref(), version.hlc)?;
         }
-        self.commit(p, &clock).map(|_| ())
+        let docs = std::mem::take(&mut p.merges.docs);
+        self.commit(p, &clock)?;
+        drop(clock);
+        self.mirror_documents(docs)
     }
 
     /// Whether `keyspace` is replicated here.
@@ -378,6 +394,9 @@ impl<'db> Replica<'db> {
         self.check_replicated(keyspace)?;
         if key.is_empty() {
             return Err(Error::InvalidArgument("an empty key".into()));
+        }
+        if let Some(kind) = self.crdt_kind(keyspace)? {
+            return self.merge_write(keyspace, kind, key, value);
         }
         let mut clock = self.state.clock.lock();
         let mut p = self.pending();
@@ -468,7 +487,7 @@ impl<'db> Replica<'db> {
     }
 
     fn pending(&self) -> Pending {
-        Pending { batch: WriteBatch::new(), metas: HashMap::new(), fingerprints: BTreeMap::new(), changes: Vec::new() }
+        Pending { batch: WriteBatch::new(), metas: HashMap::new(), fingerprints: BTreeMap::new(), changes: Vec::new(), merges: Default::default() }
     }
 
     /// The version record of `key`, as the pending batch leaves it.
@@ -572,6 +591,7 @@ impl<'db> Replica<'db> {
         let wall = wall_clock_ms();
         let mut p = self.pending();
         let mut out = Vec::with_capacity(entries.len());
+        let mut kinds = HashMap::new();
         for (scope, e) in entries {
             let name = scope.keyspace.as_deref().unwrap_or_default();
             let Some(keyspace) = replicated.iter().find(|k| k.name() == name) else {
@@ -580,6 +600,13 @@ impl<'db> Replica<'db> {
             };
             if e.key.is_empty() || clock.observe(e.version.hlc, wall).is_err() {
                 out.push(Applied::Refused);
+                continue;
+            }
+            if !kinds.contains_key(&keyspace.id()) {
+                kinds.insert(keyspace.id(), self.crdt_kind(keyspace)?);
+            }
+            if let Some(Some(kind)) = kinds.get(&keyspace.id()) {
+                out.push(self.apply_crdt(&mut p, &mut clock, wall, keyspace, *kind, e)?);
                 continue;
             }
             let local = self.meta_of(&mut p, keyspace.id(), &e.key)?;
@@ -624,7 +651,10 @@ impl<'db> Replica<'db> {
                 (false, true) => Applied::KeptConflict,
             });
         }
+        let docs = std::mem::take(&mut p.merges.docs);
         let changes = self.commit(p, &clock)?;
+        drop(clock);
+        self.mirror_documents(docs)?;
         Ok((out, changes))
     }
 
@@ -681,6 +711,10 @@ impl<'db> Replica<'db> {
         let _guard = self.state.clock.lock();
         let mut p = self.pending();
         let Some(meta) = self.meta_of(&mut p, keyspace.id(), key)? else { return Ok(None) };
+        if let Some(kind) = self.crdt_kind(keyspace)? {
+            let Some(state) = self.crdt_wire_value(keyspace, kind, key)? else { return Ok(None) };
+            return Ok(Some(Entry { key: key.to_vec(), version: meta.version, prev: meta.prev, value: Some(state) }));
+        }
         let value = if meta.tombstone {
             None
         } else {
