@@ -84,7 +84,7 @@ pub use ts::{
 };
 pub use replica::{ConflictRecord, ConflictResolver, Replica, Winner, DOC_KEYSPACE_PREFIX};
 /// The replication crate's types a sync session is set up with.
-pub use sync::{Entry, FrameChannel, Hlc, ReplicaId, Rights, Scope, SessionError, SessionOptions, SyncStats, Version};
+pub use sync::{CrdtState, Entry, FrameChannel, Hlc, ReplicaId, Rights, Scope, SessionError, SessionOptions, SyncStats, Version};
 /// An in-memory pair of connected frame channels (tests, and two stores in one process).
 pub use sync::mem::{mem_pair, MemChannel};
 

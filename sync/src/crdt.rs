@@ -138,6 +138,11 @@ impl OrSet {
         out
     }
 
+    /// Each element with the version of the add that put it there (its dot).
+    pub fn dots(&self) -> impl Iterator<Item = (&[u8], Version)> + '_ {
+        self.dots.iter().map(|(e, r, h)| (e.as_slice(), Version { hlc: *h, replica: *r }))
+    }
+
     fn covers(&self, replica: ReplicaId, hlc: Hlc) -> bool {
         self.seen.get(&replica).is_some_and(|s| *s >= hlc)
     }

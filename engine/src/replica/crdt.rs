@@ -127,6 +127,14 @@ impl Replica<'_> {
         Ok(self.crdt_state_of(&p, kind, keyspace.id(), key)?.map(|s| s.encode()))
     }
 
+    /// The merge state of `key` in replicated `keyspace` (a counter, set or
+    /// document keyspace), or `None` if the key has none.
+    pub fn merge_state(&self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<CrdtState>> {
+        let Some(kind) = self.crdt_kind(keyspace)? else { return Ok(None) };
+        let _guard = self.state.clock.lock();
+        self.crdt_state_of(&self.pending(), kind, keyspace.id(), key)
+    }
+
     /// Adds the write of a merge state to the pending batch: the plain
     /// value, the state, the version record and the fingerprints.
     #[allow(clippy::too_many_arguments)]
@@ -282,7 +290,9 @@ impl Replica<'_> {
     }
 
     /// Copies the documents a written batch merged into the document store,
-    /// then drops their pending marks.
+    /// then drops their pending marks. Called with the replication lock
+    /// held, so that the copies of two writes (or sessions) land in the
+    /// order of the writes and the document store never ends on an older one.
     pub(crate) fn mirror_documents(&self, docs: Vec<(String, String, Value)>) -> Result<()> {
         for (collection, id, doc) in docs {
             self.mirror_document(&collection, &id, &doc)?;
@@ -341,6 +351,7 @@ impl Replica<'_> {
         let pending: Vec<Vec<u8>> = self.db.scan_prefix_in(&self.state.meta, &prefix)?.map(|r| r.map(|(k, _)| k)).collect::<Result<_>>()?;
         for k in pending {
             let id = k.get(prefix.len()..).unwrap_or_default();
+            let _guard = self.state.clock.lock();
             let p = self.pending();
             if let Some(CrdtState::Fields(f)) = self.crdt_state_of(&p, CrdtKind::Fields, keyspace.id(), id)? {
                 self.mirror_document(collection, &String::from_utf8_lossy(id), &document(&f, id)?)?;
@@ -385,7 +396,6 @@ impl Replica<'_> {
         let version = self.crdt_assign(&mut p, &mut clock, keyspace, kind, key, value)?;
         let docs = std::mem::take(&mut p.merges.docs);
         self.commit(p, &clock)?;
-        drop(clock);
         self.mirror_documents(docs)?;
         Ok(version)
     }

@@ -381,7 +381,6 @@ impl<'db> Replica<'db> {
         }
         let docs = std::mem::take(&mut p.merges.docs);
         self.commit(p, &clock)?;
-        drop(clock);
         self.mirror_documents(docs)
     }
 
@@ -653,7 +652,6 @@ impl<'db> Replica<'db> {
         }
         let docs = std::mem::take(&mut p.merges.docs);
         let changes = self.commit(p, &clock)?;
-        drop(clock);
         self.mirror_documents(docs)?;
         Ok((out, changes))
     }
