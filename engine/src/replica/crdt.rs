@@ -154,7 +154,7 @@ impl Replica<'_> {
         let space = internal_keyspace(self.db, CRDT)?;
         let old = self.meta_of(p, ks, key)?;
         let hash = entry_hash(key, version, Some(&bytes));
-        let meta = Meta { version, prev, tombstone: false, hash, arrived };
+        let meta = Meta { version, prev, tombstone: false, hash, arrived, from: p.from };
         self.update_fingerprints(p, ks, key, old.map(|m| m.hash), Some(hash))?;
         p.batch.put_in(keyspace, key, &plain);
         p.batch.put_in(&space, state_key(ks, key), &bytes);

@@ -13,6 +13,7 @@
 //! [`sync::FrameChannel`].
 
 mod crdt;
+mod devices;
 mod layout;
 mod store;
 
@@ -204,6 +205,8 @@ struct Pending {
     changes: Vec<Change>,
     /// Merge states and documents of merging keyspaces.
     merges: crdt::PendingMerges,
+    /// The peer the entries being applied came from (default: local writes).
+    from: ReplicaId,
 }
 
 /// One change to the set of entries a fingerprint covers.
@@ -459,23 +462,29 @@ impl<'db> Replica<'db> {
     }
 
     /// Removes the versioned tombstones every one of `peers` (the devices
-    /// this store syncs with) has seen: those that arrived here before each
-    /// peer's last complete session with this replica. A peer that never
-    /// completed one keeps every tombstone. Returns how many were removed.
+    /// this store syncs with) has seen: for each peer, the tombstone arrived
+    /// here before the peer's last complete session with this replica, or
+    /// came from that peer, or was written by it. A peer that never
+    /// completed a session keeps every tombstone it did not send or write.
+    /// No peers: nothing is removed. Returns how many were removed.
     pub fn collect_tombstones(&self, peers: &[ReplicaId]) -> Result<u64> {
-        let mut floor: Option<Hlc> = None;
-        for p in peers {
-            let Some(w) = self.peer_watermark(*p)? else { return Ok(0) };
-            floor = Some(floor.map_or(w, |f| f.min(w)));
+        if peers.is_empty() {
+            return Ok(0);
         }
-        let Some(floor) = floor else { return Ok(0) };
+        let mut marks = Vec::with_capacity(peers.len());
+        for p in peers {
+            marks.push((*p, self.peer_watermark(*p)?));
+        }
         let clock = self.state.clock.lock();
         let mut p = self.pending();
         let mut removed = 0;
         for item in self.db.range_in(&self.state.versions, Bound::Unbounded, Bound::Unbounded, false, None)? {
             let (k, v) = item?;
             let meta = Meta::decode(&v).ok_or_else(|| Error::Internal("a sync version record that does not decode".into()))?;
-            if meta.tombstone && meta.arrived < floor {
+            let seen_by_all = marks
+                .iter()
+                .all(|(peer, mark)| meta.from == *peer || meta.version.replica == *peer || mark.is_some_and(|w| meta.arrived < w));
+            if meta.tombstone && seen_by_all {
                 let (ks, key) = split_version_key(&k)?;
                 self.remove_entry(&mut p, ks, &key, meta)?;
                 removed += 1;
@@ -486,7 +495,7 @@ impl<'db> Replica<'db> {
     }
 
     fn pending(&self) -> Pending {
-        Pending { batch: WriteBatch::new(), metas: HashMap::new(), fingerprints: BTreeMap::new(), changes: Vec::new(), merges: Default::default() }
+        Pending { batch: WriteBatch::new(), metas: HashMap::new(), fingerprints: BTreeMap::new(), changes: Vec::new(), merges: Default::default(), from: ReplicaId::default() }
     }
 
     /// The version record of `key`, as the pending batch leaves it.
@@ -549,7 +558,7 @@ impl<'db> Replica<'db> {
         let ks = keyspace.id();
         let old = self.meta_of(p, ks, key)?;
         let hash = entry_hash(key, version, value);
-        let meta = Meta { version, prev, tombstone: value.is_none(), hash, arrived };
+        let meta = Meta { version, prev, tombstone: value.is_none(), hash, arrived, from: p.from };
         self.update_fingerprints(p, ks, key, old.map(|m| m.hash), Some(hash))?;
         match value {
             Some(v) => p.batch.put_in(keyspace, key, v),
@@ -583,12 +592,13 @@ impl<'db> Replica<'db> {
 
     /// Applies entries received in one frame, each with its version check,
     /// in one atomic write.
-    pub(crate) fn apply_received(&self, entries: &[(&Scope, &Entry)]) -> Result<(Vec<Applied>, Vec<Change>)> {
+    pub(crate) fn apply_received(&self, entries: &[(&Scope, &Entry)], from: ReplicaId) -> Result<(Vec<Applied>, Vec<Change>)> {
         let replicated = self.replicated()?;
         let resolvers = self.state.resolvers.read().clone();
         let mut clock = self.state.clock.lock();
         let wall = wall_clock_ms();
         let mut p = self.pending();
+        p.from = from;
         let mut out = Vec::with_capacity(entries.len());
         let mut kinds = HashMap::new();
         for (scope, e) in entries {
