@@ -503,6 +503,16 @@ mod tests {
         assert_eq!(CrdtState::decode(CrdtKind::Fields, &j.encode()).unwrap(), j);
     }
 
+    /// The worked example of `sync/FORMAT.md`, "Merge states".
+    #[test]
+    fn counter_worked_example_matches_format_doc() {
+        let mut c = PnCounter::default();
+        c.add(ReplicaId(1), 5).unwrap();
+        let mut expected = vec![0xc7, 1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5];
+        expected.extend_from_slice(&[0; 15 + 16]);
+        assert_eq!(CrdtState::Counter(c).encode(), expected);
+    }
+
     #[test]
     fn malformed_states_are_refused() {
         let mut s = OrSet::default();
