@@ -355,7 +355,7 @@ impl CrdtState {
                     if prev.as_ref().is_some_and(|p| *p >= dot) {
                         return bad("set elements out of order");
                     }
-                    if !seen.get(&dot.1).is_some_and(|s| *s >= dot.2) {
+                    if seen.get(&dot.1).is_none_or(|s| *s < dot.2) {
                         return bad("a set element newer than the state's context");
                     }
                     prev = Some(dot.clone());

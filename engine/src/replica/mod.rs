@@ -611,11 +611,12 @@ impl<'db> Replica<'db> {
                 out.push(Applied::Refused);
                 continue;
             }
-            if !kinds.contains_key(&keyspace.id()) {
-                kinds.insert(keyspace.id(), self.crdt_kind(keyspace)?);
-            }
-            if let Some(Some(kind)) = kinds.get(&keyspace.id()) {
-                out.push(self.apply_crdt(&mut p, &mut clock, wall, keyspace, *kind, e)?);
+            let kind = match kinds.get(&keyspace.id()) {
+                Some(k) => *k,
+                None => *kinds.entry(keyspace.id()).or_insert(self.crdt_kind(keyspace)?),
+            };
+            if let Some(kind) = kind {
+                out.push(self.apply_crdt(&mut p, &mut clock, wall, keyspace, kind, e)?);
                 continue;
             }
             let local = self.meta_of(&mut p, keyspace.id(), &e.key)?;
