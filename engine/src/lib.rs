@@ -88,9 +88,9 @@ pub use options::{ChangeFeedRetention, Options, SyncPolicy};
 pub use ts::{
     encoded_block_bytes, Aggregate, DownsampleReport, Point, SeriesInfo, TimeSeries, ValueCodec, BLOCK_POINTS, DEFAULT_OUT_OF_ORDER_WINDOW_MS, MAX_LABELS, MAX_NAME_BYTES,
 };
-pub use replica::{ConflictRecord, ConflictResolver, Replica, Winner};
+pub use replica::{ConflictRecord, ConflictResolver, Replica, Winner, DOC_KEYSPACE_PREFIX};
 /// The replication crate's types a sync session is set up with.
-pub use sync::{Entry, FrameChannel, Hlc, ReplicaId, Rights, Scope, SessionError, SessionOptions, SyncStats, Version};
+pub use sync::{CrdtState, Entry, FrameChannel, Hlc, ReplicaId, Rights, Scope, SessionError, SessionOptions, SyncStats, Version};
 /// An in-memory pair of connected frame channels (tests, and two stores in one process).
 pub use sync::mem::{mem_pair, MemChannel};
 

@@ -495,7 +495,11 @@ fn no_marker_on_disk_in_replication_keyspaces() {
     // (which name the key) and the synced copy: all sealed like any keyspace.
     let mut rng = rand::thread_rng();
     let (da, db_) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let opts = || Options::tiny_for_tests().with_compression(Compression::None);
+    let opts = || {
+        Options::tiny_for_tests()
+            .with_compression(Compression::None)
+            .with_merge_operator("synced-sets", Arc::new(synapsed_storage::SortedSetUnion))
+    };
     let cred = Credential::passphrase(PASSPHRASE);
     let mut all = Vec::new();
     {
@@ -504,6 +508,19 @@ fn no_marker_on_disk_in_replication_keyspaces() {
         for db in [&a, &b] {
             let ks = db.create_keyspace("synced", KeyspaceOptions::default()).unwrap();
             db.replica().unwrap().replicate(&ks).unwrap();
+            let sets = db.create_keyspace("synced-sets", KeyspaceOptions::default()).unwrap();
+            db.replica().unwrap().replicate(&sets).unwrap();
+            db.replica().unwrap().replicate_documents("synced-docs").unwrap();
+        }
+        // Merge states: set elements (with their dots) and document fields.
+        let sets = a.keyspace("synced-sets").unwrap().unwrap();
+        for _ in 0..20 {
+            let (k, e) = (marker(&mut rng, "sync-set-key"), marker(&mut rng, "sync-set-element"));
+            a.replica().unwrap().merge(&sets, k.as_bytes(), &synapsed_storage::SortedSetUnion::encode([e.as_bytes()])).unwrap();
+            let (id, field, value) = (marker(&mut rng, "sync-doc-id"), marker(&mut rng, "syncdocfield"), marker(&mut rng, "sync-doc-value"));
+            let doc = serde_json::json!({"_id": id, field.clone(): value});
+            b.replica().unwrap().put_document("synced-docs", &doc).unwrap();
+            all.extend([k, e, id, field, value]);
         }
         let ksa = a.keyspace("synced").unwrap().unwrap();
         let ksb = b.keyspace("synced").unwrap().unwrap();

@@ -45,6 +45,7 @@ pub use channel::{ChannelError, FrameChannel, MAX_FRAME_BYTES};
 pub use identity::{DeviceId, DeviceIdentity, IdentityError};
 pub use pairing::{Pairing, PairingError};
 pub use transport::{Listener, TlsChannel, Transport, TransportError, TransportOptions, TrustedPeers};
+pub mod crdt;
 pub mod fingerprint;
 pub mod hlc;
 pub mod mem;
@@ -52,6 +53,7 @@ pub mod proto;
 pub mod session;
 pub mod version;
 
+pub use crdt::{CrdtError, CrdtKind, CrdtState};
 pub use fingerprint::Fingerprint;
 pub use hlc::{ClockSkew, Hlc};
 pub use proto::Scope;

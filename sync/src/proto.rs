@@ -12,8 +12,11 @@ use crate::version::{Entry, ReplicaId, Version, VERSION_BYTES};
 
 /// First byte of every frame.
 pub const FRAME_MAGIC: u8 = 0x5C;
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The protocol version this build speaks. Version 2 sends a `Reply`'s
+/// children in groups of one node's 16 (empty ones without their
+/// fingerprint, counts as varints); a version 1 peer's frames are refused
+/// with an error naming both versions.
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Longest key a frame may carry.
 pub const MAX_KEY_BYTES: usize = 64 << 10;
 /// Longest value a frame may carry.
@@ -322,6 +325,50 @@ impl<'a> Reader<'a> {
         Ok(NodeCheck { scope, level, index, fingerprint })
     }
 
+    /// LEB128 unsigned, at most 10 bytes, no overflow.
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut out = 0u64;
+        for i in 0..10u32 {
+            let b = self.u8()?;
+            let bits = u64::from(b & 0x7f);
+            if i == 9 && b > 1 {
+                return self.fail("a varint past 64 bits");
+            }
+            out |= bits << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(out);
+            }
+        }
+        self.fail("a varint longer than 10 bytes")
+    }
+
+    /// One node's children (`sync/FORMAT.md`, "child group").
+    fn child_group(&mut self) -> Result<Vec<NodeCheck>, DecodeError> {
+        let scope = self.u16()?;
+        let level = self.u8()?;
+        let first = self.u32()?;
+        let listed = self.u16()?;
+        let nonempty = self.u16()?;
+        if first % CHILD_GROUP != 0 || listed == 0 || nonempty & !listed != 0 {
+            return self.fail("a malformed child group");
+        }
+        let mut out = Vec::new();
+        for i in 0..CHILD_GROUP {
+            if listed & (1 << i) == 0 {
+                continue;
+            }
+            let fingerprint = if nonempty & (1 << i) != 0 {
+                let b = self.take(16)?;
+                let sum = u128::from_le_bytes(b.try_into().map_err(|_| DecodeError { offset: self.pos, reason: "short sum".into() })?);
+                Fingerprint { sum, count: self.varint()? }
+            } else {
+                Fingerprint::default()
+            };
+            out.push(NodeCheck { scope, level, index: first.saturating_add(i), fingerprint });
+        }
+        Ok(out)
+    }
+
     fn key_ref(&mut self) -> Result<KeyRef, DecodeError> {
         let scope = self.u16()?;
         let key = self.bytes(MAX_KEY_BYTES, "key")?;
@@ -352,6 +399,10 @@ impl<'a> Reader<'a> {
 }
 
 const CHECK_BYTES: usize = 2 + 1 + 4 + FINGERPRINT_BYTES;
+/// Children per group: a node's fan-out.
+const CHILD_GROUP: u32 = 16;
+/// scope u16, level u8, first index u32, listed u16, non-empty u16.
+const CHILD_GROUP_MIN_BYTES: usize = 2 + 1 + 4 + 2 + 2;
 const KEY_REF_MIN_BYTES: usize = 2 + 4;
 const ENTRY_MIN_BYTES: usize = 2 + 4 + 2 * VERSION_BYTES + 1;
 const SCOPE_MIN_BYTES: usize = 1 + 4;
@@ -393,7 +444,8 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
             Message::Round { checks, push, want, refused }
         }
         kind::REPLY => {
-            let children = r.list(CHECK_BYTES, Reader::check)?;
+            let groups = r.list(CHILD_GROUP_MIN_BYTES, Reader::child_group)?;
+            let children = groups.into_iter().flatten().collect();
             let summaries = r.list(2 + 1 + 4 + 4, |r| {
                 let scope = r.u16()?;
                 let level = r.u8()?;
@@ -440,6 +492,52 @@ fn put_check(out: &mut Vec<u8>, c: &NodeCheck) {
     out.push(c.level);
     out.extend_from_slice(&c.index.to_le_bytes());
     out.extend_from_slice(&c.fingerprint.to_bytes());
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// A `Reply`'s children as groups: each group is a run of children of one
+/// scope and level within one aligned block of 16 node indexes, ascending.
+fn put_children(out: &mut Vec<u8>, children: &[NodeCheck]) {
+    let mut groups: Vec<&[NodeCheck]> = Vec::new();
+    let mut start = 0;
+    for i in 1..=children.len() {
+        let split = match (children.get(i - 1), children.get(i)) {
+            (Some(a), Some(b)) => a.scope != b.scope || a.level != b.level || a.index / CHILD_GROUP != b.index / CHILD_GROUP || b.index <= a.index,
+            _ => true,
+        };
+        if split {
+            groups.push(children.get(start..i).unwrap_or_default());
+            start = i;
+        }
+    }
+    put_list(out, &groups, |o, g| {
+        let Some(head) = g.first() else { return };
+        let first = head.index - head.index % CHILD_GROUP;
+        let (mut listed, mut nonempty) = (0u16, 0u16);
+        for c in g.iter() {
+            let bit = 1u16 << (c.index - first);
+            listed |= bit;
+            if c.fingerprint != Fingerprint::default() {
+                nonempty |= bit;
+            }
+        }
+        o.extend_from_slice(&head.scope.to_le_bytes());
+        o.push(head.level);
+        o.extend_from_slice(&first.to_le_bytes());
+        o.extend_from_slice(&listed.to_le_bytes());
+        o.extend_from_slice(&nonempty.to_le_bytes());
+        for c in g.iter().filter(|c| c.fingerprint != Fingerprint::default()) {
+            o.extend_from_slice(&c.fingerprint.sum.to_le_bytes());
+            put_varint(o, c.fingerprint.count);
+        }
+    });
 }
 
 fn put_key_ref(out: &mut Vec<u8>, k: &KeyRef) {
@@ -509,7 +607,7 @@ pub fn encode(msg: &Message) -> Vec<u8> {
         }
         Message::Reply { children, summaries, entries, refused } => {
             out.push(kind::REPLY);
-            put_list(&mut out, children, put_check);
+            put_children(&mut out, children);
             put_list(&mut out, summaries, |o, s| {
                 o.extend_from_slice(&s.scope.to_le_bytes());
                 o.push(s.level);
@@ -556,7 +654,7 @@ mod tests {
                 refused: vec![],
             },
             Message::Reply {
-                children: vec![],
+                children: children(),
                 summaries: vec![NodeSummary { scope: 0, level: 4, index: 9, items: vec![(b"k".to_vec(), v)] }],
                 entries: vec![ScopedEntry { scope: 0, entry: e }],
                 refused: vec![KeyRef { scope: 0, key: b"r".to_vec() }],
@@ -564,6 +662,52 @@ mod tests {
             Message::Done,
             Message::Error { code: error_code::PROTOCOL, message: "out of turn".into() },
         ]
+    }
+
+    /// A node's 16 children (some empty), two of another block, one of another scope.
+    fn children() -> Vec<NodeCheck> {
+        let mut out: Vec<NodeCheck> = (32..48)
+            .map(|i| {
+                let fingerprint = if i % 4 == 0 { Fingerprint::default() } else { Fingerprint { sum: u128::from(i) << 100, count: u64::from(i) } };
+                NodeCheck { scope: 0, level: 2, index: i, fingerprint }
+            })
+            .collect();
+        out[5].fingerprint = Fingerprint { sum: 7, count: 0 };
+        out.push(NodeCheck { scope: 0, level: 2, index: 3, fingerprint: Fingerprint { sum: 1, count: u64::MAX } });
+        out.push(NodeCheck { scope: 0, level: 2, index: 1, fingerprint: Fingerprint::default() });
+        out.push(NodeCheck { scope: 1, level: 2, index: 1, fingerprint: Fingerprint { sum: 2, count: 1 } });
+        out
+    }
+
+    #[test]
+    fn children_travel_in_groups_with_empty_ones_and_small_counts_compact() {
+        let grouped = encode(&Message::Reply { children: children()[..16].to_vec(), summaries: vec![], entries: vec![], refused: vec![] });
+        // 3 header, 4 count, 11 group header; 4 empty children take nothing,
+        // 12 others 16 + a 1-byte count; then three empty lists.
+        assert_eq!(grouped.len(), 3 + 4 + 11 + 12 * 17 + 12);
+        let old = 16 * CHECK_BYTES;
+        assert!(grouped.len() < old * 2 / 3, "{} vs {old}", grouped.len());
+        // A non-empty bit outside the listed ones, a misaligned block, a
+        // varint past 64 bits: malformed.
+        let group = |listed: u16, nonempty: u16, first: u32, tail: &[u8]| {
+            let mut f = vec![FRAME_MAGIC, PROTOCOL_VERSION, kind::REPLY, 1, 0, 0, 0, 0, 0, 2];
+            f.extend_from_slice(&first.to_le_bytes());
+            f.extend_from_slice(&listed.to_le_bytes());
+            f.extend_from_slice(&nonempty.to_le_bytes());
+            f.extend_from_slice(tail);
+            f.extend_from_slice(&[0; 12]);
+            decode(&f)
+        };
+        assert!(group(1, 0, 16, &[]).is_ok());
+        assert!(group(1, 2, 16, &[]).is_err());
+        assert!(group(1, 0, 17, &[]).is_err());
+        let mut big = vec![0u8; 16];
+        big.extend_from_slice(&[0xff; 9]);
+        big.push(0x02);
+        assert!(group(1, 1, 16, &big).unwrap_err().reason.contains("varint"));
+        // A version 1 peer's frame: refused, naming both versions.
+        let err = decode(&[FRAME_MAGIC, 1, kind::DONE]).unwrap_err();
+        assert!(err.reason.contains("protocol version 1, this build speaks 2"), "{err}");
     }
 
     #[test]
@@ -627,7 +771,7 @@ mod format_doc {
     fn hello_worked_example_matches_format_doc() {
         let hello = Message::Hello { replica: ReplicaId(1), hlc: Hlc::new(1000, 2), scopes: vec![Scope::prefix("notes", b"a/")] };
         let expected: Vec<u8> = [
-            &[0x5c, 0x01, 0x01][..],
+            &[0x5c, 0x02, 0x01][..],
             &[1, 0, 0, 0, 0, 0, 0, 0],
             &[0x02, 0x00, 0xe8, 0x03, 0, 0, 0, 0],
             &[1, 0, 0, 0],
@@ -640,6 +784,6 @@ mod format_doc {
         .concat();
         assert_eq!(encode(&hello), expected);
         assert_eq!(expected.len(), 39);
-        assert_eq!(encode(&Message::Done), [0x5c, 0x01, 0x05]);
+        assert_eq!(encode(&Message::Done), [0x5c, 0x02, 0x05]);
     }
 }

@@ -62,6 +62,11 @@ pub trait SyncStore {
     /// atomic write: an entry older than what the store holds changes
     /// nothing. Returns what happened to each.
     fn apply(&mut self, entries: &[(&Scope, &Entry)]) -> Result<Vec<Applied>, StoreError>;
+    /// Told the peer's replica id once the hello names it, before any entry
+    /// is applied (a store may record where the entries it applies came from).
+    fn begin_session(&mut self, peer: ReplicaId) {
+        let _ = peer;
+    }
     /// Whether concurrent writes in `scope` go to a resolver, which may keep
     /// the older one: the initiator then exchanges both entries of a key
     /// whose versions differ, instead of only the newer one.
@@ -352,6 +357,7 @@ fn initiate_inner(store: &mut dyn SyncStore, link: &mut Link<'_>, options: &Sess
     };
     link.stats.peer = replica;
     store.observe(hlc)?;
+    store.begin_session(replica);
     let mut scopes = Vec::with_capacity(granted.len());
     let mut q = Queues::default();
     for (i, (scope, root)) in granted.into_iter().enumerate() {
@@ -488,6 +494,7 @@ fn respond_inner(store: &mut dyn SyncStore, link: &mut Link<'_>, options: &Sessi
     };
     link.stats.peer = replica;
     store.observe(hlc)?;
+    store.begin_session(replica);
     let names = store.replicated_keyspaces().map_err(store_err)?;
     let replicated: Vec<Scope> = names.iter().map(|k| Scope::keyspace(k)).collect();
     let scopes = intersect_all(&intersect_all(&asked, &options.rights.read), &replicated);

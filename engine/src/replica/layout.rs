@@ -4,7 +4,7 @@
 
 use sync::fingerprint::Fingerprint;
 use sync::version::{Version, VERSION_BYTES};
-use sync::Hlc;
+use sync::{Hlc, ReplicaId};
 
 /// Version index: `keyspace id u32 BE | bucket u16 BE | user key` -> [`Meta`].
 pub(crate) const VERSIONS: &str = "_sync_versions";
@@ -27,11 +27,15 @@ pub(crate) const META_PEER: &[u8] = b"peer/";
 /// The fingerprint levels kept on disk: the others are sums of these.
 pub(crate) const STORED_LEVELS: [u8; 2] = [2, 4];
 
-/// Version of the [`Meta`] record.
-const META_VERSION: u8 = 1;
+/// Version of the [`Meta`] record written: 2 adds the replica it came from.
+const META_VERSION: u8 = 2;
+/// The first version (no sender), still read.
+const META_VERSION_1: u8 = 1;
 const FLAG_TOMBSTONE: u8 = 1;
-/// version u8, flags u8, version 16, prev 16, hash u128 16, arrived u64 8.
-pub(crate) const META_BYTES: usize = 2 + 2 * VERSION_BYTES + 16 + 8;
+/// Version 1: version u8, flags u8, version 16, prev 16, hash u128 16, arrived u64 8.
+pub(crate) const META_BYTES_1: usize = 2 + 2 * VERSION_BYTES + 16 + 8;
+/// Version 2: version 1's fields, then from u64 8.
+pub(crate) const META_BYTES: usize = META_BYTES_1 + 8;
 
 /// What the version index holds for one replicated key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +47,9 @@ pub(crate) struct Meta {
     pub(crate) hash: u128,
     /// This replica's clock when the entry was stored here (tombstone collection).
     pub(crate) arrived: Hlc,
+    /// The peer replica the entry was received from (it has seen it); the
+    /// default id for a local write or a version 1 record.
+    pub(crate) from: ReplicaId,
 }
 
 impl Meta {
@@ -55,6 +62,7 @@ impl Meta {
         v.extend_from_slice(&self.prev.to_bytes());
         v.extend_from_slice(&self.hash.to_le_bytes());
         v.extend_from_slice(&self.arrived.0.to_le_bytes());
+        v.extend_from_slice(&self.from.0.to_le_bytes());
         for (o, b) in out.iter_mut().zip(v) {
             *o = b;
         }
@@ -62,9 +70,11 @@ impl Meta {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Option<Meta> {
-        if bytes.len() != META_BYTES || bytes.first() != Some(&META_VERSION) {
-            return None;
-        }
+        let from = match (bytes.first(), bytes.len()) {
+            (Some(&META_VERSION), META_BYTES) => ReplicaId(u64::from_le_bytes(bytes.get(58..66)?.try_into().ok()?)),
+            (Some(&META_VERSION_1), META_BYTES_1) => ReplicaId::default(),
+            _ => return None,
+        };
         let flags = *bytes.get(1)?;
         if flags & !FLAG_TOMBSTONE != 0 {
             return None;
@@ -73,7 +83,7 @@ impl Meta {
         let prev = Version::from_bytes(bytes.get(18..34)?)?;
         let hash = u128::from_le_bytes(bytes.get(34..50)?.try_into().ok()?);
         let arrived = Hlc(u64::from_le_bytes(bytes.get(50..58)?.try_into().ok()?));
-        Some(Meta { version, prev, tombstone: flags & FLAG_TOMBSTONE != 0, hash, arrived })
+        Some(Meta { version, prev, tombstone: flags & FLAG_TOMBSTONE != 0, hash, arrived, from })
     }
 }
 
@@ -120,7 +130,6 @@ pub(crate) fn decode_fingerprint(bytes: &[u8]) -> Option<Fingerprint> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
-    use sync::ReplicaId;
 
     #[test]
     fn meta_round_trips_and_refuses_other_lengths_and_versions() {
@@ -130,14 +139,22 @@ mod tests {
             tombstone: true,
             hash: 0x0102,
             arrived: Hlc(11),
+            from: ReplicaId(5),
         };
         let b = m.encode();
         assert_eq!(Meta::decode(&b), Some(m));
-        assert_eq!(b[..2], [1, 1]);
-        assert_eq!(Meta::decode(&b[..57]), None);
+        assert_eq!(b[..2], [2, 1]);
+        assert_eq!(b[58..], [5, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(Meta::decode(&b[..65]), None);
         let mut other = b;
-        other[0] = 2;
+        other[0] = 3;
         assert_eq!(Meta::decode(&other), None);
+        // A version 1 record (as stores made before version 2 hold): no sender.
+        let mut v1 = b[..58].to_vec();
+        v1[0] = 1;
+        assert_eq!(Meta::decode(&v1), Some(Meta { from: ReplicaId::default(), ..m }));
+        v1[0] = 2;
+        assert_eq!(Meta::decode(&v1), None);
         assert_eq!(version_key(1, 0x0203, b"k"), [0, 0, 0, 1, 2, 3, b'k']);
         assert_eq!(bucket_start(1, sync::fingerprint::LEAVES), [0, 0, 0, 2]);
     }

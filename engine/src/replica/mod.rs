@@ -12,8 +12,12 @@
 //! from its version. The session itself (`sync::session`) runs over any
 //! [`sync::FrameChannel`].
 
+mod crdt;
+mod devices;
 mod layout;
 mod store;
+
+pub use crdt::DOC_KEYSPACE_PREFIX;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -231,6 +235,10 @@ struct Pending {
     fingerprints: BTreeMap<(u32, u8, u32), Fingerprint>,
     /// (keyspace id, bucket, hash removed, hash added) of each change.
     changes: Vec<Change>,
+    /// Merge states and documents of merging keyspaces.
+    merges: crdt::PendingMerges,
+    /// The peer the entries being applied came from (default: local writes).
+    from: ReplicaId,
 }
 
 /// One change to the set of entries a fingerprint covers.
@@ -319,10 +327,13 @@ impl<'db> Replica<'db> {
                 self.db.range_in(keyspace, lower, Bound::Unbounded, false, None)?.take(1000).collect::<Result<_>>()?;
             let Some((last, _)) = chunk.last() else { break };
             start = Some(last.clone());
+            let kind = self.crdt_kind(keyspace)?;
             let mut clock = self.state.clock.lock();
             let mut p = self.pending();
             for (key, value) in &chunk {
-                if self.meta_of(&mut p, keyspace.id(), key)?.is_none() {
+                if let (Some(kind), None) = (kind, self.meta_of(&mut p, keyspace.id(), key)?) {
+                    self.crdt_assign(&mut p, &mut clock, keyspace, kind, key, Some(value))?;
+                } else if self.meta_of(&mut p, keyspace.id(), key)?.is_none() {
                     let version = Version { hlc: clock.tick(wall_clock_ms()), replica: self.state.id };
                     self.set_entry(&mut p, keyspace, key, version, Version::default(), Some(value), version.hlc)?;
                 }
@@ -365,7 +376,7 @@ impl<'db> Replica<'db> {
     }
 
     pub(crate) fn has_resolver(&self, name: &str) -> bool {
-        self.state.resolvers.read().contains_key(name)
+        self.state.resolvers.read().contains_key(name) || self.merges_by_name(name)
     }
 
     /// Writes `value` under `key` in replicated `keyspace` with a new version,
@@ -391,14 +402,21 @@ impl<'db> Replica<'db> {
         if ops.is_empty() {
             return Ok(());
         }
+        let kind = self.crdt_kind(keyspace)?;
         let mut clock = self.state.clock.lock();
         let mut p = self.pending();
         for (key, value) in ops {
+            if let Some(kind) = kind {
+                self.crdt_assign(&mut p, &mut clock, keyspace, kind, key, value.as_deref())?;
+                continue;
+            }
             let prev = self.meta_of(&mut p, keyspace.id(), key)?.map(|m| m.version).unwrap_or_default();
             let version = Version { hlc: clock.tick(wall_clock_ms()), replica: self.state.id };
             self.set_entry(&mut p, keyspace, key, version, prev, value.as_deref(), version.hlc)?;
         }
-        self.commit(p, &clock).map(|_| ())
+        let docs = std::mem::take(&mut p.merges.docs);
+        self.commit(p, &clock)?;
+        self.mirror_documents(docs)
     }
 
     /// Whether `keyspace` is replicated here.
@@ -410,6 +428,9 @@ impl<'db> Replica<'db> {
         self.check_replicated(keyspace)?;
         if key.is_empty() {
             return Err(Error::InvalidArgument("an empty key".into()));
+        }
+        if let Some(kind) = self.crdt_kind(keyspace)? {
+            return self.merge_write(keyspace, kind, key, value);
         }
         let mut clock = self.state.clock.lock();
         let mut p = self.pending();
@@ -475,23 +496,29 @@ impl<'db> Replica<'db> {
     }
 
     /// Removes the versioned tombstones every one of `peers` (the devices
-    /// this store syncs with) has seen: those that arrived here before each
-    /// peer's last complete session with this replica. A peer that never
-    /// completed one keeps every tombstone. Returns how many were removed.
+    /// this store syncs with) has seen: for each peer, the tombstone arrived
+    /// here before the peer's last complete session with this replica, or
+    /// came from that peer, or was written by it. A peer that never
+    /// completed a session keeps every tombstone it did not send or write.
+    /// No peers: nothing is removed. Returns how many were removed.
     pub fn collect_tombstones(&self, peers: &[ReplicaId]) -> Result<u64> {
-        let mut floor: Option<Hlc> = None;
-        for p in peers {
-            let Some(w) = self.peer_watermark(*p)? else { return Ok(0) };
-            floor = Some(floor.map_or(w, |f| f.min(w)));
+        if peers.is_empty() {
+            return Ok(0);
         }
-        let Some(floor) = floor else { return Ok(0) };
+        let mut marks = Vec::with_capacity(peers.len());
+        for p in peers {
+            marks.push((*p, self.peer_watermark(*p)?));
+        }
         let clock = self.state.clock.lock();
         let mut p = self.pending();
         let mut removed = 0;
         for item in self.db.range_in(&self.state.versions, Bound::Unbounded, Bound::Unbounded, false, None)? {
             let (k, v) = item?;
             let meta = Meta::decode(&v).ok_or_else(|| Error::Internal("a sync version record that does not decode".into()))?;
-            if meta.tombstone && meta.arrived < floor {
+            let seen_by_all = marks
+                .iter()
+                .all(|(peer, mark)| meta.from == *peer || meta.version.replica == *peer || mark.is_some_and(|w| meta.arrived < w));
+            if meta.tombstone && seen_by_all {
                 let (ks, key) = split_version_key(&k)?;
                 self.remove_entry(&mut p, ks, &key, meta)?;
                 removed += 1;
@@ -502,7 +529,7 @@ impl<'db> Replica<'db> {
     }
 
     fn pending(&self) -> Pending {
-        Pending { batch: WriteBatch::new(), metas: HashMap::new(), fingerprints: BTreeMap::new(), changes: Vec::new() }
+        Pending { batch: WriteBatch::new(), metas: HashMap::new(), fingerprints: BTreeMap::new(), changes: Vec::new(), merges: Default::default(), from: ReplicaId::default() }
     }
 
     /// The version record of `key`, as the pending batch leaves it.
@@ -565,7 +592,7 @@ impl<'db> Replica<'db> {
         let ks = keyspace.id();
         let old = self.meta_of(p, ks, key)?;
         let hash = entry_hash(key, version, value);
-        let meta = Meta { version, prev, tombstone: value.is_none(), hash, arrived };
+        let meta = Meta { version, prev, tombstone: value.is_none(), hash, arrived, from: p.from };
         self.update_fingerprints(p, ks, key, old.map(|m| m.hash), Some(hash))?;
         match value {
             Some(v) => p.batch.put_in(keyspace, key, v),
@@ -599,13 +626,15 @@ impl<'db> Replica<'db> {
 
     /// Applies entries received in one frame, each with its version check,
     /// in one atomic write.
-    pub(crate) fn apply_received(&self, entries: &[(&Scope, &Entry)]) -> Result<(Vec<Applied>, Vec<Change>)> {
+    pub(crate) fn apply_received(&self, entries: &[(&Scope, &Entry)], from: ReplicaId) -> Result<(Vec<Applied>, Vec<Change>)> {
         let replicated = self.replicated()?;
         let resolvers = self.state.resolvers.read().clone();
         let mut clock = self.state.clock.lock();
         let wall = wall_clock_ms();
         let mut p = self.pending();
+        p.from = from;
         let mut out = Vec::with_capacity(entries.len());
+        let mut kinds = HashMap::new();
         for (scope, e) in entries {
             let name = scope.keyspace.as_deref().unwrap_or_default();
             let Some(keyspace) = replicated.iter().find(|k| k.name() == name) else {
@@ -614,6 +643,14 @@ impl<'db> Replica<'db> {
             };
             if e.key.is_empty() || clock.observe(e.version.hlc, wall).is_err() {
                 out.push(Applied::Refused);
+                continue;
+            }
+            let kind = match kinds.get(&keyspace.id()) {
+                Some(k) => *k,
+                None => *kinds.entry(keyspace.id()).or_insert(self.crdt_kind(keyspace)?),
+            };
+            if let Some(kind) = kind {
+                out.push(self.apply_crdt(&mut p, &mut clock, wall, keyspace, kind, e)?);
                 continue;
             }
             let local = self.meta_of(&mut p, keyspace.id(), &e.key)?;
@@ -658,7 +695,9 @@ impl<'db> Replica<'db> {
                 (false, true) => Applied::KeptConflict,
             });
         }
+        let docs = std::mem::take(&mut p.merges.docs);
         let changes = self.commit(p, &clock)?;
+        self.mirror_documents(docs)?;
         Ok((out, changes))
     }
 
@@ -715,6 +754,10 @@ impl<'db> Replica<'db> {
         let _guard = self.state.clock.lock();
         let mut p = self.pending();
         let Some(meta) = self.meta_of(&mut p, keyspace.id(), key)? else { return Ok(None) };
+        if let Some(kind) = self.crdt_kind(keyspace)? {
+            let Some(state) = self.crdt_wire_value(keyspace, kind, key)? else { return Ok(None) };
+            return Ok(Some(Entry { key: key.to_vec(), version: meta.version, prev: meta.prev, value: Some(state) }));
+        }
         let value = if meta.tombstone {
             None
         } else {

@@ -21,6 +21,8 @@ pub(crate) struct SessionStore<'r, 'db> {
     replica: &'r Replica<'db>,
     /// Leaf fingerprints of the prefix-limited scopes, by scope.
     filtered: HashMap<Scope, Vec<Fingerprint>>,
+    /// The peer of the session (entries applied are recorded as from it).
+    peer: ReplicaId,
 }
 
 fn boxed(e: Error) -> StoreError {
@@ -29,7 +31,7 @@ fn boxed(e: Error) -> StoreError {
 
 impl<'r, 'db> SessionStore<'r, 'db> {
     pub(crate) fn new(replica: &'r Replica<'db>) -> Self {
-        SessionStore { replica, filtered: HashMap::new() }
+        SessionStore { replica, filtered: HashMap::new(), peer: ReplicaId::default() }
     }
 
     fn keyspace(&self, scope: &Scope) -> Result<Option<Keyspace>, StoreError> {
@@ -91,6 +93,10 @@ impl<'r, 'db> SessionStore<'r, 'db> {
 impl SyncStore for SessionStore<'_, '_> {
     fn replica_id(&self) -> ReplicaId {
         self.replica.id()
+    }
+
+    fn begin_session(&mut self, peer: ReplicaId) {
+        self.peer = peer;
     }
 
     fn now(&mut self) -> Result<Hlc, StoreError> {
@@ -161,7 +167,7 @@ impl SyncStore for SessionStore<'_, '_> {
     }
 
     fn apply(&mut self, entries: &[(&Scope, &Entry)]) -> Result<Vec<Applied>, StoreError> {
-        let (applied, changes) = self.replica.apply_received(entries).map_err(boxed)?;
+        let (applied, changes) = self.replica.apply_received(entries, self.peer).map_err(boxed)?;
         if !self.filtered.is_empty() {
             let names = self.replica.replicated().map_err(boxed)?.into_iter().map(|k| (k.id(), k.name().to_owned())).collect();
             self.update_filtered(&changes, &names);

@@ -6,7 +6,9 @@
 //! replicated, and from then on `put`, `delete` and `batch` write it with
 //! versions (see [`replicated_default`]). A paired device's read and write
 //! prefixes become its rights in every session; `sync --prefix P` limits a
-//! session to keys under P.
+//! session to keys under P. After each complete session, both sides record
+//! which replica the peer device syncs as and collect the tombstones every
+//! paired device has seen (`sync --json` reports them as "collected").
 
 use std::io::Write;
 
@@ -152,8 +154,11 @@ pub(crate) fn run(g: &GlobalArgs, command: &DeviceCommand, out: &mut impl Write)
                     Ok(channel) => {
                         let peer = channel.peer();
                         match answer(&db, channel) {
-                            Ok(stats) => {
-                                let extra = remarks(&stats).map(|r| format!("; {r}")).unwrap_or_default();
+                            Ok((stats, collected)) => {
+                                let mut extra = remarks(&stats).map(|r| format!("; {r}")).unwrap_or_default();
+                                if collected > 0 {
+                                    extra.push_str(&format!("; {collected} tombstone(s) collected"));
+                                }
                                 eprintln!("session with {peer}: {}{extra}", summary(&stats));
                             }
                             Err(e) => eprintln!("session with {peer} failed: {e:#}"),
@@ -178,6 +183,7 @@ pub(crate) fn run(g: &GlobalArgs, command: &DeviceCommand, out: &mut impl Write)
             let stats = db.replica()?.initiate(&mut channel, &options).with_context(|| format!("the session with {peer} failed"))?;
             drop(activity);
             channel.close()?;
+            let collected = after_session(&db, &peer, &stats)?;
             db.close()?;
             if *json {
                 let object = serde_json::json!({
@@ -190,6 +196,7 @@ pub(crate) fn run(g: &GlobalArgs, command: &DeviceCommand, out: &mut impl Write)
                     "conflicts": stats.conflicts,
                     "refused": stats.refused_writes,
                     "refused_by_peer": stats.refused_by_peer,
+                    "collected": collected,
                 });
                 writeln!(out, "{object}")?;
             } else {
@@ -197,6 +204,9 @@ pub(crate) fn run(g: &GlobalArgs, command: &DeviceCommand, out: &mut impl Write)
                 // Beside the contract's line, on stderr: conflicts and refusals.
                 if let Some(remarks) = remarks(&stats) {
                     eprintln!("{remarks}");
+                }
+                if collected > 0 {
+                    eprintln!("{collected} tombstone(s) collected");
                 }
             }
         }
@@ -261,10 +271,22 @@ pub(crate) fn replicated_default(db: &Db) -> anyhow::Result<Option<(Replica<'_>,
     Ok(replica.is_replicated(&default)?.then_some((replica, default)))
 }
 
-/// The accepting side of one session.
-fn answer(db: &Db, mut channel: TlsChannel) -> anyhow::Result<SyncStats> {
-    let options = session_options(db, &channel.peer())?;
+/// The accepting side of one session, and the tombstones collected after it.
+fn answer(db: &Db, mut channel: TlsChannel) -> anyhow::Result<(SyncStats, u64)> {
+    let peer = channel.peer();
+    let options = session_options(db, &peer)?;
     let stats = db.replica()?.respond(&mut channel, &options)?;
     channel.close()?;
-    Ok(stats)
+    let collected = after_session(db, &peer, &stats)?;
+    Ok((stats, collected))
+}
+
+/// After a complete session with `peer`: records the replica it syncs as,
+/// then collects the tombstones every paired device has seen (none while a
+/// paired device has never completed a session). Returns how many.
+fn after_session(db: &Db, peer: &DeviceId, stats: &SyncStats) -> anyhow::Result<u64> {
+    let replica = db.replica()?;
+    replica.note_device(peer, stats)?;
+    let devices: Vec<DeviceId> = db.devices().pairings()?.into_iter().map(|p| p.device).collect();
+    Ok(replica.collect_tombstones_seen_by(&devices)?)
 }
