@@ -578,3 +578,20 @@ fn sync_trait_errors_are_typed() {
         store.close().await.unwrap();
     });
 }
+
+#[test]
+fn close_waits_for_a_dropped_stream_writer_to_let_go() {
+    for round in 0..5u64 {
+        let tmp = tempfile::tempdir().unwrap();
+        runtime().block_on(async {
+            let store = AsyncDb::new(Db::create(tmp.path(), &common::cred(), common::options()).unwrap());
+            let mut writer = store.stream_write(b"dropped").await.unwrap();
+            writer.write_all(&common::random(6 << 20, round)).await.unwrap();
+            drop(writer);
+            // The writer's task still holds the store while it winds down.
+            store.close().await.unwrap();
+        });
+        let db = Db::open(tmp.path(), &common::cred(), common::options()).unwrap();
+        assert_eq!(db.blobs().unwrap().len(b"dropped").unwrap(), None, "a dropped writer commits nothing");
+    }
+}

@@ -91,6 +91,11 @@ impl std::fmt::Debug for AsyncDb {
     }
 }
 
+/// How long [`AsyncDb::close`] waits for the last stream tasks to let go of
+/// the store before it reports the store as still shared.
+pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const CLOSE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
 impl AsyncDb {
     /// Wraps an open store.
     pub fn new(db: Db) -> Self {
@@ -142,12 +147,24 @@ impl AsyncDb {
     }
 
     /// Closes the store once no other clone of this handle is left (syncs the
-    /// WAL, stops background work, releases the lock). With other clones
-    /// alive, it is [`Error::InvalidArgument`] and the store stays open.
+    /// WAL, stops background work, releases the lock). A blob stream's task
+    /// that is still letting go (a writer dropped or a stream finished just
+    /// before) is waited for, up to [`CLOSE_WAIT`]; with clones the
+    /// application still holds, it is [`Error::InvalidArgument`] after that
+    /// wait and the store stays open.
     pub async fn close(self) -> Result<()> {
-        match Arc::try_unwrap(self.db) {
-            Ok(db) => tokio::task::spawn_blocking(move || db.close()).await.unwrap_or(Err(Error::Closed)),
-            Err(_) => Err(Error::InvalidArgument("the store is still shared by other AsyncDb handles".into())),
+        let mut db = self.db;
+        let started = std::time::Instant::now();
+        loop {
+            match Arc::try_unwrap(db) {
+                Ok(db) => return tokio::task::spawn_blocking(move || db.close()).await.unwrap_or(Err(Error::Closed)),
+                Err(shared) if started.elapsed() < CLOSE_WAIT => {
+                    db = shared;
+                    // A pause on the blocking pool: needs no timer on the runtime.
+                    let _ = tokio::task::spawn_blocking(|| std::thread::sleep(CLOSE_POLL)).await;
+                }
+                Err(_) => return Err(Error::InvalidArgument("the store is still shared by other AsyncDb handles".into())),
+            }
         }
     }
 }
