@@ -182,6 +182,9 @@ fn concurrent_edits_of_different_fields_of_a_document_both_survive() {
     assert_eq!(found.documents.len(), 1);
     // Concurrent edits of one field: the later write wins on both.
     ra.put_document("cards", &json!({"_id": "c1", "title": "A", "qty": 3})).unwrap();
+    // Later by the clock: two writes in one millisecond tie on time and go by
+    // replica id instead.
+    std::thread::sleep(std::time::Duration::from_millis(5));
     b.replica().unwrap().put_document("cards", &json!({"_id": "c1", "title": "B", "qty": 3})).unwrap();
     session(&a, &b);
     assert_eq!(a.docs().get("cards", "c1").unwrap().unwrap()["title"], json!("B"));
