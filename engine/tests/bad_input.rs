@@ -10,8 +10,8 @@ use synapsed_storage::{Credential, Db, Error, Options, SimVfs, SyncPolicy, Write
 
 mod common;
 use common::{cred, options, PASSPHRASE};
+use common::cli::BIN;
 
-const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
 
 fn new_store() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();

@@ -5,15 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod common;
+
+use common::cli::{BIN, FAST_KDF};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use rand::{RngCore, SeedableRng};
 
-const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
 const PASSPHRASE: &str = "correct horse battery staple";
-const FAST_KDF: [&str; 5] = ["--insecure-kdf-for-tests", "--argon2-memory-kib", "64", "--argon2-iterations", "1"];
 
 fn run(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
     let mut c = Command::new(BIN);

@@ -4,14 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod common;
+
+use common::cli::{BIN, FAST_KDF};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
 const PASSPHRASE: &str = "correct horse battery staple";
 /// Cheap Argon2id for tests; only `init` (and `demo`) use it.
-const FAST_KDF: [&str; 5] = ["--insecure-kdf-for-tests", "--argon2-memory-kib", "64", "--argon2-iterations", "1"];
 
 #[derive(Debug)]
 struct Out {

@@ -25,8 +25,8 @@ use synapsed_storage::{Credential, Db, Error, WriteBatch};
 
 mod common;
 use common::{cred, options, PASSPHRASE};
+use common::cli::BIN;
 
-const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
 /// Files up to this size get every byte changed; larger ones a random sample.
 const EVERY_BYTE_UP_TO: u64 = 512;
 const RANDOM_POSITIONS: usize = 200;

@@ -12,6 +12,9 @@
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod common;
+
+use common::cli::BIN;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -23,7 +26,6 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use synapsed_storage::{Argon2Params, Credential, Db, Options};
 
-const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
 const PASSPHRASE: &str = "crash test passphrase";
 /// Distinct `k/<i>` keys; each batch writes 10 of them.
 const KEYS: usize = 30;

@@ -14,8 +14,8 @@ use synapsed_storage::{Db, Error, Options};
 
 mod common;
 use common::{cred, options, PASSPHRASE};
+use common::cli::BIN;
 
-const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
 
 fn read_only() -> Options {
     options().with_read_only(true)

@@ -10,6 +10,9 @@
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod common;
+
+use common::cli::{BIN, FAST_KDF};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -17,8 +20,6 @@ use synapsed_storage::RecoveryKey;
 
 const PASSPHRASE: &str = "correct horse battery staple";
 
-const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
-const FAST_KDF: [&str; 5] = ["--insecure-kdf-for-tests", "--argon2-memory-kib", "64", "--argon2-iterations", "1"];
 
 #[derive(Debug)]
 struct Out {

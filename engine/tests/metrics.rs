@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::cli::BIN;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -13,7 +15,6 @@ use std::time::{Duration, Instant};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use synapsed_storage::{Db, KeyspaceOptions};
 
-const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
 const MARKER: &str = "zqxMETRICSCANARYqxz";
 
 /// The value of the sample `name` (exact series text, labels included) in a

@@ -8,6 +8,9 @@
 //! commit; one that never refreshes keeps reading its first view unchanged.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod common;
+
+use common::cli::BIN;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -15,7 +18,6 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use synapsed_storage::{Credential, Db, Options};
 
-const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
 const PASSPHRASE: &str = "several processes";
 /// Keys each batch writes (all in one atomic commit).
 const PER_BATCH: usize = 6;

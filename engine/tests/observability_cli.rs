@@ -13,9 +13,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use common::PASSPHRASE;
+use common::cli::{BIN, FAST_KDF};
 
-const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
-const FAST_KDF: [&str; 5] = ["--insecure-kdf-for-tests", "--argon2-memory-kib", "64", "--argon2-iterations", "1"];
 
 fn command(dir: &Path) -> Command {
     let mut c = Command::new(BIN);

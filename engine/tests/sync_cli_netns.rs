@@ -19,9 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::PASSPHRASE;
+use common::cli::{BIN, FAST_KDF};
 
-const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
-const FAST_KDF: [&str; 5] = ["--insecure-kdf-for-tests", "--argon2-memory-kib", "64", "--argon2-iterations", "1"];
 const PORT: u16 = 47_411;
 /// Values of 256 KiB, 400 of them.
 const VALUES: usize = 400;

@@ -10,32 +10,12 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::PASSPHRASE;
+use common::cli::{cli, command, device_store as store};
 
-const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
-const FAST_KDF: [&str; 5] = ["--insecure-kdf-for-tests", "--argon2-memory-kib", "64", "--argon2-iterations", "1"];
-
-fn command(dir: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.env("SYNAPSED_PASSPHRASE", PASSPHRASE).arg("--db").arg(dir).args(FAST_KDF);
-    c
-}
-
-fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = command(dir).args(args).output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    (out.status.code().unwrap_or(-1), stdout, stderr)
-}
-
-fn store(dir: &Path) -> String {
-    assert_eq!(cli(dir, &["init"]).0, 0);
-    cli(dir, &["device", "id"]).1.trim().to_string()
-}
 
 /// A `serve` process, killed when dropped; its stderr is gathered as it comes.
 struct Server {

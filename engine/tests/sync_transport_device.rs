@@ -9,11 +9,10 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{cred, options, PASSPHRASE};
+use common::cli::{BIN, FAST_KDF};
 use synapsed_storage::device::{DeviceId, DeviceIdentity, Pairing};
 use synapsed_storage::{Db, Error};
 
-const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
-const FAST_KDF: [&str; 5] = ["--insecure-kdf-for-tests", "--argon2-memory-kib", "64", "--argon2-iterations", "1"];
 
 #[test]
 fn identity_is_made_once_and_survives_reopen() {

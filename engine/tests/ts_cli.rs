@@ -6,13 +6,14 @@
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod common;
+
+use common::cli::{BIN, FAST_KDF};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_synapsed-storage");
 const PASSPHRASE: &str = "ts cli passphrase";
-const FAST_KDF: [&str; 5] = ["--insecure-kdf-for-tests", "--argon2-memory-kib", "64", "--argon2-iterations", "1"];
 
 struct Out {
     code: i32,

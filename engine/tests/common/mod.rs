@@ -2,6 +2,8 @@
 //! their stores are made with, and the options most of them open stores with.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod cli;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::ops::Bound;
