@@ -267,7 +267,9 @@ fn malformed_and_out_of_turn_frames_end_the_session_and_change_nothing() {
     let mut cut = push.clone();
     cut.truncate(push.len() - 1);
     let mut bad_scope = push.clone();
-    bad_scope[7] = 9; // scope index 9 was never agreed
+    // Header 3, no checks (1), one entry (1), then its scope index u16:
+    // scope index 9 was never agreed.
+    bad_scope[5] = 9;
     let far_future = sync::proto::encode(&sync::proto::Message::Hello {
         replica: sync::ReplicaId(77),
         hlc: sync::Hlc::new(sync::hlc::wall_clock_ms() + 3_600_000, 0),

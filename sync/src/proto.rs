@@ -12,11 +12,12 @@ use crate::version::{Entry, ReplicaId, Version, VERSION_BYTES};
 
 /// First byte of every frame.
 pub const FRAME_MAGIC: u8 = 0x5C;
-/// The protocol version this build speaks. Version 2 sends a `Reply`'s
-/// children in groups of one node's 16 (empty ones without their
-/// fingerprint, counts as varints); a version 1 peer's frames are refused
-/// with an error naming both versions.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// The protocol version this build speaks. Version 3 names a child node in a
+/// `check` without its fingerprint (only the root check carries one) and
+/// writes every length and count as a LEB128 varint; version 2 sent a
+/// `Reply`'s children in groups of one node's 16. A peer of another version
+/// is refused at its first frame with an error naming both versions.
+pub const PROTOCOL_VERSION: u8 = 3;
 /// Longest key a frame may carry.
 pub const MAX_KEY_BYTES: usize = 64 << 10;
 /// Longest value a frame may carry.
@@ -107,7 +108,10 @@ pub struct NodeCheck {
     pub level: u8,
     /// Node index within the level.
     pub index: u32,
-    /// The sender's fingerprint of the node.
+    /// The sender's fingerprint of the node. In a `Round`'s checks only the
+    /// root's (level 0) travels: a child's is left out (the initiator has
+    /// already compared it with the responder's) and decodes as the empty
+    /// fingerprint.
     pub fingerprint: Fingerprint,
 }
 
@@ -267,7 +271,7 @@ impl<'a> Reader<'a> {
     }
 
     fn bytes(&mut self, max: usize, what: &str) -> Result<Vec<u8>, DecodeError> {
-        let len = self.u32()? as usize;
+        let len = usize::try_from(self.varint()?).unwrap_or(usize::MAX);
         if len > max {
             return self.fail(format!("{what} of {len} bytes, more than the {max}-byte limit"));
         }
@@ -283,7 +287,7 @@ impl<'a> Reader<'a> {
     /// An item count, bounded by the bytes left (each item takes at least
     /// `min_item_bytes`), so a forged count cannot make us allocate.
     fn count(&mut self, min_item_bytes: usize) -> Result<usize, DecodeError> {
-        let n = self.u32()? as usize;
+        let n = usize::try_from(self.varint()?).unwrap_or(usize::MAX);
         let left = self.bytes.len().saturating_sub(self.pos);
         if n.saturating_mul(min_item_bytes.max(1)) > left {
             return self.fail(format!("{n} items announced, at most {} fit in the {left} bytes left", left / min_item_bytes.max(1)));
@@ -321,7 +325,7 @@ impl<'a> Reader<'a> {
         let scope = self.u16()?;
         let level = self.u8()?;
         let index = self.u32()?;
-        let fingerprint = self.fingerprint()?;
+        let fingerprint = if level == 0 { self.fingerprint()? } else { Fingerprint::default() };
         Ok(NodeCheck { scope, level, index, fingerprint })
     }
 
@@ -398,14 +402,16 @@ impl<'a> Reader<'a> {
     }
 }
 
-const CHECK_BYTES: usize = 2 + 1 + 4 + FINGERPRINT_BYTES;
+/// A child check: scope u16, level u8, node index u32 (a root check adds its
+/// fingerprint).
+const CHECK_BYTES: usize = 2 + 1 + 4;
 /// Children per group: a node's fan-out.
 const CHILD_GROUP: u32 = 16;
 /// scope u16, level u8, first index u32, listed u16, non-empty u16.
 const CHILD_GROUP_MIN_BYTES: usize = 2 + 1 + 4 + 2 + 2;
-const KEY_REF_MIN_BYTES: usize = 2 + 4;
-const ENTRY_MIN_BYTES: usize = 2 + 4 + 2 * VERSION_BYTES + 1;
-const SCOPE_MIN_BYTES: usize = 1 + 4;
+const KEY_REF_MIN_BYTES: usize = 2 + 1;
+const ENTRY_MIN_BYTES: usize = 2 + 1 + 2 * VERSION_BYTES + 1;
+const SCOPE_MIN_BYTES: usize = 1 + 1;
 
 /// Decodes one frame.
 pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
@@ -446,11 +452,11 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
         kind::REPLY => {
             let groups = r.list(CHILD_GROUP_MIN_BYTES, Reader::child_group)?;
             let children = groups.into_iter().flatten().collect();
-            let summaries = r.list(2 + 1 + 4 + 4, |r| {
+            let summaries = r.list(2 + 1 + 4 + 1, |r| {
                 let scope = r.u16()?;
                 let level = r.u8()?;
                 let index = r.u32()?;
-                let items = r.list(4 + VERSION_BYTES, |r| Ok((r.bytes(MAX_KEY_BYTES, "key")?, r.version()?)))?;
+                let items = r.list(1 + VERSION_BYTES, |r| Ok((r.bytes(MAX_KEY_BYTES, "key")?, r.version()?)))?;
                 Ok(NodeSummary { scope, level, index, items })
             })?;
             let entries = r.list(ENTRY_MIN_BYTES, Reader::entry)?;
@@ -472,7 +478,7 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    put_varint(out, b.len() as u64);
     out.extend_from_slice(b);
 }
 
@@ -491,7 +497,9 @@ fn put_check(out: &mut Vec<u8>, c: &NodeCheck) {
     out.extend_from_slice(&c.scope.to_le_bytes());
     out.push(c.level);
     out.extend_from_slice(&c.index.to_le_bytes());
-    out.extend_from_slice(&c.fingerprint.to_bytes());
+    if c.level == 0 {
+        out.extend_from_slice(&c.fingerprint.to_bytes());
+    }
 }
 
 fn put_varint(out: &mut Vec<u8>, mut n: u64) {
@@ -560,7 +568,7 @@ fn put_entry(out: &mut Vec<u8>, e: &ScopedEntry) {
 }
 
 fn put_list<T>(out: &mut Vec<u8>, items: &[T], mut put: impl FnMut(&mut Vec<u8>, &T)) {
-    out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    put_varint(out, items.len() as u64);
     for i in items {
         put(out, i);
     }
@@ -568,16 +576,28 @@ fn put_list<T>(out: &mut Vec<u8>, items: &[T], mut put: impl FnMut(&mut Vec<u8>,
 
 /// Bytes an entry takes in a frame (to fill frames up to a budget).
 pub fn entry_bytes(e: &Entry) -> usize {
-    ENTRY_MIN_BYTES + e.key.len() + e.value.as_ref().map_or(0, |v| 4 + v.len())
+    ENTRY_MIN_BYTES - 1 + varint_len(e.key.len()) + e.key.len() + e.value.as_ref().map_or(0, |v| varint_len(v.len()) + v.len())
 }
 
 /// Bytes a key reference takes in a frame.
 pub fn key_ref_bytes(k: &KeyRef) -> usize {
-    KEY_REF_MIN_BYTES + k.key.len()
+    KEY_REF_MIN_BYTES - 1 + varint_len(k.key.len()) + k.key.len()
 }
 
-/// Bytes a node check takes in a frame.
+/// Bytes a child node check takes in a frame (a root check adds the
+/// 24-byte fingerprint).
 pub const NODE_CHECK_BYTES: usize = CHECK_BYTES;
+
+/// Bytes of `n` as a LEB128 varint.
+fn varint_len(n: usize) -> usize {
+    let mut len = 1;
+    let mut n = n >> 7;
+    while n > 0 {
+        len += 1;
+        n >>= 7;
+    }
+    len
+}
 
 /// Encodes one message as a frame.
 pub fn encode(msg: &Message) -> Vec<u8> {
@@ -648,7 +668,10 @@ mod tests {
             Message::Hello { replica: ReplicaId(1), hlc: Hlc(2), scopes: vec![Scope::everything(), Scope::prefix("notes", b"a/")] },
             Message::HelloAck { replica: ReplicaId(1), hlc: Hlc(2), scopes: vec![(Scope::keyspace("notes"), Fingerprint { sum: 9, count: 1 })] },
             Message::Round {
-                checks: vec![NodeCheck { scope: 0, level: 1, index: 3, fingerprint: Fingerprint { sum: 1, count: 2 } }],
+                checks: vec![
+                    NodeCheck { scope: 0, level: 0, index: 0, fingerprint: Fingerprint { sum: 1, count: 2 } },
+                    NodeCheck { scope: 0, level: 1, index: 3, fingerprint: Fingerprint::default() },
+                ],
                 push: vec![ScopedEntry { scope: 0, entry: e.clone() }, ScopedEntry { scope: 1, entry: t }],
                 want: vec![KeyRef { scope: 0, key: b"w".to_vec() }],
                 refused: vec![],
@@ -682,20 +705,20 @@ mod tests {
     #[test]
     fn children_travel_in_groups_with_empty_ones_and_small_counts_compact() {
         let grouped = encode(&Message::Reply { children: children()[..16].to_vec(), summaries: vec![], entries: vec![], refused: vec![] });
-        // 3 header, 4 count, 11 group header; 4 empty children take nothing,
+        // 3 header, 1 count, 11 group header; 4 empty children take nothing,
         // 12 others 16 + a 1-byte count; then three empty lists.
-        assert_eq!(grouped.len(), 3 + 4 + 11 + 12 * 17 + 12);
-        let old = 16 * CHECK_BYTES;
+        assert_eq!(grouped.len(), 3 + 1 + 11 + 12 * 17 + 3);
+        let old = 16 * (CHECK_BYTES + FINGERPRINT_BYTES);
         assert!(grouped.len() < old * 2 / 3, "{} vs {old}", grouped.len());
         // A non-empty bit outside the listed ones, a misaligned block, a
         // varint past 64 bits: malformed.
         let group = |listed: u16, nonempty: u16, first: u32, tail: &[u8]| {
-            let mut f = vec![FRAME_MAGIC, PROTOCOL_VERSION, kind::REPLY, 1, 0, 0, 0, 0, 0, 2];
+            let mut f = vec![FRAME_MAGIC, PROTOCOL_VERSION, kind::REPLY, 1, 0, 0, 2];
             f.extend_from_slice(&first.to_le_bytes());
             f.extend_from_slice(&listed.to_le_bytes());
             f.extend_from_slice(&nonempty.to_le_bytes());
             f.extend_from_slice(tail);
-            f.extend_from_slice(&[0; 12]);
+            f.extend_from_slice(&[0; 3]);
             decode(&f)
         };
         assert!(group(1, 0, 16, &[]).is_ok());
@@ -705,9 +728,40 @@ mod tests {
         big.extend_from_slice(&[0xff; 9]);
         big.push(0x02);
         assert!(group(1, 1, 16, &big).unwrap_err().reason.contains("varint"));
-        // A version 1 peer's frame: refused, naming both versions.
-        let err = decode(&[FRAME_MAGIC, 1, kind::DONE]).unwrap_err();
-        assert!(err.reason.contains("protocol version 1, this build speaks 2"), "{err}");
+        // A version 1 or 2 peer's frame: refused, naming both versions.
+        for old in [1u8, 2] {
+            let err = decode(&[FRAME_MAGIC, old, kind::DONE]).unwrap_err();
+            assert!(err.reason.contains(&format!("protocol version {old}, this build speaks 3")), "{err}");
+        }
+    }
+
+    #[test]
+    fn only_a_root_check_carries_its_fingerprint() {
+        let fp = Fingerprint { sum: 5, count: 3 };
+        let round = |checks: Vec<NodeCheck>| Message::Round { checks, push: vec![], want: vec![], refused: vec![] };
+        let root = NodeCheck { scope: 0, level: 0, index: 0, fingerprint: fp };
+        let child = NodeCheck { scope: 1, level: 3, index: 4095, fingerprint: fp };
+        // 3 header, 1 count, the check, three empty lists.
+        assert_eq!(encode(&round(vec![root])).len(), 3 + 1 + 7 + 24 + 3);
+        assert_eq!(encode(&round(vec![child])).len(), 3 + 1 + 7 + 3);
+        assert_eq!(decode(&encode(&round(vec![root, child]))), Ok(round(vec![root, NodeCheck { fingerprint: Fingerprint::default(), ..child }])));
+    }
+
+    #[test]
+    fn lengths_and_counts_are_varints() {
+        let v = Version { hlc: Hlc(7), replica: ReplicaId(3) };
+        for (klen, vlen) in [(0usize, 0usize), (127, 128), (128, 16_383), (16_384, 70_000)] {
+            let entry = Entry { key: vec![b'k'; klen], version: v, prev: v, value: Some(vec![b'v'; vlen]) };
+            let m = Message::Reply { children: vec![], summaries: vec![], entries: vec![ScopedEntry { scope: 0, entry: entry.clone() }], refused: vec![] };
+            let f = encode(&m);
+            // 3 header, 1 + 1 + 1 list counts, then the entry.
+            assert_eq!(f.len(), 3 + 1 + 1 + 1 + 1 + entry_bytes(&entry), "{klen} {vlen}");
+            let len = |n: usize| if n < 128 { 1 } else if n < 16_384 { 2 } else { 3 };
+            assert_eq!(entry_bytes(&entry), 2 + len(klen) + klen + 32 + 1 + len(vlen) + vlen);
+            assert_eq!(decode(&f), Ok(m));
+            let k = KeyRef { scope: 0, key: entry.key };
+            assert_eq!(key_ref_bytes(&k), 2 + len(klen) + klen);
+        }
     }
 
     #[test]
@@ -732,16 +786,22 @@ mod tests {
 
     #[test]
     fn forged_counts_and_lengths_are_refused_before_allocating() {
-        // A Round announcing 2^32-1 checks in a 10-byte frame.
+        // A Round announcing 2^64-1 checks in a 13-byte frame.
         let mut f = vec![FRAME_MAGIC, PROTOCOL_VERSION, kind::ROUND];
-        f.extend_from_slice(&u32::MAX.to_le_bytes());
+        f.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
         let err = decode(&f).unwrap_err();
         assert!(err.reason.contains("items announced"), "{err}");
-        // A key longer than the limit.
-        let mut f = vec![FRAME_MAGIC, PROTOCOL_VERSION, kind::ROUND, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0];
-        f.extend_from_slice(&((MAX_KEY_BYTES + 1) as u32).to_le_bytes());
+        // A key longer than the limit (no checks, one pushed entry).
+        let mut f = vec![FRAME_MAGIC, PROTOCOL_VERSION, kind::ROUND, 0, 1, 0, 0];
+        put_varint(&mut f, (MAX_KEY_BYTES + 1) as u64);
+        f.extend_from_slice(&[0; 40]);
         let err = decode(&f).unwrap_err();
         assert!(err.reason.contains("limit"), "{err}");
+        // A length past 64 bits.
+        let mut f = vec![FRAME_MAGIC, PROTOCOL_VERSION, kind::ROUND, 0, 1, 0, 0];
+        f.extend_from_slice(&[0xff; 10]);
+        f.extend_from_slice(&[0; 40]);
+        assert!(decode(&f).unwrap_err().reason.contains("varint"));
         assert!(decode(&[0x00, PROTOCOL_VERSION, kind::DONE]).is_err());
         assert!(decode(&[FRAME_MAGIC, 9, kind::DONE]).unwrap_err().reason.contains("protocol version 9"));
         assert!(decode(&[FRAME_MAGIC, PROTOCOL_VERSION, 77]).is_err());
@@ -771,19 +831,51 @@ mod format_doc {
     fn hello_worked_example_matches_format_doc() {
         let hello = Message::Hello { replica: ReplicaId(1), hlc: Hlc::new(1000, 2), scopes: vec![Scope::prefix("notes", b"a/")] };
         let expected: Vec<u8> = [
-            &[0x5c, 0x02, 0x01][..],
+            &[0x5c, 0x03, 0x01][..],
             &[1, 0, 0, 0, 0, 0, 0, 0],
             &[0x02, 0x00, 0xe8, 0x03, 0, 0, 0, 0],
-            &[1, 0, 0, 0],
             &[1],
-            &[5, 0, 0, 0],
+            &[1],
+            &[5],
             b"notes",
-            &[2, 0, 0, 0],
+            &[2],
             b"a/",
         ]
         .concat();
         assert_eq!(encode(&hello), expected);
-        assert_eq!(expected.len(), 39);
-        assert_eq!(encode(&Message::Done), [0x5c, 0x02, 0x05]);
+        assert_eq!(expected.len(), 30);
+        assert_eq!(encode(&Message::Done), [0x5c, 0x03, 0x05]);
+    }
+
+    /// The `Round` worked example of `sync/FORMAT.md`: the root check, a
+    /// child check, one wanted key.
+    #[test]
+    fn round_worked_example_matches_format_doc() {
+        let round = Message::Round {
+            checks: vec![
+                NodeCheck { scope: 0, level: 0, index: 0, fingerprint: Fingerprint { sum: 1, count: 2 } },
+                NodeCheck { scope: 0, level: 2, index: 33, fingerprint: Fingerprint::default() },
+            ],
+            push: vec![],
+            want: vec![KeyRef { scope: 0, key: b"a/x".to_vec() }],
+            refused: vec![],
+        };
+        let expected: Vec<u8> = [
+            &[0x5c, 0x03, 0x03][..],
+            &[2],
+            &[0, 0, 0, 0, 0, 0, 0],
+            &[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            &[2, 0, 0, 0, 0, 0, 0, 0],
+            &[0, 0, 2, 33, 0, 0, 0],
+            &[0],
+            &[1],
+            &[0, 0, 3],
+            b"a/x",
+            &[0],
+        ]
+        .concat();
+        assert_eq!(encode(&round), expected);
+        assert_eq!(expected.len(), 51);
+        assert_eq!(decode(&expected), Ok(round));
     }
 }

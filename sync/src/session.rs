@@ -533,7 +533,10 @@ fn respond_inner(store: &mut dyn SyncStore, link: &mut Link<'_>, options: &Sessi
         for c in checks {
             let scope = scope_at(&scopes, c.scope)?;
             let mine = store.node_fingerprints(scope, c.level, c.index, 1).map_err(store_err)?.first().copied().unwrap_or_default();
-            if mine == c.fingerprint {
+            // Only a root check carries the initiator's fingerprint; a
+            // child was named because the initiator found it differing from
+            // ours in the last Reply.
+            if c.level == 0 && mine == c.fingerprint {
                 continue;
             }
             if c.level == LEAF_LEVEL || mine.count <= SUMMARY_MAX_ENTRIES {
