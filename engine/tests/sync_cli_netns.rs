@@ -12,14 +12,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::PASSPHRASE;
-use common::cli::{BIN, FAST_KDF};
+use common::cli::{gather, BIN, FAST_KDF};
+use common::netns::{ip, Net};
 
 const PORT: u16 = 47_411;
 /// Values of 256 KiB, 400 of them.
@@ -48,87 +49,6 @@ fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
     assert!(!stderr.contains("panicked"), "{stderr}");
     (out.status.code().unwrap_or(-1), stdout, stderr)
-}
-
-fn ip(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
-/// Two namespaces joined by a veth pair, removed when dropped.
-struct Net {
-    ns_a: String,
-    ns_b: String,
-    veth_a: String,
-    veth_b: String,
-    addr_b: String,
-    children: Vec<Child>,
-}
-
-impl Net {
-    fn new() -> Result<Net, String> {
-        let tag = std::process::id() % 100_000;
-        let subnet = 16 + std::process::id() % 200;
-        let net = Net {
-            ns_a: format!("scn{tag}a"),
-            ns_b: format!("scn{tag}b"),
-            veth_a: format!("vc{tag}a"),
-            veth_b: format!("vc{tag}b"),
-            addr_b: format!("10.214.{subnet}.2"),
-            children: Vec::new(),
-        };
-        let (a_cidr, b_cidr) = (format!("10.214.{subnet}.1/24"), format!("{}/24", net.addr_b));
-        ip(&["netns", "add", &net.ns_a])?;
-        ip(&["netns", "add", &net.ns_b])?;
-        ip(&["link", "add", &net.veth_a, "netns", &net.ns_a, "type", "veth", "peer", "name", &net.veth_b, "netns", &net.ns_b])?;
-        for (ns, dev, cidr) in [(&net.ns_a, &net.veth_a, &a_cidr), (&net.ns_b, &net.veth_b, &b_cidr)] {
-            ip(&["-n", ns, "addr", "add", cidr, "dev", dev])?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        }
-        Ok(net)
-    }
-
-    /// Bytes the veth end in b's namespace has received.
-    fn rx_bytes_b(&self) -> u64 {
-        let out = ip(&["-n", &self.ns_b, "-s", "link", "show", &self.veth_b]).unwrap_or_default();
-        // "RX: bytes packets ..." then the numbers on the next line.
-        let mut lines = out.lines();
-        while let Some(l) = lines.next() {
-            if l.trim_start().starts_with("RX:") {
-                return lines.next().and_then(|n| n.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0);
-            }
-        }
-        0
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = ip(&["netns", "del", &self.ns_a]);
-        let _ = ip(&["netns", "del", &self.ns_b]);
-    }
-}
-
-/// Gathers a child's pipe as it comes.
-fn gather(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let log = Arc::new(Mutex::new(String::new()));
-    let sink = Arc::clone(&log);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = pipe.read(&mut buf) {
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    log
 }
 
 fn wait_for(log: &Mutex<String>, bound: Duration, want: &str) -> Option<String> {
@@ -173,7 +93,7 @@ fn a_link_cut_mid_session_fails_it_cleanly_and_the_next_sync_converges() {
     }
     assert!(batch.wait().unwrap().success());
 
-    let mut net = Net::new().unwrap();
+    let mut net = Net::new('c', 214).unwrap();
     let listen = format!("{}:{PORT}", net.addr_b);
     let mut serve = command(Some(&net.ns_b), &b).args(["serve", "--listen", &listen]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let serve_out = gather(serve.stdout.take().unwrap());

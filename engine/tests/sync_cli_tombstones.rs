@@ -8,61 +8,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use common::cli::{cli, command, device_store as store};
-
-
-/// A `serve` process, killed when dropped; its stderr is gathered as it comes.
-struct Server {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let mut child = command(dir).args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.strip_prefix("listening on ").and_then(|r| r.split(' ').next()).unwrap_or_else(|| panic!("{line:?}")).to_string();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (sink, mut err) = (Arc::clone(&log), child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = err.read(&mut buf) {
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Server { child, addr, log }
-    }
-
-    /// Waits (up to 20 s) until the server has logged `sessions` sessions
-    /// (the log line comes after the session's tombstone collection), then
-    /// stops it and returns its log.
-    fn stop_after(self, sessions: usize) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let log = self.log.lock().unwrap().clone();
-            if log.matches("session with ").count() >= sessions || Instant::now() > deadline {
-                assert!(!log.contains("panicked"), "{log}");
-                return log;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
+use common::cli::{cli, device_store as store, Server};
 
 /// `sync ADDR --json` from `dir`: (sent, received, collected).
 fn sync(dir: &Path, addr: &str) -> (u64, u64, u64) {

@@ -14,11 +14,12 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::netns::{ip, Net};
 use common::{cred, options};
 use synapsed_storage::device::{FrameChannel, Pairing, TransportOptions};
 use synapsed_storage::Db;
@@ -123,88 +124,34 @@ fn child_process_role() {
     }
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
-/// Two namespaces joined by a veth pair; removed (with the pair) when dropped,
-/// whatever happened.
-struct Net {
-    ns_a: String,
-    ns_b: String,
-    veth_a: String,
-    addr_b: String,
-    children: Vec<Child>,
-}
-
-impl Net {
-    fn new() -> Result<Net, String> {
-        let tag = std::process::id() % 100_000;
-        let subnet = 16 + std::process::id() % 200;
-        let mut net = Net {
-            ns_a: format!("ssn{tag}a"),
-            ns_b: format!("ssn{tag}b"),
-            veth_a: format!("vs{tag}a"),
-            addr_b: format!("10.213.{subnet}.2"),
-            children: Vec::new(),
-        };
-        let veth_b = format!("vs{tag}b");
-        let (a_cidr, b_cidr) = (format!("10.213.{subnet}.1/24"), format!("{}/24", net.addr_b));
-        ip(&["netns", "add", &net.ns_a])?;
-        ip(&["netns", "add", &net.ns_b]).inspect_err(|_| net.children.clear())?;
-        ip(&["link", "add", &net.veth_a, "netns", &net.ns_a, "type", "veth", "peer", "name", &veth_b, "netns", &net.ns_b])?;
-        for (ns, dev, cidr) in [(&net.ns_a, &net.veth_a, &a_cidr), (&net.ns_b, &veth_b, &b_cidr)] {
-            ip(&["-n", ns, "addr", "add", cidr, "dev", dev])?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        }
-        Ok(net)
-    }
-
-    fn spawn(&mut self, ns: &str, role: &str, store: &Path, frames: u64) -> (mpsc::Receiver<String>, usize) {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(std::env::current_exe().unwrap())
-            .args(["--exact", "child_process_role", "--ignored", "--nocapture", "--test-threads", "1"])
-            .env(ROLE_ENV, role)
-            .env("SYNAPSED_NETNS_STORE", store)
-            .env("SYNAPSED_NETNS_ADDR", format!("{}:{PORT}", self.addr_b))
-            .env("SYNAPSED_NETNS_FRAMES", frames.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let Some(line) = line.strip_prefix(TAG) else { continue };
-                if tx.send(line.to_string()).is_err() {
-                    break;
-                }
+/// Starts this test binary in `ns` as a child in `role` (kept in the
+/// net's children): its tagged stdout lines, and its index there.
+fn spawn(net: &mut Net, ns: &str, role: &str, store: &Path, frames: u64) -> (mpsc::Receiver<String>, usize) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "child_process_role", "--ignored", "--nocapture", "--test-threads", "1"])
+        .env(ROLE_ENV, role)
+        .env("SYNAPSED_NETNS_STORE", store)
+        .env("SYNAPSED_NETNS_ADDR", format!("{}:{PORT}", net.addr_b))
+        .env("SYNAPSED_NETNS_FRAMES", frames.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let Some(line) = line.strip_prefix(TAG) else { continue };
+            if tx.send(line.to_string()).is_err() {
+                break;
             }
-        });
-        self.children.push(child);
-        (rx, self.children.len() - 1)
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
         }
-        // Deleting a namespace deletes the veth end in it, and so the pair.
-        let _ = ip(&["netns", "del", &self.ns_a]);
-        let _ = ip(&["netns", "del", &self.ns_b]);
-    }
+    });
+    net.children.push(child);
+    (rx, net.children.len() - 1)
 }
 
 /// Lines until one satisfies `want` (returned), or the deadline.
@@ -240,13 +187,13 @@ fn a_cut_link_fails_the_session_in_bounded_time_and_a_new_one_works() {
     a.close().unwrap();
     b.close().unwrap();
 
-    let mut net = Net::new().unwrap();
+    let mut net = Net::new('s', 213).unwrap();
     let (ns_a, ns_b, veth_a) = (net.ns_a.clone(), net.ns_b.clone(), net.veth_a.clone());
-    let (server, _) = net.spawn(&ns_b, "server", &store_b, 0);
+    let (server, _) = spawn(&mut net, &ns_b, "server", &store_b, 0);
     wait_for(&server, Duration::from_secs(30), |l| l == "listening").expect("the server did not start");
 
     // A long transfer, cut once it is under way.
-    let (client, idx) = net.spawn(&ns_a, "client", &store_a, 1_000_000);
+    let (client, idx) = spawn(&mut net, &ns_a, "client", &store_a, 1_000_000);
     wait_for(&client, Duration::from_secs(30), |l| l == "frame 5").expect("the transfer did not start");
     ip(&["-n", &ns_a, "link", "set", &veth_a, "down"]).unwrap();
     let cut = Instant::now();
@@ -263,7 +210,7 @@ fn a_cut_link_fails_the_session_in_bounded_time_and_a_new_one_works() {
 
     // The link comes back: a new session carries every frame.
     ip(&["-n", &ns_a, "link", "set", &veth_a, "up"]).unwrap();
-    let (client, idx) = net.spawn(&ns_a, "client", &store_a, 20);
+    let (client, idx) = spawn(&mut net, &ns_a, "client", &store_a, 20);
     let done = wait_for(&client, Duration::from_secs(60), |l| l.starts_with("done") || l.starts_with("failed"));
     assert_eq!(done, Ok("done 20".to_string()));
     assert!(net.children[idx].wait().unwrap().success());

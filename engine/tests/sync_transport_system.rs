@@ -5,49 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
-use std::process::{Child, Stdio};
 
-use common::cli::{cli, command, device_store as store};
-
-
-/// A `serve` process, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let mut child = command(dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.strip_prefix("listening on ").and_then(|r| r.split(' ').next()).unwrap_or_else(|| panic!("{line:?}")).to_string();
-        Server { child, addr }
-    }
-
-    /// Everything it wrote on stderr (stops it).
-    fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let mut err = String::new();
-        self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-        assert!(!err.contains("panicked"), "{err}");
-        err
-    }
-}
+use common::cli::{cli, device_store as store, Server};
 
 #[test]
 fn serve_and_sync_processes_authenticate_each_other_over_loopback() {

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod cli;
+pub mod netns;
 
 use std::collections::BTreeMap;
 use std::io::Read;
